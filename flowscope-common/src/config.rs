@@ -1,0 +1,37 @@
+//! Load-time configuration of the XDP program, stored in its `CONFIG` array.
+
+/// Redirect frames to the AF_XDP sockets in `XSKMAP`.
+pub const MODE_REDIRECT: u32 = 0;
+/// Count every frame, then pass it to the kernel stack untouched.
+pub const MODE_COUNT_ONLY: u32 = 1;
+
+/// Name of the one-entry array holding the [`XdpConfig`].
+pub const CONFIG_MAP: &str = "CONFIG";
+/// Name of the per-CPU array holding one [`crate::CounterBlock`].
+pub const COUNTERS_MAP: &str = "COUNTERS";
+/// Name of the XSKMAP the program redirects into.
+pub const XSKS_MAP: &str = "XSKS";
+/// Name of the XDP program in the object file.
+pub const PROGRAM_NAME: &str = "flowscope";
+/// Capacity of `XSKS`: queues × sockets per queue must fit.
+pub const MAX_XSK_SLOTS: u32 = 1024;
+
+/// Configuration written by userspace before the program is attached.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpConfig {
+    /// [`MODE_REDIRECT`] or [`MODE_COUNT_ONLY`].
+    pub mode: u32,
+    /// Sockets per RX queue (S); 0 is treated as 1.
+    pub sockets_per_queue: u32,
+    /// Seed of the flow and steering hashes.
+    pub hash_seed: u32,
+    /// Reserved, 0.
+    pub _reserved: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<XdpConfig>() == 16);
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), only u32 fields, no padding.
+unsafe impl aya::Pod for XdpConfig {}

@@ -1,0 +1,69 @@
+//! Capture errors: what failed, where, and what to try.
+
+use std::io;
+
+/// Why a capture could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// Not running as root (CAP_NET_ADMIN and CAP_BPF are needed).
+    #[error("flowscope capture needs root (CAP_NET_ADMIN + CAP_BPF); run it with sudo or as root")]
+    NotRoot,
+    /// The interface does not exist.
+    #[error("no interface named {0:?}; list interfaces with `ip link`")]
+    NoSuchInterface(String),
+    /// Asked for more queues than the interface has.
+    #[error("interface {iface} has {available} RX queue(s), {requested} requested; see `ethtool -l {iface}`")]
+    QueueOutOfRange {
+        /// Interface.
+        iface: String,
+        /// Requested count.
+        requested: u32,
+        /// Available count.
+        available: u32,
+    },
+    /// A flag value is invalid.
+    #[error("{0}")]
+    BadConfig(String),
+    /// The binary was built without the XDP object.
+    #[error("this flowscope binary has no XDP program embedded; build it with `cargo xtask build` (or run `cargo xtask run`)")]
+    NoEbpfObject,
+    /// Loading the object or the program failed (verifier log included).
+    #[error("loading the XDP program failed: {0}; check `cargo xtask doctor` (BPF enabled, CAP_BPF)")]
+    Load(String),
+    /// Attaching failed in the requested mode.
+    #[error("attaching XDP to {iface} in {mode} mode failed: {reason}; {hint}")]
+    Attach {
+        /// Interface.
+        iface: String,
+        /// Mode label.
+        mode: &'static str,
+        /// Kernel's answer.
+        reason: String,
+        /// What to try.
+        hint: &'static str,
+    },
+    /// A BPF map operation failed.
+    #[error("BPF map {map}: {reason}")]
+    Map {
+        /// Map name.
+        map: &'static str,
+        /// What failed.
+        reason: String,
+    },
+    /// Creating a UMEM or AF_XDP socket failed.
+    #[error("AF_XDP socket on {iface} queue {queue}: {reason}; check that the kernel has CONFIG_XDP_SOCKETS (`cargo xtask doctor`)")]
+    Socket {
+        /// Interface.
+        iface: String,
+        /// Queue.
+        queue: u32,
+        /// What failed.
+        reason: String,
+    },
+    /// Spawning a worker thread failed.
+    #[error("starting worker thread: {0}")]
+    Thread(#[source] io::Error),
+    /// A worker thread panicked.
+    #[error("worker {0} panicked")]
+    WorkerPanicked(usize),
+}

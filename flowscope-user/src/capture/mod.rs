@@ -1,0 +1,231 @@
+//! Linux live capture: the XDP program and AF_XDP sockets.
+//!
+//! [`Capture::start`] loads the embedded XDP object, attaches it to an
+//! interface through a BPF link in an explicit mode, creates `S` AF_XDP sockets
+//! per RX queue (sharing that queue's UMEM), and runs one pinned worker thread
+//! per socket. Each worker hands its frames, in batches read straight from the
+//! UMEM, to a [`FrameHandler`] it owns, then returns them to the fill ring.
+//! This module holds all of the crate's `unsafe` code and syscalls.
+
+mod datapath;
+mod error;
+mod iface;
+mod socket;
+mod stats;
+mod worker;
+
+pub use datapath::{Datapath, XdpAttachMode};
+pub use error::CaptureError;
+pub use iface::rx_queue_count;
+pub use stats::{SocketStats, WorkerStats};
+pub use worker::{FrameCtx, FrameHandler, WorkerId};
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+};
+
+use flowscope_common::CounterBlock;
+
+/// Ring and UMEM sizes; all powers of two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingSizes {
+    /// Descriptors in each socket's RX ring.
+    pub rx_ring: u32,
+    /// Descriptors in each queue's fill ring; also the UMEM frames per queue,
+    /// so every frame fits in the fill ring and refills never partly fail.
+    pub fill_ring: u32,
+    /// Bytes per UMEM frame (2048 or 4096).
+    pub frame_size: u32,
+    /// Most descriptors read per batch.
+    pub batch: u32,
+}
+
+impl Default for RingSizes {
+    fn default() -> Self {
+        Self { rx_ring: 2048, fill_ring: 8192, frame_size: 4096, batch: 64 }
+    }
+}
+
+/// What to capture and how.
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    /// Interface name.
+    pub iface: String,
+    /// RX queues `0..queues`; `None` means every RX queue of the interface.
+    pub queues: Option<u32>,
+    /// AF_XDP sockets (and workers) per queue, S ≥ 1.
+    pub sockets_per_queue: u32,
+    /// XDP attach mode; never silently changed.
+    pub mode: XdpAttachMode,
+    /// Count every frame in the XDP program and pass it on; no sockets.
+    pub count_only: bool,
+    /// Seed of the flow and steering hashes.
+    pub hash_seed: u32,
+    /// Ring sizes.
+    pub rings: RingSizes,
+    /// Pin worker `i` to core `i % cores`.
+    pub pin_workers: bool,
+}
+
+impl CaptureConfig {
+    /// Every queue of `iface`, one socket per queue, driver mode.
+    pub fn new(iface: impl Into<String>) -> Self {
+        Self {
+            iface: iface.into(),
+            queues: None,
+            sockets_per_queue: 1,
+            mode: XdpAttachMode::Driver,
+            count_only: false,
+            hash_seed: random_seed(),
+            rings: RingSizes::default(),
+            pin_workers: true,
+        }
+    }
+}
+
+/// A running capture: the attached program and its workers.
+///
+/// Dropping it stops the workers and detaches the program; [`Capture::stop`]
+/// does the same and hands back each worker's handler and statistics.
+pub struct Capture<H: FrameHandler> {
+    datapath: Datapath,
+    stop: Arc<AtomicBool>,
+    workers: Vec<Running<H>>,
+    zero_copy: Vec<bool>,
+}
+
+/// A running worker: who it is, what it publishes, its socket, its thread.
+struct Running<H> {
+    id: WorkerId,
+    shared: Arc<stats::WorkerShared>,
+    fd: i32,
+    thread: JoinHandle<(H, SocketStats)>,
+}
+
+/// What a finished worker hands back.
+pub struct WorkerReport<H> {
+    /// Which socket it served.
+    pub id: WorkerId,
+    /// Its handler, with whatever it accumulated.
+    pub handler: H,
+    /// Final socket statistics.
+    pub stats: SocketStats,
+}
+
+impl<H: FrameHandler> Capture<H> {
+    /// Loads and attaches the XDP program and starts one worker per socket,
+    /// each with the handler `make_handler` builds for it.
+    ///
+    /// # Errors
+    ///
+    /// [`CaptureError`] says what failed and what to try: not root, no such
+    /// interface, queue out of range, attach mode unavailable, AF_XDP socket
+    /// creation.
+    pub fn start(cfg: &CaptureConfig, mut make_handler: impl FnMut(&WorkerId) -> H) -> Result<Self, CaptureError> {
+        iface::check_root()?;
+        let available = iface::rx_queue_count(&cfg.iface)?;
+        let queues = cfg.queues.unwrap_or(available);
+        if queues == 0 || queues > available {
+            return Err(CaptureError::QueueOutOfRange { iface: cfg.iface.clone(), requested: queues, available });
+        }
+        let spq = cfg.sockets_per_queue;
+        if spq == 0 || queues * spq > flowscope_common::config::MAX_XSK_SLOTS {
+            return Err(CaptureError::BadConfig(format!(
+                "--sockets-per-queue {spq} with {queues} queues: need 1 ≤ S and queues × S ≤ {}",
+                flowscope_common::config::MAX_XSK_SLOTS
+            )));
+        }
+        // Built first so that an error below stops and joins what started.
+        let mut cap = Self { datapath: Datapath::load(cfg)?, stop: Arc::new(AtomicBool::new(false)), workers: Vec::new(), zero_copy: Vec::new() };
+        if !cfg.count_only {
+            for queue in 0..queues {
+                for sock in socket::QueueSockets::create(&cfg.iface, queue, spq, &cfg.rings)? {
+                    let slot = queue * spq + sock.index_in_queue;
+                    cap.datapath.insert_socket(slot, sock.fd)?;
+                    cap.zero_copy.push(sock.zero_copy);
+                    let index = cap.workers.len();
+                    let id = WorkerId { index, queue, slot, core: cfg.pin_workers.then_some(index) };
+                    let shared = Arc::new(stats::WorkerShared::default());
+                    let fd = sock.fd;
+                    let thread = worker::spawn(id.clone(), sock, make_handler(&id), Arc::clone(&cap.stop), Arc::clone(&shared), cfg.rings.batch)?;
+                    cap.workers.push(Running { id, shared, fd, thread });
+                }
+            }
+        }
+        cap.datapath.attach()?;
+        Ok(cap)
+    }
+
+    /// The attach mode in force.
+    pub fn mode(&self) -> XdpAttachMode {
+        self.datapath.mode()
+    }
+
+    /// Per socket: whether the kernel gave it zero-copy mode (else copy mode).
+    pub fn zero_copy(&self) -> &[bool] {
+        &self.zero_copy
+    }
+
+    /// The workers, in socket order.
+    pub fn worker_ids(&self) -> impl Iterator<Item = &WorkerId> {
+        self.workers.iter().map(|w| &w.id)
+    }
+
+    /// The XDP program's class counters, summed over CPUs (one map read).
+    ///
+    /// # Errors
+    ///
+    /// The map read failed.
+    pub fn xdp_counters(&self) -> Result<CounterBlock, CaptureError> {
+        self.datapath.counters()
+    }
+
+    /// Live per-worker figures: frames and bytes received (published by each
+    /// worker once per batch) and its socket's `XDP_STATISTICS`.
+    pub fn worker_stats(&self) -> Vec<WorkerStats> {
+        self.workers
+            .iter()
+            .map(|w| WorkerStats { id: w.id.clone(), socket: stats::read_socket_stats(w.fd, &w.shared) })
+            .collect()
+    }
+
+    /// Stops the workers, waits for them and detaches the program.
+    ///
+    /// # Errors
+    ///
+    /// A worker thread panicked.
+    pub fn stop(mut self) -> Result<Vec<WorkerReport<H>>, CaptureError> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut reports = Vec::new();
+        for w in self.workers.drain(..) {
+            let (handler, stats) = w.thread.join().map_err(|_| CaptureError::WorkerPanicked(w.id.index))?;
+            reports.push(WorkerReport { id: w.id, handler, stats });
+        }
+        Ok(reports)
+    }
+}
+
+impl<H: FrameHandler> Drop for Capture<H> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.workers.drain(..) {
+            let _ = w.thread.join();
+        }
+    }
+}
+
+/// A hash seed from the kernel's random source (falls back to the clock).
+pub fn random_seed() -> u32 {
+    let mut b = [0u8; 4];
+    // SAFETY: getrandom writes at most `b.len()` bytes into `b`.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n == 4 {
+        u32::from_ne_bytes(b)
+    } else {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0x5eed)
+    }
+}

@@ -1,0 +1,128 @@
+//! The worker loop: one per socket, pinned, batch in, frames back.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use flowscope_common::XdpMeta;
+use xsk_rs::FrameDesc;
+
+use super::{
+    CaptureError,
+    socket::{self, XskSocket},
+    stats::{self, SocketStats, WorkerShared},
+};
+use crate::view::Timestamp;
+
+/// Identity of a worker and the socket it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerId {
+    /// 0-based worker number.
+    pub index: usize,
+    /// RX queue of its socket.
+    pub queue: u32,
+    /// XSKMAP slot of its socket (`queue · S + i`).
+    pub slot: u32,
+    /// Core it is pinned to, when pinning is on (modulo the core count).
+    pub core: Option<usize>,
+}
+
+/// Per-batch context handed with each frame.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameCtx {
+    /// Capture clock, read once per batch.
+    pub timestamp: Timestamp,
+}
+
+/// Receives a worker's frames. Owned by the worker thread: no locking.
+pub trait FrameHandler: Send + 'static {
+    /// One frame, borrowed from the UMEM for the duration of the call, with
+    /// the XDP program's metadata when it is present and valid.
+    fn on_frame(&mut self, frame: &[u8], meta: Option<&XdpMeta>, ctx: &FrameCtx);
+
+    /// After every batch and on idle wake-ups (about every 100 ms), with the
+    /// capture clock: the place for timer work.
+    fn on_tick(&mut self, _now: Timestamp) {}
+}
+
+const POLL_TIMEOUT_MS: i32 = 100;
+
+pub(super) fn spawn<H: FrameHandler>(
+    id: WorkerId,
+    sock: XskSocket,
+    handler: H,
+    stop: Arc<AtomicBool>,
+    shared: Arc<WorkerShared>,
+    batch: u32,
+) -> Result<JoinHandle<(H, SocketStats)>, CaptureError> {
+    std::thread::Builder::new()
+        .name(format!("fs-worker-{}", id.index))
+        .spawn(move || {
+            if let Some(core) = id.core {
+                let cores = core_affinity::get_core_ids().unwrap_or_default();
+                if let Some(c) = cores.get(core % cores.len().max(1)) {
+                    core_affinity::set_for_current(*c);
+                }
+            }
+            run(sock, handler, &stop, &shared, batch as usize)
+        })
+        .map_err(CaptureError::Thread)
+}
+
+fn now() -> Timestamp {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    Timestamp::new(d.as_secs(), d.subsec_nanos())
+}
+
+fn run<H: FrameHandler>(mut sock: XskSocket, mut handler: H, stop: &AtomicBool, shared: &WorkerShared, batch: usize) -> (H, SocketStats) {
+    let mut descs: Vec<FrameDesc> = (0..batch.max(1)).map(|_| FrameDesc::default()).collect();
+    let mut rx_packets = 0u64;
+    let mut rx_bytes = 0u64;
+    let mut batches = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        // SAFETY: `descs` are plain descriptor slots to be written.
+        let mut n = unsafe { sock.rx.consume(&mut descs) };
+        if n == 0 {
+            let _ = sock.rx.poll(POLL_TIMEOUT_MS);
+            // SAFETY: as above.
+            n = unsafe { sock.rx.consume(&mut descs) };
+            if n == 0 {
+                handler.on_tick(now());
+                continue;
+            }
+        }
+        let ctx = FrameCtx { timestamp: now() };
+        for desc in &descs[..n] {
+            // SAFETY: `desc` was just consumed from this socket's RX ring and
+            // goes back to the fill ring only after this loop.
+            let (frame, meta) = unsafe { socket::frame_and_meta(&sock.umem, desc, sock.frame_size) };
+            rx_bytes += frame.len() as u64;
+            handler.on_frame(frame, meta.as_ref(), &ctx);
+        }
+        rx_packets += n as u64;
+        batches += 1;
+        give_back(&mut sock, &descs[..n]);
+        shared.publish(rx_packets, rx_bytes, batches);
+        handler.on_tick(ctx.timestamp);
+    }
+    let stats = stats::read_socket_stats(sock.fd, shared);
+    (handler, stats)
+}
+
+/// Returns a batch of frames to the queue's shared fill ring, once per batch.
+fn give_back(sock: &mut XskSocket, descs: &[FrameDesc]) {
+    let Ok(mut shared) = sock.fill.lock() else { return };
+    // SAFETY: the frames were received on this UMEM and are no longer read;
+    // the ring has room for them because the UMEM holds exactly as many
+    // frames as the fill ring has slots.
+    let produced = unsafe { shared.fill.produce(descs) };
+    debug_assert_eq!(produced, descs.len());
+    if shared.fill.needs_wakeup() {
+        let _ = shared.fill.wakeup(sock.rx.fd_mut(), 0);
+    }
+}

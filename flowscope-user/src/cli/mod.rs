@@ -1,0 +1,5 @@
+//! Subcommands of the `flowscope` binary.
+
+#[cfg(target_os = "linux")]
+pub mod capture;
+pub mod signal;

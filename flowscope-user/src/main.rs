@@ -1,0 +1,36 @@
+//! The `flowscope` command line: `capture` (live, Linux) and `read` (pcap).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Passive network flow and session tracker.
+#[derive(Debug, Parser)]
+#[command(name = "flowscope", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Capture live from an interface through XDP and AF_XDP (root).
+    #[cfg(target_os = "linux")]
+    Capture(flowscope::cli::capture::CaptureArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        #[cfg(target_os = "linux")]
+        Command::Capture(args) => flowscope::cli::capture::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("flowscope: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Shared helpers of the kernel tests: gating, frame building, namespaces.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+pub mod frames;
+pub mod netns;
+
+/// True when the kernel tests must run (`cargo xtask test` sets
+/// `FLOWSCOPE_KERNEL_TESTS=1` as root). Otherwise prints a loud SKIPPED line.
+pub fn kernel_tests_enabled(test: &str) -> bool {
+    if std::env::var("FLOWSCOPE_KERNEL_TESTS").as_deref() == Ok("1") {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "FLOWSCOPE_KERNEL_TESTS=1 but not root: kernel tests need root");
+        assert!(
+            !flowscope::capture::Datapath::object().is_empty(),
+            "FLOWSCOPE_KERNEL_TESTS=1 but no XDP object embedded: build through `cargo xtask test`"
+        );
+        true
+    } else {
+        eprintln!("\n*** SKIPPED {test}: kernel test (needs root and BPF); run `cargo xtask test` ***\n");
+        false
+    }
+}
