@@ -1,0 +1,16 @@
+//! Traffic generation for flowscope tests and benchmarks.
+//!
+//! The `fsgen` binary sends an exact number of valid Ethernet frames of a
+//! set of flows from an `AF_PACKET` socket; this library holds its parts so
+//! they can be unit-tested: [`checksum`], [`frame`] (the frame builder),
+//! [`flows`] (which flows exist and how many frames each gets),
+//! [`packet_socket`] (the `sendmmsg` sender), [`cpu`] (CPU pinning that
+//! selects the TX queue) and [`generator`] (the per-queue send loop).
+#![deny(missing_docs)]
+
+pub mod checksum;
+pub mod cpu;
+pub mod flows;
+pub mod frame;
+pub mod generator;
+pub mod packet_socket;

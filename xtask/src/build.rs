@@ -1,0 +1,94 @@
+//! `cargo xtask build`: the eBPF object (nightly, `bpfel-unknown-none`),
+//! then the workspace with the object embedded through `FLOWSCOPE_EBPF_OBJ`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::{cmd, deps};
+
+/// Options of `cargo xtask build`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Build the workspace in release mode.
+    #[arg(long)]
+    release: bool,
+}
+
+/// Runs `cargo xtask build`.
+///
+/// # Errors
+/// When the toolchain is incomplete or a build fails.
+pub fn run(args: &Args) -> Result<()> {
+    deps::ensure(deps::Verbosity::Quiet)?;
+    let obj = build_ebpf()?;
+    let mut build = workspace_cargo(&obj, "build");
+    if args.release {
+        build.arg("--release");
+    }
+    cmd::run(&mut build)
+}
+
+/// Where the eBPF ELF lands.
+pub fn ebpf_object() -> PathBuf {
+    cmd::target_dir().join("bpf/bpfel-unknown-none/release/flowscope")
+}
+
+/// Builds the eBPF program and returns the absolute path of its ELF.
+///
+/// # Errors
+/// When the nightly build fails or produces no object.
+pub fn build_ebpf() -> Result<PathBuf> {
+    let target_dir = cmd::target_dir().join("bpf");
+    cmd::run(
+        Command::new("cargo")
+            .current_dir(cmd::workspace_root())
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .env_remove("RUSTC")
+            .env_remove("CARGO")
+            .args([
+                "+nightly",
+                "build",
+                "-Z",
+                "build-std=core",
+                "--target",
+                "bpfel-unknown-none",
+            ])
+            .args(["--release", "-p", "flowscope-ebpf", "--target-dir"])
+            .arg(&target_dir),
+    )?;
+    let obj = ebpf_object();
+    if !obj.is_file() {
+        bail!("the eBPF build produced no {}", obj.display());
+    }
+    Ok(obj)
+}
+
+/// `cargo SUBCOMMAND --workspace --exclude flowscope-ebpf` with
+/// `FLOWSCOPE_EBPF_OBJ` set, so every build embeds the same object.
+pub fn workspace_cargo(obj: &std::path::Path, subcommand: &str) -> Command {
+    let mut c = cmd::cargo();
+    c.arg(subcommand)
+        .args(["--workspace", "--exclude", "flowscope-ebpf"])
+        .env("FLOWSCOPE_EBPF_OBJ", obj);
+    c
+}
+
+/// `cargo build` of single binaries with `FLOWSCOPE_EBPF_OBJ` set; returns
+/// the directory holding them (`target/debug` or `target/release`).
+///
+/// # Errors
+/// When the build fails.
+pub fn build_bins(obj: &std::path::Path, release: bool, bins: &[(&str, &str)]) -> Result<PathBuf> {
+    let mut c = cmd::cargo();
+    c.arg("build").env("FLOWSCOPE_EBPF_OBJ", obj);
+    for (package, bin) in bins {
+        c.args(["-p", package, "--bin", bin]);
+    }
+    if release {
+        c.arg("--release");
+    }
+    cmd::run(&mut c)?;
+    Ok(cmd::target_dir().join(if release { "release" } else { "debug" }))
+}

@@ -1,0 +1,300 @@
+//! `cargo xtask deps`: checks the build and test toolchain and installs only
+//! what is missing (Debian packages, the nightly's `rust-src`, and
+//! `bpf-linker` built against the nightly's LLVM major).
+
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+
+use crate::cmd;
+
+/// LLVM major of the nightly this project pins; bpf-linker must use the same.
+pub const LLVM_MAJOR: u32 = 22;
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// Debian packages: C toolchain for libxdp/libbpf (xsk-rs), LLVM for
+/// bpf-linker, and the network tools of the tests.
+const APT_PACKAGES: &[&str] = &[
+    "clang",
+    "llvm",
+    "libelf-dev",
+    "zlib1g-dev",
+    "pkg-config",
+    "m4",
+    "libpcap-dev",
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "iproute2",
+    "ethtool",
+    "tshark",
+    "nfdump",
+];
+
+/// How much to say when everything is present.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Verbosity {
+    /// Report every check (`cargo xtask deps`).
+    Report,
+    /// Say something only when installing or failing (other tasks).
+    Quiet,
+}
+
+/// Checks everything and installs what is missing.
+///
+/// # Errors
+/// When something is missing and cannot be installed; the message names it
+/// and the command to fix it.
+pub fn ensure(verbosity: Verbosity) -> Result<()> {
+    let say = |msg: String| {
+        if verbosity == Verbosity::Report {
+            println!("{msg}");
+        }
+    };
+    let missing = missing_packages()?;
+    if missing.is_empty() {
+        say(format!(
+            "ok      Debian packages: {}",
+            APT_PACKAGES.join(" ")
+        ));
+    } else {
+        install_packages(&missing)?;
+    }
+
+    let nightly = nightly_llvm_major().context(
+        "the nightly toolchain is missing or broken: run `rustup toolchain install nightly --profile minimal`",
+    )?;
+    if nightly != LLVM_MAJOR {
+        bail!(
+            "the nightly uses LLVM {nightly}, this project's bpf-linker recipe needs LLVM {LLVM_MAJOR}: \
+             install a nightly built with LLVM {LLVM_MAJOR} (e.g. nightly-2026-05-19)"
+        );
+    }
+    say(format!("ok      nightly toolchain (LLVM {nightly})"));
+
+    if has_rust_src()? {
+        say("ok      rust-src for the nightly".into());
+    } else {
+        println!("install rust-src for the nightly");
+        cmd::run(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
+    }
+
+    match bpf_linker() {
+        BpfLinker::Good => say(format!(
+            "ok      bpf-linker {BPF_LINKER_VERSION} (LLVM {LLVM_MAJOR})"
+        )),
+        state => {
+            println!(
+                "install bpf-linker {BPF_LINKER_VERSION} against LLVM {LLVM_MAJOR} ({state}; takes minutes)"
+            );
+            install_bpf_linker(state == BpfLinker::Missing)?;
+        }
+    }
+    Ok(())
+}
+
+/// Packages of [`APT_PACKAGES`] that are not installed.
+pub fn missing_packages() -> Result<Vec<&'static str>> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Package} ${db:Status-Abbrev}\n"])
+        .args(APT_PACKAGES)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .context(
+            "dpkg-query not found: this is not a Debian-based system; install the equivalents of \
+             the Debian packages listed in README.md by hand",
+        )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let installed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, status)| status.starts_with("ii"))
+        .map(|(name, _)| name.split(':').next().unwrap_or(name))
+        .collect();
+    Ok(APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !installed.contains(p))
+        .collect())
+}
+
+fn install_packages(missing: &[&str]) -> Result<()> {
+    let list = missing.join(" ");
+    println!("install Debian packages: {list}");
+    if !cmd::is_root() {
+        bail!(
+            "missing Debian packages: {list}; run `sudo cargo xtask deps` or `sudo apt-get install {list}`"
+        );
+    }
+    if missing.contains(&"tshark") {
+        // Answer tshark's question (may non-root users capture?) up front.
+        let mut child = Command::new("debconf-set-selections")
+            .stdin(Stdio::piped())
+            .spawn()
+            .context("cannot start debconf-set-selections")?;
+        if let Some(stdin) = child.stdin.as_mut() {
+            use std::io::Write;
+            stdin.write_all(b"wireshark-common wireshark-common/install-setuid boolean false\n")?;
+        }
+        drop(child.stdin.take());
+        if !child.wait()?.success() {
+            bail!("debconf-set-selections failed");
+        }
+    }
+    cmd::run(
+        Command::new("apt-get")
+            .arg("update")
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
+    cmd::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(missing)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null()),
+    )
+    .with_context(|| {
+        format!(
+            "installing {list} failed; check the apt sources (these packages are in Debian trixie)"
+        )
+    })?;
+    let still = missing_packages()?;
+    if !still.is_empty() {
+        bail!("still missing after apt-get install: {}", still.join(" "));
+    }
+    Ok(())
+}
+
+/// `rustc +nightly -vV`, or `None` when the nightly is not usable.
+pub fn nightly_version() -> Option<String> {
+    cmd::stdout(
+        Command::new("rustc")
+            .args(["+nightly", "-vV"])
+            .env_remove("RUSTUP_TOOLCHAIN"),
+    )
+}
+
+fn nightly_llvm_major() -> Option<u32> {
+    llvm_major_of(&nightly_version()?)
+}
+
+/// The LLVM major from `rustc -vV` output (`LLVM version: 22.1.4`).
+pub fn llvm_major_of(verbose_version: &str) -> Option<u32> {
+    let line = verbose_version
+        .lines()
+        .find_map(|l| l.strip_prefix("LLVM version: "))?;
+    line.split('.').next()?.trim().parse().ok()
+}
+
+fn has_rust_src() -> Result<bool> {
+    let out = cmd::stdout(
+        Command::new("rustup")
+            .args(["component", "list", "--toolchain", "nightly", "--installed"])
+            .env_remove("RUSTUP_TOOLCHAIN"),
+    )
+    .context("`rustup component list --toolchain nightly` failed: is rustup installed?")?;
+    Ok(out
+        .lines()
+        .any(|l| l.trim() == "rust-src" || l.starts_with("rust-src")))
+}
+
+/// State of the installed bpf-linker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BpfLinker {
+    /// Not on PATH.
+    Missing,
+    /// Another version.
+    WrongVersion,
+    /// Not linked against libLLVM of [`LLVM_MAJOR`].
+    WrongLlvm,
+    /// The right version and LLVM.
+    Good,
+}
+
+impl std::fmt::Display for BpfLinker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BpfLinker::Missing => "not installed",
+            BpfLinker::WrongVersion => "another version is installed",
+            BpfLinker::WrongLlvm => "the installed one is not linked against this LLVM",
+            BpfLinker::Good => "present",
+        })
+    }
+}
+
+/// `bpf-linker --version` and the libLLVM it links (from `ldd`), if found.
+pub fn bpf_linker_info() -> Option<(String, Option<String>)> {
+    let version = cmd::stdout(Command::new("bpf-linker").arg("--version"))?;
+    let path = cmd::stdout(Command::new("sh").args(["-c", "command -v bpf-linker"]))?;
+    let ldd = cmd::stdout(Command::new("ldd").arg(path.trim())).unwrap_or_default();
+    let llvm = ldd
+        .lines()
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with("libLLVM")))
+        .map(str::to_owned);
+    Some((version.trim().to_owned(), llvm))
+}
+
+/// Checks the installed bpf-linker.
+pub fn bpf_linker() -> BpfLinker {
+    let Some((version, llvm)) = bpf_linker_info() else {
+        return BpfLinker::Missing;
+    };
+    if !version.contains(BPF_LINKER_VERSION) {
+        return BpfLinker::WrongVersion;
+    }
+    let wanted = format!("libLLVM.so.{LLVM_MAJOR}");
+    match llvm {
+        Some(lib) if lib.starts_with(&wanted) => BpfLinker::Good,
+        _ => BpfLinker::WrongLlvm,
+    }
+}
+
+fn install_bpf_linker(fresh: bool) -> Result<()> {
+    let prefix = format!("/usr/lib/llvm-{LLVM_MAJOR}");
+    let mut install = Command::new("cargo");
+    install
+        .args([
+            "install",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--no-default-features",
+        ])
+        .args(["--features", &format!("llvm-{LLVM_MAJOR}")])
+        .env("LLVM_PREFIX", &prefix)
+        .env(format!("LLVM_SYS_{LLVM_MAJOR}1_PREFIX"), &prefix)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .stdin(Stdio::null());
+    if !fresh {
+        install.arg("--force");
+    }
+    cmd::run(&mut install).with_context(|| {
+        format!("building bpf-linker failed: it needs llvm-{LLVM_MAJOR}-dev, libpolly-{LLVM_MAJOR}-dev and libzstd-dev (cargo xtask deps installs them as root)")
+    })?;
+    match bpf_linker() {
+        BpfLinker::Good => Ok(()),
+        state => bail!(
+            "bpf-linker after install: {state}; is ~/.cargo/bin on PATH, before any other bpf-linker?"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llvm_major_from_verbose_version() {
+        let vv =
+            "rustc 1.97.0-nightly (e50aa6fba 2026-05-19)\nbinary: rustc\nLLVM version: 22.1.4\n";
+        assert_eq!(llvm_major_of(vv), Some(22));
+        assert_eq!(llvm_major_of("rustc 1.0\n"), None);
+    }
+}

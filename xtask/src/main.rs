@@ -1,0 +1,63 @@
+//! `cargo xtask`: the project's tasks, one subcommand per job.
+//!
+//! `deps` installs the toolchain (idempotent; `build`, `test`, `run` and
+//! `demo` check it first), `doctor` reports what this machine supports,
+//! `build` builds the eBPF object and the workspace, `test` runs every test
+//! tier, `run` starts a live capture and `demo` runs a capture against the
+//! generator between two network namespaces.
+
+mod build;
+mod cmd;
+mod demo;
+mod deps;
+mod doctor;
+mod netns;
+mod run;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// flowscope project tasks.
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the toolchain and system packages; install what is missing.
+    Deps,
+    /// Report toolchain versions and kernel features (BPF, XDP, AF_XDP, netns).
+    Doctor,
+    /// Build the eBPF object, then the workspace with it embedded.
+    Build(build::Args),
+    /// Run all tests (kernel tests too when root).
+    Test(test::Args),
+    /// Build release and start `flowscope capture` on an interface.
+    Run(run::Args),
+    /// Capture the generator's traffic on a veth pair between two netns.
+    Demo(demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Deps => deps::ensure(deps::Verbosity::Report),
+        Command::Doctor => doctor::run(),
+        Command::Build(args) => build::run(&args),
+        Command::Test(args) => test::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Demo(args) => demo::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
