@@ -199,8 +199,14 @@ pub enum Unmatched {
 
 impl Unmatched {
     /// Every reason, for summaries and metrics.
-    pub const ALL: [Unmatched; 6] =
-        [Self::NotIp, Self::BadL2, Self::BadL3, Self::BadL4, Self::Fragment, Self::BadEncap];
+    pub const ALL: [Unmatched; 6] = [
+        Self::NotIp,
+        Self::BadL2,
+        Self::BadL3,
+        Self::BadL4,
+        Self::Fragment,
+        Self::BadEncap,
+    ];
 
     /// Static label (`reason` label of `flowscope_packets_unmatched_total`).
     pub fn label(self) -> &'static str {

@@ -32,7 +32,10 @@ impl Timestamp {
 
     /// `self + d`, saturating.
     pub fn saturating_add(self, d: Duration) -> Timestamp {
-        Timestamp(self.0.saturating_add(d.as_nanos().min(u128::from(u64::MAX)) as u64))
+        Timestamp(
+            self.0
+                .saturating_add(d.as_nanos().min(u128::from(u64::MAX)) as u64),
+        )
     }
 }
 
@@ -68,7 +71,12 @@ pub struct PacketView<'a> {
 impl<'a> PacketView<'a> {
     /// An Ethernet frame captured whole.
     pub fn new(frame: &'a [u8], timestamp: Timestamp) -> Self {
-        Self { frame, timestamp, link: LinkType::Ethernet, orig_len: frame.len() as u32 }
+        Self {
+            frame,
+            timestamp,
+            link: LinkType::Ethernet,
+            orig_len: frame.len() as u32,
+        }
     }
 
     /// The same view with another link type.

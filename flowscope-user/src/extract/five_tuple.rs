@@ -1,0 +1,234 @@
+//! [`FiveTuple`]: addresses, ports and protocol.
+
+use super::parse;
+use crate::extractor::{Extracted, FlowExtractor, L4Proto, Orientation, Unmatched};
+use crate::view::PacketView;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// The standard flow key extractor: IP addresses, ports and protocol of the
+/// outermost IP header after the link layer, VLAN tags and MPLS labels (wrap
+/// it in a decapsulation combinator to key on a tunnel's inner flow).
+///
+/// Bidirectional by default: both directions share one key and
+/// [`Extracted::orientation`] tells them apart. Protocols without ports
+/// (ICMP, ICMPv6, others) are keyed by addresses and protocol, ports 0; their
+/// [`Extracted::payload_offset`] points at the L4 header (ICMP type and code).
+/// First fragments are keyed with their ports and carry
+/// [`Extracted::fragment`]; non-first fragments are [`Unmatched::Fragment`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FiveTuple {
+    bidirectional: bool,
+}
+
+impl FiveTuple {
+    /// Both directions of a conversation share one key.
+    pub const fn bidirectional() -> Self {
+        Self {
+            bidirectional: true,
+        }
+    }
+
+    /// Each direction is its own flow; the key is in packet order.
+    pub const fn directional() -> Self {
+        Self {
+            bidirectional: false,
+        }
+    }
+
+    /// Whether both directions share a key.
+    pub const fn is_bidirectional(&self) -> bool {
+        self.bidirectional
+    }
+}
+
+impl Default for FiveTuple {
+    fn default() -> Self {
+        Self::bidirectional()
+    }
+}
+
+/// Key of [`FiveTuple`]: 38 bytes, `Copy`, no heap.
+///
+/// In a bidirectional key, `src` is the lower endpoint (address, then port)
+/// and `dst` the higher; [`FiveTupleKey::oriented`] gives the packet's
+/// direction back. In a directional key they are the packet's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FiveTupleKey {
+    /// Source address; IPv4 in the first 4 bytes, the rest 0.
+    src: [u8; 16],
+    dst: [u8; 16],
+    src_port: u16,
+    dst_port: u16,
+    proto: u8,
+    ipv6: bool,
+}
+
+impl FiveTupleKey {
+    /// An IPv4 key in the given order.
+    pub fn from_v4(src: Ipv4Addr, src_port: u16, dst: Ipv4Addr, dst_port: u16, proto: u8) -> Self {
+        let mut s = [0; 16];
+        let mut d = [0; 16];
+        s[..4].copy_from_slice(&src.octets());
+        d[..4].copy_from_slice(&dst.octets());
+        Self {
+            src: s,
+            dst: d,
+            src_port,
+            dst_port,
+            proto,
+            ipv6: false,
+        }
+    }
+
+    /// An IPv6 key in the given order.
+    pub fn from_v6(src: Ipv6Addr, src_port: u16, dst: Ipv6Addr, dst_port: u16, proto: u8) -> Self {
+        Self {
+            src: src.octets(),
+            dst: dst.octets(),
+            src_port,
+            dst_port,
+            proto,
+            ipv6: true,
+        }
+    }
+
+    /// A key in the given order; `None` when the families differ.
+    pub fn new(src: SocketAddr, dst: SocketAddr, proto: u8) -> Option<Self> {
+        match (src.ip(), dst.ip()) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                Some(Self::from_v4(s, src.port(), d, dst.port(), proto))
+            }
+            (IpAddr::V6(s), IpAddr::V6(d)) => {
+                Some(Self::from_v6(s, src.port(), d, dst.port(), proto))
+            }
+            _ => None,
+        }
+    }
+
+    fn addr(&self, a: [u8; 16]) -> IpAddr {
+        if self.ipv6 {
+            IpAddr::V6(Ipv6Addr::from(a))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))
+        }
+    }
+
+    /// Source address.
+    pub fn src_ip(&self) -> IpAddr {
+        self.addr(self.src)
+    }
+
+    /// Destination address.
+    pub fn dst_ip(&self) -> IpAddr {
+        self.addr(self.dst)
+    }
+
+    /// Source port (0 for protocols without ports).
+    pub fn src_port(&self) -> u16 {
+        self.src_port
+    }
+
+    /// Destination port (0 for protocols without ports).
+    pub fn dst_port(&self) -> u16 {
+        self.dst_port
+    }
+
+    /// Source address and port.
+    pub fn src(&self) -> SocketAddr {
+        SocketAddr::new(self.src_ip(), self.src_port)
+    }
+
+    /// Destination address and port.
+    pub fn dst(&self) -> SocketAddr {
+        SocketAddr::new(self.dst_ip(), self.dst_port)
+    }
+
+    /// IP protocol number.
+    pub fn protocol(&self) -> u8 {
+        self.proto
+    }
+
+    /// Transport protocol.
+    pub fn proto(&self) -> L4Proto {
+        L4Proto::from_number(self.proto)
+    }
+
+    /// True for IPv6.
+    pub fn is_ipv6(&self) -> bool {
+        self.ipv6
+    }
+
+    /// True if either side uses `port`.
+    pub fn either_port(&self, port: u16) -> bool {
+        self.src_port == port || self.dst_port == port
+    }
+
+    /// Source and destination swapped.
+    #[must_use]
+    pub fn reversed(&self) -> Self {
+        Self {
+            src: self.dst,
+            dst: self.src,
+            src_port: self.dst_port,
+            dst_port: self.src_port,
+            ..*self
+        }
+    }
+
+    /// The key in the direction of a packet that had `orientation`:
+    /// unchanged for `Forward`, reversed for `Reverse`.
+    #[must_use]
+    pub fn oriented(&self, orientation: Orientation) -> Self {
+        match orientation {
+            Orientation::Forward => *self,
+            Orientation::Reverse => self.reversed(),
+        }
+    }
+
+    /// The canonical (bidirectional) form and the orientation of `self` relative to it.
+    #[inline]
+    pub fn canonical(&self) -> (Self, Orientation) {
+        // Big-endian u128 order is the byte order of the addresses.
+        let src = (u128::from_be_bytes(self.src), self.src_port);
+        let dst = (u128::from_be_bytes(self.dst), self.dst_port);
+        if dst < src {
+            (self.reversed(), Orientation::Reverse)
+        } else {
+            (*self, Orientation::Forward)
+        }
+    }
+}
+
+impl FlowExtractor for FiveTuple {
+    type Key = FiveTupleKey;
+
+    #[inline]
+    fn extract(&self, view: PacketView<'_>) -> Result<Extracted<FiveTupleKey>, Unmatched> {
+        let link = parse::link(view.frame, view.link)?;
+        let ip = parse::ip(view.frame, link.l3_offset, link.ethertype)?;
+        let l4 = parse::l4(view.frame, &ip)?;
+        let key = FiveTupleKey {
+            src: ip.src,
+            dst: ip.dst,
+            src_port: l4.src_port,
+            dst_port: l4.dst_port,
+            proto: ip.proto,
+            ipv6: ip.ipv6,
+        };
+        let (key, orientation) = if self.bidirectional {
+            key.canonical()
+        } else {
+            (key, Orientation::Forward)
+        };
+        Ok(Extracted {
+            key,
+            orientation,
+            l4: l4.proto,
+            tcp: l4.tcp,
+            vlan: link.vlan,
+            payload_offset: l4.payload_offset as u32,
+            payload_len: l4.payload_len as u32,
+            fragment: ip.fragment,
+        })
+    }
+}

@@ -1,0 +1,32 @@
+//! flowscope: passive flow and session tracking.
+//!
+//! The capture-independent core (frame parsing, extractors, the flow tracker,
+//! reassembly, session parsers, output formats) builds and tests anywhere,
+//! without root, a NIC or the eBPF object. The Linux XDP/AF_XDP runtime lives
+//! in [`capture`] and is the only place with `unsafe` and syscalls.
+//!
+//! Pipeline: [`PacketView`] → [`FlowExtractor`] → `FlowTracker` → reassembly
+//! → session parsers.
+#![deny(missing_docs)]
+
+pub mod anomaly;
+pub mod cli;
+pub mod community_id;
+pub mod extract;
+pub mod extractor;
+pub mod l7;
+pub mod obs;
+pub mod offline;
+pub mod output;
+pub mod pcap;
+pub mod reassembly;
+pub mod session;
+pub mod tracker;
+pub mod view;
+pub mod wire;
+
+#[cfg(target_os = "linux")]
+pub mod capture;
+
+pub use extractor::{Extracted, FlowExtractor, L4Proto, Orientation, TcpFlags, TcpInfo, Unmatched};
+pub use view::{LinkType, PacketView, Timestamp};

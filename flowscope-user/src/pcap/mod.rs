@@ -1,0 +1,273 @@
+//! Streaming pcap and pcapng readers.
+//!
+//! [`PcapReader`] reads from any [`std::io::Read`] (a file, stdin, a pipe)
+//! through one reusable buffer: each [`PcapReader::next_packet`] returns a
+//! [`PacketView`] borrowing that buffer, so reading allocates nothing per
+//! packet. The format is detected from the first four bytes:
+//!
+//! - classic pcap, either byte order, microsecond (`0xA1B2C3D4`) or
+//!   nanosecond (`0xA1B23C4D`) timestamps;
+//! - pcapng, sections of either byte order (a new section resets the
+//!   interfaces), one link type, snap length and timestamp resolution
+//!   (`if_tsresol`, `if_tsoffset`) per interface; Enhanced, Simple and
+//!   obsolete Packet blocks. Other blocks are skipped and counted. Simple
+//!   Packet Blocks carry no timestamp: they get the previous packet's.
+//!
+//! Link types map to [`LinkType`]: 1 Ethernet; 101, 228, 229 and 12 raw IP;
+//! 113 Linux SLL; 276 Linux SLL2; 0 and 108 loopback. Packets of any other
+//! link type are **skipped and counted** in [`ReaderStats::skipped_link_type`]
+//! (the last such type is kept for the message), so one odd interface in a
+//! pcapng file does not stop the rest.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), flowscope::pcap::PcapError> {
+//! let mut reader = flowscope::pcap::PcapReader::new(std::io::stdin().lock())?;
+//! while let Some(packet) = reader.next_packet()? {
+//!     println!("{} bytes at {:?}", packet.frame.len(), packet.timestamp);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod buffer;
+mod classic;
+mod error;
+mod ng;
+
+pub use error::PcapError;
+
+use crate::view::{LinkType, PacketView, Timestamp};
+use buffer::StreamBuf;
+use std::fs::File;
+use std::io::Read;
+use std::ops::Range;
+use std::path::Path;
+
+/// Largest captured packet accepted (libpcap's largest snap length); a longer
+/// record length is taken as corruption.
+pub const MAX_PACKET_BYTES: u32 = 262_144;
+/// Largest pcapng block accepted (libpcap's limit).
+pub const MAX_BLOCK_BYTES: u32 = 16 * 1024 * 1024;
+/// Most interfaces in one pcapng section.
+pub const MAX_INTERFACES: usize = 65_536;
+
+/// The container format of a capture file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Classic pcap.
+    Pcap {
+        /// Timestamps in nanoseconds (magic `0xA1B23C4D`) rather than microseconds.
+        nanosecond: bool,
+    },
+    /// pcapng.
+    PcapNg,
+}
+
+/// What a reader has seen so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReaderStats {
+    /// Packets returned by [`PcapReader::next_packet`].
+    pub packets: u64,
+    /// Packets skipped because of an unsupported link type.
+    pub skipped_link_type: u64,
+    /// The link type of the last skipped packet.
+    pub last_skipped_link_type: Option<u16>,
+    /// pcapng blocks skipped as not describing packets or interfaces
+    /// (statistics, name resolution, custom and unknown blocks).
+    pub skipped_blocks: u64,
+}
+
+/// Maps a pcap/pcapng link type number to a [`LinkType`], `None` when unsupported.
+pub fn link_type_from_pcap(link_type: u16) -> Option<LinkType> {
+    match link_type {
+        1 => Some(LinkType::Ethernet),
+        12 | 101 | 228 | 229 => Some(LinkType::RawIp),
+        113 => Some(LinkType::LinuxSll),
+        276 => Some(LinkType::LinuxSll2),
+        0 | 108 => Some(LinkType::Loopback),
+        _ => None,
+    }
+}
+
+/// Byte order of a file or section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endian {
+    Little,
+    Big,
+}
+
+impl Endian {
+    fn u32(self, b: [u8; 4]) -> u32 {
+        match self {
+            Self::Little => u32::from_le_bytes(b),
+            Self::Big => u32::from_be_bytes(b),
+        }
+    }
+
+    fn u16_at(self, b: &[u8], at: usize) -> Option<u16> {
+        let v = *b.get(at..)?.first_chunk::<2>()?;
+        Some(match self {
+            Self::Little => u16::from_le_bytes(v),
+            Self::Big => u16::from_be_bytes(v),
+        })
+    }
+
+    fn u32_at(self, b: &[u8], at: usize) -> Option<u32> {
+        Some(self.u32(*b.get(at..)?.first_chunk::<4>()?))
+    }
+
+    fn u64_at(self, b: &[u8], at: usize) -> Option<u64> {
+        let v = *b.get(at..)?.first_chunk::<8>()?;
+        Some(match self {
+            Self::Little => u64::from_le_bytes(v),
+            Self::Big => u64::from_be_bytes(v),
+        })
+    }
+}
+
+/// One packet record found in the buffer, not yet consumed.
+#[derive(Debug)]
+struct Record {
+    /// The captured bytes, relative to the record's first byte.
+    data: Range<usize>,
+    /// Length of the whole record or block.
+    consume: usize,
+    timestamp: Timestamp,
+    link: Option<LinkType>,
+    raw_link: u16,
+    orig_len: u32,
+}
+
+#[derive(Debug)]
+enum Format {
+    Classic(classic::Header),
+    Ng(ng::Section),
+}
+
+/// A streaming reader of pcap and pcapng files.
+#[derive(Debug)]
+pub struct PcapReader<R> {
+    src: StreamBuf<R>,
+    format: Format,
+    stats: ReaderStats,
+}
+
+impl PcapReader<File> {
+    /// Opens the capture file at `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`PcapError::Open`] when the file cannot be opened, otherwise as [`PcapReader::new`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, PcapError> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|source| PcapError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::new(file)
+    }
+}
+
+impl<R: Read> PcapReader<R> {
+    /// Reads the file header (pcap) or the first section header (pcapng).
+    ///
+    /// # Errors
+    ///
+    /// [`PcapError::BadMagic`] for any other format, a truncated or invalid
+    /// header, or a read error.
+    pub fn new(reader: R) -> Result<Self, PcapError> {
+        let mut src = StreamBuf::new(reader);
+        let have = src
+            .fill_to(4)
+            .map_err(|source| PcapError::Io { offset: 0, source })?;
+        let Some(&magic) = src.available().first_chunk::<4>() else {
+            return Err(PcapError::TruncatedHeader {
+                offset: 0,
+                needed: 4,
+                available: have,
+            });
+        };
+        let format = match magic {
+            [0xD4, 0xC3, 0xB2, 0xA1] => {
+                Format::Classic(classic::read_header(&mut src, Endian::Little, false)?)
+            }
+            [0xA1, 0xB2, 0xC3, 0xD4] => {
+                Format::Classic(classic::read_header(&mut src, Endian::Big, false)?)
+            }
+            [0x4D, 0x3C, 0xB2, 0xA1] => {
+                Format::Classic(classic::read_header(&mut src, Endian::Little, true)?)
+            }
+            [0xA1, 0xB2, 0x3C, 0x4D] => {
+                Format::Classic(classic::read_header(&mut src, Endian::Big, true)?)
+            }
+            ng::SHB_TYPE => Format::Ng(ng::read_shb(&mut src)?),
+            other => {
+                return Err(PcapError::BadMagic {
+                    offset: 0,
+                    magic: u32::from_be_bytes(other),
+                });
+            }
+        };
+        Ok(Self {
+            src,
+            format,
+            stats: ReaderStats::default(),
+        })
+    }
+
+    /// The container format.
+    pub fn format(&self) -> FileFormat {
+        match &self.format {
+            Format::Classic(h) => FileFormat::Pcap {
+                nanosecond: h.nanos,
+            },
+            Format::Ng(_) => FileFormat::PcapNg,
+        }
+    }
+
+    /// The link type of every packet of a classic pcap file (`None` for pcapng,
+    /// where each interface has its own).
+    pub fn pcap_link_type(&self) -> Option<u16> {
+        match &self.format {
+            Format::Classic(h) => Some(h.raw_link),
+            Format::Ng(_) => None,
+        }
+    }
+
+    /// Counters of what was read and skipped so far.
+    pub fn stats(&self) -> ReaderStats {
+        self.stats
+    }
+
+    /// The next packet, borrowed from the reader's buffer until the next call;
+    /// `Ok(None)` at the end of the file.
+    ///
+    /// # Errors
+    ///
+    /// A [`PcapError`] naming the byte offset of a truncated or corrupt
+    /// record, or a read error. Stop reading after an error.
+    pub fn next_packet(&mut self) -> Result<Option<PacketView<'_>>, PcapError> {
+        let record = loop {
+            let record = match &mut self.format {
+                Format::Classic(h) => classic::next_record(&mut self.src, h)?,
+                Format::Ng(s) => ng::next_record(&mut self.src, s, &mut self.stats)?,
+            };
+            let Some(record) = record else {
+                return Ok(None);
+            };
+            if record.link.is_some() {
+                break record;
+            }
+            self.stats.skipped_link_type += 1;
+            self.stats.last_skipped_link_type = Some(record.raw_link);
+            self.src.consume(record.consume);
+        };
+        self.stats.packets += 1;
+        let frame = self.src.take(record.consume, record.data);
+        Ok(Some(PacketView {
+            frame,
+            timestamp: record.timestamp,
+            link: record.link.unwrap_or_default(),
+            orig_len: record.orig_len,
+        }))
+    }
+}
