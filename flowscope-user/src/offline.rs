@@ -1,0 +1,134 @@
+//! Offline mode: a pcap/pcapng file through the whole pipeline.
+//!
+//! Packets are tracked in file order with packet time as the clock, so
+//! timeouts behave as they would have live. At the end of the input — also
+//! when the file turns out truncated or corrupt — every flow still in the
+//! table is ended, so every record already formed is delivered; the read
+//! error is returned afterwards for the caller to report.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+
+use crate::community_id::{CommunityId, CommunityIdValue};
+use crate::extract::FiveTupleKey;
+use crate::extractor::{FlowExtractor, L4Proto};
+use crate::output::{EveEndpoints, EveWriter};
+use crate::pcap::{PcapError, PcapReader};
+use crate::tracker::{EndReason, EventSink, FlowEvent, FlowRecord, FlowTracker};
+
+/// Tracks every packet of `reader`, then ends every flow, giving all events to `sink`.
+///
+/// # Errors
+///
+/// The reader's error (truncated or corrupt file, I/O), returned after the
+/// flows were ended.
+pub fn track_capture<R: Read, E: FlowExtractor>(
+    reader: &mut PcapReader<R>,
+    tracker: &mut FlowTracker<E>,
+    sink: &mut impl EventSink<E::Key>,
+) -> Result<(), PcapError> {
+    let result = loop {
+        match reader.next_packet() {
+            Ok(Some(view)) => tracker.track(view, sink),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    tracker.finish(sink);
+    result
+}
+
+/// The EVE endpoints of a five-tuple record: source = initiator.
+pub fn endpoints(flow: &FlowRecord<FiveTupleKey>) -> EveEndpoints {
+    let k = flow.key.oriented(flow.initiator);
+    EveEndpoints {
+        src_ip: k.src_ip(),
+        src_port: k.src_port(),
+        dest_ip: k.dst_ip(),
+        dest_port: k.dst_port(),
+    }
+}
+
+/// The Community ID of a record; ICMP flows need their first packet's type
+/// and code, which the key does not hold.
+pub fn community_id(
+    flow: &FlowRecord<FiveTupleKey>,
+    icmp_type_code: Option<(u8, u8)>,
+) -> CommunityIdValue {
+    CommunityId::default().for_key(&flow.key, flow.initiator, icmp_type_code)
+}
+
+/// An [`EventSink`] writing one EVE record per ended flow record, with its
+/// Community ID. Keeps the first write error (later records are not
+/// attempted).
+#[derive(Debug)]
+pub struct EveSink<W: Write> {
+    writer: EveWriter<W>,
+    error: Option<io::Error>,
+    /// Type and code of the first packet of each live ICMP flow, by flow ID
+    /// (at most one entry per flow in the tracker).
+    icmp_first: HashMap<u64, (u8, u8)>,
+}
+
+impl<W: Write> EveSink<W> {
+    /// A sink writing to `out`.
+    pub fn new(out: W) -> Self {
+        Self {
+            writer: EveWriter::new(out),
+            error: None,
+            icmp_first: HashMap::new(),
+        }
+    }
+
+    /// Records written.
+    pub fn records(&self) -> u64 {
+        self.writer.records()
+    }
+
+    /// Flushes and returns the writer.
+    ///
+    /// # Errors
+    ///
+    /// The first write error, or the flush's.
+    pub fn finish(self) -> io::Result<W> {
+        match self.error {
+            Some(e) => Err(e),
+            None => self.writer.into_inner(),
+        }
+    }
+}
+
+impl<W: Write> EventSink<FiveTupleKey> for EveSink<W> {
+    fn event(&mut self, event: FlowEvent<'_, FiveTupleKey>) {
+        match event {
+            FlowEvent::Packet {
+                flow,
+                extracted,
+                view,
+                ..
+            } if matches!(flow.l4, L4Proto::Icmp | L4Proto::IcmpV6) && flow.packets() == 1 => {
+                let at = extracted.payload_offset as usize;
+                if let Some(&[t, c]) = view.frame.get(at..).and_then(|b| b.first_chunk::<2>()) {
+                    self.icmp_first.entry(flow.flow_id).or_insert((t, c));
+                }
+            }
+            FlowEvent::Ended { flow, reason } => {
+                let icmp = if reason == EndReason::ActiveTimeout {
+                    self.icmp_first.get(&flow.flow_id).copied()
+                } else {
+                    self.icmp_first.remove(&flow.flow_id)
+                };
+                if self.error.is_none() {
+                    let id = community_id(flow, icmp);
+                    if let Err(e) =
+                        self.writer
+                            .write_flow(flow, reason, &endpoints(flow), Some(id.as_str()))
+                    {
+                        self.error = Some(e);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
