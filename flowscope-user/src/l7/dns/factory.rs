@@ -1,0 +1,132 @@
+//! DNS in the session layer: [`DatagramParser`] (UDP) and [`SessionParser`]
+//! (TCP) for [`DnsParser`], and their factories.
+
+use super::{DnsConfig, DnsParser, DnsRecord, message};
+use crate::l7::Convert;
+use crate::session::{
+    DatagramParser, DatagramParserFactory, ParseStatus, Probe, RecordSink, SessionParser,
+    SessionParserFactory, Side,
+};
+use crate::view::Timestamp;
+
+/// DNS, mDNS and LLMNR ports.
+fn is_dns_port(port: u16) -> bool {
+    matches!(port, 53 | 5353 | 5355)
+}
+
+/// A message that parses and has at least one question is DNS.
+fn probe_message(msg: &[u8]) -> Probe {
+    match message::parse(msg) {
+        Ok(r) if r.rrname.is_some() => Probe::Certain,
+        _ => Probe::NotForUs,
+    }
+}
+
+impl<R: From<DnsRecord>> DatagramParser<R> for DnsParser {
+    fn on_datagram(
+        &mut self,
+        _side: Side,
+        payload: &[u8],
+        _ts: Timestamp,
+        sink: &mut dyn RecordSink<R>,
+    ) -> ParseStatus {
+        self.datagram(payload, &mut Convert(sink));
+        ParseStatus::Continue
+    }
+
+    fn on_end(&mut self, _ts: Timestamp, _sink: &mut dyn RecordSink<R>) {
+        self.end();
+    }
+}
+
+impl<R: From<DnsRecord>> SessionParser<R> for DnsParser {
+    fn on_data(
+        &mut self,
+        side: Side,
+        data: &[u8],
+        _ts: Timestamp,
+        sink: &mut dyn RecordSink<R>,
+    ) -> ParseStatus {
+        self.feed(side, data, &mut Convert(sink));
+        ParseStatus::Continue
+    }
+
+    fn on_gap(
+        &mut self,
+        side: Side,
+        len: u64,
+        _ts: Timestamp,
+        _sink: &mut dyn RecordSink<R>,
+    ) -> ParseStatus {
+        self.gap(side, len);
+        if self.is_stopped() {
+            ParseStatus::Error
+        } else {
+            ParseStatus::Continue
+        }
+    }
+
+    fn on_end(&mut self, side: Side, _ts: Timestamp, _sink: &mut dyn RecordSink<R>) {
+        self.end_side(side);
+        if self.is_stopped() {
+            self.end();
+        }
+    }
+}
+
+/// Builds [`DnsParser`]s for UDP flows on ports 53, 5353 and 5355.
+#[derive(Debug, Default, Clone)]
+pub struct DnsFactory {
+    /// Limits given to each parser.
+    pub config: DnsConfig,
+}
+
+impl<R: From<DnsRecord> + 'static> DatagramParserFactory<R> for DnsFactory {
+    fn name(&self) -> &'static str {
+        "dns"
+    }
+
+    fn is_well_known_port(&self, port: u16) -> bool {
+        is_dns_port(port)
+    }
+
+    fn probe(&self, _side: Side, payload: &[u8]) -> Probe {
+        probe_message(payload)
+    }
+
+    fn new_parser(&mut self) -> Box<dyn DatagramParser<R>> {
+        Box::new(DnsParser::new(self.config))
+    }
+}
+
+/// Builds [`DnsParser`]s for TCP flows on port 53.
+#[derive(Debug, Default, Clone)]
+pub struct DnsTcpFactory {
+    /// Limits given to each parser.
+    pub config: DnsConfig,
+}
+
+impl<R: From<DnsRecord> + 'static> SessionParserFactory<R> for DnsTcpFactory {
+    fn name(&self) -> &'static str {
+        "dns"
+    }
+
+    fn is_well_known_port(&self, port: u16) -> bool {
+        port == 53
+    }
+
+    /// A length prefix followed by a whole message that parses.
+    fn probe(&self, _side: Side, data: &[u8]) -> Probe {
+        let [hi, lo, rest @ ..] = data else {
+            return Probe::Unsure;
+        };
+        match rest.get(..usize::from(u16::from_be_bytes([*hi, *lo]))) {
+            Some(msg) => probe_message(msg),
+            None => Probe::Unsure,
+        }
+    }
+
+    fn new_parser(&mut self) -> Box<dyn SessionParser<R>> {
+        Box::new(DnsParser::new(self.config))
+    }
+}

@@ -1,0 +1,104 @@
+//! DNS over UDP and TCP: correlation, bounds, framing in every split, gaps.
+
+use super::message::tests::{query, response};
+use super::*;
+use crate::l7::L7Record;
+
+const C: Side = Side::Initiator;
+const S: Side = Side::Responder;
+
+fn framed(msg: &[u8]) -> Vec<u8> {
+    let mut f = (msg.len() as u16).to_be_bytes().to_vec();
+    f.extend_from_slice(msg);
+    f
+}
+
+#[test]
+fn datagrams_correlate_by_id_with_a_bounded_table() {
+    let mut p = DnsParser::new(DnsConfig { max_pending: 2 });
+    let mut out = Vec::new();
+    for id in [1, 2, 3] {
+        p.datagram(&query(id, "www.example.com", 1), &mut out);
+    }
+    p.datagram(&response(3), &mut out);
+    p.datagram(&response(1), &mut out);
+    p.datagram(b"\x00\x01garbage", &mut out);
+    p.end();
+    let c = *p.counters();
+    assert_eq!((c.queries, c.answers, c.matched), (3, 2, 1));
+    assert_eq!(
+        (c.pending_evicted, c.unmatched_answers, c.unanswered),
+        (1, 1, 1)
+    );
+    assert_eq!(c.malformed, 1);
+    assert_eq!(out.len(), 5);
+    let json = serde_json::to_value(L7Record::Dns(out[3].clone())).unwrap();
+    assert_eq!(json["dns"]["type"], "answer");
+    assert_eq!(json["dns"]["id"], 3);
+    assert_eq!(json["dns"]["rrname"], "www.example.com");
+    assert_eq!(json["dns"]["rrtype"], "A");
+    assert_eq!(json["dns"]["rcode"], "NOERROR");
+    assert_eq!(
+        json["dns"]["answers"][1],
+        serde_json::json!({"rrname": "www.example.com", "rrtype": "A", "ttl": 60, "rdata": "93.184.216.34"})
+    );
+    let q = serde_json::to_value(L7Record::Dns(out[0].clone())).unwrap();
+    assert_eq!(
+        q,
+        serde_json::json!({"dns": {"type": "query", "id": 1, "rrname": "www.example.com", "rrtype": "A"}})
+    );
+}
+
+fn run_tcp(steps: &[(Side, &[u8])]) -> Vec<DnsRecord> {
+    let mut p = DnsParser::default();
+    let mut out = Vec::new();
+    for (side, bytes) in steps {
+        p.feed(*side, bytes, &mut out);
+    }
+    out
+}
+
+#[test]
+fn tcp_framing_at_every_split() {
+    let mut client = framed(&query(9, "www.example.com", 1));
+    client.extend(framed(&query(10, "www.example.com", 28)));
+    let server = framed(&response(9));
+    let steps: [(Side, &[u8]); 2] = [(C, &client), (S, &server)];
+    let whole = run_tcp(&steps);
+    assert_eq!(whole.len(), 3);
+    assert_eq!(whole[2].answers.len(), 8);
+    for (i, (side, bytes)) in steps.iter().enumerate() {
+        for cut in 0..=bytes.len() {
+            let mut split: Vec<(Side, &[u8])> = steps[..i].to_vec();
+            split.push((*side, &bytes[..cut]));
+            split.push((*side, &bytes[cut..]));
+            split.extend_from_slice(&steps[i + 1..]);
+            assert_eq!(run_tcp(&split), whole, "step {i} cut {cut}");
+        }
+    }
+    let bytewise: Vec<(Side, &[u8])> = steps
+        .iter()
+        .flat_map(|(side, bytes)| bytes.chunks(1).map(move |b| (*side, b)))
+        .collect();
+    assert_eq!(run_tcp(&bytewise), whole);
+}
+
+#[test]
+fn tcp_gap_inside_a_message_skips_it() {
+    let first = framed(&query(1, "a.example.com", 1));
+    let second = framed(&query(2, "b.example.com", 1));
+    let mut p = DnsParser::default();
+    let mut out = Vec::new();
+    p.feed(C, &first[..5], &mut out);
+    p.gap(C, 6);
+    p.feed(C, &first[11..], &mut out);
+    p.feed(C, &second, &mut out);
+    assert_eq!(p.counters().messages_lost, 1);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].id, 2);
+    // A gap at a frame boundary loses the framing.
+    p.gap(C, 3);
+    assert_eq!(p.counters().gaps_lost, 1);
+    p.feed(C, &second, &mut out);
+    assert_eq!(out.len(), 1);
+}

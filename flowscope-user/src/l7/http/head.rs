@@ -1,0 +1,314 @@
+//! HTTP/1.x message heads: request and response start lines and the header
+//! fields the records need, parsed with `httparse` on borrowed bytes.
+//!
+//! Request lines that `httparse` rejects (a missing or truncated version, as
+//! some scanners send) are read leniently like Wireshark does: a method token
+//! then up to two space-separated words; the header block is still parsed by
+//! `httparse`.
+
+use httparse::{EMPTY_HEADER, Header, Status};
+
+/// Most header fields read from one message head; more is an error.
+const MAX_HEADERS: usize = 96;
+
+/// Result of parsing a message head.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Parsed<T> {
+    /// The head is complete and takes this many bytes.
+    Complete(usize, T),
+    /// More bytes are needed.
+    Partial,
+    /// Not an HTTP/1.x head.
+    Invalid,
+}
+
+/// How a message body is delimited, from its header fields.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Framing {
+    /// `Transfer-Encoding` ends in `chunked`.
+    pub chunked: bool,
+    /// Value of a valid `Content-Length`.
+    pub content_length: Option<u64>,
+}
+
+/// A request head.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct RequestHead {
+    pub method: String,
+    pub uri: Option<String>,
+    pub protocol: Option<String>,
+    pub host: Option<String>,
+    pub user_agent: Option<String>,
+    pub framing: Framing,
+}
+
+/// A response head.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct ResponseHead {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub framing: Framing,
+}
+
+/// Header fields the records use.
+#[derive(Default)]
+struct Fields {
+    host: Option<String>,
+    user_agent: Option<String>,
+    content_type: Option<String>,
+    framing: Framing,
+}
+
+fn text(value: &[u8]) -> String {
+    String::from_utf8_lossy(value).into_owned()
+}
+
+fn read_fields(headers: &[Header<'_>]) -> Fields {
+    let mut f = Fields::default();
+    for h in headers {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("host") {
+            f.host = Some(text(h.value));
+        } else if name.eq_ignore_ascii_case("user-agent") {
+            f.user_agent = Some(text(h.value));
+        } else if name.eq_ignore_ascii_case("content-type") {
+            f.content_type = Some(text(h.value));
+        } else if name.eq_ignore_ascii_case("content-length") {
+            f.framing.content_length = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse().ok());
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            f.framing.chunked = h
+                .value
+                .rsplit(|&b| b == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        }
+    }
+    f
+}
+
+fn version_text(minor: Option<u8>) -> Option<String> {
+    minor.map(|m| format!("HTTP/1.{m}"))
+}
+
+/// Parses a request head at the start of `buf`.
+pub(super) fn parse_request(buf: &[u8]) -> Parsed<RequestHead> {
+    let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(Status::Complete(len)) => {
+            let f = read_fields(req.headers);
+            Parsed::Complete(
+                len,
+                RequestHead {
+                    method: req.method.unwrap_or_default().to_owned(),
+                    uri: req.path.map(str::to_owned),
+                    protocol: version_text(req.version),
+                    host: f.host,
+                    user_agent: f.user_agent,
+                    framing: f.framing,
+                },
+            )
+        }
+        Ok(Status::Partial) => Parsed::Partial,
+        Err(httparse::Error::Token | httparse::Error::Version | httparse::Error::NewLine) => {
+            parse_lenient_request(buf)
+        }
+        Err(_) => Parsed::Invalid,
+    }
+}
+
+/// True for a method token as Wireshark accepts it (`CCM_POST`, `M-SEARCH`).
+fn is_method(word: &[u8]) -> bool {
+    !word.is_empty() && word.len() <= 32 && word.iter().all(is_method_byte)
+}
+
+fn is_method_byte(b: &u8) -> bool {
+    b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_' || *b == b'-'
+}
+
+/// Request line `METHOD [URI [VERSION]]` that `httparse` refused.
+fn parse_lenient_request(buf: &[u8]) -> Parsed<RequestHead> {
+    let nl = buf.iter().position(|&b| b == b'\n');
+    let line = &buf[..nl.unwrap_or(buf.len())];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut words = line.split(|&b| b == b' ');
+    let method = words.next().unwrap_or_default();
+    let uri = words.next().filter(|w| !w.is_empty());
+    let version = words.next().filter(|w| !w.is_empty());
+    let method_ok = if nl.is_none() && uri.is_none() {
+        // The method may still be arriving.
+        method.len() <= 32 && method.iter().all(is_method_byte)
+    } else {
+        is_method(method)
+    };
+    if !method_ok || words.next().is_some() || line.iter().any(|&b| b.is_ascii_control()) {
+        return Parsed::Invalid;
+    }
+    let Some(nl) = nl else {
+        return Parsed::Partial;
+    };
+    let rest = buf.get(nl + 1..).unwrap_or_default();
+    let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+    match httparse::parse_headers(rest, &mut headers) {
+        Ok(Status::Complete((len, headers))) => {
+            let f = read_fields(headers);
+            Parsed::Complete(
+                nl + 1 + len,
+                RequestHead {
+                    method: text(method),
+                    uri: uri.map(text),
+                    protocol: version.map(text),
+                    host: f.host,
+                    user_agent: f.user_agent,
+                    framing: f.framing,
+                },
+            )
+        }
+        Ok(Status::Partial) => Parsed::Partial,
+        Err(_) => Parsed::Invalid,
+    }
+}
+
+/// Parses a response head at the start of `buf`.
+pub(super) fn parse_response(buf: &[u8]) -> Parsed<ResponseHead> {
+    let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(buf) {
+        Ok(Status::Complete(len)) => {
+            let f = read_fields(resp.headers);
+            Parsed::Complete(
+                len,
+                ResponseHead {
+                    status: resp.code.unwrap_or_default(),
+                    content_type: f.content_type,
+                    framing: f.framing,
+                },
+            )
+        }
+        Ok(Status::Partial) => Parsed::Partial,
+        Err(_) => Parsed::Invalid,
+    }
+}
+
+/// Whether `buf` may start a message, used to resynchronise after a gap.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Start {
+    Yes,
+    No,
+    /// Too few bytes to tell.
+    Maybe,
+}
+
+/// Does `buf` look like the start of a request (`true`) or response head?
+pub(super) fn looks_like_start(buf: &[u8], request: bool) -> Start {
+    if request {
+        match buf.iter().position(|&b| b == b' ') {
+            Some(sp) if is_method(&buf[..sp]) => Start::Yes,
+            Some(_) => Start::No,
+            None if buf.len() < 32 && (buf.is_empty() || is_method(buf)) => Start::Maybe,
+            None => Start::No,
+        }
+    } else {
+        const MAGIC: &[u8] = b"HTTP/1.";
+        if buf.len() >= MAGIC.len() {
+            if buf.starts_with(MAGIC) {
+                Start::Yes
+            } else {
+                Start::No
+            }
+        } else if MAGIC.starts_with(buf) {
+            Start::Maybe
+        } else {
+            Start::No
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_head_fields() {
+        let raw = b"POST /up?x=1 HTTP/1.1\r\nHost: example.org:8080\r\nUser-Agent: curl/8\r\n\
+Content-Length: 12\r\nTransfer-Encoding: gzip, chunked\r\n\r\nbody";
+        let Parsed::Complete(len, head) = parse_request(raw) else {
+            panic!("not parsed")
+        };
+        assert_eq!(len, raw.len() - 4);
+        assert_eq!(head.method, "POST");
+        assert_eq!(head.uri.as_deref(), Some("/up?x=1"));
+        assert_eq!(head.protocol.as_deref(), Some("HTTP/1.1"));
+        assert_eq!(head.host.as_deref(), Some("example.org:8080"));
+        assert_eq!(head.user_agent.as_deref(), Some("curl/8"));
+        assert_eq!(
+            head.framing,
+            Framing {
+                chunked: true,
+                content_length: Some(12)
+            }
+        );
+        for cut in 0..raw.len() - 4 {
+            assert_eq!(parse_request(&raw[..cut]), Parsed::Partial, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn lenient_request_lines_like_wireshark() {
+        type Case<'a> = (&'a [u8], &'a str, Option<&'a str>, Option<&'a str>);
+        let cases: [Case<'_>; 3] = [
+            (
+                b"GET / HTTP/1.\r\nHost: h\r\n\r\n",
+                "GET",
+                Some("/"),
+                Some("HTTP/1."),
+            ),
+            (
+                b"GET /HTTP/1.1\r\nHost: h\r\n\r\n",
+                "GET",
+                Some("/HTTP/1.1"),
+                None,
+            ),
+            (b"OPTIONS\r\nHost: h\r\n\r\n", "OPTIONS", None, None),
+        ];
+        for (raw, method, uri, version) in cases {
+            let Parsed::Complete(len, head) = parse_request(raw) else {
+                panic!("{raw:?} not parsed")
+            };
+            assert_eq!(len, raw.len());
+            assert_eq!(head.method, method);
+            assert_eq!(head.uri.as_deref(), uri);
+            assert_eq!(head.protocol.as_deref(), version);
+            assert_eq!(head.host.as_deref(), Some("h"));
+        }
+        assert_eq!(parse_request(b"OPTIONSHTTP/1.1\r\n\r\n"), Parsed::Invalid);
+        assert_eq!(parse_request(b"GET/ HTTP/1.1\r\n\r\n"), Parsed::Invalid);
+        assert_eq!(parse_request(b"\x16\x03\x01\x02\x00\x01"), Parsed::Invalid);
+    }
+
+    #[test]
+    fn response_head_fields() {
+        let raw =
+            b"HTTP/1.0 404 Not Found\r\ncontent-type: text/plain\r\ncontent-length: x\r\n\r\n";
+        let Parsed::Complete(len, head) = parse_response(raw) else {
+            panic!("not parsed")
+        };
+        assert_eq!(len, raw.len());
+        assert_eq!(head.status, 404);
+        assert_eq!(head.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(head.framing, Framing::default(), "invalid length ignored");
+        assert_eq!(parse_response(b"GET / HTTP/1.1\r\n\r\n"), Parsed::Invalid);
+    }
+
+    #[test]
+    fn message_starts() {
+        assert_eq!(looks_like_start(b"GET /", true), Start::Yes);
+        assert_eq!(looks_like_start(b"GE", true), Start::Maybe);
+        assert_eq!(looks_like_start(b"ge /", true), Start::No);
+        assert_eq!(looks_like_start(b"HTTP/1.1 200", false), Start::Yes);
+        assert_eq!(looks_like_start(b"HTT", false), Start::Maybe);
+        assert_eq!(looks_like_start(b"<html>", false), Start::No);
+    }
+}

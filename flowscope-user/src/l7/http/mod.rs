@@ -1,0 +1,507 @@
+//! HTTP/1.x session parser: requests and responses of one TCP flow, paired in
+//! order (pipelining included) into one [`HttpRecord`] per exchange.
+//!
+//! Each side is a small state machine (head → body → head …) fed in-order
+//! bytes in arbitrary splits. Heads are parsed in place by `httparse`; only
+//! an incomplete head is copied into a per-side buffer bounded by
+//! [`HttpConfig::max_header_bytes`]. Bodies are skipped without copying.
+//!
+//! Loss: a gap inside a body with known length is skipped. A gap anywhere
+//! else (inside a head, a chunk-size line, or past the body's end) makes the
+//! side resynchronise: it scans for the next line that starts a message
+//! (`METHOD ` on the client side, `HTTP/1.` on the server side) and goes on
+//! from there ([`HttpCounters::resyncs`]). Requests whose responses were lost
+//! stay queued, so pairing after a server-side resync is best effort.
+//! A side whose first bytes are not HTTP stops ([`HttpCounters::not_http`]),
+//! and so do both sides after `101 Switching Protocols` or a successful
+//! `CONNECT` ([`HttpCounters::tunnels`]).
+
+mod body;
+mod factory;
+mod head;
+
+pub use self::factory::HttpFactory;
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use self::body::{Body, BodyStep, Chunk};
+use self::head::{Framing, Parsed, Start};
+use super::carry::Carry;
+use crate::session::{RecordSink, Side};
+
+/// One request/response exchange, in Suricata EVE `http` names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HttpRecord {
+    /// `Host` header of the request, as sent (port included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Request target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Request method.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_method: Option<String>,
+    /// Request protocol version (`HTTP/1.1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Final response status; absent for an unanswered request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// `User-Agent` header of the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_user_agent: Option<String>,
+    /// `Content-Type` header of the response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_content_type: Option<String>,
+    /// Response body bytes seen (after de-chunking; gaps inside it included).
+    pub length: u64,
+}
+
+/// Limits of one HTTP parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Largest message head buffered across segments, in bytes.
+    pub max_header_bytes: usize,
+    /// Most requests waiting for their response; more are dropped and counted.
+    pub max_pending_requests: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 16 * 1024,
+            max_pending_requests: 32,
+        }
+    }
+}
+
+/// What happened inside one HTTP parser; add them up per worker.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HttpCounters {
+    /// Request heads parsed.
+    pub requests: u64,
+    /// Final response heads parsed.
+    pub responses: u64,
+    /// Interim (1xx other than 101) responses skipped.
+    pub interim_responses: u64,
+    /// Responses that found no pending request.
+    pub responses_without_request: u64,
+    /// Requests emitted unanswered when the server side ended.
+    pub unanswered_requests: u64,
+    /// Requests dropped because the pending queue was full.
+    pub pending_dropped: u64,
+    /// Heads that did not parse.
+    pub header_errors: u64,
+    /// Heads larger than the buffer limit.
+    pub header_overflows: u64,
+    /// Broken chunked framing.
+    pub body_errors: u64,
+    /// Times a side lost sync and scanned for the next message.
+    pub resyncs: u64,
+    /// Missing bytes skipped inside bodies.
+    pub gap_bytes_skipped: u64,
+    /// Sides that stopped because their first bytes were not HTTP.
+    pub not_http: u64,
+    /// Flows that switched to another protocol (101, CONNECT).
+    pub tunnels: u64,
+}
+
+impl HttpCounters {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Self) {
+        let Self {
+            requests,
+            responses,
+            interim_responses,
+            responses_without_request,
+            unanswered_requests,
+            pending_dropped,
+            header_errors,
+            header_overflows,
+            body_errors,
+            resyncs,
+            gap_bytes_skipped,
+            not_http,
+            tunnels,
+        } = other;
+        self.requests += requests;
+        self.responses += responses;
+        self.interim_responses += interim_responses;
+        self.responses_without_request += responses_without_request;
+        self.unanswered_requests += unanswered_requests;
+        self.pending_dropped += pending_dropped;
+        self.header_errors += header_errors;
+        self.header_overflows += header_overflows;
+        self.body_errors += body_errors;
+        self.resyncs += resyncs;
+        self.gap_bytes_skipped += gap_bytes_skipped;
+        self.not_http += not_http;
+        self.tunnels += tunnels;
+    }
+}
+
+/// Where one side is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Head,
+    Body(Body),
+    /// Scanning for the next message start; `line_start` when the next byte
+    /// begins a line (or follows a gap).
+    Resync {
+        line_start: bool,
+    },
+    Stopped,
+}
+
+/// One direction of the flow.
+#[derive(Debug)]
+struct Half {
+    carry: Carry,
+    phase: Phase,
+    /// A message head was parsed on this side.
+    seen: bool,
+}
+
+impl Half {
+    fn new(limit: usize) -> Self {
+        Self {
+            carry: Carry::new(limit),
+            phase: Phase::Head,
+            seen: false,
+        }
+    }
+}
+
+/// State shared by both sides: the pairing queue and the outputs.
+#[derive(Debug)]
+struct Pairing {
+    max_pending: usize,
+    pending: VecDeque<HttpRecord>,
+    /// Exchange whose response body is being read.
+    current: Option<HttpRecord>,
+    counters: HttpCounters,
+    tunnel: bool,
+}
+
+impl Pairing {
+    fn finish_current(&mut self, out: &mut dyn RecordSink<HttpRecord>) {
+        if let Some(rec) = self.current.take() {
+            out.emit(rec);
+        }
+    }
+}
+
+/// HTTP/1.x parser of one flow.
+#[derive(Debug)]
+pub struct HttpParser {
+    client: Half,
+    server: Half,
+    pairing: Pairing,
+}
+
+impl Default for HttpParser {
+    fn default() -> Self {
+        Self::new(HttpConfig::default())
+    }
+}
+
+impl HttpParser {
+    /// A parser with these limits.
+    pub fn new(config: HttpConfig) -> Self {
+        Self {
+            client: Half::new(config.max_header_bytes),
+            server: Half::new(config.max_header_bytes),
+            pairing: Pairing {
+                max_pending: config.max_pending_requests,
+                pending: VecDeque::new(),
+                current: None,
+                counters: HttpCounters::default(),
+                tunnel: false,
+            },
+        }
+    }
+
+    /// Counters of this flow so far.
+    pub fn counters(&self) -> &HttpCounters {
+        &self.pairing.counters
+    }
+
+    /// True when neither side will parse anything more.
+    pub fn is_done(&self) -> bool {
+        self.pairing.tunnel
+            || (self.client.phase == Phase::Stopped && self.server.phase == Phase::Stopped)
+    }
+
+    /// Feeds the next in-order bytes of `side`; completed exchanges go to `out`.
+    pub fn feed(&mut self, side: Side, bytes: &[u8], out: &mut dyn RecordSink<HttpRecord>) {
+        if self.pairing.tunnel {
+            return;
+        }
+        let request = side == Side::Initiator;
+        let half = match side {
+            Side::Initiator => &mut self.client,
+            Side::Responder => &mut self.server,
+        };
+        let pairing = &mut self.pairing;
+        let (phase, seen) = (&mut half.phase, &mut half.seen);
+        let result = half
+            .carry
+            .drive(bytes, |b| step(request, phase, seen, pairing, b, out));
+        if result.is_err() {
+            pairing.counters.header_overflows += 1;
+            lose_sync(half, pairing, out);
+        }
+    }
+
+    /// `len` bytes of `side` are missing from the stream.
+    pub fn gap(&mut self, side: Side, len: u64, out: &mut dyn RecordSink<HttpRecord>) {
+        let half = match side {
+            Side::Initiator => &mut self.client,
+            Side::Responder => &mut self.server,
+        };
+        let pairing = &mut self.pairing;
+        match &mut half.phase {
+            Phase::Body(body) if half.carry.is_empty() => match body.gap(len) {
+                Ok((data, done)) => {
+                    pairing.counters.gap_bytes_skipped += data;
+                    if side == Side::Responder
+                        && let Some(rec) = &mut pairing.current
+                    {
+                        rec.length += data;
+                    }
+                    if done {
+                        half.phase = Phase::Head;
+                        if side == Side::Responder {
+                            pairing.finish_current(out);
+                        }
+                    }
+                }
+                Err(body::Lost) => lose_sync(half, pairing, out),
+            },
+            Phase::Stopped => {}
+            _ => lose_sync(half, pairing, out),
+        }
+    }
+
+    /// `side` ended (FIN, RST or flow end). At the server's end a
+    /// close-delimited body completes and queued requests are emitted
+    /// unanswered.
+    pub fn end(&mut self, side: Side, out: &mut dyn RecordSink<HttpRecord>) {
+        let half = match side {
+            Side::Initiator => &mut self.client,
+            Side::Responder => &mut self.server,
+        };
+        half.carry.clear();
+        half.phase = Phase::Stopped;
+        if side == Side::Responder {
+            let p = &mut self.pairing;
+            p.finish_current(out);
+            p.counters.unanswered_requests += p.pending.len() as u64;
+            for rec in p.pending.drain(..) {
+                out.emit(rec);
+            }
+        }
+    }
+}
+
+/// A side lost sync: emit the exchange in progress and scan for a new head.
+fn lose_sync(half: &mut Half, pairing: &mut Pairing, out: &mut dyn RecordSink<HttpRecord>) {
+    half.carry.clear();
+    if matches!(half.phase, Phase::Body(_)) && pairing.current.is_some() {
+        pairing.finish_current(out);
+    }
+    pairing.counters.resyncs += 1;
+    half.phase = Phase::Resync { line_start: true };
+}
+
+/// Consumes bytes at the start of `b` for one side; 0 means "need more".
+fn step(
+    request: bool,
+    phase: &mut Phase,
+    seen: &mut bool,
+    p: &mut Pairing,
+    b: &[u8],
+    out: &mut dyn RecordSink<HttpRecord>,
+) -> usize {
+    loop {
+        match phase {
+            Phase::Stopped => return b.len(),
+            _ if p.tunnel => {
+                *phase = Phase::Stopped;
+                return b.len();
+            }
+            Phase::Resync { line_start } => {
+                let mut at = if *line_start {
+                    Some(0)
+                } else {
+                    b.iter().position(|&c| c == b'\n').map(|nl| nl + 1)
+                };
+                loop {
+                    let Some(pos) = at else {
+                        // Consumed all; a line starts next if `b` ended one.
+                        *phase = Phase::Resync {
+                            line_start: b.last() == Some(&b'\n'),
+                        };
+                        return b.len();
+                    };
+                    match head::looks_like_start(b.get(pos..).unwrap_or_default(), request) {
+                        Start::Yes if pos == 0 => {
+                            *phase = Phase::Head;
+                            break;
+                        }
+                        Start::Maybe if pos == 0 => return 0,
+                        Start::Yes | Start::Maybe => {
+                            *line_start = true;
+                            return pos;
+                        }
+                        Start::No => {
+                            at = b
+                                .get(pos..)
+                                .and_then(|rest| rest.iter().position(|&c| c == b'\n'))
+                                .map(|nl| pos + nl + 1)
+                        }
+                    }
+                }
+            }
+            Phase::Body(body) => {
+                return match body.step(b) {
+                    BodyStep::Took { used, data, done } => {
+                        if !request && let Some(rec) = &mut p.current {
+                            rec.length += data;
+                        }
+                        if done {
+                            *phase = Phase::Head;
+                            if !request {
+                                p.finish_current(out);
+                            }
+                        }
+                        used
+                    }
+                    BodyStep::NeedMore => 0,
+                    BodyStep::Invalid => {
+                        p.counters.body_errors += 1;
+                        if !request {
+                            p.finish_current(out);
+                        }
+                        p.counters.resyncs += 1;
+                        *phase = Phase::Resync { line_start: false };
+                        continue;
+                    }
+                };
+            }
+            Phase::Head => {
+                if b.is_empty() {
+                    return 0;
+                }
+                let used = if request {
+                    request_head(phase, p, b)
+                } else {
+                    response_head(phase, p, b, out)
+                };
+                match used {
+                    Some(0) => return 0,
+                    Some(n) => {
+                        *seen = true;
+                        return n;
+                    }
+                    None if *seen => {
+                        p.counters.header_errors += 1;
+                        p.counters.resyncs += 1;
+                        *phase = Phase::Resync { line_start: false };
+                    }
+                    None => {
+                        p.counters.header_errors += 1;
+                        p.counters.not_http += 1;
+                        *phase = Phase::Stopped;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Body state for a message with this framing; `None` when it has no body.
+fn body_of(framing: Framing, until_close: bool) -> Option<Body> {
+    if framing.chunked {
+        Some(Body::Chunked(Chunk::Size))
+    } else {
+        match framing.content_length {
+            Some(0) => None,
+            Some(n) => Some(Body::Length(n)),
+            None if until_close => Some(Body::UntilClose),
+            None => None,
+        }
+    }
+}
+
+/// Parses a request head; `Some(bytes used)` (0 = partial) or `None` if invalid.
+fn request_head(phase: &mut Phase, p: &mut Pairing, b: &[u8]) -> Option<usize> {
+    match head::parse_request(b) {
+        Parsed::Complete(len, h) => {
+            p.counters.requests += 1;
+            if p.pending.len() >= p.max_pending {
+                p.counters.pending_dropped += 1;
+            } else {
+                p.pending.push_back(HttpRecord {
+                    hostname: h.host,
+                    url: h.uri,
+                    http_method: Some(h.method),
+                    protocol: h.protocol,
+                    http_user_agent: h.user_agent,
+                    ..HttpRecord::default()
+                });
+            }
+            *phase = body_of(h.framing, false).map_or(Phase::Head, Phase::Body);
+            Some(len)
+        }
+        Parsed::Partial => Some(0),
+        Parsed::Invalid => None,
+    }
+}
+
+/// Parses a response head and pairs it with the oldest pending request.
+fn response_head(
+    phase: &mut Phase,
+    p: &mut Pairing,
+    b: &[u8],
+    out: &mut dyn RecordSink<HttpRecord>,
+) -> Option<usize> {
+    match head::parse_response(b) {
+        Parsed::Complete(len, h) => {
+            if (100..200).contains(&h.status) && h.status != 101 {
+                p.counters.interim_responses += 1;
+                return Some(len);
+            }
+            p.counters.responses += 1;
+            let mut rec = p.pending.pop_front().unwrap_or_else(|| {
+                p.counters.responses_without_request += 1;
+                HttpRecord::default()
+            });
+            rec.status = Some(h.status);
+            rec.http_content_type = h.content_type;
+            let method = rec.http_method.as_deref().unwrap_or_default();
+            let no_body = method == "HEAD" || h.status == 204 || h.status == 304;
+            let tunnel = h.status == 101 || (method == "CONNECT" && (200..300).contains(&h.status));
+            p.current = Some(rec);
+            if tunnel {
+                p.counters.tunnels += 1;
+                p.tunnel = true;
+                p.finish_current(out);
+                *phase = Phase::Stopped;
+            } else if let Some(body) = body_of(h.framing, true).filter(|_| !no_body) {
+                *phase = Phase::Body(body);
+            } else {
+                p.finish_current(out);
+                *phase = Phase::Head;
+            }
+            Some(len)
+        }
+        Parsed::Partial => Some(0),
+        Parsed::Invalid => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,290 @@
+//! Byte-built HTTP/1.x exchanges fed in every split.
+
+use super::*;
+use crate::l7::L7Record;
+
+const C: Side = Side::Initiator;
+const S: Side = Side::Responder;
+
+/// Feeds each `(side, bytes)` in order, then ends both sides.
+fn run_with(config: HttpConfig, steps: &[(Side, &[u8])]) -> (Vec<HttpRecord>, HttpCounters) {
+    let mut p = HttpParser::new(config);
+    let mut out = Vec::new();
+    for (side, bytes) in steps {
+        p.feed(*side, bytes, &mut out);
+    }
+    p.end(C, &mut out);
+    p.end(S, &mut out);
+    (out, *p.counters())
+}
+
+fn run(steps: &[(Side, &[u8])]) -> Vec<HttpRecord> {
+    run_with(HttpConfig::default(), steps).0
+}
+
+/// Same records when any one step is cut in two anywhere, or fed byte by byte.
+fn assert_split_invariant(steps: &[(Side, &[u8])]) -> Vec<HttpRecord> {
+    let whole = run(steps);
+    for (i, (side, bytes)) in steps.iter().enumerate() {
+        for cut in 0..=bytes.len() {
+            let mut split: Vec<(Side, &[u8])> = steps[..i].to_vec();
+            split.push((*side, &bytes[..cut]));
+            split.push((*side, &bytes[cut..]));
+            split.extend_from_slice(&steps[i + 1..]);
+            assert_eq!(run(&split), whole, "step {i} cut at {cut}");
+        }
+    }
+    let bytewise: Vec<(Side, &[u8])> = steps
+        .iter()
+        .flat_map(|(side, bytes)| bytes.chunks(1).map(move |b| (*side, b)))
+        .collect();
+    assert_eq!(run(&bytewise), whole, "byte by byte");
+    whole
+}
+
+fn rec(method: &str, url: &str, status: Option<u16>, length: u64) -> HttpRecord {
+    HttpRecord {
+        hostname: Some("h.example".into()),
+        url: Some(url.into()),
+        http_method: Some(method.into()),
+        protocol: Some("HTTP/1.1".into()),
+        status,
+        length,
+        ..HttpRecord::default()
+    }
+}
+
+#[test]
+fn one_exchange_has_every_field() {
+    let req = b"GET /a?b=c HTTP/1.1\r\nHost: h.example\r\nUser-Agent: tester/1\r\n\r\n";
+    let resp = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello";
+    let got = assert_split_invariant(&[(C, req), (S, resp)]);
+    let want = HttpRecord {
+        http_user_agent: Some("tester/1".into()),
+        http_content_type: Some("text/html".into()),
+        ..rec("GET", "/a?b=c", Some(200), 5)
+    };
+    assert_eq!(got, vec![want.clone()]);
+    let json = serde_json::to_value(L7Record::Http(want)).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"http": {
+            "hostname": "h.example", "url": "/a?b=c", "http_method": "GET",
+            "protocol": "HTTP/1.1", "status": 200, "http_user_agent": "tester/1",
+            "http_content_type": "text/html", "length": 5
+        }})
+    );
+}
+
+#[test]
+fn pipelined_requests_pair_in_order_with_every_framing() {
+    let reqs = b"GET /1 HTTP/1.1\r\nHost: h.example\r\n\r\n\
+POST /2 HTTP/1.1\r\nHost: h.example\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\
+HEAD /3 HTTP/1.1\r\nHost: h.example\r\n\r\n\
+PUT /4 HTTP/1.1\r\nHost: h.example\r\nContent-Length: 4\r\n\r\nwxyz";
+    let resps = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n2;x\r\nef\r\n0\r\nT: 1\r\n\r\n\
+HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc\
+HTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\n\
+HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n";
+    let got = assert_split_invariant(&[(C, reqs), (S, resps)]);
+    assert_eq!(
+        got,
+        vec![
+            rec("GET", "/1", Some(200), 6),
+            rec("POST", "/2", Some(201), 3),
+            rec("HEAD", "/3", Some(200), 0),
+            rec("PUT", "/4", Some(204), 0),
+        ]
+    );
+}
+
+#[test]
+fn continue_interim_response_is_skipped() {
+    let head = b"POST /up HTTP/1.1\r\nHost: h.example\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+    let steps: [(Side, &[u8]); 4] = [
+        (C, head),
+        (S, b"HTTP/1.1 100 Continue\r\n\r\n"),
+        (C, b"abc"),
+        (S, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ];
+    let got = assert_split_invariant(&steps);
+    assert_eq!(got, vec![rec("POST", "/up", Some(200), 2)]);
+    assert_eq!(
+        run_with(HttpConfig::default(), &steps).1.interim_responses,
+        1
+    );
+}
+
+#[test]
+fn close_delimited_body_and_unanswered_request_end_with_the_stream() {
+    let reqs =
+        b"GET /1 HTTP/1.1\r\nHost: h.example\r\n\r\nGET /2 HTTP/1.1\r\nHost: h.example\r\n\r\n";
+    let resp = b"HTTP/1.1 200 OK\r\n\r\n0123456789";
+    let got = assert_split_invariant(&[(C, reqs), (S, resp)]);
+    assert_eq!(
+        got,
+        vec![rec("GET", "/1", Some(200), 10), rec("GET", "/2", None, 0)]
+    );
+    let (_, counters) = run_with(HttpConfig::default(), &[(C, reqs), (S, resp)]);
+    assert_eq!(counters.unanswered_requests, 1);
+}
+
+#[test]
+fn gap_inside_a_body_is_skipped() {
+    let mut p = HttpParser::default();
+    let mut out = Vec::new();
+    p.feed(
+        C,
+        b"GET /1 HTTP/1.1\r\nHost: h.example\r\n\r\nGET /2 HTTP/1.1\r\nHost: h.example\r\n\r\n",
+        &mut out,
+    );
+    p.feed(
+        S,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
+        &mut out,
+    );
+    p.gap(S, 80, &mut out);
+    p.feed(
+        S,
+        b"0123456789HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        &mut out,
+    );
+    assert_eq!(
+        out,
+        vec![
+            rec("GET", "/1", Some(200), 100),
+            rec("GET", "/2", Some(404), 0)
+        ]
+    );
+    assert_eq!(p.counters().gap_bytes_skipped, 80);
+    assert_eq!(p.counters().resyncs, 0);
+}
+
+#[test]
+fn gap_inside_a_head_resyncs_at_the_next_message() {
+    let mut p = HttpParser::default();
+    let mut out = Vec::new();
+    p.feed(C, b"GET /1 HTTP/1.1\r\nHo", &mut out);
+    p.gap(C, 50, &mut out);
+    // The bytes after the gap end the lost head; a new request starts on the next line.
+    p.feed(
+        C,
+        b"ost\r\n\r\nGET /2 HTTP/1.1\r\nHost: h.example\r\n\r\n",
+        &mut out,
+    );
+    p.feed(S, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", &mut out);
+    assert_eq!(out, vec![rec("GET", "/2", Some(200), 0)]);
+    assert_eq!(p.counters().resyncs, 1);
+    // A gap at a message boundary resyncs at once on the next bytes.
+    p.gap(S, 10, &mut out);
+    p.feed(C, b"GET /3 HTTP/1.1\r\nHost: h.example\r\n\r\n", &mut out);
+    p.feed(S, b"HTTP/1.1 304 Not Modified\r\n\r\n", &mut out);
+    assert_eq!(out.last(), Some(&rec("GET", "/3", Some(304), 0)));
+    assert_eq!(p.counters().resyncs, 2);
+}
+
+#[test]
+fn gap_past_a_body_emits_the_exchange_and_resyncs() {
+    let mut p = HttpParser::default();
+    let mut out = Vec::new();
+    p.feed(
+        C,
+        b"GET /1 HTTP/1.1\r\nHost: h.example\r\n\r\nGET /2 HTTP/1.1\r\nHost: h.example\r\n\r\n",
+        &mut out,
+    );
+    p.feed(
+        S,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab",
+        &mut out,
+    );
+    p.gap(S, 30, &mut out);
+    assert_eq!(out, vec![rec("GET", "/1", Some(200), 2)]);
+    p.feed(
+        S,
+        b"junk\r\nHTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n",
+        &mut out,
+    );
+    assert_eq!(out.last(), Some(&rec("GET", "/2", Some(500), 0)));
+    assert_eq!(p.counters().resyncs, 1);
+}
+
+#[test]
+fn pending_queue_is_bounded_and_counted() {
+    let config = HttpConfig {
+        max_pending_requests: 2,
+        ..HttpConfig::default()
+    };
+    let reqs = b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n";
+    let (out, counters) = run_with(config, &[(C, reqs)]);
+    assert_eq!(counters.requests, 3);
+    assert_eq!(counters.pending_dropped, 1);
+    assert_eq!(counters.unanswered_requests, 2);
+    assert_eq!(out.len(), 2);
+}
+
+#[test]
+fn oversized_head_is_counted_and_the_next_message_parsed() {
+    let config = HttpConfig {
+        max_header_bytes: 64,
+        ..HttpConfig::default()
+    };
+    let long = format!(
+        "GET /{} HTTP/1.1\r\n\r\nGET /ok HTTP/1.1\r\n\r\n",
+        "x".repeat(100)
+    );
+    let mut p = HttpParser::new(config);
+    let mut out = Vec::new();
+    for part in long.as_bytes().chunks(7) {
+        p.feed(C, part, &mut out);
+    }
+    p.end(S, &mut out);
+    assert_eq!(p.counters().header_overflows, 1);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].url.as_deref(), Some("/ok"));
+}
+
+#[test]
+fn response_without_request_is_still_recorded() {
+    let (out, counters) = run_with(
+        HttpConfig::default(),
+        &[
+            (C, b"GET/ HTTP/1.1\r\n\r\n"),
+            (S, b"HTTP/1.0 400 Bad Request\r\nContent-Length: 1\r\n\r\nx"),
+        ],
+    );
+    assert_eq!(counters.not_http, 1);
+    assert_eq!(counters.responses_without_request, 1);
+    assert_eq!(
+        out,
+        vec![HttpRecord {
+            status: Some(400),
+            length: 1,
+            ..HttpRecord::default()
+        }]
+    );
+}
+
+#[test]
+fn non_http_bytes_stop_the_side_and_upgrades_stop_the_flow() {
+    let mut p = HttpParser::default();
+    let mut out = Vec::new();
+    p.feed(C, b"\x16\x03\x01\x00\x05hello", &mut out);
+    p.feed(S, b"\x16\x03\x03\x00\x05hello", &mut out);
+    assert!(p.is_done());
+    assert_eq!(p.counters().not_http, 2);
+
+    let mut p = HttpParser::default();
+    p.feed(
+        C,
+        b"GET /ws HTTP/1.1\r\nHost: h.example\r\nUpgrade: websocket\r\n\r\n",
+        &mut out,
+    );
+    p.feed(
+        S,
+        b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello",
+        &mut out,
+    );
+    assert!(p.is_done());
+    assert_eq!(out, vec![rec("GET", "/ws", Some(101), 0)]);
+    assert_eq!(p.counters().tunnels, 1);
+}

@@ -1,0 +1,60 @@
+//! L7 session parsers: HTTP/1.x, TLS and DNS.
+//!
+//! Each parser is an incremental core fed by the session layer with in-order
+//! bytes per [`Side`](crate::session::Side), explicit gaps and end of stream (or, for DNS over UDP,
+//! whole datagrams). They emit records shaped like Suricata EVE's `http`,
+//! `tls` and `dns` objects ([`L7Record`] serialises as `{"http": {…}}` etc.),
+//! keep their memory bounded, and count every drop in per-protocol counters.
+
+mod carry;
+pub mod dns;
+pub mod http;
+pub mod tls;
+
+use serde::Serialize;
+
+pub use self::dns::{
+    DnsAnswer, DnsConfig, DnsCounters, DnsFactory, DnsKind, DnsParser, DnsRecord, DnsTcpFactory,
+};
+pub use self::http::{HttpConfig, HttpCounters, HttpFactory, HttpParser, HttpRecord};
+pub use self::tls::{TlsConfig, TlsCounters, TlsFactory, TlsParser, TlsRecord};
+use crate::session::RecordSink;
+
+/// One L7 record, serialised as its EVE object keyed by protocol name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum L7Record {
+    /// An HTTP request/response exchange.
+    Http(HttpRecord),
+    /// A TLS handshake summary.
+    Tls(TlsRecord),
+    /// A DNS query or answer.
+    Dns(DnsRecord),
+}
+
+impl From<HttpRecord> for L7Record {
+    fn from(r: HttpRecord) -> Self {
+        Self::Http(r)
+    }
+}
+
+impl From<TlsRecord> for L7Record {
+    fn from(r: TlsRecord) -> Self {
+        Self::Tls(r)
+    }
+}
+
+impl From<DnsRecord> for L7Record {
+    fn from(r: DnsRecord) -> Self {
+        Self::Dns(r)
+    }
+}
+
+/// Adapts a sink of `R` to a parser that emits a protocol record `T: Into<R>`.
+pub(crate) struct Convert<'a, R>(pub(crate) &'a mut dyn RecordSink<R>);
+
+impl<T: Into<R>, R> RecordSink<T> for Convert<'_, R> {
+    fn emit(&mut self, record: T) {
+        self.0.emit(record.into());
+    }
+}

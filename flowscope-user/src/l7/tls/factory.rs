@@ -1,0 +1,77 @@
+//! TLS in the session layer: [`SessionParser`] for [`TlsParser`] and the
+//! factory that recognises a TLS handshake record by port and first bytes.
+
+use super::{TlsConfig, TlsParser, TlsRecord};
+use crate::l7::Convert;
+use crate::session::{ParseStatus, Probe, RecordSink, SessionParser, SessionParserFactory, Side};
+use crate::view::Timestamp;
+
+impl TlsParser {
+    fn status(&self) -> ParseStatus {
+        if self.is_not_tls() {
+            ParseStatus::Error
+        } else if self.is_done() {
+            ParseStatus::Done
+        } else {
+            ParseStatus::Continue
+        }
+    }
+}
+
+impl<R: From<TlsRecord>> SessionParser<R> for TlsParser {
+    fn on_data(
+        &mut self,
+        side: Side,
+        data: &[u8],
+        _ts: Timestamp,
+        sink: &mut dyn RecordSink<R>,
+    ) -> ParseStatus {
+        self.feed(side, data, &mut Convert(sink));
+        self.status()
+    }
+
+    fn on_gap(
+        &mut self,
+        side: Side,
+        len: u64,
+        _ts: Timestamp,
+        sink: &mut dyn RecordSink<R>,
+    ) -> ParseStatus {
+        self.gap(side, len, &mut Convert(sink));
+        self.status()
+    }
+
+    fn on_end(&mut self, side: Side, _ts: Timestamp, sink: &mut dyn RecordSink<R>) {
+        self.end(side, &mut Convert(sink));
+    }
+}
+
+/// Builds [`TlsParser`]s; well-known ports 443, 8443, 465, 636, 853, 993, 995.
+#[derive(Debug, Default, Clone)]
+pub struct TlsFactory {
+    /// Limits given to each parser.
+    pub config: TlsConfig,
+}
+
+impl<R: From<TlsRecord> + 'static> SessionParserFactory<R> for TlsFactory {
+    fn name(&self) -> &'static str {
+        "tls"
+    }
+
+    fn is_well_known_port(&self, port: u16) -> bool {
+        matches!(port, 443 | 8443 | 465 | 636 | 853 | 993 | 995)
+    }
+
+    /// A handshake record header: type 22, version 3.0–3.4.
+    fn probe(&self, _side: Side, data: &[u8]) -> Probe {
+        match data {
+            [22, 3, minor, ..] if *minor <= 4 => Probe::Certain,
+            [22, 3] | [22] | [] => Probe::Unsure,
+            _ => Probe::NotForUs,
+        }
+    }
+
+    fn new_parser(&mut self) -> Box<dyn SessionParser<R>> {
+        Box::new(TlsParser::new(self.config))
+    }
+}

@@ -1,0 +1,207 @@
+//! TLS client and server fingerprints: JA3 and JA3S (MD5 of a decimal
+//! string, <https://github.com/salesforce/ja3>) and JA4 (FoxIO's
+//! `a_b_c` form, <https://github.com/FoxIO-LLC/ja4/blob/main/technical_details/JA4.md>).
+//! GREASE values are left out of every list, as both specs say.
+
+use std::fmt::Write;
+
+use md5::Md5;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::hello::{ClientHello, ServerHello, is_grease};
+
+/// A JA3 or JA3S fingerprint: the string and its MD5.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ja3 {
+    /// Lowercase hex MD5 of `string`.
+    pub hash: String,
+    /// The fingerprint string.
+    pub string: String,
+}
+
+impl Ja3 {
+    fn of(string: String) -> Self {
+        Self {
+            hash: hex(&Md5::digest(string.as_bytes())),
+            string,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// `sep`-joined decimal values, GREASE left out.
+fn join_dec<T: Copy + Into<u16>>(values: &[T], skip_grease: bool) -> String {
+    let mut s = String::new();
+    for v in values.iter().map(|&v| v.into()) {
+        if skip_grease && is_grease(v) {
+            continue;
+        }
+        if !s.is_empty() {
+            s.push('-');
+        }
+        let _ = write!(s, "{v}");
+    }
+    s
+}
+
+/// JA3 of a ClientHello.
+pub(super) fn ja3(ch: &ClientHello) -> Ja3 {
+    Ja3::of(format!(
+        "{},{},{},{},{}",
+        ch.version,
+        join_dec(&ch.ciphers, true),
+        join_dec(&ch.extensions, true),
+        join_dec(&ch.groups, true),
+        join_dec(&ch.point_formats, false),
+    ))
+}
+
+/// JA3S of a ServerHello.
+pub(super) fn ja3s(sh: &ServerHello) -> Ja3 {
+    Ja3::of(format!(
+        "{},{},{}",
+        sh.version,
+        sh.cipher,
+        join_dec(&sh.extensions, true)
+    ))
+}
+
+fn version_code(v: u16) -> &'static str {
+    match v {
+        0x0304 => "13",
+        0x0303 => "12",
+        0x0302 => "11",
+        0x0301 => "10",
+        0x0300 => "s3",
+        0x0002 => "s2",
+        0xfeff => "d1",
+        0xfefd => "d2",
+        0xfefc => "d3",
+        _ => "00",
+    }
+}
+
+/// First 12 hex digits of the SHA-256 of `values` as 4-digit hex, comma-joined,
+/// with `suffix` appended; zeros for an empty list.
+fn hash12(values: &[u16], suffix: &str) -> String {
+    if values.is_empty() {
+        return "000000000000".to_owned();
+    }
+    let mut s = String::new();
+    for v in values {
+        if !s.is_empty() {
+            s.push(',');
+        }
+        let _ = write!(s, "{v:04x}");
+    }
+    s.push_str(suffix);
+    let mut h = hex(&Sha256::digest(s.as_bytes()));
+    h.truncate(12);
+    h
+}
+
+/// The two ALPN characters of JA4's first part.
+fn alpn_code(first: Option<&str>) -> String {
+    let Some(bytes) = first.map(str::as_bytes).filter(|b| !b.is_empty()) else {
+        return "00".to_owned();
+    };
+    let (a, z) = (bytes[0], bytes[bytes.len() - 1]);
+    if a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric() {
+        format!("{}{}", char::from(a), char::from(z))
+    } else {
+        let (ha, hz) = (hex(&[a]), hex(&[z]));
+        format!("{}{}", &ha[..1], &hz[1..])
+    }
+}
+
+/// JA4 of a ClientHello seen over TCP.
+pub(super) fn ja4(ch: &ClientHello) -> String {
+    let version = ch
+        .supported_versions
+        .iter()
+        .copied()
+        .filter(|&v| !is_grease(v))
+        .max()
+        .unwrap_or(ch.version);
+    let mut ciphers: Vec<u16> = ch
+        .ciphers
+        .iter()
+        .copied()
+        .filter(|&c| !is_grease(c))
+        .collect();
+    let exts: Vec<u16> = ch
+        .extensions
+        .iter()
+        .copied()
+        .filter(|&e| !is_grease(e))
+        .collect();
+    let sni = if exts.contains(&0) { 'd' } else { 'i' };
+    let a = format!(
+        "t{}{}{:02}{:02}{}",
+        version_code(version),
+        sni,
+        ciphers.len().min(99),
+        exts.len().min(99),
+        alpn_code(ch.alpn.first().map(String::as_str)),
+    );
+    ciphers.sort_unstable();
+    let mut sorted: Vec<u16> = exts.into_iter().filter(|&e| e != 0 && e != 16).collect();
+    sorted.sort_unstable();
+    let sigs: Vec<String> = ch
+        .signature_algorithms
+        .iter()
+        .map(|s| format!("{s:04x}"))
+        .collect();
+    let suffix = if sigs.is_empty() {
+        String::new()
+    } else {
+        format!("_{}", sigs.join(","))
+    };
+    format!("{a}_{}_{}", hash12(&ciphers, ""), hash12(&sorted, &suffix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::hello::tests::{client_hello_body, server_hello_body};
+    use super::super::hello::{parse_client_hello, parse_server_hello};
+    use super::*;
+
+    #[test]
+    fn ja3_leaves_grease_out() {
+        let ch = parse_client_hello(&client_hello_body()).unwrap();
+        let f = ja3(&ch);
+        assert_eq!(f.string, "771,4865-49195-47,0-23-10-11-13-16-43,29-23,0");
+        // md5 of that string, computed independently (`printf %s … | md5sum`).
+        assert_eq!(f.hash, "e9c51f79d13dfe5012c557c2f2020a5e");
+        let sh = parse_server_hello(&server_hello_body()).unwrap();
+        let s = ja3s(&sh);
+        assert_eq!(s.string, "771,49195,65281-16-11");
+        assert_eq!(s.hash, "554786d4c84f8a7953b7e453c6371067");
+    }
+
+    #[test]
+    fn ja4_parts() {
+        let ch = parse_client_hello(&client_hello_body()).unwrap();
+        let f = ja4(&ch);
+        // a: TCP, TLS 1.3 (highest supported_versions), SNI, 3 ciphers, 7 extensions, "h2".
+        assert!(f.starts_with("t13d0307h2_"), "{f}");
+        // sha256 prefixes computed with `printf %s … | sha256sum`.
+        assert_eq!(f, "t13d0307h2_58a34ed92d94_38dbf9c86be1");
+    }
+
+    #[test]
+    fn alpn_codes() {
+        assert_eq!(alpn_code(None), "00");
+        assert_eq!(alpn_code(Some("http/1.1")), "h1");
+        assert_eq!(alpn_code(Some("h")), "hh");
+        assert_eq!(alpn_code(Some("\u{1}x\u{2}")), "02");
+    }
+}

@@ -1,0 +1,203 @@
+//! ClientHello and ServerHello contents needed for the record and the
+//! fingerprints, read with `tls-parser`. Extensions are walked in wire order
+//! (type and length), and the few whose contents matter are decoded with
+//! `tls-parser`'s extension parsers.
+
+use tls_parser::{
+    TlsExtension, parse_tls_extension, parse_tls_handshake_client_hello,
+    parse_tls_handshake_server_hello,
+};
+
+/// TLS extension numbers read here.
+mod ext {
+    pub const SERVER_NAME: u16 = 0;
+    pub const SUPPORTED_GROUPS: u16 = 10;
+    pub const EC_POINT_FORMATS: u16 = 11;
+    pub const SIGNATURE_ALGORITHMS: u16 = 13;
+    pub const ALPN: u16 = 16;
+    pub const SUPPORTED_VERSIONS: u16 = 43;
+}
+
+/// GREASE values (RFC 8701): `0x?A?A` with equal bytes.
+pub(super) fn is_grease(v: u16) -> bool {
+    v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
+}
+
+/// What a ClientHello offers.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct ClientHello {
+    /// Legacy `client_version`.
+    pub version: u16,
+    pub ciphers: Vec<u16>,
+    /// Extension types in wire order.
+    pub extensions: Vec<u16>,
+    pub groups: Vec<u16>,
+    pub point_formats: Vec<u8>,
+    pub signature_algorithms: Vec<u16>,
+    pub supported_versions: Vec<u16>,
+    pub sni: Option<String>,
+    pub alpn: Vec<String>,
+}
+
+/// What a ServerHello selects.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct ServerHello {
+    /// Legacy `server_version`.
+    pub version: u16,
+    pub cipher: u16,
+    pub extensions: Vec<u16>,
+    /// `supported_versions` selection (TLS 1.3).
+    pub selected_version: Option<u16>,
+    pub alpn: Option<String>,
+}
+
+/// Each extension as `(type, whole extension bytes)`, in wire order.
+fn walk_extensions(mut bytes: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        let (ty, len) = match bytes {
+            [a, b, c, d, ..] => (
+                u16::from_be_bytes([*a, *b]),
+                usize::from(u16::from_be_bytes([*c, *d])),
+            ),
+            _ => return None,
+        };
+        let whole = bytes.get(..4 + len)?;
+        bytes = &bytes[whole.len()..];
+        Some((ty, whole))
+    })
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Parses a ClientHello body (after the 4-byte handshake header).
+pub(super) fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
+    let (_, ch) = parse_tls_handshake_client_hello(body).ok()?;
+    let mut out = ClientHello {
+        version: ch.version.0,
+        ciphers: ch.ciphers.iter().map(|c| c.0).collect(),
+        ..ClientHello::default()
+    };
+    for (ty, whole) in walk_extensions(ch.ext.unwrap_or_default()) {
+        out.extensions.push(ty);
+        if !matches!(
+            ty,
+            ext::SERVER_NAME
+                | ext::SUPPORTED_GROUPS
+                | ext::EC_POINT_FORMATS
+                | ext::SIGNATURE_ALGORITHMS
+                | ext::ALPN
+                | ext::SUPPORTED_VERSIONS
+        ) {
+            continue;
+        }
+        match parse_tls_extension(whole).map(|(_, e)| e) {
+            Ok(TlsExtension::SNI(names)) => {
+                out.sni = names.first().map(|(_, name)| text(name));
+            }
+            Ok(TlsExtension::EllipticCurves(groups)) => {
+                out.groups = groups.iter().map(|g| g.0).collect();
+            }
+            Ok(TlsExtension::EcPointFormats(formats)) => out.point_formats = formats.to_vec(),
+            Ok(TlsExtension::SignatureAlgorithms(algs)) => out.signature_algorithms = algs,
+            Ok(TlsExtension::ALPN(protos)) => out.alpn = protos.iter().map(|p| text(p)).collect(),
+            Ok(TlsExtension::SupportedVersions(versions)) => {
+                out.supported_versions = versions.iter().map(|v| v.0).collect();
+            }
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
+/// Parses a ServerHello body (after the 4-byte handshake header).
+pub(super) fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
+    let (_, sh) = parse_tls_handshake_server_hello(body).ok()?;
+    let mut out = ServerHello {
+        version: sh.version.0,
+        cipher: sh.cipher.0,
+        ..ServerHello::default()
+    };
+    for (ty, whole) in walk_extensions(sh.ext.unwrap_or_default()) {
+        out.extensions.push(ty);
+        if ty == ext::SUPPORTED_VERSIONS {
+            // The server's form holds one version, no list length.
+            out.selected_version = whole.get(4..6).map(|v| u16::from_be_bytes([v[0], v[1]]));
+        } else if ty == ext::ALPN
+            && let Ok((_, TlsExtension::ALPN(protos))) = parse_tls_extension(whole)
+        {
+            out.alpn = protos.first().map(|p| text(p));
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// A ClientHello body with GREASE, SNI, groups, point formats, sigalgs,
+    /// ALPN and supported_versions.
+    pub(crate) fn client_hello_body() -> Vec<u8> {
+        let mut exts = Vec::new();
+        let mut push = |ty: u16, data: &[u8]| {
+            exts.extend_from_slice(&ty.to_be_bytes());
+            exts.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            exts.extend_from_slice(data);
+        };
+        push(0x0a0a, b"");
+        push(0, b"\x00\x0e\x00\x00\x0bexample.com");
+        push(23, b"");
+        push(10, b"\x00\x06\x1a\x1a\x00\x1d\x00\x17");
+        push(11, b"\x01\x00");
+        push(13, b"\x00\x04\x04\x03\x08\x04");
+        push(16, b"\x00\x0c\x02h2\x08http/1.1");
+        push(43, b"\x06\x2a\x2a\x03\x04\x03\x03");
+        let mut body = vec![0x03, 0x03];
+        body.extend_from_slice(&[7; 32]);
+        body.push(0); // session id
+        body.extend_from_slice(b"\x00\x08\x5a\x5a\x13\x01\xc0\x2b\x00\x2f");
+        body.extend_from_slice(b"\x01\x00");
+        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        body.extend_from_slice(&exts);
+        body
+    }
+
+    pub(crate) fn server_hello_body() -> Vec<u8> {
+        let mut body = vec![0x03, 0x03];
+        body.extend_from_slice(&[9; 32]);
+        body.push(0);
+        body.extend_from_slice(b"\xc0\x2b\x00");
+        let exts = b"\xff\x01\x00\x01\x00\x00\x10\x00\x05\x00\x03\x02h2\x00\x0b\x00\x02\x01\x00";
+        body.extend_from_slice(&(exts.len() as u16).to_be_bytes());
+        body.extend_from_slice(exts);
+        body
+    }
+
+    #[test]
+    fn client_hello_contents() {
+        let ch = parse_client_hello(&client_hello_body()).unwrap();
+        assert_eq!(ch.version, 0x0303);
+        assert_eq!(ch.ciphers, vec![0x5a5a, 0x1301, 0xc02b, 0x002f]);
+        assert_eq!(ch.extensions, vec![0x0a0a, 0, 23, 10, 11, 13, 16, 43]);
+        assert_eq!(ch.groups, vec![0x1a1a, 0x1d, 0x17]);
+        assert_eq!(ch.point_formats, vec![0]);
+        assert_eq!(ch.signature_algorithms, vec![0x0403, 0x0804]);
+        assert_eq!(ch.supported_versions, vec![0x2a2a, 0x0304, 0x0303]);
+        assert_eq!(ch.sni.as_deref(), Some("example.com"));
+        assert_eq!(ch.alpn, vec!["h2".to_owned(), "http/1.1".to_owned()]);
+        assert!(parse_client_hello(&client_hello_body()[..40]).is_none());
+    }
+
+    #[test]
+    fn server_hello_contents() {
+        let sh = parse_server_hello(&server_hello_body()).unwrap();
+        assert_eq!(sh.version, 0x0303);
+        assert_eq!(sh.cipher, 0xc02b);
+        assert_eq!(sh.extensions, vec![0xff01, 16, 11]);
+        assert_eq!(sh.alpn.as_deref(), Some("h2"));
+        assert_eq!(sh.selected_version, None);
+        assert!(is_grease(0xdada) && !is_grease(0x0a1a));
+    }
+}

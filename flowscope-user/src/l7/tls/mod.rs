@@ -1,0 +1,396 @@
+//! TLS session parser: the clear-text handshake of one TCP flow, summarised
+//! into one [`TlsRecord`] (SNI, versions, JA3/JA3S/JA4, ALPN, and the first
+//! server certificate when it is sent in clear, i.e. TLS ≤ 1.2).
+//!
+//! Each side runs the record layer (5-byte headers, bodies skipped unless
+//! they carry handshake data). Handshake messages may span records and
+//! segments; a message is copied only when it is split, into a per-side
+//! buffer bounded by [`TlsConfig::max_handshake_bytes`]
+//! ([`TlsCounters::handshake_too_large`] when exceeded). A side stops at its
+//! first encrypted byte (ChangeCipherSpec, application data, or a TLS 1.3
+//! ServerHello), after the client's ClientHello, or after the server's
+//! Certificate / ServerHelloDone; the record is emitted once both sides have
+//! stopped or ended.
+
+mod cert;
+mod factory;
+mod fingerprint;
+mod hello;
+
+use serde::Serialize;
+
+pub use self::factory::TlsFactory;
+pub use self::fingerprint::Ja3;
+use super::carry::Carry;
+use crate::session::{RecordSink, Side};
+
+/// The handshake of one flow, in Suricata EVE `tls` names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TlsRecord {
+    /// Server name from the ClientHello.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    /// Negotiated version (`TLS 1.2`, `TLS 1.3`), or the client's when no
+    /// ServerHello was seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Client fingerprint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja3: Option<Ja3>,
+    /// Server fingerprint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja3s: Option<Ja3>,
+    /// JA4 client fingerprint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja4: Option<String>,
+    /// Protocols the client offered (ALPN), in its order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alpn: Vec<String>,
+    /// Subject DN of the server's first certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Issuer DN of that certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuerdn: Option<String>,
+    /// Start of its validity, `YYYY-MM-DDTHH:MM:SS` UTC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notbefore: Option<String>,
+    /// End of its validity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notafter: Option<String>,
+}
+
+/// Limits of one TLS parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Largest handshake message buffered when split, in bytes.
+    pub max_handshake_bytes: usize,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            max_handshake_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// What happened inside one TLS parser; add them up per worker.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TlsCounters {
+    /// ClientHellos parsed.
+    pub client_hellos: u64,
+    /// ServerHellos parsed.
+    pub server_hellos: u64,
+    /// Certificates read.
+    pub certificates: u64,
+    /// Handshake messages that did not parse.
+    pub malformed: u64,
+    /// Split handshake messages larger than the buffer limit.
+    pub handshake_too_large: u64,
+    /// Sides whose bytes were not TLS records.
+    pub not_tls: u64,
+    /// Sides stopped by a gap the record layer could not skip.
+    pub gaps_lost: u64,
+}
+
+impl TlsCounters {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Self) {
+        let Self {
+            client_hellos,
+            server_hellos,
+            certificates,
+            malformed,
+            handshake_too_large,
+            not_tls,
+            gaps_lost,
+        } = other;
+        self.client_hellos += client_hellos;
+        self.server_hellos += server_hellos;
+        self.certificates += certificates;
+        self.malformed += malformed;
+        self.handshake_too_large += handshake_too_large;
+        self.not_tls += not_tls;
+        self.gaps_lost += gaps_lost;
+    }
+}
+
+/// TLS record content types.
+mod content {
+    pub const CHANGE_CIPHER_SPEC: u8 = 20;
+    pub const HANDSHAKE: u8 = 22;
+    pub const APPLICATION_DATA: u8 = 23;
+    pub const HEARTBEAT: u8 = 24;
+}
+
+/// Handshake message types.
+mod handshake {
+    pub const CLIENT_HELLO: u8 = 1;
+    pub const SERVER_HELLO: u8 = 2;
+    pub const CERTIFICATE: u8 = 11;
+    pub const SERVER_HELLO_DONE: u8 = 14;
+}
+
+/// Largest record body allowed (2^14 plus expansion, RFC 8446 §5.2).
+const MAX_RECORD_BYTES: u16 = 16_384 + 2_048;
+
+/// One direction of the flow.
+#[derive(Debug)]
+struct Half {
+    header: [u8; 5],
+    header_len: usize,
+    body_left: u16,
+    content_type: u8,
+    handshake: Carry,
+    /// Still reading this side.
+    active: bool,
+}
+
+impl Half {
+    fn new(limit: usize) -> Self {
+        Self {
+            header: [0; 5],
+            header_len: 0,
+            body_left: 0,
+            content_type: 0,
+            handshake: Carry::new(limit),
+            active: true,
+        }
+    }
+}
+
+/// What the two sides have told so far.
+#[derive(Debug, Default)]
+struct Summary {
+    record: TlsRecord,
+    client_version: Option<u16>,
+    server_version: Option<u16>,
+    seen: bool,
+    emitted: bool,
+    counters: TlsCounters,
+}
+
+/// TLS handshake parser of one flow.
+#[derive(Debug)]
+pub struct TlsParser {
+    client: Half,
+    server: Half,
+    summary: Summary,
+}
+
+impl Default for TlsParser {
+    fn default() -> Self {
+        Self::new(TlsConfig::default())
+    }
+}
+
+fn version_name(v: u16) -> String {
+    match v {
+        0x0300 => "SSLv3".to_owned(),
+        0x0301..=0x0304 => format!("TLS 1.{}", v - 0x0301),
+        _ => format!("0x{v:04x}"),
+    }
+}
+
+impl TlsParser {
+    /// A parser with these limits.
+    pub fn new(config: TlsConfig) -> Self {
+        Self {
+            client: Half::new(config.max_handshake_bytes),
+            server: Half::new(config.max_handshake_bytes),
+            summary: Summary::default(),
+        }
+    }
+
+    /// Counters of this flow so far.
+    pub fn counters(&self) -> &TlsCounters {
+        &self.summary.counters
+    }
+
+    /// True once the record has been emitted: nothing more will be read.
+    pub fn is_done(&self) -> bool {
+        self.summary.emitted
+    }
+
+    /// True when neither side ever carried a TLS record.
+    pub fn is_not_tls(&self) -> bool {
+        !self.summary.seen && !self.client.active && !self.server.active
+    }
+
+    /// Feeds the next in-order bytes of `side`; the record goes to `out` when
+    /// the handshake is over.
+    pub fn feed(&mut self, side: Side, mut bytes: &[u8], out: &mut dyn RecordSink<TlsRecord>) {
+        let half = match side {
+            Side::Initiator => &mut self.client,
+            Side::Responder => &mut self.server,
+        };
+        let s = &mut self.summary;
+        while half.active && !bytes.is_empty() {
+            if half.body_left == 0 {
+                let take = (5 - half.header_len).min(bytes.len());
+                half.header[half.header_len..half.header_len + take]
+                    .copy_from_slice(&bytes[..take]);
+                half.header_len += take;
+                bytes = &bytes[take..];
+                if half.header_len < 5 {
+                    break;
+                }
+                half.header_len = 0;
+                let [ty, major, _, hi, lo] = half.header;
+                let len = u16::from_be_bytes([hi, lo]);
+                if !(content::CHANGE_CIPHER_SPEC..=content::HEARTBEAT).contains(&ty)
+                    || major != 3
+                    || len > MAX_RECORD_BYTES
+                {
+                    s.counters.not_tls += 1;
+                    half.active = false;
+                    break;
+                }
+                s.seen = true;
+                half.content_type = ty;
+                half.body_left = len;
+                if ty == content::CHANGE_CIPHER_SPEC || ty == content::APPLICATION_DATA {
+                    // Everything after this on this side is encrypted.
+                    half.active = false;
+                }
+            } else {
+                let n = usize::from(half.body_left).min(bytes.len());
+                let (body, rest) = bytes.split_at(n);
+                bytes = rest;
+                half.body_left -= n as u16;
+                if half.content_type != content::HANDSHAKE {
+                    // Alerts and heartbeats: skipped.
+                    continue;
+                }
+                let active = &mut half.active;
+                let result = half
+                    .handshake
+                    .drive(body, |m| handshake_message(side, active, s, m));
+                if result.is_err() {
+                    s.counters.handshake_too_large += 1;
+                    half.active = false;
+                }
+            }
+        }
+        self.emit_if_over(out);
+    }
+
+    /// `len` bytes of `side` are missing: skipped inside a non-handshake
+    /// record, otherwise the side stops.
+    pub fn gap(&mut self, side: Side, len: u64, out: &mut dyn RecordSink<TlsRecord>) {
+        let half = match side {
+            Side::Initiator => &mut self.client,
+            Side::Responder => &mut self.server,
+        };
+        if !half.active {
+            return;
+        }
+        if half.content_type != content::HANDSHAKE
+            && half.header_len == 0
+            && len <= u64::from(half.body_left)
+        {
+            half.body_left -= len as u16;
+        } else {
+            self.summary.counters.gaps_lost += 1;
+            half.active = false;
+            half.handshake.clear();
+        }
+        self.emit_if_over(out);
+    }
+
+    /// `side` ended: the record is emitted once both sides are over.
+    pub fn end(&mut self, side: Side, out: &mut dyn RecordSink<TlsRecord>) {
+        let half = match side {
+            Side::Initiator => &mut self.client,
+            Side::Responder => &mut self.server,
+        };
+        half.active = false;
+        half.handshake.clear();
+        self.emit_if_over(out);
+    }
+
+    fn emit_if_over(&mut self, out: &mut dyn RecordSink<TlsRecord>) {
+        let s = &mut self.summary;
+        if self.client.active || self.server.active || s.emitted {
+            return;
+        }
+        s.emitted = true;
+        if s.client_version.is_none() && s.server_version.is_none() {
+            return;
+        }
+        s.record.version = s.server_version.or(s.client_version).map(version_name);
+        out.emit(std::mem::take(&mut s.record));
+    }
+}
+
+/// Consumes one handshake message at the start of `m`; 0 if incomplete.
+fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -> usize {
+    if !*active {
+        return m.len();
+    }
+    let [ty, a, b, c, ..] = *m else {
+        return 0;
+    };
+    let len = 4 + ((usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c));
+    let Some(body) = m.get(4..len) else {
+        return 0;
+    };
+    match (side, ty) {
+        (Side::Initiator, handshake::CLIENT_HELLO) => {
+            *active = false;
+            match hello::parse_client_hello(body) {
+                Some(ch) => {
+                    s.counters.client_hellos += 1;
+                    s.client_version = Some(ch.version);
+                    s.record.sni = ch.sni.clone();
+                    s.record.ja3 = Some(fingerprint::ja3(&ch));
+                    s.record.ja4 = Some(fingerprint::ja4(&ch));
+                    s.record.alpn = ch.alpn;
+                }
+                None => s.counters.malformed += 1,
+            }
+        }
+        (Side::Responder, handshake::SERVER_HELLO) => match hello::parse_server_hello(body) {
+            Some(sh) => {
+                s.counters.server_hellos += 1;
+                let version = sh.selected_version.unwrap_or(sh.version);
+                s.server_version = Some(version);
+                s.record.ja3s = Some(fingerprint::ja3s(&sh));
+                if version >= 0x0304 {
+                    // The rest of a TLS 1.3 server flight is encrypted.
+                    *active = false;
+                }
+            }
+            None => {
+                s.counters.malformed += 1;
+                *active = false;
+            }
+        },
+        (Side::Responder, handshake::CERTIFICATE) => {
+            *active = false;
+            let first = match tls_parser::parse_tls_handshake_msg_certificate(body) {
+                Ok((_, tls_parser::TlsMessageHandshake::Certificate(c))) => {
+                    c.cert_chain.first().and_then(|raw| cert::parse(raw.data))
+                }
+                _ => None,
+            };
+            match first {
+                Some(info) => {
+                    s.counters.certificates += 1;
+                    s.record.subject = Some(info.subject);
+                    s.record.issuerdn = Some(info.issuer);
+                    s.record.notbefore = Some(info.not_before);
+                    s.record.notafter = Some(info.not_after);
+                }
+                None => s.counters.malformed += 1,
+            }
+        }
+        (Side::Responder, handshake::SERVER_HELLO_DONE) => *active = false,
+        _ => {}
+    }
+    len
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,197 @@
+//! Byte-built TLS handshakes fed in every split.
+
+use super::hello::tests::{client_hello_body, server_hello_body};
+use super::*;
+use crate::l7::L7Record;
+
+const C: Side = Side::Initiator;
+const S: Side = Side::Responder;
+
+/// Self-signed test certificate made with `openssl req -x509 -newkey ec
+/// -subj "/C=US/O=Flowscope Test/CN=example.com" -days 3650 -set_serial 7`;
+/// `openssl x509 -dates` says notBefore Nov 25 18:12:01 2026 GMT,
+/// notAfter Nov 22 18:12:01 2036 GMT.
+const CERT_HEX: &str = "308201bb30820160a003020102020107300a06082a8648ce3d040302303c310b300906035504061302555331173015060355040a0c0e466c6f7773636f706520546573743114301206035504030c0b6578616d706c652e636f6d301e170d3236313132353138313230315a170d3336313132323138313230315a303c310b300906035504061302555331173015060355040a0c0e466c6f7773636f706520546573743114301206035504030c0b6578616d706c652e636f6d3059301306072a8648ce3d020106082a8648ce3d03010703420004a7f20ce7b7e079e4864e03e4b2fd4c0a5d5580d6a66c69f4d7f003e8f81b38fbc2da4f87ff7ca620e8c97381976bbb1e6b537f2aa376c30e4a695a18db4579f1a3533051301d0603551d0e041604141acd1f634a95d5180ddee44a0a58562229d679e1301f0603551d230418301680141acd1f634a95d5180ddee44a0a58562229d679e1300f0603551d130101ff040530030101ff300a06082a8648ce3d04030203490030460221008838863225d97b9cbd05761f5775adfd4d4e78c9c1ce1aaaf0c40cbd3d8d9eaf022100a3f90444b2c0169824c6d9ade46fcfa1635e2eed462a799c36874436e6c0f2eb";
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn handshake(ty: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![ty];
+    m.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    m.extend_from_slice(body);
+    m
+}
+
+/// `payload` cut into records of at most `max` bytes.
+fn records(ty: u8, payload: &[u8], max: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in payload.chunks(max) {
+        out.extend_from_slice(&[ty, 3, 3]);
+        out.extend_from_slice(&(part.len() as u16).to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+fn certificate_message() -> Vec<u8> {
+    let der = unhex(CERT_HEX);
+    let mut list = (der.len() as u32).to_be_bytes()[1..].to_vec();
+    list.extend_from_slice(&der);
+    let mut body = (list.len() as u32).to_be_bytes()[1..].to_vec();
+    body.extend_from_slice(&list);
+    handshake(11, &body)
+}
+
+fn client_flight() -> Vec<u8> {
+    records(22, &handshake(1, &client_hello_body()), 16_384)
+}
+
+/// ServerHello, Certificate, ServerHelloDone in records of `max` bytes, then
+/// ChangeCipherSpec and some encrypted data.
+fn server_flight(max: usize) -> Vec<u8> {
+    let mut hs = handshake(2, &server_hello_body());
+    hs.extend(certificate_message());
+    hs.extend(handshake(14, &[]));
+    let mut out = records(22, &hs, max);
+    out.extend(records(20, &[1], 16));
+    out.extend(records(23, &[0xee; 40], 16));
+    out
+}
+
+fn run_with(config: TlsConfig, steps: &[(Side, &[u8])]) -> (Vec<TlsRecord>, TlsCounters) {
+    let mut p = TlsParser::new(config);
+    let mut out = Vec::new();
+    for (side, bytes) in steps {
+        p.feed(*side, bytes, &mut out);
+    }
+    p.end(C, &mut out);
+    p.end(S, &mut out);
+    (out, *p.counters())
+}
+
+fn run(steps: &[(Side, &[u8])]) -> Vec<TlsRecord> {
+    run_with(TlsConfig::default(), steps).0
+}
+
+fn expected_1_2() -> TlsRecord {
+    TlsRecord {
+        sni: Some("example.com".into()),
+        version: Some("TLS 1.2".into()),
+        ja3: Some(Ja3 {
+            hash: "e9c51f79d13dfe5012c557c2f2020a5e".into(),
+            string: "771,4865-49195-47,0-23-10-11-13-16-43,29-23,0".into(),
+        }),
+        ja3s: Some(Ja3 {
+            hash: "554786d4c84f8a7953b7e453c6371067".into(),
+            string: "771,49195,65281-16-11".into(),
+        }),
+        ja4: Some("t13d0307h2_58a34ed92d94_38dbf9c86be1".into()),
+        alpn: vec!["h2".into(), "http/1.1".into()],
+        subject: Some("C=US, O=Flowscope Test, CN=example.com".into()),
+        issuerdn: Some("C=US, O=Flowscope Test, CN=example.com".into()),
+        notbefore: Some("2026-11-25T18:12:01".into()),
+        notafter: Some("2036-11-22T18:12:01".into()),
+    }
+}
+
+#[test]
+fn full_handshake_at_every_split() {
+    let (client, server) = (client_flight(), server_flight(16_384));
+    let steps: [(Side, &[u8]); 2] = [(C, &client), (S, &server)];
+    assert_eq!(run(&steps), vec![expected_1_2()]);
+    for (i, (side, bytes)) in steps.iter().enumerate() {
+        for cut in 0..=bytes.len() {
+            let mut split: Vec<(Side, &[u8])> = steps[..i].to_vec();
+            split.push((*side, &bytes[..cut]));
+            split.push((*side, &bytes[cut..]));
+            split.extend_from_slice(&steps[i + 1..]);
+            assert_eq!(run(&split), vec![expected_1_2()], "step {i} cut {cut}");
+        }
+    }
+    let bytewise: Vec<(Side, &[u8])> = steps
+        .iter()
+        .flat_map(|(side, bytes)| bytes.chunks(1).map(move |b| (*side, b)))
+        .collect();
+    assert_eq!(run(&bytewise), vec![expected_1_2()]);
+}
+
+#[test]
+fn handshake_messages_split_across_records() {
+    let (client, server) = (client_flight(), server_flight(37));
+    let mut p = TlsParser::default();
+    let mut out = Vec::new();
+    p.feed(C, &client, &mut out);
+    p.feed(S, &server, &mut out);
+    // Emitted as soon as both sides are over, without waiting for the end.
+    assert!(p.is_done());
+    assert_eq!(out, vec![expected_1_2()]);
+    let json = serde_json::to_value(L7Record::Tls(out[0].clone())).unwrap();
+    assert_eq!(
+        json["tls"]["ja3"]["hash"],
+        "e9c51f79d13dfe5012c557c2f2020a5e"
+    );
+    assert_eq!(
+        json["tls"]["issuerdn"],
+        "C=US, O=Flowscope Test, CN=example.com"
+    );
+    assert_eq!(json["tls"]["alpn"], serde_json::json!(["h2", "http/1.1"]));
+}
+
+#[test]
+fn tls13_server_hello_ends_the_clear_text() {
+    let mut sh = server_hello_body();
+    // Append supported_versions(0x0304) to the extension block.
+    let ext_len = u16::from_be_bytes([sh[38], sh[39]]) + 6;
+    sh[38..40].copy_from_slice(&ext_len.to_be_bytes());
+    sh.extend_from_slice(b"\x00\x2b\x00\x02\x03\x04");
+    let server = records(22, &handshake(2, &sh), 16_384);
+    let mut p = TlsParser::default();
+    let mut out = Vec::new();
+    p.feed(C, &client_flight(), &mut out);
+    p.feed(S, &server, &mut out);
+    assert!(p.is_done());
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].version.as_deref(), Some("TLS 1.3"));
+    assert_eq!(
+        out[0].ja3s.as_ref().map(|j| j.string.as_str()),
+        Some("771,49195,65281-16-11-43")
+    );
+    assert_eq!(out[0].subject, None);
+}
+
+#[test]
+fn oversized_split_message_is_counted() {
+    let config = TlsConfig {
+        max_handshake_bytes: 200,
+    };
+    let (out, counters) = run_with(config, &[(C, &client_flight()), (S, &server_flight(100))]);
+    assert_eq!(counters.handshake_too_large, 1);
+    assert_eq!(counters.certificates, 0);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].ja3s, expected_1_2().ja3s);
+}
+
+#[test]
+fn gaps_and_non_tls_bytes() {
+    let mut p = TlsParser::default();
+    let mut out = Vec::new();
+    p.feed(C, &client_flight(), &mut out);
+    let server = server_flight(16_384);
+    p.feed(S, &server[..60], &mut out);
+    p.gap(S, 100, &mut out);
+    assert_eq!(p.counters().gaps_lost, 1);
+    assert_eq!(out.len(), 1, "both sides over: record emitted");
+    assert_eq!(out[0].sni.as_deref(), Some("example.com"));
+    assert_eq!(out[0].ja3s, None);
+
+    let mut p = TlsParser::default();
+    p.feed(C, b"GET / HTTP/1.1\r\n", &mut out);
+    p.feed(S, b"HTTP/1.1 200 OK\r\n", &mut out);
+    assert!(p.is_not_tls());
+    assert_eq!(p.counters().not_tls, 2);
+}
