@@ -9,6 +9,12 @@ pub const MODE_COUNT_ONLY: u32 = 1;
 pub const CONFIG_MAP: &str = "CONFIG";
 /// Name of the per-CPU array holding one [`crate::CounterBlock`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
+/// Name of the per-CPU array holding one [`crate::anomaly::AnomalyBlock`].
+pub const ANOMALIES_MAP: &str = "ANOMALIES";
+/// Name of the per-CPU array of the two [`crate::anomaly::Sketch`]es.
+pub const SKETCHES_MAP: &str = "SKETCHES";
+/// Name of the per-CPU array holding one [`crate::anomaly::PairFilter`].
+pub const PAIR_FILTER_MAP: &str = "PAIR_FILTER";
 /// Name of the XSKMAP the program redirects into.
 pub const XSKS_MAP: &str = "XSKS";
 /// Name of the XDP program in the object file.

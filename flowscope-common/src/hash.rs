@@ -45,8 +45,19 @@ pub const fn combine(a: u32, b: u32, proto: u8) -> u32 {
 
 /// Symmetric flow hash of a 5-tuple (ports 0 where the policy says so).
 #[inline(always)]
-pub const fn flow_hash(seed: u32, src: &[u32; 4], sport: u16, dst: &[u32; 4], dport: u16, proto: u8) -> u32 {
-    combine(endpoint_hash(seed, src, sport), endpoint_hash(seed, dst, dport), proto)
+pub const fn flow_hash(
+    seed: u32,
+    src: &[u32; 4],
+    sport: u16,
+    dst: &[u32; 4],
+    dport: u16,
+    proto: u8,
+) -> u32 {
+    combine(
+        endpoint_hash(seed, src, sport),
+        endpoint_hash(seed, dst, dport),
+        proto,
+    )
 }
 
 /// Symmetric steering hash: addresses and protocol only.
@@ -58,7 +69,11 @@ pub const fn steer_hash(seed: u32, src: &[u32; 4], dst: &[u32; 4], proto: u8) ->
 /// XSKMAP slot for a frame received on `queue`: `queue · S + steer % S`.
 #[inline(always)]
 pub const fn xsk_slot(queue: u32, sockets_per_queue: u32, steer: u32) -> u32 {
-    let s = if sockets_per_queue == 0 { 1 } else { sockets_per_queue };
+    let s = if sockets_per_queue == 0 {
+        1
+    } else {
+        sockets_per_queue
+    };
     queue * s + steer % s
 }
 
@@ -72,7 +87,10 @@ mod tests {
     #[test]
     fn flow_hash_is_symmetric() {
         for seed in [0, 1, 0xdead_beef] {
-            assert_eq!(flow_hash(seed, &A, 1234, &B, 80, 6), flow_hash(seed, &B, 80, &A, 1234, 6));
+            assert_eq!(
+                flow_hash(seed, &A, 1234, &B, 80, 6),
+                flow_hash(seed, &B, 80, &A, 1234, 6)
+            );
         }
     }
 

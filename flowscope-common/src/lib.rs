@@ -12,6 +12,7 @@
 #![no_std]
 #![deny(missing_docs)]
 
+pub mod anomaly;
 pub mod config;
 pub mod counters;
 pub mod frame;

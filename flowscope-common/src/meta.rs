@@ -11,7 +11,7 @@ use crate::frame::{L3Class, L4Class};
 /// `magic` value of a metadata block written by this program.
 pub const META_MAGIC: u16 = 0xF10E;
 /// Layout version; bumped whenever a field changes.
-pub const META_VERSION: u8 = 1;
+pub const META_VERSION: u8 = 2;
 
 /// Frame is an IP fragment (IPv4 MF/offset or an IPv6 Fragment header).
 pub const FLAG_FRAGMENT: u8 = 1 << 0;
@@ -26,7 +26,7 @@ pub const FLAG_ERR_L3: u8 = 1 << 4;
 /// Parsing failed at L4 (truncated TCP/UDP/ICMP header).
 pub const FLAG_ERR_L4: u8 = 1 << 5;
 
-/// Parse results handed from the XDP program to userspace, 24 bytes.
+/// Parse results handed from the XDP program to userspace, 32 bytes.
 ///
 /// The size is a multiple of 4 as `bpf_xdp_adjust_meta` requires, and at most
 /// 32 bytes, the kernel's limit for XDP metadata.
@@ -59,9 +59,11 @@ pub struct XdpMeta {
     pub flow_hash: u32,
     /// Symmetric IP-pair hash used to pick the socket, see [`crate::hash`].
     pub steer_hash: u32,
+    /// Bits of the [`crate::anomaly::Anomaly`] kinds this frame raised.
+    pub anomalies: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<XdpMeta>() == 24);
+const _: () = assert!(core::mem::size_of::<XdpMeta>() == 32);
 const _: () = assert!(core::mem::size_of::<XdpMeta>().is_multiple_of(4));
 
 impl XdpMeta {
@@ -72,7 +74,9 @@ impl XdpMeta {
     /// `frame_len` bytes (a stale block left in a reused UMEM frame fails the
     /// length check).
     pub fn is_valid_for(&self, frame_len: usize) -> bool {
-        self.magic == META_MAGIC && self.version == META_VERSION && usize::from(self.frame_len) == frame_len
+        self.magic == META_MAGIC
+            && self.version == META_VERSION
+            && usize::from(self.frame_len) == frame_len
     }
 
     /// The L3 class.
@@ -89,6 +93,18 @@ impl XdpMeta {
     pub fn from_bytes(b: &[u8; Self::SIZE]) -> Self {
         let u16_at = |i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
         let u32_at = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let u64_at = |i: usize| {
+            u64::from_ne_bytes([
+                b[i],
+                b[i + 1],
+                b[i + 2],
+                b[i + 3],
+                b[i + 4],
+                b[i + 5],
+                b[i + 6],
+                b[i + 7],
+            ])
+        };
         Self {
             magic: u16_at(0),
             version: b[2],
@@ -103,6 +119,7 @@ impl XdpMeta {
             _pad: u16_at(14),
             flow_hash: u32_at(16),
             steer_hash: u32_at(20),
+            anomalies: u64_at(24),
         }
     }
 }

@@ -8,14 +8,19 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use flowscope_common::{
+    Counter, CounterBlock, XdpConfig,
+    anomaly::{
+        Anomaly, AnomalyBlock, PAIR_FILTER_BITS, PAIR_FILTER_SEED, PairFilter, SKETCH_DEPTH,
+        SKETCH_KEY_SEED, SKETCH_SRC_PORTS, SKETCH_SYN_DST, SKETCH_TOP, Sketch, TopEntry,
+        sketch_column,
+    },
     config::{MAX_XSK_SLOTS, MODE_COUNT_ONLY},
     frame::{L3Class, L4Class},
     hash::xsk_slot,
     meta::{self, XdpMeta},
-    Counter, CounterBlock, XdpConfig,
 };
 
-use crate::parse::classify;
+use crate::parse::{Parsed, classify};
 
 /// Load-time configuration, one entry, written by userspace before attach.
 #[map(name = "CONFIG")]
@@ -25,6 +30,48 @@ static CONFIG: Array<XdpConfig> = Array::with_max_entries(1, 0);
 #[map(name = "COUNTERS")]
 static COUNTERS: PerCpuArray<CounterBlock> = PerCpuArray::with_max_entries(1, 0);
 
+/// Per-CPU anomaly and indicator counters, one block.
+#[map(name = "ANOMALIES")]
+static ANOMALIES: PerCpuArray<AnomalyBlock> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU sketches: SYN destinations, distinct destination ports per source.
+#[map(name = "SKETCHES")]
+static SKETCHES: PerCpuArray<Sketch> = PerCpuArray::with_max_entries(2, 0);
+
+/// Per-CPU filter of (source, destination port) pairs already counted.
+#[map(name = "PAIR_FILTER")]
+static PAIR_FILTER: PerCpuArray<PairFilter> = PerCpuArray::with_max_entries(1, 0);
+
+/// Bits of the anomaly mask in use (kinds 0..29, indicators 32..36).
+const ANOMALY_BITS: usize = 36;
+
+/// The parse result of the current frame, per CPU, see [`classify`].
+#[map(name = "PARSED")]
+static PARSED: PerCpuArray<Parsed> = PerCpuArray::with_max_entries(1, 0);
+
+/// One scratch word per CPU, see [`launder`].
+#[map(name = "SCRATCH")]
+static SCRATCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// Returns `v` with everything the verifier knew about it forgotten, by a
+/// round trip through map memory (which it does not track).
+///
+/// The paths through the L2/L3 parser (VLAN tags, IPv6 extension chains)
+/// reach the L4 parser with header offsets the verifier knows exactly, and it
+/// would verify the rest of the program once per distinct offset — past its
+/// one-million-instruction limit. Laundered, they all arrive as the same
+/// unknown value and the verifier prunes them to one. `None` if the map is
+/// unavailable (it never is once loaded).
+#[inline(always)]
+pub fn launder(v: usize) -> Option<usize> {
+    let slot = SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU map value; this CPU is its only user.
+    unsafe {
+        core::ptr::write_volatile(slot, v as u64);
+        Some(core::ptr::read_volatile(slot) as usize)
+    }
+}
+
 /// AF_XDP sockets, slot `queue * S + steer % S`.
 #[map(name = "XSKS")]
 static XSKS: XskMap = XskMap::with_max_entries(MAX_XSK_SLOTS, 0);
@@ -32,7 +79,14 @@ static XSKS: XskMap = XskMap::with_max_entries(MAX_XSK_SLOTS, 0);
 #[xdp]
 pub fn flowscope(ctx: XdpContext) -> u32 {
     let cfg = CONFIG.get(0).copied().unwrap_or_default();
-    let m = classify(&ctx, cfg.hash_seed);
+    let Some(parsed) = PARSED.get_ptr_mut(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: per-CPU map value; this CPU is its only user while XDP runs
+    // with preemption disabled.
+    let parsed = unsafe { &mut *parsed };
+    classify(&ctx, cfg.hash_seed, parsed);
+    let m = parsed.meta;
     let len = (ctx.data_end() - ctx.data()) as u64;
     let Some(block) = COUNTERS.get_ptr_mut(0) else {
         return xdp_action::XDP_PASS;
@@ -41,6 +95,9 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
     // is the only writer of its slot and XDP runs with preemption disabled.
     let block = unsafe { &mut *block };
     count_classes(block, &m, len);
+    if m.anomalies != 0 {
+        count_anomalies(&parsed);
+    }
 
     if cfg.mode == MODE_COUNT_ONLY {
         bump(block, Counter::PassCountOnly, len);
@@ -115,4 +172,73 @@ fn write_meta(ctx: &XdpContext, m: &XdpMeta) {
     // SAFETY: `start .. start + SIZE` is the metadata area just reserved,
     // bounded by `data` as checked above.
     unsafe { core::ptr::write_unaligned(start as *mut XdpMeta, *m) };
+}
+
+#[inline(always)]
+fn count_anomalies(p: &Parsed) {
+    let mask = p.meta.anomalies;
+    if let Some(block) = ANOMALIES.get_ptr_mut(0) {
+        // SAFETY: per-CPU map value; this CPU is its only writer.
+        let block = unsafe { &mut *block };
+        // Branch-free, so the verifier walks the loop once.
+        for (i, c) in block.counts.iter_mut().enumerate().take(ANOMALY_BITS) {
+            *c += (mask >> i) & 1;
+        }
+    }
+    if mask & Anomaly::Syn.bit() != 0 {
+        sketch_add(SKETCH_SYN_DST, &p.dst, p.family);
+    }
+    let probe = mask & Anomaly::Syn.bit() != 0 || (p.meta.ip_proto == 17 && p.dport != 0);
+    if probe && first_time_pair(p) {
+        sketch_add(SKETCH_SRC_PORTS, &p.src, p.family);
+    }
+}
+
+/// Sets the filter bit of (source, destination port); true if it was clear.
+#[inline(always)]
+fn first_time_pair(p: &Parsed) -> bool {
+    let Some(filter) = PAIR_FILTER.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU map value; this CPU is its only writer.
+    let filter = unsafe { &mut *filter };
+    let h = flowscope_common::hash::endpoint_hash(PAIR_FILTER_SEED, &p.src, p.dport) as usize
+        & (PAIR_FILTER_BITS - 1);
+    let (word, bit) = (h / 64, 1u64 << (h % 64));
+    let Some(w) = filter.bits.get_mut(word) else {
+        return false;
+    };
+    let fresh = *w & bit == 0;
+    *w |= bit;
+    fresh
+}
+
+/// Counts `addr` in sketch `index` and keeps it as a candidate when its
+/// estimate beats the slot's current holder.
+#[inline(always)]
+fn sketch_add(index: u32, addr: &[u32; 4], family: u32) {
+    let Some(sketch) = SKETCHES.get_ptr_mut(index) else {
+        return;
+    };
+    // SAFETY: per-CPU map value; this CPU is its only writer.
+    let sketch = unsafe { &mut *sketch };
+    let h = flowscope_common::hash::endpoint_hash(SKETCH_KEY_SEED, addr, 0);
+    let mut estimate = u32::MAX;
+    for row in 0..SKETCH_DEPTH {
+        let col = sketch_column(h, row);
+        if let Some(c) = sketch.rows.get_mut(row).and_then(|r| r.get_mut(col)) {
+            *c = c.saturating_add(1);
+            estimate = estimate.min(*c);
+        }
+    }
+    let Some(top) = sketch.top.get_mut(h as usize % SKETCH_TOP) else {
+        return;
+    };
+    if top.addr == *addr || estimate > top.estimate {
+        *top = TopEntry {
+            addr: *addr,
+            family,
+            estimate,
+        };
+    }
 }

@@ -60,7 +60,10 @@ fn tuple(f: &[u8], m: &XdpMeta) -> Tuple {
     };
     let l4 = usize::from(m.l4_offset);
     let (sp, dp) = if m.flags & FLAG_L4_VALID != 0 {
-        (u16::from_be_bytes([f[l4], f[l4 + 1]]), u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]))
+        (
+            u16::from_be_bytes([f[l4], f[l4 + 1]]),
+            u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]),
+        )
     } else {
         (0, 0)
     };
@@ -83,7 +86,8 @@ struct ManifestFlow {
 }
 
 fn fsgen() -> String {
-    std::env::var("FLOWSCOPE_FSGEN").expect("FLOWSCOPE_FSGEN: path of the fsgen binary (cargo xtask test sets it)")
+    std::env::var("FLOWSCOPE_FSGEN")
+        .expect("FLOWSCOPE_FSGEN: path of the fsgen binary (cargo xtask test sets it)")
 }
 
 #[test]
@@ -103,7 +107,11 @@ fn every_frame_of_every_flow_reaches_exactly_one_socket() {
             sockets_per_queue: S,
             hash_seed: SEED,
             // Rings deep enough to hold a whole burst even in a debug build.
-            rings: RingSizes { rx_ring: 8192, fill_ring: 16384, ..RingSizes::default() },
+            rings: RingSizes {
+                rx_ring: 8192,
+                fill_ring: 16384,
+                ..RingSizes::default()
+            },
             ..CaptureConfig::new(cap_if)
         };
         let cap = Capture::start(&cfg, |id| Recorder {
@@ -114,12 +122,22 @@ fn every_frame_of_every_flow_reaches_exactly_one_socket() {
             parser_mismatch: 0,
         })
         .expect("capture starts");
-        assert!(cap.zero_copy().iter().all(|zc| !zc), "veth offers copy mode only");
+        assert!(
+            cap.zero_copy().iter().all(|zc| !zc),
+            "veth offers copy mode only"
+        );
         ready_tx.send(()).unwrap();
         let sent = sent_rx.recv().unwrap();
         // Wait, bounded, until every frame has been through a worker.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while cap.worker_stats().iter().map(|w| w.socket.rx_packets).sum::<u64>() < sent && Instant::now() < deadline {
+        while cap
+            .worker_stats()
+            .iter()
+            .map(|w| w.socket.rx_packets)
+            .sum::<u64>()
+            < sent
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(20));
         }
         let xdp = cap.xdp_counters().unwrap();
@@ -129,36 +147,91 @@ fn every_frame_of_every_flow_reaches_exactly_one_socket() {
 
     let manifest = std::env::temp_dir().join(format!("{}.manifest", bed.gen_ns));
     let out = Command::new("ip")
-        .args(["netns", "exec", &bed.gen_ns, &fsgen(), "--iface", &bed.gen_if, "--frames", &N.to_string(), "--flows", &M.to_string()])
-        .args(["--both-directions", "--queues", "2", "--ipv6", "--manifest", manifest.to_str().unwrap()])
+        .args([
+            "netns",
+            "exec",
+            &bed.gen_ns,
+            &fsgen(),
+            "--iface",
+            &bed.gen_if,
+            "--frames",
+            &N.to_string(),
+            "--flows",
+            &M.to_string(),
+        ])
+        .args([
+            "--both-directions",
+            "--queues",
+            "2",
+            "--ipv6",
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ])
         .output()
         .expect("run fsgen");
-    assert!(out.status.success(), "fsgen: {}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("fsgen prints one JSON line");
+    assert!(
+        out.status.success(),
+        "fsgen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("fsgen prints one JSON line");
     assert_eq!(report["sent"], N);
     sent_tx.send(N).unwrap();
     let (xdp, reports) = capture.join().expect("capture thread");
-    let flows: Vec<ManifestFlow> =
-        std::fs::read_to_string(&manifest).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let flows: Vec<ManifestFlow> = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let _ = std::fs::remove_file(&manifest);
     assert_eq!(flows.len(), M as usize);
-    assert_eq!(flows.iter().map(|f| f.frames_ab + f.frames_ba).sum::<u64>(), N);
+    assert_eq!(
+        flows.iter().map(|f| f.frames_ab + f.frames_ba).sum::<u64>(),
+        N
+    );
 
     // The kernel saw and redirected every frame, and nothing else.
-    assert_eq!(xdp.get(Counter::All).packets, N, "per-CPU XDP counters sum to N");
+    assert_eq!(
+        xdp.get(Counter::All).packets,
+        N,
+        "per-CPU XDP counters sum to N"
+    );
     assert_eq!(xdp.get(Counter::Redirected).packets, N);
     assert_eq!(xdp.get(Counter::PassFallback).packets, 0);
     // The sockets received exactly N frames, without a drop.
     assert_eq!(reports.iter().map(|r| r.stats.rx_packets).sum::<u64>(), N);
     for r in &reports {
         let s = &r.stats;
-        assert_eq!((s.rx_dropped, s.rx_ring_full, s.invalid_descs), (0, 0, 0), "worker {} drops", r.id.index);
-        assert_eq!((r.handler.missing_meta, r.handler.wrong_slot, r.handler.parser_mismatch), (0, 0, 0), "worker {}", r.id.index);
+        assert_eq!(
+            (s.rx_dropped, s.rx_ring_full, s.invalid_descs),
+            (0, 0, 0),
+            "worker {} drops",
+            r.id.index
+        );
+        assert_eq!(
+            (
+                r.handler.missing_meta,
+                r.handler.wrong_slot,
+                r.handler.parser_mismatch
+            ),
+            (0, 0, 0),
+            "worker {}",
+            r.id.index
+        );
     }
     // Both queues carried traffic.
     for q in 0..2 {
-        let got: u64 = reports.iter().filter(|r| r.id.queue == q).map(|r| r.stats.rx_packets).sum();
-        let want: u64 = flows.iter().filter(|f| f.queue == q).map(|f| f.frames_ab + f.frames_ba).sum();
+        let got: u64 = reports
+            .iter()
+            .filter(|r| r.id.queue == q)
+            .map(|r| r.stats.rx_packets)
+            .sum();
+        let want: u64 = flows
+            .iter()
+            .filter(|f| f.queue == q)
+            .map(|f| f.frames_ab + f.frames_ba)
+            .sum();
         assert!(want > 0, "the generator used queue {q}");
         assert_eq!(got, want, "queue {q}");
     }
@@ -166,16 +239,32 @@ fn every_frame_of_every_flow_reaches_exactly_one_socket() {
     for f in &flows {
         let ab = (f.a, f.a_port, f.b, f.b_port, f.proto);
         let ba = (f.b, f.b_port, f.a, f.a_port, f.proto);
-        let holders: Vec<&_> = reports.iter().filter(|r| r.handler.seen.contains_key(&ab) || r.handler.seen.contains_key(&ba)).collect();
-        assert_eq!(holders.len(), 1, "flow {ab:?} seen by {} sockets", holders.len());
+        let holders: Vec<&_> = reports
+            .iter()
+            .filter(|r| r.handler.seen.contains_key(&ab) || r.handler.seen.contains_key(&ba))
+            .collect();
+        assert_eq!(
+            holders.len(),
+            1,
+            "flow {ab:?} seen by {} sockets",
+            holders.len()
+        );
         let r = holders[0];
-        assert_eq!(r.id.queue, f.queue, "flow {ab:?} arrived on the queue it was sent to");
+        assert_eq!(
+            r.id.queue, f.queue,
+            "flow {ab:?} arrived on the queue it was sent to"
+        );
         let get = |t: &Tuple| r.handler.seen.get(t).copied().unwrap_or_default();
         assert_eq!(get(&ab), (f.frames_ab, f.bytes_ab), "flow {ab:?} A→B");
         assert_eq!(get(&ba), (f.frames_ba, f.bytes_ba), "flow {ab:?} B→A");
     }
     // Both sockets of each queue got a share of the flows.
     for r in &reports {
-        assert!(!r.handler.seen.is_empty(), "worker {} (slot {}) received no flow", r.id.index, r.id.slot);
+        assert!(
+            !r.handler.seen.is_empty(),
+            "worker {} (slot {}) received no flow",
+            r.id.index,
+            r.id.slot
+        );
     }
 }

@@ -27,8 +27,13 @@ struct Outcome {
 }
 
 fn load(mode: u32) -> Datapath {
-    Datapath::load_detached(XdpConfig { mode, sockets_per_queue: 2, hash_seed: SEED, _reserved: 0 })
-        .expect("the XDP program loads and passes the verifier")
+    Datapath::load_detached(XdpConfig {
+        mode,
+        sockets_per_queue: 2,
+        hash_seed: SEED,
+        _reserved: 0,
+    })
+    .expect("the XDP program loads and passes the verifier")
 }
 
 fn run(dp: &mut Datapath, frame: &[u8]) -> Outcome {
@@ -37,21 +42,37 @@ fn run(dp: &mut Datapath, frame: &[u8]) -> Outcome {
     let res = dp
         .program()
         .unwrap()
-        .test_run(TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), ..Default::default() })
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        })
         .expect("BPF_PROG_TEST_RUN");
     let after = dp.counters().unwrap();
     let size = res.data_size_out as usize;
     // The kernel copies data_out from data_meta: metadata, then the frame.
     let meta = (size == frame.len() + XdpMeta::SIZE).then(|| {
-        assert_eq!(&out[XdpMeta::SIZE..size], frame, "the program must not change the frame");
+        assert_eq!(
+            &out[XdpMeta::SIZE..size],
+            frame,
+            "the program must not change the frame"
+        );
         XdpMeta::from_bytes(out[..XdpMeta::SIZE].try_into().unwrap())
     });
     let mut delta = CounterBlock::default();
-    for (d, (a, b)) in delta.slots.iter_mut().zip(after.slots.iter().zip(before.slots.iter())) {
+    for (d, (a, b)) in delta
+        .slots
+        .iter_mut()
+        .zip(after.slots.iter().zip(before.slots.iter()))
+    {
         d.packets = a.packets - b.packets;
         d.bytes = a.bytes - b.bytes;
     }
-    Outcome { action: res.return_value, meta, delta }
+    Outcome {
+        action: res.return_value,
+        meta,
+        delta,
+    }
 }
 
 /// The slots a frame must move, from its metadata, by the rules of
@@ -77,7 +98,12 @@ fn expected_delta(m: &XdpMeta, verdict: Counter) -> CounterBlock {
         L4Class::Other => bump(Counter::L4Other),
         L4Class::None => {}
     }
-    for (flag, c) in [(FLAG_FRAGMENT, Counter::Fragment), (FLAG_ERR_L2, Counter::ErrL2), (FLAG_ERR_L3, Counter::ErrL3), (FLAG_ERR_L4, Counter::ErrL4)] {
+    for (flag, c) in [
+        (FLAG_FRAGMENT, Counter::Fragment),
+        (FLAG_ERR_L2, Counter::ErrL2),
+        (FLAG_ERR_L3, Counter::ErrL3),
+        (FLAG_ERR_L4, Counter::ErrL4),
+    ] {
         if m.flags & flag != 0 {
             bump(c);
         }
@@ -90,12 +116,31 @@ fn expected_delta(m: &XdpMeta, verdict: Counter) -> CounterBlock {
 /// checks verdict, counters and agreement with the userspace parser.
 fn check(dp: &mut Datapath, frame: &[u8]) -> XdpMeta {
     let o = run(dp, frame);
-    assert_eq!(o.action, XDP_PASS, "empty XSKMAP slot falls back to XDP_PASS");
+    assert_eq!(
+        o.action, XDP_PASS,
+        "empty XSKMAP slot falls back to XDP_PASS"
+    );
     let m = o.meta.expect("metadata written in front of the frame");
-    assert_eq!((m.magic, m.version, usize::from(m.frame_len)), (META_MAGIC, META_VERSION, frame.len()));
-    assert_eq!(o.delta, expected_delta(&m, Counter::PassFallback), "counters for {m:?}");
-    assert_eq!(flowscope::wire::classify(frame, SEED), m, "userspace parser disagrees on {frame:02x?}");
+    assert_eq!(
+        (m.magic, m.version, usize::from(m.frame_len)),
+        (META_MAGIC, META_VERSION, frame.len())
+    );
+    assert_eq!(
+        o.delta,
+        expected_delta(&m, Counter::PassFallback),
+        "counters for {m:?}"
+    );
+    assert_eq!(
+        userspace(frame),
+        m,
+        "userspace parser disagrees on {frame:02x?}"
+    );
     m
+}
+
+/// What the userspace parser says of `frame`: class, offsets, hashes, anomalies.
+fn userspace(frame: &[u8]) -> XdpMeta {
+    flowscope::wire::classify(frame, SEED)
 }
 
 fn words(a: &[u8]) -> [u32; 4] {
@@ -107,7 +152,11 @@ fn words(a: &[u8]) -> [u32; 4] {
 }
 
 fn tcp4(src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16) -> Vec<u8> {
-    cat(&[&eth(&[], 0x0800), &ipv4(src, dst, 6, &[], 20, 0), &tcp(sport, dport, 0x02)])
+    cat(&[
+        &eth(&[], 0x0800),
+        &ipv4(src, dst, 6, &[], 20, 0),
+        &tcp(sport, dport, 0x02),
+    ])
 }
 
 #[test]
@@ -118,37 +167,98 @@ fn classes_offsets_and_hashes() {
     let mut dp = load(MODE_REDIRECT);
 
     let m = check(&mut dp, &tcp4(v4a(1), 40000, v4b(2), 80));
-    assert_eq!((m.l3_class(), m.l4_class(), m.ip_proto, m.l3_offset, m.l4_offset, m.vlan_count), (L3Class::Ipv4, L4Class::Tcp, 6, 14, 34, 0));
+    assert_eq!(
+        (
+            m.l3_class(),
+            m.l4_class(),
+            m.ip_proto,
+            m.l3_offset,
+            m.l4_offset,
+            m.vlan_count
+        ),
+        (L3Class::Ipv4, L4Class::Tcp, 6, 14, 34, 0)
+    );
     assert_eq!(m.flags, FLAG_L4_VALID);
-    assert_eq!(m.flow_hash, hash::flow_hash(SEED, &words(&v4a(1)), 40000, &words(&v4b(2)), 80, 6));
-    assert_eq!(m.steer_hash, hash::steer_hash(SEED, &words(&v4a(1)), &words(&v4b(2)), 6));
+    assert_eq!(
+        m.flow_hash,
+        hash::flow_hash(SEED, &words(&v4a(1)), 40000, &words(&v4b(2)), 80, 6)
+    );
+    assert_eq!(
+        m.steer_hash,
+        hash::steer_hash(SEED, &words(&v4a(1)), &words(&v4b(2)), 6)
+    );
     let back = check(&mut dp, &tcp4(v4b(2), 80, v4a(1), 40000));
-    assert_eq!((back.flow_hash, back.steer_hash), (m.flow_hash, m.steer_hash), "symmetric for swapped endpoints");
+    assert_eq!(
+        (back.flow_hash, back.steer_hash),
+        (m.flow_hash, m.steer_hash),
+        "symmetric for swapped endpoints"
+    );
     let other = check(&mut dp, &tcp4(v4a(1), 40001, v4b(2), 80));
     assert_ne!(other.flow_hash, m.flow_hash, "another port is another flow");
     assert_eq!(other.steer_hash, m.steer_hash, "steering ignores ports");
-    assert_ne!(check(&mut dp, &tcp4(v4a(3), 40000, v4b(2), 80)).flow_hash, m.flow_hash);
+    assert_ne!(
+        check(&mut dp, &tcp4(v4a(3), 40000, v4b(2), 80)).flow_hash,
+        m.flow_hash
+    );
 
     // IPv4 with 8 bytes of options, UDP.
-    let f = cat(&[&eth(&[], 0x0800), &ipv4(v4a(1), v4b(2), 17, &[1, 1, 1, 1, 1, 1, 1, 0], 12, 0), &udp(53, 5353, 4), &[0; 4]]);
+    let f = cat(&[
+        &eth(&[], 0x0800),
+        &ipv4(v4a(1), v4b(2), 17, &[1, 1, 1, 1, 1, 1, 1, 0], 12, 0),
+        &udp(53, 5353, 4),
+        &[0; 4],
+    ]);
     let m = check(&mut dp, &f);
-    assert_eq!((m.l4_class(), m.l4_offset, m.flags), (L4Class::Udp, 42, FLAG_L4_VALID));
+    assert_eq!(
+        (m.l4_class(), m.l4_offset, m.flags),
+        (L4Class::Udp, 42, FLAG_L4_VALID)
+    );
 
     // ICMP and ICMPv6.
-    let m = check(&mut dp, &cat(&[&eth(&[], 0x0800), &ipv4(v4a(1), v4b(2), 1, &[], 8, 0), &icmp_echo(8)]));
-    assert_eq!((m.l4_class(), m.flags, m.flow_hash), (L4Class::Icmp, FLAG_L4_VALID, m.steer_hash));
-    let m = check(&mut dp, &cat(&[&eth(&[], 0x86dd), &ipv6(v6(1), v6(2), 58, 8), &icmp_echo(128)]));
-    assert_eq!((m.l3_class(), m.l4_class(), m.l4_offset), (L3Class::Ipv6, L4Class::Icmpv6, 54));
+    let m = check(
+        &mut dp,
+        &cat(&[
+            &eth(&[], 0x0800),
+            &ipv4(v4a(1), v4b(2), 1, &[], 8, 0),
+            &icmp_echo(8),
+        ]),
+    );
+    assert_eq!(
+        (m.l4_class(), m.flags, m.flow_hash),
+        (L4Class::Icmp, FLAG_L4_VALID, m.steer_hash)
+    );
+    let m = check(
+        &mut dp,
+        &cat(&[
+            &eth(&[], 0x86dd),
+            &ipv6(v6(1), v6(2), 58, 8),
+            &icmp_echo(128),
+        ]),
+    );
+    assert_eq!(
+        (m.l3_class(), m.l4_class(), m.l4_offset),
+        (L3Class::Ipv6, L4Class::Icmpv6, 54)
+    );
 
     // Another L4 protocol (GRE, 47) is classed but not parsed.
-    let m = check(&mut dp, &cat(&[&eth(&[], 0x0800), &ipv4(v4a(1), v4b(2), 47, &[], 4, 0), &[0; 4]]));
+    let m = check(
+        &mut dp,
+        &cat(&[
+            &eth(&[], 0x0800),
+            &ipv4(v4a(1), v4b(2), 47, &[], 4, 0),
+            &[0; 4],
+        ]),
+    );
     assert_eq!((m.l4_class(), m.flags, m.ip_proto), (L4Class::Other, 0, 47));
 
     // ARP: other L3, no L4, hash 0.
     let mut arp = eth(&[], 0x0806);
     arp.extend_from_slice(&[0; 28]);
     let m = check(&mut dp, &arp);
-    assert_eq!((m.l3_class(), m.l4_class(), m.flow_hash, m.steer_hash), (L3Class::Other, L4Class::None, 0, 0));
+    assert_eq!(
+        (m.l3_class(), m.l4_class(), m.flow_hash, m.steer_hash),
+        (L3Class::Other, L4Class::None, 0, 0)
+    );
 }
 
 #[test]
@@ -159,12 +269,27 @@ fn vlan_and_qinq() {
     let mut dp = load(MODE_REDIRECT);
     let inner = cat(&[&ipv4(v4a(1), v4b(2), 17, &[], 8, 0), &udp(1, 2, 0)]);
     let m = check(&mut dp, &cat(&[&eth(&[(0x8100, 10)], 0x0800), &inner]));
-    assert_eq!((m.vlan_count, m.l3_offset, m.l4_offset, m.l4_class()), (1, 18, 38, L4Class::Udp));
-    let m = check(&mut dp, &cat(&[&eth(&[(0x88a8, 100), (0x8100, 10)], 0x0800), &inner]));
+    assert_eq!(
+        (m.vlan_count, m.l3_offset, m.l4_offset, m.l4_class()),
+        (1, 18, 38, L4Class::Udp)
+    );
+    let m = check(
+        &mut dp,
+        &cat(&[&eth(&[(0x88a8, 100), (0x8100, 10)], 0x0800), &inner]),
+    );
     assert_eq!((m.vlan_count, m.l3_offset, m.l4_offset), (2, 22, 42));
     // A third tag is not followed: the frame is "other L3".
-    let m = check(&mut dp, &cat(&[&eth(&[(0x88a8, 1), (0x8100, 2), (0x8100, 3)], 0x0800), &inner]));
-    assert_eq!((m.vlan_count, m.l3_class(), m.flags), (2, L3Class::Other, 0));
+    let m = check(
+        &mut dp,
+        &cat(&[
+            &eth(&[(0x88a8, 1), (0x8100, 2), (0x8100, 3)], 0x0800),
+            &inner,
+        ]),
+    );
+    assert_eq!(
+        (m.vlan_count, m.l3_class(), m.flags),
+        (2, L3Class::Other, 0)
+    );
 }
 
 #[test]
@@ -176,28 +301,84 @@ fn ipv6_extension_chains_and_fragments() {
     let tcp_h = tcp(443, 50000, 0x10);
     // hop-by-hop (8) → routing (24) → destination options (16) → TCP.
     let chain = cat(&[&ext(43, 0), &ext(60, 2), &ext(6, 1), &tcp_h]);
-    let m = check(&mut dp, &cat(&[&eth(&[], 0x86dd), &ipv6(v6(1), v6(2), 0, chain.len()), &chain]));
-    assert_eq!((m.l4_class(), m.ip_proto, m.l4_offset, m.flags), (L4Class::Tcp, 6, 14 + 40 + 48, FLAG_L4_VALID));
+    let m = check(
+        &mut dp,
+        &cat(&[
+            &eth(&[], 0x86dd),
+            &ipv6(v6(1), v6(2), 0, chain.len()),
+            &chain,
+        ]),
+    );
+    assert_eq!(
+        (m.l4_class(), m.ip_proto, m.l4_offset, m.flags),
+        (L4Class::Tcp, 6, 14 + 40 + 48, FLAG_L4_VALID)
+    );
 
     // First fragment: L4 parsed, ports left out of the flow hash.
     let first = cat(&[&frag6(17, 0, true, 7), &udp(53, 53, 100)]);
-    let m = check(&mut dp, &cat(&[&eth(&[], 0x86dd), &ipv6(v6(1), v6(2), 44, first.len()), &first]));
-    assert_eq!((m.flags, m.l4_offset, m.flow_hash), (FLAG_FRAGMENT | FLAG_L4_VALID, 62, m.steer_hash));
+    let m = check(
+        &mut dp,
+        &cat(&[
+            &eth(&[], 0x86dd),
+            &ipv6(v6(1), v6(2), 44, first.len()),
+            &first,
+        ]),
+    );
+    assert_eq!(
+        (m.flags, m.l4_offset, m.flow_hash),
+        (FLAG_FRAGMENT | FLAG_L4_VALID, 62, m.steer_hash)
+    );
     // Non-first fragment: no L4, same steering as the first.
     let rest = cat(&[&frag6(17, 13, false, 7), &[0xab; 24]]);
-    let m2 = check(&mut dp, &cat(&[&eth(&[], 0x86dd), &ipv6(v6(1), v6(2), 44, rest.len()), &rest]));
-    assert_eq!((m2.flags, m2.l4_class(), m2.steer_hash), (FLAG_FRAGMENT | FLAG_NONFIRST_FRAGMENT, L4Class::Udp, m.steer_hash));
+    let m2 = check(
+        &mut dp,
+        &cat(&[
+            &eth(&[], 0x86dd),
+            &ipv6(v6(1), v6(2), 44, rest.len()),
+            &rest,
+        ]),
+    );
+    assert_eq!(
+        (m2.flags, m2.l4_class(), m2.steer_hash),
+        (
+            FLAG_FRAGMENT | FLAG_NONFIRST_FRAGMENT,
+            L4Class::Udp,
+            m.steer_hash
+        )
+    );
 
     // IPv4 fragments likewise.
-    let f1 = check(&mut dp, &cat(&[&eth(&[], 0x0800), &ipv4(v4a(1), v4b(2), 17, &[], 16, 0x2000), &udp(1000, 53, 8), &[0; 8]]));
-    let f2 = check(&mut dp, &cat(&[&eth(&[], 0x0800), &ipv4(v4a(1), v4b(2), 17, &[], 16, 2), &[0; 16]]));
+    let f1 = check(
+        &mut dp,
+        &cat(&[
+            &eth(&[], 0x0800),
+            &ipv4(v4a(1), v4b(2), 17, &[], 16, 0x2000),
+            &udp(1000, 53, 8),
+            &[0; 8],
+        ]),
+    );
+    let f2 = check(
+        &mut dp,
+        &cat(&[
+            &eth(&[], 0x0800),
+            &ipv4(v4a(1), v4b(2), 17, &[], 16, 2),
+            &[0; 16],
+        ]),
+    );
     assert_eq!(f1.flags, FLAG_FRAGMENT | FLAG_L4_VALID);
     assert_eq!(f2.flags, FLAG_FRAGMENT | FLAG_NONFIRST_FRAGMENT);
-    assert_eq!((f1.steer_hash, f1.flow_hash), (f2.steer_hash, f2.flow_hash), "all fragments of a datagram steer alike");
+    assert_eq!(
+        (f1.steer_hash, f1.flow_hash),
+        (f2.steer_hash, f2.flow_hash),
+        "all fragments of a datagram steer alike"
+    );
 
     // A chain longer than the limit is an L3 error.
     let long: Vec<u8> = (0..7).flat_map(|_| ext(0, 0)).collect();
-    let m = check(&mut dp, &cat(&[&eth(&[], 0x86dd), &ipv6(v6(1), v6(2), 0, long.len()), &long]));
+    let m = check(
+        &mut dp,
+        &cat(&[&eth(&[], 0x86dd), &ipv6(v6(1), v6(2), 0, long.len()), &long]),
+    );
     assert_eq!(m.flags, FLAG_ERR_L3);
 }
 
@@ -208,7 +389,11 @@ fn truncated_at_every_boundary() {
     }
     let mut dp = load(MODE_REDIRECT);
     // VLAN + IPv4 + TCP: L2 needs 18 bytes, L3 38, L4 58.
-    let full = cat(&[&eth(&[(0x8100, 5)], 0x0800), &ipv4(v4a(1), v4b(2), 6, &[], 20, 0), &tcp(1, 2, 0x02)]);
+    let full = cat(&[
+        &eth(&[(0x8100, 5)], 0x0800),
+        &ipv4(v4a(1), v4b(2), 6, &[], 20, 0),
+        &tcp(1, 2, 0x02),
+    ]);
     for len in 14..=full.len() {
         let m = check(&mut dp, &full[..len]);
         let want = if len < 18 {
@@ -223,7 +408,12 @@ fn truncated_at_every_boundary() {
         assert_eq!(m.flags, want, "cut at {len}");
     }
     // IPv6 + hop-by-hop (16) + UDP: L3 needs 14+40+16 = 70, L4 78.
-    let full = cat(&[&eth(&[], 0x86dd), &ipv6(v6(1), v6(2), 0, 24), &ext(17, 1), &udp(1, 2, 0)]);
+    let full = cat(&[
+        &eth(&[], 0x86dd),
+        &ipv6(v6(1), v6(2), 0, 24),
+        &ext(17, 1),
+        &udp(1, 2, 0),
+    ]);
     for len in 14..=full.len() {
         let m = check(&mut dp, &full[..len]);
         let want = if len < 70 {
@@ -260,7 +450,7 @@ fn count_only_passes_everything() {
         let o = run(&mut dp, &frame);
         assert_eq!(o.action, XDP_PASS);
         assert!(o.meta.is_none(), "count-only mode leaves the frame alone");
-        let m = flowscope::wire::classify(&frame, SEED);
+        let m = userspace(&frame);
         assert_eq!(o.delta, expected_delta(&m, Counter::PassCountOnly));
     }
 }
@@ -275,8 +465,18 @@ fn differential_on_mutated_frames() {
     let mut dp = load(MODE_REDIRECT);
     let seeds = [
         tcp4(v4a(1), 1, v4b(2), 2),
-        cat(&[&eth(&[(0x8100, 5), (0x8100, 6)], 0x86dd), &ipv6(v6(1), v6(2), 0, 40), &ext(44, 0), &frag6(6, 0, true, 1), &tcp(1, 2, 0)]),
-        cat(&[&eth(&[], 0x0800), &ipv4(v4a(1), v4b(2), 17, &[1, 1, 1, 0], 8, 0x2000), &udp(1, 2, 0)]),
+        cat(&[
+            &eth(&[(0x8100, 5), (0x8100, 6)], 0x86dd),
+            &ipv6(v6(1), v6(2), 0, 40),
+            &ext(44, 0),
+            &frag6(6, 0, true, 1),
+            &tcp(1, 2, 0),
+        ]),
+        cat(&[
+            &eth(&[], 0x0800),
+            &ipv4(v4a(1), v4b(2), 17, &[1, 1, 1, 0], 8, 0x2000),
+            &udp(1, 2, 0),
+        ]),
     ];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
@@ -295,6 +495,6 @@ fn differential_on_mutated_frames() {
         f.truncate(cut);
         let o = run(&mut dp, &f);
         let m = o.meta.expect("metadata");
-        assert_eq!(flowscope::wire::classify(&f, SEED), m, "disagreement on {f:02x?}");
+        assert_eq!(userspace(&f), m, "disagreement on {f:02x?}");
     }
 }

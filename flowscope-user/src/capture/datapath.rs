@@ -7,7 +7,11 @@ use aya::{
 };
 use flowscope_common::{
     CounterBlock, XdpConfig,
-    config::{CONFIG_MAP, COUNTERS_MAP, MODE_COUNT_ONLY, MODE_REDIRECT, PROGRAM_NAME, XSKS_MAP},
+    anomaly::{AnomalyBlock, PairFilter, SKETCH_SRC_PORTS, SKETCH_SYN_DST, Sketch},
+    config::{
+        ANOMALIES_MAP, CONFIG_MAP, COUNTERS_MAP, MODE_COUNT_ONLY, MODE_REDIRECT, PAIR_FILTER_MAP,
+        PROGRAM_NAME, SKETCHES_MAP, XSKS_MAP,
+    },
 };
 
 use super::{CaptureConfig, CaptureError};
@@ -60,6 +64,17 @@ pub struct Datapath {
     mode: XdpAttachMode,
     xsks: XskMap<MapData>,
     counters: PerCpuArray<MapData, CounterBlock>,
+    anomalies: PerCpuArray<MapData, AnomalyBlock>,
+    sketches: PerCpuArray<MapData, Sketch>,
+    pair_filter: PerCpuArray<MapData, PairFilter>,
+}
+
+/// The two sketches of one interval, per CPU (merged by `crate::anomaly`).
+pub struct SketchSnapshot {
+    /// SYN destinations, one sketch per CPU.
+    pub syn_dst: Vec<Sketch>,
+    /// Distinct destination ports per source, one sketch per CPU.
+    pub src_ports: Vec<Sketch>,
 }
 
 impl Datapath {
@@ -74,7 +89,11 @@ impl Datapath {
             &cfg.iface,
             cfg.mode,
             XdpConfig {
-                mode: if cfg.count_only { MODE_COUNT_ONLY } else { MODE_REDIRECT },
+                mode: if cfg.count_only {
+                    MODE_COUNT_ONLY
+                } else {
+                    MODE_REDIRECT
+                },
                 sockets_per_queue: cfg.sockets_per_queue,
                 hash_seed: cfg.hash_seed,
                 _reserved: 0,
@@ -88,18 +107,44 @@ impl Datapath {
         OBJECT
     }
 
-    fn load_object(object: &[u8], iface: &str, mode: XdpAttachMode, config: XdpConfig) -> Result<Self, CaptureError> {
+    fn load_object(
+        object: &[u8],
+        iface: &str,
+        mode: XdpAttachMode,
+        config: XdpConfig,
+    ) -> Result<Self, CaptureError> {
         if object.is_empty() {
             return Err(CaptureError::NoEbpfObject);
         }
-        let mut ebpf = EbpfLoader::new().load(object).map_err(|e| CaptureError::Load(format!("{e:#}")))?;
+        let mut ebpf = EbpfLoader::new()
+            .load(object)
+            .map_err(|e| CaptureError::Load(format!("{e:#}")))?;
         let program: &mut Xdp = program_mut(&mut ebpf)?;
-        program.load().map_err(|e| CaptureError::Load(verifier_message(&e)))?;
-        let mut config_map: Array<_, XdpConfig> = Array::try_from(take_map(&mut ebpf, CONFIG_MAP)?).map_err(map_err(CONFIG_MAP))?;
+        program
+            .load()
+            .map_err(|e| CaptureError::Load(verifier_message(&e)))?;
+        let mut config_map: Array<_, XdpConfig> =
+            Array::try_from(take_map(&mut ebpf, CONFIG_MAP)?).map_err(map_err(CONFIG_MAP))?;
         config_map.set(0, config, 0).map_err(map_err(CONFIG_MAP))?;
         let xsks = XskMap::try_from(take_map(&mut ebpf, XSKS_MAP)?).map_err(map_err(XSKS_MAP))?;
-        let counters = PerCpuArray::try_from(take_map(&mut ebpf, COUNTERS_MAP)?).map_err(map_err(COUNTERS_MAP))?;
-        Ok(Self { ebpf, iface: iface.to_owned(), mode, xsks, counters })
+        let counters = PerCpuArray::try_from(take_map(&mut ebpf, COUNTERS_MAP)?)
+            .map_err(map_err(COUNTERS_MAP))?;
+        let anomalies = PerCpuArray::try_from(take_map(&mut ebpf, ANOMALIES_MAP)?)
+            .map_err(map_err(ANOMALIES_MAP))?;
+        let sketches = PerCpuArray::try_from(take_map(&mut ebpf, SKETCHES_MAP)?)
+            .map_err(map_err(SKETCHES_MAP))?;
+        let pair_filter = PerCpuArray::try_from(take_map(&mut ebpf, PAIR_FILTER_MAP)?)
+            .map_err(map_err(PAIR_FILTER_MAP))?;
+        Ok(Self {
+            ebpf,
+            iface: iface.to_owned(),
+            mode,
+            xsks,
+            counters,
+            anomalies,
+            sketches,
+            pair_filter,
+        })
     }
 
     /// Puts the AF_XDP socket `fd` in XSKMAP slot `slot`.
@@ -123,14 +168,22 @@ impl Datapath {
             let reason = format!("{e:#}");
             let hint = if reason.contains("Unknown") || reason.contains("unknown") {
                 "check the interface name with `ip link`"
-            } else if reason.contains("busy") || reason.contains("EBUSY") || reason.contains("os error 16") {
+            } else if reason.contains("busy")
+                || reason.contains("EBUSY")
+                || reason.contains("os error 16")
+            {
                 "another XDP program (another flowscope?) is attached; see `ip link show`"
             } else if mode == XdpAttachMode::Driver {
                 "the driver may not support native XDP: try --xdp-mode skb"
             } else {
                 "check `cargo xtask doctor`"
             };
-            CaptureError::Attach { iface: iface.clone(), mode: mode.label(), reason, hint }
+            CaptureError::Attach {
+                iface: iface.clone(),
+                mode: mode.label(),
+                reason,
+                hint,
+            }
         })?;
         Ok(())
     }
@@ -152,6 +205,68 @@ impl Datapath {
             sum.add(block);
         }
         Ok(sum)
+    }
+
+    /// Anomaly and indicator counters summed over every CPU (one lookup).
+    ///
+    /// # Errors
+    ///
+    /// The map read failed.
+    pub fn anomalies(&self) -> Result<AnomalyBlock, CaptureError> {
+        let per_cpu = self.anomalies.get(&0, 0).map_err(map_err(ANOMALIES_MAP))?;
+        let mut sum = AnomalyBlock::default();
+        for block in per_cpu.iter() {
+            sum.add(block);
+        }
+        Ok(sum)
+    }
+
+    /// Reads both sketches of every CPU, then clears them and the pair
+    /// filter for the next interval. Frames counted between the read and the
+    /// clear are lost to the sketches (never to the counters): the sketches
+    /// rank offenders, they do not account.
+    ///
+    /// # Errors
+    ///
+    /// A map read or write failed.
+    pub fn take_sketches(&mut self) -> Result<SketchSnapshot, CaptureError> {
+        let read = |i: u32| -> Result<Vec<Sketch>, CaptureError> {
+            Ok(self
+                .sketches
+                .get(&i, 0)
+                .map_err(map_err(SKETCHES_MAP))?
+                .iter()
+                .copied()
+                .collect())
+        };
+        let snap = SketchSnapshot {
+            syn_dst: read(SKETCH_SYN_DST)?,
+            src_ports: read(SKETCH_SRC_PORTS)?,
+        };
+        let cpus = snap.syn_dst.len();
+        for i in [SKETCH_SYN_DST, SKETCH_SRC_PORTS] {
+            let zero =
+                aya::maps::PerCpuValues::try_from(vec![Sketch::default(); cpus]).map_err(|e| {
+                    CaptureError::Map {
+                        map: SKETCHES_MAP,
+                        reason: e.to_string(),
+                    }
+                })?;
+            self.sketches
+                .set(i, zero, 0)
+                .map_err(map_err(SKETCHES_MAP))?;
+        }
+        let zero =
+            aya::maps::PerCpuValues::try_from(vec![PairFilter::default(); cpus]).map_err(|e| {
+                CaptureError::Map {
+                    map: PAIR_FILTER_MAP,
+                    reason: e.to_string(),
+                }
+            })?;
+        self.pair_filter
+            .set(0, zero, 0)
+            .map_err(map_err(PAIR_FILTER_MAP))?;
+        Ok(snap)
     }
 
     /// The loaded program, for `BPF_PROG_TEST_RUN`.
@@ -181,11 +296,17 @@ fn program_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, CaptureError> {
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, CaptureError> {
-    ebpf.take_map(name).ok_or(CaptureError::Map { map: name, reason: "missing from the object".into() })
+    ebpf.take_map(name).ok_or(CaptureError::Map {
+        map: name,
+        reason: "missing from the object".into(),
+    })
 }
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> CaptureError {
-    move |e| CaptureError::Map { map, reason: format!("{e:#}") }
+    move |e| CaptureError::Map {
+        map,
+        reason: format!("{e:#}"),
+    }
 }
 
 /// The error with the verifier log, which aya keeps in the error's Display.

@@ -12,7 +12,9 @@ pub enum CaptureError {
     #[error("no interface named {0:?}; list interfaces with `ip link`")]
     NoSuchInterface(String),
     /// Asked for more queues than the interface has.
-    #[error("interface {iface} has {available} RX queue(s), {requested} requested; see `ethtool -l {iface}`")]
+    #[error(
+        "interface {iface} has {available} RX queue(s), {requested} requested; see `ethtool -l {iface}`"
+    )]
     QueueOutOfRange {
         /// Interface.
         iface: String,
@@ -25,10 +27,14 @@ pub enum CaptureError {
     #[error("{0}")]
     BadConfig(String),
     /// The binary was built without the XDP object.
-    #[error("this flowscope binary has no XDP program embedded; build it with `cargo xtask build` (or run `cargo xtask run`)")]
+    #[error(
+        "this flowscope binary has no XDP program embedded; build it with `cargo xtask build` (or run `cargo xtask run`)"
+    )]
     NoEbpfObject,
     /// Loading the object or the program failed (verifier log included).
-    #[error("loading the XDP program failed: {0}; check `cargo xtask doctor` (BPF enabled, CAP_BPF)")]
+    #[error(
+        "loading the XDP program failed: {0}; check `cargo xtask doctor` (BPF enabled, CAP_BPF)"
+    )]
     Load(String),
     /// Attaching failed in the requested mode.
     #[error("attaching XDP to {iface} in {mode} mode failed: {reason}; {hint}")]
@@ -51,7 +57,9 @@ pub enum CaptureError {
         reason: String,
     },
     /// Creating a UMEM or AF_XDP socket failed.
-    #[error("AF_XDP socket on {iface} queue {queue}: {reason}; check that the kernel has CONFIG_XDP_SOCKETS (`cargo xtask doctor`)")]
+    #[error(
+        "AF_XDP socket on {iface} queue {queue}: {reason}; check that the kernel has CONFIG_XDP_SOCKETS (`cargo xtask doctor`)"
+    )]
     Socket {
         /// Interface.
         iface: String,

@@ -51,8 +51,15 @@ pub fn rx_queue_count(iface: &str) -> Result<u32, CaptureError> {
     if unsafe { libc::if_nametoindex(cname.as_ptr()) } == 0 {
         return Err(missing());
     }
-    let mut ch = EthtoolChannels { cmd: ETHTOOL_GCHANNELS, ..Default::default() };
-    let mut req = IfReq { name: [0; libc::IFNAMSIZ], data: (&raw mut ch).cast(), _pad: [0; 16] };
+    let mut ch = EthtoolChannels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..Default::default()
+    };
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        data: (&raw mut ch).cast(),
+        _pad: [0; 16],
+    };
     for (d, s) in req.name.iter_mut().zip(cname.as_bytes()) {
         *d = *s as libc::c_char;
     }
@@ -75,5 +82,9 @@ pub fn rx_queue_count(iface: &str) -> Result<u32, CaptureError> {
 /// Fails with [`CaptureError::NotRoot`] unless the effective user is root.
 pub(super) fn check_root() -> Result<(), CaptureError> {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 { Ok(()) } else { Err(CaptureError::NotRoot) }
+    if unsafe { libc::geteuid() } == 0 {
+        Ok(())
+    } else {
+        Err(CaptureError::NotRoot)
+    }
 }

@@ -14,7 +14,7 @@ mod socket;
 mod stats;
 mod worker;
 
-pub use datapath::{Datapath, XdpAttachMode};
+pub use datapath::{Datapath, SketchSnapshot, XdpAttachMode};
 pub use error::CaptureError;
 pub use iface::rx_queue_count;
 pub use stats::{SocketStats, WorkerStats};
@@ -46,7 +46,12 @@ pub struct RingSizes {
 
 impl Default for RingSizes {
     fn default() -> Self {
-        Self { rx_ring: 2048, fill_ring: 8192, frame_size: 4096, batch: 64 }
+        Self {
+            rx_ring: 2048,
+            fill_ring: 8192,
+            frame_size: 4096,
+            batch: 64,
+        }
     }
 }
 
@@ -125,12 +130,19 @@ impl<H: FrameHandler> Capture<H> {
     /// [`CaptureError`] says what failed and what to try: not root, no such
     /// interface, queue out of range, attach mode unavailable, AF_XDP socket
     /// creation.
-    pub fn start(cfg: &CaptureConfig, mut make_handler: impl FnMut(&WorkerId) -> H) -> Result<Self, CaptureError> {
+    pub fn start(
+        cfg: &CaptureConfig,
+        mut make_handler: impl FnMut(&WorkerId) -> H,
+    ) -> Result<Self, CaptureError> {
         iface::check_root()?;
         let available = iface::rx_queue_count(&cfg.iface)?;
         let queues = cfg.queues.unwrap_or(available);
         if queues == 0 || queues > available {
-            return Err(CaptureError::QueueOutOfRange { iface: cfg.iface.clone(), requested: queues, available });
+            return Err(CaptureError::QueueOutOfRange {
+                iface: cfg.iface.clone(),
+                requested: queues,
+                available,
+            });
         }
         let spq = cfg.sockets_per_queue;
         if spq == 0 || queues * spq > flowscope_common::config::MAX_XSK_SLOTS {
@@ -140,7 +152,12 @@ impl<H: FrameHandler> Capture<H> {
             )));
         }
         // Built first so that an error below stops and joins what started.
-        let mut cap = Self { datapath: Datapath::load(cfg)?, stop: Arc::new(AtomicBool::new(false)), workers: Vec::new(), zero_copy: Vec::new() };
+        let mut cap = Self {
+            datapath: Datapath::load(cfg)?,
+            stop: Arc::new(AtomicBool::new(false)),
+            workers: Vec::new(),
+            zero_copy: Vec::new(),
+        };
         if !cfg.count_only {
             for queue in 0..queues {
                 for sock in socket::QueueSockets::create(&cfg.iface, queue, spq, &cfg.rings)? {
@@ -148,11 +165,28 @@ impl<H: FrameHandler> Capture<H> {
                     cap.datapath.insert_socket(slot, sock.fd)?;
                     cap.zero_copy.push(sock.zero_copy);
                     let index = cap.workers.len();
-                    let id = WorkerId { index, queue, slot, core: cfg.pin_workers.then_some(index) };
+                    let id = WorkerId {
+                        index,
+                        queue,
+                        slot,
+                        core: cfg.pin_workers.then_some(index),
+                    };
                     let shared = Arc::new(stats::WorkerShared::default());
                     let fd = sock.fd;
-                    let thread = worker::spawn(id.clone(), sock, make_handler(&id), Arc::clone(&cap.stop), Arc::clone(&shared), cfg.rings.batch)?;
-                    cap.workers.push(Running { id, shared, fd, thread });
+                    let thread = worker::spawn(
+                        id.clone(),
+                        sock,
+                        make_handler(&id),
+                        Arc::clone(&cap.stop),
+                        Arc::clone(&shared),
+                        cfg.rings.batch,
+                    )?;
+                    cap.workers.push(Running {
+                        id,
+                        shared,
+                        fd,
+                        thread,
+                    });
                 }
             }
         }
@@ -189,7 +223,10 @@ impl<H: FrameHandler> Capture<H> {
     pub fn worker_stats(&self) -> Vec<WorkerStats> {
         self.workers
             .iter()
-            .map(|w| WorkerStats { id: w.id.clone(), socket: stats::read_socket_stats(w.fd, &w.shared) })
+            .map(|w| WorkerStats {
+                id: w.id.clone(),
+                socket: stats::read_socket_stats(w.fd, &w.shared),
+            })
             .collect()
     }
 
@@ -202,8 +239,15 @@ impl<H: FrameHandler> Capture<H> {
         self.stop.store(true, Ordering::Relaxed);
         let mut reports = Vec::new();
         for w in self.workers.drain(..) {
-            let (handler, stats) = w.thread.join().map_err(|_| CaptureError::WorkerPanicked(w.id.index))?;
-            reports.push(WorkerReport { id: w.id, handler, stats });
+            let (handler, stats) = w
+                .thread
+                .join()
+                .map_err(|_| CaptureError::WorkerPanicked(w.id.index))?;
+            reports.push(WorkerReport {
+                id: w.id,
+                handler,
+                stats,
+            });
         }
         Ok(reports)
     }
@@ -226,6 +270,9 @@ pub fn random_seed() -> u32 {
     if n == 4 {
         u32::from_ne_bytes(b)
     } else {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0x5eed)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0x5eed)
     }
 }

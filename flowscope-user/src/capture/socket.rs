@@ -56,36 +56,56 @@ pub(super) struct QueueSockets;
 impl QueueSockets {
     /// Creates the UMEM of `queue`, `count` sockets bound to it, and fills the
     /// fill ring with every frame before any traffic is redirected.
-    pub fn create(iface: &str, queue: u32, count: u32, rings: &RingSizes) -> Result<Vec<XskSocket>, CaptureError> {
-        let err = |reason: String| CaptureError::Socket { iface: iface.to_owned(), queue, reason };
-        let qsize = |n: u32, what: &str| QueueSize::new(n).map_err(|e| err(format!("{what} size {n}: {e}")));
+    pub fn create(
+        iface: &str,
+        queue: u32,
+        count: u32,
+        rings: &RingSizes,
+    ) -> Result<Vec<XskSocket>, CaptureError> {
+        let err = |reason: String| CaptureError::Socket {
+            iface: iface.to_owned(),
+            queue,
+            reason,
+        };
+        let qsize = |n: u32, what: &str| {
+            QueueSize::new(n).map_err(|e| err(format!("{what} size {n}: {e}")))
+        };
         let umem_cfg = UmemConfig::builder()
-            .frame_size(FrameSize::new(rings.frame_size).map_err(|e| err(format!("frame size: {e}")))?)
+            .frame_size(
+                FrameSize::new(rings.frame_size).map_err(|e| err(format!("frame size: {e}")))?,
+            )
             .fill_queue_size(qsize(rings.fill_ring, "fill ring")?)
             .comp_queue_size(qsize(64, "completion ring")?)
             .frame_headroom(0)
             .build()
             .map_err(|e| err(format!("UMEM config: {e}")))?;
-        let frames = NonZeroU32::new(rings.fill_ring).ok_or_else(|| err("fill ring size 0".into()))?;
-        let (umem, descs) = Umem::new(umem_cfg, frames, false).map_err(|e| err(format!("UMEM: {e}")))?;
+        let frames =
+            NonZeroU32::new(rings.fill_ring).ok_or_else(|| err("fill ring size 0".into()))?;
+        let (umem, descs) =
+            Umem::new(umem_cfg, frames, false).map_err(|e| err(format!("UMEM: {e}")))?;
         let sock_cfg = SocketConfig::builder()
             .rx_queue_size(qsize(rings.rx_ring, "RX ring")?)
             .tx_queue_size(qsize(64, "TX ring")?)
             .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
             .bind_flags(BindFlags::empty())
             .build();
-        let name: Interface = iface.parse().map_err(|_| err("bad interface name".into()))?;
+        let name: Interface = iface
+            .parse()
+            .map_err(|_| err("bad interface name".into()))?;
         let mut shared: Option<Arc<Mutex<SharedFill>>> = None;
         let mut out = Vec::new();
         for i in 0..count {
             // SAFETY: INHIBIT_PROG_LOAD is set, as xsk-rs requires for a UMEM
             // shared by several sockets on one (interface, queue).
-            let (tx, rx, rings_pair) = unsafe { xsk_rs::Socket::new(sock_cfg, &umem, &name, queue) }
-                .map_err(|e| err(format!("socket {i}: {e}")))?;
+            let (tx, rx, rings_pair) =
+                unsafe { xsk_rs::Socket::new(sock_cfg, &umem, &name, queue) }
+                    .map_err(|e| err(format!("socket {i}: {e}")))?;
             if let Some((fill, comp)) = rings_pair {
                 shared = Some(Arc::new(Mutex::new(SharedFill { fill, _comp: comp })));
             }
-            let fill = shared.clone().ok_or_else(|| err("the kernel gave no fill ring to the first socket".into()))?;
+            let fill = shared
+                .clone()
+                .ok_or_else(|| err("the kernel gave no fill ring to the first socket".into()))?;
             let fd = rx.fd().as_raw_fd();
             out.push(XskSocket {
                 index_in_queue: i,
@@ -99,12 +119,17 @@ impl QueueSockets {
             });
         }
         if let Some(shared) = &shared {
-            let mut guard = shared.lock().map_err(|_| err("fill ring lock poisoned".into()))?;
+            let mut guard = shared
+                .lock()
+                .map_err(|_| err("fill ring lock poisoned".into()))?;
             // SAFETY: the descriptors are fresh frames of this UMEM, owned by
             // nobody yet; the ring has room for all of them (frames == size).
             let produced = unsafe { guard.fill.produce(&descs) };
             if produced != descs.len() {
-                return Err(err(format!("fill ring took {produced} of {} frames", descs.len())));
+                return Err(err(format!(
+                    "fill ring took {produced} of {} frames",
+                    descs.len()
+                )));
             }
         }
         Ok(out)
@@ -116,7 +141,8 @@ fn is_zero_copy(fd: i32) -> bool {
     let mut opts: u32 = 0;
     let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes into `opts`.
-    let rc = unsafe { libc::getsockopt(fd, SOL_XDP, XDP_OPTIONS, (&raw mut opts).cast(), &mut len) };
+    let rc =
+        unsafe { libc::getsockopt(fd, SOL_XDP, XDP_OPTIONS, (&raw mut opts).cast(), &mut len) };
     rc == 0 && opts & XDP_OPTIONS_ZEROCOPY != 0
 }
 
@@ -126,7 +152,11 @@ fn is_zero_copy(fd: i32) -> bool {
 ///
 /// `desc` must be a descriptor just consumed from an RX ring of `umem`, not
 /// yet given back to the fill ring.
-pub(super) unsafe fn frame_and_meta<'a>(umem: &'a Umem, desc: &FrameDesc, frame_size: usize) -> (&'a [u8], Option<XdpMeta>) {
+pub(super) unsafe fn frame_and_meta<'a>(
+    umem: &'a Umem,
+    desc: &FrameDesc,
+    frame_size: usize,
+) -> (&'a [u8], Option<XdpMeta>) {
     // SAFETY: per this function's contract the frame belongs to `umem` and is
     // ours until it goes back to the fill ring.
     let data = unsafe { umem.data(desc) }.contents();
@@ -143,7 +173,13 @@ pub(super) unsafe fn frame_and_meta<'a>(umem: &'a Umem, desc: &FrameDesc, frame_
     // into the frame, in the XDP headroom the kernel reserves), which is
     // mapped for the UMEM's whole life and written by the kernel before it
     // published the descriptor.
-    unsafe { std::ptr::copy_nonoverlapping(data.as_ptr().sub(XdpMeta::SIZE), raw.as_mut_ptr(), XdpMeta::SIZE) };
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            data.as_ptr().sub(XdpMeta::SIZE),
+            raw.as_mut_ptr(),
+            XdpMeta::SIZE,
+        )
+    };
     let meta = XdpMeta::from_bytes(&raw);
     (data, meta.is_valid_for(data.len()).then_some(meta))
 }

@@ -71,7 +71,8 @@ pub(super) fn read_socket_stats(fd: i32, shared: &WorkerShared) -> SocketStats {
     let mut len = std::mem::size_of::<XdpStatistics>() as libc::socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes into `s`, a repr(C)
     // struct of the kernel's layout.
-    let rc = unsafe { libc::getsockopt(fd, SOL_XDP, XDP_STATISTICS, (&raw mut s).cast(), &mut len) };
+    let rc =
+        unsafe { libc::getsockopt(fd, SOL_XDP, XDP_STATISTICS, (&raw mut s).cast(), &mut len) };
     if rc != 0 {
         s = XdpStatistics::default();
     }

@@ -75,11 +75,19 @@ pub(super) fn spawn<H: FrameHandler>(
 }
 
 fn now() -> Timestamp {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
     Timestamp::new(d.as_secs(), d.subsec_nanos())
 }
 
-fn run<H: FrameHandler>(mut sock: XskSocket, mut handler: H, stop: &AtomicBool, shared: &WorkerShared, batch: usize) -> (H, SocketStats) {
+fn run<H: FrameHandler>(
+    mut sock: XskSocket,
+    mut handler: H,
+    stop: &AtomicBool,
+    shared: &WorkerShared,
+    batch: usize,
+) -> (H, SocketStats) {
     let mut descs: Vec<FrameDesc> = (0..batch.max(1)).map(|_| FrameDesc::default()).collect();
     let mut rx_packets = 0u64;
     let mut rx_bytes = 0u64;
@@ -100,7 +108,8 @@ fn run<H: FrameHandler>(mut sock: XskSocket, mut handler: H, stop: &AtomicBool, 
         for desc in &descs[..n] {
             // SAFETY: `desc` was just consumed from this socket's RX ring and
             // goes back to the fill ring only after this loop.
-            let (frame, meta) = unsafe { socket::frame_and_meta(&sock.umem, desc, sock.frame_size) };
+            let (frame, meta) =
+                unsafe { socket::frame_and_meta(&sock.umem, desc, sock.frame_size) };
             rx_bytes += frame.len() as u64;
             handler.on_frame(frame, meta.as_ref(), &ctx);
         }
@@ -116,7 +125,9 @@ fn run<H: FrameHandler>(mut sock: XskSocket, mut handler: H, stop: &AtomicBool, 
 
 /// Returns a batch of frames to the queue's shared fill ring, once per batch.
 fn give_back(sock: &mut XskSocket, descs: &[FrameDesc]) {
-    let Ok(mut shared) = sock.fill.lock() else { return };
+    let Ok(mut shared) = sock.fill.lock() else {
+        return;
+    };
     // SAFETY: the frames were received on this UMEM and are no longer read;
     // the ring has room for them because the UMEM holds exactly as many
     // frames as the fill ring has slots.
