@@ -17,14 +17,20 @@ enum Command {
     /// Capture live from an interface through XDP and AF_XDP (root).
     #[cfg(target_os = "linux")]
     Capture(flowscope::cli::capture::CaptureArgs),
+    /// Track the flows of a pcap or pcapng file (`-` for stdin); EVE JSON out.
+    Read(flowscope::cli::read::ReadArgs),
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         #[cfg(target_os = "linux")]
         Command::Capture(args) => flowscope::cli::capture::run(args),
+        Command::Read(args) => flowscope::cli::read::run(args),
     };
     match result {
         Ok(code) => code,

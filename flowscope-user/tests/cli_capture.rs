@@ -20,21 +20,34 @@ fn stderr(o: &Output) -> String {
 fn assert_one_line_error(o: &Output, needle: &str) {
     let err = stderr(o);
     assert!(!o.status.success(), "must fail: {err}");
-    assert!(err.contains(needle), "stderr {err:?} must contain {needle:?}");
+    assert!(
+        err.contains(needle),
+        "stderr {err:?} must contain {needle:?}"
+    );
     assert!(!err.contains("panicked"), "no panic: {err}");
 }
 
 #[test]
 fn bad_flag_values_are_named() {
     for (args, needle) in [
-        (&["--iface", "fsx", "--xdp-mode", "turbo"][..], "unknown XDP mode \"turbo\""),
+        (
+            &["--iface", "fsx", "--xdp-mode", "turbo"][..],
+            "unknown XDP mode \"turbo\"",
+        ),
         (&["--iface", "fsx", "--queues", "0"][..], "--queues"),
-        (&["--iface", "fsx", "--sockets-per-queue", "0"][..], "--sockets-per-queue"),
+        (
+            &["--iface", "fsx", "--sockets-per-queue", "0"][..],
+            "--sockets-per-queue",
+        ),
         (&["--iface", "fsx", "--duration=-3"][..], "--duration"),
         (&["--iface", "fsx", "--interval", "0"][..], "--interval"),
         (&["--xdp-mode", "drv"][..], "--iface"),
     ] {
-        let o = Command::new(BIN).arg("capture").args(args).output().unwrap();
+        let o = Command::new(BIN)
+            .arg("capture")
+            .args(args)
+            .output()
+            .unwrap();
         assert_one_line_error(&o, needle);
     }
 }
@@ -45,9 +58,23 @@ fn not_root_is_refused_with_a_hint() {
     let root = unsafe { libc::geteuid() } == 0;
     let o = if root {
         // Drop to nobody for this one run.
-        Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN, "capture", "--iface", "lo"]).output().unwrap()
+        Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                BIN,
+                "capture",
+                "--iface",
+                "lo",
+            ])
+            .output()
+            .unwrap()
     } else {
-        Command::new(BIN).args(["capture", "--iface", "lo"]).output().unwrap()
+        Command::new(BIN)
+            .args(["capture", "--iface", "lo"])
+            .output()
+            .unwrap()
     };
     assert_one_line_error(&o, "needs root");
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
@@ -59,26 +86,41 @@ fn missing_interface_and_queue_out_of_range() {
         return;
     }
     let bed = TestBed::new(2);
-    let o = in_ns(&bed, &["--iface", "fsnosuch0", "--duration", "1"]).output().unwrap();
+    let o = in_ns(&bed, &["--iface", "fsnosuch0", "--duration", "1"])
+        .output()
+        .unwrap();
     assert_one_line_error(&o, "no interface named \"fsnosuch0\"");
-    let o = in_ns(&bed, &["--iface", &bed.cap_if, "--queues", "4", "--duration", "1"]).output().unwrap();
+    let o = in_ns(
+        &bed,
+        &["--iface", &bed.cap_if, "--queues", "4", "--duration", "1"],
+    )
+    .output()
+    .unwrap();
     assert_one_line_error(&o, "has 2 RX queue(s), 4 requested");
 }
 
 fn in_ns(bed: &TestBed, args: &[&str]) -> Command {
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", &bed.cap_ns, BIN, "capture"]).args(args);
+    c.args(["netns", "exec", &bed.cap_ns, BIN, "capture"])
+        .args(args);
     c
 }
 
 fn xdp_attached(bed: &TestBed) -> bool {
-    let o = Command::new("ip").args(["-n", &bed.cap_ns, "link", "show", "dev", &bed.cap_if]).output().unwrap();
+    let o = Command::new("ip")
+        .args(["-n", &bed.cap_ns, "link", "show", "dev", &bed.cap_if])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&o.stdout).contains("xdp")
 }
 
 /// Starts a capture and waits (bounded) until its program is attached.
 fn start(bed: &TestBed, extra: &[&str]) -> Child {
-    let child = in_ns(bed, &[&["--iface", &bed.cap_if][..], extra].concat()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = in_ns(bed, &[&["--iface", &bed.cap_if][..], extra].concat())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !xdp_attached(bed) {
         assert!(Instant::now() < deadline, "capture did not attach");
@@ -100,7 +142,10 @@ fn sigint_detaches_and_exits_zero() {
     let err = stderr(&o);
     assert!(o.status.success(), "exit 0 after SIGINT: {err}");
     assert!(err.contains("in drv mode, 4 worker(s)"), "{err}");
-    assert!(err.contains("0 zero-copy, 4 copy mode"), "veth gives copy mode, reported: {err}");
+    assert!(
+        err.contains("0 zero-copy, 4 copy mode"),
+        "veth gives copy mode, reported: {err}"
+    );
     assert!(err.contains("flowscope summary"), "{err}");
     assert!(!xdp_attached(&bed), "program detached");
 }
@@ -117,10 +162,15 @@ fn kill_9_leaves_no_program_and_restart_works() {
     // The BPF link dies with its last fd: the interface is left clean.
     let deadline = Instant::now() + Duration::from_secs(5);
     while xdp_attached(&bed) {
-        assert!(Instant::now() < deadline, "program still attached after kill -9");
+        assert!(
+            Instant::now() < deadline,
+            "program still attached after kill -9"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let o = in_ns(&bed, &["--iface", &bed.cap_if, "--duration", "0.5"]).output().unwrap();
+    let o = in_ns(&bed, &["--iface", &bed.cap_if, "--duration", "0.5"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "restart after kill -9: {}", stderr(&o));
 }
 
@@ -131,14 +181,23 @@ fn a_second_instance_is_refused() {
     }
     let bed = TestBed::new(1);
     let first = start(&bed, &[]);
-    let o = in_ns(&bed, &["--iface", &bed.cap_if, "--duration", "1"]).output().unwrap();
+    let o = in_ns(&bed, &["--iface", &bed.cap_if, "--duration", "1"])
+        .output()
+        .unwrap();
     // SAFETY: plain kill(2) on our child.
     unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
     let first = first.wait_with_output().unwrap();
-    assert!(first.status.success(), "first instance unharmed: {}", stderr(&first));
+    assert!(
+        first.status.success(),
+        "first instance unharmed: {}",
+        stderr(&first)
+    );
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(err.contains("attaching XDP") || err.contains("AF_XDP socket"), "{err}");
+    assert!(
+        err.contains("attaching XDP") || err.contains("AF_XDP socket"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -148,8 +207,16 @@ fn skb_mode_and_count_only() {
         return;
     }
     let bed = TestBed::new(1);
-    for (args, want) in [(&["--xdp-mode", "skb"][..], "in skb mode"), (&["--count-only"][..], "count-only")] {
-        let o = in_ns(&bed, &[&["--iface", &bed.cap_if, "--duration", "0.5"][..], args].concat()).output().unwrap();
+    for (args, want) in [
+        (&["--xdp-mode", "skb"][..], "in skb mode"),
+        (&["--count-only"][..], "count-only"),
+    ] {
+        let o = in_ns(
+            &bed,
+            &[&["--iface", &bed.cap_if, "--duration", "0.5"][..], args].concat(),
+        )
+        .output()
+        .unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(stderr(&o).contains(want), "{}", stderr(&o));
     }

@@ -12,7 +12,10 @@ use flowscope_common::{Counter, CounterBlock, XdpMeta};
 use serde_json::json;
 
 use super::signal;
-use crate::capture::{Capture, CaptureConfig, FrameCtx, FrameHandler, RingSizes, SocketStats, WorkerStats, XdpAttachMode};
+use crate::capture::{
+    Capture, CaptureConfig, FrameCtx, FrameHandler, RingSizes, SocketStats, WorkerStats,
+    XdpAttachMode,
+};
 
 /// Options of `flowscope capture`.
 #[derive(Debug, clap::Args)]
@@ -73,14 +76,21 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--duration {d}: must be a positive number of seconds");
     }
     if !(args.interval.is_finite() && args.interval > 0.0) {
-        anyhow::bail!("--interval {}: must be a positive number of seconds", args.interval);
+        anyhow::bail!(
+            "--interval {}: must be a positive number of seconds",
+            args.interval
+        );
     }
     let cfg = CaptureConfig {
         queues: args.queues,
         sockets_per_queue: args.sockets_per_queue,
         mode: args.xdp_mode,
         count_only: args.count_only,
-        rings: RingSizes { rx_ring: args.rx_ring, fill_ring: args.fill_ring, ..RingSizes::default() },
+        rings: RingSizes {
+            rx_ring: args.rx_ring,
+            fill_ring: args.fill_ring,
+            ..RingSizes::default()
+        },
         ..CaptureConfig::new(&args.iface)
     };
     signal::install();
@@ -90,7 +100,11 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         args.iface,
         cap.mode().label(),
         cap.worker_ids().count(),
-        if cfg.count_only { ", count-only (frames pass to the stack)".to_owned() } else { socket_modes(cap.zero_copy()) }
+        if cfg.count_only {
+            ", count-only (frames pass to the stack)".to_owned()
+        } else {
+            socket_modes(cap.zero_copy())
+        }
     );
     let started = Instant::now();
     let interval = Duration::from_secs_f64(args.interval);
@@ -115,12 +129,19 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let mode = cap.mode();
     let zero_copy = cap.zero_copy().to_vec();
     let reports = cap.stop()?;
-    let finals: Vec<WorkerStats> = reports.iter().map(|r| WorkerStats { id: r.id.clone(), socket: r.stats }).collect();
+    let finals: Vec<WorkerStats> = reports
+        .iter()
+        .map(|r| WorkerStats {
+            id: r.id.clone(),
+            socket: r.stats,
+        })
+        .collect();
     let with_meta: u64 = reports.iter().map(|r| r.handler.with_meta).sum();
     let summary = summary_json(&xdp, &finals, &zero_copy, mode, with_meta);
     eprintln!("{}", summary_text(&xdp, &finals));
     if let Some(path) = &args.summary_json {
-        std::fs::write(path, format!("{summary}\n")).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, format!("{summary}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -139,7 +160,11 @@ struct Snapshot {
 
 impl Snapshot {
     fn take<H: FrameHandler>(cap: &Capture<H>) -> anyhow::Result<Self> {
-        Ok(Self { at: Instant::now(), xdp: cap.xdp_counters()?, workers: cap.worker_stats() })
+        Ok(Self {
+            at: Instant::now(),
+            xdp: cap.xdp_counters()?,
+            workers: cap.worker_stats(),
+        })
     }
 
     /// One plain line: totals, then per worker.
@@ -148,7 +173,10 @@ impl Snapshot {
         let d = |now: u64, then: u64| now.saturating_sub(then);
         let all = self.xdp.get(Counter::All);
         let all0 = prev.xdp.get(Counter::All);
-        let fallback = d(self.xdp.get(Counter::PassFallback).packets, prev.xdp.get(Counter::PassFallback).packets);
+        let fallback = d(
+            self.xdp.get(Counter::PassFallback).packets,
+            prev.xdp.get(Counter::PassFallback).packets,
+        );
         let mut line = format!(
             "xdp {:>10.0} pps {:>8.1} Mbit/s | pass_fallback {fallback}",
             d(all.packets, all0.packets) as f64 / secs,
@@ -172,10 +200,21 @@ impl Snapshot {
     }
 }
 
-fn summary_json(xdp: &CounterBlock, workers: &[WorkerStats], zc: &[bool], mode: XdpAttachMode, with_meta: u64) -> serde_json::Value {
+fn summary_json(
+    xdp: &CounterBlock,
+    workers: &[WorkerStats],
+    zc: &[bool],
+    mode: XdpAttachMode,
+    with_meta: u64,
+) -> serde_json::Value {
     let counters: serde_json::Map<String, serde_json::Value> = Counter::ALL
         .iter()
-        .map(|c| (c.label().to_owned(), json!({"packets": xdp.get(*c).packets, "bytes": xdp.get(*c).bytes})))
+        .map(|c| {
+            (
+                c.label().to_owned(),
+                json!({"packets": xdp.get(*c).packets, "bytes": xdp.get(*c).bytes}),
+            )
+        })
         .collect();
     let sockets: Vec<_> = workers
         .iter()
@@ -217,6 +256,9 @@ fn summary_text(xdp: &CounterBlock, workers: &[WorkerStats]) -> String {
             w.id.index, w.id.queue, w.id.slot, s.rx_packets, s.rx_bytes, s.rx_dropped, s.rx_ring_full, s.fill_ring_empty, s.invalid_descs
         ));
     }
-    out.push_str(&format!("\n  total received by sockets: {}", workers.iter().map(|w| w.socket.rx_packets).sum::<u64>()));
+    out.push_str(&format!(
+        "\n  total received by sockets: {}",
+        workers.iter().map(|w| w.socket.rx_packets).sum::<u64>()
+    ));
     out
 }

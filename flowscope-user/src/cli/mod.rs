@@ -2,4 +2,5 @@
 
 #[cfg(target_os = "linux")]
 pub mod capture;
+pub mod read;
 pub mod signal;

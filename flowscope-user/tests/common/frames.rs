@@ -13,7 +13,14 @@ pub fn eth(tags: &[(u16, u16)], ethertype: u16) -> Vec<u8> {
 
 /// IPv4 header (checksum computed) with `options` (multiple of 4 bytes) and
 /// `payload_len` bytes to follow; `frag` is the flags+offset field.
-pub fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, options: &[u8], payload_len: usize, frag: u16) -> Vec<u8> {
+pub fn ipv4(
+    src: [u8; 4],
+    dst: [u8; 4],
+    proto: u8,
+    options: &[u8],
+    payload_len: usize,
+    frag: u16,
+) -> Vec<u8> {
     let ihl = 5 + options.len() / 4;
     let total = (ihl * 4 + payload_len) as u16;
     let mut h = vec![0x40 | ihl as u8, 0];
@@ -88,7 +95,10 @@ pub fn cat(parts: &[&[u8]]) -> Vec<u8> {
 
 /// Internet checksum.
 pub fn checksum(b: &[u8]) -> u16 {
-    let mut sum: u32 = b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    let mut sum: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }

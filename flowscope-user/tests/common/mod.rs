@@ -9,14 +9,20 @@ pub mod netns;
 pub fn kernel_tests_enabled(test: &str) -> bool {
     if std::env::var("FLOWSCOPE_KERNEL_TESTS").as_deref() == Ok("1") {
         // SAFETY: geteuid has no preconditions.
-        assert_eq!(unsafe { libc::geteuid() }, 0, "FLOWSCOPE_KERNEL_TESTS=1 but not root: kernel tests need root");
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(
+            euid, 0,
+            "FLOWSCOPE_KERNEL_TESTS=1 but not root: kernel tests need root"
+        );
         assert!(
             !flowscope::capture::Datapath::object().is_empty(),
             "FLOWSCOPE_KERNEL_TESTS=1 but no XDP object embedded: build through `cargo xtask test`"
         );
         true
     } else {
-        eprintln!("\n*** SKIPPED {test}: kernel test (needs root and BPF); run `cargo xtask test` ***\n");
+        eprintln!(
+            "\n*** SKIPPED {test}: kernel test (needs root and BPF); run `cargo xtask test` ***\n"
+        );
         false
     }
 }

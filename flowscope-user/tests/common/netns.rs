@@ -12,8 +12,16 @@ use std::{
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip(8) from iproute2");
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("run ip(8) from iproute2");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Two namespaces joined by a veth pair with `queues` RX/TX queues per end:
@@ -33,20 +41,53 @@ impl TestBed {
     /// Creates the pair; IPv6 is disabled on both ends so no stray
     /// neighbour-discovery frame reaches the counters.
     pub fn new(queues: u32) -> Self {
-        let id = format!("{}{}", std::process::id() % 100_000, NEXT.fetch_add(1, Ordering::Relaxed));
-        let bed = Self { gen_ns: format!("fsg{id}"), cap_ns: format!("fsc{id}"), gen_if: format!("fsg{id}"), cap_if: format!("fsc{id}") };
+        let id = format!(
+            "{}{}",
+            std::process::id() % 100_000,
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let bed = Self {
+            gen_ns: format!("fsg{id}"),
+            cap_ns: format!("fsc{id}"),
+            gen_if: format!("fsg{id}"),
+            cap_if: format!("fsc{id}"),
+        };
         ip(&["netns", "add", &bed.gen_ns]);
         ip(&["netns", "add", &bed.cap_ns]);
         let q = queues.to_string();
         ip(&[
-            "link", "add", &bed.gen_if, "numrxqueues", &q, "numtxqueues", &q, "type", "veth", "peer", "name", &bed.cap_if, "numrxqueues", &q,
-            "numtxqueues", &q,
+            "link",
+            "add",
+            &bed.gen_if,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &bed.cap_if,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
         ]);
-        for (ns, ifc, addr) in [(&bed.gen_ns, &bed.gen_if, "192.0.2.1/24"), (&bed.cap_ns, &bed.cap_if, "192.0.2.2/24")] {
+        for (ns, ifc, addr) in [
+            (&bed.gen_ns, &bed.gen_if, "192.0.2.1/24"),
+            (&bed.cap_ns, &bed.cap_if, "192.0.2.2/24"),
+        ] {
             ip(&["link", "set", ifc, "netns", ns]);
             for key in ["all", "default"] {
                 let out = Command::new("ip")
-                    .args(["netns", "exec", ns, "sysctl", "-qw", &format!("net.ipv6.conf.{key}.disable_ipv6=1")])
+                    .args([
+                        "netns",
+                        "exec",
+                        ns,
+                        "sysctl",
+                        "-qw",
+                        &format!("net.ipv6.conf.{key}.disable_ipv6=1"),
+                    ])
                     .output()
                     .expect("sysctl");
                 assert!(out.status.success(), "disable IPv6 in {ns}");
@@ -58,7 +99,10 @@ impl TestBed {
     }
 
     /// Runs `f` on a new thread that entered the capture namespace.
-    pub fn in_cap_ns<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+    pub fn in_cap_ns<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
         let path = format!("/var/run/netns/{}", self.cap_ns);
         std::thread::spawn(move || {
             let ns = File::open(&path).expect("open netns");
