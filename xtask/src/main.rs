@@ -6,6 +6,7 @@
 //! tier, `run` starts a live capture and `demo` runs a capture against the
 //! generator between two network namespaces.
 
+mod bench;
 mod build;
 mod cmd;
 mod demo;
@@ -41,6 +42,8 @@ enum Command {
     Run(run::Args),
     /// Capture the generator's traffic on a veth pair between two netns.
     Demo(demo::Args),
+    /// Run a benchmark (release build); figures go to BENCHMARKS.md.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

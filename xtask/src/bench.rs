@@ -1,0 +1,42 @@
+//! `cargo xtask bench NAME [-- ARGS]`: builds release and runs one of the
+//! bench crate's benchmark binaries, which print their figures (medians of
+//! several runs) as Markdown rows for BENCHMARKS.md.
+
+use anyhow::Result;
+
+use crate::{build, cmd, deps};
+
+/// Options of `cargo xtask bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Which benchmark.
+    #[arg(value_enum)]
+    which: Which,
+    /// Arguments for the benchmark binary (after `--`).
+    #[arg(last = true)]
+    bench_args: Vec<String>,
+}
+
+/// The benchmarks.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Which {
+    /// Extract + track ns/packet, side by side with the flowscope 0.3.0 crate.
+    Track,
+    /// Full pipeline (tracker, reassembly, L7) on captures replayed from memory.
+    Pipeline,
+}
+
+/// Runs `cargo xtask bench`.
+///
+/// # Errors
+/// When the toolchain is incomplete, the build fails or the benchmark fails.
+pub fn run(args: &Args) -> Result<()> {
+    deps::ensure(deps::Verbosity::Quiet)?;
+    let obj = build::build_ebpf()?;
+    let bin = match args.which {
+        Which::Track => "trackbench",
+        Which::Pipeline => "pipebench",
+    };
+    let dir = build::build_bins(&obj, true, &[("bench", bin)])?;
+    cmd::run(std::process::Command::new(dir.join(bin)).args(&args.bench_args).current_dir(cmd::workspace_root()))
+}
