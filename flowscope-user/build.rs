@@ -1,23 +1,31 @@
-//! Embeds the XDP object when `FLOWSCOPE_EBPF_OBJ` names it.
+//! Embeds the XDP object: the file named by `FLOWSCOPE_EBPF_OBJ`, else the
+//! one `cargo xtask build` leaves in `target/bpf/`, else nothing (the capture
+//! subcommand then says how to get it).
 //!
-//! `cargo xtask build|test|run|demo` build the eBPF crate with the nightly and
-//! set the variable; a plain `cargo build` embeds nothing and the capture
-//! subcommand then says how to get the object. Rebuilds when the variable or
-//! the object changes.
+//! The embedded copy is rewritten only when its bytes change, so building
+//! with and without the variable does not rebuild the crate each time.
 use std::{env, fs, path::PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-env-changed=FLOWSCOPE_EBPF_OBJ");
+    let manifest =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let default = manifest.join("../target/bpf/bpfel-unknown-none/release/flowscope");
+    let source = env::var_os("FLOWSCOPE_EBPF_OBJ")
+        .map(PathBuf::from)
+        .unwrap_or(default);
+    println!("cargo:rerun-if-changed={}", source.display());
+    let bytes = if source.exists() {
+        fs::read(&source)
+            .unwrap_or_else(|e| panic!("reading the XDP object {}: {e}", source.display()))
+    } else if env::var_os("FLOWSCOPE_EBPF_OBJ").is_some() {
+        panic!("FLOWSCOPE_EBPF_OBJ={} does not exist", source.display());
+    } else {
+        Vec::new()
+    };
     let out =
         PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("flowscope.bpf.o");
-    let bytes = match env::var_os("FLOWSCOPE_EBPF_OBJ") {
-        Some(path) => {
-            println!("cargo:rerun-if-changed={}", PathBuf::from(&path).display());
-            fs::read(&path).unwrap_or_else(|e| {
-                panic!("FLOWSCOPE_EBPF_OBJ={}: {e}", PathBuf::from(&path).display())
-            })
-        }
-        None => Vec::new(),
-    };
-    fs::write(&out, bytes).expect("write the embedded eBPF object");
+    if fs::read(&out).ok().as_deref() != Some(bytes.as_slice()) {
+        fs::write(&out, bytes).expect("write the embedded eBPF object");
+    }
 }

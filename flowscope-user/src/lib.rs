@@ -19,6 +19,7 @@ pub mod obs;
 pub mod offline;
 pub mod output;
 pub mod pcap;
+pub mod pipeline;
 pub mod reassembly;
 pub mod session;
 pub mod tracker;
@@ -27,6 +28,8 @@ pub mod wire;
 
 #[cfg(target_os = "linux")]
 pub mod capture;
+#[cfg(target_os = "linux")]
+pub mod runtime;
 
 pub use extractor::{Extracted, FlowExtractor, L4Proto, Orientation, TcpFlags, TcpInfo, Unmatched};
 pub use view::{LinkType, PacketView, Timestamp};

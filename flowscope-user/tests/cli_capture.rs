@@ -101,8 +101,18 @@ fn missing_interface_and_queue_out_of_range() {
 
 fn in_ns(bed: &TestBed, args: &[&str]) -> Command {
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", &bed.cap_ns, BIN, "capture"])
-        .args(args);
+    // Metrics off: these tests are about the datapath, and two instances in
+    // one namespace would otherwise collide on the metrics port first.
+    c.args([
+        "netns",
+        "exec",
+        &bed.cap_ns,
+        BIN,
+        "capture",
+        "--metrics-listen",
+        "off",
+    ])
+    .args(args);
     c
 }
 
@@ -220,4 +230,68 @@ fn skb_mode_and_count_only() {
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(stderr(&o).contains(want), "{}", stderr(&o));
     }
+}
+
+#[test]
+fn full_screen_view_on_a_terminal_plain_lines_otherwise() {
+    if !kernel_tests_enabled("full_screen_view_on_a_terminal_plain_lines_otherwise") {
+        return;
+    }
+    let bed = TestBed::new(2);
+    // Under script(1) stdout is a pseudo-terminal: the full-screen view.
+    let cmd = format!(
+        "stty cols 120 rows 40; ip netns exec {} {BIN} capture --metrics-listen off --iface {} --duration 2.5 --sockets-per-queue 2",
+        bed.cap_ns, bed.cap_if
+    );
+    let o = Command::new("script")
+        .args(["-qfec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("\x1b[?1049h"), "enters the alternate screen");
+    // The terminal moves the cursor over blank cells instead of writing
+    // spaces: compare with escape sequences and blanks removed.
+    let mut text = String::new();
+    let mut chars = out.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            for e in chars.by_ref() {
+                if e.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else if !c.is_whitespace() {
+            text.push(c);
+        }
+    }
+    for needle in [
+        "workers",
+        "topflowsbybytes",
+        "pass_fallback",
+        "fill_empty",
+        "ringfull",
+        "q:quit",
+    ] {
+        assert!(
+            text.contains(needle),
+            "full-screen view shows {needle:?}: {text}"
+        );
+    }
+    assert!(out.contains("\x1b[?1049l"), "restores the terminal");
+    // Through a pipe: one plain line per interval, no escape codes.
+    let o = in_ns(&bed, &["--iface", &bed.cap_if, "--duration", "2.5"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    assert!(!out.contains('\x1b'), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!((2..=3).contains(&lines.len()), "one line per second: {out}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("pps") && l.contains("rx_dropped") && l.contains("flows")),
+        "{out}"
+    );
 }

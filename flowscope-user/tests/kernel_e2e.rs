@@ -140,8 +140,8 @@ fn every_frame_of_every_flow_reaches_exactly_one_socket() {
         {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let xdp = cap.xdp_counters().unwrap();
-        (xdp, cap.stop().unwrap())
+        let stopped = cap.stop().unwrap();
+        (stopped.xdp, stopped.workers)
     });
     ready_rx.recv().expect("capture thread ready");
 

@@ -3,7 +3,7 @@
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData, PerCpuArray, XskMap},
-    programs::{Xdp, XdpMode},
+    programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
 use flowscope_common::{
     CounterBlock, XdpConfig,
@@ -67,6 +67,7 @@ pub struct Datapath {
     anomalies: PerCpuArray<MapData, AnomalyBlock>,
     sketches: PerCpuArray<MapData, Sketch>,
     pair_filter: PerCpuArray<MapData, PairFilter>,
+    link: Option<XdpLinkId>,
 }
 
 /// The two sketches of one interval, per CPU (merged by `crate::anomaly`).
@@ -144,6 +145,7 @@ impl Datapath {
             anomalies,
             sketches,
             pair_filter,
+            link: None,
         })
     }
 
@@ -164,7 +166,7 @@ impl Datapath {
     pub fn attach(&mut self) -> Result<(), CaptureError> {
         let (iface, mode) = (self.iface.clone(), self.mode);
         let program = program_mut(&mut self.ebpf)?;
-        program.attach(&iface, mode.aya()).map_err(|e| {
+        let link = program.attach(&iface, mode.aya()).map_err(|e| {
             let reason = format!("{e:#}");
             let hint = if reason.contains("Unknown") || reason.contains("unknown") {
                 "check the interface name with `ip link`"
@@ -185,7 +187,18 @@ impl Datapath {
                 hint,
             }
         })?;
+        self.link = Some(link);
         Ok(())
+    }
+
+    /// Detaches the program: frames stop being redirected (the sockets keep
+    /// what they already hold); maps stay readable. Idempotent.
+    pub fn detach(&mut self) {
+        if let Some(link) = self.link.take()
+            && let Ok(program) = program_mut(&mut self.ebpf)
+        {
+            let _ = program.detach(link);
+        }
     }
 
     /// The mode requested and obtained.

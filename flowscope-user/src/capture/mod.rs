@@ -111,6 +111,17 @@ struct Running<H> {
     thread: JoinHandle<(H, SocketStats)>,
 }
 
+/// A stopped capture: every worker's report and the XDP counters read after
+/// the program was detached and the sockets drained, so they are final.
+pub struct Stopped<H> {
+    /// One report per worker, in socket order.
+    pub workers: Vec<WorkerReport<H>>,
+    /// Final class counters.
+    pub xdp: CounterBlock,
+    /// Final anomaly counters.
+    pub anomalies: flowscope_common::anomaly::AnomalyBlock,
+}
+
 /// What a finished worker hands back.
 pub struct WorkerReport<H> {
     /// Which socket it served.
@@ -230,12 +241,32 @@ impl<H: FrameHandler> Capture<H> {
             .collect()
     }
 
-    /// Stops the workers, waits for them and detaches the program.
+    /// The XDP program's anomaly counters, summed over CPUs.
+    ///
+    /// # Errors
+    ///
+    /// The map read failed.
+    pub fn anomalies(&self) -> Result<flowscope_common::anomaly::AnomalyBlock, CaptureError> {
+        self.datapath.anomalies()
+    }
+
+    /// This interval's sketches (read, then reset), see [`Datapath::take_sketches`].
+    ///
+    /// # Errors
+    ///
+    /// A map access failed.
+    pub fn take_sketches(&mut self) -> Result<SketchSnapshot, CaptureError> {
+        self.datapath.take_sketches()
+    }
+
+    /// Detaches the program first, so nothing new arrives, then lets every
+    /// worker drain what its socket already holds, and joins them.
     ///
     /// # Errors
     ///
     /// A worker thread panicked.
-    pub fn stop(mut self) -> Result<Vec<WorkerReport<H>>, CaptureError> {
+    pub fn stop(mut self) -> Result<Stopped<H>, CaptureError> {
+        self.datapath.detach();
         self.stop.store(true, Ordering::Relaxed);
         let mut reports = Vec::new();
         for w in self.workers.drain(..) {
@@ -249,7 +280,11 @@ impl<H: FrameHandler> Capture<H> {
                 stats,
             });
         }
-        Ok(reports)
+        Ok(Stopped {
+            workers: reports,
+            xdp: self.datapath.counters()?,
+            anomalies: self.datapath.anomalies()?,
+        })
     }
 }
 

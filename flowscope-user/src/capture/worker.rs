@@ -51,6 +51,8 @@ pub trait FrameHandler: Send + 'static {
 }
 
 const POLL_TIMEOUT_MS: i32 = 100;
+/// Empty 1 ms polls in a row that end the drain after a stop.
+const DRAIN_EMPTY_POLLS: u32 = 5;
 
 pub(super) fn spawn<H: FrameHandler>(
     id: WorkerId,
@@ -92,11 +94,21 @@ fn run<H: FrameHandler>(
     let mut rx_packets = 0u64;
     let mut rx_bytes = 0u64;
     let mut batches = 0u64;
-    while !stop.load(Ordering::Relaxed) {
+    let mut idle_after_stop = 0;
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
         // SAFETY: `descs` are plain descriptor slots to be written.
         let mut n = unsafe { sock.rx.consume(&mut descs) };
         if n == 0 {
-            let _ = sock.rx.poll(POLL_TIMEOUT_MS);
+            if stopping {
+                // Draining: the program is detached; a few empty polls in a
+                // row mean the socket holds nothing more.
+                idle_after_stop += 1;
+                if idle_after_stop > DRAIN_EMPTY_POLLS {
+                    break;
+                }
+            }
+            let _ = sock.rx.poll(if stopping { 1 } else { POLL_TIMEOUT_MS });
             // SAFETY: as above.
             n = unsafe { sock.rx.consume(&mut descs) };
             if n == 0 {
@@ -104,6 +116,7 @@ fn run<H: FrameHandler>(
                 continue;
             }
         }
+        idle_after_stop = 0;
         let ctx = FrameCtx { timestamp: now() };
         for desc in &descs[..n] {
             // SAFETY: `desc` was just consumed from this socket's RX ring and

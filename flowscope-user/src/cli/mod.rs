@@ -2,5 +2,9 @@
 
 #[cfg(target_os = "linux")]
 pub mod capture;
+#[cfg(target_os = "linux")]
+pub mod capture_opts;
+#[cfg(target_os = "linux")]
+pub mod live_view;
 pub mod read;
 pub mod signal;

@@ -36,7 +36,8 @@ impl Log2Histogram {
         self.buckets.iter().sum()
     }
 
-    fn merge(&mut self, other: &Self) {
+    /// Adds `other`'s samples.
+    pub fn merge(&mut self, other: &Self) {
         for (a, b) in self.buckets.iter_mut().zip(other.buckets.iter()) {
             *a += b;
         }

@@ -2,6 +2,7 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod frames;
+pub mod fsgen;
 pub mod netns;
 
 /// True when the kernel tests must run (`cargo xtask test` sets

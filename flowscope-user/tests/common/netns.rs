@@ -94,6 +94,7 @@ impl TestBed {
             }
             ip(&["-n", ns, "addr", "add", addr, "dev", ifc]);
             ip(&["-n", ns, "link", "set", ifc, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
         bed
     }

@@ -1,0 +1,330 @@
+//! Options of `flowscope capture`, from flags and a TOML config file.
+//!
+//! Every option can be given as a flag or as a key of the same name (with
+//! `_` for `-`) in the file named by `--config`; a flag overrides the file.
+//! Unknown keys and invalid values are errors that name the key.
+//!
+//! ```toml
+//! iface = "eth0"
+//! sockets_per_queue = 2
+//! xdp_mode = "drv"
+//! output = "/var/log/flowscope/eve.json"
+//! rotate_bytes = 1073741824
+//! metrics_listen = "127.0.0.1:9100"
+//! max_flows = 1000000      # per worker
+//! tcp_timeout = 300.0      # seconds
+//! ```
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::capture::{CaptureConfig, RingSizes, XdpAttachMode};
+use crate::tracker::TrackerConfig;
+
+/// Options of `flowscope capture`; each is optional so a flag can be told
+/// apart from a value in the config file.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureOpts {
+    /// Interface to capture on.
+    #[arg(long)]
+    pub iface: Option<String>,
+    /// Capture RX queues 0..N (default: every RX queue).
+    #[arg(long)]
+    pub queues: Option<u32>,
+    /// AF_XDP sockets (and pinned workers) per queue (default 1).
+    #[arg(long)]
+    pub sockets_per_queue: Option<u32>,
+    /// XDP attach mode: drv (native, default) or skb (generic, ~10× slower).
+    #[arg(long)]
+    pub xdp_mode: Option<String>,
+    /// Count every frame in the XDP program and pass it to the stack.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub count_only: Option<bool>,
+    /// Stop after this many seconds (default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Seconds between live figures (default 1).
+    #[arg(long)]
+    pub interval: Option<f64>,
+    /// Write a JSON summary here at exit.
+    #[arg(long)]
+    pub summary_json: Option<PathBuf>,
+    /// Flow records (EVE JSON lines) to FILE, or `-` for stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Rotate the output file when it reaches this many bytes.
+    #[arg(long)]
+    pub rotate_bytes: Option<u64>,
+    /// Rotate the output file after this many seconds.
+    #[arg(long)]
+    pub rotate_secs: Option<f64>,
+    /// Prometheus /metrics listener, or `off` (default 127.0.0.1:9100).
+    #[arg(long)]
+    pub metrics_listen: Option<String>,
+    /// Flow table capacity per worker (default 262144).
+    #[arg(long)]
+    pub max_flows: Option<usize>,
+    /// TCP idle timeout, seconds (default 300).
+    #[arg(long)]
+    pub tcp_timeout: Option<f64>,
+    /// UDP idle timeout, seconds (default 60).
+    #[arg(long)]
+    pub udp_timeout: Option<f64>,
+    /// Idle timeout of other protocols, seconds (default 30).
+    #[arg(long)]
+    pub other_timeout: Option<f64>,
+    /// Active timeout: interim records for longer flows, seconds.
+    #[arg(long)]
+    pub active_timeout: Option<f64>,
+    /// Records buffered per worker on the way to the writer (default 65536).
+    #[arg(long)]
+    pub record_ring: Option<usize>,
+    /// Descriptors per socket RX ring (power of two, default 2048).
+    #[arg(long)]
+    pub rx_ring: Option<u32>,
+    /// Fill ring size and UMEM frames per queue (power of two, default 8192).
+    #[arg(long)]
+    pub fill_ring: Option<u32>,
+    /// Plain lines instead of the full-screen view even on a terminal.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub plain: Option<bool>,
+}
+
+impl CaptureOpts {
+    /// Flags over the file: each field of `self` wins when set.
+    pub fn over(self, file: CaptureOpts) -> CaptureOpts {
+        macro_rules! pick {
+            ($($f:ident),*) => { CaptureOpts { $($f: self.$f.or(file.$f),)* } };
+        }
+        pick!(
+            iface,
+            queues,
+            sockets_per_queue,
+            xdp_mode,
+            count_only,
+            duration,
+            interval,
+            summary_json,
+            output,
+            rotate_bytes,
+            rotate_secs,
+            metrics_listen,
+            max_flows,
+            tcp_timeout,
+            udp_timeout,
+            other_timeout,
+            active_timeout,
+            record_ring,
+            rx_ring,
+            fill_ring,
+            plain
+        )
+    }
+
+    /// Reads a config file.
+    ///
+    /// # Errors
+    ///
+    /// Unreadable file, TOML syntax, unknown key or wrong type (named).
+    pub fn from_file(path: &std::path::Path) -> anyhow::Result<CaptureOpts> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("config {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| {
+            anyhow::anyhow!("config {}: {}", path.display(), e.message().trim())
+                .context(span(&text, e.span()))
+        })
+    }
+}
+
+fn span(text: &str, at: Option<std::ops::Range<usize>>) -> String {
+    match at {
+        Some(r) => format!(
+            "at line {}",
+            text[..r.start.min(text.len())].lines().count().max(1)
+        ),
+        None => String::new(),
+    }
+}
+
+/// Validated settings for a live capture.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Capture configuration.
+    pub capture: CaptureConfig,
+    /// Tracker configuration, per worker.
+    pub tracker: TrackerConfig,
+    /// Stop after.
+    pub duration: Option<Duration>,
+    /// Live figures every.
+    pub interval: Duration,
+    /// Summary file.
+    pub summary_json: Option<PathBuf>,
+    /// Records output (`-` = stdout), if any.
+    pub output: Option<PathBuf>,
+    /// Rotation bounds.
+    pub rotate_bytes: Option<u64>,
+    /// Rotation bounds.
+    pub rotate_after: Option<Duration>,
+    /// Prometheus listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Records per worker ring.
+    pub record_ring: usize,
+    /// Plain lines only.
+    pub plain: bool,
+}
+
+fn secs(name: &str, v: Option<f64>) -> anyhow::Result<Option<Duration>> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => bail!("{name} {s}: must be a positive number of seconds"),
+    }
+}
+
+fn pow2(name: &str, v: Option<u32>, default: u32) -> anyhow::Result<u32> {
+    let n = v.unwrap_or(default);
+    if n.is_power_of_two() && n >= 64 {
+        Ok(n)
+    } else {
+        bail!("{name} {n}: must be a power of two ≥ 64")
+    }
+}
+
+impl TryFrom<CaptureOpts> for Settings {
+    type Error = anyhow::Error;
+
+    fn try_from(o: CaptureOpts) -> anyhow::Result<Settings> {
+        let Some(iface) = o.iface else {
+            bail!("no interface: give --iface IFACE or set iface in the config file")
+        };
+        let mode: XdpAttachMode = o
+            .xdp_mode
+            .as_deref()
+            .unwrap_or("drv")
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--xdp-mode: {e}"))?;
+        if o.queues == Some(0) {
+            bail!("--queues 0: must be at least 1");
+        }
+        let spq = o.sockets_per_queue.unwrap_or(1);
+        if !(1..=64).contains(&spq) {
+            bail!("--sockets-per-queue {spq}: must be 1..=64");
+        }
+        let max_flows = o.max_flows.unwrap_or(1 << 18);
+        if max_flows == 0 {
+            bail!("--max-flows 0: must be at least 1");
+        }
+        let record_ring = o.record_ring.unwrap_or(1 << 16);
+        if record_ring == 0 {
+            bail!("--record-ring 0: must be at least 1");
+        }
+        let rings = RingSizes {
+            rx_ring: pow2("--rx-ring", o.rx_ring, RingSizes::default().rx_ring)?,
+            fill_ring: pow2("--fill-ring", o.fill_ring, RingSizes::default().fill_ring)?,
+            ..RingSizes::default()
+        };
+        let mut tracker = TrackerConfig {
+            max_flows,
+            active_timeout: secs("--active-timeout", o.active_timeout)?,
+            ..TrackerConfig::default()
+        };
+        if let Some(t) = secs("--tcp-timeout", o.tcp_timeout)? {
+            tracker.idle_timeout_tcp = t;
+        }
+        if let Some(t) = secs("--udp-timeout", o.udp_timeout)? {
+            tracker.idle_timeout_udp = t;
+        }
+        if let Some(t) = secs("--other-timeout", o.other_timeout)? {
+            tracker.idle_timeout_other = t;
+        }
+        let metrics_listen = match o.metrics_listen.as_deref().unwrap_or("127.0.0.1:9100") {
+            "off" | "none" => None,
+            a => Some(a.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "--metrics-listen {a:?}: expected ADDR:PORT (e.g. 127.0.0.1:9100) or off"
+                )
+            })?),
+        };
+        if let Some(b) = o.rotate_bytes
+            && b == 0
+        {
+            bail!("--rotate-bytes 0: must be at least 1");
+        }
+        Ok(Settings {
+            capture: CaptureConfig {
+                queues: o.queues,
+                sockets_per_queue: spq,
+                mode,
+                count_only: o.count_only.unwrap_or(false),
+                rings,
+                ..CaptureConfig::new(iface)
+            },
+            tracker,
+            duration: secs("--duration", o.duration)?,
+            interval: secs("--interval", o.interval)?.unwrap_or(Duration::from_secs(1)),
+            summary_json: o.summary_json,
+            output: o.output,
+            rotate_bytes: o.rotate_bytes,
+            rotate_after: secs("--rotate-secs", o.rotate_secs)?,
+            metrics_listen,
+            record_ring,
+            plain: o.plain.unwrap_or(false),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_bad_values_are_named() {
+        let file: CaptureOpts =
+            toml::from_str("iface = \"fsx0\"\nsockets_per_queue = 2\nmax_flows = 10\n").unwrap();
+        let flags = CaptureOpts {
+            sockets_per_queue: Some(4),
+            ..CaptureOpts::default()
+        };
+        let s = Settings::try_from(flags.over(file)).unwrap();
+        assert_eq!(s.capture.iface, "fsx0");
+        assert_eq!(s.capture.sockets_per_queue, 4);
+        assert_eq!(s.tracker.max_flows, 10);
+        let e = toml::from_str::<CaptureOpts>("ifaec = \"x\"").unwrap_err();
+        assert!(e.to_string().contains("ifaec"), "{e}");
+        let e = toml::from_str::<CaptureOpts>("queues = \"two\"").unwrap_err();
+        assert!(e.message().contains("invalid type"), "{e}");
+        for (o, needle) in [
+            (
+                CaptureOpts {
+                    iface: Some("x".into()),
+                    rx_ring: Some(1000),
+                    ..Default::default()
+                },
+                "--rx-ring 1000",
+            ),
+            (
+                CaptureOpts {
+                    iface: Some("x".into()),
+                    tcp_timeout: Some(-1.0),
+                    ..Default::default()
+                },
+                "--tcp-timeout -1",
+            ),
+            (
+                CaptureOpts {
+                    iface: Some("x".into()),
+                    metrics_listen: Some("nowhere".into()),
+                    ..Default::default()
+                },
+                "--metrics-listen",
+            ),
+            (CaptureOpts::default(), "no interface"),
+        ] {
+            let e = Settings::try_from(o).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e} should name {needle}");
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The live view: figures of one interval, as one plain line or as a
+//! full-screen terminal view (ratatui).
+
+use std::io::{self, Stdout};
+
+use flowscope_common::Counter;
+use ratatui::{
+    Terminal,
+    backend::CrosstermBackend,
+    crossterm::{
+        event::{self, Event, KeyCode, KeyModifiers},
+        execute,
+        terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode},
+    },
+    layout::{Constraint, Layout},
+    style::{Modifier, Style},
+    widgets::{Block, Borders, Paragraph, Row, Table},
+};
+
+use crate::runtime::{LiveSnapshot, TopFlow};
+
+/// One worker's rates over an interval.
+#[derive(Debug, Clone)]
+pub struct WorkerRates {
+    /// Worker number.
+    pub index: usize,
+    /// Its RX queue.
+    pub queue: u32,
+    /// Frames per second.
+    pub pps: f64,
+    /// Megabits per second.
+    pub mbps: f64,
+    /// Socket drops in the interval: rx_dropped, rx_ring_full,
+    /// fill_ring_empty, invalid descriptors.
+    pub drops: [u64; 4],
+}
+
+/// Everything the live view shows for one interval.
+#[derive(Debug, Clone)]
+pub struct LiveRates {
+    /// Frames per second seen by XDP.
+    pub pps: f64,
+    /// Megabits per second seen by XDP.
+    pub mbps: f64,
+    /// Frames passed to the stack for want of a socket, in the interval.
+    pub pass_fallback: u64,
+    /// Socket drops summed over workers (see [`WorkerRates::drops`]).
+    pub drops: [u64; 4],
+    /// Records dropped on the way to the writer, in the interval.
+    pub records_dropped: u64,
+    /// Flows in the tables now.
+    pub flows: u64,
+    /// New flows per second.
+    pub new_flows: f64,
+    /// Per worker.
+    pub workers: Vec<WorkerRates>,
+    /// Heaviest flows.
+    pub top: Vec<TopFlow>,
+}
+
+impl LiveRates {
+    /// The rates between two snapshots.
+    pub fn between(now: &LiveSnapshot, prev: &LiveSnapshot) -> Self {
+        let secs = now.at.duration_since(prev.at).as_secs_f64().max(1e-6);
+        let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
+        let (all, all0) = (now.xdp.get(Counter::All), prev.xdp.get(Counter::All));
+        let workers: Vec<WorkerRates> = now
+            .sockets
+            .iter()
+            .zip(prev.sockets.iter())
+            .map(|(w, p)| {
+                let (s, s0) = (&w.socket, &p.socket);
+                WorkerRates {
+                    index: w.id.index,
+                    queue: w.id.queue,
+                    pps: rate(s.rx_packets, s0.rx_packets),
+                    mbps: rate(s.rx_bytes, s0.rx_bytes) * 8.0 / 1e6,
+                    drops: [
+                        s.rx_dropped.saturating_sub(s0.rx_dropped),
+                        s.rx_ring_full.saturating_sub(s0.rx_ring_full),
+                        s.fill_ring_empty.saturating_sub(s0.fill_ring_empty),
+                        s.invalid_descs.saturating_sub(s0.invalid_descs),
+                    ],
+                }
+            })
+            .collect();
+        let mut drops = [0u64; 4];
+        for w in &workers {
+            for (d, v) in drops.iter_mut().zip(w.drops) {
+                *d += v;
+            }
+        }
+        let fb = |s: &LiveSnapshot| s.xdp.get(Counter::PassFallback).packets;
+        Self {
+            pps: rate(all.packets, all0.packets),
+            mbps: rate(all.bytes, all0.bytes) * 8.0 / 1e6,
+            pass_fallback: fb(now).saturating_sub(fb(prev)),
+            drops,
+            records_dropped: now
+                .total
+                .records_dropped
+                .saturating_sub(prev.total.records_dropped),
+            flows: now.total.flows_active,
+            new_flows: rate(
+                now.total.tracker.created_total(),
+                prev.total.tracker.created_total(),
+            ),
+            workers,
+            top: now.total.top.clone(),
+        }
+    }
+
+    /// One plain line (for logs and pipes).
+    pub fn line(&self) -> String {
+        let [rxd, full, empty, inval] = self.drops;
+        let mut line = format!(
+            "{:>10.0} pps {:>9.1} Mbit/s | drops: pass_fallback {} rx_dropped {rxd} ring_full {full} fill_empty {empty} invalid {inval} records {} | flows {} new/s {:.0}",
+            self.pps,
+            self.mbps,
+            self.pass_fallback,
+            self.records_dropped,
+            self.flows,
+            self.new_flows
+        );
+        for w in &self.workers {
+            line.push_str(&format!(
+                " | w{} q{} {:.0} pps {:.1} Mbit/s",
+                w.index, w.queue, w.pps, w.mbps
+            ));
+        }
+        if let Some(t) = self.top.first() {
+            line.push_str(&format!(" | top {}", flow_label(t)));
+        }
+        line
+    }
+}
+
+fn flow_label(t: &TopFlow) -> String {
+    let k = t.key;
+    format!(
+        "{}:{} <-> {}:{} {} B",
+        k.src_ip(),
+        k.src_port(),
+        k.dst_ip(),
+        k.dst_port(),
+        t.bytes
+    )
+}
+
+/// The full-screen view; restores the terminal when dropped.
+pub struct Tui {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+impl Tui {
+    /// Switches the terminal to the alternate screen, raw mode.
+    ///
+    /// # Errors
+    ///
+    /// The terminal refused.
+    pub fn enter() -> io::Result<Self> {
+        enable_raw_mode()?;
+        let mut out = io::stdout();
+        if let Err(e) = execute!(out, EnterAlternateScreen) {
+            let _ = disable_raw_mode();
+            return Err(e);
+        }
+        Ok(Self {
+            terminal: Terminal::new(CrosstermBackend::new(out))?,
+        })
+    }
+
+    /// True if the user pressed `q`, Esc or Ctrl-C (raw mode swallows the
+    /// signal), checked without blocking.
+    pub fn quit_requested(&self) -> bool {
+        while event::poll(std::time::Duration::ZERO).unwrap_or(false) {
+            if let Ok(Event::Key(k)) = event::read()
+                && (matches!(k.code, KeyCode::Char('q') | KeyCode::Esc)
+                    || (k.code == KeyCode::Char('c')
+                        && k.modifiers.contains(KeyModifiers::CONTROL)))
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Draws one interval.
+    ///
+    /// # Errors
+    ///
+    /// Writing to the terminal failed.
+    pub fn draw(&mut self, header: &str, r: &LiveRates, extra: &[String]) -> io::Result<()> {
+        self.terminal.draw(|f| {
+            let [top, table, flows, more] = Layout::vertical([
+                Constraint::Length(4),
+                Constraint::Length(r.workers.len() as u16 + 3),
+                Constraint::Length(7),
+                Constraint::Min(0),
+            ])
+            .areas(f.area());
+            let [rxd, full, empty, inval] = r.drops;
+            let totals = format!(
+                "{:.0} pps  {:.1} Mbit/s   flows {}  new/s {:.0}\ndrops: pass_fallback {}  rx_dropped {rxd}  ring_full {full}  fill_empty {empty}  invalid {inval}  records {}",
+                r.pps, r.mbps, r.flows, r.new_flows, r.pass_fallback, r.records_dropped
+            );
+            f.render_widget(Paragraph::new(totals).block(Block::default().borders(Borders::ALL).title(header.to_owned())), top);
+            let rows = r.workers.iter().map(|w| {
+                Row::new([
+                    w.index.to_string(),
+                    w.queue.to_string(),
+                    format!("{:.0}", w.pps),
+                    format!("{:.1}", w.mbps),
+                    w.drops[0].to_string(),
+                    w.drops[1].to_string(),
+                    w.drops[2].to_string(),
+                    w.drops[3].to_string(),
+                ])
+            });
+            let widths = [Constraint::Length(10); 8];
+            let head = Row::new(["worker", "queue", "pps", "Mbit/s", "dropped", "ringfull", "fillempty", "invalid"])
+                .style(Style::default().add_modifier(Modifier::BOLD));
+            f.render_widget(Table::new(rows, widths).header(head).block(Block::default().borders(Borders::ALL).title("workers")), table);
+            let tops: Vec<String> = r.top.iter().map(flow_label).collect();
+            f.render_widget(Paragraph::new(tops.join("\n")).block(Block::default().borders(Borders::ALL).title("top flows by bytes")), flows);
+            f.render_widget(Paragraph::new(extra.join("\n")).block(Block::default().borders(Borders::ALL).title("q: quit")), more);
+        })?;
+        Ok(())
+    }
+}
+
+impl Drop for Tui {
+    fn drop(&mut self) {
+        let _ = disable_raw_mode();
+        let _ = execute!(self.terminal.backend_mut(), LeaveAlternateScreen);
+        let _ = self.terminal.show_cursor();
+    }
+}

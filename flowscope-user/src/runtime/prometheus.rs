@@ -1,0 +1,77 @@
+//! The Prometheus endpoint: `metrics-exporter-prometheus` serving `/metrics`
+//! over HTTP, fed by the control thread from merged shards (absolute values,
+//! once per interval and at exit — never from a worker, never per packet).
+
+use std::net::SocketAddr;
+
+use flowscope_common::Counter;
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+use super::LiveSnapshot;
+use crate::obs::MetricsPublisher;
+
+/// Starts the HTTP listener and installs the global recorder.
+///
+/// # Errors
+///
+/// The address cannot be bound or a recorder is already installed.
+pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
+    PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| {
+            anyhow::anyhow!("--metrics-listen {addr}: {e}; choose another address or `off`")
+        })
+}
+
+/// XDP drop reasons of `flowscope_xsk_drops_total{reason}`.
+pub const XSK_DROP_REASONS: [&str; 4] = [
+    "rx_dropped",
+    "rx_ring_full",
+    "fill_ring_empty",
+    "invalid_descs",
+];
+
+/// Publishes one snapshot: the tracker vocabulary of the merged shards, and
+/// the capture's own figures.
+pub fn publish(snap: &LiveSnapshot, tracker: &mut MetricsPublisher) {
+    tracker.publish(&snap.total.tracker);
+    for c in Counter::ALL {
+        let v = snap.xdp.get(*c);
+        metrics::counter!("flowscope_xdp_packets_total", "class" => c.label()).absolute(v.packets);
+        metrics::counter!("flowscope_xdp_bytes_total", "class" => c.label()).absolute(v.bytes);
+    }
+    let mut drops = [0u64; 4];
+    for w in &snap.sockets {
+        let s = &w.socket;
+        for (d, v) in drops.iter_mut().zip([
+            s.rx_dropped,
+            s.rx_ring_full,
+            s.fill_ring_empty,
+            s.invalid_descs,
+        ]) {
+            *d += v;
+        }
+    }
+    for (reason, v) in XSK_DROP_REASONS.iter().zip(drops) {
+        metrics::counter!("flowscope_xsk_drops_total", "reason" => *reason).absolute(v);
+    }
+    metrics::counter!("flowscope_xsk_rx_packets_total")
+        .absolute(snap.sockets.iter().map(|w| w.socket.rx_packets).sum());
+    metrics::counter!("flowscope_records_sent_total").absolute(snap.total.records_sent);
+    metrics::counter!("flowscope_records_dropped_total").absolute(snap.total.records_dropped);
+    metrics::gauge!("flowscope_flow_table_capacity").set(snap.total.flow_capacity as f64);
+    metrics::gauge!("flowscope_flow_table_occupancy").set(snap.total.flows_active as f64);
+    metrics::counter!("flowscope_flow_table_evictions_total")
+        .absolute(snap.total.tracker.ended(crate::tracker::EndReason::Evicted));
+    metrics::counter!("flowscope_frames_with_xdp_metadata_total")
+        .absolute(snap.total.frames_with_meta);
+    for (i, n) in snap.total.batch_sizes.buckets.iter().enumerate() {
+        if *n > 0 {
+            let le = crate::obs::Log2Histogram::lower_bound(i + 1)
+                .saturating_sub(1)
+                .to_string();
+            metrics::counter!("flowscope_xsk_batches_total", "size_le" => le).absolute(*n);
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Running the `fsgen` generator inside a test bed's sending namespace.
+
+use std::{net::IpAddr, process::Command};
+
+use super::netns::TestBed;
+
+/// One line of fsgen's manifest: what was sent for one flow.
+#[derive(Debug, serde::Deserialize)]
+pub struct ManifestFlow {
+    /// IP protocol.
+    pub proto: u8,
+    /// Side A (sends first).
+    pub a: IpAddr,
+    /// A's port.
+    pub a_port: u16,
+    /// Side B.
+    pub b: IpAddr,
+    /// B's port.
+    pub b_port: u16,
+    /// TX queue (and so RX queue of the capturing end).
+    pub queue: u32,
+    /// Frames A→B.
+    pub frames_ab: u64,
+    /// Frames B→A.
+    pub frames_ba: u64,
+    /// Bytes A→B.
+    pub bytes_ab: u64,
+    /// Bytes B→A.
+    pub bytes_ba: u64,
+}
+
+/// Sends `frames` frames of `flows` flows, both directions, over `queues`
+/// queues (IPv4 and IPv6), and returns the manifest.
+pub fn send(bed: &TestBed, frames: u64, flows: u32, queues: u32) -> Vec<ManifestFlow> {
+    let fsgen = std::env::var("FLOWSCOPE_FSGEN")
+        .expect("FLOWSCOPE_FSGEN: path of the fsgen binary (cargo xtask test sets it)");
+    let manifest = std::env::temp_dir().join(format!("{}.manifest", bed.gen_ns));
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &bed.gen_ns,
+            &fsgen,
+            "--iface",
+            &bed.gen_if,
+            "--frames",
+            &frames.to_string(),
+        ])
+        .args([
+            "--flows",
+            &flows.to_string(),
+            "--both-directions",
+            "--queues",
+            &queues.to_string(),
+            "--ipv6",
+        ])
+        .args(["--manifest", manifest.to_str().unwrap()])
+        .output()
+        .expect("run fsgen");
+    assert!(
+        out.status.success(),
+        "fsgen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("fsgen prints one JSON line");
+    assert_eq!(report["sent"], frames);
+    let flows: Vec<ManifestFlow> = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let _ = std::fs::remove_file(&manifest);
+    flows
+}
