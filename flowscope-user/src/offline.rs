@@ -5,6 +5,10 @@
 //! when the file turns out truncated or corrupt — every flow still in the
 //! table is ended, so every record already formed is delivered; the read
 //! error is returned afterwards for the caller to report.
+//!
+//! [`track_capture`] runs the tracker alone (flow records);
+//! [`process_capture`] runs the whole [`Pipeline`] (fragments, TCP
+//! reassembly, L7 records). [`EveSink`] writes either's output.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -12,9 +16,12 @@ use std::io::{self, Read, Write};
 use crate::community_id::{CommunityId, CommunityIdValue};
 use crate::extract::FiveTupleKey;
 use crate::extractor::{FlowExtractor, L4Proto};
+use crate::l7::L7Record;
 use crate::output::{EveEndpoints, EveWriter};
 use crate::pcap::{PcapError, PcapReader};
+use crate::pipeline::{FlowSummary, Pipeline, PipelineSink};
 use crate::tracker::{EndReason, EventSink, FlowEvent, FlowRecord, FlowTracker};
+use crate::view::Timestamp;
 
 /// Tracks every packet of `reader`, then ends every flow, giving all events to `sink`.
 ///
@@ -35,6 +42,29 @@ pub fn track_capture<R: Read, E: FlowExtractor>(
         }
     };
     tracker.finish(sink);
+    result
+}
+
+/// Processes every packet of `reader` through `pipeline`, then ends every
+/// flow, giving all output to `sink`.
+///
+/// # Errors
+///
+/// The reader's error (truncated or corrupt file, I/O), returned after the
+/// flows were ended.
+pub fn process_capture<R: Read, E: FlowExtractor<Key = FiveTupleKey>>(
+    reader: &mut PcapReader<R>,
+    pipeline: &mut Pipeline<E>,
+    sink: &mut impl PipelineSink<FiveTupleKey>,
+) -> Result<(), PcapError> {
+    let result = loop {
+        match reader.next_packet() {
+            Ok(Some(view)) => pipeline.process(view, sink),
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        }
+    };
+    pipeline.finish(sink);
     result
 }
 
@@ -98,6 +128,60 @@ impl<W: Write> EveSink<W> {
     }
 }
 
+impl<W: Write> EveSink<W> {
+    /// Writes the record of an ended flow (keeps the first error).
+    fn ended(
+        &mut self,
+        flow: &FlowRecord<FiveTupleKey>,
+        reason: EndReason,
+        summary: Option<&FlowSummary>,
+    ) {
+        let icmp = if reason == EndReason::ActiveTimeout {
+            self.icmp_first.get(&flow.flow_id).copied()
+        } else {
+            self.icmp_first.remove(&flow.flow_id)
+        };
+        if self.error.is_none() {
+            let id = community_id(flow, icmp);
+            let ep = endpoints(flow);
+            if let Err(e) =
+                self.writer
+                    .write_flow_summary(flow, reason, &ep, Some(id.as_str()), summary)
+            {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+impl<W: Write> PipelineSink<FiveTupleKey> for EveSink<W> {
+    fn event(&mut self, event: &FlowEvent<'_, FiveTupleKey>) {
+        EventSink::event(self, *event);
+    }
+
+    fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, ts: Timestamp, record: L7Record) {
+        if self.error.is_none() {
+            let id = community_id(flow, None);
+            let ep = endpoints(flow);
+            if let Err(e) = self
+                .writer
+                .write_l7(flow, ts, &ep, Some(id.as_str()), &record)
+            {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    fn flow_ended(
+        &mut self,
+        flow: &FlowRecord<FiveTupleKey>,
+        reason: EndReason,
+        summary: Option<&FlowSummary>,
+    ) {
+        self.ended(flow, reason, summary);
+    }
+}
+
 impl<W: Write> EventSink<FiveTupleKey> for EveSink<W> {
     fn event(&mut self, event: FlowEvent<'_, FiveTupleKey>) {
         match event {
@@ -112,22 +196,7 @@ impl<W: Write> EventSink<FiveTupleKey> for EveSink<W> {
                     self.icmp_first.entry(flow.flow_id).or_insert((t, c));
                 }
             }
-            FlowEvent::Ended { flow, reason } => {
-                let icmp = if reason == EndReason::ActiveTimeout {
-                    self.icmp_first.get(&flow.flow_id).copied()
-                } else {
-                    self.icmp_first.remove(&flow.flow_id)
-                };
-                if self.error.is_none() {
-                    let id = community_id(flow, icmp);
-                    if let Err(e) =
-                        self.writer
-                            .write_flow(flow, reason, &endpoints(flow), Some(id.as_str()))
-                    {
-                        self.error = Some(e);
-                    }
-                }
-            }
+            FlowEvent::Ended { flow, reason } => self.ended(flow, reason, None),
             _ => {}
         }
     }

@@ -50,6 +50,30 @@ impl From<DnsRecord> for L7Record {
     }
 }
 
+/// What the L7 parsers counted, all protocols; add them up per worker.
+///
+/// Parsers hand their counters over through
+/// [`SessionParser::flush_counters`](crate::session::SessionParser::flush_counters)
+/// when the session driver drops them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct L7Counters {
+    /// HTTP parsers.
+    pub http: HttpCounters,
+    /// TLS parsers.
+    pub tls: TlsCounters,
+    /// DNS parsers (UDP and TCP).
+    pub dns: DnsCounters,
+}
+
+impl L7Counters {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Self) {
+        self.http.add(&other.http);
+        self.tls.add(&other.tls);
+        self.dns.add(&other.dns);
+    }
+}
+
 /// Adapts a sink of `R` to a parser that emits a protocol record `T: Into<R>`.
 pub(crate) struct Convert<'a, R>(pub(crate) &'a mut dyn RecordSink<R>);
 

@@ -29,13 +29,25 @@
 //! - `history` and `conn_state` follow Zeek (see the tracker's history docs);
 //!   `community_id` is present when the caller computed one.
 //! - `age` is whole seconds between start and end, as Suricata.
+//! - With the session pipeline ([`crate::pipeline`]), flow records also
+//!   carry `app_proto` (the parser chosen), for TCP a `reassembly` object
+//!   (bytes delivered, gap bytes, out-of-order segments, retransmits and
+//!   overflows per direction) and `bounds`, the limits the flow hit
+//!   (`reassembly_side_cap`, `reassembly_global_cap`, `parser_budget`).
+//! - L7 records (see [`EveWriter::write_l7`]) have the header of their
+//!   flow's records (`flow_id`, endpoints, `proto`, `community_id`),
+//!   `event_type` `http`, `tls` or `dns`, the time of the packet that
+//!   completed them as `timestamp`, and the parser's object under that name.
 
 use std::io::{self, Write};
 use std::net::IpAddr;
 
 use crate::extractor::{L4Proto, TcpFlags};
+use crate::l7::L7Record;
 use crate::output::time::write_rfc3339_micros;
+use crate::pipeline::FlowSummary;
 use crate::tracker::{EndReason, FlowRecord, FlowSide, FlowState};
+use crate::view::Timestamp;
 
 /// The addresses of a record, source = initiator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,11 +63,18 @@ pub struct EveEndpoints {
 }
 
 /// Writes EVE flow records to `W`, reusing one line buffer.
-#[derive(Debug)]
 pub struct EveWriter<W: Write> {
     out: W,
     line: Vec<u8>,
     records: u64,
+}
+
+impl<W: Write> std::fmt::Debug for EveWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EveWriter")
+            .field("records", &self.records)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<W: Write> EveWriter<W> {
@@ -71,6 +90,15 @@ impl<W: Write> EveWriter<W> {
     /// Records written so far.
     pub fn records(&self) -> u64 {
         self.records
+    }
+
+    /// Flushes the underlying writer.
+    ///
+    /// # Errors
+    ///
+    /// The flush's I/O error.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 
     /// Flushes and returns the inner writer.
@@ -95,8 +123,58 @@ impl<W: Write> EveWriter<W> {
         ep: &EveEndpoints,
         community_id: Option<&str>,
     ) -> io::Result<()> {
+        self.write_flow_summary(flow, reason, ep, community_id, None)
+    }
+
+    /// Writes one record for `flow` with what reassembly and parsing did.
+    ///
+    /// # Errors
+    ///
+    /// The underlying writer's I/O error.
+    pub fn write_flow_summary<K>(
+        &mut self,
+        flow: &FlowRecord<K>,
+        reason: EndReason,
+        ep: &EveEndpoints,
+        community_id: Option<&str>,
+        summary: Option<&FlowSummary>,
+    ) -> io::Result<()> {
         self.line.clear();
-        format_flow(&mut self.line, flow, reason, ep, community_id)?;
+        format_flow(&mut self.line, flow, reason, ep, community_id, summary)?;
+        self.emit_line()
+    }
+
+    /// Writes one L7 record of `flow`, completed at `ts`.
+    ///
+    /// # Errors
+    ///
+    /// The underlying writer's I/O error, or a record that does not
+    /// serialise.
+    pub fn write_l7<K>(
+        &mut self,
+        flow: &FlowRecord<K>,
+        ts: Timestamp,
+        ep: &EveEndpoints,
+        community_id: Option<&str>,
+        record: &L7Record,
+    ) -> io::Result<()> {
+        self.line.clear();
+        super::eve_l7::format_l7(&mut self.line, flow, ts, ep, community_id, record)?;
+        self.emit_line()
+    }
+
+    /// Writes one record already formatted as a JSON line (no newline).
+    ///
+    /// # Errors
+    ///
+    /// The underlying writer's I/O error.
+    pub fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.line.clear();
+        self.line.extend_from_slice(line);
+        self.emit_line()
+    }
+
+    fn emit_line(&mut self) -> io::Result<()> {
         self.line.push(b'\n');
         self.out.write_all(&self.line)?;
         self.records += 1;
@@ -133,20 +211,22 @@ fn time_field(out: &mut Vec<u8>, name: &str, ts: crate::view::Timestamp) {
     out.extend_from_slice(b"\"");
 }
 
-fn format_flow<K>(
+/// The fields every record of a flow starts with: `{"timestamp":…,
+/// "flow_id":…,"event_type":…, endpoints, "proto":…` (object left open).
+pub(super) fn format_header<K>(
     out: &mut Vec<u8>,
     flow: &FlowRecord<K>,
-    reason: EndReason,
+    ts: Timestamp,
+    event_type: &str,
     ep: &EveEndpoints,
-    community_id: Option<&str>,
 ) -> io::Result<()> {
-    let (ts, tc) = (
-        flow.side(FlowSide::Initiator),
-        flow.side(FlowSide::Responder),
-    );
     out.push(b'{');
-    time_field(out, "timestamp", flow.end());
-    write!(out, ",\"flow_id\":{},\"event_type\":\"flow\"", flow.flow_id)?;
+    time_field(out, "timestamp", ts);
+    write!(
+        out,
+        ",\"flow_id\":{},\"event_type\":\"{event_type}\"",
+        flow.flow_id
+    )?;
     write!(out, ",\"src_ip\":\"{}\"", ep.src_ip)?;
     let ports = matches!(flow.l4, L4Proto::Tcp | L4Proto::Udp | L4Proto::Sctp);
     if ports {
@@ -159,6 +239,25 @@ fn format_flow<K>(
     match proto_name(flow.l4) {
         Some(name) => write!(out, ",\"proto\":\"{name}\"")?,
         None => write!(out, ",\"proto\":{}", flow.l4.number())?,
+    }
+    Ok(())
+}
+
+fn format_flow<K>(
+    out: &mut Vec<u8>,
+    flow: &FlowRecord<K>,
+    reason: EndReason,
+    ep: &EveEndpoints,
+    community_id: Option<&str>,
+    summary: Option<&FlowSummary>,
+) -> io::Result<()> {
+    let (ts, tc) = (
+        flow.side(FlowSide::Initiator),
+        flow.side(FlowSide::Responder),
+    );
+    format_header(out, flow, flow.end(), "flow", ep)?;
+    if let Some(p) = summary.and_then(FlowSummary::app_proto) {
+        write!(out, ",\"app_proto\":\"{p}\"")?;
     }
     let vlans = flow.vlan.iter().filter(|&&v| v != 0);
     if flow.vlan.iter().any(|&v| v != 0) {
@@ -219,6 +318,43 @@ fn format_flow<K>(
     if let Some(id) = community_id {
         write!(out, ",\"community_id\":\"{id}\"")?;
     }
+    if let Some(s) = summary {
+        format_summary(out, s)?;
+    }
     out.push(b'}');
+    Ok(())
+}
+
+/// `"reassembly":{…}` (TCP) and `"bounds":[…]` (when any was hit).
+fn format_summary(out: &mut Vec<u8>, s: &FlowSummary) -> io::Result<()> {
+    if let Some([i, r]) = &s.tcp {
+        let (i, r) = (&i.counters, &r.counters);
+        write!(
+            out,
+            ",\"reassembly\":{{\"bytes_toserver\":{},\"bytes_toclient\":{},\
+             \"gap_bytes_toserver\":{},\"gap_bytes_toclient\":{},\
+             \"ooo_segments_toserver\":{},\"ooo_segments_toclient\":{},\
+             \"retransmits_toserver\":{},\"retransmits_toclient\":{},\
+             \"overflows_toserver\":{},\"overflows_toclient\":{}}}",
+            i.bytes_delivered,
+            r.bytes_delivered,
+            i.gap_bytes,
+            r.gap_bytes,
+            i.ooo_segments,
+            r.ooo_segments,
+            i.retransmits,
+            r.retransmits,
+            i.overflows,
+            r.overflows
+        )?;
+    }
+    for (n, bound) in s.bounds().enumerate() {
+        out.extend_from_slice(if n == 0 { b",\"bounds\":[\"" } else { b",\"" });
+        out.extend_from_slice(bound.label().as_bytes());
+        out.push(b'"');
+    }
+    if s.bounds().next().is_some() {
+        out.push(b']');
+    }
     Ok(())
 }

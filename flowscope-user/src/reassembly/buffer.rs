@@ -71,6 +71,11 @@ impl OooBuffer {
         self.runs.first().map(|r| r.start)
     }
 
+    /// End of the first run held.
+    pub(crate) fn first_end(&self) -> Option<u64> {
+        self.runs.first().map(|r| r.end)
+    }
+
     /// Buffers `data`, which starts at stream offset `start > next` and came
     /// from a segment that started at `origin`, applying the overlap policy
     /// where it overlaps held bytes, within the side's cap. Nothing changes when it returns `Err`.

@@ -203,6 +203,42 @@ impl Reassembler {
         self.status()
     }
 
+    /// The peer acknowledged every byte of this side before sequence
+    /// number `ack`. A hole followed by held bytes the peer acknowledged as
+    /// well can no longer be filled by anything but a retransmission the
+    /// peer does not need: those bytes were lost by the capture, not the
+    /// network. Each such hole is given up now (a [`Delivery::Gap`]) and the
+    /// bytes after it delivered, instead of waiting for a cap or the end of
+    /// the flow. Holes with nothing acknowledged after them keep waiting
+    /// (the capture may have put the acknowledgement before the data).
+    pub fn acknowledged(
+        &mut self,
+        budget: &mut ReassemblyBudget,
+        ack: u32,
+        out: &mut impl FnMut(Delivery<'_>),
+    ) -> StreamStatus {
+        let Some(anchor) = self.anchor else {
+            return self.status();
+        };
+        if self.status.is_some() {
+            return self.status();
+        }
+        let next_seq = anchor.base_seq.wrapping_add(self.next as u32);
+        let ahead = ack.wrapping_sub(next_seq) as i32;
+        if ahead <= 0 {
+            return self.status();
+        }
+        let acked = self.next + ahead as u64;
+        while self.buffer.first_end().is_some_and(|end| end <= acked) {
+            self.skip_first_hole(out);
+        }
+        if self.fin_at == Some(self.next) {
+            self.status = Some(StreamStatus::Finished);
+        }
+        self.buffer.release_if_empty(budget);
+        self.status()
+    }
+
     /// Ends the stream (RST, flow timeout or eviction, shutdown): delivers
     /// every buffered byte with a [`Delivery::Gap`] for each hole, and a
     /// final gap up to the FIN if one was seen, then frees the storage.

@@ -11,6 +11,7 @@ use super::{
     DatagramParser, DatagramParserFactory, ParseStatus, Probe, RecordSink, SessionParser,
     SessionParserFactory, Side,
 };
+use crate::l7::L7Counters;
 use crate::view::Timestamp;
 
 /// Most factories one driver takes (the probe keeps a bitmask of rejections).
@@ -101,6 +102,8 @@ pub struct SessionCounters {
     /// Bytes of a side that were not fed because a parser was chosen only
     /// after them while probing the other side (announced as a gap).
     pub bytes_missed_while_probing: u64,
+    /// What the parsers counted, handed over when each was dropped.
+    pub parsers: L7Counters,
 }
 
 impl SessionCounters {
@@ -112,6 +115,26 @@ impl SessionCounters {
             bytes_parsed: vec![0; n],
             ..Self::default()
         }
+    }
+
+    /// Adds `other` (another worker's driver, with the same parsers
+    /// registered in the same order) into `self`.
+    pub fn merge(&mut self, other: &Self) {
+        fn add(a: &mut Vec<u64>, b: &[u64]) {
+            if a.len() < b.len() {
+                a.resize(b.len(), 0);
+            }
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+        add(&mut self.flows_detected, &other.flows_detected);
+        add(&mut self.parse_errors, &other.parse_errors);
+        add(&mut self.budget_exhausted, &other.budget_exhausted);
+        add(&mut self.bytes_parsed, &other.bytes_parsed);
+        self.flows_undetected += other.flows_undetected;
+        self.bytes_missed_while_probing += other.bytes_missed_while_probing;
+        self.parsers.add(&other.parsers);
     }
 
     fn grow(&mut self) {
@@ -319,20 +342,50 @@ impl<R> SessionDriver<R> {
                 ..
             } => {
                 let owner = *probe_side.get_or_insert(side);
-                if owner != side {
+                if owner != side && window.as_slice().is_empty() {
+                    // The first side was rejected; probing waits for the
+                    // other side's first bytes.
                     missed[side.index()] += data.len() as u64;
+                    return;
+                }
+                if owner != side {
+                    // The other side answers: the probed side's first
+                    // message is as complete as it will get, so decide now
+                    // and, with a parser, feed the answer instead of
+                    // losing it.
+                    if self.decide(session, ports, true, ts, sink) {
+                        self.feed(session, side, data, ts, sink);
+                    } else if let StreamState::Probing {
+                        side: probed,
+                        missed,
+                        ..
+                    } = &mut session.state
+                    {
+                        if *probed == Some(side) {
+                            // Probing moved to this side: probe these bytes
+                            // (once: this side now owns the window).
+                            self.on_data(session, ports, side, data, ts, sink);
+                        } else {
+                            missed[side.index()] += data.len() as u64;
+                        }
+                    }
                     return;
                 }
                 let taken = window.append(data);
                 let last_chance = window.is_full();
+                let rest = data.get(taken..).unwrap_or_default();
                 if self.decide(session, ports, last_chance, ts, sink) {
-                    self.feed(
-                        session,
-                        side,
-                        data.get(taken..).unwrap_or_default(),
-                        ts,
-                        sink,
-                    );
+                    self.feed(session, side, rest, ts, sink);
+                } else if let StreamState::Probing {
+                    side: Some(probed),
+                    missed,
+                    ..
+                } = &mut session.state
+                    && *probed != side
+                {
+                    // Probing moved to the other side: these bytes are
+                    // missed like the window's.
+                    missed[side.index()] += rest.len() as u64;
                 }
             }
         }
@@ -439,6 +492,13 @@ impl<R> SessionDriver<R> {
             return matches!(session.state, StreamState::Parsing { .. });
         };
         let side = *side;
+        if window.as_slice().is_empty() {
+            // Probing moved to this side, which has sent nothing yet.
+            if last_chance {
+                self.stop(session, StopReason::NoParser);
+            }
+            return false;
+        }
         let factories = &self.factories;
         let selection = select(
             factories.len(),
@@ -449,6 +509,21 @@ impl<R> SessionDriver<R> {
         );
         match selection {
             Selection::Wait => false,
+            Selection::NoParser if missed == &[0, 0] => {
+                // No parser wants the first side's bytes, and the other
+                // side has sent nothing: probe its first bytes instead
+                // (an HTTP server answering a malformed request). The
+                // first side's bytes reach the chosen parser as a gap.
+                let mut missed = [0; 2];
+                missed[side.index()] = window.as_slice().len() as u64;
+                session.state = StreamState::Probing {
+                    window: ProbeWindow::new(),
+                    side: Some(side.other()),
+                    rejected: 0,
+                    missed,
+                };
+                false
+            }
             Selection::NoParser => {
                 self.stop(session, StopReason::NoParser);
                 false
@@ -528,13 +603,16 @@ impl<R> SessionDriver<R> {
     /// Drops the parser and records why (a flow still probing has no
     /// parser: [`StopReason::NoParser`]).
     fn stop(&mut self, session: &mut StreamSession<R>, reason: StopReason) {
-        let (reason, factory) = match &session.state {
+        let (reason, factory) = match &mut session.state {
             StreamState::Stopped { .. } => return,
             StreamState::Probing { .. } => {
                 self.counters.flows_undetected += 1;
                 (StopReason::NoParser, None)
             }
-            StreamState::Parsing { factory, .. } => (reason, Some(*factory)),
+            StreamState::Parsing { factory, parser } => {
+                parser.flush_counters(&mut self.counters.parsers);
+                (reason, Some(*factory))
+            }
         };
         session.state = StreamState::Stopped { reason, factory };
     }
@@ -702,6 +780,7 @@ impl<R> DatagramDriver<R> {
         let factory = *factory;
         if session.fed_bytes >= self.config.budget_bytes {
             parser.on_end(ts, sink);
+            parser.flush_counters(&mut self.counters.parsers);
             self.counters.budget_exhausted[factory] += 1;
             session.state = DatagramState::Stopped {
                 reason: StopReason::BudgetExhausted,
@@ -712,6 +791,9 @@ impl<R> DatagramDriver<R> {
         let status = parser.on_datagram(side, payload, ts, sink);
         session.fed_bytes += payload.len() as u64;
         self.counters.bytes_parsed[factory] += payload.len() as u64;
+        if status != ParseStatus::Continue {
+            parser.flush_counters(&mut self.counters.parsers);
+        }
         let reason = match status {
             ParseStatus::Continue => return,
             ParseStatus::Done => StopReason::Done,
@@ -741,6 +823,7 @@ impl<R> DatagramDriver<R> {
             }
             DatagramState::Parsing { parser, factory } => {
                 parser.on_end(ts, sink);
+                parser.flush_counters(&mut self.counters.parsers);
                 Some(*factory)
             }
         };

@@ -43,6 +43,7 @@ pub use driver::{
 };
 pub use probe_window::PROBE_WINDOW_BYTES;
 
+use crate::l7::L7Counters;
 use crate::view::Timestamp;
 
 /// Direction of a flow's traffic, relative to the side that opened it.
@@ -157,6 +158,12 @@ pub trait SessionParser<R>: Send {
     /// `side`'s stream has ended (FIN, RST, or the flow ended): emit what a
     /// half-complete message allows, if anything.
     fn on_end(&mut self, side: Side, ts: Timestamp, sink: &mut dyn RecordSink<R>);
+
+    /// Adds what this parser counted into `into`. The driver calls it
+    /// exactly once, right before dropping the parser. Default: nothing.
+    fn flush_counters(&mut self, into: &mut L7Counters) {
+        let _ = into;
+    }
 }
 
 /// Parses one UDP flow's datagrams. One instance per flow.
@@ -174,6 +181,12 @@ pub trait DatagramParser<R>: Send {
     /// pending (e.g. queries that got no answer). Default: nothing.
     fn on_end(&mut self, ts: Timestamp, sink: &mut dyn RecordSink<R>) {
         let _ = (ts, sink);
+    }
+
+    /// Adds what this parser counted into `into`. The driver calls it
+    /// exactly once, right before dropping the parser. Default: nothing.
+    fn flush_counters(&mut self, into: &mut L7Counters) {
+        let _ = into;
     }
 }
 

@@ -2,7 +2,7 @@
 //! (TCP) for [`DnsParser`], and their factories.
 
 use super::{DnsConfig, DnsParser, DnsRecord, message};
-use crate::l7::Convert;
+use crate::l7::{Convert, L7Counters};
 use crate::session::{
     DatagramParser, DatagramParserFactory, ParseStatus, Probe, RecordSink, SessionParser,
     SessionParserFactory, Side,
@@ -36,6 +36,10 @@ impl<R: From<DnsRecord>> DatagramParser<R> for DnsParser {
 
     fn on_end(&mut self, _ts: Timestamp, _sink: &mut dyn RecordSink<R>) {
         self.end();
+    }
+
+    fn flush_counters(&mut self, into: &mut L7Counters) {
+        into.dns.add(self.counters());
     }
 }
 
@@ -71,6 +75,10 @@ impl<R: From<DnsRecord>> SessionParser<R> for DnsParser {
         if self.is_stopped() {
             self.end();
         }
+    }
+
+    fn flush_counters(&mut self, into: &mut L7Counters) {
+        into.dns.add(self.counters());
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::head::{self, Start};
 use super::{HttpConfig, HttpParser, HttpRecord};
-use crate::l7::Convert;
+use crate::l7::{Convert, L7Counters};
 use crate::session::{ParseStatus, Probe, RecordSink, SessionParser, SessionParserFactory, Side};
 use crate::view::Timestamp;
 
@@ -53,6 +53,10 @@ impl<R: From<HttpRecord>> SessionParser<R> for HttpParser {
     fn on_end(&mut self, side: Side, _ts: Timestamp, sink: &mut dyn RecordSink<R>) {
         self.end(side, &mut Convert(sink));
     }
+
+    fn flush_counters(&mut self, into: &mut L7Counters) {
+        into.http.add(self.counters());
+    }
 }
 
 /// Builds [`HttpParser`]s; well-known ports 80, 8000, 8080 and 3128.
@@ -75,7 +79,10 @@ impl<R: From<HttpRecord> + 'static> SessionParserFactory<R> for HttpFactory {
         match head::looks_like_start(data, side == Side::Initiator) {
             Start::Yes if side == Side::Responder => Probe::Certain,
             Start::Yes => {
-                let method = data.split(|&b| b == b' ').next().unwrap_or_default();
+                let method = data
+                    .split(|&b| matches!(b, b' ' | b'\r' | b'\n'))
+                    .next()
+                    .unwrap_or_default();
                 if KNOWN_METHODS.contains(&method) {
                     Probe::Certain
                 } else {

@@ -204,7 +204,9 @@ pub(super) enum Start {
 /// Does `buf` look like the start of a request (`true`) or response head?
 pub(super) fn looks_like_start(buf: &[u8], request: bool) -> Start {
     if request {
-        match buf.iter().position(|&b| b == b' ') {
+        // The method ends at a space, or at the line end of a malformed
+        // request line (`OPTIONS\n`, which servers answer with 400).
+        match buf.iter().position(|&b| matches!(b, b' ' | b'\r' | b'\n')) {
             Some(sp) if is_method(&buf[..sp]) => Start::Yes,
             Some(_) => Start::No,
             None if buf.len() < 32 && (buf.is_empty() || is_method(buf)) => Start::Maybe,

@@ -2,7 +2,7 @@
 //! factory that recognises a TLS handshake record by port and first bytes.
 
 use super::{TlsConfig, TlsParser, TlsRecord};
-use crate::l7::Convert;
+use crate::l7::{Convert, L7Counters};
 use crate::session::{ParseStatus, Probe, RecordSink, SessionParser, SessionParserFactory, Side};
 use crate::view::Timestamp;
 
@@ -43,6 +43,10 @@ impl<R: From<TlsRecord>> SessionParser<R> for TlsParser {
 
     fn on_end(&mut self, side: Side, _ts: Timestamp, sink: &mut dyn RecordSink<R>) {
         self.end(side, &mut Convert(sink));
+    }
+
+    fn flush_counters(&mut self, into: &mut L7Counters) {
+        into.tls.add(self.counters());
     }
 }
 

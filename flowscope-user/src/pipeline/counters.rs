@@ -1,0 +1,148 @@
+//! [`PipelineCounters`]: one plain, mergeable struct with everything a
+//! pipeline counts (tracker, TCP reassembly, IP fragments, sessions, L7
+//! parsers, anomalies). One per worker; merged on scrape. No atomics.
+
+use crate::obs::{Log2Histogram, TrackerCounters};
+use crate::reassembly::SideCounters;
+use crate::reassembly::ipfrag::FragCounters;
+use crate::session::SessionCounters;
+
+use super::PipelineAnomaly;
+
+/// TCP reassembly, summed over the flows that ended, per side
+/// (initiator first), plus the shared budget.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReassemblyCounters {
+    /// Per side; `high_watermark_bytes` is the largest of any one flow.
+    pub sides: [SideCounters; 2],
+    /// Overflows per side caused by the shared budget (the rest hit the
+    /// per-side cap).
+    pub global_overflows: [u64; 2],
+    /// Flows whose reassembly hit a bound on either side.
+    pub flows_overflowed: u64,
+    /// Peak out-of-order payload per ended flow, per side.
+    pub flow_high_watermark_bytes: [Log2Histogram; 2],
+    /// Shared budget: bytes charged now.
+    pub budget_used_bytes: u64,
+    /// Shared budget: highest charge reached.
+    pub budget_high_watermark_bytes: u64,
+    /// Shared budget: requests refused.
+    pub budget_refusals: u64,
+}
+
+impl ReassemblyCounters {
+    /// Adds one ended side's counters.
+    pub(super) fn add_side(&mut self, side: usize, c: &SideCounters, global_overflows: u64) {
+        if let Some(s) = self.sides.get_mut(side) {
+            add_side_counters(s, c);
+        }
+        if let Some(g) = self.global_overflows.get_mut(side) {
+            *g += global_overflows;
+        }
+        if let Some(h) = self.flow_high_watermark_bytes.get_mut(side) {
+            h.record(c.high_watermark_bytes);
+        }
+    }
+
+    /// Adds `other` into `self` (high watermarks: the larger).
+    pub fn merge(&mut self, other: &Self) {
+        for (a, b) in self.sides.iter_mut().zip(&other.sides) {
+            add_side_counters(a, b);
+        }
+        for i in 0..2 {
+            self.global_overflows[i] += other.global_overflows[i];
+            self.flow_high_watermark_bytes[i].merge(&other.flow_high_watermark_bytes[i]);
+        }
+        self.flows_overflowed += other.flows_overflowed;
+        self.budget_used_bytes += other.budget_used_bytes;
+        self.budget_high_watermark_bytes = self
+            .budget_high_watermark_bytes
+            .max(other.budget_high_watermark_bytes);
+        self.budget_refusals += other.budget_refusals;
+    }
+}
+
+fn add_side_counters(a: &mut SideCounters, b: &SideCounters) {
+    let SideCounters {
+        bytes_delivered,
+        ooo_segments,
+        retransmits,
+        inconsistent_retransmits,
+        overflows,
+        bytes_dropped_oversize,
+        gaps,
+        gap_bytes,
+        high_watermark_bytes,
+    } = b;
+    a.bytes_delivered += bytes_delivered;
+    a.ooo_segments += ooo_segments;
+    a.retransmits += retransmits;
+    a.inconsistent_retransmits += inconsistent_retransmits;
+    a.overflows += overflows;
+    a.bytes_dropped_oversize += bytes_dropped_oversize;
+    a.gaps += gaps;
+    a.gap_bytes += gap_bytes;
+    a.high_watermark_bytes = a.high_watermark_bytes.max(*high_watermark_bytes);
+}
+
+/// Everything one pipeline counted. Per-flow counts (reassembly sides,
+/// parser counters, anomalies) are added when the flow ends; the budget
+/// and the tracker's counters are current.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PipelineCounters {
+    /// Frames given to [`Pipeline::process`](super::Pipeline::process).
+    pub frames: u64,
+    /// The tracker's counters, with its `reassembly_*` fields and the
+    /// reassembly anomaly kinds filled from this pipeline (so
+    /// [`MetricsPublisher`](crate::obs::MetricsPublisher) publishes the
+    /// `flowscope_reassembly_*` metrics from it).
+    pub tracker: TrackerCounters,
+    /// TCP reassembly.
+    pub reassembly: ReassemblyCounters,
+    /// IP fragment reassembly.
+    pub fragments: FragCounters,
+    /// Stream (TCP) session driver, parser counters included.
+    pub streams: SessionCounters,
+    /// Datagram (UDP) session driver, parser counters included.
+    pub datagrams: SessionCounters,
+    /// Anomalies reported, one per flow, side and kind, by
+    /// [`PipelineAnomaly::index`].
+    pub anomalies: [u64; 4],
+}
+
+impl PipelineCounters {
+    /// Anomalies of one kind (flows × sides that had it).
+    pub fn anomaly(&self, kind: PipelineAnomaly) -> u64 {
+        self.anomalies[kind.index()]
+    }
+
+    /// Adds `other` (another worker's pipeline) into `self`.
+    pub fn merge(&mut self, other: &Self) {
+        self.frames += other.frames;
+        self.tracker.merge(&other.tracker);
+        self.reassembly.merge(&other.reassembly);
+        merge_frag(&mut self.fragments, &other.fragments);
+        self.streams.merge(&other.streams);
+        self.datagrams.merge(&other.datagrams);
+        for (a, b) in self.anomalies.iter_mut().zip(&other.anomalies) {
+            *a += b;
+        }
+    }
+}
+
+fn merge_frag(a: &mut FragCounters, b: &FragCounters) {
+    let FragCounters {
+        fragments,
+        duplicates,
+        completed,
+        dropped,
+        high_watermark_bytes,
+    } = b;
+    a.fragments += fragments;
+    a.duplicates += duplicates;
+    a.completed += completed;
+    for (x, y) in a.dropped.iter_mut().zip(dropped) {
+        *x += y;
+    }
+    a.high_watermark_bytes = a.high_watermark_bytes.max(*high_watermark_bytes);
+}

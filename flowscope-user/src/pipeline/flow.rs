@@ -1,0 +1,471 @@
+//! Per-flow state (two reassemblers and the parser of a TCP flow, the
+//! parser of a UDP flow) and the routing of tracker events through it.
+
+use std::collections::HashMap;
+
+use super::counters::ReassemblyCounters;
+use super::{FlowAnomaly, PipelineAnomaly, PipelineSink};
+use crate::extract::FiveTupleKey;
+use crate::extractor::{Extracted, L4Proto, TcpFlags};
+use crate::l7::L7Record;
+use crate::reassembly::{
+    Delivery, Reassembler, ReassemblyAnomaly, ReassemblyBudget, ReassemblyConfig, SideCounters,
+    StreamStatus,
+};
+use crate::session::{
+    DatagramDriver, DatagramSession, FlowPorts, RecordSink, SessionDriver, SessionState, Side,
+    StopReason, StreamSession,
+};
+use crate::tracker::{EndReason, EventSink, FlowEvent, FlowRecord, FlowSide};
+use crate::view::{PacketView, Timestamp};
+
+/// A bound a flow's reassembly or parsing hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bound {
+    /// A side's own out-of-order cap.
+    SideCap,
+    /// The out-of-order budget all flows share.
+    GlobalCap,
+    /// The per-flow parser budget (parsing stopped, tracking went on).
+    ParserBudget,
+}
+
+impl Bound {
+    /// Static label (EVE `bounds` values).
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::SideCap => "reassembly_side_cap",
+            Self::GlobalCap => "reassembly_global_cap",
+            Self::ParserBudget => "parser_budget",
+        }
+    }
+}
+
+/// What reassembly did on one side of a TCP flow.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SideReassembly {
+    /// The reassembler's counters.
+    pub counters: SideCounters,
+    /// Of its overflows, those the shared budget caused.
+    pub global_overflows: u64,
+}
+
+/// What reassembly and parsing did for one flow record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowSummary {
+    /// Where parsing stands (the protocol, and why it stopped).
+    pub session: SessionState,
+    /// TCP flows: reassembly per side, initiator first.
+    pub tcp: Option<[SideReassembly; 2]>,
+}
+
+impl FlowSummary {
+    /// The protocol a parser was chosen for, if any.
+    pub fn app_proto(&self) -> Option<&'static str> {
+        match self.session {
+            SessionState::Parsing(p) => Some(p),
+            SessionState::Stopped(_, p) => p,
+            SessionState::Probing => None,
+        }
+    }
+
+    /// The bounds this flow hit, each once.
+    pub fn bounds(&self) -> impl Iterator<Item = Bound> + use<> {
+        let (mut side, mut global) = (false, false);
+        for s in self.tcp.iter().flatten() {
+            global |= s.global_overflows > 0;
+            side |= s.counters.overflows > s.global_overflows;
+        }
+        let parser = matches!(
+            self.session,
+            SessionState::Stopped(StopReason::BudgetExhausted, _)
+        );
+        [
+            (side, Bound::SideCap),
+            (global, Bound::GlobalCap),
+            (parser, Bound::ParserBudget),
+        ]
+        .into_iter()
+        .filter_map(|(hit, b)| hit.then_some(b))
+    }
+}
+
+/// State of one TCP flow.
+pub(super) struct StreamFlow {
+    sides: [Reassembler; 2],
+    global_overflows: [u64; 2],
+    /// The driver was told this side's stream ended.
+    ended: [bool; 2],
+    /// A side hit a cap with `OverflowPolicy::DropFlow`.
+    dropped: bool,
+    /// The side whose bytes made the parser fail.
+    parse_error_side: Option<Side>,
+    /// Latest packet time seen, and whether an earlier one came after it:
+    /// in a capture out of time order an acknowledgement may precede the
+    /// data it covers, so acknowledged holes are not given up early.
+    last_ts: Timestamp,
+    time_reordered: bool,
+    session: StreamSession<L7Record>,
+}
+
+/// Per-flow state, boxed in [`Core::flows`].
+#[expect(
+    clippy::large_enum_variant,
+    reason = "always boxed; UDP flows are few next to TCP ones"
+)]
+pub(super) enum FlowState {
+    Stream(StreamFlow),
+    Datagram(DatagramSession<L7Record>),
+}
+
+/// Everything the event handler needs; the pipeline minus tracker and
+/// fragment reassembler.
+pub(super) struct Core {
+    pub(super) enabled: bool,
+    pub(super) reassembly: ReassemblyConfig,
+    pub(super) budget: ReassemblyBudget,
+    /// Per-flow state by flow ID.
+    pub(super) flows: HashMap<u64, Box<FlowState>>,
+    pub(super) streams: SessionDriver<L7Record>,
+    pub(super) datagrams: DatagramDriver<L7Record>,
+    pub(super) counters: ReassemblyCounters,
+    pub(super) anomalies: [u64; 4],
+}
+
+/// The tracker's event sink during one pipeline call.
+pub(super) struct Stage<'a, S> {
+    pub(super) core: &'a mut Core,
+    pub(super) sink: &'a mut S,
+}
+
+/// Tags parser records with their flow and time.
+struct Tag<'a, S> {
+    sink: &'a mut S,
+    flow: &'a FlowRecord<FiveTupleKey>,
+    ts: Timestamp,
+}
+
+impl<S: PipelineSink<FiveTupleKey>> RecordSink<L7Record> for Tag<'_, S> {
+    fn emit(&mut self, record: L7Record) {
+        self.sink.l7(self.flow, self.ts, record);
+    }
+}
+
+fn session_side(side: FlowSide) -> Side {
+    match side {
+        FlowSide::Initiator => Side::Initiator,
+        FlowSide::Responder => Side::Responder,
+    }
+}
+
+fn ports(flow: &FlowRecord<FiveTupleKey>) -> FlowPorts {
+    let k = flow.key.oriented(flow.initiator);
+    FlowPorts {
+        initiator: k.src_port(),
+        responder: k.dst_port(),
+    }
+}
+
+impl<S: PipelineSink<FiveTupleKey>> EventSink<FiveTupleKey> for Stage<'_, S> {
+    fn event(&mut self, event: FlowEvent<'_, FiveTupleKey>) {
+        match event {
+            FlowEvent::Ended { flow, reason } => self.core.ended(flow, reason, self.sink),
+            FlowEvent::Packet {
+                flow,
+                side,
+                extracted,
+                view,
+            } => {
+                self.sink.event(&event);
+                if self.core.enabled {
+                    self.core
+                        .packet(flow, session_side(side), extracted, view, self.sink);
+                }
+            }
+            other => self.sink.event(&other),
+        }
+    }
+}
+
+/// Delivers one reassembler output to the sink and the parser.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "split borrows of the flow state and the pipeline"
+)]
+fn deliver<S: PipelineSink<FiveTupleKey>>(
+    driver: &mut SessionDriver<L7Record>,
+    session: &mut StreamSession<L7Record>,
+    parse_error_side: &mut Option<Side>,
+    flow: &FlowRecord<FiveTupleKey>,
+    side: Side,
+    delivery: Delivery<'_>,
+    ts: Timestamp,
+    sink: &mut S,
+) {
+    sink.stream(flow, side, delivery);
+    let mut tag = Tag { sink, flow, ts };
+    match delivery {
+        Delivery::Data(bytes) => driver.on_data(session, ports(flow), side, bytes, ts, &mut tag),
+        Delivery::Gap(len) => driver.on_gap(session, ports(flow), side, len, ts, &mut tag),
+    }
+    if parse_error_side.is_none()
+        && matches!(
+            driver.state(session),
+            SessionState::Stopped(StopReason::ParseError, _)
+        )
+    {
+        *parse_error_side = Some(side);
+    }
+}
+
+impl Core {
+    fn packet<S: PipelineSink<FiveTupleKey>>(
+        &mut self,
+        flow: &FlowRecord<FiveTupleKey>,
+        side: Side,
+        ext: &Extracted<FiveTupleKey>,
+        view: PacketView<'_>,
+        sink: &mut S,
+    ) {
+        let payload = view
+            .frame
+            .get(ext.payload_offset as usize..)
+            .and_then(|p| p.get(..ext.payload_len as usize))
+            .unwrap_or_default();
+        let ts = view.timestamp;
+        match (flow.l4, ext.tcp) {
+            (L4Proto::Tcp, Some(tcp)) => {
+                let state = self.flows.entry(flow.flow_id).or_insert_with(|| {
+                    Box::new(FlowState::Stream(StreamFlow {
+                        sides: [Reassembler::new(), Reassembler::new()],
+                        global_overflows: [0; 2],
+                        ended: [false; 2],
+                        dropped: false,
+                        parse_error_side: None,
+                        last_ts: ts,
+                        time_reordered: false,
+                        session: StreamSession::new(),
+                    }))
+                });
+                let FlowState::Stream(st) = &mut **state else {
+                    return;
+                };
+                st.time_reordered |= ts < st.last_ts;
+                st.last_ts = st.last_ts.max(ts);
+                let i = side.index();
+                let refusals = self.budget.refusals();
+                let driver = &mut self.streams;
+                let StreamFlow {
+                    sides,
+                    session,
+                    parse_error_side,
+                    ..
+                } = st;
+                let status = sides[i].segment(
+                    &mut self.budget,
+                    &self.reassembly,
+                    tcp.seq,
+                    tcp.flags,
+                    payload,
+                    &mut |d| deliver(driver, session, parse_error_side, flow, side, d, ts, sink),
+                );
+                if self.budget.refusals() > refusals {
+                    st.global_overflows[i] += 1;
+                }
+                if status == StreamStatus::Overflow {
+                    st.dropped = true;
+                }
+                if status != StreamStatus::Open {
+                    end_side(&mut self.streams, st, flow, side, ts, sink);
+                }
+                if tcp.flags.contains(TcpFlags::ACK) && !st.time_reordered {
+                    // The peer's holes this segment acknowledges were lost
+                    // by the capture: give them up now.
+                    let peer = side.other();
+                    let StreamFlow {
+                        sides,
+                        session,
+                        parse_error_side,
+                        ..
+                    } = st;
+                    let status =
+                        sides[peer.index()].acknowledged(&mut self.budget, tcp.ack, &mut |d| {
+                            deliver(
+                                &mut self.streams,
+                                session,
+                                parse_error_side,
+                                flow,
+                                peer,
+                                d,
+                                ts,
+                                sink,
+                            )
+                        });
+                    if status != StreamStatus::Open {
+                        end_side(&mut self.streams, st, flow, peer, ts, sink);
+                    }
+                }
+                if tcp.flags.contains(TcpFlags::RST) {
+                    for s in Side::BOTH {
+                        flush_side(&mut self.streams, &mut self.budget, st, flow, s, ts, sink);
+                    }
+                }
+            }
+            (L4Proto::Udp, _) if !payload.is_empty() => {
+                let state = self
+                    .flows
+                    .entry(flow.flow_id)
+                    .or_insert_with(|| Box::new(FlowState::Datagram(DatagramSession::new())));
+                if let FlowState::Datagram(session) = &mut **state {
+                    let mut tag = Tag { sink, flow, ts };
+                    self.datagrams
+                        .on_datagram(session, ports(flow), side, payload, ts, &mut tag);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A flow record ended: interim records (active timeout) report the
+    /// state so far; otherwise the state is flushed, counted and freed.
+    fn ended<S: PipelineSink<FiveTupleKey>>(
+        &mut self,
+        flow: &FlowRecord<FiveTupleKey>,
+        reason: EndReason,
+        sink: &mut S,
+    ) {
+        if reason == EndReason::ActiveTimeout {
+            let summary = self.flows.get(&flow.flow_id).map(|s| self.summary(s));
+            sink.flow_ended(flow, reason, summary.as_ref());
+            return;
+        }
+        let Some(mut state) = self.flows.remove(&flow.flow_id) else {
+            sink.flow_ended(flow, reason, None);
+            return;
+        };
+        let ts = flow.end();
+        let mut reason = reason;
+        match &mut *state {
+            FlowState::Stream(st) => {
+                for s in Side::BOTH {
+                    flush_side(&mut self.streams, &mut self.budget, st, flow, s, ts, sink);
+                }
+                let mut tag = Tag { sink, flow, ts };
+                self.streams
+                    .finish(&mut st.session, ports(flow), ts, &mut tag);
+                let mut overflowed = false;
+                for s in Side::BOTH {
+                    let r = &mut st.sides[s.index()];
+                    r.release(&mut self.budget);
+                    let c = *r.counters();
+                    overflowed |= c.overflows > 0;
+                    self.counters
+                        .add_side(s.index(), &c, st.global_overflows[s.index()]);
+                    for (kind, count) in r.anomalies() {
+                        let kind = match kind {
+                            ReassemblyAnomaly::BufferOverflow => PipelineAnomaly::BufferOverflow,
+                            ReassemblyAnomaly::OutOfOrderSegment => {
+                                PipelineAnomaly::OutOfOrderSegment
+                            }
+                            ReassemblyAnomaly::RetransmitInconsistency => {
+                                PipelineAnomaly::RetransmitInconsistency
+                            }
+                        };
+                        self.report(flow, kind, s, count, sink);
+                    }
+                }
+                self.counters.flows_overflowed += u64::from(overflowed);
+                if let Some(side) = st.parse_error_side {
+                    self.report(flow, PipelineAnomaly::SessionParseError, side, 1, sink);
+                }
+                if st.dropped {
+                    reason = EndReason::BufferOverflow;
+                }
+            }
+            FlowState::Datagram(session) => {
+                let mut tag = Tag { sink, flow, ts };
+                self.datagrams.finish(session, ts, &mut tag);
+                if matches!(
+                    self.datagrams.state(session),
+                    SessionState::Stopped(StopReason::ParseError, _)
+                ) {
+                    self.report(
+                        flow,
+                        PipelineAnomaly::SessionParseError,
+                        Side::Initiator,
+                        1,
+                        sink,
+                    );
+                }
+            }
+        }
+        let summary = self.summary(&state);
+        sink.flow_ended(flow, reason, Some(&summary));
+    }
+
+    fn report<S: PipelineSink<FiveTupleKey>>(
+        &mut self,
+        flow: &FlowRecord<FiveTupleKey>,
+        kind: PipelineAnomaly,
+        side: Side,
+        count: u64,
+        sink: &mut S,
+    ) {
+        self.anomalies[kind.index()] += 1;
+        sink.anomaly(flow, FlowAnomaly { kind, side, count });
+    }
+
+    fn summary(&self, state: &FlowState) -> FlowSummary {
+        match state {
+            FlowState::Stream(st) => FlowSummary {
+                session: self.streams.state(&st.session),
+                tcp: Some(Side::BOTH.map(|s| SideReassembly {
+                    counters: *st.sides[s.index()].counters(),
+                    global_overflows: st.global_overflows[s.index()],
+                })),
+            },
+            FlowState::Datagram(session) => FlowSummary {
+                session: self.datagrams.state(session),
+                tcp: None,
+            },
+        }
+    }
+}
+
+/// Tells the driver `side`'s stream ended, once.
+fn end_side<S: PipelineSink<FiveTupleKey>>(
+    driver: &mut SessionDriver<L7Record>,
+    st: &mut StreamFlow,
+    flow: &FlowRecord<FiveTupleKey>,
+    side: Side,
+    ts: Timestamp,
+    sink: &mut S,
+) {
+    if !st.ended[side.index()] {
+        st.ended[side.index()] = true;
+        let mut tag = Tag { sink, flow, ts };
+        driver.on_end(&mut st.session, ports(flow), side, ts, &mut tag);
+    }
+}
+
+/// Delivers what `side` still holds (with its gaps) and ends its stream.
+fn flush_side<S: PipelineSink<FiveTupleKey>>(
+    driver: &mut SessionDriver<L7Record>,
+    budget: &mut ReassemblyBudget,
+    st: &mut StreamFlow,
+    flow: &FlowRecord<FiveTupleKey>,
+    side: Side,
+    ts: Timestamp,
+    sink: &mut S,
+) {
+    let StreamFlow {
+        sides,
+        session,
+        parse_error_side,
+        ..
+    } = st;
+    sides[side.index()].flush(budget, &mut |d| {
+        deliver(driver, session, parse_error_side, flow, side, d, ts, sink)
+    });
+    end_side(driver, st, flow, side, ts, sink);
+}

@@ -1,0 +1,333 @@
+//! The per-flow pipeline: IP fragment reassembly, the flow tracker, TCP
+//! stream reassembly and the L7 session parsers, behind one interface that
+//! a capture worker and offline mode share.
+//!
+//! ```text
+//! frame ─► fragment? ──► FragmentReassembler ─(whole datagram)─┐
+//!            │ no                                               ▼
+//!            └──────────────────────────────────────────► FlowTracker ─► events
+//!   TCP packet ─► Reassembler (flow, side) ─► SessionDriver ─► HTTP/TLS/DNS ─► L7 records
+//!   UDP packet ─────────────────────────────► DatagramDriver ─► DNS ──────────► L7 records
+//! ```
+//!
+//! One [`Pipeline`] per worker: [`process`](Pipeline::process) each frame,
+//! [`advance`](Pipeline::advance) the clock between batches (live), and
+//! [`finish`](Pipeline::finish) at the end. Everything it produces goes to
+//! a [`PipelineSink`]: tracker events, L7 records tagged with their flow,
+//! per-flow anomalies, and the ended flow records with what reassembly and
+//! parsing did ([`FlowSummary`]). Its [`PipelineCounters`] are plain and
+//! mergeable across workers.
+//!
+//! Memory: the tracker's table is fixed; per flow the pipeline keeps a
+//! boxed state (two reassemblers and the parser) allocated when the flow's
+//! first TCP or UDP packet arrives and freed when it ends. Out-of-order
+//! payload is copied out of the frame into storage charged to one shared
+//! [`ReassemblyBudget`](crate::reassembly::ReassemblyBudget) (global cap)
+//! and to each side's cap; in-order payload goes from the frame straight to
+//! the parser. No frame is kept after `process` returns.
+//!
+//! Bounds: a side that hits its cap or the budget gives up its oldest hole
+//! (default [`OverflowPolicy::SlidingWindow`](crate::reassembly::OverflowPolicy))
+//! or, with `DropFlow`, stops; either way the flow's record carries the
+//! bound ([`FlowSummary::bounds`]), and a `DropFlow` flow is reported with
+//! [`EndReason::BufferOverflow`].
+
+mod counters;
+mod flow;
+mod fragments;
+
+use std::collections::HashMap;
+
+pub use counters::{PipelineCounters, ReassemblyCounters};
+pub use flow::{Bound, FlowSummary, SideReassembly};
+
+use crate::extract::FiveTupleKey;
+use crate::extractor::FlowExtractor;
+use crate::l7::{
+    DnsConfig, DnsFactory, DnsTcpFactory, HttpConfig, HttpFactory, L7Record, TlsConfig, TlsFactory,
+};
+use crate::reassembly::ipfrag::{FragConfig, FragOutcome, FragmentReassembler};
+use crate::reassembly::{Delivery, ReassemblyBudget, ReassemblyConfig};
+use crate::session::{DatagramDriver, DriverConfig, SessionDriver, Side};
+use crate::tracker::{EndReason, FlowEvent, FlowRecord, FlowTracker, TrackerConfig};
+use crate::view::{LinkType, PacketView, Timestamp};
+
+/// L7 parser settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct L7Config {
+    /// Parser choice and per-flow parser budget.
+    pub driver: DriverConfig,
+    /// HTTP parser limits.
+    pub http: HttpConfig,
+    /// TLS parser limits.
+    pub tls: TlsConfig,
+    /// DNS parser limits.
+    pub dns: DnsConfig,
+}
+
+/// Pipeline settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// Flow table and timeouts.
+    pub tracker: TrackerConfig,
+    /// Per-side reassembly cap and policies.
+    pub reassembly: ReassemblyConfig,
+    /// Out-of-order storage all flows of the pipeline share (global cap),
+    /// in bytes. Default 64 MiB.
+    pub reassembly_budget_bytes: u64,
+    /// IP fragment reassembly; `None` gives fragments to the tracker as
+    /// they are. Default on.
+    pub fragments: Option<FragConfig>,
+    /// Session parsing; `None` tracks flows only (no TCP reassembly, no
+    /// parsers). Default on.
+    pub l7: Option<L7Config>,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            tracker: TrackerConfig::default(),
+            reassembly: ReassemblyConfig::default(),
+            reassembly_budget_bytes: 64 << 20,
+            fragments: Some(FragConfig::default()),
+            l7: Some(L7Config::default()),
+        }
+    }
+}
+
+/// Irregularities the pipeline reports once per flow, side and kind, with
+/// a count, when the flow record ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PipelineAnomaly {
+    /// Segments did not fit under the side's cap or the shared budget.
+    BufferOverflow,
+    /// Segments arrived ahead of a hole.
+    OutOfOrderSegment,
+    /// Retransmissions carried bytes different from those held.
+    RetransmitInconsistency,
+    /// The session parser gave up on the flow (count 1).
+    SessionParseError,
+}
+
+impl PipelineAnomaly {
+    /// Every kind, in [`index`](Self::index) order.
+    pub const ALL: [PipelineAnomaly; 4] = [
+        Self::BufferOverflow,
+        Self::OutOfOrderSegment,
+        Self::RetransmitInconsistency,
+        Self::SessionParseError,
+    ];
+
+    /// Position in [`ALL`](Self::ALL) and in [`PipelineCounters::anomalies`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Static label (`kind` label, EVE `anomaly.type`).
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::BufferOverflow => "buffer_overflow",
+            Self::OutOfOrderSegment => "out_of_order_segment",
+            Self::RetransmitInconsistency => "retransmit_inconsistency",
+            Self::SessionParseError => "session_parse_error",
+        }
+    }
+}
+
+/// One coalesced anomaly of one flow side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowAnomaly {
+    /// What.
+    pub kind: PipelineAnomaly,
+    /// Which side's stream.
+    pub side: Side,
+    /// How many times (segments, or 1 for a parse error).
+    pub count: u64,
+}
+
+/// Receives what a [`Pipeline`] produces. Calls for one flow come in
+/// order: its events and L7 records, then its anomalies, then
+/// [`flow_ended`](Self::flow_ended).
+pub trait PipelineSink<K> {
+    /// Every tracker event except [`FlowEvent::Ended`] (which arrives as
+    /// [`flow_ended`](Self::flow_ended)). Default: ignored.
+    fn event(&mut self, event: &FlowEvent<'_, K>) {
+        let _ = event;
+    }
+
+    /// A record a session parser emitted for `flow`, at packet time `ts`.
+    fn l7(&mut self, flow: &FlowRecord<K>, ts: Timestamp, record: L7Record);
+
+    /// Reassembled bytes or a gap of one side of a TCP flow, in stream
+    /// order, as the parser receives them. Default: ignored.
+    fn stream(&mut self, flow: &FlowRecord<K>, side: Side, delivery: Delivery<'_>) {
+        let _ = (flow, side, delivery);
+    }
+
+    /// An anomaly of `flow`, reported when its record ends. Default: ignored.
+    fn anomaly(&mut self, flow: &FlowRecord<K>, anomaly: FlowAnomaly) {
+        let _ = (flow, anomaly);
+    }
+
+    /// A flow record ended; `summary` is what reassembly and parsing did
+    /// (absent for flows the pipeline kept no state for).
+    fn flow_ended(
+        &mut self,
+        flow: &FlowRecord<K>,
+        reason: EndReason,
+        summary: Option<&FlowSummary>,
+    );
+}
+
+/// The per-worker pipeline. See the [module docs](self).
+pub struct Pipeline<E: FlowExtractor<Key = FiveTupleKey>> {
+    tracker: FlowTracker<E>,
+    fragments: Option<FragmentReassembler>,
+    core: flow::Core,
+    frames: u64,
+}
+
+impl<E: FlowExtractor<Key = FiveTupleKey>> std::fmt::Debug for Pipeline<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("flows", &self.tracker.len())
+            .field("frames", &self.frames)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
+    /// A pipeline with the HTTP, TLS and DNS parsers (when `config.l7` is
+    /// set). The flow table and the per-flow index are allocated now.
+    pub fn new(extractor: E, config: PipelineConfig) -> Self {
+        let tracker = FlowTracker::with_config(extractor, config.tracker);
+        let l7 = config.l7.unwrap_or_default();
+        let mut streams = SessionDriver::new(l7.driver);
+        let mut datagrams = DatagramDriver::new(l7.driver);
+        if config.l7.is_some() {
+            // Three factories per driver: far below MAX_PARSERS.
+            let _ = streams.register(Box::new(HttpFactory { config: l7.http }));
+            let _ = streams.register(Box::new(TlsFactory { config: l7.tls }));
+            let _ = streams.register(Box::new(DnsTcpFactory { config: l7.dns }));
+            let _ = datagrams.register(Box::new(DnsFactory { config: l7.dns }));
+        }
+        let core = flow::Core {
+            enabled: config.l7.is_some(),
+            reassembly: config.reassembly,
+            budget: ReassemblyBudget::new(config.reassembly_budget_bytes),
+            flows: HashMap::with_capacity(tracker.capacity()),
+            streams,
+            datagrams,
+            counters: ReassemblyCounters::default(),
+            anomalies: [0; 4],
+        };
+        Self {
+            fragments: config.fragments.map(FragmentReassembler::new),
+            tracker,
+            core,
+            frames: 0,
+        }
+    }
+
+    /// The tracker (flows in the table, its configuration).
+    pub fn tracker(&self) -> &FlowTracker<E> {
+        &self.tracker
+    }
+
+    /// Processes one frame.
+    pub fn process(&mut self, view: PacketView<'_>, sink: &mut impl PipelineSink<FiveTupleKey>) {
+        self.frames += 1;
+        let outcome = match (&mut self.fragments, fragments::fragment_candidate(&view)) {
+            (Some(frag), Some(ip)) => frag.push(ip, view.timestamp),
+            _ => FragOutcome::NotFragment,
+        };
+        let mut stage = flow::Stage {
+            core: &mut self.core,
+            sink,
+        };
+        match outcome {
+            FragOutcome::NotFragment => self.tracker.track(view, &mut stage),
+            FragOutcome::Complete(datagram) => {
+                let whole = PacketView {
+                    frame: datagram,
+                    timestamp: view.timestamp,
+                    link: LinkType::RawIp,
+                    orig_len: datagram.len() as u32,
+                };
+                self.tracker.track(whole, &mut stage);
+            }
+            FragOutcome::Held | FragOutcome::Dropped(_) => {
+                self.tracker.advance(view.timestamp, &mut stage);
+            }
+        }
+    }
+
+    /// Moves the clock to `now`: ends timed-out flows and drops timed-out
+    /// fragments. Live capture calls it once per batch and when idle.
+    pub fn advance(&mut self, now: Timestamp, sink: &mut impl PipelineSink<FiveTupleKey>) {
+        if let Some(frag) = &mut self.fragments {
+            frag.expire(now);
+        }
+        let mut stage = flow::Stage {
+            core: &mut self.core,
+            sink,
+        };
+        self.tracker.advance(now, &mut stage);
+    }
+
+    /// Ends every flow (end of input, shutdown) and drops every fragment
+    /// still waiting.
+    pub fn finish(&mut self, sink: &mut impl PipelineSink<FiveTupleKey>) {
+        if let Some(frag) = &mut self.fragments {
+            frag.expire_all();
+        }
+        let mut stage = flow::Stage {
+            core: &mut self.core,
+            sink,
+        };
+        self.tracker.finish(&mut stage);
+    }
+
+    /// A snapshot of everything counted (allocates; call on scrape, not
+    /// per packet).
+    pub fn counters(&self) -> PipelineCounters {
+        let core = &self.core;
+        let mut reassembly = core.counters.clone();
+        reassembly.budget_used_bytes = core.budget.used_bytes();
+        reassembly.budget_high_watermark_bytes = core.budget.high_watermark_bytes();
+        reassembly.budget_refusals = core.budget.refusals();
+        let mut tracker = self.tracker.counters().clone();
+        for i in 0..2 {
+            let side = &reassembly.sides[i];
+            tracker.reassembly_dropped_ooo[i] += side.overflows;
+            tracker.reassembly_bytes_dropped_oversize[i] += side.bytes_dropped_oversize;
+            tracker.reassembler_high_watermark_bytes[i] = reassembly.flow_high_watermark_bytes[i];
+        }
+        use crate::tracker::AnomalyKind as K;
+        let a = |k: PipelineAnomaly| core.anomalies[k.index()];
+        tracker.anomalies[K::BufferOverflow.index()] += a(PipelineAnomaly::BufferOverflow);
+        tracker.anomalies[K::OutOfOrderSegment.index()] += a(PipelineAnomaly::OutOfOrderSegment);
+        tracker.anomalies[K::ParseError.index()] += a(PipelineAnomaly::SessionParseError);
+        PipelineCounters {
+            frames: self.frames,
+            tracker,
+            reassembly,
+            fragments: self
+                .fragments
+                .as_ref()
+                .map(|f| *f.counters())
+                .unwrap_or_default(),
+            streams: core.streams.counters().clone(),
+            datagrams: core.datagrams.counters().clone(),
+            anomalies: core.anomalies,
+        }
+    }
+
+    /// Bytes the shared reassembly budget holds now, and its peak.
+    pub fn reassembly_memory(&self) -> (u64, u64) {
+        (
+            self.core.budget.used_bytes(),
+            self.core.budget.high_watermark_bytes(),
+        )
+    }
+}
