@@ -14,3 +14,4 @@ pub mod flows;
 pub mod frame;
 pub mod generator;
 pub mod packet_socket;
+pub mod track;

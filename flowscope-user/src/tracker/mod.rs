@@ -43,12 +43,11 @@
 mod config;
 mod event;
 mod history;
+mod prefetch;
 mod record;
 mod table;
 mod tcp;
 mod timer;
-
-use std::hash::BuildHasher;
 
 pub use config::{IdleTimeoutFn, TrackerConfig};
 pub(crate) use event::L4_LABELS;
@@ -96,7 +95,13 @@ struct Pending<K> {
 pub struct FlowTracker<E: FlowExtractor> {
     extractor: E,
     config: TrackerConfig,
-    hasher: std::collections::hash_map::RandomState,
+    /// Keyed hash of flow keys (aHash, keys from the OS random source), so
+    /// that bucket collisions cannot be predicted from outside.
+    hasher: ahash::RandomState,
+    /// `config.tcp_close_linger` in ns.
+    linger_ns: u64,
+    /// `config.active_timeout` in ns.
+    active_ns: Option<u64>,
     slots: Vec<Slot<E::Key>>,
     free: Vec<u32>,
     index: Index,
@@ -145,7 +150,9 @@ impl<E: FlowExtractor> FlowTracker<E> {
         let tick = nanos(config.timer_tick).max(1);
         Self {
             extractor,
-            hasher: std::collections::hash_map::RandomState::new(),
+            hasher: ahash::RandomState::new(),
+            linger_ns: nanos(config.tcp_close_linger),
+            active_ns: config.active_timeout.map(nanos),
             slots: Vec::with_capacity(cap),
             free: Vec::with_capacity(cap),
             index: Index::new(cap),
@@ -228,28 +235,32 @@ impl<E: FlowExtractor> FlowTracker<E> {
     }
 
     /// Tracks packets in order, in groups: each group is extracted and hashed
-    /// first and its table entries and slots are read back to back, so their
-    /// cache misses overlap instead of being paid one packet at a time.
+    /// first while its table entries are prefetched, then the slots those
+    /// entries point at are prefetched, then the packets are processed: the
+    /// cache misses of a group overlap instead of being paid one at a time.
     pub fn track_batch(&mut self, views: &[PacketView<'_>], sink: &mut impl EventSink<E::Key>) {
         for chunk in views.chunks(BATCH) {
             self.pending.clear();
             for view in chunk {
                 let result = self.extractor.extract(*view);
                 let hash = match &result {
-                    Ok(ext) => self.hasher.hash_one(ext.key) as u32,
+                    Ok(ext) => {
+                        let hash = self.hasher.hash_one(ext.key) as u32;
+                        self.index.prefetch(hash);
+                        hash
+                    }
                     Err(_) => 0,
                 };
                 self.pending.push(Pending { result, hash });
             }
-            let mut hits = [u32::MAX; BATCH];
-            for (hit, p) in hits.iter_mut().zip(&self.pending) {
-                if p.result.is_ok() {
-                    *hit = self.index.touch(p.hash).unwrap_or(u32::MAX);
-                }
-            }
-            for &hit in &hits {
-                if let Some(s) = self.slots.get(hit as usize) {
-                    std::hint::black_box(s.rec.key);
+            for p in &self.pending {
+                if p.result.is_ok()
+                    && let Some(slot) = self.index.touch(p.hash)
+                {
+                    prefetch::prefetch(
+                        self.slots.as_ptr().wrapping_add(slot as usize),
+                        std::mem::size_of::<Slot<E::Key>>(),
+                    );
                 }
             }
             for (i, view) in chunk.iter().enumerate() {
@@ -299,7 +310,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
     fn deadline(&self, s: &Slot<E::Key>) -> (u64, EndReason) {
         let last = s.rec.end().0;
         match closed_reason(s.rec.state) {
-            Some(r) => (last.saturating_add(nanos(self.config.tcp_close_linger)), r),
+            Some(r) => (last.saturating_add(self.linger_ns), r),
             None => (last.saturating_add(s.idle_ns), EndReason::IdleTimeout),
         }
     }
@@ -361,8 +372,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
         } else if let (Some(r), true) = (closed, is_pure_syn(ext.tcp.as_ref())) {
             Some((r, false))
         } else {
-            let active = self.config.active_timeout.map(nanos);
-            active
+            self.active_ns
                 .filter(|&a| now.saturating_sub(record_start) >= a)
                 .map(|_| (EndReason::ActiveTimeout, true))
         };
@@ -543,7 +553,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
         ext: &Extracted<E::Key>,
         sink: &mut impl EventSink<E::Key>,
     ) {
-        let linger = nanos(self.config.tcp_close_linger);
+        let linger = self.linger_ns;
         let Some(s) = self.slots.get_mut(slot as usize) else {
             return;
         };

@@ -41,6 +41,14 @@ impl Index {
         hash as usize & self.mask
     }
 
+    /// Prefetches the entry a lookup of `hash` starts at.
+    pub(crate) fn prefetch(&self, hash: u32) {
+        super::prefetch::prefetch(
+            self.entries.as_ptr().wrapping_add(self.home(hash)),
+            std::mem::size_of::<Entry>(),
+        );
+    }
+
     /// Reads the entry a lookup of `hash` starts at, so that a batch can issue
     /// these loads back to back and overlap their cache misses. Returns the
     /// slot found there, if any.

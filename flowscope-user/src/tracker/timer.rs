@@ -25,6 +25,9 @@ pub(crate) struct TimerWheel {
     /// Next tick to drain; every earlier tick has been drained.
     cursor: u64,
     started: bool,
+    /// `cursor * tick_ns`: before this time no bucket is due, so
+    /// [`TimerWheel::pop_due`] answers without dividing.
+    due_ns: u64,
 }
 
 impl TimerWheel {
@@ -44,6 +47,7 @@ impl TimerWheel {
             tick_ns: tick_ns.max(1),
             cursor: 0,
             started: false,
+            due_ns: 0,
         }
     }
 
@@ -108,6 +112,9 @@ impl TimerWheel {
     /// when every due bucket is empty. The caller reschedules slots whose
     /// real deadline is still ahead.
     pub(crate) fn pop_due(&mut self, now_ns: u64) -> Option<u32> {
+        if self.started && now_ns < self.due_ns {
+            return None;
+        }
         let target = now_ns / self.tick_ns;
         if !self.started {
             self.started = true;
@@ -130,6 +137,7 @@ impl TimerWheel {
             }
             self.cursor += 1;
         }
+        self.due_ns = self.cursor.saturating_mul(self.tick_ns);
         None
     }
 }
