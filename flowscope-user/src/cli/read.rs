@@ -1,7 +1,7 @@
 //! `flowscope read FILE`: a capture file to EVE JSON flow records.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,7 +11,8 @@ use anyhow::Context;
 use crate::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey};
 use crate::extractor::{FlowExtractor, Unmatched};
 use crate::obs::TrackerCounters;
-use crate::offline::{EveSink, track_capture};
+use crate::offline::track_capture;
+use crate::output::spec::{OutputSpec, WriterSet};
 use crate::pcap::{PcapReader, ReaderStats};
 use crate::tracker::{EndReason, FlowTracker, TrackerConfig};
 
@@ -27,9 +28,12 @@ pub enum OutputFormat {
 pub struct ReadArgs {
     /// Capture file (pcap or pcapng); `-` reads standard input.
     pub file: PathBuf,
-    /// Write records here instead of standard output.
-    #[arg(short, long)]
-    pub output: Option<PathBuf>,
+    /// Where records go; repeat for several outputs: `-` (EVE JSON to
+    /// standard output), `FILE` or `eve:FILE`, `zeek:DIR`, `zeek-json:DIR`,
+    /// `ipfix:udp://HOST:PORT` or `ipfix:tcp://HOST:PORT` (options
+    /// `?mode=biflow|uni&domain=N&ingress=N&mtu=N`).
+    #[arg(short, long, value_name = "SPEC", default_value = "-")]
+    pub output: Vec<OutputSpec>,
     /// Record format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Eve)]
     pub format: OutputFormat,
@@ -52,6 +56,10 @@ pub struct ReadArgs {
     /// GTP-U and Teredo tunnels instead of the outer one.
     #[arg(long)]
     pub decap: bool,
+    /// Reassemble IP fragments and TCP streams and write HTTP, TLS and DNS
+    /// records (EVE `event_type` `http`, `tls`, `dns`) next to the flows.
+    #[arg(long)]
+    pub l7: bool,
 }
 
 /// Seconds (fractions allowed) as a duration.
@@ -81,13 +89,7 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
     };
     let mut reader = PcapReader::new(input)
         .with_context(|| format!("cannot read capture file {}", args.file.display()))?;
-    let out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        ),
-        None => Box::new(io::stdout().lock()),
-    };
-    let mut sink = EveSink::new(BufWriter::new(out));
+    let mut sink = WriterSet::open(args.output.iter().map(|s| (s, s.to_string())))?;
     let config = TrackerConfig {
         max_flows: args.max_flows,
         idle_timeout_tcp: args.tcp_timeout,
@@ -100,33 +102,53 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
         run_with(
             AutoDetectEncap::new(FiveTuple::bidirectional()),
             config,
+            args.l7,
             &mut reader,
             &mut sink,
         )
     } else {
-        run_with(FiveTuple::bidirectional(), config, &mut reader, &mut sink)
+        let extractor = FiveTuple::bidirectional();
+        run_with(extractor, config, args.l7, &mut reader, &mut sink)
     };
-    let records = sink.records();
-    let write_result = sink.finish();
+    let reports = sink.finish();
+    let records = counters.ended_total();
     eprint!("{}", summary(&counters, records, &reader.stats()));
     let mut code = ExitCode::SUCCESS;
+    for r in &reports {
+        eprintln!(
+            "output {}: {} records written, {} dropped",
+            r.spec, r.written, r.dropped
+        );
+    }
     if let Err(e) = read_result {
         eprintln!("error: {}: {}", args.file.display(), error_chain(&e));
         code = ExitCode::FAILURE;
     }
-    if let Err(e) = write_result {
-        eprintln!("error: writing records: {e}");
-        code = ExitCode::FAILURE;
+    for r in &reports {
+        if let Some(e) = &r.error {
+            eprintln!("error: writing records to {}: {e}", r.spec);
+            code = ExitCode::FAILURE;
+        }
     }
     Ok(code)
 }
 
-fn run_with<R: Read, E: FlowExtractor<Key = FiveTupleKey>, W: Write>(
+fn run_with<R: Read, E: FlowExtractor<Key = FiveTupleKey>>(
     extractor: E,
     config: TrackerConfig,
+    l7: bool,
     reader: &mut PcapReader<R>,
-    sink: &mut EveSink<W>,
+    sink: &mut WriterSet,
 ) -> (Result<(), crate::pcap::PcapError>, TrackerCounters) {
+    if l7 {
+        let config = crate::pipeline::PipelineConfig {
+            tracker: config,
+            ..Default::default()
+        };
+        let mut pipeline = crate::pipeline::Pipeline::new(extractor, config);
+        let result = crate::offline::process_capture(reader, &mut pipeline, sink);
+        return (result, pipeline.counters().tracker);
+    }
     let mut tracker = FlowTracker::with_config(extractor, config);
     let result = track_capture(reader, &mut tracker, sink);
     (result, tracker.counters().clone())

@@ -1,0 +1,261 @@
+//! Shared helpers of the IPFIX tests: tracked captures, an nfcapd
+//! collector, an in-test TCP collector, an IPFIX message splitter and a
+//! pcap writer for tshark.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use flowscope::extract::{FiveTuple, FiveTupleKey};
+use flowscope::offline::track_capture;
+use flowscope::pcap::PcapReader;
+use flowscope::tracker::{EndReason, EventSink, FlowEvent, FlowRecord, FlowTracker, TrackerConfig};
+
+/// The shared captures.
+pub const PCAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps");
+
+/// Every ended record of a capture, in end order.
+pub fn records(name: &str, config: TrackerConfig) -> Vec<(FlowRecord<FiveTupleKey>, EndReason)> {
+    struct Collect(Vec<(FlowRecord<FiveTupleKey>, EndReason)>);
+    impl EventSink<FiveTupleKey> for Collect {
+        fn event(&mut self, e: FlowEvent<'_, FiveTupleKey>) {
+            if let FlowEvent::Ended { flow, reason } = e {
+                self.0.push((*flow, reason));
+            }
+        }
+    }
+    let f = std::fs::File::open(Path::new(PCAPS).join(name)).expect(name);
+    let mut reader = PcapReader::new(f).expect(name);
+    let mut tracker = FlowTracker::with_config(FiveTuple::bidirectional(), config);
+    let mut sink = Collect(Vec::new());
+    track_capture(&mut reader, &mut tracker, &mut sink).expect(name);
+    sink.0
+}
+
+/// A fresh temporary directory, removed on drop (also when a test fails).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `flowscope-TAG-PID` in the system's temporary directory.
+    pub fn new(tag: &str) -> Self {
+        let d = std::env::temp_dir().join(format!("flowscope-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("temp dir");
+        Self(d)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A UDP port free on 127.0.0.1 just now.
+pub fn free_udp_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.local_addr().expect("addr").port()
+}
+
+/// nfcapd listening on 127.0.0.1:`port`, writing into `dir`; killed (and
+/// its directory removed) on drop.
+pub struct Nfcapd {
+    child: Child,
+    /// Its UDP port.
+    pub port: u16,
+    /// Where it writes.
+    pub dir: TempDir,
+}
+
+impl Nfcapd {
+    /// Starts nfcapd and waits (bounded) until it holds its port.
+    pub fn start(tag: &str) -> Self {
+        let dir = TempDir::new(tag);
+        let port = free_udp_port();
+        let child = Command::new("nfcapd")
+            .args([
+                "-b",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-t",
+                "3600",
+                "-w",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nfcapd (Debian package nfdump) must be installed: cargo xtask deps");
+        // Owned by the guard at once: its Drop kills and reaps the child
+        // on every path, the panic below included.
+        let nfcapd = Self { child, port, dir };
+        for _ in 0..200 {
+            if UdpSocket::bind(("127.0.0.1", port)).is_err() {
+                return nfcapd;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("nfcapd did not bind 127.0.0.1:{port} within 5 s");
+    }
+
+    /// Stops nfcapd (SIGTERM flushes its file) and returns the file it
+    /// wrote (valid while `self` lives).
+    pub fn stop(&mut self) -> PathBuf {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill on our own child's pid.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let mut exited = false;
+        for _ in 0..400 {
+            if self.child.try_wait().expect("wait").is_some() {
+                exited = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        assert!(exited, "nfcapd did not exit within 10 s of SIGTERM");
+        std::fs::read_dir(self.dir.path())
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("nfcapd.2"))
+            })
+            .expect("nfcapd wrote no file")
+    }
+}
+
+impl Drop for Nfcapd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Splits a TCP byte stream into IPFIX messages by their length fields;
+/// the tail of an incomplete message is left in `buf`.
+pub fn split_messages(buf: &mut Vec<u8>) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        if buf.len() < 16 {
+            return out;
+        }
+        assert_eq!(
+            u16::from_be_bytes([buf[0], buf[1]]),
+            10,
+            "not an IPFIX message"
+        );
+        let len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+        assert!(len >= 16, "message length {len}");
+        if buf.len() < len {
+            return out;
+        }
+        out.push(buf.drain(..len).collect());
+    }
+}
+
+/// Sequence number and data record count of each message, learning
+/// record lengths from the template sets (which must come first).
+pub fn count_records(messages: &[Vec<u8>]) -> Vec<(u32, usize)> {
+    let be16 = |m: &[u8], at: usize| usize::from(u16::from_be_bytes([m[at], m[at + 1]]));
+    let mut lens = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for msg in messages {
+        let seq = u32::from_be_bytes([msg[8], msg[9], msg[10], msg[11]]);
+        let mut at = 16;
+        let mut n = 0;
+        while at + 4 <= msg.len() {
+            let (id, len) = (be16(msg, at), be16(msg, at + 2));
+            assert!(
+                len >= 4 && at + len <= msg.len(),
+                "bad set length {len} at {at}"
+            );
+            if id == 2 {
+                let mut t = at + 4;
+                while t < at + len {
+                    let (tid, count) = (be16(msg, t), be16(msg, t + 2));
+                    t += 4;
+                    let mut rec = 0;
+                    for _ in 0..count {
+                        let (ie, flen) = (be16(msg, t), be16(msg, t + 2));
+                        rec += flen;
+                        t += if ie & 0x8000 != 0 { 8 } else { 4 };
+                    }
+                    lens.insert(tid, rec);
+                }
+            } else if id >= 256 {
+                let rec = *lens.get(&id).expect("data set before its template");
+                assert_eq!((len - 4) % rec, 0, "set of {len} bytes, records of {rec}");
+                n += (len - 4) / rec;
+            }
+            at += len;
+        }
+        assert_eq!(at, msg.len(), "sets do not fill the message");
+        out.push((seq, n));
+    }
+    out
+}
+
+/// Reads a TCP connection until EOF (or `limit` seconds without data).
+pub fn read_all(listener: &TcpListener) -> Vec<u8> {
+    let (mut s, _) = listener.accept().expect("accept");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut v = Vec::new();
+    let _ = s.read_to_end(&mut v);
+    v
+}
+
+/// Writes `messages` as UDP datagrams 127.0.0.1:50000 → 127.0.0.1:4739 in
+/// an Ethernet pcap file.
+pub fn write_pcap(path: &Path, messages: &[Vec<u8>]) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65_535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for (i, m) in messages.iter().enumerate() {
+        let udp_len = 8 + m.len();
+        let ip_len = 20 + udp_len;
+        let mut f = Vec::with_capacity(14 + ip_len);
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 17;
+        ip[12..16].copy_from_slice(&[127, 0, 0, 1]);
+        ip[16..20].copy_from_slice(&[127, 0, 0, 1]);
+        let sum = ip
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum::<u32>();
+        let sum = (sum & 0xffff) + (sum >> 16);
+        let sum = !((sum & 0xffff) + (sum >> 16)) as u16;
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&50_000u16.to_be_bytes());
+        f.extend_from_slice(&4739u16.to_be_bytes());
+        f.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(m);
+        out.extend_from_slice(&(i as u32).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(&f);
+    }
+    std::fs::write(path, out).expect("write pcap");
+}
