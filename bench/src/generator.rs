@@ -34,6 +34,9 @@ pub struct Config {
     pub a_mac: [u8; 6],
     /// Ethernet address of side B.
     pub b_mac: [u8; 6],
+    /// Total frames per second over all queues; `None` sends as fast as the
+    /// kernel takes them.
+    pub rate_pps: Option<u64>,
 }
 
 /// Frames and bytes sent for one flow.
@@ -279,6 +282,24 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
+/// Waits until `sent` frames are due at `rate` frames per second since
+/// `started`: sleeps for long waits, spins for the last stretch.
+fn pace(started: std::time::Instant, sent: u64, rate: f64) {
+    let due = started + std::time::Duration::from_secs_f64(sent as f64 / rate);
+    loop {
+        let now = std::time::Instant::now();
+        if now >= due {
+            return;
+        }
+        let wait = due - now;
+        if wait > std::time::Duration::from_micros(200) {
+            std::thread::sleep(wait - std::time::Duration::from_micros(100));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 fn send_queue(
     sock: &PacketSocket,
     queue: usize,
@@ -327,7 +348,14 @@ fn send_queue(
         flows: Vec::new(),
     };
     let mut cursor = 0;
+    let started = std::time::Instant::now();
+    let per_queue = cfg
+        .rate_pps
+        .map(|r| (r as f64 / cfg.queues as f64).max(1.0));
     while left > 0 {
+        if let Some(rate) = per_queue {
+            pace(started, report.frames, rate);
+        }
         let mut n = 0;
         while n < MAX_BATCH && left > 0 {
             let i = cursor;

@@ -28,7 +28,8 @@ pub mod wire;
 
 #[cfg(target_os = "linux")]
 pub mod capture;
-#[cfg(target_os = "linux")]
+// The live runtime needs the `metrics` feature (its Prometheus endpoint).
+#[cfg(all(target_os = "linux", feature = "metrics"))]
 pub mod runtime;
 
 pub use extractor::{Extracted, FlowExtractor, L4Proto, Orientation, TcpFlags, TcpInfo, Unmatched};

@@ -15,8 +15,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Capture live from an interface through XDP and AF_XDP (root).
-    #[cfg(target_os = "linux")]
-    Capture(flowscope::cli::capture::CaptureArgs),
+    #[cfg(all(target_os = "linux", feature = "metrics"))]
+    Capture(Box<flowscope::cli::capture::CaptureArgs>),
     /// Track the flows of a pcap or pcapng file (`-` for stdin); EVE JSON out.
     Read(flowscope::cli::read::ReadArgs),
 }
@@ -28,8 +28,8 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        #[cfg(target_os = "linux")]
-        Command::Capture(args) => flowscope::cli::capture::run(args),
+        #[cfg(all(target_os = "linux", feature = "metrics"))]
+        Command::Capture(args) => flowscope::cli::capture::run(*args),
         Command::Read(args) => flowscope::cli::read::run(args),
     };
     match result {

@@ -14,8 +14,8 @@ use std::{
 
 use common::{fsgen, kernel_tests_enabled, netns::TestBed};
 use flowscope::capture::CaptureConfig;
+use flowscope::pipeline::PipelineConfig;
 use flowscope::runtime::{Destination, LiveCapture, prometheus};
-use flowscope::tracker::TrackerConfig;
 
 const S: u32 = 2;
 
@@ -71,7 +71,7 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
             rotate_bytes: None,
             rotate_after: None,
         };
-        let live = LiveCapture::start(&cfg, &TrackerConfig::default(), dest, 4096)
+        let live = LiveCapture::start(&cfg, Some(&PipelineConfig::default()), dest, 4096)
             .expect("live capture starts");
         ready_tx.send(()).unwrap();
         let sent = sent_rx.recv().unwrap();
@@ -89,7 +89,7 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
         (snap, text, live.stop().unwrap())
     });
     ready_rx.recv().unwrap();
-    let flows = fsgen::send(&bed, N, M, 2);
+    let flows = fsgen::send(&bed, N, M, 2, 50_000);
     sent_tx.send(N).unwrap();
     let (snap, text, report) = capture.join().expect("capture thread");
 

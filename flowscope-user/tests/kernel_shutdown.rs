@@ -13,8 +13,8 @@ use std::{
 
 use common::{kernel_tests_enabled, netns::TestBed};
 use flowscope::capture::{CaptureConfig, RingSizes};
+use flowscope::pipeline::PipelineConfig;
 use flowscope::runtime::{Destination, LiveCapture};
-use flowscope::tracker::TrackerConfig;
 use flowscope_common::Counter;
 
 #[test]
@@ -44,7 +44,7 @@ fn stop_mid_traffic_writes_every_flow_once() {
             rotate_bytes: None,
             rotate_after: None,
         };
-        let live = LiveCapture::start(&cfg, &TrackerConfig::default(), dest, 1 << 16)
+        let live = LiveCapture::start(&cfg, Some(&PipelineConfig::default()), dest, 1 << 16)
             .expect("live capture starts");
         ready_tx.send(()).unwrap();
         // Stop once a good part, but not all, of the traffic went through.

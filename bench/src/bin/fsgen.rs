@@ -45,6 +45,9 @@ struct Args {
     /// Write one JSON line per flow with what was sent to this file.
     #[arg(long)]
     manifest: Option<std::path::PathBuf>,
+    /// Frames per second over all queues (default: as fast as possible).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    rate: Option<u64>,
 }
 
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
@@ -99,6 +102,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         ipv6: args.ipv6,
         a_mac,
         b_mac: args.b_mac,
+        rate_pps: args.rate,
     };
     let report = generator::run(&cfg)?;
     if let Some(path) = &args.manifest {

@@ -5,7 +5,7 @@ use std::{
     io::{IsTerminal, Write},
     path::PathBuf,
     process::ExitCode,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::Context;
@@ -17,8 +17,10 @@ use super::{
     live_view::{LiveRates, Tui},
     signal,
 };
+use crate::anomaly::AnomalyInterval;
 use crate::obs::MetricsPublisher;
-use crate::runtime::{Destination, LiveCapture, LiveReport, prometheus};
+use crate::runtime::{Destination, LiveCapture, LiveReport, LiveSnapshot, prometheus};
+use crate::view::Timestamp;
 
 /// Options of `flowscope capture`.
 #[derive(Debug, clap::Args)]
@@ -55,7 +57,12 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             rotate_after: s.rotate_after,
         },
     };
-    let live = LiveCapture::start(&s.capture, &s.tracker, dest, s.record_ring)?;
+    let mut live = LiveCapture::start(
+        &s.capture,
+        (!s.bare).then_some(&s.pipeline),
+        dest,
+        s.record_ring,
+    )?;
     eprintln!(
         "flowscope: capturing on {} in {} mode, {} worker(s){}{}",
         s.capture.iface,
@@ -97,11 +104,17 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             let snap = live.snapshot()?;
             prometheus::publish(&snap, &mut publisher);
             let rates = LiveRates::between(&snap, &last);
+            let anomalies = anomaly_interval(&mut live, &last, &snap)?;
+            if s.output.is_some() && !anomalies.is_quiet() {
+                let mut line = Vec::new();
+                anomalies.write_eve(&mut line)?;
+                live.send_line(String::from_utf8_lossy(line.trim_ascii_end()).into_owned());
+            }
             match tui.as_mut() {
-                Some(t) => t.draw(&header, &rates, &[])?,
-                None if records_on_stdout => eprintln!("{}", rates.line()),
+                Some(t) => t.draw(&header, &rates, &[anomalies.to_string()])?,
+                None if records_on_stdout => eprintln!("{} | {anomalies}", rates.line()),
                 None => {
-                    println!("{}", rates.line());
+                    println!("{} | {anomalies}", rates.line());
                     let _ = std::io::stdout().flush();
                 }
             }
@@ -111,22 +124,48 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(20));
     }
     drop(tui);
+    let zero_copy = live.zero_copy().to_vec();
     let report = live.stop()?;
     prometheus::publish(&report.last, &mut publisher);
     eprintln!("{}", summary_text(&report));
     if let Some(path) = &s.summary_json {
-        std::fs::write(path, format!("{}\n", summary_json(&report, &s)))
+        std::fs::write(path, format!("{}\n", summary_json(&report, &s, &zero_copy)))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// The XDP anomaly counts, rates and top offenders between two snapshots
+/// (reads and resets the sketches).
+fn anomaly_interval(
+    live: &mut LiveCapture,
+    prev: &LiveSnapshot,
+    now: &LiveSnapshot,
+) -> anyhow::Result<AnomalyInterval> {
+    let sketches = live.take_sketches()?;
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Ok(AnomalyInterval::new(
+        &prev.anomalies,
+        &now.anomalies,
+        &sketches.syn_dst,
+        &sketches.src_ports,
+        Timestamp::new(wall.as_secs(), wall.subsec_nanos()),
+        now.at.duration_since(prev.at),
+        TOP_OFFENDERS,
+    ))
+}
+
+/// Offenders listed per sketch and interval.
+const TOP_OFFENDERS: usize = 5;
 
 fn socket_modes(zc: &[bool]) -> String {
     let n = zc.iter().filter(|z| **z).count();
     format!(", sockets: {n} zero-copy, {} copy mode", zc.len() - n)
 }
 
-fn summary_json(r: &LiveReport, s: &Settings) -> serde_json::Value {
+fn summary_json(r: &LiveReport, s: &Settings, zero_copy: &[bool]) -> serde_json::Value {
     let last = &r.last;
     let counters: serde_json::Map<String, serde_json::Value> = Counter::ALL
         .iter()
@@ -141,7 +180,8 @@ fn summary_json(r: &LiveReport, s: &Settings) -> serde_json::Value {
         .sockets
         .iter()
         .zip(last.shards.iter())
-        .map(|(w, sh)| {
+        .zip(zero_copy.iter().chain(std::iter::repeat(&false)))
+        .map(|((w, sh), zc)| {
             let st = &w.socket;
             json!({
                 "worker": w.id.index, "queue": w.id.queue, "index": w.id.slot,
@@ -149,7 +189,7 @@ fn summary_json(r: &LiveReport, s: &Settings) -> serde_json::Value {
                 "rx_dropped": st.rx_dropped, "rx_ring_full": st.rx_ring_full,
                 "fill_ring_empty": st.fill_ring_empty, "invalid_descs": st.invalid_descs,
                 "flows_created": sh.tracker.created_total(), "records_sent": sh.records_sent,
-                "records_dropped": sh.records_dropped, "rx_with_metadata": sh.frames_with_meta,
+                "records_dropped": sh.records_dropped, "rx_with_metadata": sh.frames_with_meta, "zero_copy": zc,
             })
         })
         .collect();

@@ -21,6 +21,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::capture::{CaptureConfig, RingSizes, XdpAttachMode};
+use crate::pipeline::PipelineConfig;
 use crate::tracker::TrackerConfig;
 
 /// Options of `flowscope capture`; each is optional so a flag can be told
@@ -88,6 +89,10 @@ pub struct CaptureOpts {
     /// Fill ring size and UMEM frames per queue (power of two, default 8192).
     #[arg(long)]
     pub fill_ring: Option<u32>,
+    /// Benchmark only: bare receivers that count and return frames, no
+    /// tracking (the upper bound of the capture path).
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub bare: Option<bool>,
     /// Plain lines instead of the full-screen view even on a terminal.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub plain: Option<bool>,
@@ -120,6 +125,7 @@ impl CaptureOpts {
             record_ring,
             rx_ring,
             fill_ring,
+            bare,
             plain
         )
     }
@@ -154,8 +160,8 @@ fn span(text: &str, at: Option<std::ops::Range<usize>>) -> String {
 pub struct Settings {
     /// Capture configuration.
     pub capture: CaptureConfig,
-    /// Tracker configuration, per worker.
-    pub tracker: TrackerConfig,
+    /// Pipeline configuration (tracker, reassembly, parsers), per worker.
+    pub pipeline: PipelineConfig,
     /// Stop after.
     pub duration: Option<Duration>,
     /// Live figures every.
@@ -174,6 +180,8 @@ pub struct Settings {
     pub record_ring: usize,
     /// Plain lines only.
     pub plain: bool,
+    /// Bare receivers (benchmark).
+    pub bare: bool,
 }
 
 fn secs(name: &str, v: Option<f64>) -> anyhow::Result<Option<Duration>> {
@@ -262,7 +270,10 @@ impl TryFrom<CaptureOpts> for Settings {
                 rings,
                 ..CaptureConfig::new(iface)
             },
-            tracker,
+            pipeline: PipelineConfig {
+                tracker,
+                ..PipelineConfig::default()
+            },
             duration: secs("--duration", o.duration)?,
             interval: secs("--interval", o.interval)?.unwrap_or(Duration::from_secs(1)),
             summary_json: o.summary_json,
@@ -272,6 +283,7 @@ impl TryFrom<CaptureOpts> for Settings {
             metrics_listen,
             record_ring,
             plain: o.plain.unwrap_or(false),
+            bare: o.bare.unwrap_or(false),
         })
     }
 }
@@ -291,7 +303,7 @@ mod tests {
         let s = Settings::try_from(flags.over(file)).unwrap();
         assert_eq!(s.capture.iface, "fsx0");
         assert_eq!(s.capture.sockets_per_queue, 4);
-        assert_eq!(s.tracker.max_flows, 10);
+        assert_eq!(s.pipeline.tracker.max_flows, 10);
         let e = toml::from_str::<CaptureOpts>("ifaec = \"x\"").unwrap_err();
         assert!(e.to_string().contains("ifaec"), "{e}");
         let e = toml::from_str::<CaptureOpts>("queues = \"two\"").unwrap_err();

@@ -1,10 +1,10 @@
 //! Subcommands of the `flowscope` binary.
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "metrics"))]
 pub mod capture;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "metrics"))]
 pub mod capture_opts;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "metrics"))]
 pub mod live_view;
 pub mod read;
 pub mod signal;

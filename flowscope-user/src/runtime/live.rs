@@ -9,14 +9,14 @@ use std::{
 use flowscope_common::{CounterBlock, anomaly::AnomalyBlock};
 
 use super::{
-    records::{Destination, RecordWriter, WriterStats},
+    records::{Destination, RecordMsg, RecordWriter, WriterStats},
     shard::Shard,
     worker::FlowWorker,
 };
 use crate::capture::{
     Capture, CaptureConfig, CaptureError, SketchSnapshot, WorkerStats, XdpAttachMode,
 };
-use crate::tracker::TrackerConfig;
+use crate::pipeline::PipelineConfig;
 
 /// Figures of one instant, merged from every source.
 #[derive(Debug, Clone)]
@@ -48,28 +48,36 @@ pub struct LiveReport {
 pub struct LiveCapture {
     capture: Capture<FlowWorker>,
     shards: Vec<Arc<Mutex<Shard>>>,
+    control: rtrb::Producer<RecordMsg>,
+    control_dropped: u64,
     writer: Option<RecordWriter>,
 }
 
 impl LiveCapture {
     /// Starts the capture with one [`FlowWorker`] per socket, each with a
-    /// tracker built from `tracker` and a ring of `record_ring` records to
-    /// the writer, which writes to `dest`.
+    /// pipeline built from `pipeline` (none: bare receivers that only
+    /// return frames) and a ring of `record_ring` records to the writer, which
+    /// writes to `dest`.
     ///
     /// # Errors
     ///
     /// The capture or the writer could not start (the error says why).
     pub fn start(
         cfg: &CaptureConfig,
-        tracker: &TrackerConfig,
+        pipeline: Option<&PipelineConfig>,
         dest: Destination,
         record_ring: usize,
     ) -> anyhow::Result<Self> {
         // Sized for the largest possible worker count; unused rings cost
         // only their allocation.
         let max_workers = if cfg.count_only { 0 } else { max_workers(cfg)? };
-        let (writer, producers) = RecordWriter::start(max_workers, record_ring, dest)?;
+        // One ring per worker, and the last for the control thread.
+        let (writer, producers) = RecordWriter::start(max_workers + 1, record_ring, dest)?;
         let mut producers: Vec<_> = producers.into_iter().map(Some).collect();
+        let control = producers
+            .pop()
+            .flatten()
+            .expect("the control thread's ring");
         let mut shards = Vec::new();
         let capture = Capture::start(cfg, |id| {
             let shard = Arc::new(Mutex::new(Shard::default()));
@@ -77,11 +85,12 @@ impl LiveCapture {
             let ring = producers[id.index]
                 .take()
                 .expect("one producer per worker index");
-            let config = TrackerConfig {
-                flow_id_base: (id.index as u64) << 48,
-                ..tracker.clone()
-            };
-            FlowWorker::new(id.index as u16, config, ring, shard)
+            let config = pipeline.map(|p| {
+                let mut c = p.clone();
+                c.tracker.flow_id_base = (id.index as u64) << 48;
+                c
+            });
+            FlowWorker::new(config, ring, shard)
         });
         let capture = match capture {
             Ok(c) => c,
@@ -94,6 +103,8 @@ impl LiveCapture {
         Ok(Self {
             capture,
             shards,
+            control,
+            control_dropped: 0,
             writer: Some(writer),
         })
     }
@@ -111,6 +122,19 @@ impl LiveCapture {
     /// Number of workers.
     pub fn workers(&self) -> usize {
         self.shards.len()
+    }
+
+    /// Hands one formatted EVE line (e.g. an anomaly record) to the writer;
+    /// dropped and counted if its ring is full.
+    pub fn send_line(&mut self, line: String) {
+        if self.control.push(RecordMsg::Line(line)).is_err() {
+            self.control_dropped += 1;
+        }
+    }
+
+    /// Lines [`send_line`](Self::send_line) dropped.
+    pub fn lines_dropped(&self) -> u64 {
+        self.control_dropped
     }
 
     /// Reads and resets the XDP sketches of this interval.

@@ -36,6 +36,7 @@ pub const XSK_DROP_REASONS: [&str; 4] = [
 /// the capture's own figures.
 pub fn publish(snap: &LiveSnapshot, tracker: &mut MetricsPublisher) {
     tracker.publish(&snap.total.tracker);
+    crate::anomaly::publish_xdp_totals(&snap.anomalies);
     for c in Counter::ALL {
         let v = snap.xdp.get(*c);
         metrics::counter!("flowscope_xdp_packets_total", "class" => c.label()).absolute(v.packets);

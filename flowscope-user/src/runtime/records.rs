@@ -3,6 +3,7 @@
 //! rotates the output file by size or age. A slow writer never blocks a
 //! worker: a full ring drops the record and the worker counts it.
 
+use crate::offline::{community_id, endpoints};
 use std::{
     fs::File,
     io::{self, BufWriter, Write},
@@ -16,20 +17,40 @@ use std::{
 };
 
 use crate::extract::FiveTupleKey;
+use crate::l7::L7Record;
 use crate::output::EveWriter;
+use crate::pipeline::FlowSummary;
 use crate::tracker::{EndReason, FlowRecord};
+use crate::view::Timestamp;
 
-/// One finished (or interim) flow record, copied out of a worker's table.
-#[derive(Debug, Clone, Copy)]
-pub struct RecordMsg {
-    /// The record.
-    pub flow: FlowRecord<FiveTupleKey>,
-    /// Why it ended (`ActiveTimeout` for interim records).
-    pub reason: EndReason,
-    /// ICMP type and code of the flow's first packet, when known.
-    pub icmp: Option<(u8, u8)>,
-    /// Worker that tracked the flow.
-    pub worker: u16,
+/// What a worker sends to the writer.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "flow records, the common message, travel inline in the preallocated ring: boxing them would allocate per flow"
+)]
+pub enum RecordMsg {
+    /// A finished (or interim) flow record, copied out of the worker's table.
+    Flow {
+        /// The record.
+        flow: FlowRecord<FiveTupleKey>,
+        /// Why it ended (`ActiveTimeout` for interim records).
+        reason: EndReason,
+        /// What reassembly and parsing did, when the pipeline kept state.
+        summary: Option<FlowSummary>,
+    },
+    /// A record already formatted as one EVE line (without the newline),
+    /// e.g. the control thread's per-interval anomaly record.
+    Line(String),
+    /// An L7 record (HTTP, TLS, DNS) with its flow's identity.
+    L7 {
+        /// The flow at the time of the record.
+        flow: Box<FlowRecord<FiveTupleKey>>,
+        /// Packet time of the record.
+        ts: Timestamp,
+        /// The record.
+        record: Box<L7Record>,
+    },
 }
 
 /// Where records go.
@@ -67,8 +88,8 @@ pub struct RecordWriter {
 }
 
 impl RecordWriter {
-    /// Creates one ring of `capacity` records per worker and starts the
-    /// writer; returns the producers, in worker order.
+    /// Creates one ring of `capacity` records per producer and starts the
+    /// writer; returns the producers, in order.
     ///
     /// # Errors
     ///
@@ -160,10 +181,22 @@ impl Output {
     }
 
     fn write(&mut self, msg: &RecordMsg) -> io::Result<()> {
-        let ep = crate::offline::endpoints(&msg.flow);
-        let id = crate::offline::community_id(&msg.flow, msg.icmp);
-        self.eve
-            .write_flow(&msg.flow, msg.reason, &ep, Some(id.as_str()))
+        match msg {
+            RecordMsg::Flow {
+                flow,
+                reason,
+                summary,
+            } => {
+                let (ep, id) = (endpoints(flow), community_id(flow, None));
+                self.eve
+                    .write_flow_summary(flow, *reason, &ep, Some(id.as_str()), summary.as_ref())
+            }
+            RecordMsg::L7 { flow, ts, record } => {
+                let (ep, id) = (endpoints(flow), community_id(flow, None));
+                self.eve.write_l7(flow, *ts, &ep, Some(id.as_str()), record)
+            }
+            RecordMsg::Line(line) => self.eve.write_line(line.as_bytes()),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -212,11 +245,10 @@ mod tests {
     use super::*;
 
     fn msg(flow: FlowRecord<FiveTupleKey>) -> RecordMsg {
-        RecordMsg {
+        RecordMsg::Flow {
             flow,
             reason: EndReason::IdleTimeout,
-            icmp: None,
-            worker: 0,
+            summary: None,
         }
     }
 

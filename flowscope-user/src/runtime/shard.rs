@@ -3,6 +3,7 @@
 
 use crate::extract::FiveTupleKey;
 use crate::obs::{Log2Histogram, TrackerCounters};
+use crate::pipeline::PipelineCounters;
 
 /// A flow among a worker's heaviest in the current interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,8 +20,10 @@ pub const TOP_FLOWS: usize = 5;
 /// One worker's figures.
 #[derive(Debug, Clone, Default)]
 pub struct Shard {
-    /// The tracker's counters.
+    /// The tracker's counters (with the reassembly figures folded in).
     pub tracker: TrackerCounters,
+    /// Everything the pipeline counts (absent for bare receivers).
+    pub pipeline: Option<PipelineCounters>,
     /// Frames per receive batch.
     pub batch_sizes: Log2Histogram,
     /// Frames that carried valid XDP metadata.
@@ -41,6 +44,11 @@ impl Shard {
     /// Adds `other` into `self` (top lists are concatenated then cut).
     pub fn merge(&mut self, other: &Shard) {
         self.tracker.merge(&other.tracker);
+        match (&mut self.pipeline, &other.pipeline) {
+            (Some(a), Some(b)) => a.merge(b),
+            (a @ None, Some(b)) => *a = Some(b.clone()),
+            _ => {}
+        }
         self.batch_sizes.merge(&other.batch_sizes);
         self.frames_with_meta += other.frames_with_meta;
         self.records_sent += other.records_sent;

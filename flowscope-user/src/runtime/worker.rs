@@ -1,5 +1,6 @@
-//! The flow worker: a [`FrameHandler`] that runs the tracker on its own
-//! socket's frames and sends finished records down its ring.
+//! The flow worker: a [`FrameHandler`] that runs the whole pipeline
+//! (tracker, fragment and stream reassembly, session parsers) on its own
+//! socket's frames and sends flow and L7 records down its ring.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,8 +11,10 @@ use super::records::RecordMsg;
 use super::shard::{Shard, TOP_FLOWS, TopFlow};
 use crate::capture::{FrameCtx, FrameHandler};
 use crate::extract::{FiveTuple, FiveTupleKey};
+use crate::l7::L7Record;
 use crate::obs::Log2Histogram;
-use crate::tracker::{EventSink, FlowEvent, FlowTracker, TrackerConfig};
+use crate::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
+use crate::tracker::{EndReason, FlowEvent, FlowRecord};
 use crate::view::{PacketView, Timestamp};
 
 /// How often a worker copies its counters into its shard.
@@ -25,60 +28,102 @@ struct SinkCounters {
     top: [Option<TopFlow>; TOP_FLOWS],
 }
 
-/// Pushes ended records into the ring; keeps the heaviest flows.
+/// Pushes records into the ring (a full ring drops and counts: the worker
+/// never waits for the writer); keeps the heaviest flows.
 struct RingSink<'a> {
     ring: &'a mut rtrb::Producer<RecordMsg>,
     c: &'a mut SinkCounters,
-    worker: u16,
 }
 
-impl EventSink<FiveTupleKey> for RingSink<'_> {
-    fn event(&mut self, event: FlowEvent<'_, FiveTupleKey>) {
-        match event {
-            FlowEvent::Packet { flow, .. } => {
-                let bytes = flow.bytes();
-                let top = &mut self.c.top;
-                if let Some(slot) = top
-                    .iter_mut()
-                    .find(|t| t.is_some_and(|t| t.key == flow.key))
-                {
-                    *slot = Some(TopFlow {
-                        key: flow.key,
-                        bytes,
-                    });
-                } else if let Some(min) = top.iter_mut().min_by_key(|t| t.map_or(0, |t| t.bytes))
-                    && min.is_none_or(|t| t.bytes < bytes)
-                {
-                    *min = Some(TopFlow {
-                        key: flow.key,
-                        bytes,
-                    });
-                }
-            }
-            FlowEvent::Ended { flow, reason } => {
-                let icmp = None;
-                match self.ring.push(RecordMsg {
-                    flow: *flow,
-                    reason,
-                    icmp,
-                    worker: self.worker,
-                }) {
-                    Ok(()) => self.c.sent += 1,
-                    Err(_) => self.c.dropped += 1,
-                }
-            }
-            _ => {}
+impl RingSink<'_> {
+    fn push(&mut self, msg: RecordMsg) {
+        match self.ring.push(msg) {
+            Ok(()) => self.c.sent += 1,
+            Err(_) => self.c.dropped += 1,
         }
     }
 }
 
-/// A worker's pipeline: the tracker, its ring to the writer, its shard.
+impl PipelineSink<FiveTupleKey> for RingSink<'_> {
+    fn event(&mut self, event: &FlowEvent<'_, FiveTupleKey>) {
+        if let FlowEvent::Packet { flow, .. } = event {
+            let bytes = flow.bytes();
+            let top = &mut self.c.top;
+            if let Some(slot) = top
+                .iter_mut()
+                .find(|t| t.is_some_and(|t| t.key == flow.key))
+            {
+                *slot = Some(TopFlow {
+                    key: flow.key,
+                    bytes,
+                });
+            } else if let Some(min) = top.iter_mut().min_by_key(|t| t.map_or(0, |t| t.bytes))
+                && min.is_none_or(|t| t.bytes < bytes)
+            {
+                *min = Some(TopFlow {
+                    key: flow.key,
+                    bytes,
+                });
+            }
+        }
+    }
+
+    fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, ts: Timestamp, record: L7Record) {
+        // L7 records allocate per message (as parsers do), never per packet.
+        self.push(RecordMsg::L7 {
+            flow: Box::new(*flow),
+            ts,
+            record: Box::new(record),
+        });
+    }
+
+    fn flow_ended(
+        &mut self,
+        flow: &FlowRecord<FiveTupleKey>,
+        reason: EndReason,
+        summary: Option<&FlowSummary>,
+    ) {
+        self.push(RecordMsg::Flow {
+            flow: *flow,
+            reason,
+            summary: summary.copied(),
+        });
+    }
+}
+
+/// Collects records at shutdown, to be sent without dropping.
+struct Collect(Vec<RecordMsg>);
+
+impl PipelineSink<FiveTupleKey> for Collect {
+    fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, ts: Timestamp, record: L7Record) {
+        self.0.push(RecordMsg::L7 {
+            flow: Box::new(*flow),
+            ts,
+            record: Box::new(record),
+        });
+    }
+
+    fn flow_ended(
+        &mut self,
+        flow: &FlowRecord<FiveTupleKey>,
+        reason: EndReason,
+        summary: Option<&FlowSummary>,
+    ) {
+        self.0.push(RecordMsg::Flow {
+            flow: *flow,
+            reason,
+            summary: summary.copied(),
+        });
+    }
+}
+
+/// A worker's pipeline, its ring to the writer, its shard.
 pub struct FlowWorker {
-    tracker: FlowTracker<FiveTuple>,
+    /// None for a bare receiver that only counts and returns frames.
+    pipeline: Option<Pipeline<FiveTuple>>,
     ring: rtrb::Producer<RecordMsg>,
     sink: SinkCounters,
     shard: Arc<Mutex<Shard>>,
-    worker: u16,
     batch_sizes: Log2Histogram,
     in_batch: u64,
     frames_with_meta: u64,
@@ -86,20 +131,20 @@ pub struct FlowWorker {
 }
 
 impl FlowWorker {
-    /// A worker with its own tracker (`config`), the producer end of its ring
-    /// and the shard it publishes to.
+    /// A worker with its own pipeline (`config`), the producer end of its
+    /// ring and the shard it publishes to. Without a config it is a bare
+    /// receiver that only counts and returns frames (the benchmark's upper
+    /// bound of the capture path).
     pub fn new(
-        worker: u16,
-        config: TrackerConfig,
+        config: Option<PipelineConfig>,
         ring: rtrb::Producer<RecordMsg>,
         shard: Arc<Mutex<Shard>>,
     ) -> Self {
         Self {
-            tracker: FlowTracker::with_config(FiveTuple::bidirectional(), config),
+            pipeline: config.map(|c| Pipeline::new(FiveTuple::bidirectional(), c)),
             ring,
             sink: SinkCounters::default(),
             shard,
-            worker,
             batch_sizes: Log2Histogram::default(),
             in_batch: 0,
             frames_with_meta: 0,
@@ -107,51 +152,41 @@ impl FlowWorker {
         }
     }
 
-    fn sink(&mut self) -> (&mut FlowTracker<FiveTuple>, RingSink<'_>) {
-        (
-            &mut self.tracker,
-            RingSink {
-                ring: &mut self.ring,
-                c: &mut self.sink,
-                worker: self.worker,
-            },
-        )
-    }
-
-    /// Copies the counters into the shard.
+    /// Copies the counters into the shard (the pipeline's snapshot
+    /// allocates a little: a few times per second, never per packet).
     pub fn publish(&mut self) {
+        let counters = self.pipeline.as_ref().map(Pipeline::counters);
+        let (flows, capacity) = self
+            .pipeline
+            .as_ref()
+            .map_or((0, 0), |p| (p.tracker().len(), p.tracker().capacity()));
         let Ok(mut shard) = self.shard.lock() else {
             return;
         };
-        shard.tracker.clone_from(self.tracker.counters());
+        if let Some(c) = counters {
+            shard.tracker = c.tracker.clone();
+            shard.pipeline = Some(c);
+        }
         shard.batch_sizes = self.batch_sizes;
         shard.frames_with_meta = self.frames_with_meta;
         shard.records_sent = self.sink.sent;
         shard.records_dropped = self.sink.dropped;
-        shard.flows_active = self.tracker.len() as u64;
-        shard.flow_capacity = self.tracker.capacity() as u64;
+        shard.flows_active = flows as u64;
+        shard.flow_capacity = capacity as u64;
         shard.top.clear();
         shard.top.extend(self.sink.top.iter().flatten());
         shard.top.sort_by_key(|t| std::cmp::Reverse(t.bytes));
         self.sink.top = [None; TOP_FLOWS];
     }
 
-    /// Ends every live flow `ForceClosed` and sends the records, waiting
+    /// Ends every live flow `ForceClosed` and sends its records, waiting
     /// (bounded by `deadline`) for ring space instead of dropping them.
     pub fn finish(&mut self, deadline: std::time::Instant) {
-        let mut pending = Vec::new();
-        self.tracker.finish(&mut |e: FlowEvent<'_, FiveTupleKey>| {
-            if let FlowEvent::Ended { flow, reason } = e {
-                pending.push(RecordMsg {
-                    flow: *flow,
-                    reason,
-                    icmp: None,
-                    worker: 0,
-                });
-            }
-        });
-        for mut msg in pending {
-            msg.worker = self.worker;
+        let mut pending = Collect(Vec::new());
+        if let Some(p) = self.pipeline.as_mut() {
+            p.finish(&mut pending);
+        }
+        for mut msg in pending.0 {
             loop {
                 match self.ring.push(msg) {
                     Ok(()) => {
@@ -177,9 +212,15 @@ impl FrameHandler for FlowWorker {
     fn on_frame(&mut self, frame: &[u8], meta: Option<&XdpMeta>, ctx: &FrameCtx) {
         self.in_batch += 1;
         self.frames_with_meta += u64::from(meta.is_some());
-        let view = PacketView::new(frame, ctx.timestamp);
-        let (tracker, mut sink) = self.sink();
-        tracker.track(view, &mut sink);
+        if let Some(p) = self.pipeline.as_mut() {
+            p.process(
+                PacketView::new(frame, ctx.timestamp),
+                &mut RingSink {
+                    ring: &mut self.ring,
+                    c: &mut self.sink,
+                },
+            );
+        }
     }
 
     fn on_tick(&mut self, now: Timestamp) {
@@ -187,8 +228,15 @@ impl FrameHandler for FlowWorker {
             self.batch_sizes.record(self.in_batch);
             self.in_batch = 0;
         }
-        let (tracker, mut sink) = self.sink();
-        tracker.advance(now, &mut sink);
+        if let Some(p) = self.pipeline.as_mut() {
+            p.advance(
+                now,
+                &mut RingSink {
+                    ring: &mut self.ring,
+                    c: &mut self.sink,
+                },
+            );
+        }
         if now.saturating_sub(self.last_publish) >= PUBLISH_EVERY {
             self.last_publish = now;
             self.publish();
@@ -199,7 +247,6 @@ impl FrameHandler for FlowWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::EndReason;
 
     #[test]
     fn a_full_ring_drops_and_counts_instead_of_blocking() {
@@ -208,13 +255,9 @@ mod tests {
         let mut sink = RingSink {
             ring: &mut ring,
             c: &mut c,
-            worker: 7,
         };
         for flow in super::super::test_records::records(5) {
-            sink.event(FlowEvent::Ended {
-                flow: &flow,
-                reason: EndReason::IdleTimeout,
-            });
+            sink.flow_ended(&flow, EndReason::IdleTimeout, None);
         }
         assert_eq!((c.sent, c.dropped), (3, 2));
     }

@@ -30,8 +30,10 @@ pub struct ManifestFlow {
 }
 
 /// Sends `frames` frames of `flows` flows, both directions, over `queues`
-/// queues (IPv4 and IPv6), and returns the manifest.
-pub fn send(bed: &TestBed, frames: u64, flows: u32, queues: u32) -> Vec<ManifestFlow> {
+/// queues (IPv4 and IPv6), at most `rate` frames per second (debug builds
+/// of the full pipeline are slow; the tests check accounting, not speed),
+/// and returns the manifest.
+pub fn send(bed: &TestBed, frames: u64, flows: u32, queues: u32, rate: u64) -> Vec<ManifestFlow> {
     let fsgen = std::env::var("FLOWSCOPE_FSGEN")
         .expect("FLOWSCOPE_FSGEN: path of the fsgen binary (cargo xtask test sets it)");
     let manifest = std::env::temp_dir().join(format!("{}.manifest", bed.gen_ns));
@@ -54,7 +56,12 @@ pub fn send(bed: &TestBed, frames: u64, flows: u32, queues: u32) -> Vec<Manifest
             &queues.to_string(),
             "--ipv6",
         ])
-        .args(["--manifest", manifest.to_str().unwrap()])
+        .args([
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--rate",
+            &rate.to_string(),
+        ])
         .output()
         .expect("run fsgen");
     assert!(
