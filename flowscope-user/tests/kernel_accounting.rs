@@ -32,11 +32,30 @@ impl FrameHandler for Stalled {
 fn send(bed: &TestBed, frames: u64, flows: u32) {
     let fsgen = std::env::var("FLOWSCOPE_FSGEN").expect("FLOWSCOPE_FSGEN");
     let out = Command::new("ip")
-        .args(["netns", "exec", &bed.gen_ns, &fsgen, "--iface", &bed.gen_if, "--frames", &frames.to_string()])
-        .args(["--flows", &flows.to_string(), "--both-directions", "--queues", "2"])
+        .args([
+            "netns",
+            "exec",
+            &bed.gen_ns,
+            &fsgen,
+            "--iface",
+            &bed.gen_if,
+            "--frames",
+            &frames.to_string(),
+        ])
+        .args([
+            "--flows",
+            &flows.to_string(),
+            "--both-directions",
+            "--queues",
+            "2",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -52,7 +71,11 @@ fn socket_drops_are_counted_when_a_worker_stalls() {
     let capture = bed.in_cap_ns(move || {
         let cfg = CaptureConfig {
             queues: Some(2),
-            rings: RingSizes { rx_ring: 64, fill_ring: 128, ..RingSizes::default() },
+            rings: RingSizes {
+                rx_ring: 64,
+                fill_ring: 128,
+                ..RingSizes::default()
+            },
             ..CaptureConfig::new(cap_if)
         };
         let cap = Capture::start(&cfg, |_| Stalled).expect("capture starts");
@@ -72,9 +95,17 @@ fn socket_drops_are_counted_when_a_worker_stalls() {
     // The kernel counts a frame refused for a full RX ring in rx_ring_full,
     // and one refused for any other reason (no fill-ring frame, too long)
     // in rx_dropped (net/xdp/xsk.c).
-    let dropped: u64 = stopped.workers.iter().map(|w| w.stats.rx_dropped + w.stats.rx_ring_full).sum();
+    let dropped: u64 = stopped
+        .workers
+        .iter()
+        .map(|w| w.stats.rx_dropped + w.stats.rx_ring_full)
+        .sum();
     assert!(dropped > 0, "a stalled worker behind 64 slots must drop");
-    assert_eq!(received + dropped, xdp(Counter::Redirected), "redirected = received + socket drops");
+    assert_eq!(
+        received + dropped,
+        xdp(Counter::Redirected),
+        "redirected = received + socket drops"
+    );
 }
 
 #[test]
@@ -105,17 +136,15 @@ fn books_balance_at_every_drop_point() {
         // arrives: records pour out faster than a one-slot ring can pass.
         let mut quick = PipelineConfig::default();
         let t = &mut quick.tracker;
-        (t.idle_timeout_tcp, t.idle_timeout_udp, t.idle_timeout_other) =
-            (Duration::from_millis(100), Duration::from_millis(100), Duration::from_millis(100));
+        (t.idle_timeout_tcp, t.idle_timeout_udp, t.idle_timeout_other) = (
+            Duration::from_millis(100),
+            Duration::from_millis(100),
+            Duration::from_millis(100),
+        );
         // One-slot record rings: the writer cannot keep up with 2 000 flows
         // ending at once, so records are dropped, and counted.
-        let live = LiveCapture::start(
-            &cfg,
-            Some(&quick),
-            Destination::Discard,
-            1,
-        )
-        .expect("capture starts");
+        let live = LiveCapture::start(&cfg, Some(&quick), Destination::Discard, 1, &[])
+            .expect("capture starts");
         ready_tx.send(()).unwrap();
         sent_rx.recv().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -178,7 +207,11 @@ fn books_balance_at_every_drop_point() {
     // Refused for a full RX ring: rx_ring_full; for anything else:
     // rx_dropped (net/xdp/xsk.c).
     let socket_drops = sum(|s| s.rx_dropped + s.rx_ring_full);
-    assert_eq!(received + socket_drops, xdp(Counter::Redirected), "redirected = received + socket drops");
+    assert_eq!(
+        received + socket_drops,
+        xdp(Counter::Redirected),
+        "redirected = received + socket drops"
+    );
     // Every frame received was given to a flow or counted unmatched.
     let t = &last.total.tracker;
     assert_eq!(t.packets, received);

@@ -54,6 +54,8 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
     let bed = TestBed::new(2);
     let out = std::env::temp_dir().join(format!("{}.eve.json", bed.cap_ns));
     let (cap_if, path) = (bed.cap_if.clone(), out.clone());
+    let zeek_dir = std::env::temp_dir().join(format!("{}.zeek", bed.cap_ns));
+    let conn_log = zeek_dir.join("conn.log");
     let (ready_tx, ready_rx) = mpsc::channel();
     let (sent_tx, sent_rx) = mpsc::channel::<u64>();
     let port = 20_000 + (std::process::id() % 20_000) as u16;
@@ -71,7 +73,9 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
             rotate_bytes: None,
             rotate_after: None,
         };
-        let live = LiveCapture::start(&cfg, Some(&PipelineConfig::default()), dest, 4096)
+        // Flow records also go to a Zeek conn.log, through the same writer.
+        let zeek = vec![format!("zeek:{}", zeek_dir.display()).parse().unwrap()];
+        let live = LiveCapture::start(&cfg, Some(&PipelineConfig::default()), dest, 4096, &zeek)
             .expect("live capture starts");
         ready_tx.send(()).unwrap();
         let sent = sent_rx.recv().unwrap();
@@ -114,6 +118,21 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
 
     // Every flow sent appears exactly once, from the worker of its queue.
     assert_eq!(report.writer.written, u64::from(M));
+    assert_eq!(report.writer.outputs.len(), 1);
+    assert_eq!(
+        (
+            report.writer.outputs[0].written,
+            report.writer.outputs[0].dropped
+        ),
+        (u64::from(M), 0)
+    );
+    let conn = std::fs::read_to_string(&conn_log).unwrap();
+    let _ = std::fs::remove_dir_all(conn_log.parent().unwrap());
+    assert_eq!(
+        conn.lines().filter(|l| !l.starts_with('#')).count(),
+        M as usize,
+        "one conn.log row per flow"
+    );
     let text = std::fs::read_to_string(&out).unwrap();
     let _ = std::fs::remove_file(&out);
     let mut seen: HashMap<(IpAddr, u16, IpAddr, u16), serde_json::Value> = HashMap::new();

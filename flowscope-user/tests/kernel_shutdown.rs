@@ -44,7 +44,7 @@ fn stop_mid_traffic_writes_every_flow_once() {
             rotate_bytes: None,
             rotate_after: None,
         };
-        let live = LiveCapture::start(&cfg, Some(&PipelineConfig::default()), dest, 1 << 16)
+        let live = LiveCapture::start(&cfg, Some(&PipelineConfig::default()), dest, 1 << 16, &[])
             .expect("live capture starts");
         ready_tx.send(()).unwrap();
         // Stop once a good part, but not all, of the traffic went through.

@@ -48,20 +48,12 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     if let Some(addr) = s.metrics_listen {
         prometheus::install(addr)?;
     }
-    let dest = match s.output.as_deref() {
-        None => Destination::Discard,
-        Some(p) if p.as_os_str() == "-" => Destination::Stdout,
-        Some(p) => Destination::File {
-            path: p.to_owned(),
-            rotate_bytes: s.rotate_bytes,
-            rotate_after: s.rotate_after,
-        },
-    };
     let mut live = LiveCapture::start(
         &s.capture,
         (!s.bare).then_some(&s.pipeline),
-        dest,
+        s.eve.clone(),
         s.record_ring,
+        &s.others,
     )?;
     eprintln!(
         "flowscope: capturing on {} in {} mode, {} worker(s){}{}",
@@ -78,7 +70,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default(),
     );
     // Records on stdout: live lines go to stderr, and no full-screen view.
-    let records_on_stdout = matches!(s.output.as_deref(), Some(p) if p.as_os_str() == "-");
+    let records_on_stdout = matches!(s.eve, Destination::Stdout);
     let mut tui = if !s.plain && !records_on_stdout && std::io::stdout().is_terminal() {
         Some(Tui::enter().context("starting the full-screen view (use --plain)")?)
     } else {
@@ -105,7 +97,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             prometheus::publish(&snap, &mut publisher);
             let rates = LiveRates::between(&snap, &last);
             let anomalies = anomaly_interval(&mut live, &last, &snap)?;
-            if s.output.is_some() && !anomalies.is_quiet() {
+            if !matches!(s.eve, Destination::Discard) && !anomalies.is_quiet() {
                 let mut line = Vec::new();
                 anomalies.write_eve(&mut line)?;
                 live.send_line(String::from_utf8_lossy(line.trim_ascii_end()).into_owned());

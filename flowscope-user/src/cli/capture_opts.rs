@@ -8,7 +8,7 @@
 //! iface = "eth0"
 //! sockets_per_queue = 2
 //! xdp_mode = "drv"
-//! output = "/var/log/flowscope/eve.json"
+//! output = ["eve:/var/log/flowscope/eve.json", "ipfix:udp://192.0.2.10:4739"]
 //! rotate_bytes = 1073741824
 //! metrics_listen = "127.0.0.1:9100"
 //! max_flows = 1000000      # per worker
@@ -21,7 +21,9 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::capture::{CaptureConfig, RingSizes, XdpAttachMode};
+use crate::output::spec::OutputSpec;
 use crate::pipeline::PipelineConfig;
+use crate::runtime::Destination;
 use crate::tracker::TrackerConfig;
 
 /// Options of `flowscope capture`; each is optional so a flag can be told
@@ -53,9 +55,11 @@ pub struct CaptureOpts {
     /// Write a JSON summary here at exit.
     #[arg(long)]
     pub summary_json: Option<PathBuf>,
-    /// Flow records (EVE JSON lines) to FILE, or `-` for stdout.
+    /// Record outputs, repeatable: `-` or `eve:FILE` (EVE JSON lines, with
+    /// L7 and anomaly records; at most one), `ipfix:udp://HOST:PORT`,
+    /// `ipfix:tcp://HOST:PORT`, `zeek:DIR`, `zeek-json:DIR`.
     #[arg(long, short)]
-    pub output: Option<PathBuf>,
+    pub output: Option<Vec<String>>,
     /// Rotate the output file when it reaches this many bytes.
     #[arg(long)]
     pub rotate_bytes: Option<u64>,
@@ -168,12 +172,11 @@ pub struct Settings {
     pub interval: Duration,
     /// Summary file.
     pub summary_json: Option<PathBuf>,
-    /// Records output (`-` = stdout), if any.
-    pub output: Option<PathBuf>,
-    /// Rotation bounds.
-    pub rotate_bytes: Option<u64>,
-    /// Rotation bounds.
-    pub rotate_after: Option<Duration>,
+    /// The EVE output: none, stdout or a (rotated) file.
+    pub eve: Destination,
+    /// The other outputs (IPFIX, Zeek).
+    pub others: Vec<OutputSpec>,
+
     /// Prometheus listener.
     pub metrics_listen: Option<SocketAddr>,
     /// Records per worker ring.
@@ -261,6 +264,29 @@ impl TryFrom<CaptureOpts> for Settings {
         {
             bail!("--rotate-bytes 0: must be at least 1");
         }
+        let rotate_after = secs("--rotate-secs", o.rotate_secs)?;
+        let (mut eve, mut others) = (Destination::Discard, Vec::new());
+        for text in o.output.unwrap_or_default() {
+            match text
+                .parse::<OutputSpec>()
+                .map_err(|e| anyhow::anyhow!("--output {text:?}: {e}"))?
+            {
+                OutputSpec::Eve(path) => {
+                    if !matches!(eve, Destination::Discard) {
+                        bail!("--output {text:?}: only one EVE output (file or -) in live mode");
+                    }
+                    eve = match path {
+                        None => Destination::Stdout,
+                        Some(path) => Destination::File {
+                            path,
+                            rotate_bytes: o.rotate_bytes,
+                            rotate_after,
+                        },
+                    };
+                }
+                other => others.push(other),
+            }
+        }
         Ok(Settings {
             capture: CaptureConfig {
                 queues: o.queues,
@@ -277,9 +303,9 @@ impl TryFrom<CaptureOpts> for Settings {
             duration: secs("--duration", o.duration)?,
             interval: secs("--interval", o.interval)?.unwrap_or(Duration::from_secs(1)),
             summary_json: o.summary_json,
-            output: o.output,
-            rotate_bytes: o.rotate_bytes,
-            rotate_after: secs("--rotate-secs", o.rotate_secs)?,
+            eve,
+            others,
+
             metrics_listen,
             record_ring,
             plain: o.plain.unwrap_or(false),

@@ -16,6 +16,7 @@ use super::{
 use crate::capture::{
     Capture, CaptureConfig, CaptureError, SketchSnapshot, WorkerStats, XdpAttachMode,
 };
+use crate::output::spec::OutputSpec;
 use crate::pipeline::PipelineConfig;
 
 /// Figures of one instant, merged from every source.
@@ -57,7 +58,7 @@ impl LiveCapture {
     /// Starts the capture with one [`FlowWorker`] per socket, each with a
     /// pipeline built from `pipeline` (none: bare receivers that only
     /// return frames) and a ring of `record_ring` records to the writer, which
-    /// writes to `dest`.
+    /// writes EVE to `dest` and flow records to `others` (IPFIX, Zeek).
     ///
     /// # Errors
     ///
@@ -67,12 +68,13 @@ impl LiveCapture {
         pipeline: Option<&PipelineConfig>,
         dest: Destination,
         record_ring: usize,
+        others: &[OutputSpec],
     ) -> anyhow::Result<Self> {
         // Sized for the largest possible worker count; unused rings cost
         // only their allocation.
         let max_workers = if cfg.count_only { 0 } else { max_workers(cfg)? };
         // One ring per worker, and the last for the control thread.
-        let (writer, producers) = RecordWriter::start(max_workers + 1, record_ring, dest)?;
+        let (writer, producers) = RecordWriter::start(max_workers + 1, record_ring, dest, others)?;
         let mut producers: Vec<_> = producers.into_iter().map(Some).collect();
         let control = producers
             .pop()

@@ -19,6 +19,7 @@ use std::{
 use crate::extract::FiveTupleKey;
 use crate::l7::L7Record;
 use crate::output::EveWriter;
+use crate::output::spec::{FlowExtras, OutputSpec, WriterSet};
 use crate::pipeline::FlowSummary;
 use crate::tracker::{EndReason, FlowRecord};
 use crate::view::Timestamp;
@@ -73,12 +74,27 @@ pub enum Destination {
 }
 
 /// What the writer did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriterStats {
-    /// Records written.
+    /// Records written to the EVE output.
     pub written: u64,
-    /// Files rotated.
+    /// EVE files rotated.
     pub rotations: u64,
+    /// The other outputs (IPFIX, Zeek), each with its counts.
+    pub outputs: Vec<OutputReport>,
+}
+
+/// One non-EVE output's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputReport {
+    /// Its specification.
+    pub spec: String,
+    /// Flow records written or sent.
+    pub written: u64,
+    /// Flow records dropped (queue overflow, collector gone, write error).
+    pub dropped: u64,
+    /// The first error, if any.
+    pub error: Option<String>,
 }
 
 /// The writer thread and the flag that tells it to drain and stop.
@@ -89,24 +105,29 @@ pub struct RecordWriter {
 
 impl RecordWriter {
     /// Creates one ring of `capacity` records per producer and starts the
-    /// writer; returns the producers, in order.
+    /// writer, which writes EVE (flows, L7, lines) to `dest` and flow
+    /// records to every output in `others` (IPFIX, Zeek); returns the
+    /// producers, in order.
     ///
     /// # Errors
     ///
     /// The output file cannot be created, or the thread cannot start.
     pub fn start(
-        workers: usize,
+        producers_wanted: usize,
         capacity: usize,
         dest: Destination,
+        others: &[OutputSpec],
     ) -> io::Result<(Self, Vec<rtrb::Producer<RecordMsg>>)> {
-        let mut producers = Vec::with_capacity(workers);
-        let mut consumers = Vec::with_capacity(workers);
-        for _ in 0..workers {
+        let mut producers = Vec::with_capacity(producers_wanted);
+        let mut consumers = Vec::with_capacity(producers_wanted);
+        for _ in 0..producers_wanted {
             let (p, c) = rtrb::RingBuffer::new(capacity.max(1));
             producers.push(p);
             consumers.push(c);
         }
         let mut out = Output::open(dest)?;
+        let mut set =
+            WriterSet::open(others.iter().map(|o| (o, o.to_string()))).map_err(io::Error::other)?;
         let done = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&done);
         let thread = std::thread::Builder::new()
@@ -121,6 +142,18 @@ impl RecordWriter {
                     for c in &mut consumers {
                         while let Ok(msg) = c.pop() {
                             out.write(&msg)?;
+                            if let RecordMsg::Flow {
+                                flow,
+                                reason,
+                                summary,
+                            } = &msg
+                            {
+                                let extras = FlowExtras {
+                                    community_id: None,
+                                    summary: summary.as_ref(),
+                                };
+                                set.flow(flow, *reason, &extras);
+                            }
                             stats.written += 1;
                             any = true;
                         }
@@ -131,10 +164,21 @@ impl RecordWriter {
                     }
                     if !any {
                         out.flush()?;
+                        set.flush();
                         std::thread::sleep(Duration::from_millis(2));
                     }
                 }
                 out.flush()?;
+                stats.outputs = set
+                    .finish()
+                    .into_iter()
+                    .map(|r| OutputReport {
+                        spec: r.spec,
+                        written: r.written,
+                        dropped: r.dropped,
+                        error: r.error.map(|e| e.to_string()),
+                    })
+                    .collect();
                 Ok(stats)
             })?;
         Ok((Self { done, thread }, producers))
@@ -263,7 +307,7 @@ mod tests {
             rotate_bytes: Some(2000),
             rotate_after: None,
         };
-        let (writer, mut producers) = RecordWriter::start(2, 64, dest).unwrap();
+        let (writer, mut producers) = RecordWriter::start(2, 64, dest, &[]).unwrap();
         let recs = super::super::test_records::records(40);
         for (i, r) in recs.iter().enumerate() {
             producers[i % 2].push(msg(*r)).unwrap();
