@@ -7,12 +7,11 @@
 mod common;
 
 use std::{
-    process::Command,
     sync::mpsc,
     time::{Duration, Instant},
 };
 
-use common::{kernel_tests_enabled, netns::TestBed};
+use common::{fsgen, kernel_tests_enabled, netns::TestBed};
 use flowscope::capture::{Capture, CaptureConfig, FrameCtx, FrameHandler, RingSizes};
 use flowscope::pipeline::PipelineConfig;
 use flowscope::runtime::{Destination, LiveCapture};
@@ -27,35 +26,6 @@ impl FrameHandler for Stalled {
     fn on_tick(&mut self, _: flowscope::Timestamp) {
         std::thread::sleep(Duration::from_millis(2));
     }
-}
-
-fn send(bed: &TestBed, frames: u64, flows: u32) {
-    let fsgen = std::env::var("FLOWSCOPE_FSGEN").expect("FLOWSCOPE_FSGEN");
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &bed.gen_ns,
-            &fsgen,
-            "--iface",
-            &bed.gen_if,
-            "--frames",
-            &frames.to_string(),
-        ])
-        .args([
-            "--flows",
-            &flows.to_string(),
-            "--both-directions",
-            "--queues",
-            "2",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
@@ -85,7 +55,7 @@ fn socket_drops_are_counted_when_a_worker_stalls() {
         cap.stop().unwrap()
     });
     ready_rx.recv().unwrap();
-    send(&bed, N, 100);
+    fsgen::run(fsgen::command(&bed, N, 100, 2));
     sent_tx.send(()).unwrap();
     let stopped = capture.join().unwrap();
     let xdp = |c: Counter| stopped.xdp.get(c).packets;
@@ -167,32 +137,7 @@ fn books_balance_at_every_drop_point() {
         live.stop().unwrap()
     });
     ready_rx.recv().unwrap();
-    let fsgen = std::env::var("FLOWSCOPE_FSGEN").expect("FLOWSCOPE_FSGEN");
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &bed.gen_ns,
-            &fsgen,
-            "--iface",
-            &bed.gen_if,
-            "--frames",
-            &N.to_string(),
-        ])
-        .args([
-            "--flows",
-            &M.to_string(),
-            "--both-directions",
-            "--queues",
-            "2",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    fsgen::run(fsgen::command(&bed, N, M, 2));
     sent_tx.send(()).unwrap();
     let r = capture.join().expect("capture thread");
     let last = &r.last;

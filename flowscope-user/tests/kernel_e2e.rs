@@ -9,12 +9,11 @@ mod common;
 use std::{
     collections::HashMap,
     net::IpAddr,
-    process::Command,
     sync::mpsc,
     time::{Duration, Instant},
 };
 
-use common::{kernel_tests_enabled, netns::TestBed};
+use common::{fsgen, kernel_tests_enabled, netns::TestBed};
 use flowscope::capture::{Capture, CaptureConfig, FrameCtx, FrameHandler, RingSizes, WorkerId};
 use flowscope_common::{Counter, XdpMeta, hash::xsk_slot, meta::FLAG_L4_VALID};
 
@@ -68,26 +67,6 @@ fn tuple(f: &[u8], m: &XdpMeta) -> Tuple {
         (0, 0)
     };
     (src, sp, dst, dp, m.ip_proto)
-}
-
-/// One line of fsgen's manifest.
-#[derive(serde::Deserialize)]
-struct ManifestFlow {
-    proto: u8,
-    a: IpAddr,
-    a_port: u16,
-    b: IpAddr,
-    b_port: u16,
-    queue: u32,
-    frames_ab: u64,
-    frames_ba: u64,
-    bytes_ab: u64,
-    bytes_ba: u64,
-}
-
-fn fsgen() -> String {
-    std::env::var("FLOWSCOPE_FSGEN")
-        .expect("FLOWSCOPE_FSGEN: path of the fsgen binary (cargo xtask test sets it)")
 }
 
 #[test]
@@ -145,46 +124,9 @@ fn every_frame_of_every_flow_reaches_exactly_one_socket() {
     });
     ready_rx.recv().expect("capture thread ready");
 
-    let manifest = std::env::temp_dir().join(format!("{}.manifest", bed.gen_ns));
-    let out = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &bed.gen_ns,
-            &fsgen(),
-            "--iface",
-            &bed.gen_if,
-            "--frames",
-            &N.to_string(),
-            "--flows",
-            &M.to_string(),
-        ])
-        .args([
-            "--both-directions",
-            "--queues",
-            "2",
-            "--ipv6",
-            "--manifest",
-            manifest.to_str().unwrap(),
-        ])
-        .output()
-        .expect("run fsgen");
-    assert!(
-        out.status.success(),
-        "fsgen: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("fsgen prints one JSON line");
-    assert_eq!(report["sent"], N);
+    let flows = fsgen::send(&bed, N, M, 2, 200_000);
     sent_tx.send(N).unwrap();
     let (xdp, reports) = capture.join().expect("capture thread");
-    let flows: Vec<ManifestFlow> = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let _ = std::fs::remove_file(&manifest);
     assert_eq!(flows.len(), M as usize);
     assert_eq!(
         flows.iter().map(|f| f.frames_ab + f.frames_ba).sum::<u64>(),

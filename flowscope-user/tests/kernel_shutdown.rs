@@ -6,12 +6,12 @@ mod common;
 
 use std::{
     collections::HashSet,
-    process::{Command, Stdio},
+    process::Stdio,
     sync::mpsc,
     time::{Duration, Instant},
 };
 
-use common::{kernel_tests_enabled, netns::TestBed};
+use common::{fsgen, kernel_tests_enabled, netns::TestBed};
 use flowscope::capture::{CaptureConfig, RingSizes};
 use flowscope::pipeline::PipelineConfig;
 use flowscope::runtime::{Destination, LiveCapture};
@@ -57,25 +57,7 @@ fn stop_mid_traffic_writes_every_flow_once() {
         live.stop().unwrap()
     });
     ready_rx.recv().unwrap();
-    let fsgen = std::env::var("FLOWSCOPE_FSGEN").expect("FLOWSCOPE_FSGEN");
-    let mut gen_proc = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &bed.gen_ns,
-            &fsgen,
-            "--iface",
-            &bed.gen_if,
-            "--frames",
-            &N.to_string(),
-        ])
-        .args([
-            "--flows",
-            &M.to_string(),
-            "--both-directions",
-            "--queues",
-            "2",
-        ])
+    let mut gen_proc = fsgen::command(&bed, N, M, 2)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
