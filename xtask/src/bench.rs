@@ -3,6 +3,7 @@
 //! several runs) as Markdown rows for BENCHMARKS.md.
 
 use anyhow::Result;
+use clap::Parser;
 
 use crate::{build, cmd, deps};
 
@@ -24,6 +25,8 @@ enum Which {
     Track,
     /// Full pipeline (tracker, reassembly, L7) on captures replayed from memory.
     Pipeline,
+    /// Highest loss-free rate on veth: bare AF_XDP vs flowscope vs AF_PACKET.
+    Capture,
 }
 
 /// Runs `cargo xtask bench`.
@@ -36,7 +39,22 @@ pub fn run(args: &Args) -> Result<()> {
     let bin = match args.which {
         Which::Track => "trackbench",
         Which::Pipeline => "pipebench",
+        Which::Capture => {
+            let dir = build::build_bins(
+                &obj,
+                true,
+                &[("flowscope-user", "flowscope"), ("bench", "fsgen")],
+            )?;
+            let capture = crate::loss_free::Args::try_parse_from(
+                std::iter::once("capture").chain(args.bench_args.iter().map(String::as_str)),
+            )?;
+            return crate::loss_free::run(&capture, &dir);
+        }
     };
     let dir = build::build_bins(&obj, true, &[("bench", bin)])?;
-    cmd::run(std::process::Command::new(dir.join(bin)).args(&args.bench_args).current_dir(cmd::workspace_root()))
+    cmd::run(
+        std::process::Command::new(dir.join(bin))
+            .args(&args.bench_args)
+            .current_dir(cmd::workspace_root()),
+    )
 }

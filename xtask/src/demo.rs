@@ -64,10 +64,12 @@ pub fn run(args: &Args) -> Result<()> {
     // killed first, then the namespaces (and the veth pair) are deleted.
     let gen_ns = Netns::create(&format!("fsdemo-gen-{pid}"))?;
     let cap_ns = Netns::create(&format!("fsdemo-cap-{pid}"))?;
-    set_up_link(&gen_ns, &cap_ns)?;
+    crate::netns::veth_pair(&gen_ns, &cap_ns, GEN_IF, CAP_IF, QUEUES)?;
     let summary = std::env::temp_dir().join(format!("fsdemo-{pid}.json"));
     let manifest = std::env::temp_dir().join(format!("fsdemo-{pid}-flows.jsonl"));
+    let records = std::env::temp_dir().join(format!("fsdemo-{pid}-eve.json"));
     let _ = std::fs::remove_file(&summary);
+    let _ = std::fs::remove_file(&records);
 
     let mut capture = ChildGuard::spawn(
         cap_ns
@@ -77,6 +79,9 @@ pub fn run(args: &Args) -> Result<()> {
             .args(["--sockets-per-queue", &SOCKETS_PER_QUEUE.to_string()])
             .args(["--xdp-mode", args.xdp_mode.as_str()])
             .args(["--duration", &args.duration.to_string()])
+            .args(["--plain", "--metrics-listen", "127.0.0.1:9100"])
+            .arg("--output")
+            .arg(&records)
             .arg("--summary-json")
             .arg(&summary),
         "flowscope capture",
@@ -135,50 +140,22 @@ pub fn run(args: &Args) -> Result<()> {
         serde_json::from_str(&text).with_context(|| format!("bad summary JSON: {text}"))?;
     let matched = report(&sent, &received);
     println!("per-flow frames sent: {}", manifest.display());
+    let eve = std::fs::read_to_string(&records).unwrap_or_default();
+    let written = eve.lines().count();
+    println!(
+        "\n== flow records ({written} EVE lines in {}) ==",
+        records.display()
+    );
+    for line in eve.lines().take(2) {
+        println!("{line}");
+    }
     if !matched {
         bail!("counts do not match");
     }
-    Ok(())
-}
-
-fn set_up_link(gen_ns: &Netns, cap_ns: &Netns) -> Result<()> {
-    for ns in [gen_ns, cap_ns] {
-        // No IPv6 on the test link: the kernel would add ND/MLD frames to the count.
-        cmd::run(ns.exec("sysctl").args([
-            "-qw",
-            "net.ipv6.conf.all.disable_ipv6=1",
-            "net.ipv6.conf.default.disable_ipv6=1",
-        ]))?;
+    if written != args.flows as usize {
+        bail!("{written} flow records for {} flows sent", args.flows);
     }
-    let q = QUEUES.to_string();
-    let queues = ["numrxqueues", &q, "numtxqueues", &q];
-    cmd::run(
-        std::process::Command::new("ip")
-            .args(["link", "add", GEN_IF, "netns", gen_ns.name()])
-            .args(queues)
-            .args([
-                "type",
-                "veth",
-                "peer",
-                "name",
-                CAP_IF,
-                "netns",
-                cap_ns.name(),
-            ])
-            .args(queues),
-    )?;
-    cmd::run(
-        gen_ns
-            .ip()
-            .args(["addr", "add", "192.0.2.1/24", "dev", GEN_IF]),
-    )?;
-    cmd::run(
-        cap_ns
-            .ip()
-            .args(["addr", "add", "192.0.2.2/24", "dev", CAP_IF]),
-    )?;
-    cmd::run(gen_ns.ip().args(["link", "set", GEN_IF, "up"]))?;
-    cmd::run(cap_ns.ip().args(["link", "set", CAP_IF, "up"]))
+    Ok(())
 }
 
 /// Waits until an XDP program shows on the capture interface.

@@ -172,6 +172,29 @@ fn install_packages(missing: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Installs cargo-fuzz unless `cargo +nightly fuzz` already runs (only the
+/// fuzz tasks need it).
+///
+/// # Errors
+/// When `cargo install cargo-fuzz` fails.
+pub fn ensure_cargo_fuzz() -> Result<()> {
+    let mut probe = Command::new("cargo");
+    probe
+        .args(["+nightly", "fuzz", "--version"])
+        .env_remove("RUSTUP_TOOLCHAIN");
+    if cmd::stdout(&mut probe).is_some() {
+        return Ok(());
+    }
+    println!("install cargo-fuzz");
+    cmd::run(
+        Command::new("cargo")
+            .args(["install", "cargo-fuzz", "--locked"])
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .stdin(Stdio::null()),
+    )
+    .context("installing cargo-fuzz failed")
+}
+
 /// `rustc +nightly -vV`, or `None` when the nightly is not usable.
 pub fn nightly_version() -> Option<String> {
     cmd::stdout(

@@ -12,6 +12,8 @@ mod cmd;
 mod demo;
 mod deps;
 mod doctor;
+mod fuzz;
+mod loss_free;
 mod netns;
 mod run;
 mod test;
@@ -44,6 +46,8 @@ enum Command {
     Demo(demo::Args),
     /// Run a benchmark (release build); figures go to BENCHMARKS.md.
     Bench(bench::Args),
+    /// Fuzz each target for a while (cargo-fuzz, nightly), or write the seeds.
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Fuzz(args) => fuzz::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -112,3 +112,55 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+/// Joins two namespaces with a veth pair of `queues` RX/TX queues per end
+/// (`gen_if` in `gen_ns`, `cap_if` in `cap_ns`), documentation addresses,
+/// IPv6 off (its ND/MLD frames would add to exact counts), links up.
+///
+/// # Errors
+/// When an `ip`/`sysctl` command fails.
+pub fn veth_pair(
+    gen_ns: &Netns,
+    cap_ns: &Netns,
+    gen_if: &str,
+    cap_if: &str,
+    queues: u32,
+) -> Result<()> {
+    for ns in [gen_ns, cap_ns] {
+        // No IPv6 on the test link: the kernel would add ND/MLD frames to the count.
+        crate::cmd::run(ns.exec("sysctl").args([
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ]))?;
+    }
+    let q = queues.to_string();
+    let queues = ["numrxqueues", &q, "numtxqueues", &q];
+    crate::cmd::run(
+        std::process::Command::new("ip")
+            .args(["link", "add", gen_if, "netns", gen_ns.name()])
+            .args(queues)
+            .args([
+                "type",
+                "veth",
+                "peer",
+                "name",
+                cap_if,
+                "netns",
+                cap_ns.name(),
+            ])
+            .args(queues),
+    )?;
+    crate::cmd::run(
+        gen_ns
+            .ip()
+            .args(["addr", "add", "192.0.2.1/24", "dev", gen_if]),
+    )?;
+    crate::cmd::run(
+        cap_ns
+            .ip()
+            .args(["addr", "add", "192.0.2.2/24", "dev", cap_if]),
+    )?;
+    crate::cmd::run(gen_ns.ip().args(["link", "set", gen_if, "up"]))?;
+    crate::cmd::run(cap_ns.ip().args(["link", "set", cap_if, "up"]))
+}

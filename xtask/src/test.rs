@@ -37,6 +37,11 @@ pub fn run(args: &Args) -> Result<()> {
         test.env("FLOWSCOPE_KERNEL_TESTS", "1");
     }
     cmd::run(&mut test)?;
+    if std::env::var_os("FLOWSCOPE_SKIP_FUZZ").is_some_and(|v| v == "1") {
+        eprintln!("xtask: fuzz smoke run SKIPPED (FLOWSCOPE_SKIP_FUZZ=1)");
+    } else {
+        crate::fuzz::fuzz(&crate::fuzz::targets()?, crate::fuzz::SMOKE_SECONDS)?;
+    }
     if !root {
         eprintln!("xtask: unit and pcap tests passed; kernel tests were SKIPPED (not root)");
     }

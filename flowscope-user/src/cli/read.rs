@@ -67,6 +67,9 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
         .parse()
         .map_err(|e| format!("{s:?} is not a number of seconds: {e}"))?;
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(format!("{s:?}: must be more than 0 seconds"));
+    }
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 

@@ -1,0 +1,200 @@
+//! `flowscope read` on bad input: a missing file, damaged captures built
+//! from a good capture's bytes, bad flags and an unwritable output. Each
+//! must end with a non-zero exit and one error line naming the problem
+//! (with the byte offset for file damage), never a panic, and the records
+//! formed before the damage must still be written: exactly those written
+//! for a clean file holding only the records before it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const PCAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps");
+/// A classic little-endian pcap of three TCP flows.
+const GOOD: &str = "tcpflow__test7-three-flows.pcap";
+const FILE_HEADER: usize = 24;
+const RECORD_HEADER: usize = 16;
+
+fn flowscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flowscope"))
+        .args(args)
+        .output()
+        .expect("start flowscope")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A failed run: non-zero exit, no panic, exactly one error line, which
+/// contains every one of `needles`. Returns that line.
+fn assert_one_error(o: &Output, needles: &[&str]) -> String {
+    let err = stderr(o);
+    assert!(
+        !o.status.success(),
+        "exit status {:?}; stderr:\n{err}",
+        o.status
+    );
+    assert!(!err.contains("panicked"), "panic:\n{err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("error") || l.starts_with("flowscope:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one error line expected:\n{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "{n:?} missing from {:?}", lines[0]);
+    }
+    lines[0].to_owned()
+}
+
+/// The good capture's bytes and the byte offset of each record.
+fn good() -> (Vec<u8>, Vec<usize>) {
+    let bytes = std::fs::read(Path::new(PCAPS).join(GOOD)).expect("shared capture");
+    assert_eq!(
+        bytes[..4],
+        [0xd4, 0xc3, 0xb2, 0xa1],
+        "{GOOD} is little-endian pcap"
+    );
+    let mut offsets = Vec::new();
+    let mut at = FILE_HEADER;
+    while at + RECORD_HEADER <= bytes.len() {
+        offsets.push(at);
+        let incl = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += RECORD_HEADER + incl;
+    }
+    assert_eq!(at, bytes.len(), "{GOOD} ends on a record boundary");
+    assert!(offsets.len() > 8, "enough records to damage the middle");
+    (bytes, offsets)
+}
+
+fn temp(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("flowscope-read-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Reads `damaged`, expects an error naming `needles`, and checks that its
+/// records are exactly those of the clean file cut at `clean_end`.
+fn damaged_keeps_records(name: &str, damaged: &[u8], clean_end: usize, needles: &[&str]) {
+    let path = temp(name, damaged);
+    let out = flowscope(&["read", path.to_str().unwrap()]);
+    assert_one_error(&out, needles);
+    let clean = temp(&format!("{name}-clean"), &damaged[..clean_end]);
+    let reference = flowscope(&["read", clean.to_str().unwrap()]);
+    assert!(
+        reference.status.success(),
+        "clean prefix: {}",
+        stderr(&reference)
+    );
+    let records = String::from_utf8(out.stdout).unwrap();
+    assert!(!records.is_empty(), "no records written before the damage");
+    assert_eq!(records, String::from_utf8(reference.stdout).unwrap());
+}
+
+#[test]
+fn missing_file() {
+    let o = flowscope(&["read", "/nonexistent-flowscope-dir/none.pcap"]);
+    assert_one_error(&o, &["/nonexistent-flowscope-dir/none.pcap"]);
+}
+
+#[test]
+fn bad_magic() {
+    let (mut bytes, _) = good();
+    bytes[..4].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    let path = temp("bad-magic.pcap", &bytes);
+    let o = flowscope(&["read", path.to_str().unwrap()]);
+    assert_one_error(&o, &["magic", "0xdeadbeef", "offset 0"]);
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn truncated_record_header() {
+    let (bytes, offsets) = good();
+    let at = offsets[offsets.len() / 2];
+    let damaged = &bytes[..at + RECORD_HEADER - 5];
+    damaged_keeps_records(
+        "trunc-header.pcap",
+        damaged,
+        at,
+        &["truncated header", &format!("offset {at}")],
+    );
+}
+
+#[test]
+fn truncated_packet() {
+    let (bytes, offsets) = good();
+    let at = offsets[offsets.len() / 2];
+    let damaged = &bytes[..at + RECORD_HEADER + 3];
+    damaged_keeps_records(
+        "trunc-packet.pcap",
+        damaged,
+        at,
+        &["truncated packet", &format!("offset {at}")],
+    );
+}
+
+#[test]
+fn corrupt_record_length() {
+    let (mut bytes, offsets) = good();
+    let at = offsets[offsets.len() / 2];
+    bytes[at + 8..at + 12].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+    damaged_keeps_records("long-record.pcap", &bytes, at, &[&format!("offset {at}")]);
+}
+
+#[test]
+fn zero_snap_length() {
+    let (mut bytes, _) = good();
+    bytes[16..20].copy_from_slice(&[0; 4]);
+    let path = temp("snaplen0.pcap", &bytes);
+    let o = flowscope(&["read", path.to_str().unwrap()]);
+    assert_one_error(&o, &["snap length 0", "offset 0"]);
+}
+
+#[test]
+fn unknown_format() {
+    let path = Path::new(PCAPS).join(GOOD);
+    let o = flowscope(&["read", "--format", "xml", path.to_str().unwrap()]);
+    assert_one_error(&o, &["xml", "--format"]);
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn bad_timeouts() {
+    let path = Path::new(PCAPS).join(GOOD);
+    let file = path.to_str().unwrap();
+    for flag in [
+        "--tcp-timeout",
+        "--udp-timeout",
+        "--other-timeout",
+        "--active-timeout",
+    ] {
+        for value in ["-1", "0", "abc", ""] {
+            let arg = format!("{flag}={value}");
+            let o = flowscope(&["read", &arg, file]);
+            let line = assert_one_error(&o, &[flag]);
+            assert!(
+                o.stdout.is_empty(),
+                "{arg}: records written despite the bad flag"
+            );
+            if !value.is_empty() {
+                assert!(
+                    line.contains(value),
+                    "{arg}: {line:?} does not name the value"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn output_directory_missing() {
+    let path = Path::new(PCAPS).join(GOOD);
+    let o = flowscope(&[
+        "read",
+        "-o",
+        "/nonexistent-flowscope-dir/out.json",
+        path.to_str().unwrap(),
+    ]);
+    assert_one_error(&o, &["/nonexistent-flowscope-dir/out.json"]);
+}

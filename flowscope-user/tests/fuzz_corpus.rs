@@ -1,0 +1,129 @@
+//! Replays every committed fuzz seed (`fuzz/corpus/<target>/`) and crash
+//! regression (`fuzz/regressions/<target>/`) through the fuzz targets'
+//! bodies, on stable and without cargo-fuzz: a fixed crash stays fixed.
+//!
+//! The kernel-gated test runs every frame of the `frame` target's corpus
+//! through the XDP program (`BPF_PROG_TEST_RUN`) and compares the metadata
+//! it writes with `wire::classify`: the XDP-vs-userspace differential, which
+//! needs root and so is no libFuzzer target.
+
+mod common;
+
+#[path = "../../fuzz/src/lib.rs"]
+#[allow(dead_code, reason = "the seed encoders serve the seed generator")]
+mod targets;
+
+use std::path::{Path, PathBuf};
+
+use aya::programs::{TestRun, TestRunOptions};
+use flowscope::capture::Datapath;
+use flowscope_common::{XdpConfig, XdpMeta, config::MODE_REDIRECT};
+
+const FUZZ: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz");
+
+/// The files of `fuzz/<kind>/<target>/`, sorted (none if the directory is absent).
+fn files(kind: &str, target: &str) -> Vec<PathBuf> {
+    let dir = Path::new(FUZZ).join(kind).join(target);
+    let mut out: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries.map(|e| e.expect("corpus entry").path()).collect(),
+        Err(_) => Vec::new(),
+    };
+    out.retain(|p| p.is_file());
+    out.sort();
+    out
+}
+
+/// Runs `run` on each file, naming the file of the first failure.
+fn replay(target: &str, run: fn(&[u8]), paths: &[PathBuf]) {
+    for path in paths {
+        let data = std::fs::read(path).expect("read corpus file");
+        if let Err(panic) = std::panic::catch_unwind(|| run(&data)) {
+            let msg = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("?");
+            panic!("fuzz target {target} fails on {}: {msg}", path.display());
+        }
+    }
+}
+
+#[test]
+fn every_target_has_seeds() {
+    for (target, _) in targets::TARGETS {
+        assert!(
+            files("corpus", target).len() >= 5,
+            "fuzz/corpus/{target} needs seeds (cargo xtask fuzz --seed)"
+        );
+        assert!(
+            Path::new(FUZZ)
+                .join(format!("fuzz_targets/{target}.rs"))
+                .is_file(),
+            "no libFuzzer binary for {target}"
+        );
+    }
+}
+
+#[test]
+fn corpora_replay() {
+    for (target, run) in targets::TARGETS {
+        replay(target, run, &files("corpus", target));
+    }
+}
+
+#[test]
+fn regressions_replay() {
+    for (target, run) in targets::TARGETS {
+        replay(target, run, &files("regressions", target));
+    }
+}
+
+#[test]
+fn xdp_agrees_with_classify_on_frame_corpus() {
+    if !common::kernel_tests_enabled("xdp_agrees_with_classify_on_frame_corpus") {
+        return;
+    }
+    let mut dp = Datapath::load_detached(XdpConfig {
+        mode: MODE_REDIRECT,
+        sockets_per_queue: 2,
+        hash_seed: targets::frame::SEED,
+        _reserved: 0,
+    })
+    .expect("the XDP program loads");
+    let mut compared = 0;
+    for kind in ["corpus", "regressions"] {
+        for path in files(kind, "frame") {
+            let frame = std::fs::read(&path).unwrap();
+            // BPF_PROG_TEST_RUN takes at least an Ethernet header and at
+            // most about a page.
+            if !(14..=3000).contains(&frame.len()) {
+                continue;
+            }
+            let mut out = vec![0u8; frame.len() + 512];
+            let res = dp
+                .program()
+                .unwrap()
+                .test_run(TestRunOptions {
+                    data_in: Some(&frame),
+                    data_out: Some(&mut out),
+                    ..Default::default()
+                })
+                .expect("BPF_PROG_TEST_RUN");
+            assert_eq!(
+                res.data_size_out as usize,
+                frame.len() + XdpMeta::SIZE,
+                "{}: no metadata in front of the frame",
+                path.display()
+            );
+            let kernel = XdpMeta::from_bytes(out[..XdpMeta::SIZE].try_into().unwrap());
+            assert_eq!(
+                kernel,
+                flowscope::wire::classify(&frame, targets::frame::SEED),
+                "XDP and classify disagree on {}",
+                path.display()
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 20, "only {compared} frames compared");
+}

@@ -1,0 +1,258 @@
+//! `cargo xtask bench capture`: the highest loss-free packet rate of each
+//! receiver on the same veth pair, with the same generator, in one run:
+//! (a) a bare AF_XDP receiver (`flowscope capture --bare`: frames only
+//! returned), (b) flowscope with the full pipeline, (c) an AF_PACKET
+//! capture (`dumpcap -w /dev/null`), and flowscope with 1 and 2 workers.
+//!
+//! For each receiver, rates climb a ladder; a step is loss-free when every
+//! frame sent was received. The search is repeated `--runs` times and the
+//! median of the highest loss-free rates is reported, with the ratios b/a
+//! and b/c, as Markdown rows for BENCHMARKS.md.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::netns::{ChildGuard, Netns};
+
+/// Options of `cargo xtask bench capture`.
+#[derive(clap::Parser)]
+pub struct Args {
+    /// Searches per receiver (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Seconds of traffic per step.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Rates tried, frames per second, lowest first.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "50000,100000,200000,300000,400000,600000,800000,1200000"
+    )]
+    rates: Vec<u64>,
+}
+
+#[derive(Clone, Copy)]
+enum Receiver {
+    Bare,
+    Flowscope,
+    AfPacket,
+}
+
+struct Setup {
+    label: &'static str,
+    receiver: Receiver,
+    queues: u32,
+}
+
+const SETUPS: [Setup; 4] = [
+    Setup {
+        label: "(a) bare AF_XDP receiver, 2 workers",
+        receiver: Receiver::Bare,
+        queues: 2,
+    },
+    Setup {
+        label: "(b) flowscope full pipeline, 2 workers",
+        receiver: Receiver::Flowscope,
+        queues: 2,
+    },
+    Setup {
+        label: "(b1) flowscope full pipeline, 1 worker",
+        receiver: Receiver::Flowscope,
+        queues: 1,
+    },
+    Setup {
+        label: "(c) AF_PACKET baseline (dumpcap -w /dev/null)",
+        receiver: Receiver::AfPacket,
+        queues: 2,
+    },
+];
+
+/// Runs the benchmark with the release binaries in `bin`.
+///
+/// # Errors
+/// When a step cannot be set up or a process fails.
+pub fn run(args: &Args, bin: &Path) -> Result<()> {
+    crate::cmd::require_root("bench capture")?;
+    let mut medians = Vec::new();
+    for setup in &SETUPS {
+        let mut best = Vec::new();
+        for run in 0..args.runs {
+            let mut highest = 0;
+            for &rate in &args.rates {
+                let (sent, got) = step(setup, rate, args.seconds, bin)?;
+                eprintln!(
+                    "xtask: {} run {run}: {rate} pps: sent {sent}, received {got}",
+                    setup.label
+                );
+                if got < sent {
+                    break;
+                }
+                highest = rate;
+            }
+            best.push(highest);
+        }
+        best.sort_unstable();
+        medians.push(best[best.len() / 2]);
+        eprintln!("xtask: {}: highest loss-free rates {best:?}", setup.label);
+    }
+    println!(
+        "| receiver | highest loss-free rate (pps, median of {}) |",
+        args.runs
+    );
+    println!("|---|---|");
+    for (s, m) in SETUPS.iter().zip(&medians) {
+        println!("| {} | {m} |", s.label);
+    }
+    let ratio = |a: u64, b: u64| {
+        if b == 0 {
+            f64::NAN
+        } else {
+            a as f64 / b as f64
+        }
+    };
+    println!(
+        "\nb/a = {:.2}, b/c = {:.2}, 2 workers / 1 worker = {:.2}",
+        ratio(medians[1], medians[0]),
+        ratio(medians[1], medians[3]),
+        ratio(medians[1], medians[2])
+    );
+    Ok(())
+}
+
+/// One step: fresh namespaces, the receiver, `rate × seconds` frames.
+/// Returns (frames sent, frames received).
+fn step(setup: &Setup, rate: u64, seconds: f64, bin: &Path) -> Result<(u64, u64)> {
+    let pid = std::process::id();
+    let gen_ns = Netns::create(&format!("fsbg{pid}"))?;
+    let cap_ns = Netns::create(&format!("fsbc{pid}"))?;
+    crate::netns::veth_pair(&gen_ns, &cap_ns, "fsb0", "fsb1", setup.queues)?;
+    let summary = std::env::temp_dir().join(format!("fsbench-{pid}.json"));
+    let _ = std::fs::remove_file(&summary);
+    let q = setup.queues.to_string();
+    let mut receiver = match setup.receiver {
+        Receiver::Bare | Receiver::Flowscope => {
+            let mut c = cap_ns.exec(bin.join("flowscope"));
+            c.args([
+                "capture",
+                "--iface",
+                "fsb1",
+                "--queues",
+                &q,
+                "--plain",
+                "--metrics-listen",
+                "off",
+            ])
+            .args([
+                "--rx-ring",
+                "8192",
+                "--fill-ring",
+                "16384",
+                "--summary-json",
+            ])
+            .arg(&summary)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+            if matches!(setup.receiver, Receiver::Bare) {
+                c.arg("--bare");
+            }
+            ChildGuard::spawn(&mut c, "flowscope capture")?
+        }
+        Receiver::AfPacket => ChildGuard::spawn(
+            cap_ns
+                .exec("dumpcap")
+                .args(["-q", "-i", "fsb1", "-w", "/dev/null"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+            "dumpcap",
+        )?,
+    };
+    wait_ready(&cap_ns, setup.receiver)?;
+    let frames = (rate as f64 * seconds) as u64;
+    let out = gen_ns
+        .exec(bin.join("fsgen"))
+        .args([
+            "--iface",
+            "fsb0",
+            "--frames",
+            &frames.to_string(),
+            "--flows",
+            "1000",
+            "--both-directions",
+        ])
+        .args(["--queues", &q, "--rate", &rate.to_string()])
+        .output()
+        .context("running fsgen")?;
+    if !out.status.success() {
+        bail!("fsgen: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(receiver.child().id() as i32, libc::SIGINT) };
+    let status = receiver.child().wait()?;
+    let got = match setup.receiver {
+        Receiver::AfPacket => {
+            let mut err = String::new();
+            if let Some(mut e) = receiver.child().stderr.take() {
+                use std::io::Read;
+                e.read_to_string(&mut err)?;
+            }
+            dumpcap_received(&err).with_context(|| format!("dumpcap ({status}) said {err:?}"))?
+        }
+        _ => {
+            let text = std::fs::read_to_string(&summary)
+                .with_context(|| format!("flowscope ({status}) wrote no summary"))?;
+            let v: serde_json::Value = serde_json::from_str(&text)?;
+            v["rx_packets"].as_u64().unwrap_or(0)
+        }
+    };
+    let _ = std::fs::remove_file(&summary);
+    Ok((frames, got))
+}
+
+/// Waits until the receiver is attached (XDP) or listening (dumpcap).
+fn wait_ready(cap_ns: &Netns, receiver: Receiver) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let ready = match receiver {
+            Receiver::AfPacket => {
+                let s = crate::cmd::stdout(cap_ns.exec("ss").args(["-0", "-a", "-n"]))
+                    .unwrap_or_default();
+                s.lines().count() > 1
+            }
+            _ => crate::cmd::stdout(cap_ns.ip().args(["link", "show", "fsb1"]))
+                .unwrap_or_default()
+                .contains("xdp"),
+        };
+        if ready {
+            std::thread::sleep(Duration::from_millis(200));
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("receiver not ready after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Frames dumpcap received minus those it or the kernel dropped, from its
+/// exit report ("Packets received/dropped on interface 'X': R/D ...").
+fn dumpcap_received(report: &str) -> Option<u64> {
+    let line = report.lines().find(|l| l.contains("received/dropped"))?;
+    let counts = line.split_once("': ")?.1.split_whitespace().next()?;
+    let (r, d) = counts.split_once('/')?;
+    Some(r.parse::<u64>().ok()?.saturating_sub(d.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_dumpcap_exit_report() {
+        let r = "Capturing on 'fsb1'\nPackets captured: 988\nPackets received/dropped on interface 'fsb1': 1000/12 (pcap:0/dumpcap:0/flushed:0/ps_ifdrop:0) (98.8%)\n";
+        assert_eq!(super::dumpcap_received(r), Some(988));
+        assert_eq!(super::dumpcap_received("nothing"), None);
+    }
+}
