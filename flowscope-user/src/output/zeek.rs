@@ -7,8 +7,10 @@
 //!   base 62 (deterministic rather than random; the interim records of an
 //!   active timeout share it).
 //! - `orig_bytes`/`resp_bytes` are the L4 payload bytes seen (retransmissions
-//!   included; Zeek counts the TCP sequence space), and like `duration`
-//!   they are unset when the duration is 0, as in Zeek.
+//!   included; Zeek counts the TCP sequence space); for ICMP, as in Zeek,
+//!   the message after its 8-byte header. Like `duration` they are unset
+//!   when the duration is 0, as in Zeek.
+//! - `history` is unset when empty (ICMP and other protocols), as in Zeek.
 //! - `missed_bytes`, `orig_ip_bytes`, `resp_ip_bytes`, `local_orig`,
 //!   `local_resp` and `tunnel_parents` are unset (`-`, or absent in JSON):
 //!   the tracker keeps neither sequence gaps nor IP lengths, and knows no
@@ -21,7 +23,7 @@ use std::io::{self, Write};
 use crate::extract::FiveTupleKey;
 use crate::extractor::L4Proto;
 use crate::output::time::write_rfc3339_micros;
-use crate::tracker::{FlowRecord, FlowSide};
+use crate::tracker::{FlowRecord, FlowSide, SideStats};
 use crate::view::Timestamp;
 
 /// `#fields` of Zeek's conn.log.
@@ -120,6 +122,9 @@ fn wall_clock() -> Timestamp {
         .unwrap_or_default();
     Timestamp(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
+
+/// Zeek's ICMP header length (`ICMP_MINLEN`): its byte counts start after it.
+const ICMP_HEADER: u64 = 8;
 
 /// `C` and `n` in base 62.
 fn write_uid(out: &mut Vec<u8>, mut n: u64) {
@@ -231,6 +236,14 @@ impl<W: Write> ZeekConnWriter<W> {
         write_uid(&mut uid, flow.flow_id);
         let uid = std::str::from_utf8(&uid).unwrap_or("C");
         let if_timed = |v: Value<'static>| if timed { v } else { Value::Unset };
+        // The tracker's ICMP payload is the whole message; Zeek counts what
+        // follows the header of each.
+        let app_bytes = |s: &SideStats| match flow.l4 {
+            L4Proto::Icmp | L4Proto::IcmpV6 => s
+                .payload_bytes
+                .saturating_sub(ICMP_HEADER.saturating_mul(s.packets)),
+            _ => s.payload_bytes,
+        };
         let values: [Value<'_>; 22] = [
             Value::Secs(flow.start().0 / 1000),
             Value::Str(uid),
@@ -241,13 +254,16 @@ impl<W: Write> ZeekConnWriter<W> {
             Value::Str(proto_name(flow.l4)),
             service.map_or(Value::Unset, Value::Str),
             if_timed(Value::Secs(dur_us)),
-            if_timed(Value::Count(o.payload_bytes)),
-            if_timed(Value::Count(r.payload_bytes)),
+            if_timed(Value::Count(app_bytes(o))),
+            if_timed(Value::Count(app_bytes(r))),
             Value::Str(flow.conn_state()),
             Value::Unset,
             Value::Unset,
             Value::Unset,
-            Value::Str(flow.history.as_str()),
+            match flow.history.as_str() {
+                "" => Value::Unset,
+                h => Value::Str(h),
+            },
             Value::Count(o.packets),
             Value::Unset,
             Value::Count(r.packets),
@@ -323,6 +339,44 @@ mod tests {
         assert_eq!(uid(61), "Cz");
         assert_eq!(uid(62), "C10");
         assert_eq!(uid(u64::MAX), "CLygHa16AHYF");
+    }
+
+    #[test]
+    fn icmp_bytes_follow_the_header_and_empty_history_is_unset() {
+        use crate::extractor::Orientation;
+        use crate::tracker::FlowState;
+        let side = |at: u64| SideStats {
+            packets: 2,
+            bytes: 2 * 98,
+            payload_bytes: 2 * 64,
+            first_seen: Timestamp(at),
+            last_seen: Timestamp(at + 1_000_000_000),
+            ..SideStats::default()
+        };
+        let flow = FlowRecord {
+            key: FiveTupleKey::from_v4([192, 0, 2, 1].into(), 0, [198, 51, 100, 2].into(), 0, 1),
+            flow_id: 62,
+            l4: L4Proto::Icmp,
+            initiator: Orientation::Forward,
+            vlan: [0; 2],
+            sides: [side(1_000_000_000), side(1_500_000_000)],
+            state: FlowState::Active,
+            history: Default::default(),
+            tcp: Default::default(),
+            continued: false,
+        };
+        let mut w = ZeekConnWriter::new(Vec::new(), ZeekFormat::Tsv).unwrap();
+        w.write_flow(&flow, None).unwrap();
+        let out = String::from_utf8(w.finish().unwrap()).unwrap();
+        let row: Vec<&str> = out.lines().nth(8).unwrap().split('\t').collect();
+        let field = |name: &str| row[FIELDS.iter().position(|f| *f == name).unwrap()];
+        assert_eq!(field("uid"), "C10");
+        assert_eq!(field("proto"), "icmp");
+        assert_eq!(field("duration"), "1.500000");
+        // 64-byte messages: 56 bytes after each 8-byte header.
+        assert_eq!((field("orig_bytes"), field("resp_bytes")), ("112", "112"));
+        assert_eq!(field("history"), "-");
+        assert_eq!(field("conn_state"), "OTH");
     }
 
     #[test]
