@@ -27,6 +27,8 @@ enum Which {
     Pipeline,
     /// Highest loss-free rate on veth: bare AF_XDP vs flowscope vs AF_PACKET.
     Capture,
+    /// SYN flood against a small flow table: peak RSS, evictions, rate ratio.
+    Flood,
 }
 
 /// Runs `cargo xtask bench`.
@@ -39,16 +41,22 @@ pub fn run(args: &Args) -> Result<()> {
     let bin = match args.which {
         Which::Track => "trackbench",
         Which::Pipeline => "pipebench",
-        Which::Capture => {
+        Which::Capture | Which::Flood => {
             let dir = build::build_bins(
                 &obj,
                 true,
                 &[("flowscope-user", "flowscope"), ("bench", "fsgen")],
             )?;
-            let capture = crate::loss_free::Args::try_parse_from(
-                std::iter::once("capture").chain(args.bench_args.iter().map(String::as_str)),
-            )?;
-            return crate::loss_free::run(&capture, &dir);
+            let argv = args.bench_args.iter().map(String::as_str);
+            return if matches!(args.which, Which::Flood) {
+                let flood =
+                    crate::flood::Args::try_parse_from(std::iter::once("flood").chain(argv))?;
+                crate::flood::run(&flood, &dir)
+            } else {
+                let capture =
+                    crate::loss_free::Args::try_parse_from(std::iter::once("capture").chain(argv))?;
+                crate::loss_free::run(&capture, &dir)
+            };
         }
     };
     let dir = build::build_bins(&obj, true, &[("bench", bin)])?;

@@ -37,6 +37,10 @@ pub struct Args {
     /// XDP attach mode on the capture end.
     #[arg(long, value_enum, default_value = "drv")]
     xdp_mode: XdpMode,
+    /// Generator rate, frames per second: the two cores of a small VM run
+    /// the generator, the kernel's veth path and four workers at once.
+    #[arg(long, default_value_t = 100_000)]
+    rate: u64,
 }
 
 /// Runs the demo.
@@ -80,6 +84,7 @@ pub fn run(args: &Args) -> Result<()> {
             .args(["--xdp-mode", args.xdp_mode.as_str()])
             .args(["--duration", &args.duration.to_string()])
             .args(["--plain", "--metrics-listen", "127.0.0.1:9100"])
+            .args(["--rx-ring", "8192", "--fill-ring", "16384"])
             .arg("--output")
             .arg(&records)
             .arg("--summary-json")
@@ -102,6 +107,7 @@ pub fn run(args: &Args) -> Result<()> {
                 "--queues",
                 &QUEUES.to_string(),
             ])
+            .args(["--rate", &args.rate.to_string()])
             .args(["--both-directions", "--ipv6", "--manifest"])
             .arg(&manifest)
             .stdout(Stdio::piped()),

@@ -22,30 +22,60 @@ use crate::netns::{ChildGuard, Netns};
 pub struct Args {
     /// Searches per receiver (the median is reported).
     #[arg(long, default_value_t = 3)]
-    runs: usize,
+    pub(crate) runs: usize,
     /// Seconds of traffic per step.
     #[arg(long, default_value_t = 2.0)]
-    seconds: f64,
+    pub(crate) seconds: f64,
     /// Rates tried, frames per second, lowest first.
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "50000,100000,200000,300000,400000,600000,800000,1200000"
     )]
-    rates: Vec<u64>,
+    pub(crate) rates: Vec<u64>,
 }
 
+/// Who receives.
 #[derive(Clone, Copy)]
-enum Receiver {
+pub(crate) enum Receiver {
+    /// `flowscope capture --bare`.
     Bare,
+    /// `flowscope capture` with the full pipeline.
     Flowscope,
+    /// `dumpcap -w /dev/null`.
     AfPacket,
 }
 
-struct Setup {
-    label: &'static str,
-    receiver: Receiver,
-    queues: u32,
+/// One receiver set-up of the ladder.
+pub(crate) struct Setup {
+    /// Name in the results.
+    pub(crate) label: &'static str,
+    /// Who receives.
+    pub(crate) receiver: Receiver,
+    /// Queues of the veth pair (and workers).
+    pub(crate) queues: u32,
+}
+
+/// What a step changes from the defaults.
+#[derive(Default)]
+pub(crate) struct Extra {
+    /// More `flowscope capture` options.
+    pub(crate) capture_args: Vec<String>,
+    /// fsgen options replacing `--flows 1000 --both-directions`.
+    pub(crate) fsgen_args: Option<Vec<String>>,
+}
+
+/// What one step measured.
+pub(crate) struct Outcome {
+    /// Frames sent.
+    pub(crate) sent: u64,
+    /// Frames received.
+    pub(crate) received: u64,
+    /// flowscope's peak resident memory (VmHWM, KiB), read just before it
+    /// was stopped.
+    pub(crate) peak_rss_kib: Option<u64>,
+    /// flowscope's `--summary-json`.
+    pub(crate) summary: Option<serde_json::Value>,
 }
 
 const SETUPS: [Setup; 4] = [
@@ -79,25 +109,8 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
     crate::cmd::require_root("bench capture")?;
     let mut medians = Vec::new();
     for setup in &SETUPS {
-        let mut best = Vec::new();
-        for run in 0..args.runs {
-            let mut highest = 0;
-            for &rate in &args.rates {
-                let (sent, got) = step(setup, rate, args.seconds, bin)?;
-                eprintln!(
-                    "xtask: {} run {run}: {rate} pps: sent {sent}, received {got}",
-                    setup.label
-                );
-                if got < sent {
-                    break;
-                }
-                highest = rate;
-            }
-            best.push(highest);
-        }
-        best.sort_unstable();
-        medians.push(best[best.len() / 2]);
-        eprintln!("xtask: {}: highest loss-free rates {best:?}", setup.label);
+        let extra = Extra::default();
+        medians.push(median_loss_free(setup, args, bin, &extra)?);
     }
     println!(
         "| receiver | highest loss-free rate (pps, median of {}) |",
@@ -123,9 +136,50 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Median over `args.runs` searches of the highest loss-free rate of
+/// `setup` with `extra`; a rate is tried only if the one below it was
+/// loss-free.
+///
+/// # Errors
+/// When a step fails.
+pub(crate) fn median_loss_free(
+    setup: &Setup,
+    args: &Args,
+    bin: &Path,
+    extra: &Extra,
+) -> Result<u64> {
+    let mut best = Vec::new();
+    for run in 0..args.runs {
+        let mut highest = 0;
+        for &rate in &args.rates {
+            let o = step(setup, rate, args.seconds, bin, extra)?;
+            eprintln!(
+                "xtask: {} run {run}: {rate} pps: sent {}, received {}",
+                setup.label, o.sent, o.received
+            );
+            if o.received < o.sent {
+                break;
+            }
+            highest = rate;
+        }
+        best.push(highest);
+    }
+    best.sort_unstable();
+    eprintln!("xtask: {}: highest loss-free rates {best:?}", setup.label);
+    Ok(best[best.len() / 2])
+}
+
 /// One step: fresh namespaces, the receiver, `rate × seconds` frames.
-/// Returns (frames sent, frames received).
-fn step(setup: &Setup, rate: u64, seconds: f64, bin: &Path) -> Result<(u64, u64)> {
+///
+/// # Errors
+/// When the namespaces, the receiver or the generator fail.
+pub(crate) fn step(
+    setup: &Setup,
+    rate: u64,
+    seconds: f64,
+    bin: &Path,
+    extra: &Extra,
+) -> Result<Outcome> {
     let pid = std::process::id();
     let gen_ns = Netns::create(&format!("fsbg{pid}"))?;
     let cap_ns = Netns::create(&format!("fsbc{pid}"))?;
@@ -154,6 +208,7 @@ fn step(setup: &Setup, rate: u64, seconds: f64, bin: &Path) -> Result<(u64, u64)
                 "--summary-json",
             ])
             .arg(&summary)
+            .args(&extra.capture_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
             if matches!(setup.receiver, Receiver::Bare) {
@@ -172,17 +227,11 @@ fn step(setup: &Setup, rate: u64, seconds: f64, bin: &Path) -> Result<(u64, u64)
     };
     wait_ready(&cap_ns, setup.receiver)?;
     let frames = (rate as f64 * seconds) as u64;
+    let default_traffic = ["--flows", "1000", "--both-directions"].map(String::from);
     let out = gen_ns
         .exec(bin.join("fsgen"))
-        .args([
-            "--iface",
-            "fsb0",
-            "--frames",
-            &frames.to_string(),
-            "--flows",
-            "1000",
-            "--both-directions",
-        ])
+        .args(["--iface", "fsb0", "--frames", &frames.to_string()])
+        .args(extra.fsgen_args.as_deref().unwrap_or(&default_traffic))
         .args(["--queues", &q, "--rate", &rate.to_string()])
         .output()
         .context("running fsgen")?;
@@ -190,9 +239,14 @@ fn step(setup: &Setup, rate: u64, seconds: f64, bin: &Path) -> Result<(u64, u64)
         bail!("fsgen: {}", String::from_utf8_lossy(&out.stderr));
     }
     std::thread::sleep(Duration::from_millis(500));
+    let pid = receiver.child().id();
+    let peak_rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| vm_hwm_kib(&s));
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(receiver.child().id() as i32, libc::SIGINT) };
     let status = receiver.child().wait()?;
+    let mut summary_json = None;
     let got = match setup.receiver {
         Receiver::AfPacket => {
             let mut err = String::new();
@@ -206,11 +260,24 @@ fn step(setup: &Setup, rate: u64, seconds: f64, bin: &Path) -> Result<(u64, u64)
             let text = std::fs::read_to_string(&summary)
                 .with_context(|| format!("flowscope ({status}) wrote no summary"))?;
             let v: serde_json::Value = serde_json::from_str(&text)?;
-            v["rx_packets"].as_u64().unwrap_or(0)
+            let got = v["rx_packets"].as_u64().unwrap_or(0);
+            summary_json = Some(v);
+            got
         }
     };
     let _ = std::fs::remove_file(&summary);
-    Ok((frames, got))
+    Ok(Outcome {
+        sent: frames,
+        received: got,
+        peak_rss_kib,
+        summary: summary_json,
+    })
+}
+
+/// The `VmHWM` (peak resident set) line of a `/proc/PID/status`, in KiB.
+fn vm_hwm_kib(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Waits until the receiver is attached (XDP) or listening (dumpcap).
@@ -254,5 +321,12 @@ mod tests {
         let r = "Capturing on 'fsb1'\nPackets captured: 988\nPackets received/dropped on interface 'fsb1': 1000/12 (pcap:0/dumpcap:0/flushed:0/ps_ifdrop:0) (98.8%)\n";
         assert_eq!(super::dumpcap_received(r), Some(988));
         assert_eq!(super::dumpcap_received("nothing"), None);
+    }
+
+    #[test]
+    fn reads_peak_rss() {
+        let s = "Name:\tflowscope\nVmPeak:\t  900 kB\nVmHWM:\t   12345 kB\nVmRSS:\t 100 kB\n";
+        assert_eq!(super::vm_hwm_kib(s), Some(12345));
+        assert_eq!(super::vm_hwm_kib("Name: x\n"), None);
     }
 }

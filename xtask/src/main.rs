@@ -12,6 +12,7 @@ mod cmd;
 mod demo;
 mod deps;
 mod doctor;
+mod flood;
 mod fuzz;
 mod loss_free;
 mod netns;

@@ -115,7 +115,8 @@ impl Drop for ChildGuard {
 
 /// Joins two namespaces with a veth pair of `queues` RX/TX queues per end
 /// (`gen_if` in `gen_ns`, `cap_if` in `cap_ns`), documentation addresses,
-/// IPv6 off (its ND/MLD frames would add to exact counts), links up.
+/// IPv6 off (its ND/MLD frames would add to exact counts), links and
+/// loopback up.
 ///
 /// # Errors
 /// When an `ip`/`sysctl` command fails.
@@ -162,5 +163,10 @@ pub fn veth_pair(
             .args(["addr", "add", "192.0.2.2/24", "dev", cap_if]),
     )?;
     crate::cmd::run(gen_ns.ip().args(["link", "set", gen_if, "up"]))?;
-    crate::cmd::run(cap_ns.ip().args(["link", "set", cap_if, "up"]))
+    crate::cmd::run(cap_ns.ip().args(["link", "set", cap_if, "up"]))?;
+    // Loopback too: the capture serves its metrics on 127.0.0.1.
+    for ns in [gen_ns, cap_ns] {
+        crate::cmd::run(ns.ip().args(["link", "set", "lo", "up"]))?;
+    }
+    Ok(())
 }
