@@ -22,9 +22,14 @@
 //! boxed state (two reassemblers and the parser) allocated when the flow's
 //! first TCP or UDP packet arrives and freed when it ends. Out-of-order
 //! payload is copied out of the frame into storage charged to one shared
-//! [`ReassemblyBudget`](crate::reassembly::ReassemblyBudget) (global cap)
+//! [`ReassemblyBudget`] (global cap)
 //! and to each side's cap; in-order payload goes from the frame straight to
 //! the parser. No frame is kept after `process` returns.
+//!
+//! Capture loss: a hole the other side acknowledged, with bytes after it
+//! acknowledged too, was lost by the capture and is given up at once
+//! ([`Reassembler::acknowledged`](crate::reassembly::Reassembler::acknowledged)),
+//! unless the flow's packets came out of time order.
 //!
 //! Bounds: a side that hits its cap or the budget gives up its oldest hole
 //! (default [`OverflowPolicy::SlidingWindow`](crate::reassembly::OverflowPolicy))

@@ -2,7 +2,8 @@
 //!
 //! - [`Reassembler`]: one per (TCP flow, side). Delivers the side's bytes in
 //!   order as [`Delivery::Data`], never stitching over a hole: a hole that is
-//!   given up (at the end of the stream, or on overflow) arrives as
+//!   given up (at the end of the stream, on overflow, or once the peer
+//!   [acknowledged](Reassembler::acknowledged) bytes after it) arrives as
 //!   [`Delivery::Gap`] with its exact length. Out-of-order bytes wait in
 //!   bounded storage charged to a [`ReassemblyBudget`] shared by all flows of
 //!   a worker and passed by `&mut` (no atomics, no locks).

@@ -384,3 +384,68 @@ impl Reassembler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A side whose SYN anchored sequence 1000 at offset 0.
+    fn side() -> (Reassembler, ReassemblyBudget, ReassemblyConfig) {
+        let mut r = Reassembler::new();
+        let mut b = ReassemblyBudget::new(1 << 20);
+        let c = ReassemblyConfig::default();
+        r.segment(&mut b, &c, 999, TcpFlags::SYN, b"", &mut |_| {});
+        (r, b, c)
+    }
+
+    #[test]
+    fn an_acknowledged_hole_is_given_up_with_the_bytes_after_it() {
+        let (mut r, mut b, c) = side();
+        let mut out = Vec::new();
+        let mut push = |d: Delivery<'_>| out.push(format!("{d:?}"));
+        r.segment(&mut b, &c, 1000, TcpFlags::ACK, b"ab", &mut push);
+        // Offsets 2..5 never arrive; 5..7 and 9..10 wait behind holes.
+        r.segment(&mut b, &c, 1005, TcpFlags::ACK, b"cd", &mut push);
+        r.segment(&mut b, &c, 1009, TcpFlags::ACK, b"e", &mut push);
+        // Acknowledges the first hole but not all of the bytes after it:
+        // nothing proves the hole lost yet.
+        r.acknowledged(&mut b, 1006, &mut push);
+        // Acknowledges the first hole and the run after it, not the second.
+        r.acknowledged(&mut b, 1008, &mut push);
+        assert_eq!(r.buffered_bytes(), 1);
+        // The second hole arrives after all.
+        r.segment(&mut b, &c, 1007, TcpFlags::ACK, b"xy", &mut push);
+        // Old and wrapped-back acknowledgements change nothing.
+        r.acknowledged(&mut b, 900, &mut push);
+        r.acknowledged(&mut b, 1000u32.wrapping_sub(1 << 31), &mut push);
+        assert_eq!(
+            out,
+            [
+                "Data([97, 98])",
+                "Gap(3)",
+                "Data([99, 100])",
+                "Data([120, 121])",
+                "Data([101])"
+            ]
+        );
+        assert_eq!(r.counters().gap_bytes, 3);
+        assert_eq!(r.memory_bytes(), 0);
+    }
+
+    #[test]
+    fn an_acknowledged_hole_before_the_fin_finishes_the_stream() {
+        let (mut r, mut b, c) = side();
+        let fin = TcpFlags(TcpFlags::ACK.0 | TcpFlags::FIN.0);
+        let mut gaps = 0;
+        r.segment(&mut b, &c, 1004, fin, b"z", &mut |d| {
+            gaps += u64::from(matches!(d, Delivery::Gap(_)));
+        });
+        // The FIN itself is acknowledged too (offset 5 + 1).
+        let status = r.acknowledged(&mut b, 1006, &mut |d| {
+            gaps += u64::from(matches!(d, Delivery::Gap(_)));
+        });
+        assert_eq!(status, StreamStatus::Finished);
+        assert_eq!(gaps, 1);
+        assert_eq!(r.counters().gap_bytes, 4);
+    }
+}

@@ -509,11 +509,16 @@ impl<R> SessionDriver<R> {
         );
         match selection {
             Selection::Wait => false,
-            Selection::NoParser if missed == &[0, 0] => {
-                // No parser wants the first side's bytes, and the other
-                // side has sent nothing: probe its first bytes instead
-                // (an HTTP server answering a malformed request). The
-                // first side's bytes reach the chosen parser as a gap.
+            Selection::NoParser
+                if *missed == [0, 0]
+                    && (0..factories.len())
+                        .any(|i| port_matches(|p| factories[i].is_well_known_port(p), ports)) =>
+            {
+                // No parser wants the first side's bytes, the other side
+                // has sent nothing and a parser claims the port: probe the
+                // other side's first bytes instead (an HTTP server
+                // answering a malformed request). The first side's bytes
+                // reach the chosen parser as a gap.
                 let mut missed = [0; 2];
                 missed[side.index()] = window.as_slice().len() as u64;
                 session.state = StreamState::Probing {
@@ -831,5 +836,92 @@ impl<R> DatagramDriver<R> {
             reason: StopReason::Ended,
             factory,
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::l7::{HttpFactory, L7Record, TlsFactory};
+
+    fn driver() -> SessionDriver<L7Record> {
+        let mut d = SessionDriver::new(DriverConfig::default());
+        d.register(Box::new(HttpFactory::default())).unwrap();
+        d.register(Box::new(TlsFactory::default())).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_rejected_request_on_a_claimed_port_lets_the_answer_choose() {
+        let mut d = driver();
+        let mut s = StreamSession::new();
+        let mut out: Vec<L7Record> = Vec::new();
+        let p = FlowPorts {
+            initiator: 46564,
+            responder: 80,
+        };
+        let t = Timestamp(1);
+        let request = b"OPTIONSHTTP/1.1\nHost: www.example.org\n\n";
+        d.on_data(&mut s, p, Side::Initiator, request, t, &mut out);
+        assert_eq!(d.state(&s), SessionState::Probing);
+        // More of the rejected side while waiting: missed as well.
+        d.on_data(&mut s, p, Side::Initiator, b"x", t, &mut out);
+        let answer = b"HTTP/1.0 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad";
+        d.on_data(&mut s, p, Side::Responder, answer, t, &mut out);
+        assert_eq!(d.state(&s), SessionState::Parsing("http"));
+        assert_eq!(
+            d.counters().bytes_missed_while_probing,
+            request.len() as u64 + 1
+        );
+        d.finish(&mut s, p, t, &mut out);
+        let [L7Record::Http(h)] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert_eq!(
+            (h.http_method.as_deref(), h.status, h.length),
+            (None, Some(400), 3)
+        );
+    }
+
+    #[test]
+    fn a_rejected_side_on_an_unclaimed_port_stops_at_once() {
+        let mut d = driver();
+        let mut s = StreamSession::new();
+        let mut out: Vec<L7Record> = Vec::new();
+        let p = FlowPorts {
+            initiator: 46564,
+            responder: 9,
+        };
+        d.on_data(
+            &mut s,
+            p,
+            Side::Initiator,
+            b"SSH-2.0-x\r\n",
+            Timestamp(1),
+            &mut out,
+        );
+        assert_eq!(
+            d.state(&s),
+            SessionState::Stopped(StopReason::NoParser, None)
+        );
+    }
+
+    #[test]
+    fn an_answer_nobody_wants_either_stops_parsing() {
+        let mut d = driver();
+        let mut s = StreamSession::new();
+        let mut out: Vec<L7Record> = Vec::new();
+        let p = FlowPorts {
+            initiator: 46564,
+            responder: 80,
+        };
+        let t = Timestamp(1);
+        d.on_data(&mut s, p, Side::Initiator, b"\x00\x01binary", t, &mut out);
+        d.on_data(&mut s, p, Side::Responder, b"\x00\x02binary", t, &mut out);
+        assert_eq!(
+            d.state(&s),
+            SessionState::Stopped(StopReason::NoParser, None)
+        );
+        assert!(out.is_empty());
     }
 }

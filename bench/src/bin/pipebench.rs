@@ -1,0 +1,325 @@
+//! `pipebench`: the whole per-flow pipeline (fragments, tracker, TCP
+//! reassembly, HTTP/TLS/DNS parsers), as Markdown tables for BENCHMARKS.md.
+//! Run it with `cargo xtask bench pipeline [-- ARGS]`.
+//!
+//! - Speed: captures loaded once into memory with our pcap reader, then
+//!   replayed through a fresh `Pipeline` (default configuration) several
+//!   times; each run replays whole passes, each pass shifted in time past
+//!   the previous one and ended with `finish` (every flow ends, every
+//!   record is emitted), until at least `--packets` packets. Reported:
+//!   ns/packet and GB/s of frame bytes, median (min–max) over the runs.
+//! - Memory: one flow whose client sends `--segments` one-byte segments
+//!   above a one-byte hole that never fills, through the real reassembler
+//!   with the default caps; contiguous (one growing run) and sparse (one
+//!   byte out of two: one run per segment). Reported: the shared budget's
+//!   high watermark and the process's peak RSS (`VmHWM`), against the caps.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bench::frame::{self, FrameSpec, IpPair, Transport};
+use bench::track::Stats;
+use bench::track::workload::Workload;
+use clap::Parser;
+use flowscope::extract::{FiveTuple, FiveTupleKey};
+use flowscope::l7::L7Record;
+use flowscope::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
+use flowscope::tracker::{EndReason, FlowRecord};
+use flowscope::{LinkType, PacketView, Timestamp};
+
+/// Whole-pipeline ns/packet and GB/s on captures replayed from memory, and
+/// reassembly memory under an adversarial stream.
+#[derive(Parser, Debug)]
+#[command(name = "pipebench", version)]
+struct Args {
+    /// Timed runs per capture (median reported).
+    #[arg(long, default_value_t = 7)]
+    runs: usize,
+    /// Packets at least in one run (whole passes over the capture).
+    #[arg(long, default_value_t = 1_000_000)]
+    packets: u64,
+    /// Capture to replay from memory (repeatable).
+    #[arg(long, default_values = [
+        "../shared/pcaps/ndpi__WebattackXSS.pcap",
+        "../shared/pcaps/zeek__http_1000-requests-one-dropped-response.pcap",
+        "../shared/pcaps/ndpi__reddit.pcap",
+        "../shared/pcaps/ndpi__tls_long_cert.pcap",
+    ])]
+    pcap: Vec<PathBuf>,
+    /// One-byte segments of the adversarial stream (0 skips it).
+    #[arg(long, default_value_t = 1_000_000)]
+    segments: u64,
+    /// CPU to pin the benchmark to (default: the last one allowed).
+    #[arg(long)]
+    cpu: Option<usize>,
+}
+
+/// Counts what the pipeline emits, touching every record.
+#[derive(Debug, Default)]
+struct Counting {
+    l7: u64,
+    flows: u64,
+}
+
+impl PipelineSink<FiveTupleKey> for Counting {
+    fn l7(&mut self, _flow: &FlowRecord<FiveTupleKey>, _ts: Timestamp, record: L7Record) {
+        self.l7 += 1;
+        std::hint::black_box(record);
+    }
+
+    fn flow_ended(
+        &mut self,
+        _flow: &FlowRecord<FiveTupleKey>,
+        _reason: EndReason,
+        summary: Option<&FlowSummary>,
+    ) {
+        self.flows += 1;
+        std::hint::black_box(summary);
+    }
+}
+
+/// One timed run over `passes` passes of `w`.
+fn replay(w: &Workload, passes: u64) -> (Duration, Counting) {
+    let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), PipelineConfig::default());
+    let mut sink = Counting::default();
+    let start = Instant::now();
+    for pass in 0..passes {
+        for p in &w.packets {
+            let view = PacketView {
+                frame: w.frame(p),
+                timestamp: Timestamp(w.time_ns(p, pass)),
+                link: LinkType::Ethernet,
+                orig_len: p.orig_len,
+            };
+            pipeline.process(view, &mut sink);
+        }
+        pipeline.finish(&mut sink);
+    }
+    (start.elapsed(), sink)
+}
+
+/// `median (min–max)` with `digits` decimals.
+fn cell(s: Stats, digits: usize) -> String {
+    format!("{:.d$} ({:.d$}–{:.d$})", s.median, s.min, s.max, d = digits)
+}
+
+fn speed(args: &Args) -> Result<()> {
+    println!(
+        "| capture | packets × passes | frame bytes/pass | flows/pass | L7 records/pass | ns/packet | GB/s |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for path in &args.pcap {
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        let w = Workload::capture(&name, path)?;
+        let packets = w.packets.len() as u64;
+        if packets == 0 {
+            eprintln!("pipebench: {name}: no Ethernet frames, skipped");
+            continue;
+        }
+        let bytes: u64 = w.packets.iter().map(|p| u64::from(p.len)).sum();
+        let passes = args.packets.div_ceil(packets).max(1);
+        // One untimed run: page in the frames, check what a pass emits.
+        let (_, warm) = replay(&w, 1);
+        let (mut ns, mut gbs) = (Vec::new(), Vec::new());
+        for _ in 0..args.runs {
+            let (t, sink) = replay(&w, passes);
+            anyhow::ensure!(
+                sink.l7 == warm.l7 * passes,
+                "{name}: {} L7 records in {passes} passes, {} in one",
+                sink.l7,
+                warm.l7
+            );
+            let secs = t.as_secs_f64();
+            ns.push(secs * 1e9 / (packets * passes) as f64);
+            gbs.push((bytes * passes) as f64 / secs / 1e9);
+        }
+        let (Some(ns), Some(gbs)) = (Stats::of(&ns), Stats::of(&gbs)) else {
+            continue;
+        };
+        println!(
+            "| {name} | {packets} × {passes} | {bytes} | {} | {} | {} | {} |",
+            warm.flows,
+            warm.l7,
+            cell(ns, 0),
+            cell(gbs, 2)
+        );
+        eprintln!("pipebench: {name} done");
+    }
+    Ok(())
+}
+
+/// Peak resident set size of this process, in bytes (`VmHWM`).
+fn vm_hwm() -> Result<u64> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .context("no VmHWM in /proc/self/status")?;
+    Ok(kib * 1024)
+}
+
+/// What the adversarial stream did.
+struct Adversarial {
+    elapsed: Duration,
+    budget_high_watermark: u64,
+    rss_before: u64,
+    rss_after: u64,
+    overflows: u64,
+    gap_bytes: u64,
+    delivered: u64,
+}
+
+/// One flow, client 192.0.2.1:40000 → 198.51.100.1:80: one in-order byte,
+/// then `segments` one-byte segments starting two bytes later (offset 1
+/// never arrives), `stride` bytes apart, 1 µs apart in time.
+fn adversarial(segments: u64, stride: u32) -> Result<Adversarial> {
+    const ISN: u32 = 1_000;
+    let mut spec = FrameSpec {
+        src_mac: [2, 0, 0, 0, 0, 1],
+        dst_mac: [2, 0, 0, 0, 0, 2],
+        ips: IpPair::V4(Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 51, 100, 1)),
+        transport: Transport::Tcp,
+        src_port: 40_000,
+        dst_port: 80,
+        tcp_seq: ISN,
+        tcp_ack: 1,
+    };
+    let len = spec.header_len() + 1;
+    let mut buf = [0u8; frame::MAX_FRAME_LEN];
+    let config = PipelineConfig::default();
+    let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), config);
+    let mut sink = Counting::default();
+    // The baseline follows the flow's first (in-order) segment, so the
+    // growth is what the segments above the hole cost.
+    let mut rss_before = 0;
+    let mut start = Instant::now();
+    for i in 0..=segments {
+        spec.tcp_seq = match i {
+            0 => ISN,
+            _ => ISN + 2 + (i - 1) as u32 * stride,
+        };
+        frame::write(&spec, len, &mut buf).context("building a segment")?;
+        let view = PacketView {
+            frame: &buf[..len],
+            timestamp: Timestamp(1_700_000_000_000_000_000 + i * 1_000),
+            link: LinkType::Ethernet,
+            orig_len: len as u32,
+        };
+        pipeline.process(view, &mut sink);
+        if i == 0 {
+            rss_before = vm_hwm()?;
+            start = Instant::now();
+        }
+    }
+    let elapsed = start.elapsed();
+    let (_, budget_high_watermark) = pipeline.reassembly_memory();
+    pipeline.finish(&mut sink);
+    let rss_after = vm_hwm()?;
+    let side = pipeline.counters().reassembly.sides[0];
+    Ok(Adversarial {
+        elapsed,
+        budget_high_watermark,
+        rss_before,
+        rss_after,
+        overflows: side.overflows,
+        gap_bytes: side.gap_bytes,
+        delivered: side.bytes_delivered,
+    })
+}
+
+fn memory(segments: u64) -> Result<()> {
+    let defaults = PipelineConfig::default();
+    let side_cap = defaults.reassembly.max_side_bytes;
+    let global_cap = defaults.reassembly_budget_bytes;
+    println!(
+        "Caps (defaults): {} KiB per side, {} MiB shared budget.\n",
+        side_cap >> 10,
+        global_cap >> 20
+    );
+    println!(
+        "| stream | segments | ns/segment | budget high watermark | peak RSS before → after (growth) | overflows | gap bytes | bytes delivered |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, stride) in [("contiguous above a hole", 1), ("sparse (1 byte in 2)", 2)] {
+        let a = adversarial(segments, stride)?;
+        let growth = a.rss_after.saturating_sub(a.rss_before);
+        println!(
+            "| {name} | {segments} | {:.0} | {} KiB | {} → {} KiB (+{} KiB) | {} | {} | {} |",
+            a.elapsed.as_secs_f64() * 1e9 / segments.max(1) as f64,
+            a.budget_high_watermark >> 10,
+            a.rss_before >> 10,
+            a.rss_after >> 10,
+            growth >> 10,
+            a.overflows,
+            a.gap_bytes,
+            a.delivered
+        );
+        // One flow, one side: the budget holds that side's ring and run
+        // table (under the side cap) and the rings it outgrew, kept in the
+        // budget's spare pool (each at most half the next: under the side
+        // cap together).
+        anyhow::ensure!(
+            a.budget_high_watermark <= 2 * side_cap,
+            "{name}: budget high watermark {} above twice the side cap {side_cap}",
+            a.budget_high_watermark
+        );
+        anyhow::ensure!(
+            growth <= global_cap,
+            "{name}: peak RSS grew by {growth}, above the shared cap {global_cap}"
+        );
+        anyhow::ensure!(
+            a.budget_high_watermark <= global_cap,
+            "{name}: budget high watermark {} above the shared cap {global_cap}",
+            a.budget_high_watermark
+        );
+        eprintln!(
+            "pipebench: {name}: high watermark {} B (side cap {side_cap} B, shared cap {global_cap} B), RSS growth {growth} B",
+            a.budget_high_watermark
+        );
+    }
+    Ok(())
+}
+
+fn run(args: &Args) -> Result<()> {
+    // Memory first, while the process holds nothing else.
+    if args.segments > 0 {
+        println!("### Memory under an adversarial stream\n");
+        memory(args.segments)?;
+        println!();
+    }
+    println!("### Speed (captures replayed from memory)\n");
+    speed(args)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let cpu = args.cpu.or_else(|| {
+        bench::cpu::allowed_cpus()
+            .ok()
+            .and_then(|c| c.last().copied())
+    });
+    if let Some(cpu) = cpu {
+        match bench::cpu::pin_current_thread(cpu) {
+            Ok(()) => eprintln!("pipebench: pinned to CPU {cpu}"),
+            Err(e) => eprintln!("pipebench: not pinned ({e})"),
+        }
+    }
+    match run(&Args {
+        runs: args.runs.max(1),
+        ..args
+    }) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pipebench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
