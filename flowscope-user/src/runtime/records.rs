@@ -54,6 +54,31 @@ pub enum RecordMsg {
     },
 }
 
+impl RecordMsg {
+    /// A flow record message (copied out of the table).
+    pub fn flow(
+        flow: &FlowRecord<FiveTupleKey>,
+        reason: EndReason,
+        summary: Option<&FlowSummary>,
+    ) -> Self {
+        Self::Flow {
+            flow: *flow,
+            reason,
+            summary: summary.copied(),
+        }
+    }
+
+    /// An L7 record message; allocates per message (as parsers do), never
+    /// per packet.
+    pub fn l7(flow: &FlowRecord<FiveTupleKey>, ts: Timestamp, record: L7Record) -> Self {
+        Self::L7 {
+            flow: Box::new(*flow),
+            ts,
+            record: Box::new(record),
+        }
+    }
+}
+
 /// Where records go.
 #[derive(Debug, Clone)]
 pub enum Destination {

@@ -69,12 +69,7 @@ impl PipelineSink<FiveTupleKey> for RingSink<'_> {
     }
 
     fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, ts: Timestamp, record: L7Record) {
-        // L7 records allocate per message (as parsers do), never per packet.
-        self.push(RecordMsg::L7 {
-            flow: Box::new(*flow),
-            ts,
-            record: Box::new(record),
-        });
+        self.push(RecordMsg::l7(flow, ts, record));
     }
 
     fn flow_ended(
@@ -83,11 +78,7 @@ impl PipelineSink<FiveTupleKey> for RingSink<'_> {
         reason: EndReason,
         summary: Option<&FlowSummary>,
     ) {
-        self.push(RecordMsg::Flow {
-            flow: *flow,
-            reason,
-            summary: summary.copied(),
-        });
+        self.push(RecordMsg::flow(flow, reason, summary));
     }
 }
 
@@ -96,11 +87,7 @@ struct Collect(Vec<RecordMsg>);
 
 impl PipelineSink<FiveTupleKey> for Collect {
     fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, ts: Timestamp, record: L7Record) {
-        self.0.push(RecordMsg::L7 {
-            flow: Box::new(*flow),
-            ts,
-            record: Box::new(record),
-        });
+        self.0.push(RecordMsg::l7(flow, ts, record));
     }
 
     fn flow_ended(
@@ -109,11 +96,7 @@ impl PipelineSink<FiveTupleKey> for Collect {
         reason: EndReason,
         summary: Option<&FlowSummary>,
     ) {
-        self.0.push(RecordMsg::Flow {
-            flow: *flow,
-            reason,
-            summary: summary.copied(),
-        });
+        self.0.push(RecordMsg::flow(flow, reason, summary));
     }
 }
 
