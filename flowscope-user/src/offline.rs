@@ -88,6 +88,42 @@ pub fn community_id(
     CommunityId::default().for_key(&flow.key, flow.initiator, icmp_type_code)
 }
 
+/// Type and code of the first packet of each live ICMP flow, by flow ID:
+/// what an ICMP record's Community ID needs beyond its key. At most one
+/// entry per flow in the tracker.
+#[derive(Debug, Default)]
+pub struct IcmpFirstPackets(HashMap<u64, (u8, u8)>);
+
+impl IcmpFirstPackets {
+    /// Notes the type and code of an ICMP flow's first packet.
+    pub fn observe(&mut self, event: &FlowEvent<'_, FiveTupleKey>) {
+        if let FlowEvent::Packet {
+            flow,
+            extracted,
+            view,
+            ..
+        } = event
+            && matches!(flow.l4, L4Proto::Icmp | L4Proto::IcmpV6)
+            && flow.packets() == 1
+        {
+            let at = extracted.payload_offset as usize;
+            if let Some(&[t, c]) = view.frame.get(at..).and_then(|b| b.first_chunk::<2>()) {
+                self.0.entry(flow.flow_id).or_insert((t, c));
+            }
+        }
+    }
+
+    /// The first packet's type and code of a flow whose record ended for
+    /// `reason`; forgotten unless the flow lives on (active timeout).
+    pub fn take(&mut self, flow: &FlowRecord<FiveTupleKey>, reason: EndReason) -> Option<(u8, u8)> {
+        if reason == EndReason::ActiveTimeout {
+            self.0.get(&flow.flow_id).copied()
+        } else {
+            self.0.remove(&flow.flow_id)
+        }
+    }
+}
+
 /// An [`EventSink`] writing one EVE record per ended flow record, with its
 /// Community ID. Keeps the first write error (later records are not
 /// attempted).
@@ -95,9 +131,7 @@ pub fn community_id(
 pub struct EveSink<W: Write> {
     writer: EveWriter<W>,
     error: Option<io::Error>,
-    /// Type and code of the first packet of each live ICMP flow, by flow ID
-    /// (at most one entry per flow in the tracker).
-    icmp_first: HashMap<u64, (u8, u8)>,
+    icmp_first: IcmpFirstPackets,
 }
 
 impl<W: Write> EveSink<W> {
@@ -106,7 +140,7 @@ impl<W: Write> EveSink<W> {
         Self {
             writer: EveWriter::new(out),
             error: None,
-            icmp_first: HashMap::new(),
+            icmp_first: IcmpFirstPackets::default(),
         }
     }
 
@@ -136,11 +170,7 @@ impl<W: Write> EveSink<W> {
         reason: EndReason,
         summary: Option<&FlowSummary>,
     ) {
-        let icmp = if reason == EndReason::ActiveTimeout {
-            self.icmp_first.get(&flow.flow_id).copied()
-        } else {
-            self.icmp_first.remove(&flow.flow_id)
-        };
+        let icmp = self.icmp_first.take(flow, reason);
         if self.error.is_none() {
             let id = community_id(flow, icmp);
             let ep = endpoints(flow);
@@ -184,20 +214,9 @@ impl<W: Write> PipelineSink<FiveTupleKey> for EveSink<W> {
 
 impl<W: Write> EventSink<FiveTupleKey> for EveSink<W> {
     fn event(&mut self, event: FlowEvent<'_, FiveTupleKey>) {
-        match event {
-            FlowEvent::Packet {
-                flow,
-                extracted,
-                view,
-                ..
-            } if matches!(flow.l4, L4Proto::Icmp | L4Proto::IcmpV6) && flow.packets() == 1 => {
-                let at = extracted.payload_offset as usize;
-                if let Some(&[t, c]) = view.frame.get(at..).and_then(|b| b.first_chunk::<2>()) {
-                    self.icmp_first.entry(flow.flow_id).or_insert((t, c));
-                }
-            }
-            FlowEvent::Ended { flow, reason } => self.ended(flow, reason, None),
-            _ => {}
+        self.icmp_first.observe(&event);
+        if let FlowEvent::Ended { flow, reason } = event {
+            self.ended(flow, reason, None);
         }
     }
 }

@@ -2,37 +2,11 @@
 //!
 //! This binary holds only this test so no other test allocates concurrently.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+mod alloc_support;
 
 use flowscope::extract::FiveTuple;
 use flowscope::tracker::{FlowEvent, FlowTracker, TrackerConfig};
 use flowscope::{PacketView, Timestamp};
-
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// Ethernet/IPv4/UDP from 10.0.x.y:port to 10.1.0.1:53 (checksum left 0).
 fn udp_frame(host: u16, port: u16, reply: bool) -> Vec<u8> {
@@ -91,7 +65,7 @@ fn steady_state_tracking_allocates_nothing() {
         })
         .collect();
 
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = alloc_support::allocations();
     for chunk in later.chunks(64) {
         tracker.track_batch(chunk, &mut sink);
     }
@@ -104,7 +78,7 @@ fn steady_state_tracking_allocates_nothing() {
             &mut sink,
         );
     }
-    let after = ALLOCS.load(Ordering::Relaxed);
+    let after = alloc_support::allocations();
 
     assert_eq!(tracker.counters().packets, 3 * views.len() as u64);
     assert!(

@@ -4,41 +4,14 @@
 //!
 //! This binary holds only this test so no other test allocates concurrently.
 
+mod alloc_support;
 mod pipeline_support;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::L7Record;
 use flowscope::pipeline::{Pipeline, PipelineConfig, PipelineSink};
 use flowscope::{LinkType, PacketView, Timestamp};
 use pipeline_support::{ACK, Conn, HEADERS, PSH, Records};
-
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards every call to the system allocator unchanged; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 /// Body bytes per server segment.
 const MSS: usize = 1000;
@@ -105,9 +78,9 @@ Content-Length: 100000000\r\n\r\n";
     // default 1 MiB parser budget, so the parser is fed throughout.
     let (warm, counted) = (200, 600);
     segments(warm, &mut pipeline, &mut clock, &mut sink);
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = alloc_support::allocations();
     segments(counted, &mut pipeline, &mut clock, &mut sink);
-    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    let allocs = alloc_support::allocations() - before;
     assert_eq!(
         allocs, 0,
         "{allocs} allocations over {counted} in-order segments"

@@ -6,6 +6,10 @@
 //! `tls` and `dns` objects ([`L7Record`] serialises as `{"http": {…}}` etc.),
 //! keep their memory bounded, and count every drop in per-protocol counters.
 
+#[macro_use]
+mod stream_parser;
+#[macro_use]
+pub(crate) mod counter_sum;
 mod carry;
 pub mod dns;
 pub mod http;

@@ -13,7 +13,6 @@
 //! tracker can feed it directly. Every writer counts records written and
 //! dropped (a failed write, a full IPFIX queue).
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -21,9 +20,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::extract::FiveTupleKey;
-use crate::extractor::L4Proto;
 use crate::l7::L7Record;
-use crate::offline::{community_id, endpoints};
+use crate::offline::{IcmpFirstPackets, community_id, endpoints};
 use crate::output::EveWriter;
 use crate::output::ipfix::{IpfixConfig, IpfixExporter, IpfixMode, IpfixTransport};
 use crate::output::zeek::{ZeekConnWriter, ZeekFormat};
@@ -303,8 +301,8 @@ pub struct WriterSet {
     slots: Vec<Slot>,
     /// Community IDs are computed only for EVE.
     wants_community_id: bool,
-    /// Type and code of the first packet of each live ICMP flow, by flow ID.
-    icmp_first: HashMap<u64, (u8, u8)>,
+    /// Type and code of the first packet of each live ICMP flow.
+    icmp_first: IcmpFirstPackets,
 }
 
 fn open_err(spec: &str, what: String) -> impl FnOnce(io::Error) -> SpecError {
@@ -384,7 +382,7 @@ impl WriterSet {
         Self {
             slots,
             wants_community_id,
-            icmp_first: HashMap::new(),
+            icmp_first: IcmpFirstPackets::default(),
         }
     }
 
@@ -506,11 +504,7 @@ impl WriterSet {
         reason: EndReason,
         summary: Option<&FlowSummary>,
     ) {
-        let icmp = if reason == EndReason::ActiveTimeout {
-            self.icmp_first.get(&flow.flow_id).copied()
-        } else {
-            self.icmp_first.remove(&flow.flow_id)
-        };
+        let icmp = self.icmp_first.take(flow, reason);
         let id = self.wants_community_id.then(|| community_id(flow, icmp));
         let extras = FlowExtras {
             community_id: id.as_ref().map(|i| i.as_str()),
@@ -556,23 +550,11 @@ impl PipelineSink<FiveTupleKey> for WriterSet {
 
 impl EventSink<FiveTupleKey> for WriterSet {
     fn event(&mut self, event: FlowEvent<'_, FiveTupleKey>) {
-        match event {
-            FlowEvent::Packet {
-                flow,
-                extracted,
-                view,
-                ..
-            } if self.wants_community_id
-                && matches!(flow.l4, L4Proto::Icmp | L4Proto::IcmpV6)
-                && flow.packets() == 1 =>
-            {
-                let at = extracted.payload_offset as usize;
-                if let Some(&[t, c]) = view.frame.get(at..).and_then(|b| b.first_chunk::<2>()) {
-                    self.icmp_first.entry(flow.flow_id).or_insert((t, c));
-                }
-            }
-            FlowEvent::Ended { flow, reason } => self.ended(flow, reason, None),
-            _ => {}
+        if self.wants_community_id {
+            self.icmp_first.observe(&event);
+        }
+        if let FlowEvent::Ended { flow, reason } = event {
+            self.ended(flow, reason, None);
         }
     }
 }

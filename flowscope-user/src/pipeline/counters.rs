@@ -2,6 +2,7 @@
 //! pipeline counts (tracker, TCP reassembly, IP fragments, sessions, L7
 //! parsers, anomalies). One per worker; merged on scrape. No atomics.
 
+use crate::l7::counter_sum::add_counters;
 use crate::obs::{Log2Histogram, TrackerCounters};
 use crate::reassembly::SideCounters;
 use crate::reassembly::ipfrag::FragCounters;
@@ -63,7 +64,7 @@ impl ReassemblyCounters {
 }
 
 fn add_side_counters(a: &mut SideCounters, b: &SideCounters) {
-    let SideCounters {
+    add_counters!(a += b: SideCounters {
         bytes_delivered,
         ooo_segments,
         retransmits,
@@ -71,18 +72,9 @@ fn add_side_counters(a: &mut SideCounters, b: &SideCounters) {
         overflows,
         bytes_dropped_oversize,
         gaps,
-        gap_bytes,
-        high_watermark_bytes,
-    } = b;
-    a.bytes_delivered += bytes_delivered;
-    a.ooo_segments += ooo_segments;
-    a.retransmits += retransmits;
-    a.inconsistent_retransmits += inconsistent_retransmits;
-    a.overflows += overflows;
-    a.bytes_dropped_oversize += bytes_dropped_oversize;
-    a.gaps += gaps;
-    a.gap_bytes += gap_bytes;
-    a.high_watermark_bytes = a.high_watermark_bytes.max(*high_watermark_bytes);
+        gap_bytes;
+        max high_watermark_bytes
+    });
 }
 
 /// Everything one pipeline counted. Per-flow counts (reassembly sides,
@@ -131,18 +123,11 @@ impl PipelineCounters {
 }
 
 fn merge_frag(a: &mut FragCounters, b: &FragCounters) {
-    let FragCounters {
+    add_counters!(a += b: FragCounters {
         fragments,
         duplicates,
-        completed,
-        dropped,
-        high_watermark_bytes,
-    } = b;
-    a.fragments += fragments;
-    a.duplicates += duplicates;
-    a.completed += completed;
-    for (x, y) in a.dropped.iter_mut().zip(dropped) {
-        *x += y;
-    }
-    a.high_watermark_bytes = a.high_watermark_bytes.max(*high_watermark_bytes);
+        completed;
+        max high_watermark_bytes;
+        each dropped
+    });
 }

@@ -194,6 +194,21 @@ fn select(
     }
 }
 
+/// Adds `factory` to a driver's factories and a slot for it to each
+/// per-parser counter; returns its index.
+fn register<F: ?Sized>(
+    factories: &mut Vec<Box<F>>,
+    counters: &mut SessionCounters,
+    factory: Box<F>,
+) -> Result<usize, TooManyParsers> {
+    if factories.len() == MAX_PARSERS {
+        return Err(TooManyParsers);
+    }
+    factories.push(factory);
+    counters.grow();
+    Ok(factories.len() - 1)
+}
+
 fn port_matches(is_well_known: impl Fn(u16) -> bool, ports: FlowPorts) -> bool {
     is_well_known(ports.responder) || is_well_known(ports.initiator)
 }
@@ -287,12 +302,7 @@ impl<R> SessionDriver<R> {
         &mut self,
         factory: Box<dyn SessionParserFactory<R>>,
     ) -> Result<usize, TooManyParsers> {
-        if self.factories.len() == MAX_PARSERS {
-            return Err(TooManyParsers);
-        }
-        self.factories.push(factory);
-        self.counters.grow();
-        Ok(self.factories.len() - 1)
+        register(&mut self.factories, &mut self.counters, factory)
     }
 
     /// Names of the registered parsers, in counter order.
@@ -708,12 +718,7 @@ impl<R> DatagramDriver<R> {
         &mut self,
         factory: Box<dyn DatagramParserFactory<R>>,
     ) -> Result<usize, TooManyParsers> {
-        if self.factories.len() == MAX_PARSERS {
-            return Err(TooManyParsers);
-        }
-        self.factories.push(factory);
-        self.counters.grow();
-        Ok(self.factories.len() - 1)
+        register(&mut self.factories, &mut self.counters, factory)
     }
 
     /// Names of the registered parsers, in counter order.

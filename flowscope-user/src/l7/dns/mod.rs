@@ -104,7 +104,7 @@ pub struct DnsCounters {
 impl DnsCounters {
     /// Adds `other` into `self`.
     pub fn add(&mut self, other: &Self) {
-        let Self {
+        add_counters!(self += other: Self {
             queries,
             answers,
             matched,
@@ -114,16 +114,7 @@ impl DnsCounters {
             malformed,
             messages_lost,
             gaps_lost,
-        } = other;
-        self.queries += queries;
-        self.answers += answers;
-        self.matched += matched;
-        self.unmatched_answers += unmatched_answers;
-        self.pending_evicted += pending_evicted;
-        self.unanswered += unanswered;
-        self.malformed += malformed;
-        self.messages_lost += messages_lost;
-        self.gaps_lost += gaps_lost;
+        });
     }
 }
 

@@ -3,9 +3,7 @@
 
 use super::head::{self, Start};
 use super::{HttpConfig, HttpParser, HttpRecord};
-use crate::l7::{Convert, L7Counters};
-use crate::session::{ParseStatus, Probe, RecordSink, SessionParser, SessionParserFactory, Side};
-use crate::view::Timestamp;
+use crate::session::{ParseStatus, Probe, SessionParser, SessionParserFactory, Side};
 
 /// Methods that make a probe certain (others only look like a request).
 const KNOWN_METHODS: [&[u8]; 9] = [
@@ -27,37 +25,7 @@ impl HttpParser {
     }
 }
 
-impl<R: From<HttpRecord>> SessionParser<R> for HttpParser {
-    fn on_data(
-        &mut self,
-        side: Side,
-        data: &[u8],
-        _ts: Timestamp,
-        sink: &mut dyn RecordSink<R>,
-    ) -> ParseStatus {
-        self.feed(side, data, &mut Convert(sink));
-        self.status()
-    }
-
-    fn on_gap(
-        &mut self,
-        side: Side,
-        len: u64,
-        _ts: Timestamp,
-        sink: &mut dyn RecordSink<R>,
-    ) -> ParseStatus {
-        self.gap(side, len, &mut Convert(sink));
-        self.status()
-    }
-
-    fn on_end(&mut self, side: Side, _ts: Timestamp, sink: &mut dyn RecordSink<R>) {
-        self.end(side, &mut Convert(sink));
-    }
-
-    fn flush_counters(&mut self, into: &mut L7Counters) {
-        into.http.add(self.counters());
-    }
-}
+impl_stream_session_parser!(HttpParser, HttpRecord, http);
 
 /// Builds [`HttpParser`]s; well-known ports 80, 8000, 8080 and 3128.
 #[derive(Debug, Default, Clone)]

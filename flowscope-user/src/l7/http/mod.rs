@@ -111,7 +111,7 @@ pub struct HttpCounters {
 impl HttpCounters {
     /// Adds `other` into `self`.
     pub fn add(&mut self, other: &Self) {
-        let Self {
+        add_counters!(self += other: Self {
             requests,
             responses,
             interim_responses,
@@ -125,20 +125,7 @@ impl HttpCounters {
             gap_bytes_skipped,
             not_http,
             tunnels,
-        } = other;
-        self.requests += requests;
-        self.responses += responses;
-        self.interim_responses += interim_responses;
-        self.responses_without_request += responses_without_request;
-        self.unanswered_requests += unanswered_requests;
-        self.pending_dropped += pending_dropped;
-        self.header_errors += header_errors;
-        self.header_overflows += header_overflows;
-        self.body_errors += body_errors;
-        self.resyncs += resyncs;
-        self.gap_bytes_skipped += gap_bytes_skipped;
-        self.not_http += not_http;
-        self.tunnels += tunnels;
+        });
     }
 }
 

@@ -2,9 +2,7 @@
 //! factory that recognises a TLS handshake record by port and first bytes.
 
 use super::{TlsConfig, TlsParser, TlsRecord};
-use crate::l7::{Convert, L7Counters};
-use crate::session::{ParseStatus, Probe, RecordSink, SessionParser, SessionParserFactory, Side};
-use crate::view::Timestamp;
+use crate::session::{ParseStatus, Probe, SessionParser, SessionParserFactory, Side};
 
 impl TlsParser {
     fn status(&self) -> ParseStatus {
@@ -18,37 +16,7 @@ impl TlsParser {
     }
 }
 
-impl<R: From<TlsRecord>> SessionParser<R> for TlsParser {
-    fn on_data(
-        &mut self,
-        side: Side,
-        data: &[u8],
-        _ts: Timestamp,
-        sink: &mut dyn RecordSink<R>,
-    ) -> ParseStatus {
-        self.feed(side, data, &mut Convert(sink));
-        self.status()
-    }
-
-    fn on_gap(
-        &mut self,
-        side: Side,
-        len: u64,
-        _ts: Timestamp,
-        sink: &mut dyn RecordSink<R>,
-    ) -> ParseStatus {
-        self.gap(side, len, &mut Convert(sink));
-        self.status()
-    }
-
-    fn on_end(&mut self, side: Side, _ts: Timestamp, sink: &mut dyn RecordSink<R>) {
-        self.end(side, &mut Convert(sink));
-    }
-
-    fn flush_counters(&mut self, into: &mut L7Counters) {
-        into.tls.add(self.counters());
-    }
-}
+impl_stream_session_parser!(TlsParser, TlsRecord, tls);
 
 /// Builds [`TlsParser`]s; well-known ports 443, 8443, 465, 636, 853, 993, 995.
 #[derive(Debug, Default, Clone)]

@@ -97,7 +97,7 @@ pub struct TlsCounters {
 impl TlsCounters {
     /// Adds `other` into `self`.
     pub fn add(&mut self, other: &Self) {
-        let Self {
+        add_counters!(self += other: Self {
             client_hellos,
             server_hellos,
             certificates,
@@ -105,14 +105,7 @@ impl TlsCounters {
             handshake_too_large,
             not_tls,
             gaps_lost,
-        } = other;
-        self.client_hellos += client_hellos;
-        self.server_hellos += server_hellos;
-        self.certificates += certificates;
-        self.malformed += malformed;
-        self.handshake_too_large += handshake_too_large;
-        self.not_tls += not_tls;
-        self.gaps_lost += gaps_lost;
+        });
     }
 }
 

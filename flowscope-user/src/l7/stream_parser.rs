@@ -1,0 +1,47 @@
+//! The [`SessionParser`](crate::session::SessionParser) glue shared by the
+//! stream parsers (HTTP, TLS): bytes, gaps and ends go to the parser's own
+//! `feed`/`gap`/`end`, records through [`Convert`](super::Convert), and the
+//! status comes from the parser's `status()`.
+
+/// Implements `SessionParser<R>` for `$parser`, which emits `$record` and
+/// counts into `L7Counters::$counters`.
+macro_rules! impl_stream_session_parser {
+    ($parser:ty, $record:ty, $counters:ident) => {
+        impl<R: From<$record>> $crate::session::SessionParser<R> for $parser {
+            fn on_data(
+                &mut self,
+                side: $crate::session::Side,
+                data: &[u8],
+                _ts: $crate::view::Timestamp,
+                sink: &mut dyn $crate::session::RecordSink<R>,
+            ) -> $crate::session::ParseStatus {
+                self.feed(side, data, &mut $crate::l7::Convert(sink));
+                self.status()
+            }
+
+            fn on_gap(
+                &mut self,
+                side: $crate::session::Side,
+                len: u64,
+                _ts: $crate::view::Timestamp,
+                sink: &mut dyn $crate::session::RecordSink<R>,
+            ) -> $crate::session::ParseStatus {
+                self.gap(side, len, &mut $crate::l7::Convert(sink));
+                self.status()
+            }
+
+            fn on_end(
+                &mut self,
+                side: $crate::session::Side,
+                _ts: $crate::view::Timestamp,
+                sink: &mut dyn $crate::session::RecordSink<R>,
+            ) {
+                self.end(side, &mut $crate::l7::Convert(sink));
+            }
+
+            fn flush_counters(&mut self, into: &mut $crate::l7::L7Counters) {
+                into.$counters.add(self.counters());
+            }
+        }
+    };
+}
