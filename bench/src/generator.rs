@@ -132,6 +132,22 @@ pub fn run(cfg: &Config) -> Result<Report, Error> {
             flows::MAX_FLOWS
         )));
     }
+    run_queues(cfg, send_queue)
+}
+
+/// Opens one socket per queue, starts one pinned thread per queue running
+/// `send(socket, queue, cpu, cfg)` from a common start, and collects their
+/// reports in queue order. Checks every setting except the flows.
+///
+/// # Errors
+/// As [`run`].
+pub(crate) fn run_queues<F>(cfg: &Config, send: F) -> Result<Report, Error>
+where
+    F: Fn(&PacketSocket, usize, usize, &Config) -> Result<QueueReport, Error>
+        + Clone
+        + Send
+        + 'static,
+{
     if cfg.queues == 0 {
         return Err(Error::Config("--queues must be at least 1".into()));
     }
@@ -180,13 +196,14 @@ pub fn run(cfg: &Config) -> Result<Report, Error> {
         .into_iter()
         .map(|(queue, cpu, sock)| {
             let cfg = cfg.clone();
+            let send = send.clone();
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
                 let pinned =
                     cpu::pin_current_thread(cpu).map_err(io_err(format!("pinning to CPU {cpu}")));
                 barrier.wait();
                 pinned?;
-                send_queue(&sock, queue, cpu, &cfg)
+                send(&sock, queue, cpu, &cfg)
             })
         })
         .collect();
@@ -284,7 +301,7 @@ fn is_transient(e: &io::Error) -> bool {
 
 /// Waits until `sent` frames are due at `rate` frames per second since
 /// `started`: sleeps for long waits, spins for the last stretch.
-fn pace(started: std::time::Instant, sent: u64, rate: f64) {
+pub(crate) fn pace(started: std::time::Instant, sent: u64, rate: f64) {
     let due = started + std::time::Duration::from_secs_f64(sent as f64 / rate);
     loop {
         let now = std::time::Instant::now();
@@ -298,6 +315,33 @@ fn pace(started: std::time::Instant, sent: u64, rate: f64) {
             std::hint::spin_loop();
         }
     }
+}
+
+/// Hands every frame of `frames` to the kernel, in order, retrying (and
+/// counting in `retries`) while the device queue is full.
+///
+/// # Errors
+/// [`Error::Io`] when a send fails for another reason.
+pub(crate) fn send_all(
+    sock: &PacketSocket,
+    frames: &[&[u8]],
+    retries: &mut u64,
+    iface: &str,
+    queue: usize,
+) -> Result<(), Error> {
+    let mut done = 0;
+    while done < frames.len() {
+        match sock.send_batch(&frames[done..]) {
+            Ok(k) if k > 0 => done += k,
+            Ok(_) => *retries += 1,
+            Err(e) if is_transient(&e) => {
+                *retries += 1;
+                std::thread::yield_now();
+            }
+            Err(e) => return Err(Error::Io(format!("sendmmsg on {iface} queue {queue}"), e)),
+        }
+    }
+    Ok(())
 }
 
 fn send_queue(
@@ -369,37 +413,19 @@ fn send_queue(
             left -= 1;
         }
         let frames: [&[u8]; MAX_BATCH] = std::array::from_fn(|k| &bufs[k][..slots[k].2]);
-        let mut done = 0;
-        while done < n {
-            match sock.send_batch(&frames[done..n]) {
-                Ok(k) if k > 0 => {
-                    for &(i, ab, len) in &slots[done..done + k] {
-                        let r = &mut states[i].report;
-                        let len = len as u64;
-                        if ab {
-                            r.frames_ab += 1;
-                            r.bytes_ab += len;
-                        } else {
-                            r.frames_ba += 1;
-                            r.bytes_ba += len;
-                        }
-                        report.frames += 1;
-                        report.bytes += len;
-                    }
-                    done += k;
-                }
-                Ok(_) => report.retries += 1,
-                Err(e) if is_transient(&e) => {
-                    report.retries += 1;
-                    std::thread::yield_now();
-                }
-                Err(e) => {
-                    return Err(Error::Io(
-                        format!("sendmmsg on {} queue {queue}", cfg.iface),
-                        e,
-                    ));
-                }
+        send_all(sock, &frames[..n], &mut report.retries, &cfg.iface, queue)?;
+        for &(i, ab, len) in &slots[..n] {
+            let r = &mut states[i].report;
+            let len = len as u64;
+            if ab {
+                r.frames_ab += 1;
+                r.bytes_ab += len;
+            } else {
+                r.frames_ba += 1;
+                r.bytes_ba += len;
             }
+            report.frames += 1;
+            report.bytes += len;
         }
     }
     report.flows = states.into_iter().map(|s| s.report).collect();

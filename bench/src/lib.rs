@@ -5,11 +5,13 @@
 //! they can be unit-tested: [`checksum`], [`frame`] (the frame builder),
 //! [`flows`] (which flows exist and how many frames each gets),
 //! [`packet_socket`] (the `sendmmsg` sender), [`cpu`] (CPU pinning that
-//! selects the TX queue) and [`generator`] (the per-queue send loop).
+//! selects the TX queue), [`generator`] (the per-queue send loop) and
+//! [`flood`] (the SYN-flood mode).
 #![deny(missing_docs)]
 
 pub mod checksum;
 pub mod cpu;
+pub mod flood;
 pub mod flows;
 pub mod frame;
 pub mod generator;

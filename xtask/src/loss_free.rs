@@ -5,7 +5,8 @@
 //! capture (`dumpcap -w /dev/null`), and flowscope with 1 and 2 workers.
 //!
 //! For each receiver, rates climb a ladder; a step is loss-free when every
-//! frame sent was received. The search is repeated `--runs` times and the
+//! frame sent was received; a step where the generator fell short of the
+//! rate ends the search at the rate it reached. The search is repeated `--runs` times and the
 //! median of the highest loss-free rates is reported, with the ratios b/a
 //! and b/c, as Markdown rows for BENCHMARKS.md.
 
@@ -71,6 +72,8 @@ pub(crate) struct Outcome {
     pub(crate) sent: u64,
     /// Frames received.
     pub(crate) received: u64,
+    /// Rate fsgen achieved, frames per second.
+    pub(crate) sent_pps: u64,
     /// flowscope's peak resident memory (VmHWM, KiB), read just before it
     /// was stopped.
     pub(crate) peak_rss_kib: Option<u64>,
@@ -154,13 +157,17 @@ pub(crate) fn median_loss_free(
         for &rate in &args.rates {
             let o = step(setup, rate, args.seconds, bin, extra)?;
             eprintln!(
-                "xtask: {} run {run}: {rate} pps: sent {}, received {}",
-                setup.label, o.sent, o.received
+                "xtask: {} run {run}: {rate} pps: sent {} at {} pps, received {}",
+                setup.label, o.sent, o.sent_pps, o.received
             );
             if o.received < o.sent {
                 break;
             }
-            highest = rate;
+            highest = rate.min(o.sent_pps);
+            if o.sent_pps < rate * 95 / 100 {
+                eprintln!("xtask: the generator's limit, not the receiver's, ends this search");
+                break;
+            }
         }
         best.push(highest);
     }
@@ -238,6 +245,12 @@ pub(crate) fn step(
     if !out.status.success() {
         bail!("fsgen: {}", String::from_utf8_lossy(&out.stderr));
     }
+    // What fsgen says it sent (more than `frames` with long connections).
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("fsgen printed no JSON")?;
+    let (Some(sent), Some(sent_pps)) = (report["sent"].as_u64(), report["pps"].as_u64()) else {
+        bail!("fsgen printed no \"sent\" or \"pps\": {report}");
+    };
     std::thread::sleep(Duration::from_millis(500));
     let pid = receiver.child().id();
     let peak_rss_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -267,8 +280,9 @@ pub(crate) fn step(
     };
     let _ = std::fs::remove_file(&summary);
     Ok(Outcome {
-        sent: frames,
+        sent,
         received: got,
+        sent_pps,
         peak_rss_kib,
         summary: summary_json,
     })

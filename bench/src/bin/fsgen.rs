@@ -1,11 +1,14 @@
 //! `fsgen`: sends exactly N Ethernet frames of M flows on an interface from
 //! an `AF_PACKET` socket (`PACKET_QDISC_BYPASS`, `sendmmsg`), one sender
-//! thread per TX queue, and prints what it sent as one JSON line.
+//! thread per TX queue, and prints what it sent as one JSON line. With
+//! `--syn-flood`, every frame is the SYN of a distinct spoofed flow, with
+//! `--established K` complete connections interleaved (see `bench::flood`).
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use bench::flood::{self, FloodConfig};
 use bench::generator::{self, Config, Report};
 use clap::Parser;
 
@@ -48,6 +51,19 @@ struct Args {
     /// Frames per second over all queues (default: as fast as possible).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     rate: Option<u64>,
+    /// SYN flood: every one of the --frames frames is a SYN of a distinct
+    /// flow from a pseudo-random documentation source (--flows, --ipv6 and
+    /// --both-directions are ignored).
+    #[arg(long)]
+    syn_flood: bool,
+    /// With --syn-flood: also send this many complete TCP connections
+    /// (handshake, data both ways, FINs after the flood; --size is the
+    /// length of their data frames), listed in the manifest.
+    #[arg(long, default_value_t = 0, requires = "syn_flood")]
+    established: u32,
+    /// Seed of the flood's sources (the same seed sends the same frames).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 fn parse_mac(s: &str) -> Result<[u8; 6], String> {
@@ -104,7 +120,15 @@ fn run(args: &Args) -> anyhow::Result<()> {
         b_mac: args.b_mac,
         rate_pps: args.rate,
     };
-    let report = generator::run(&cfg)?;
+    let report = if args.syn_flood {
+        let flood = FloodConfig {
+            established: args.established,
+            seed: args.seed,
+        };
+        flood::run(&cfg, flood)?
+    } else {
+        generator::run(&cfg)?
+    };
     if let Some(path) = &args.manifest {
         write_manifest(path, &report).with_context(|| format!("writing {}", path.display()))?;
     }

@@ -192,6 +192,8 @@ fn summary_json(r: &LiveReport, s: &Settings, zero_copy: &[bool]) -> serde_json:
         "rx_packets": last.sockets.iter().map(|w| w.socket.rx_packets).sum::<u64>(),
         "rx_with_metadata": last.total.frames_with_meta,
         "flows_created": last.total.tracker.created_total(),
+        "flows_evicted": last.total.tracker.ended(crate::tracker::EndReason::Evicted),
+        "flow_capacity": last.total.flow_capacity,
         "records_sent": last.total.records_sent,
         "records_dropped": last.total.records_dropped,
         "records_written": r.writer.written,
