@@ -3,7 +3,10 @@
 //! The capture-independent core (frame parsing, extractors, the flow tracker,
 //! reassembly, session parsers, output formats) builds and tests anywhere,
 //! without root, a NIC or the eBPF object. The Linux XDP/AF_XDP runtime lives
-//! in [`capture`] and is the only place with `unsafe` and syscalls.
+//! in [`capture`] (socket and map access) and `runtime` (workers, writer,
+//! Prometheus). `unsafe` is confined to [`capture`] and to two one-function
+//! hints in the tracker (`tracker::prefetch`, `tracker::hugepage`), each
+//! with a SAFETY note.
 //!
 //! Pipeline: [`PacketView`] → [`FlowExtractor`] → `FlowTracker` → reassembly
 //! → session parsers.

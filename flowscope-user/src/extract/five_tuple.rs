@@ -2,7 +2,7 @@
 
 use super::parse;
 use crate::extractor::{Extracted, FlowExtractor, L4Proto, Orientation, Unmatched};
-use crate::view::PacketView;
+use crate::view::{LinkType, PacketView};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -221,9 +221,19 @@ impl FlowExtractor for FiveTuple {
 
     #[inline]
     fn extract(&self, view: PacketView<'_>) -> Result<Extracted<FiveTupleKey>, Unmatched> {
-        let link = parse::link(view.frame, view.link)?;
-        let ip = parse::ip(view.frame, link.l3_offset, link.ethertype)?;
-        let l4 = parse::l4(view.frame, &ip)?;
+        let fast = match view.link {
+            LinkType::Ethernet => parse::ethernet_ip_fast(view.frame),
+            _ => None,
+        };
+        let (vlan, ip, l4) = match fast {
+            Some((ip, l4)) => ([0; 2], ip, l4),
+            None => {
+                let link = parse::link(view.frame, view.link)?;
+                let ip = parse::ip(view.frame, link.l3_offset, link.ethertype)?;
+                let l4 = parse::l4(view.frame, &ip)?;
+                (link.vlan, ip, l4)
+            }
+        };
         let key = FiveTupleKey {
             src: ip.src,
             dst: ip.dst,
@@ -242,7 +252,7 @@ impl FlowExtractor for FiveTuple {
             orientation,
             l4: l4.proto,
             tcp: l4.tcp,
-            vlan: link.vlan,
+            vlan,
             payload_offset: l4.payload_offset as u32,
             payload_len: l4.payload_len as u32,
             fragment: ip.fragment,

@@ -263,3 +263,233 @@ pub(crate) fn l4(frame: &[u8], ip: &Ip) -> Result<L4, Unmatched> {
     }
     Ok(out)
 }
+
+/// Untagged Ethernet carrying IPv4 (no options, not a fragment) or IPv6 (no
+/// extension headers, not a jumbogram) and a well-formed TCP or UDP header,
+/// read with fixed offsets: the common case, without the generic walk.
+/// Returns what [`ip`] and [`l4`] would return for such a frame, and `None`
+/// for every other frame (the caller then takes the generic walk, which
+/// also reports why a frame does not match).
+#[inline(always)]
+pub(crate) fn ethernet_ip_fast(frame: &[u8]) -> Option<(Ip, L4)> {
+    const ETH: usize = EthernetFrame::HEADER_LEN;
+    let (eth, rest) = frame.split_first_chunk::<ETH>()?;
+    match u16::from_be_bytes([eth[12], eth[13]]) {
+        ETH_P_IPV4 => {
+            let (h, after) = rest.split_first_chunk::<20>()?;
+            // Version 4, IHL 5; MF clear and offset 0.
+            if h[0] != 0x45 || u16::from_be_bytes([h[6], h[7]]) & 0x3FFF != 0 {
+                return None;
+            }
+            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+            let payload = after.get(..total.checked_sub(20)?).unwrap_or(after);
+            let mut src = [0; 16];
+            let mut dst = [0; 16];
+            src[..4].copy_from_slice(&h[12..16]);
+            dst[..4].copy_from_slice(&h[16..20]);
+            let l4_offset = ETH + 20;
+            let ip = Ip {
+                ipv6: false,
+                src,
+                dst,
+                proto: h[9],
+                flow_label: 0,
+                l4_offset,
+                end: l4_offset + payload.len(),
+                fragment: None,
+                nonfirst: false,
+            };
+            Some((ip, tcp_udp_fast(h[9], payload, l4_offset)?))
+        }
+        ETH_P_IPV6 => {
+            let (h, after) = rest.split_first_chunk::<40>()?;
+            let len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+            if h[0] >> 4 != 6 || len == 0 {
+                return None;
+            }
+            let payload = after.get(..len).unwrap_or(after);
+            let mut src = [0; 16];
+            let mut dst = [0; 16];
+            src.copy_from_slice(&h[8..24]);
+            dst.copy_from_slice(&h[24..40]);
+            let l4_offset = ETH + 40;
+            let ip = Ip {
+                ipv6: true,
+                src,
+                dst,
+                proto: h[6],
+                flow_label: u32::from_be_bytes([0, h[1] & 0x0F, h[2], h[3]]),
+                l4_offset,
+                end: l4_offset + payload.len(),
+                fragment: None,
+                nonfirst: false,
+            };
+            Some((ip, tcp_udp_fast(h[6], payload, l4_offset)?))
+        }
+        _ => None,
+    }
+}
+
+/// The TCP or UDP header at the start of `bytes` (at `offset` in the frame),
+/// as [`l4`] reads it; `None` for other protocols and malformed headers.
+#[inline(always)]
+fn tcp_udp_fast(proto: u8, bytes: &[u8], offset: usize) -> Option<L4> {
+    match L4Proto::from_number(proto) {
+        L4Proto::Tcp => {
+            let t = bytes.first_chunk::<20>()?;
+            let header_len = usize::from(t[12] >> 4) * 4;
+            if header_len < 20 || header_len > bytes.len() {
+                return None;
+            }
+            Some(L4 {
+                proto: L4Proto::Tcp,
+                src_port: u16::from_be_bytes([t[0], t[1]]),
+                dst_port: u16::from_be_bytes([t[2], t[3]]),
+                tcp: Some(TcpInfo {
+                    flags: TcpFlags(t[13]),
+                    seq: u32::from_be_bytes([t[4], t[5], t[6], t[7]]),
+                    ack: u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
+                    window: u16::from_be_bytes([t[14], t[15]]),
+                }),
+                payload_offset: offset + header_len,
+                payload_len: bytes.len() - header_len,
+            })
+        }
+        L4Proto::Udp => {
+            let (u, rest) = bytes.split_first_chunk::<8>()?;
+            let len = usize::from(u16::from_be_bytes([u[4], u[5]]));
+            let payload_len = match len.checked_sub(8) {
+                Some(n) if n <= rest.len() => n,
+                _ => rest.len(),
+            };
+            Some(L4 {
+                proto: L4Proto::Udp,
+                src_port: u16::from_be_bytes([u[0], u[1]]),
+                dst_port: u16::from_be_bytes([u[2], u[3]]),
+                tcp: None,
+                payload_offset: offset + UdpDatagram::HEADER_LEN,
+                payload_len,
+            })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ethernet + `l3` (EtherType `ethertype`).
+    fn eth(ethertype: u16, l3: &[u8]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(l3);
+        f
+    }
+
+    fn ipv4(proto: u8, l4: &[u8]) -> Vec<u8> {
+        let total = (20 + l4.len()) as u16;
+        let mut h = vec![0x45, 0, 0, 0, 0, 7, 0x40, 0, 64, proto, 0, 0];
+        h[2..4].copy_from_slice(&total.to_be_bytes());
+        h.extend_from_slice(&[192, 0, 2, 1, 198, 51, 100, 9]);
+        h.extend_from_slice(l4);
+        h
+    }
+
+    fn ipv6(next: u8, l4: &[u8]) -> Vec<u8> {
+        let mut h = vec![0x60, 0x0a, 0xbc, 0xde];
+        h.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+        h.extend_from_slice(&[next, 64]);
+        h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        h.extend_from_slice(l4);
+        h
+    }
+
+    /// TCP with 4 bytes of options (NOPs) and 3 bytes of payload.
+    fn tcp() -> Vec<u8> {
+        let mut t = vec![0x04, 0x00, 0x00, 0x50, 0, 0, 1, 0, 0, 0, 2, 0, 0x60, 0x18];
+        t.extend_from_slice(&[0x10, 0x00, 0, 0, 0, 0, 1, 1, 1, 1, b'a', b'b', b'c']);
+        t
+    }
+
+    fn udp() -> Vec<u8> {
+        vec![0x13, 0x88, 0x00, 0x35, 0x00, 0x0b, 0, 0, b'x', b'y', b'z']
+    }
+
+    /// What the generic walk says about an Ethernet frame.
+    fn generic(frame: &[u8]) -> Result<(Ip, L4), Unmatched> {
+        let link = link(frame, LinkType::Ethernet)?;
+        let ip = ip(frame, link.l3_offset, link.ethertype)?;
+        let l4 = l4(frame, &ip)?;
+        Ok((ip, l4))
+    }
+
+    /// Whenever the fast path answers, its answer is the generic walk's.
+    fn check(frame: &[u8]) -> bool {
+        let Some(fast) = ethernet_ip_fast(frame) else {
+            return false;
+        };
+        let slow = generic(frame);
+        assert_eq!(
+            format!("{:?}", Ok::<_, Unmatched>(fast)),
+            format!("{slow:?}"),
+            "frame {frame:02x?}"
+        );
+        true
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_generic_walk() {
+        let frames = [
+            eth(ETH_P_IPV4, &ipv4(6, &tcp())),
+            eth(ETH_P_IPV4, &ipv4(17, &udp())),
+            eth(ETH_P_IPV6, &ipv6(6, &tcp())),
+            eth(ETH_P_IPV6, &ipv6(17, &udp())),
+            // UDP length shorter than the IP payload: the payload ends at it.
+            eth(ETH_P_IPV4, &ipv4(17, &[udp(), vec![0; 5]].concat())),
+        ];
+        for base in &frames {
+            assert!(check(base), "fast path declined {base:02x?}");
+            // Every truncation, and trailing bytes past the IP length.
+            for n in 0..base.len() {
+                check(&base[..n]);
+            }
+            let mut padded = base.clone();
+            padded.extend_from_slice(&[0xee; 9]);
+            assert!(check(&padded));
+            // Every header byte set to values that change its meaning.
+            for i in 12..base.len() {
+                for v in [
+                    0x00, 0x01, 0x06, 0x11, 0x2c, 0x3f, 0x40, 0x45, 0x46, 0x50, 0x60, 0xff,
+                ] {
+                    let mut f = base.clone();
+                    if let Some(b) = f.get_mut(i) {
+                        *b = v;
+                    }
+                    check(&f);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_declines_what_it_does_not_handle() {
+        let mut frag = ipv4(6, &tcp());
+        frag[6] = 0x20; // MF
+        let mut options = ipv4(6, &tcp());
+        options[0] = 0x46;
+        let mut vlan = vec![0x00, 0x05, 0x08, 0x00];
+        vlan.extend_from_slice(&ipv4(6, &tcp()));
+        for f in [
+            eth(ETH_P_IPV4, &frag),
+            eth(ETH_P_IPV4, &options),
+            eth(ETH_P_8021Q, &vlan),
+            eth(ETH_P_IPV4, &ipv4(1, &[8, 0, 0, 0, 0, 1, 0, 1])),
+            eth(ETH_P_IPV6, &ipv6(0, &[6, 0, 1, 4, 0, 0, 0, 0])),
+            eth(ETH_P_IPV6, &ipv6(6, &tcp()[..19])),
+        ] {
+            assert!(ethernet_ip_fast(&f).is_none(), "{f:02x?}");
+        }
+    }
+}

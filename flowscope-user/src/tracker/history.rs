@@ -87,6 +87,7 @@ impl History {
 
     /// Records `letter` for `side` (0 initiator, 1 responder) unless that side
     /// already has it. Returns true if it was new.
+    #[inline]
     pub fn record_once(&mut self, side: usize, letter: HistoryLetter) -> bool {
         let seen = &mut self.seen[side & 1];
         if *seen & letter.bit() != 0 {

@@ -43,6 +43,7 @@
 mod config;
 mod event;
 mod history;
+mod hugepage;
 mod prefetch;
 mod record;
 mod table;
@@ -67,7 +68,7 @@ use timer::TimerWheel;
 pub const EVICTION_SAMPLE: usize = 8;
 
 /// Packets processed together by [`FlowTracker::track_batch`].
-const BATCH: usize = 32;
+const BATCH: usize = 16;
 
 /// Buckets of the timer wheel (one tick each).
 const WHEEL_BUCKETS: usize = 4096;
@@ -113,7 +114,9 @@ pub struct FlowTracker<E: FlowExtractor> {
     evict_hand: usize,
     idle_fn: Option<IdleTimeoutFn<E::Key>>,
     counters: TrackerCounters,
+    /// The group [`FlowTracker::track_batch`] processes, and the next one.
     pending: Vec<Pending<E::Key>>,
+    pending_next: Vec<Pending<E::Key>>,
 }
 
 /// Nanoseconds of a duration, saturating.
@@ -153,8 +156,8 @@ impl<E: FlowExtractor> FlowTracker<E> {
             hasher: ahash::RandomState::new(),
             linger_ns: nanos(config.tcp_close_linger),
             active_ns: config.active_timeout.map(nanos),
-            slots: Vec::with_capacity(cap),
-            free: Vec::with_capacity(cap),
+            slots: hugepage::vec_with_capacity(cap),
+            free: hugepage::vec_with_capacity(cap),
             index: Index::new(cap),
             wheel: TimerWheel::new(cap, WHEEL_BUCKETS, tick),
             live: 0,
@@ -164,6 +167,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
             idle_fn: None,
             counters: TrackerCounters::default(),
             pending: Vec::with_capacity(BATCH),
+            pending_next: Vec::with_capacity(BATCH),
             config: TrackerConfig {
                 max_flows: cap,
                 ..config
@@ -231,42 +235,66 @@ impl<E: FlowExtractor> FlowTracker<E> {
             Ok(ext) => self.hasher.hash_one(ext.key) as u32,
             Err(_) => 0,
         };
-        self.process(view, Pending { result, hash }, sink);
+        self.process(view, &Pending { result, hash }, sink);
     }
 
-    /// Tracks packets in order, in groups: each group is extracted and hashed
-    /// first while its table entries are prefetched, then the slots those
-    /// entries point at are prefetched, then the packets are processed: the
-    /// cache misses of a group overlap instead of being paid one at a time.
+    /// Tracks packets in order, in groups, pipelined: a group is extracted
+    /// and hashed while its index entries are prefetched; the slots those
+    /// entries point at are prefetched; the next group is extracted while
+    /// they arrive; then the group is processed. The cache misses of a group
+    /// overlap with each other and with the next group's extraction instead
+    /// of being paid one at a time.
     pub fn track_batch(&mut self, views: &[PacketView<'_>], sink: &mut impl EventSink<E::Key>) {
-        for chunk in views.chunks(BATCH) {
-            self.pending.clear();
-            for view in chunk {
-                let result = self.extractor.extract(*view);
-                let hash = match &result {
-                    Ok(ext) => {
-                        let hash = self.hasher.hash_one(ext.key) as u32;
-                        self.index.prefetch(hash);
-                        hash
-                    }
-                    Err(_) => 0,
-                };
-                self.pending.push(Pending { result, hash });
+        // Taken out for the loop (and put back: no allocation) so that
+        // `process` can borrow the tracker while reading the groups in place.
+        let mut current = std::mem::take(&mut self.pending);
+        let mut next = std::mem::take(&mut self.pending_next);
+        let mut chunks = views.chunks(BATCH).peekable();
+        if let Some(first) = chunks.peek() {
+            self.extract_group(first, &mut current);
+        }
+        while let Some(chunk) = chunks.next() {
+            self.prefetch_slots(&current);
+            next.clear();
+            if let Some(following) = chunks.peek() {
+                self.extract_group(following, &mut next);
             }
-            for p in &self.pending {
-                if p.result.is_ok()
-                    && let Some(slot) = self.index.touch(p.hash)
-                {
-                    prefetch::prefetch(
-                        self.slots.as_ptr().wrapping_add(slot as usize),
-                        std::mem::size_of::<Slot<E::Key>>(),
-                    );
-                }
+            for (view, p) in chunk.iter().zip(&current) {
+                self.process(*view, p, sink);
             }
-            for (i, view) in chunk.iter().enumerate() {
-                if let Some(&p) = self.pending.get(i) {
-                    self.process(*view, p, sink);
+            std::mem::swap(&mut current, &mut next);
+        }
+        self.pending = current;
+        self.pending_next = next;
+    }
+
+    /// Extracts and hashes `views` into `out`, prefetching their index entries.
+    fn extract_group(&self, views: &[PacketView<'_>], out: &mut Vec<Pending<E::Key>>) {
+        out.clear();
+        for view in views {
+            let result = self.extractor.extract(*view);
+            let hash = match &result {
+                Ok(ext) => {
+                    let hash = self.hasher.hash_one(ext.key) as u32;
+                    self.index.prefetch(hash);
+                    hash
                 }
+                Err(_) => 0,
+            };
+            out.push(Pending { result, hash });
+        }
+    }
+
+    /// Prefetches the slots the index points at for `group`.
+    fn prefetch_slots(&self, group: &[Pending<E::Key>]) {
+        for p in group {
+            if p.result.is_ok()
+                && let Some(slot) = self.index.touch(p.hash)
+            {
+                prefetch::prefetch(
+                    self.slots.as_ptr().wrapping_add(slot as usize),
+                    std::mem::size_of::<Slot<E::Key>>(),
+                );
             }
         }
     }
@@ -274,6 +302,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
     /// Moves the clock to `now` (if later) and ends every flow whose timeout
     /// passed. Live capture calls this with its clock once per batch (and
     /// when idle); offline, packet time drives it.
+    #[inline]
     pub fn advance(&mut self, now: crate::view::Timestamp, sink: &mut impl EventSink<E::Key>) {
         if now.0 > self.clock {
             self.clock = now.0;
@@ -315,18 +344,19 @@ impl<E: FlowExtractor> FlowTracker<E> {
         }
     }
 
+    #[inline]
     fn process(
         &mut self,
         view: PacketView<'_>,
-        p: Pending<E::Key>,
+        p: &Pending<E::Key>,
         sink: &mut impl EventSink<E::Key>,
     ) {
         self.counters.packets += 1;
         self.advance(view.timestamp, sink);
-        let ext = match p.result {
+        let ext = match &p.result {
             Ok(ext) => ext,
             Err(reason) => {
-                self.counters.count_unmatched(reason);
+                self.counters.count_unmatched(*reason);
                 return;
             }
         };
@@ -334,21 +364,21 @@ impl<E: FlowExtractor> FlowTracker<E> {
         let found = self.index.find(p.hash, |s| self.slot_has(s, &ext.key));
         let slot = match found {
             Some(slot) => {
-                self.renew_if_over(slot, &ext, now, sink);
+                self.renew_if_over(slot, ext, now, sink);
                 slot
             }
             None => {
                 if self.live >= self.config.max_flows {
                     self.evict(sink);
                 }
-                let rec = self.new_record(&ext);
+                let rec = self.new_record(ext);
                 let slot = self.place(rec, p.hash);
                 self.index.insert(p.hash, slot);
                 self.started(slot, now, sink);
                 slot
             }
         };
-        self.update(slot, view, &ext, sink);
+        self.update(slot, view, ext, sink);
     }
 
     /// Ends the record in `slot` and starts a new one on the same key when
@@ -366,14 +396,13 @@ impl<E: FlowExtractor> FlowTracker<E> {
         };
         let (deadline, reason) = self.deadline(s);
         let closed = closed_reason(s.rec.state);
-        let record_start = s.rec.start().0;
         let ending = if deadline <= now {
             Some((reason, false))
         } else if let (Some(r), true) = (closed, is_pure_syn(ext.tcp.as_ref())) {
             Some((r, false))
         } else {
             self.active_ns
-                .filter(|&a| now.saturating_sub(record_start) >= a)
+                .filter(|&a| now.saturating_sub(s.rec.start().0) >= a)
                 .map(|_| (EndReason::ActiveTimeout, true))
         };
         let Some((reason, continued)) = ending else {

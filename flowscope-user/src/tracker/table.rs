@@ -7,6 +7,10 @@
 
 const EMPTY: u32 = u32::MAX;
 
+/// Entries [`Index::touch`] looks at: a probe run rarely exceeds this at
+/// the index's load of at most one half.
+const TOUCH_PROBES: usize = 4;
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     hash: u32,
@@ -24,15 +28,16 @@ impl Index {
     /// An index for up to `capacity` slots.
     pub(crate) fn new(capacity: usize) -> Self {
         let size = (capacity.max(1) * 2).next_power_of_two();
+        let mut entries = super::hugepage::vec_with_capacity(size);
+        entries.resize(
+            size,
+            Entry {
+                hash: 0,
+                slot: EMPTY,
+            },
+        );
         Self {
-            entries: vec![
-                Entry {
-                    hash: 0,
-                    slot: EMPTY
-                };
-                size
-            ]
-            .into_boxed_slice(),
+            entries: entries.into_boxed_slice(),
             mask: size - 1,
         }
     }
@@ -49,12 +54,23 @@ impl Index {
         );
     }
 
-    /// Reads the entry a lookup of `hash` starts at, so that a batch can issue
-    /// these loads back to back and overlap their cache misses. Returns the
-    /// slot found there, if any.
+    /// Reads the first entries a lookup of `hash` visits (at most
+    /// [`TOUCH_PROBES`]), so that a batch can issue these loads back to back
+    /// and overlap their cache misses. Returns the first slot stored under
+    /// `hash` there, if any.
     pub(crate) fn touch(&self, hash: u32) -> Option<u32> {
-        let e = self.entries.get(self.home(hash))?;
-        (e.slot != EMPTY && e.hash == hash).then_some(e.slot)
+        let mut i = self.home(hash);
+        for _ in 0..TOUCH_PROBES {
+            let e = self.entries.get(i)?;
+            if e.slot == EMPTY {
+                return None;
+            }
+            if e.hash == hash {
+                return Some(e.slot);
+            }
+            i = (i + 1) & self.mask;
+        }
+        None
     }
 
     /// The slot whose hash is `hash` and for which `eq` holds.

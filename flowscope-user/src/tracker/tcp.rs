@@ -62,6 +62,24 @@ pub struct Transition {
     pub flag_combo: bool,
 }
 
+/// The handshake's moves of the flow state for a segment from `side` with
+/// these SYN and ACK flags; true when the three-way handshake completes.
+#[inline]
+fn handshake(state: &mut FlowState, side: FlowSide, syn: bool, ack: bool) -> bool {
+    match (*state, side) {
+        (FlowState::SynSent, FlowSide::Responder) if syn && ack => {
+            *state = FlowState::SynReceived;
+        }
+        (FlowState::SynReceived, FlowSide::Initiator) if ack && !syn => {
+            *state = FlowState::Established;
+            return true;
+        }
+        (FlowState::MidStream, FlowSide::Responder) => *state = FlowState::Established,
+        _ => {}
+    }
+    false
+}
+
 /// True if `a` is at or after `b` in sequence space.
 const fn seq_ge(a: u32, b: u32) -> bool {
     a.wrapping_sub(b) as i32 >= 0
@@ -69,7 +87,43 @@ const fn seq_ge(a: u32, b: u32) -> bool {
 
 impl TcpTrack {
     /// Applies one segment sent by `side` with `payload_len` bytes of payload.
+    #[inline]
     pub fn update(
+        &mut self,
+        state: &mut FlowState,
+        history: &mut History,
+        side: FlowSide,
+        tcp: &TcpInfo,
+        payload_len: u32,
+    ) -> Transition {
+        let from = *state;
+        let control = TcpFlags::SYN.0 | TcpFlags::FIN.0 | TcpFlags::RST.0;
+        if tcp.flags.0 & control != 0 || self.fin_seen != 0 || from.is_terminal() {
+            return self.update_control(state, history, side, tcp, payload_len);
+        }
+        // The common segment: no SYN/FIN/RST, no FIN seen yet. It can add
+        // `D` or `A`, mark its endpoint active and finish a handshake.
+        let s = side.index();
+        let ack = tcp.flags.contains(TcpFlags::ACK);
+        if payload_len > 0 {
+            history.record_once(s, HistoryLetter::Data);
+        } else if ack {
+            history.record_once(s, HistoryLetter::Ack);
+        }
+        if self.endpoint[s] == EndpointState::Inactive {
+            self.endpoint[s] = EndpointState::Partial;
+        }
+        let established = handshake(state, side, false, ack);
+        Transition {
+            from,
+            to: *state,
+            established,
+            flag_combo: false,
+        }
+    }
+
+    /// [`TcpTrack::update`] for segments with SYN, FIN or RST, or after a FIN.
+    fn update_control(
         &mut self,
         state: &mut FlowState,
         history: &mut History,
@@ -86,19 +140,8 @@ impl TcpTrack {
         if f.contains(TcpFlags::RST) {
             *state = FlowState::Reset;
         } else if !from.is_terminal() {
-            let syn = f.contains(TcpFlags::SYN);
             let ack = f.contains(TcpFlags::ACK);
-            match (*state, side) {
-                (FlowState::SynSent, FlowSide::Responder) if syn && ack => {
-                    *state = FlowState::SynReceived;
-                }
-                (FlowState::SynReceived, FlowSide::Initiator) if ack && !syn => {
-                    *state = FlowState::Established;
-                    established = true;
-                }
-                (FlowState::MidStream, FlowSide::Responder) => *state = FlowState::Established,
-                _ => {}
-            }
+            established = handshake(state, side, f.contains(TcpFlags::SYN), ack);
             if f.contains(TcpFlags::FIN) {
                 self.fin_seen |= 1 << s;
                 self.fin_end[s] = tcp.seq.wrapping_add(payload_len).wrapping_add(1);

@@ -33,17 +33,18 @@ pub(crate) struct TimerWheel {
 impl TimerWheel {
     /// A wheel of `buckets` buckets (a power of two) for `slots` slots.
     pub(crate) fn new(slots: usize, buckets: usize, tick_ns: u64) -> Self {
+        let mut links = super::hugepage::vec_with_capacity(slots);
+        links.resize(
+            slots,
+            Link {
+                prev: NIL,
+                next: NIL,
+                bucket: NIL,
+            },
+        );
         Self {
             heads: vec![NIL; buckets.next_power_of_two()].into_boxed_slice(),
-            links: vec![
-                Link {
-                    prev: NIL,
-                    next: NIL,
-                    bucket: NIL
-                };
-                slots
-            ]
-            .into_boxed_slice(),
+            links: links.into_boxed_slice(),
             tick_ns: tick_ns.max(1),
             cursor: 0,
             started: false,
@@ -111,10 +112,16 @@ impl TimerWheel {
     /// Unlinks and returns one slot whose bucket is due at `now_ns`, or `None`
     /// when every due bucket is empty. The caller reschedules slots whose
     /// real deadline is still ahead.
+    #[inline]
     pub(crate) fn pop_due(&mut self, now_ns: u64) -> Option<u32> {
         if self.started && now_ns < self.due_ns {
             return None;
         }
+        self.pop_due_slow(now_ns)
+    }
+
+    /// [`TimerWheel::pop_due`] once some bucket may be due.
+    fn pop_due_slow(&mut self, now_ns: u64) -> Option<u32> {
         let target = now_ns / self.tick_ns;
         if !self.started {
             self.started = true;
