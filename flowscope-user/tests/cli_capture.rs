@@ -295,3 +295,63 @@ fn full_screen_view_on_a_terminal_plain_lines_otherwise() {
         "{out}"
     );
 }
+
+#[test]
+fn a_syn_flood_shows_in_the_eve_anomaly_records() {
+    if !kernel_tests_enabled("a_syn_flood_shows_in_the_eve_anomaly_records") {
+        return;
+    }
+    const N: u64 = 20_000;
+    let bed = TestBed::new(2);
+    let eve = std::env::temp_dir().join(format!("{}.anomaly.json", bed.cap_ns));
+    let out = format!("eve:{}", eve.display());
+    let capture = start(&bed, &["--plain", "--output", &out, "--duration", "4"]);
+    let fsgen = std::env::var("FLOWSCOPE_FSGEN").expect("FLOWSCOPE_FSGEN");
+    let o = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &bed.gen_ns,
+            &fsgen,
+            "--iface",
+            &bed.gen_if,
+            "--frames",
+            &N.to_string(),
+        ])
+        .args(["--syn-flood", "--queues", "2", "--rate", "20000"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c = capture.wait_with_output().unwrap();
+    assert!(c.status.success(), "{}", stderr(&c));
+    let text = std::fs::read_to_string(&eve).unwrap();
+    let _ = std::fs::remove_file(&eve);
+    let (mut syn, mut flows, mut targets) = (0, 0, Vec::new());
+    for line in text.lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        match r["event_type"].as_str() {
+            Some("anomaly") => {
+                syn += r["indicators"]["syn"].as_u64().unwrap();
+                // A bare SYN raises the SYN indicator and no anomaly kind.
+                assert!(
+                    r["anomalies"].as_object().is_none_or(|a| a.is_empty()),
+                    "{line}"
+                );
+                for t in r["top_syn_targets"].as_array().unwrap() {
+                    targets.push(t["ip"].as_str().unwrap().to_owned());
+                }
+            }
+            Some("flow") => flows += 1,
+            other => panic!("unexpected record {other:?}: {line}"),
+        }
+    }
+    assert_eq!(syn, N, "every SYN counted once across the interval records");
+    assert_eq!(flows, N, "each spoofed SYN is a flow of its own");
+    assert!(!targets.is_empty(), "the flood's targets are named");
+    for t in &targets {
+        assert!(
+            t.starts_with("203.0.113.") || t.starts_with("2001:db8:d::"),
+            "target {t} is one the flood hit"
+        );
+    }
+}

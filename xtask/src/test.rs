@@ -36,7 +36,7 @@ pub fn run(args: &Args) -> Result<()> {
     if root {
         test.env("FLOWSCOPE_KERNEL_TESTS", "1");
     }
-    cmd::run(&mut test)?;
+    let (passed, failed) = run_counting(&mut test)?;
     if std::env::var_os("FLOWSCOPE_SKIP_FUZZ").is_some_and(|v| v == "1") {
         eprintln!("xtask: fuzz smoke run SKIPPED (FLOWSCOPE_SKIP_FUZZ=1)");
     } else {
@@ -45,5 +45,61 @@ pub fn run(args: &Args) -> Result<()> {
     if !root {
         eprintln!("xtask: unit and pcap tests passed; kernel tests were SKIPPED (not root)");
     }
+    // The last line says what ran, whatever the fuzz step printed before.
+    println!("xtask test: {passed} passed, {failed} failed");
     Ok(())
+}
+
+/// Runs `cargo test`, echoing its output, and adds up the `test result:`
+/// lines of every test binary: (passed, failed).
+fn run_counting(test: &mut std::process::Command) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader};
+    eprintln!("xtask: $ {}", cmd::display(test));
+    let mut child = test.stdout(std::process::Stdio::piped()).spawn()?;
+    let (mut passed, mut failed) = (0, 0);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                passed += count(rest, " passed");
+                failed += count(rest, " failed");
+            }
+        }
+    }
+    let status = child.wait()?;
+    anyhow::ensure!(
+        status.success(),
+        "cargo test failed ({status}): {failed} test(s) failed"
+    );
+    Ok((passed, failed))
+}
+
+/// The number before `word` in a `test result:` line (`ok. 3 passed; 0 failed; …`).
+fn count(line: &str, word: &str) -> u64 {
+    line.split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(word)
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_test_result_lines() {
+        let l = "ok. 12 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s";
+        assert_eq!(
+            (super::count(l, " passed"), super::count(l, " failed")),
+            (12, 1)
+        );
+        assert_eq!(
+            super::count("FAILED. 3 passed; 2 failed; 0 ignored", " failed"),
+            2
+        );
+    }
 }

@@ -97,11 +97,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             prometheus::publish(&snap, &mut publisher);
             let rates = LiveRates::between(&snap, &last);
             let anomalies = anomaly_interval(&mut live, &last, &snap)?;
-            if !matches!(s.eve, Destination::Discard) && !anomalies.is_quiet() {
-                let mut line = Vec::new();
-                anomalies.write_eve(&mut line)?;
-                live.send_line(String::from_utf8_lossy(line.trim_ascii_end()).into_owned());
-            }
+            record_anomalies(&mut live, &s, &anomalies)?;
             match tui.as_mut() {
                 Some(t) => t.draw(&header, &rates, &[anomalies.to_string()])?,
                 None if records_on_stdout => eprintln!("{} | {anomalies}", rates.line()),
@@ -116,6 +112,10 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(20));
     }
     drop(tui);
+    // The interval since the last tick gets its record too.
+    let snap = live.snapshot()?;
+    let anomalies = anomaly_interval(&mut live, &last, &snap)?;
+    record_anomalies(&mut live, &s, &anomalies)?;
     let zero_copy = live.zero_copy().to_vec();
     let report = live.stop()?;
     prometheus::publish(&report.last, &mut publisher);
@@ -147,6 +147,21 @@ fn anomaly_interval(
         now.at.duration_since(prev.at),
         TOP_OFFENDERS,
     ))
+}
+
+/// Hands an interval's anomaly record to the EVE writer, unless there is no
+/// EVE output or nothing moved.
+fn record_anomalies(
+    live: &mut LiveCapture,
+    s: &Settings,
+    anomalies: &AnomalyInterval,
+) -> anyhow::Result<()> {
+    if !matches!(s.eve, Destination::Discard) && !anomalies.is_quiet() {
+        let mut line = Vec::new();
+        anomalies.write_eve(&mut line)?;
+        live.send_line(String::from_utf8_lossy(line.trim_ascii_end()).into_owned());
+    }
+    Ok(())
 }
 
 /// Offenders listed per sketch and interval.
