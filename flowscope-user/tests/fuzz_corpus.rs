@@ -15,9 +15,8 @@ mod targets;
 
 use std::path::{Path, PathBuf};
 
-use aya::programs::{TestRun, TestRunOptions};
 use flowscope::capture::Datapath;
-use flowscope_common::{XdpConfig, XdpMeta, config::MODE_REDIRECT};
+use flowscope_common::{XdpConfig, config::MODE_REDIRECT};
 
 const FUZZ: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz");
 
@@ -99,23 +98,9 @@ fn xdp_agrees_with_classify_on_frame_corpus() {
             if !(14..=3000).contains(&frame.len()) {
                 continue;
             }
-            let mut out = vec![0u8; frame.len() + 512];
-            let res = dp
-                .program()
-                .unwrap()
-                .test_run(TestRunOptions {
-                    data_in: Some(&frame),
-                    data_out: Some(&mut out),
-                    ..Default::default()
-                })
-                .expect("BPF_PROG_TEST_RUN");
-            assert_eq!(
-                res.data_size_out as usize,
-                frame.len() + XdpMeta::SIZE,
-                "{}: no metadata in front of the frame",
-                path.display()
-            );
-            let kernel = XdpMeta::from_bytes(out[..XdpMeta::SIZE].try_into().unwrap());
+            let kernel = common::xdp::test_run(&mut dp, &frame)
+                .1
+                .unwrap_or_else(|| panic!("{}: no metadata in front of the frame", path.display()));
             assert_eq!(
                 kernel,
                 flowscope::wire::classify(&frame, targets::frame::SEED),

@@ -4,7 +4,6 @@
 
 mod common;
 
-use aya::programs::{TestRun, TestRunOptions};
 use common::{frames::*, kernel_tests_enabled};
 use flowscope::capture::Datapath;
 use flowscope_common::{
@@ -28,18 +27,9 @@ fn load() -> Datapath {
 /// Runs `frame` and returns the anomaly counters it moved and its metadata.
 fn run(dp: &mut Datapath, frame: &[u8]) -> (AnomalyBlock, XdpMeta) {
     let before = dp.anomalies().unwrap();
-    let mut out = vec![0u8; frame.len() + 512];
-    let res = dp
-        .program()
-        .unwrap()
-        .test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ..Default::default()
-        })
-        .unwrap();
-    assert_eq!(res.data_size_out as usize, frame.len() + XdpMeta::SIZE);
-    let meta = XdpMeta::from_bytes(out[..XdpMeta::SIZE].try_into().unwrap());
+    let meta = common::xdp::test_run(dp, frame)
+        .1
+        .expect("metadata in front of the frame");
     let after = dp.anomalies().unwrap();
     let mut d = AnomalyBlock::default();
     for (i, c) in d.counts.iter_mut().enumerate() {

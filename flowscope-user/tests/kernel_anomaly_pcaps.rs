@@ -37,13 +37,12 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
-use aya::programs::{TestRun, TestRunOptions};
 use common::kernel_tests_enabled;
 use flowscope::capture::Datapath;
 use flowscope::pcap::PcapReader;
 use flowscope::view::LinkType;
 use flowscope_common::{
-    XdpConfig, XdpMeta,
+    XdpConfig,
     anomaly::{Anomaly as A, AnomalyBlock},
     config::MODE_REDIRECT,
 };
@@ -267,7 +266,6 @@ fn replay(dp: &mut Datapath, name: &str) -> Replay {
         prepended: 0,
     };
     let mut frame = Vec::with_capacity(MAX_TEST_RUN_FRAME);
-    let mut out = vec![0u8; MAX_TEST_RUN_FRAME + 512];
     while let Some(p) = reader.next_packet().expect("read capture") {
         r.frames += 1;
         frame.clear();
@@ -289,22 +287,9 @@ fn replay(dp: &mut Datapath, name: &str) -> Replay {
             r.skipped_large += 1;
             continue;
         }
-        let res = dp
-            .program()
-            .unwrap()
-            .test_run(TestRunOptions {
-                data_in: Some(&frame),
-                data_out: Some(&mut out),
-                ..Default::default()
-            })
-            .expect("BPF_PROG_TEST_RUN");
-        assert_eq!(
-            res.data_size_out as usize,
-            frame.len() + XdpMeta::SIZE,
-            "{name} frame {}: no metadata",
-            r.frames
-        );
-        let meta = XdpMeta::from_bytes(out[..XdpMeta::SIZE].try_into().unwrap());
+        let meta = common::xdp::test_run(dp, &frame)
+            .1
+            .unwrap_or_else(|| panic!("{name} frame {}: no metadata", r.frames));
         assert_eq!(
             flowscope::anomaly::detect(&frame),
             meta.anomalies,

@@ -6,7 +6,6 @@
 
 mod common;
 
-use aya::programs::{TestRun, TestRunOptions};
 use common::{frames::*, kernel_tests_enabled};
 use flowscope::capture::Datapath;
 use flowscope_common::{
@@ -38,27 +37,8 @@ fn load(mode: u32) -> Datapath {
 
 fn run(dp: &mut Datapath, frame: &[u8]) -> Outcome {
     let before = dp.counters().unwrap();
-    let mut out = vec![0u8; frame.len() + 512];
-    let res = dp
-        .program()
-        .unwrap()
-        .test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ..Default::default()
-        })
-        .expect("BPF_PROG_TEST_RUN");
+    let (action, meta) = common::xdp::test_run(dp, frame);
     let after = dp.counters().unwrap();
-    let size = res.data_size_out as usize;
-    // The kernel copies data_out from data_meta: metadata, then the frame.
-    let meta = (size == frame.len() + XdpMeta::SIZE).then(|| {
-        assert_eq!(
-            &out[XdpMeta::SIZE..size],
-            frame,
-            "the program must not change the frame"
-        );
-        XdpMeta::from_bytes(out[..XdpMeta::SIZE].try_into().unwrap())
-    });
     let mut delta = CounterBlock::default();
     for (d, (a, b)) in delta
         .slots
@@ -69,7 +49,7 @@ fn run(dp: &mut Datapath, frame: &[u8]) -> Outcome {
         d.bytes = a.bytes - b.bytes;
     }
     Outcome {
-        action: res.return_value,
+        action,
         meta,
         delta,
     }

@@ -4,6 +4,7 @@
 pub mod frames;
 pub mod fsgen;
 pub mod netns;
+pub mod xdp;
 
 /// True when the kernel tests must run (`cargo xtask test` sets
 /// `FLOWSCOPE_KERNEL_TESTS=1` as root). Otherwise prints a loud SKIPPED line.
