@@ -330,14 +330,7 @@ fn send_queue(
         for &(c, ab, len) in &slots[..n] {
             let len = len as u64;
             if let Some(conn) = conns.get_mut(c) {
-                let r = &mut conn.report;
-                if ab {
-                    r.frames_ab += 1;
-                    r.bytes_ab += len;
-                } else {
-                    r.frames_ba += 1;
-                    r.bytes_ba += len;
-                }
+                conn.report.count(ab, len);
             }
             report.frames += 1;
             report.bytes += len;

@@ -56,6 +56,19 @@ pub struct FlowReport {
     pub bytes_ba: u64,
 }
 
+impl FlowReport {
+    /// Counts one frame of `len` bytes sent A→B (`ab`) or B→A.
+    pub fn count(&mut self, ab: bool, len: u64) {
+        if ab {
+            self.frames_ab += 1;
+            self.bytes_ab += len;
+        } else {
+            self.frames_ba += 1;
+            self.bytes_ba += len;
+        }
+    }
+}
+
 /// What one queue's thread sent.
 #[derive(Clone, Debug)]
 pub struct QueueReport {
@@ -415,15 +428,8 @@ fn send_queue(
         let frames: [&[u8]; MAX_BATCH] = std::array::from_fn(|k| &bufs[k][..slots[k].2]);
         send_all(sock, &frames[..n], &mut report.retries, &cfg.iface, queue)?;
         for &(i, ab, len) in &slots[..n] {
-            let r = &mut states[i].report;
             let len = len as u64;
-            if ab {
-                r.frames_ab += 1;
-                r.bytes_ab += len;
-            } else {
-                r.frames_ba += 1;
-                r.bytes_ba += len;
-            }
+            states[i].report.count(ab, len);
             report.frames += 1;
             report.bytes += len;
         }
