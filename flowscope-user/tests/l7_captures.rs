@@ -5,15 +5,16 @@
 //! direction's payloads by sequence number (dropping exact duplicates and
 //! already-seen bytes), which is enough for these loss-free captures.
 
+mod l7_oracles;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use flowscope::l7::{DnsKind, DnsParser, DnsRecord, HttpParser, HttpRecord, TlsParser, TlsRecord};
+use flowscope::l7::{DnsParser, DnsRecord, HttpParser, HttpRecord, TlsParser, TlsRecord};
 use flowscope::pcap::PcapReader;
 use flowscope::session::Side;
 use flowscope::view::LinkType;
-
-const PCAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps");
+use l7_oracles::{PCAPS, tsv};
 
 type Endpoint = (IpAddr, u16);
 
@@ -167,23 +168,6 @@ fn tcp_connections(segments: &[Segment]) -> Vec<Connection> {
                 client: stream(dirs.get(&(client, server))),
                 server: stream(dirs.get(&(server, client))),
             }
-        })
-        .collect()
-}
-
-/// Rows of a tshark field dump, as maps from column name to value.
-fn tsv(pcap: &str, file: &str) -> Vec<HashMap<String, String>> {
-    let path = format!("{PCAPS}/expected/oracles/{pcap}/l7/{file}");
-    let text = std::fs::read_to_string(path).expect("oracle file");
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
-    lines
-        .map(|l| {
-            header
-                .iter()
-                .zip(l.split('\t').chain(std::iter::repeat("")))
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
         })
         .collect()
 }
@@ -379,23 +363,6 @@ fn tls_fragmented_handshakes_match_tshark() {
     check_tls("ws__tls-fragmented-handshakes.pcap");
 }
 
-fn type_code(name: &str) -> String {
-    let code = match name {
-        "A" => 1,
-        "NS" => 2,
-        "CNAME" => 5,
-        "SOA" => 6,
-        "PTR" => 12,
-        "MX" => 15,
-        "TXT" => 16,
-        "AAAA" => 28,
-        "SRV" => 33,
-        "ANY" => 255,
-        other => return other.trim_start_matches("TYPE").to_owned(),
-    };
-    code.to_string()
-}
-
 fn dns_records(pcap: &str) -> Vec<DnsRecord> {
     let segments = read(pcap);
     let mut out = Vec::new();
@@ -418,55 +385,7 @@ fn dns_records(pcap: &str) -> Vec<DnsRecord> {
 
 fn check_dns(pcap: &str) -> (usize, usize) {
     let ours = dns_records(pcap);
-    let key_of = |r: &DnsRecord| {
-        (
-            format!("0x{:04x}", r.id),
-            r.kind == DnsKind::Answer,
-            r.rrname.clone().unwrap_or_default(),
-            type_code(r.rrtype.as_deref().unwrap_or_default()),
-        )
-    };
-    let mut left: Vec<&DnsRecord> = ours.iter().collect();
-    let rows = tsv(pcap, "dns.tsv");
-    let mut missing = 0;
-    for row in &rows {
-        let key = (
-            row["dns.id"].clone(),
-            row["dns.flags.response"] == "1",
-            row["dns.qry.name"].clone(),
-            row["dns.qry.type"].clone(),
-        );
-        let Some(at) = left.iter().position(|r| key_of(r) == key) else {
-            missing += 1;
-            continue;
-        };
-        let r = left.swap_remove(at);
-        if key.1 {
-            assert_eq!(
-                r.answers.len().to_string(),
-                row["dns.count.answers"],
-                "{pcap}: {key:?}"
-            );
-            // tshark's dns.a / dns.aaaa also list authority and additional
-            // records; ours hold the answer section only, so check inclusion.
-            let listed: Vec<&str> = row["dns.a"]
-                .split(',')
-                .chain(row["dns.aaaa"].split(','))
-                .collect();
-            for a in r
-                .answers
-                .iter()
-                .filter(|a| a.rrtype == "A" || a.rrtype == "AAAA")
-            {
-                let rdata = a.rdata.as_deref().unwrap_or_default();
-                assert!(
-                    listed.contains(&rdata),
-                    "{pcap}: {key:?}: {rdata} not in {listed:?}"
-                );
-            }
-        }
-    }
-    (rows.len(), missing)
+    l7_oracles::check_dns(pcap, ours.iter().collect())
 }
 
 #[test]

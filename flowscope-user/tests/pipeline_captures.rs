@@ -3,6 +3,8 @@
 //! Zeek logs (../shared/pcaps/expected), and the reassembled streams
 //! against tcptrace, tcpflow and tshark (`tcp_reassembly.csv`).
 
+mod l7_oracles;
+
 use std::collections::HashMap;
 
 use flowscope::extract::{FiveTuple, FiveTupleKey};
@@ -14,9 +16,8 @@ use flowscope::reassembly::{Delivery, OverlapPolicy, ReassemblyConfig};
 use flowscope::session::Side;
 use flowscope::tracker::{EndReason, FlowRecord};
 use flowscope::view::Timestamp;
+use l7_oracles::{PCAPS, check_dns, tsv};
 use sha2::{Digest, Sha256};
-
-const PCAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps");
 
 /// Everything the pipeline produced for one capture.
 #[derive(Default)]
@@ -100,23 +101,6 @@ fn dns(out: &Output) -> Vec<&DnsRecord> {
         .filter_map(|(_, r)| match r {
             L7Record::Dns(d) => Some(d),
             _ => None,
-        })
-        .collect()
-}
-
-/// Rows of a tshark field dump, as maps from column name to value.
-fn tsv(pcap: &str, file: &str) -> Vec<HashMap<String, String>> {
-    let path = format!("{PCAPS}/expected/oracles/{pcap}/l7/{file}");
-    let text = std::fs::read_to_string(path).expect("oracle file");
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
-    lines
-        .map(|l| {
-            header
-                .iter()
-                .zip(l.split('\t').chain(std::iter::repeat("")))
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
         })
         .collect()
 }
@@ -252,83 +236,6 @@ fn check_tls(pcap: &str, out: &Output) -> usize {
         assert!(sni.contains(&h.as_str()), "{pcap}: ndpi SNI {h} not found");
     }
     hellos.len()
-}
-
-fn type_code(name: &str) -> String {
-    let code = match name {
-        "A" => 1,
-        "NS" => 2,
-        "CNAME" => 5,
-        "SOA" => 6,
-        "PTR" => 12,
-        "MX" => 15,
-        "TXT" => 16,
-        "AAAA" => 28,
-        "SRV" => 33,
-        "OPT" => 41,
-        "DS" => 43,
-        "RRSIG" => 46,
-        "NSEC" => 47,
-        "DNSKEY" => 48,
-        "ANY" => 255,
-        other => return other.trim_start_matches("TYPE").to_owned(),
-    };
-    code.to_string()
-}
-
-/// Every DNS message of tshark's dump is among ours with the same ID,
-/// kind, question, answer count and A/AAAA data. Returns (rows, missing).
-fn check_dns(pcap: &str, out: &Output) -> (usize, usize) {
-    let key_of = |r: &DnsRecord| {
-        (
-            format!("0x{:04x}", r.id),
-            r.kind == DnsKind::Answer,
-            r.rrname.clone().unwrap_or_default(),
-            type_code(r.rrtype.as_deref().unwrap_or_default()),
-        )
-    };
-    let mut left = dns(out);
-    let rows = tsv(pcap, "dns.tsv");
-    let mut missing = 0;
-    for row in &rows {
-        let key = (
-            row["dns.id"].clone(),
-            row["dns.flags.response"] == "1",
-            row["dns.qry.name"].clone(),
-            row["dns.qry.type"].clone(),
-        );
-        let Some(at) = left.iter().position(|r| key_of(r) == key) else {
-            missing += 1;
-            eprintln!("{pcap}: missing {key:?} (frame {})", row["frame.number"]);
-            continue;
-        };
-        let r = left.swap_remove(at);
-        if key.1 {
-            assert_eq!(
-                r.answers.len().to_string(),
-                row["dns.count.answers"],
-                "{pcap}: {key:?}"
-            );
-            // tshark's dns.a / dns.aaaa also list authority and additional
-            // records; ours hold the answer section only: inclusion.
-            let listed: Vec<&str> = row["dns.a"]
-                .split(',')
-                .chain(row["dns.aaaa"].split(','))
-                .collect();
-            for a in r
-                .answers
-                .iter()
-                .filter(|a| a.rrtype == "A" || a.rrtype == "AAAA")
-            {
-                let rdata = a.rdata.as_deref().unwrap_or_default();
-                assert!(
-                    listed.contains(&rdata),
-                    "{pcap}: {key:?}: {rdata} not in {listed:?}"
-                );
-            }
-        }
-    }
-    (rows.len(), missing)
 }
 
 /// Rows of a Zeek log, as maps from field name to value.
@@ -502,7 +409,7 @@ fn dns_matches_tshark() {
         ("ndpi__dns_fragmented.pcap", 43, 0),
     ] {
         let out = run(pcap);
-        assert_eq!(check_dns(pcap, &out), (rows, missing), "{pcap}");
+        assert_eq!(check_dns(pcap, dns(&out)), (rows, missing), "{pcap}");
     }
 }
 
