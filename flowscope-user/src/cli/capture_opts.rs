@@ -143,18 +143,26 @@ impl CaptureOpts {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("config {}", path.display()))?;
         toml::from_str(&text).map_err(|e| {
-            anyhow::anyhow!("config {}: {}", path.display(), e.message().trim())
-                .context(span(&text, e.span()))
+            anyhow::anyhow!(
+                "config {}: {} ({})",
+                path.display(),
+                e.message().trim(),
+                span(&text, e.span())
+            )
         })
     }
 }
 
+/// Where a TOML error is: the line number and the line itself, which names
+/// the key (toml's type errors name only the expected type).
 fn span(text: &str, at: Option<std::ops::Range<usize>>) -> String {
     match at {
-        Some(r) => format!(
-            "at line {}",
-            text[..r.start.min(text.len())].lines().count().max(1)
-        ),
+        Some(r) => {
+            let start = r.start.min(text.len());
+            let n = text[..start].matches('\n').count();
+            let line = text.lines().nth(n).unwrap_or_default().trim();
+            format!("at line {}: {line}", n + 1)
+        }
         None => String::new(),
     }
 }
@@ -364,5 +372,57 @@ mod tests {
             let e = Settings::try_from(o).unwrap_err().to_string();
             assert!(e.contains(needle), "{e} should name {needle}");
         }
+    }
+
+    /// Every option with a bad value, given in the config file: the error
+    /// names the key (or its flag), whether the type or the value is wrong.
+    #[test]
+    fn every_option_with_a_bad_value_is_named() {
+        let dir = std::env::temp_dir().join(format!("fs-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("flowscope.toml");
+        let cases = [
+            ("iface = 3", "iface"),
+            ("queues = 0", "--queues"),
+            ("queues = \"two\"", "queues"),
+            ("sockets_per_queue = 0", "--sockets-per-queue"),
+            ("sockets_per_queue = 65", "--sockets-per-queue"),
+            ("xdp_mode = \"turbo\"", "--xdp-mode"),
+            ("count_only = \"yes\"", "count_only"),
+            ("duration = -1.0", "--duration"),
+            ("interval = 0.0", "--interval"),
+            ("summary_json = 1", "summary_json"),
+            ("output = [\"pigeon:x\"]", "--output"),
+            ("output = [\"-\", \"eve:/tmp/x\"]", "--output"),
+            ("output = \"-\"", "output"),
+            ("rotate_bytes = 0", "--rotate-bytes"),
+            ("rotate_secs = 0.0", "--rotate-secs"),
+            ("metrics_listen = \"nowhere\"", "--metrics-listen"),
+            ("max_flows = 0", "--max-flows"),
+            ("tcp_timeout = 0.0", "--tcp-timeout"),
+            ("udp_timeout = -5.0", "--udp-timeout"),
+            ("other_timeout = 0.0", "--other-timeout"),
+            ("active_timeout = 0.0", "--active-timeout"),
+            ("record_ring = 0", "--record-ring"),
+            ("rx_ring = 1000", "--rx-ring"),
+            ("fill_ring = 32", "--fill-ring"),
+            ("bare = 1", "bare"),
+            ("plain = \"no\"", "plain"),
+            ("colour = true", "colour"),
+        ];
+        for (line, needle) in cases {
+            let text = if line.starts_with("iface") {
+                line.to_owned()
+            } else {
+                format!("iface = \"fsx0\"\n{line}\n")
+            };
+            std::fs::write(&path, &text).unwrap();
+            let e = CaptureOpts::from_file(&path)
+                .and_then(Settings::try_from)
+                .unwrap_err();
+            let e = format!("{e:#}");
+            assert!(e.contains(needle), "{line:?}: {e:?} should name {needle}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
