@@ -37,6 +37,10 @@ pub struct Extracted<K> {
     pub payload_offset: u32,
     /// Length of that payload actually present in the frame.
     pub payload_len: u32,
+    /// Length of the (innermost) IP packet as its header states it (0 when
+    /// the packet is not IP): what IPFIX octet counts and Zeek's `ip_bytes`
+    /// add up.
+    pub ip_len: u32,
     /// IP fragment information when the (innermost) IP packet is a fragment.
     pub fragment: Option<FragmentInfo>,
 }

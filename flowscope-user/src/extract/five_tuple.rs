@@ -255,6 +255,7 @@ impl FlowExtractor for FiveTuple {
             vlan,
             payload_offset: l4.payload_offset as u32,
             payload_len: l4.payload_len as u32,
+            ip_len: ip.len,
             fragment: ip.fragment,
         })
     }

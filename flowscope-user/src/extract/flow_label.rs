@@ -49,6 +49,7 @@ impl<E: FlowExtractor> FlowExtractor for FlowLabel<E> {
             vlan: e.vlan,
             payload_offset: e.payload_offset,
             payload_len: e.payload_len,
+            ip_len: e.ip_len,
             fragment: e.fragment,
         })
     }

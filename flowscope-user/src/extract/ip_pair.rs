@@ -69,6 +69,7 @@ impl FlowExtractor for IpPair {
             vlan: link.vlan,
             payload_offset: l4.map_or(ip.l4_offset, |l| l.payload_offset) as u32,
             payload_len: l4.map_or(ip.end.saturating_sub(ip.l4_offset), |l| l.payload_len) as u32,
+            ip_len: ip.len,
             fragment: ip.fragment,
         })
     }

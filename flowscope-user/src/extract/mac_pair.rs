@@ -43,6 +43,7 @@ impl FlowExtractor for MacPair {
             vlan: link.vlan,
             payload_offset: l4.map_or(link.l3_offset, |l| l.payload_offset) as u32,
             payload_len: l4.map_or(rest, |l| l.payload_len) as u32,
+            ip_len: ip.map_or(0, |ip| ip.len),
             fragment: ip.and_then(|ip| ip.fragment),
         })
     }

@@ -51,6 +51,9 @@ pub(crate) struct Ip {
     pub l4_offset: usize,
     /// End of the IP payload in the frame (total length or frame end).
     pub end: usize,
+    /// Length of the IP packet as its header states it (IPv4 total length,
+    /// IPv6 40 + payload length), whatever the capture kept of it.
+    pub len: u32,
     pub fragment: Option<FragmentInfo>,
     /// A fragment with a non-zero offset: no L4 header.
     pub nonfirst: bool,
@@ -177,6 +180,7 @@ pub(crate) fn ip(frame: &[u8], offset: usize, ethertype: u16) -> Result<Ip, Unma
                 flow_label: 0,
                 l4_offset,
                 end: l4_offset + p.payload().len(),
+                len: u32::from(p.total_len()),
                 fragment,
                 nonfirst: p.frag_offset() != 0,
             })
@@ -199,12 +203,24 @@ pub(crate) fn ip(frame: &[u8], offset: usize, ethertype: u16) -> Result<Ip, Unma
                 flow_label: p.flow_label(),
                 l4_offset: start + up.offset,
                 end: start + p.payload().len(),
+                len: ipv6_len(p.payload_len(), p.payload().len()),
                 fragment,
                 nonfirst: up.is_nonfirst_fragment(),
             })
         }
         _ => Err(Unmatched::NotIp),
     }
+}
+
+/// An IPv6 packet's length: 40 plus the payload length field, or, for a
+/// jumbogram (field 0), 40 plus the payload the frame holds.
+fn ipv6_len(field: u16, present: usize) -> u32 {
+    let payload = if field == 0 {
+        u32::try_from(present).unwrap_or(u32::MAX)
+    } else {
+        u32::from(field)
+    };
+    payload.saturating_add(40)
 }
 
 /// Parses the transport header of `ip`. For protocols without ports (ICMP,
@@ -296,6 +312,7 @@ pub(crate) fn ethernet_ip_fast(frame: &[u8]) -> Option<(Ip, L4)> {
                 flow_label: 0,
                 l4_offset,
                 end: l4_offset + payload.len(),
+                len: total as u32,
                 fragment: None,
                 nonfirst: false,
             };
@@ -321,6 +338,7 @@ pub(crate) fn ethernet_ip_fast(frame: &[u8]) -> Option<(Ip, L4)> {
                 flow_label: u32::from_be_bytes([0, h[1] & 0x0F, h[2], h[3]]),
                 l4_offset,
                 end: l4_offset + payload.len(),
+                len: 40 + len as u32,
                 fragment: None,
                 nonfirst: false,
             };

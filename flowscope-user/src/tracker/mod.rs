@@ -593,6 +593,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
         st.packets += 1;
         st.bytes += u64::from(view.orig_len);
         st.payload_bytes += u64::from(ext.payload_len);
+        st.ip_bytes += u64::from(ext.ip_len);
         if st.packets == 1 {
             st.first_seen = ts;
         }

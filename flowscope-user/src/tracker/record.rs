@@ -15,6 +15,9 @@ pub struct SideStats {
     pub packets: u64,
     /// Bytes sent: whole frames, original (wire) length.
     pub bytes: u64,
+    /// Bytes of the IP packets sent, as their headers state (what IPFIX
+    /// octet counts and Zeek's `ip_bytes` report).
+    pub ip_bytes: u64,
     /// L4 payload bytes present in the frames.
     pub payload_bytes: u64,
     /// Time of this side's first packet (zero if it sent none).

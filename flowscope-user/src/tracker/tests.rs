@@ -38,6 +38,7 @@ impl FlowExtractor for TinyExtractor {
             vlan: [0, 0],
             payload_offset: 13,
             payload_len: u32::from(len),
+            ip_len: 20 + u32::from(len),
             fragment: None,
         })
     }
