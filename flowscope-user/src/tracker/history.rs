@@ -74,11 +74,15 @@ impl HistoryLetter {
 }
 
 /// The history of one flow: letters in the order they happened.
+///
+/// `repr(C)` with the per-side "seen" bits first: most packets read only
+/// those (see [`FlowRecord`](super::FlowRecord)'s layout).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct History {
-    letters: [u8; History::CAPACITY],
-    len: u8,
     seen: [u8; 2],
+    len: u8,
+    letters: [u8; History::CAPACITY],
 }
 
 impl History {

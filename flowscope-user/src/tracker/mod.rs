@@ -67,21 +67,26 @@ use timer::TimerWheel;
 /// Slots examined to choose a flow to evict.
 pub const EVICTION_SAMPLE: usize = 8;
 
-/// Packets processed together by [`FlowTracker::track_batch`].
-const BATCH: usize = 16;
+/// Packets between the stages of [`FlowTracker::track_batch`].
+const LEAD: usize = 8;
+
+/// Extracted packets [`FlowTracker::track_batch`] holds while they wait
+/// (more than the three leads together).
+const PIPELINE: usize = 32;
+const _: () = assert!(3 * LEAD < PIPELINE);
 
 /// Buckets of the timer wheel (one tick each).
 const WHEEL_BUCKETS: usize = 4096;
 
-/// One table slot.
+/// A slot's bookkeeping, kept beside the records (an ordinary packet does
+/// not read it).
 #[derive(Debug, Clone, Copy)]
-struct Slot<K> {
-    rec: FlowRecord<K>,
+struct SlotMeta {
+    /// Idle timeout of this flow.
+    idle_ns: u64,
     /// Low 32 bits of the key's hash, as stored in the index.
     hash: u32,
     live: bool,
-    /// Idle timeout of this flow.
-    idle_ns: u64,
 }
 
 /// One extracted packet of a batch, waiting for its turn.
@@ -89,6 +94,9 @@ struct Slot<K> {
 struct Pending<K> {
     result: Result<Extracted<K>, Unmatched>,
     hash: u32,
+    /// The record the index named when its first line was prefetched
+    /// (only a prefetch hint: [`FlowTracker::process`] looks up again).
+    record: Option<u32>,
 }
 
 /// Bidirectional flow tracker of bounded size. See the [module docs](self).
@@ -103,7 +111,13 @@ pub struct FlowTracker<E: FlowExtractor> {
     linger_ns: u64,
     /// `config.active_timeout` in ns.
     active_ns: Option<u64>,
-    slots: Vec<Slot<E::Key>>,
+    /// Records, one per slot; see [`FlowRecord`] for their layout.
+    slots: Vec<FlowRecord<E::Key>>,
+    /// Bookkeeping of each slot, same index.
+    meta: Vec<SlotMeta>,
+    /// No flow's idle timeout is shorter: the smallest protocol default, or
+    /// zero once a per-key override is set.
+    min_idle_ns: u64,
     free: Vec<u32>,
     index: Index,
     wheel: TimerWheel,
@@ -114,9 +128,9 @@ pub struct FlowTracker<E: FlowExtractor> {
     evict_hand: usize,
     idle_fn: Option<IdleTimeoutFn<E::Key>>,
     counters: TrackerCounters,
-    /// The group [`FlowTracker::track_batch`] processes, and the next one.
+    /// The packets [`FlowTracker::track_batch`] extracted and has not
+    /// processed yet, by position modulo [`PIPELINE`].
     pending: Vec<Pending<E::Key>>,
-    pending_next: Vec<Pending<E::Key>>,
 }
 
 /// Nanoseconds of a duration, saturating.
@@ -157,6 +171,16 @@ impl<E: FlowExtractor> FlowTracker<E> {
             linger_ns: nanos(config.tcp_close_linger),
             active_ns: config.active_timeout.map(nanos),
             slots: hugepage::vec_with_capacity(cap),
+            meta: hugepage::vec_with_capacity(cap),
+            min_idle_ns: [
+                config.idle_timeout_tcp,
+                config.idle_timeout_udp,
+                config.idle_timeout_other,
+            ]
+            .into_iter()
+            .map(nanos)
+            .min()
+            .unwrap_or(0),
             free: hugepage::vec_with_capacity(cap),
             index: Index::new(cap),
             wheel: TimerWheel::new(cap, WHEEL_BUCKETS, tick),
@@ -166,8 +190,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
             evict_hand: 0,
             idle_fn: None,
             counters: TrackerCounters::default(),
-            pending: Vec::with_capacity(BATCH),
-            pending_next: Vec::with_capacity(BATCH),
+            pending: Vec::with_capacity(PIPELINE),
             config: TrackerConfig {
                 max_flows: cap,
                 ..config
@@ -178,6 +201,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
     /// Overrides the idle timeout per key (consulted once, when a flow starts).
     pub fn set_idle_timeout_fn(&mut self, f: IdleTimeoutFn<E::Key>) {
         self.idle_fn = Some(f);
+        self.min_idle_ns = 0;
     }
 
     /// The configuration in force (`max_flows` as allocated).
@@ -214,18 +238,20 @@ impl<E: FlowExtractor> FlowTracker<E> {
     pub fn get(&self, key: &E::Key) -> Option<&FlowRecord<E::Key>> {
         let hash = self.hasher.hash_one(key) as u32;
         let slot = self.index.find(hash, |s| self.slot_has(s, key))?;
-        self.slots.get(slot as usize).map(|s| &s.rec)
+        self.slots.get(slot as usize)
     }
 
     /// Every live record (in table order).
     pub fn flows(&self) -> impl Iterator<Item = &FlowRecord<E::Key>> {
-        self.slots.iter().filter(|s| s.live).map(|s| &s.rec)
+        self.slots
+            .iter()
+            .zip(&self.meta)
+            .filter(|(_, m)| m.live)
+            .map(|(r, _)| r)
     }
 
     fn slot_has(&self, slot: u32, key: &E::Key) -> bool {
-        self.slots
-            .get(slot as usize)
-            .is_some_and(|s| s.rec.key == *key)
+        self.slots.get(slot as usize).is_some_and(|r| r.key == *key)
     }
 
     /// Tracks one packet.
@@ -235,67 +261,90 @@ impl<E: FlowExtractor> FlowTracker<E> {
             Ok(ext) => self.hasher.hash_one(ext.key) as u32,
             Err(_) => 0,
         };
-        self.process(view, &Pending { result, hash }, sink);
+        let p = Pending {
+            result,
+            hash,
+            record: None,
+        };
+        self.process(view, &p, sink);
     }
 
-    /// Tracks packets in order, in groups, pipelined: a group is extracted
-    /// and hashed while its index entries are prefetched; the slots those
-    /// entries point at are prefetched; the next group is extracted while
-    /// they arrive; then the group is processed. The cache misses of a group
-    /// overlap with each other and with the next group's extraction instead
-    /// of being paid one at a time.
+    /// Tracks packets in order, software-pipelined: packet `i` is extracted
+    /// and hashed and its index entry prefetched; [`LEAD`] packets later the
+    /// first line of the record that entry points at is prefetched, after
+    /// another [`LEAD`] the line of the packet's side (which the first line
+    /// names), and after a third the packet is processed. The cache misses
+    /// of a couple of dozen packets are in flight at once instead of being
+    /// paid one after the other.
     pub fn track_batch(&mut self, views: &[PacketView<'_>], sink: &mut impl EventSink<E::Key>) {
         // Taken out for the loop (and put back: no allocation) so that
-        // `process` can borrow the tracker while reading the groups in place.
-        let mut current = std::mem::take(&mut self.pending);
-        let mut next = std::mem::take(&mut self.pending_next);
-        let mut chunks = views.chunks(BATCH).peekable();
-        if let Some(first) = chunks.peek() {
-            self.extract_group(first, &mut current);
-        }
-        while let Some(chunk) = chunks.next() {
-            self.prefetch_slots(&current);
-            next.clear();
-            if let Some(following) = chunks.peek() {
-                self.extract_group(following, &mut next);
+        // `process` can borrow the tracker while reading the ring in place.
+        let mut ring = std::mem::take(&mut self.pending);
+        ring.clear();
+        let n = views.len();
+        for i in 0..n + 3 * LEAD {
+            if let Some(view) = views.get(i) {
+                let p = self.extract_prefetched(*view);
+                match ring.get_mut(i % PIPELINE) {
+                    Some(slot) => *slot = p,
+                    None => ring.push(p),
+                }
             }
-            for (view, p) in chunk.iter().zip(&current) {
+            if i >= LEAD
+                && i - LEAD < n
+                && let Some(p) = ring.get_mut((i - LEAD) % PIPELINE)
+            {
+                self.prefetch_record(p);
+            }
+            if i >= 2 * LEAD
+                && i - 2 * LEAD < n
+                && let Some(p) = ring.get((i - 2 * LEAD) % PIPELINE)
+            {
+                self.prefetch_side(p);
+            }
+            if i >= 3 * LEAD
+                && let (Some(view), Some(p)) =
+                    (views.get(i - 3 * LEAD), ring.get((i - 3 * LEAD) % PIPELINE))
+            {
                 self.process(*view, p, sink);
             }
-            std::mem::swap(&mut current, &mut next);
         }
-        self.pending = current;
-        self.pending_next = next;
+        self.pending = ring;
     }
 
-    /// Extracts and hashes `views` into `out`, prefetching their index entries.
-    fn extract_group(&self, views: &[PacketView<'_>], out: &mut Vec<Pending<E::Key>>) {
-        out.clear();
-        for view in views {
-            let result = self.extractor.extract(*view);
-            let hash = match &result {
-                Ok(ext) => {
-                    let hash = self.hasher.hash_one(ext.key) as u32;
-                    self.index.prefetch(hash);
-                    hash
-                }
-                Err(_) => 0,
-            };
-            out.push(Pending { result, hash });
-        }
-    }
-
-    /// Prefetches the slots the index points at for `group`.
-    fn prefetch_slots(&self, group: &[Pending<E::Key>]) {
-        for p in group {
-            if p.result.is_ok()
-                && let Some(slot) = self.index.touch(p.hash)
-            {
-                prefetch::prefetch(
-                    self.slots.as_ptr().wrapping_add(slot as usize),
-                    std::mem::size_of::<Slot<E::Key>>(),
-                );
+    /// Extracts and hashes `view`, prefetching its index entry.
+    fn extract_prefetched(&self, view: PacketView<'_>) -> Pending<E::Key> {
+        let result = self.extractor.extract(view);
+        let hash = match &result {
+            Ok(ext) => {
+                let hash = self.hasher.hash_one(ext.key) as u32;
+                self.index.prefetch(hash);
+                hash
             }
+            Err(_) => 0,
+        };
+        Pending {
+            result,
+            hash,
+            record: None,
+        }
+    }
+
+    /// Notes which record the index names for `p` and prefetches its first
+    /// line.
+    fn prefetch_record(&self, p: &mut Pending<E::Key>) {
+        p.record = p.result.is_ok().then(|| self.index.touch(p.hash)).flatten();
+        if let Some(rec) = p.record.and_then(|r| self.slots.get(r as usize)) {
+            prefetch::prefetch(rec, 64);
+        }
+    }
+
+    /// Prefetches the counters of the side that sent `p` in the record noted
+    /// for it.
+    fn prefetch_side(&self, p: &Pending<E::Key>) {
+        if let (Some(rec), Ok(ext)) = (p.record.and_then(|r| self.slots.get(r as usize)), &p.result)
+        {
+            prefetch::prefetch(rec.side(rec.side_of(ext.orientation)), 64);
         }
     }
 
@@ -308,13 +357,12 @@ impl<E: FlowExtractor> FlowTracker<E> {
             self.clock = now.0;
         }
         while let Some(slot) = self.wheel.pop_due(self.clock) {
-            let Some(s) = self.slots.get(slot as usize) else {
-                continue;
-            };
-            if !s.live {
+            if !self.meta.get(slot as usize).is_some_and(|m| m.live) {
                 continue;
             }
-            let (deadline, reason) = self.deadline(s);
+            let Some((deadline, reason)) = self.deadline(slot) else {
+                continue;
+            };
             if deadline <= self.clock {
                 self.end_and_free(slot, reason, sink);
             } else {
@@ -327,21 +375,27 @@ impl<E: FlowExtractor> FlowTracker<E> {
     /// `Fin`/`Rst`, the rest with `ForceClosed`. The tracker is empty after.
     pub fn finish(&mut self, sink: &mut impl EventSink<E::Key>) {
         for slot in 0..self.slots.len() {
-            let Some(s) = self.slots.get(slot) else { break };
-            if s.live {
-                let reason = closed_reason(s.rec.state).unwrap_or(EndReason::ForceClosed);
+            let (Some(rec), Some(m)) = (self.slots.get(slot), self.meta.get(slot)) else {
+                break;
+            };
+            if m.live {
+                let reason = closed_reason(rec.state).unwrap_or(EndReason::ForceClosed);
                 self.end_and_free(slot as u32, reason, sink);
             }
         }
     }
 
     /// When a slot's flow ends by itself, and why.
-    fn deadline(&self, s: &Slot<E::Key>) -> (u64, EndReason) {
-        let last = s.rec.end().0;
-        match closed_reason(s.rec.state) {
+    fn deadline(&self, slot: u32) -> Option<(u64, EndReason)> {
+        let rec = self.slots.get(slot as usize)?;
+        let last = rec.end().0;
+        Some(match closed_reason(rec.state) {
             Some(r) => (last.saturating_add(self.linger_ns), r),
-            None => (last.saturating_add(s.idle_ns), EndReason::IdleTimeout),
-        }
+            None => {
+                let idle = self.meta.get(slot as usize)?.idle_ns;
+                (last.saturating_add(idle), EndReason::IdleTimeout)
+            }
+        })
     }
 
     #[inline]
@@ -391,18 +445,31 @@ impl<E: FlowExtractor> FlowTracker<E> {
         now: u64,
         sink: &mut impl EventSink<E::Key>,
     ) {
-        let Some(s) = self.slots.get(slot as usize) else {
+        let Some(rec) = self.slots.get(slot as usize) else {
             return;
         };
-        let (deadline, reason) = self.deadline(s);
-        let closed = closed_reason(s.rec.state);
+        let closed = closed_reason(rec.state);
+        // The common case, read from the lines the packet touches anyway:
+        // an open flow without active timeout whose side sent a packet less
+        // than any idle timeout ago cannot be over.
+        let own = rec.side(rec.side_of(ext.orientation));
+        if closed.is_none()
+            && self.active_ns.is_none()
+            && own.packets > 0
+            && now.saturating_sub(own.last_seen.0) < self.min_idle_ns
+        {
+            return;
+        }
+        let Some((deadline, reason)) = self.deadline(slot) else {
+            return;
+        };
         let ending = if deadline <= now {
             Some((reason, false))
         } else if let (Some(r), true) = (closed, is_pure_syn(ext.tcp.as_ref())) {
             Some((r, false))
         } else {
             self.active_ns
-                .filter(|&a| now.saturating_sub(s.rec.start().0) >= a)
+                .filter(|&a| now.saturating_sub(rec.start().0) >= a)
                 .map(|_| (EndReason::ActiveTimeout, true))
         };
         let Some((reason, continued)) = ending else {
@@ -410,16 +477,16 @@ impl<E: FlowExtractor> FlowTracker<E> {
         };
         self.ended(slot, reason, sink);
         let rec = match self.slots.get(slot as usize) {
-            Some(s) if continued => FlowRecord {
+            Some(r) if continued => FlowRecord {
                 sides: [SideStats::default(); 2],
                 history: History::default(),
                 continued: true,
-                ..s.rec
+                ..*r
             },
             _ => self.new_record(ext),
         };
-        if let Some(s) = self.slots.get_mut(slot as usize) {
-            s.rec = rec;
+        if let Some(r) = self.slots.get_mut(slot as usize) {
+            *r = rec;
         }
         self.started(slot, now, sink);
     }
@@ -460,24 +527,28 @@ impl<E: FlowExtractor> FlowTracker<E> {
                 .and_then(|f| f(&rec.key, rec.l4))
                 .unwrap_or_else(|| self.config.idle_timeout(rec.l4)),
         );
-        let slot = Slot {
-            rec,
+        let meta = SlotMeta {
+            idle_ns,
             hash,
             live: true,
-            idle_ns,
         };
         self.live += 1;
         self.counters.flows_active = self.live as u64;
         match self.free.pop() {
             Some(i) => {
-                if let Some(s) = self.slots.get_mut(i as usize) {
-                    *s = slot;
+                if let (Some(r), Some(m)) = (
+                    self.slots.get_mut(i as usize),
+                    self.meta.get_mut(i as usize),
+                ) {
+                    *r = rec;
+                    *m = meta;
                 }
                 i
             }
             None => {
                 // Within the capacity reserved at construction: no reallocation.
-                self.slots.push(slot);
+                self.slots.push(rec);
+                self.meta.push(meta);
                 (self.slots.len() - 1) as u32
             }
         }
@@ -487,39 +558,39 @@ impl<E: FlowExtractor> FlowTracker<E> {
     fn started(&mut self, slot: u32, now: u64, sink: &mut impl EventSink<E::Key>) {
         self.next_flow_id += 1;
         let id = self.next_flow_id;
-        let Some(s) = self.slots.get_mut(slot as usize) else {
+        let (Some(rec), Some(m)) = (
+            self.slots.get_mut(slot as usize),
+            self.meta.get(slot as usize),
+        ) else {
             return;
         };
-        if !s.rec.continued {
-            s.rec.flow_id = id;
+        if !rec.continued {
+            rec.flow_id = id;
         }
-        let deadline = now.saturating_add(s.idle_ns);
-        self.counters.flows_created[l4_index(s.rec.l4)] += 1;
+        let deadline = now.saturating_add(m.idle_ns);
+        self.counters.flows_created[l4_index(rec.l4)] += 1;
         self.wheel.schedule(slot, deadline);
-        obs::trace_flow_started(&s.rec);
-        sink.event(FlowEvent::Started { flow: &s.rec });
+        obs::trace_flow_started(rec);
+        sink.event(FlowEvent::Started { flow: rec });
     }
 
     /// Counts and announces the end of the record in `slot` (the slot stays).
     fn ended(&mut self, slot: u32, reason: EndReason, sink: &mut impl EventSink<E::Key>) {
-        let Some(s) = self.slots.get(slot as usize) else {
+        let Some(rec) = self.slots.get(slot as usize) else {
             return;
         };
-        self.counters.count_ended(&s.rec, reason);
-        obs::trace_flow_ended(&s.rec, reason);
-        sink.event(FlowEvent::Ended {
-            flow: &s.rec,
-            reason,
-        });
+        self.counters.count_ended(rec, reason);
+        obs::trace_flow_ended(rec, reason);
+        sink.event(FlowEvent::Ended { flow: rec, reason });
     }
 
     fn end_and_free(&mut self, slot: u32, reason: EndReason, sink: &mut impl EventSink<E::Key>) {
         self.ended(slot, reason, sink);
-        let Some(s) = self.slots.get_mut(slot as usize) else {
+        let Some(m) = self.meta.get_mut(slot as usize) else {
             return;
         };
-        s.live = false;
-        let hash = s.hash;
+        m.live = false;
+        let hash = m.hash;
         self.index.remove(hash, slot);
         self.wheel.cancel(slot);
         self.free.push(slot);
@@ -533,28 +604,30 @@ impl<E: FlowExtractor> FlowTracker<E> {
         if n == 0 {
             return;
         }
-        let value = |s: &Slot<E::Key>| {
-            let class = if closed_reason(s.rec.state).is_some() {
+        let value = |r: &FlowRecord<E::Key>| {
+            let class = if closed_reason(r.state).is_some() {
                 0
             } else if matches!(
-                s.rec.state,
+                r.state,
                 FlowState::SynSent | FlowState::SynReceived | FlowState::MidStream
-            ) || (s.rec.state == FlowState::Active && s.rec.sides[1].packets == 0)
+            ) || (r.state == FlowState::Active && r.sides[1].packets == 0)
             {
                 1
             } else {
                 2
             };
-            (class, s.rec.end())
+            (class, r.end())
         };
         let mut best: Option<(usize, (u8, crate::view::Timestamp))> = None;
         for k in 0..EVICTION_SAMPLE.min(n) {
             let i = (self.evict_hand + k) % n;
-            let Some(s) = self.slots.get(i) else { continue };
-            if !s.live {
+            let (Some(r), Some(m)) = (self.slots.get(i), self.meta.get(i)) else {
+                continue;
+            };
+            if !m.live {
                 continue;
             }
-            let v = value(s);
+            let v = value(r);
             if best.is_none_or(|(_, b)| v < b) {
                 best = Some((i, v));
             }
@@ -563,10 +636,10 @@ impl<E: FlowExtractor> FlowTracker<E> {
         let Some((victim, _)) = best else { return };
         let ts = crate::view::Timestamp(self.clock);
         self.counters.anomalies[AnomalyKind::FlowTableEviction.index()] += 1;
-        if let Some(s) = self.slots.get(victim) {
-            obs::trace_anomaly(Some(s.rec.flow_id), AnomalyKind::FlowTableEviction);
+        if let Some(r) = self.slots.get(victim) {
+            obs::trace_anomaly(Some(r.flow_id), AnomalyKind::FlowTableEviction);
             sink.event(FlowEvent::Anomaly {
-                flow: Some(&s.rec),
+                flow: Some(r),
                 kind: AnomalyKind::FlowTableEviction,
                 ts,
             });
@@ -583,10 +656,9 @@ impl<E: FlowExtractor> FlowTracker<E> {
         sink: &mut impl EventSink<E::Key>,
     ) {
         let linger = self.linger_ns;
-        let Some(s) = self.slots.get_mut(slot as usize) else {
+        let Some(rec) = self.slots.get_mut(slot as usize) else {
             return;
         };
-        let rec = &mut s.rec;
         let side = rec.side_of(ext.orientation);
         let ts = view.timestamp;
         let st = &mut rec.sides[side.index()];

@@ -8,8 +8,9 @@ use crate::tracker::history::History;
 use crate::tracker::tcp::TcpTrack;
 use crate::view::Timestamp;
 
-/// Counters of one side of a flow.
+/// Counters of one side of a flow: one cache line (see [`FlowRecord`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C, align(64))]
 pub struct SideStats {
     /// Packets sent by this side.
     pub packets: u64,
@@ -29,30 +30,40 @@ pub struct SideStats {
 }
 
 /// One flow record, as stored in the table and handed to event sinks.
+///
+/// `repr(C)`, laid out for the per-packet path: the table stores records
+/// cache-line aligned, and an ordinary packet (no SYN, FIN or RST) reads and
+/// writes two of a record's four cache lines — the first (key, state,
+/// initiator, history, the start of the TCP tracking) and the one holding its
+/// own side's counters (each [`SideStats`] fills one line). The second line
+/// (the rest of the TCP tracking, protocol, VLANs, flow ID) is read when a
+/// flow starts or ends or a control segment arrives. A unit test checks the
+/// offsets.
 #[derive(Debug, Clone, Copy)]
+#[repr(C)]
 pub struct FlowRecord<K> {
     /// The flow key.
     pub key: K,
-    /// Identifier unique within the tracker (and across trackers with
-    /// distinct [`TrackerConfig::flow_id_base`](crate::tracker::TrackerConfig::flow_id_base)).
-    pub flow_id: u64,
-    /// Transport protocol.
-    pub l4: L4Proto,
-    /// Orientation, relative to the key, of the initiator's packets.
-    pub initiator: Orientation,
-    /// VLAN IDs of the flow's first packet, outermost first (0 = absent).
-    pub vlan: [u16; 2],
-    /// Per-side counters, indexed by [`FlowSide::index`].
-    pub sides: [SideStats; 2],
     /// Lifecycle state.
     pub state: FlowState,
+    /// Orientation, relative to the key, of the initiator's packets.
+    pub initiator: Orientation,
     /// Zeek-style history.
     pub history: History,
     /// TCP endpoint tracking (unused for other protocols).
     pub tcp: TcpTrack,
+    /// Transport protocol.
+    pub l4: L4Proto,
+    /// VLAN IDs of the flow's first packet, outermost first (0 = absent).
+    pub vlan: [u16; 2],
+    /// Identifier unique within the tracker (and across trackers with
+    /// distinct [`TrackerConfig::flow_id_base`](crate::tracker::TrackerConfig::flow_id_base)).
+    pub flow_id: u64,
     /// This record continues an earlier record of the same flow that ended
     /// with an active timeout.
     pub continued: bool,
+    /// Per-side counters, indexed by [`FlowSide::index`].
+    pub sides: [SideStats; 2],
 }
 
 impl<K> FlowRecord<K> {

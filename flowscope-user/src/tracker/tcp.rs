@@ -33,16 +33,20 @@ impl EndpointState {
 }
 
 /// TCP state of one flow.
+///
+/// `repr(C)` with what an ordinary segment reads first (endpoint states,
+/// FIN bits); see [`FlowRecord`](super::FlowRecord)'s layout.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct TcpTrack {
     /// Zeek endpoint state, indexed by [`FlowSide::index`].
     pub endpoint: [EndpointState; 2],
-    /// Sequence number just after each side's FIN.
-    fin_end: [u32; 2],
     /// Bit per side: FIN seen.
     fin_seen: u8,
     /// Bit per side: that side's FIN acknowledged by the other.
     fin_acked: u8,
+    /// Sequence number just after each side's FIN.
+    fin_end: [u32; 2],
     /// Sequence number of each side's last SYN, FIN end and RST (history repeats).
     last_syn: [u32; 2],
     last_fin: [u32; 2],

@@ -417,16 +417,46 @@ fn batch_equals_one_by_one() {
         a.t.track(*v, &mut a.log);
     }
     a.finish();
-    let mut b = Rig::new(cfg);
-    b.t.track_batch(&views, &mut b.log);
-    b.finish();
     let summary = |l: &Log| -> Vec<_> {
         l.ended
             .iter()
             .map(|e| (e.0.key, e.0.flow_id, e.0.sides, e.1))
             .collect()
     };
-    assert_eq!(summary(&a.log), summary(&b.log));
-    assert_eq!(a.t.counters(), b.t.counters());
+    // Calls shorter than the pipeline, about as long, and longer.
+    for call in [1, 5, 24, 25, 33, 100] {
+        let mut b = Rig::new(cfg.clone());
+        for chunk in views.chunks(call) {
+            b.t.track_batch(chunk, &mut b.log);
+        }
+        b.finish();
+        assert_eq!(summary(&a.log), summary(&b.log), "calls of {call}");
+        assert_eq!(a.t.counters(), b.t.counters(), "calls of {call}");
+    }
     a.check_invariants();
+}
+
+#[test]
+fn an_ordinary_packet_touches_two_lines_of_its_record() {
+    use crate::extract::FiveTupleKey;
+    use std::mem::{align_of, offset_of, size_of};
+    type R = FlowRecord<FiveTupleKey>;
+    // What an ordinary packet reads or writes besides its side's counters:
+    // (field, offset, bytes of it read).
+    let first_line = [
+        ("key", offset_of!(R, key), size_of::<FiveTupleKey>()),
+        ("state", offset_of!(R, state), size_of::<FlowState>()),
+        ("initiator", offset_of!(R, initiator), 1),
+        // The per-side "seen" bits come first in `History`.
+        ("history", offset_of!(R, history), 2),
+        // Endpoint states and the FIN bits come first in `TcpTrack`.
+        ("tcp", offset_of!(R, tcp), 3),
+    ];
+    for (name, at, len) in first_line {
+        assert!(at + len <= 64, "{name} at {at}+{len} leaves the first line");
+    }
+    assert_eq!(align_of::<R>(), 64);
+    assert_eq!(size_of::<SideStats>(), 64, "one line per side");
+    assert_eq!(offset_of!(R, sides) % 64, 0);
+    assert_eq!(size_of::<R>(), 256, "four lines per record");
 }
