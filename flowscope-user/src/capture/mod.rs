@@ -17,7 +17,7 @@ mod worker;
 pub use datapath::{Datapath, SketchSnapshot, XdpAttachMode};
 pub use error::CaptureError;
 pub use iface::rx_queue_count;
-pub use stats::{SocketStats, WorkerStats};
+pub use stats::{RingLevel, RingLevels, SocketStats, WorkerStats};
 pub use worker::{FrameCtx, FrameHandler, WorkerId};
 
 use std::{
@@ -190,7 +190,7 @@ impl<H: FrameHandler> Capture<H> {
                         make_handler(&id),
                         Arc::clone(&cap.stop),
                         Arc::clone(&shared),
-                        cfg.rings.batch,
+                        cfg.rings,
                     )?;
                     cap.workers.push(Running {
                         id,

@@ -1,17 +1,23 @@
-//! Socket statistics: frames seen by each worker and the kernel's
-//! `XDP_STATISTICS` of its socket.
+//! Socket statistics: frames seen by each worker, how full its rings run,
+//! and the kernel's `XDP_STATISTICS` of its socket.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{
+    Mutex,
+    atomic::{AtomicU64, Ordering},
+};
 
 use super::WorkerId;
+use crate::obs::Log2Histogram;
 
 /// Figures a worker publishes once per batch (one relaxed store each), so the
-/// control thread can read them without touching the worker's hot path.
+/// control thread can read them without touching the worker's hot path; its
+/// ring levels are copied a few times per second (one uncontended lock).
 #[derive(Debug, Default)]
 pub(super) struct WorkerShared {
     rx_packets: AtomicU64,
     rx_bytes: AtomicU64,
     batches: AtomicU64,
+    rings: Mutex<RingLevels>,
 }
 
 impl WorkerShared {
@@ -20,6 +26,52 @@ impl WorkerShared {
         self.rx_bytes.store(bytes, Ordering::Relaxed);
         self.batches.store(batches, Ordering::Relaxed);
     }
+
+    pub fn publish_rings(&self, rings: &RingLevels) {
+        if let Ok(mut r) = self.rings.lock() {
+            *r = *rings;
+        }
+    }
+}
+
+/// How full one ring was, sampled once per receive batch from its mmapped
+/// producer and consumer indexes (no syscall).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingLevel {
+    /// Entries the ring holds at most.
+    pub size: u32,
+    /// Entries at the last sample.
+    pub last: u32,
+    /// Entries per sample.
+    pub entries: Log2Histogram,
+}
+
+impl RingLevel {
+    /// No samples yet, for a ring of `size` entries.
+    pub(super) fn new(size: u32) -> Self {
+        Self {
+            size,
+            ..Self::default()
+        }
+    }
+
+    /// Counts one sample (at most the ring's size).
+    pub(super) fn record(&mut self, entries: u32) {
+        self.last = entries.min(self.size);
+        self.entries.record(u64::from(self.last));
+    }
+}
+
+/// The levels of the two rings a worker reads and refills.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RingLevels {
+    /// Its socket's RX ring, when a batch is read: the batch and what is
+    /// already queued behind it. Near full: the worker falls behind.
+    pub rx: RingLevel,
+    /// Its queue's fill ring (shared by the queue's sockets) just before the
+    /// batch's frames go back: frames left for the kernel to receive into.
+    /// Near empty: `fill_ring_empty` drops are next.
+    pub fill: RingLevel,
 }
 
 /// One socket's figures.
@@ -39,6 +91,9 @@ pub struct SocketStats {
     pub fill_ring_empty: u64,
     /// Invalid RX descriptors (`rx_invalid_descs`).
     pub invalid_descs: u64,
+    /// Ring levels, one sample per batch (published every 200 ms and at the
+    /// end, so a live read may trail `batches` by that much).
+    pub rings: RingLevels,
 }
 
 /// A worker and its socket's figures.
@@ -84,5 +139,25 @@ pub(super) fn read_socket_stats(fd: i32, shared: &WorkerShared) -> SocketStats {
         rx_ring_full: s.rx_ring_full,
         fill_ring_empty: s.rx_fill_ring_empty_descs,
         invalid_descs: s.rx_invalid_descs,
+        rings: shared.rings.lock().map(|r| *r).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ring_level_keeps_the_last_sample_and_counts_each_within_the_ring() {
+        let mut l = RingLevel::new(64);
+        for entries in [1, 64, 0, 65, 33] {
+            l.record(entries);
+        }
+        assert_eq!(l.last, 33);
+        assert_eq!(l.entries.count(), 5);
+        // 0 → bucket 0, 1 → 1, 33 → 6 ([32, 64)), 64 and the clamped 65 → 7.
+        let mut want = [0u64; 65];
+        (want[0], want[1], want[6], want[7]) = (1, 1, 1, 2);
+        assert_eq!(l.entries.buckets, want);
     }
 }

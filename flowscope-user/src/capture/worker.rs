@@ -13,9 +13,9 @@ use flowscope_common::XdpMeta;
 use xsk_rs::FrameDesc;
 
 use super::{
-    CaptureError,
+    CaptureError, RingSizes,
     socket::{self, XskSocket},
-    stats::{self, SocketStats, WorkerShared},
+    stats::{self, RingLevel, RingLevels, SocketStats, WorkerShared},
 };
 use crate::view::Timestamp;
 
@@ -53,6 +53,8 @@ pub trait FrameHandler: Send + 'static {
 const POLL_TIMEOUT_MS: i32 = 100;
 /// Empty 1 ms polls in a row that end the drain after a stop.
 const DRAIN_EMPTY_POLLS: u32 = 5;
+/// How often a worker copies its ring levels for the control thread.
+const RINGS_PUBLISH_EVERY: Duration = Duration::from_millis(200);
 
 pub(super) fn spawn<H: FrameHandler>(
     id: WorkerId,
@@ -60,7 +62,7 @@ pub(super) fn spawn<H: FrameHandler>(
     handler: H,
     stop: Arc<AtomicBool>,
     shared: Arc<WorkerShared>,
-    batch: u32,
+    rings: RingSizes,
 ) -> Result<JoinHandle<(H, SocketStats)>, CaptureError> {
     std::thread::Builder::new()
         .name(format!("fs-worker-{}", id.index))
@@ -71,7 +73,7 @@ pub(super) fn spawn<H: FrameHandler>(
                     core_affinity::set_for_current(*c);
                 }
             }
-            run(sock, handler, &stop, &shared, batch as usize)
+            run(sock, handler, &stop, &shared, &rings)
         })
         .map_err(CaptureError::Thread)
 }
@@ -88,9 +90,17 @@ fn run<H: FrameHandler>(
     mut handler: H,
     stop: &AtomicBool,
     shared: &WorkerShared,
-    batch: usize,
+    sizes: &RingSizes,
 ) -> (H, SocketStats) {
-    let mut descs: Vec<FrameDesc> = (0..batch.max(1)).map(|_| FrameDesc::default()).collect();
+    let mut descs: Vec<FrameDesc> = (0..sizes.batch.max(1))
+        .map(|_| FrameDesc::default())
+        .collect();
+    let mut levels = RingLevels {
+        rx: RingLevel::new(sizes.rx_ring),
+        fill: RingLevel::new(sizes.fill_ring),
+    };
+    shared.publish_rings(&levels);
+    let mut rings_published = now();
     let mut rx_packets = 0u64;
     let mut rx_bytes = 0u64;
     let mut batches = 0u64;
@@ -112,11 +122,19 @@ fn run<H: FrameHandler>(
             // SAFETY: as above.
             n = unsafe { sock.rx.consume(&mut descs) };
             if n == 0 {
-                handler.on_tick(now());
+                let t = now();
+                publish_rings_if_due(shared, &levels, &mut rings_published, t);
+                handler.on_tick(t);
                 continue;
             }
         }
         idle_after_stop = 0;
+        // What the ring held when this batch was read: the batch and the
+        // entries already behind it (libxdp reloads the mmapped producer
+        // index with acquire ordering; no syscall).
+        levels
+            .rx
+            .record((n as u32).saturating_add(sock.rx.nb_avail_exact()));
         let ctx = FrameCtx { timestamp: now() };
         for desc in &descs[..n] {
             // SAFETY: `desc` was just consumed from this socket's RX ring and
@@ -128,19 +146,40 @@ fn run<H: FrameHandler>(
         }
         rx_packets += n as u64;
         batches += 1;
-        give_back(&mut sock, &descs[..n]);
+        give_back(&mut sock, &descs[..n], &mut levels.fill);
         shared.publish(rx_packets, rx_bytes, batches);
+        publish_rings_if_due(shared, &levels, &mut rings_published, ctx.timestamp);
         handler.on_tick(ctx.timestamp);
     }
+    shared.publish_rings(&levels);
     let stats = stats::read_socket_stats(sock.fd, shared);
     (handler, stats)
 }
 
-/// Returns a batch of frames to the queue's shared fill ring, once per batch.
-fn give_back(sock: &mut XskSocket, descs: &[FrameDesc]) {
+/// Copies the ring levels for the control thread when the last copy is
+/// [`RINGS_PUBLISH_EVERY`] old.
+fn publish_rings_if_due(
+    shared: &WorkerShared,
+    levels: &RingLevels,
+    last: &mut Timestamp,
+    now: Timestamp,
+) {
+    if now.saturating_sub(*last) >= RINGS_PUBLISH_EVERY {
+        *last = now;
+        shared.publish_rings(levels);
+    }
+}
+
+/// Returns a batch of frames to the queue's shared fill ring, once per batch,
+/// after sampling how many frames the ring still offered the kernel.
+fn give_back(sock: &mut XskSocket, descs: &[FrameDesc], fill_level: &mut RingLevel) {
     let Ok(mut shared) = sock.fill.lock() else {
         return;
     };
+    // Entries = size − free; libxdp reloads the kernel's consumer index from
+    // the mmapped ring with acquire ordering (no syscall).
+    let free = shared.fill.nb_free_exact();
+    fill_level.record(fill_level.size.saturating_sub(free));
     // SAFETY: the frames were received on this UMEM and are no longer read;
     // the ring has room for them because the UMEM holds exactly as many
     // frames as the fill ring has slots.

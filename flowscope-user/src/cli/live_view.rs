@@ -17,6 +17,7 @@ use ratatui::{
     widgets::{Block, Borders, Paragraph, Row, Table},
 };
 
+use crate::capture::RingLevel;
 use crate::runtime::{LiveSnapshot, TopFlow};
 
 /// One worker's rates over an interval.
@@ -33,6 +34,12 @@ pub struct WorkerRates {
     /// Socket drops in the interval: rx_dropped, rx_ring_full,
     /// fill_ring_empty, invalid descriptors.
     pub drops: [u64; 4],
+    /// RX ring at the last batch read, percent full (near 100: falling
+    /// behind).
+    pub rx_ring_pct: f64,
+    /// Fill ring before the last refill, percent full (near 0: the kernel
+    /// is about to run out of frames).
+    pub fill_ring_pct: f64,
 }
 
 /// Everything the live view shows for one interval.
@@ -81,6 +88,8 @@ impl LiveRates {
                         s.fill_ring_empty.saturating_sub(s0.fill_ring_empty),
                         s.invalid_descs.saturating_sub(s0.invalid_descs),
                     ],
+                    rx_ring_pct: percent(&s.rings.rx),
+                    fill_ring_pct: percent(&s.rings.fill),
                 }
             })
             .collect();
@@ -124,8 +133,8 @@ impl LiveRates {
         );
         for w in &self.workers {
             line.push_str(&format!(
-                " | w{} q{} {:.0} pps {:.1} Mbit/s",
-                w.index, w.queue, w.pps, w.mbps
+                " | w{} q{} {:.0} pps {:.1} Mbit/s rx ring {:.0}% fill {:.0}%",
+                w.index, w.queue, w.pps, w.mbps, w.rx_ring_pct, w.fill_ring_pct
             ));
         }
         if let Some(t) = self.top.first() {
@@ -133,6 +142,11 @@ impl LiveRates {
         }
         line
     }
+}
+
+/// A ring's last sample as a share of its size.
+fn percent(level: &RingLevel) -> f64 {
+    f64::from(level.last) * 100.0 / f64::from(level.size.max(1))
 }
 
 fn flow_label(t: &TopFlow) -> String {
@@ -215,10 +229,12 @@ impl Tui {
                     w.drops[1].to_string(),
                     w.drops[2].to_string(),
                     w.drops[3].to_string(),
+                    format!("{:.0}%", w.rx_ring_pct),
+                    format!("{:.0}%", w.fill_ring_pct),
                 ])
             });
-            let widths = [Constraint::Length(10); 8];
-            let head = Row::new(["worker", "queue", "pps", "Mbit/s", "dropped", "ringfull", "fillempty", "invalid"])
+            let widths = [Constraint::Length(10); 10];
+            let head = Row::new(["worker", "queue", "pps", "Mbit/s", "dropped", "ringfull", "fillempty", "invalid", "rx ring", "fill ring"])
                 .style(Style::default().add_modifier(Modifier::BOLD));
             f.render_widget(Table::new(rows, widths).header(head).block(Block::default().borders(Borders::ALL).title("workers")), table);
             let tops: Vec<String> = r.top.iter().map(flow_label).collect();
@@ -234,5 +250,61 @@ impl Drop for Tui {
         let _ = disable_raw_mode();
         let _ = execute!(self.terminal.backend_mut(), LeaveAlternateScreen);
         let _ = self.terminal.show_cursor();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::capture::{RingLevels, SocketStats, WorkerId, WorkerStats};
+    use crate::runtime::Shard;
+
+    fn snapshot(at: Instant, rx_last: u32, fill_last: u32) -> LiveSnapshot {
+        let level = |size, last| RingLevel {
+            size,
+            last,
+            ..RingLevel::default()
+        };
+        let socket = SocketStats {
+            rings: RingLevels {
+                rx: level(2048, rx_last),
+                fill: level(8192, fill_last),
+            },
+            ..SocketStats::default()
+        };
+        LiveSnapshot {
+            at,
+            xdp: Default::default(),
+            anomalies: Default::default(),
+            sockets: vec![WorkerStats {
+                id: WorkerId {
+                    index: 0,
+                    queue: 0,
+                    slot: 0,
+                    core: None,
+                },
+                socket,
+            }],
+            shards: vec![Shard::default()],
+            total: Shard::default(),
+        }
+    }
+
+    #[test]
+    fn each_worker_shows_its_rings_last_levels_as_shares_of_their_size() {
+        let t = Instant::now();
+        let prev = snapshot(t, 0, 8192);
+        let now = snapshot(t + Duration::from_secs(1), 1536, 2048);
+        let r = LiveRates::between(&now, &prev);
+        assert_eq!(
+            (r.workers[0].rx_ring_pct, r.workers[0].fill_ring_pct),
+            (75.0, 25.0)
+        );
+        assert!(
+            r.line()
+                .contains(" | w0 q0 0 pps 0.0 Mbit/s rx ring 75% fill 25%")
+        );
     }
 }

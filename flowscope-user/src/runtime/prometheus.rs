@@ -8,7 +8,7 @@ use flowscope_common::Counter;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use super::LiveSnapshot;
-use crate::obs::MetricsPublisher;
+use crate::obs::{Log2Histogram, MetricsPublisher};
 
 /// Starts the HTTP listener and installs the global recorder.
 ///
@@ -33,7 +33,10 @@ pub const XSK_DROP_REASONS: [&str; 4] = [
 ];
 
 /// Publishes one snapshot: the tracker vocabulary of the merged shards, and
-/// the capture's own figures.
+/// the capture's own figures, ring levels per worker among them
+/// (`flowscope_xsk_ring_{size,entries}` gauges, the last sample, and
+/// `flowscope_xsk_ring_samples_total{ring,worker,entries_le}`, one sample
+/// per batch in log2 buckets).
 pub fn publish(snap: &LiveSnapshot, tracker: &mut MetricsPublisher) {
     tracker.publish(&snap.total.tracker);
     crate::anomaly::publish_xdp_totals(&snap.anomalies);
@@ -67,12 +70,62 @@ pub fn publish(snap: &LiveSnapshot, tracker: &mut MetricsPublisher) {
         .absolute(snap.total.tracker.ended(crate::tracker::EndReason::Evicted));
     metrics::counter!("flowscope_frames_with_xdp_metadata_total")
         .absolute(snap.total.frames_with_meta);
-    for (i, n) in snap.total.batch_sizes.buckets.iter().enumerate() {
-        if *n > 0 {
-            let le = crate::obs::Log2Histogram::lower_bound(i + 1)
-                .saturating_sub(1)
-                .to_string();
-            metrics::counter!("flowscope_xsk_batches_total", "size_le" => le).absolute(*n);
+    for (le, n) in log2_buckets(&snap.total.batch_sizes) {
+        metrics::counter!("flowscope_xsk_batches_total", "size_le" => le).absolute(n);
+    }
+    for w in &snap.sockets {
+        let worker = w.id.index.to_string();
+        let rings = &w.socket.rings;
+        for (ring, level) in [("rx", &rings.rx), ("fill", &rings.fill)] {
+            let labels = [("ring", ring.to_owned()), ("worker", worker.clone())];
+            metrics::gauge!("flowscope_xsk_ring_size", &labels).set(f64::from(level.size));
+            metrics::gauge!("flowscope_xsk_ring_entries", &labels).set(f64::from(level.last));
+            for (le, n) in log2_buckets(&level.entries) {
+                metrics::counter!(
+                    "flowscope_xsk_ring_samples_total",
+                    "ring" => ring,
+                    "worker" => worker.clone(),
+                    "entries_le" => le
+                )
+                .absolute(n);
+            }
         }
+    }
+}
+
+/// The non-empty buckets of `h`, each labelled with the largest value it
+/// holds (the label value of `size_le` and `entries_le`).
+fn log2_buckets(h: &Log2Histogram) -> impl Iterator<Item = (String, u64)> + '_ {
+    h.buckets
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| {
+            let le = if i + 1 < h.buckets.len() {
+                Log2Histogram::lower_bound(i + 1) - 1
+            } else {
+                u64::MAX
+            };
+            (le.to_string(), *n)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_labels_are_the_largest_value_each_bucket_holds() {
+        let mut h = Log2Histogram::default();
+        for v in [0, 1, 5, 7, 8, u64::MAX] {
+            h.record(v);
+        }
+        let got: Vec<(String, u64)> = log2_buckets(&h).collect();
+        let want = [("0", 1), ("1", 1), ("7", 2), ("15", 1)]
+            .map(|(le, n)| (le.to_owned(), n))
+            .into_iter()
+            .chain([(u64::MAX.to_string(), 1)])
+            .collect::<Vec<_>>();
+        assert_eq!(got, want);
     }
 }
