@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::extract::FrameHint;
+
 /// Capture time in nanoseconds since the Unix epoch.
 ///
 /// Offline it comes from the capture file, live from the capture clock (taken
@@ -66,6 +68,10 @@ pub struct PacketView<'a> {
     pub link: LinkType,
     /// Length of the frame on the wire (≥ `frame.len()` when snapped).
     pub orig_len: u32,
+    /// What the XDP program found in this frame, when it ran (live capture);
+    /// [`crate::extract::FiveTuple`] then skips the walk to the IP header.
+    /// A view of another frame (a decapsulated or reassembled packet) has none.
+    pub hint: Option<FrameHint>,
 }
 
 impl<'a> PacketView<'a> {
@@ -76,6 +82,7 @@ impl<'a> PacketView<'a> {
             timestamp,
             link: LinkType::Ethernet,
             orig_len: frame.len() as u32,
+            hint: None,
         }
     }
 
@@ -87,5 +94,10 @@ impl<'a> PacketView<'a> {
     /// The same view with the wire length of a snapped frame.
     pub fn with_orig_len(self, orig_len: u32) -> Self {
         Self { orig_len, ..self }
+    }
+
+    /// The same view with the XDP program's findings about it.
+    pub fn with_hint(self, hint: Option<FrameHint>) -> Self {
+        Self { hint, ..self }
     }
 }

@@ -28,6 +28,7 @@ fn feed(
         timestamp: Timestamp(*clock),
         link: LinkType::Ethernet,
         orig_len: frame.len() as u32,
+        hint: None,
     };
     pipeline.process(view, sink);
 }

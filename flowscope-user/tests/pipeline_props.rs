@@ -127,6 +127,7 @@ fn run(
             timestamp: Timestamp(1_700_000_000_000_000_000 + i as u64 * 1_000),
             link: LinkType::Ethernet,
             orig_len: frame.len() as u32,
+            hint: None,
         };
         pipeline.process(view, &mut sink);
     }

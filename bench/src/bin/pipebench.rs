@@ -93,6 +93,7 @@ fn replay(w: &Workload, passes: u64) -> (Duration, Counting) {
                 timestamp: Timestamp(w.time_ns(p, pass)),
                 link: LinkType::Ethernet,
                 orig_len: p.orig_len,
+                hint: None,
             };
             pipeline.process(view, &mut sink);
         }
@@ -212,6 +213,7 @@ fn adversarial(segments: u64, stride: u32) -> Result<Adversarial> {
             timestamp: Timestamp(1_700_000_000_000_000_000 + i * 1_000),
             link: LinkType::Ethernet,
             orig_len: len as u32,
+            hint: None,
         };
         pipeline.process(view, &mut sink);
         if i == 0 {

@@ -34,6 +34,10 @@ struct Args {
     /// CPU to pin the benchmark to (default: the last one allowed).
     #[arg(long)]
     cpu: Option<usize>,
+    /// Only compare plain and XDP-hinted extraction (VLAN tags, IPv4
+    /// options, IPv6 extension headers) instead of the tracker table.
+    #[arg(long)]
+    hints: bool,
 }
 
 fn main() -> ExitCode {
@@ -49,14 +53,20 @@ fn main() -> ExitCode {
             Err(e) => eprintln!("trackbench: not pinned ({e})"),
         }
     }
-    let cfg = Config {
-        runs: args.runs.max(1),
-        packets: args.packets,
-        pcaps: args.pcap,
-        big_flows: args.big_flows,
-        only: args.only,
+    let out = &mut std::io::stdout().lock();
+    let result = if args.hints {
+        track::hint::bench(args.runs, args.packets, out)
+    } else {
+        let cfg = Config {
+            runs: args.runs.max(1),
+            packets: args.packets,
+            pcaps: args.pcap,
+            big_flows: args.big_flows,
+            only: args.only,
+        };
+        track::bench(&cfg, out)
     };
-    match track::bench(&cfg, &mut std::io::stdout().lock()) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("trackbench: {e:#}");

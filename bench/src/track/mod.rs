@@ -6,8 +6,10 @@
 //!
 //! [`workload`] builds or loads the frames, [`run`] times one contender on
 //! one workload, and [`bench`] runs everything and prints a Markdown table
-//! of medians (min–max) and median ratios.
+//! of medians (min–max) and median ratios. [`hint`] compares plain and
+//! XDP-hinted extraction alone (`trackbench --hints`).
 
+pub mod hint;
 pub mod run;
 pub mod workload;
 

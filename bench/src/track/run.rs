@@ -75,6 +75,7 @@ fn run_ours(w: &Workload, capacity: usize, steady_passes: u64, batch: bool) -> S
                     timestamp: Timestamp(w.time_ns(p, pass)),
                     link: LinkType::Ethernet,
                     orig_len: p.orig_len,
+                    hint: None,
                 }));
                 tracker.track_batch(&views, &mut sink);
             }
@@ -85,6 +86,7 @@ fn run_ours(w: &Workload, capacity: usize, steady_passes: u64, batch: bool) -> S
                     timestamp: Timestamp(w.time_ns(p, pass)),
                     link: LinkType::Ethernet,
                     orig_len: p.orig_len,
+                    hint: None,
                 };
                 tracker.track(view, &mut sink);
             }

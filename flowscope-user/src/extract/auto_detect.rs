@@ -172,6 +172,7 @@ impl<E: FlowExtractor> FlowExtractor for AutoDetectEncap<E> {
             cur = PacketView {
                 frame,
                 link: found.link,
+                hint: None,
                 ..cur
             };
         }

@@ -166,6 +166,7 @@ pub(crate) fn run_inner<E: FlowExtractor>(
         timestamp: view.timestamp,
         link: inner.link,
         orig_len: view.orig_len.saturating_sub(start),
+        hint: None,
     };
     let mut e = extractor.extract(sub)?;
     e.payload_offset += start;

@@ -1,6 +1,6 @@
 //! [`FiveTuple`]: addresses, ports and protocol.
 
-use super::parse;
+use super::{FrameHint, parse};
 use crate::extractor::{Extracted, FlowExtractor, L4Proto, Orientation, Unmatched};
 use crate::view::{LinkType, PacketView};
 use std::hash::{Hash, Hasher};
@@ -216,22 +216,41 @@ impl FiveTupleKey {
     }
 }
 
-impl FlowExtractor for FiveTuple {
-    type Key = FiveTupleKey;
-
-    #[inline]
-    fn extract(&self, view: PacketView<'_>) -> Result<Extracted<FiveTupleKey>, Unmatched> {
-        let fast = match view.link {
-            LinkType::Ethernet => parse::ethernet_ip_fast(view.frame),
+impl FiveTuple {
+    /// The extraction with or without a hint: `extract` calls it with a
+    /// constant for each case, so each gets its own straight-line code.
+    #[inline(always)]
+    fn extract_with(
+        &self,
+        view: PacketView<'_>,
+        hint: Option<&FrameHint>,
+    ) -> Result<Extracted<FiveTupleKey>, Unmatched> {
+        let hinted = match view.link {
+            LinkType::Ethernet => hint.and_then(|h| h.link(view.frame)),
             _ => None,
         };
-        let (vlan, ip, l4) = match fast {
-            Some((ip, l4)) => ([0; 2], ip, l4),
-            None => {
-                let link = parse::link(view.frame, view.link)?;
-                let ip = parse::ip(view.frame, link.l3_offset, link.ethertype)?;
-                let l4 = parse::l4(view.frame, &ip)?;
-                (link.vlan, ip, l4)
+        let (vlan, ip, l4) = if let Some(link) = hinted {
+            match parse::ip_fast(view.frame, link.l3_offset, link.ethertype, link.upper) {
+                Some((ip, l4)) => (link.vlan, ip, l4),
+                None => {
+                    let ip = parse::ip(view.frame, link.l3_offset, link.ethertype)?;
+                    let l4 = parse::l4(view.frame, &ip)?;
+                    (link.vlan, ip, l4)
+                }
+            }
+        } else {
+            let fast = match view.link {
+                LinkType::Ethernet => parse::ethernet_ip_fast(view.frame),
+                _ => None,
+            };
+            match fast {
+                Some((ip, l4)) => ([0; 2], ip, l4),
+                None => {
+                    let link = parse::link(view.frame, view.link)?;
+                    let ip = parse::ip(view.frame, link.l3_offset, link.ethertype)?;
+                    let l4 = parse::l4(view.frame, &ip)?;
+                    (link.vlan, ip, l4)
+                }
             }
         };
         let key = FiveTupleKey {
@@ -258,5 +277,19 @@ impl FlowExtractor for FiveTuple {
             ip_len: ip.len,
             fragment: ip.fragment,
         })
+    }
+}
+
+impl FlowExtractor for FiveTuple {
+    type Key = FiveTupleKey;
+
+    /// Reads the IP and transport headers at the offsets `view.hint` gives
+    /// where it applies (same result as the walk).
+    #[inline]
+    fn extract(&self, view: PacketView<'_>) -> Result<Extracted<FiveTupleKey>, Unmatched> {
+        match view.hint {
+            Some(hint) => self.extract_with(view, Some(&hint)),
+            None => self.extract_with(view, None),
+        }
     }
 }

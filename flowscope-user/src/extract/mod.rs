@@ -18,15 +18,19 @@
 //! `InnerGre::new(InnerVxlan::new(FiveTuple::bidirectional()))`.
 //!
 //! Extraction allocates nothing and hashes nothing (the flow table hashes the
-//! key). [`FiveTuple`] reads the common frame (untagged Ethernet, IPv4 without
-//! options or IPv6 without extension headers, TCP or UDP, not a fragment) at
-//! fixed offsets and takes the generic walk for everything else; both give
-//! the same result (see `parse.rs` tests).
+//! key). [`FiveTuple`] reads the common frame (untagged Ethernet, IPv4 not a
+//! fragment or IPv6 without extension headers, TCP or UDP) at fixed offsets
+//! and takes the generic walk for everything else; both give the same result
+//! (see `parse.rs` tests). Given a [`FrameHint`] (what the XDP program found:
+//! VLAN tags, IPv6 extension chain) in [`crate::PacketView::hint`], [`FiveTuple`] reads
+//! tagged frames and IPv6 extension chains at known offsets too, with the
+//! same result again (see `hint.rs` tests and `tests/kernel_meta_hint.rs`).
 
 mod auto_detect;
 mod decap;
 mod five_tuple;
 mod flow_label;
+mod hint;
 mod ip_pair;
 mod mac_pair;
 mod parse;
@@ -38,6 +42,7 @@ pub use decap::{
 };
 pub use five_tuple::{FiveTuple, FiveTupleKey};
 pub use flow_label::{FlowLabel, FlowLabelKey};
+pub use hint::FrameHint;
 pub use ip_pair::{IpPair, IpPairKey};
 pub use mac_pair::{MacPair, MacPairKey};
 pub use parse::{MAX_MPLS_LABELS, MAX_VLAN_TAGS};

@@ -8,7 +8,10 @@ use crate::wire::{
     EthernetFrame, IcmpMessage, Ipv4Packet, Ipv6Packet, LoopbackHeader, MplsLabel, Sll2Header,
     SllHeader, TcpSegment, UdpDatagram, VlanTag, walk_extension_headers,
 };
-use flowscope_common::frame::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6};
+use flowscope_common::frame::{
+    ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_DSTOPTS, IPPROTO_FRAGMENT,
+    IPPROTO_HOPOPTS, IPPROTO_ROUTING,
+};
 
 /// MPLS unicast EtherType.
 const ETH_P_MPLS_UC: u16 = 0x8847;
@@ -280,30 +283,53 @@ pub(crate) fn l4(frame: &[u8], ip: &Ip) -> Result<L4, Unmatched> {
     Ok(out)
 }
 
-/// Untagged Ethernet carrying IPv4 (no options, not a fragment) or IPv6 (no
-/// extension headers, not a jumbogram) and a well-formed TCP or UDP header,
-/// read with fixed offsets: the common case, without the generic walk.
-/// Returns what [`ip`] and [`l4`] would return for such a frame, and `None`
-/// for every other frame (the caller then takes the generic walk, which
-/// also reports why a frame does not match).
+/// Untagged Ethernet carrying IPv4 (not a fragment) or IPv6 (no extension
+/// headers, not a jumbogram) and a well-formed TCP or UDP header, read with
+/// fixed offsets: the common case, without the generic walk. Returns what
+/// [`ip`] and [`l4`] would return for such a frame, and `None` for every
+/// other frame (the caller then takes the generic walk, which also reports
+/// why a frame does not match).
 #[inline(always)]
 pub(crate) fn ethernet_ip_fast(frame: &[u8]) -> Option<(Ip, L4)> {
-    const ETH: usize = EthernetFrame::HEADER_LEN;
-    let (eth, rest) = frame.split_first_chunk::<ETH>()?;
-    match u16::from_be_bytes([eth[12], eth[13]]) {
+    let t = frame.get(12..EthernetFrame::HEADER_LEN)?;
+    ip_fast(
+        frame,
+        EthernetFrame::HEADER_LEN,
+        u16::from_be_bytes([t[0], t[1]]),
+        None,
+    )
+}
+
+/// The fixed-offset read of [`ethernet_ip_fast`] for an IP header of
+/// `ethertype` at `offset`, wherever the link layer put it. `upper` is the
+/// protocol and frame offset of the upper-layer header of an IPv6 packet
+/// whose extension headers (no Fragment header) were walked already, by the
+/// XDP program (see [`super::FrameHint`]); it is trusted within the IP
+/// payload. Returns what [`ip`] and [`l4`] would, or `None`.
+#[inline(always)]
+pub(crate) fn ip_fast(
+    frame: &[u8],
+    offset: usize,
+    ethertype: u16,
+    upper: Option<(u8, usize)>,
+) -> Option<(Ip, L4)> {
+    let rest = frame.get(offset..)?;
+    match ethertype {
         ETH_P_IPV4 => {
-            let (h, after) = rest.split_first_chunk::<20>()?;
-            // Version 4, IHL 5; MF clear and offset 0.
-            if h[0] != 0x45 || u16::from_be_bytes([h[6], h[7]]) & 0x3FFF != 0 {
+            let h = rest.first_chunk::<20>()?;
+            let header_len = usize::from(h[0] & 0x0F) * 4;
+            // Version 4, IHL ≥ 5; MF clear and offset 0.
+            if h[0] >> 4 != 4 || header_len < 20 || u16::from_be_bytes([h[6], h[7]]) & 0x3FFF != 0 {
                 return None;
             }
+            let after = rest.get(header_len..)?;
             let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-            let payload = after.get(..total.checked_sub(20)?).unwrap_or(after);
+            let payload = after.get(..total.checked_sub(header_len)?).unwrap_or(after);
             let mut src = [0; 16];
             let mut dst = [0; 16];
             src[..4].copy_from_slice(&h[12..16]);
             dst[..4].copy_from_slice(&h[16..20]);
-            let l4_offset = ETH + 20;
+            let l4_offset = offset + header_len;
             let ip = Ip {
                 ipv6: false,
                 src,
@@ -324,28 +350,45 @@ pub(crate) fn ethernet_ip_fast(frame: &[u8]) -> Option<(Ip, L4)> {
             if h[0] >> 4 != 6 || len == 0 {
                 return None;
             }
-            let payload = after.get(..len).unwrap_or(after);
+            let end = offset + 40 + after.get(..len).unwrap_or(after).len();
+            // An upper-layer header past `end` fails the read below: the
+            // generic walk then reports the chain as truncated.
+            let (proto, l4_offset) = match upper {
+                None => (h[6], offset + 40),
+                Some((proto, at)) if is_v6_ext_header(h[6]) && at > offset + 40 => (proto, at),
+                Some(_) => return None,
+            };
             let mut src = [0; 16];
             let mut dst = [0; 16];
             src.copy_from_slice(&h[8..24]);
             dst.copy_from_slice(&h[24..40]);
-            let l4_offset = ETH + 40;
             let ip = Ip {
                 ipv6: true,
                 src,
                 dst,
-                proto: h[6],
+                proto,
                 flow_label: u32::from_be_bytes([0, h[1] & 0x0F, h[2], h[3]]),
                 l4_offset,
-                end: l4_offset + payload.len(),
+                end,
                 len: 40 + len as u32,
                 fragment: None,
                 nonfirst: false,
             };
-            Some((ip, tcp_udp_fast(h[6], payload, l4_offset)?))
+            let l4 = tcp_udp_fast(proto, frame.get(l4_offset..end)?, l4_offset)?;
+            Some((ip, l4))
         }
         _ => None,
     }
+}
+
+/// An IPv6 extension header the walk steps over (hop-by-hop, routing,
+/// destination options, Fragment).
+#[inline(always)]
+fn is_v6_ext_header(next: u8) -> bool {
+    matches!(
+        next,
+        IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS | IPPROTO_FRAGMENT
+    )
 }
 
 /// The TCP or UDP header at the start of `bytes` (at `offset` in the frame),
@@ -466,6 +509,12 @@ mod tests {
             eth(ETH_P_IPV6, &ipv6(17, &udp())),
             // UDP length shorter than the IP payload: the payload ends at it.
             eth(ETH_P_IPV4, &ipv4(17, &[udp(), vec![0; 5]].concat())),
+            // IPv4 options (4 bytes of NOP, NOP, NOP, EOL).
+            {
+                let mut h = ipv4(6, &[vec![1, 1, 1, 0], tcp()].concat());
+                h[0] = 0x46;
+                eth(ETH_P_IPV4, &h)
+            },
         ];
         for base in &frames {
             assert!(check(base), "fast path declined {base:02x?}");
@@ -495,13 +544,10 @@ mod tests {
     fn fast_path_declines_what_it_does_not_handle() {
         let mut frag = ipv4(6, &tcp());
         frag[6] = 0x20; // MF
-        let mut options = ipv4(6, &tcp());
-        options[0] = 0x46;
         let mut vlan = vec![0x00, 0x05, 0x08, 0x00];
         vlan.extend_from_slice(&ipv4(6, &tcp()));
         for f in [
             eth(ETH_P_IPV4, &frag),
-            eth(ETH_P_IPV4, &options),
             eth(ETH_P_8021Q, &vlan),
             eth(ETH_P_IPV4, &ipv4(1, &[8, 0, 0, 0, 0, 1, 0, 1])),
             eth(ETH_P_IPV6, &ipv6(0, &[6, 0, 1, 4, 0, 0, 0, 0])),

@@ -268,6 +268,7 @@ impl<R: Read> PcapReader<R> {
             timestamp: record.timestamp,
             link: record.link.unwrap_or_default(),
             orig_len: record.orig_len,
+            hint: None,
         }))
     }
 }

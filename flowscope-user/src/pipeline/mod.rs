@@ -258,6 +258,7 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
                     timestamp: view.timestamp,
                     link: LinkType::RawIp,
                     orig_len: datagram.len() as u32,
+                    hint: None,
                 };
                 self.tracker.track(whole, &mut stage);
             }

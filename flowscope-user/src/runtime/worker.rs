@@ -10,7 +10,7 @@ use flowscope_common::XdpMeta;
 use super::records::RecordMsg;
 use super::shard::{Shard, TOP_FLOWS, TopFlow};
 use crate::capture::{FrameCtx, FrameHandler};
-use crate::extract::{FiveTuple, FiveTupleKey};
+use crate::extract::{FiveTuple, FiveTupleKey, FrameHint};
 use crate::l7::L7Record;
 use crate::obs::Log2Histogram;
 use crate::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
@@ -197,7 +197,8 @@ impl FrameHandler for FlowWorker {
         self.frames_with_meta += u64::from(meta.is_some());
         if let Some(p) = self.pipeline.as_mut() {
             p.process(
-                PacketView::new(frame, ctx.timestamp),
+                PacketView::new(frame, ctx.timestamp)
+                    .with_hint(meta.and_then(|m| FrameHint::from_meta(m, frame.len()))),
                 &mut RingSink {
                     ring: &mut self.ring,
                     c: &mut self.sink,

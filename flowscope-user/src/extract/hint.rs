@@ -1,0 +1,379 @@
+//! [`FrameHint`]: what the XDP program already found in a frame (link layer
+//! length, VLAN tags, IPv6 extension chain), so [`super::FiveTuple`] reads
+//! the IP and transport headers at known offsets instead of walking to them.
+//!
+//! A hint never changes an extraction's result. It is taken only from a
+//! metadata block that passes [`XdpMeta::is_valid_for`] and says the link
+//! layer parsed into IPv4 or IPv6 (the rules of `flowscope_common::frame`,
+//! which the userspace walk follows too), and only for a frame of the length
+//! it was made for. The link part is checked against the frame's EtherType
+//! fields (three 2-byte reads at most), so a stale block cannot move the IP
+//! header; the IPv6 upper-layer offset is taken as the program wrote it and
+//! bounded by the IP payload. Anything else takes the normal walk.
+
+use flowscope_common::XdpMeta;
+use flowscope_common::frame::{
+    ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, L3Class,
+    MAX_VLAN_TAGS, VLAN_HLEN,
+};
+use flowscope_common::meta::{FLAG_ERR_L2, FLAG_ERR_L3, FLAG_FRAGMENT, FLAG_L4_VALID};
+
+/// Length of the fixed IPv6 header.
+const IPV6_HLEN: usize = 40;
+
+/// The XDP program's findings about one Ethernet frame, small and `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHint {
+    /// Length of the frame the hint describes.
+    frame_len: u16,
+    /// VLAN tags before the IP header, 0..=2.
+    vlan_count: u8,
+    /// IPv6 (else IPv4).
+    ipv6: bool,
+    /// IPv6 with extension headers ending in a complete TCP or UDP header,
+    /// no Fragment header: the protocol and the header's frame offset.
+    upper: Option<(u8, u16)>,
+}
+
+/// The link layer a hint vouches for, checked against the frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HintedLink {
+    /// Offset of the IP header.
+    pub l3_offset: usize,
+    /// [`ETH_P_IPV4`] or [`ETH_P_IPV6`].
+    pub ethertype: u16,
+    /// VLAN IDs, outermost first (0 = absent).
+    pub vlan: [u16; 2],
+    /// See [`FrameHint::upper`].
+    pub upper: Option<(u8, usize)>,
+}
+
+impl FrameHint {
+    /// The hint in `meta` for a frame of `frame_len` bytes, or `None` when
+    /// the block is not valid for it, found no IP header after the link
+    /// layer, or has nothing to skip (no VLAN tag, no IPv6 extension chain).
+    pub fn from_meta(meta: &XdpMeta, frame_len: usize) -> Option<Self> {
+        let vlan_count = usize::from(meta.vlan_count);
+        if !meta.is_valid_for(frame_len)
+            || meta.flags & FLAG_ERR_L2 != 0
+            || vlan_count > MAX_VLAN_TAGS
+            || usize::from(meta.l3_offset) != ETH_HLEN + VLAN_HLEN * vlan_count
+        {
+            return None;
+        }
+        let ipv6 = match meta.l3_class() {
+            L3Class::Ipv4 => false,
+            L3Class::Ipv6 => true,
+            L3Class::Other => return None,
+        };
+        let upper = (ipv6
+            && meta.flags & (FLAG_L4_VALID | FLAG_FRAGMENT | FLAG_ERR_L3) == FLAG_L4_VALID
+            && matches!(meta.ip_proto, IPPROTO_TCP | IPPROTO_UDP)
+            && usize::from(meta.l4_offset) > usize::from(meta.l3_offset) + IPV6_HLEN)
+            .then_some((meta.ip_proto, meta.l4_offset));
+        if vlan_count == 0 && upper.is_none() {
+            // Nothing to skip: the untagged fixed-offset read is faster
+            // than checking a hint (see `trackbench --hints`).
+            return None;
+        }
+        Some(Self {
+            frame_len: meta.frame_len,
+            vlan_count: meta.vlan_count,
+            ipv6,
+            upper,
+        })
+    }
+
+    /// The link layer of `frame` as the hint describes it, or `None` when
+    /// `frame` is not the frame the hint was made for (another length, or
+    /// EtherTypes that do not match): exactly what the generic link walk
+    /// finds for such a frame.
+    #[inline(always)]
+    pub(crate) fn link(&self, frame: &[u8]) -> Option<HintedLink> {
+        if frame.len() != usize::from(self.frame_len) {
+            return None;
+        }
+        let be16 = |at: usize| {
+            frame
+                .get(at..at + 2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        };
+        let mut vlan = [0; 2];
+        let n = usize::from(self.vlan_count);
+        for (i, vid) in vlan.iter_mut().enumerate().take(n) {
+            let tag = ETH_HLEN + VLAN_HLEN * i;
+            if !matches!(be16(tag - 2)?, ETH_P_8021Q | ETH_P_8021AD) {
+                return None;
+            }
+            *vid = be16(tag)? & 0x0FFF;
+        }
+        let l3_offset = ETH_HLEN + VLAN_HLEN * n;
+        let ethertype = if self.ipv6 { ETH_P_IPV6 } else { ETH_P_IPV4 };
+        if be16(l3_offset - 2)? != ethertype {
+            return None;
+        }
+        Some(HintedLink {
+            l3_offset,
+            ethertype,
+            vlan,
+            upper: self.upper.map(|(p, o)| (p, usize::from(o))),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::FiveTuple;
+    use crate::extractor::{FlowExtractor, L4Proto};
+    use crate::view::{PacketView, Timestamp};
+    use flowscope_common::meta::{META_MAGIC, META_VERSION};
+
+    /// Ethernet with `tags` (TPID, TCI) before `ethertype`.
+    fn eth(tags: &[(u16, u16)], ethertype: u16) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+        for (tpid, tci) in tags {
+            f.extend_from_slice(&tpid.to_be_bytes());
+            f.extend_from_slice(&tci.to_be_bytes());
+        }
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f
+    }
+
+    /// IPv4 with `options`, `frag` (flags + offset) and `l4` after it.
+    fn ipv4(proto: u8, options: &[u8], frag: u16, l4: &[u8]) -> Vec<u8> {
+        let ihl = 20 + options.len();
+        let mut h = vec![0x40 | (ihl / 4) as u8, 0];
+        h.extend_from_slice(&((ihl + l4.len()) as u16).to_be_bytes());
+        h.extend_from_slice(&[0, 7]);
+        h.extend_from_slice(&frag.to_be_bytes());
+        h.extend_from_slice(&[64, proto, 0, 0, 192, 0, 2, 1, 198, 51, 100, 9]);
+        h.extend_from_slice(options);
+        h.extend_from_slice(l4);
+        h
+    }
+
+    /// IPv6 with next header `next` and `rest` (extension headers, L4).
+    fn ipv6(next: u8, rest: &[u8]) -> Vec<u8> {
+        let mut h = vec![0x60, 0x01, 0x23, 0x45];
+        h.extend_from_slice(&(rest.len() as u16).to_be_bytes());
+        h.extend_from_slice(&[next, 64]);
+        h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+        h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        h.extend_from_slice(rest);
+        h
+    }
+
+    /// An extension header of `(len8 + 1) * 8` bytes.
+    fn ext(next: u8, len8: u8) -> Vec<u8> {
+        let mut h = vec![next, len8];
+        h.resize((usize::from(len8) + 1) * 8, 0);
+        h
+    }
+
+    /// TCP from port 1234 to 80, flags PSH|ACK, 3 bytes of payload.
+    fn tcp() -> Vec<u8> {
+        let mut t = vec![0x04, 0xd2, 0x00, 0x50, 0, 0, 1, 0, 0, 0, 2, 0, 0x50, 0x18];
+        t.extend_from_slice(&[0x10, 0x00, 0, 0, 0, 0, b'a', b'b', b'c']);
+        t
+    }
+
+    /// UDP from port 5000 to 53, 3 bytes of payload.
+    fn udp() -> Vec<u8> {
+        vec![0x13, 0x88, 0x00, 0x35, 0x00, 0x0b, 0, 0, b'x', b'y', b'z']
+    }
+
+    const V4: u16 = ETH_P_IPV4;
+    const V6: u16 = ETH_P_IPV6;
+    const Q: u16 = ETH_P_8021Q;
+    const AD: u16 = ETH_P_8021AD;
+
+    fn frames() -> Vec<Vec<u8>> {
+        let hbh_rt_dst = [ext(43, 0), ext(60, 1), ext(6, 0), tcp()].concat();
+        vec![
+            [eth(&[], V4), ipv4(6, &[], 0x4000, &tcp())].concat(),
+            [eth(&[(Q, 0x2005)], V4), ipv4(6, &[], 0, &tcp())].concat(),
+            [eth(&[(AD, 100), (Q, 0xf00f)], V4), ipv4(17, &[], 0, &udp())].concat(),
+            [eth(&[(Q, 7)], V4), ipv4(6, &[1, 1, 1, 0], 0, &tcp())].concat(),
+            [eth(&[(Q, 7)], V4), ipv4(17, &[], 0x2000, &udp())].concat(),
+            [eth(&[(Q, 7)], V4), ipv4(17, &[], 0x0010, &udp())].concat(),
+            [
+                eth(&[(Q, 7)], V4),
+                ipv4(1, &[], 0, &[8, 0, 0, 0, 0, 1, 0, 1]),
+            ]
+            .concat(),
+            [eth(&[(Q, 9)], V6), ipv6(0, &hbh_rt_dst)].concat(),
+            [
+                eth(&[(AD, 1), (Q, 2)], V6),
+                ipv6(60, &[ext(17, 2), udp()].concat()),
+            ]
+            .concat(),
+            [eth(&[], V6), ipv6(0, &[ext(6, 0), tcp()].concat())].concat(),
+            [
+                eth(&[], V6),
+                ipv6(44, &[vec![6, 0, 0, 1, 0, 0, 0, 5], tcp()].concat()),
+            ]
+            .concat(),
+            [eth(&[(Q, 3)], V6), ipv6(17, &udp())].concat(),
+            [eth(&[(Q, 1), (Q, 2), (Q, 3)], V4), ipv4(6, &[], 0, &tcp())].concat(),
+            [
+                eth(&[(Q, 1)], 0x8847),
+                vec![0, 0, 1, 64],
+                ipv4(6, &[], 0, &tcp()),
+            ]
+            .concat(),
+            [eth(&[], 0x0806), vec![0; 28]].concat(),
+        ]
+    }
+
+    /// The hinted extraction of `frame` (hint from the userspace twin of the
+    /// XDP parser), checked against the plain one; whether a hint applied.
+    fn check(frame: &[u8]) -> (bool, bool) {
+        let meta = crate::wire::classify(frame, 7);
+        let Some(hint) = FrameHint::from_meta(&meta, frame.len()) else {
+            return (false, false);
+        };
+        let view = PacketView::new(frame, Timestamp(1));
+        for x in [FiveTuple::bidirectional(), FiveTuple::directional()] {
+            assert_eq!(
+                x.extract(view.with_hint(Some(hint))),
+                x.extract(view),
+                "frame {frame:02x?}, {hint:?}"
+            );
+        }
+        let link = hint.link(frame);
+        (link.is_some(), link.is_some_and(|l| l.upper.is_some()))
+    }
+
+    #[test]
+    fn hinted_extraction_equals_the_walk_on_mutated_frames() {
+        let (mut linked, mut upper) = (0, 0);
+        for base in frames() {
+            for n in 0..=base.len() {
+                check(&base[..n]);
+            }
+            for i in 12..base.len() {
+                for v in [
+                    0x00, 0x06, 0x11, 0x2c, 0x3b, 0x45, 0x46, 0x60, 0x81, 0x86, 0xff,
+                ] {
+                    let mut f = base.clone();
+                    f[i] = v;
+                    let (l, u) = check(&f);
+                    linked += usize::from(l);
+                    upper += usize::from(u);
+                }
+            }
+        }
+        // The hinted reads ran, not only the fallback.
+        assert!(
+            linked > 1000 && upper > 100,
+            "{linked} linked, {upper} upper"
+        );
+    }
+
+    /// A frame and metadata written by hand: VLAN 5, IPv6, a hop-by-hop
+    /// header of 16 bytes, TCP.
+    fn tagged_v6() -> (Vec<u8>, XdpMeta) {
+        let f = [eth(&[(Q, 5)], V6), ipv6(0, &[ext(6, 1), tcp()].concat())].concat();
+        let meta = XdpMeta {
+            magic: META_MAGIC,
+            version: META_VERSION,
+            flags: FLAG_L4_VALID,
+            l3: L3Class::Ipv6 as u8,
+            l4: 1,
+            ip_proto: 6,
+            vlan_count: 1,
+            l3_offset: 18,
+            l4_offset: 18 + 40 + 16,
+            frame_len: f.len() as u16,
+            ..XdpMeta::default()
+        };
+        (f, meta)
+    }
+
+    #[test]
+    fn hand_written_metadata_is_read_at_its_offsets() {
+        let (f, meta) = tagged_v6();
+        let hint = FrameHint::from_meta(&meta, f.len()).expect("a valid hint");
+        let link = hint.link(&f).expect("the frame matches the hint");
+        assert_eq!(
+            (link.l3_offset, link.ethertype, link.vlan, link.upper),
+            (18, V6, [5, 0], Some((6, 74)))
+        );
+        let (ip, l4) = super::super::parse::ip_fast(&f, 18, V6, link.upper)
+            .expect("the fixed-offset read takes the hinted chain");
+        assert_eq!((ip.l4_offset, l4.src_port, l4.dst_port), (74, 1234, 80));
+        let e = FiveTuple::directional()
+            .extract(PacketView::new(&f, Timestamp(1)).with_hint(Some(hint)))
+            .unwrap();
+        assert_eq!(
+            (e.key.src_port(), e.key.dst_port(), e.l4, e.vlan),
+            (1234, 80, L4Proto::Tcp, [5, 0])
+        );
+        assert_eq!(
+            (e.payload_offset, e.payload_len, e.ip_len),
+            (74 + 20, 3, 40 + 16 + 23)
+        );
+    }
+
+    #[test]
+    fn metadata_that_does_not_fit_the_frame_gives_no_hint() {
+        let (f, meta) = tagged_v6();
+        let bad = [
+            XdpMeta { magic: 0, ..meta },
+            XdpMeta { version: 1, ..meta },
+            XdpMeta {
+                frame_len: meta.frame_len - 1,
+                ..meta
+            },
+            XdpMeta {
+                flags: FLAG_ERR_L2,
+                ..meta
+            },
+            XdpMeta {
+                l3: L3Class::Other as u8,
+                ..meta
+            },
+            XdpMeta {
+                vlan_count: 3,
+                l3_offset: 26,
+                ..meta
+            },
+            XdpMeta {
+                l3_offset: 14,
+                ..meta
+            },
+        ];
+        for m in bad {
+            assert_eq!(FrameHint::from_meta(&m, f.len()), None, "{m:?}");
+        }
+        // Valid blocks that describe another frame: the link check refuses them.
+        let other = [
+            XdpMeta {
+                vlan_count: 0,
+                l3_offset: 14,
+                ..meta
+            },
+            XdpMeta {
+                vlan_count: 2,
+                l3_offset: 22,
+                ..meta
+            },
+            XdpMeta {
+                l3: L3Class::Ipv4 as u8,
+                ..meta
+            },
+        ];
+        for m in other {
+            let hint = FrameHint::from_meta(&m, f.len()).expect("valid on its own");
+            assert!(hint.link(&f).is_none(), "{m:?}");
+            let view = PacketView::new(&f, Timestamp(1));
+            let x = FiveTuple::bidirectional();
+            assert_eq!(x.extract(view.with_hint(Some(hint))), x.extract(view));
+        }
+        // A hint is for one frame length only (an inner, decapsulated frame
+        // never inherits it).
+        let hint = FrameHint::from_meta(&meta, f.len()).unwrap();
+        assert!(hint.link(&f[..f.len() - 1]).is_none());
+    }
+}
