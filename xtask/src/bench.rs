@@ -53,8 +53,9 @@ pub fn run(args: &Args) -> Result<()> {
                     crate::flood::Args::try_parse_from(std::iter::once("flood").chain(argv))?;
                 crate::flood::run(&flood, &dir)
             } else {
-                let capture =
-                    crate::loss_free::Args::try_parse_from(std::iter::once("capture").chain(argv))?;
+                let capture = crate::loss_free::CaptureArgs::try_parse_from(
+                    std::iter::once("capture").chain(argv),
+                )?;
                 crate::loss_free::run(&capture, &dir)
             };
         }

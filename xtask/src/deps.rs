@@ -13,7 +13,8 @@ pub const LLVM_MAJOR: u32 = 22;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Debian packages: C toolchain for libxdp/libbpf (xsk-rs), LLVM for
-/// bpf-linker, and the network tools of the tests.
+/// bpf-linker, the network tools of the tests, and perf for the capture
+/// benchmark's profile.
 const APT_PACKAGES: &[&str] = &[
     "clang",
     "llvm",
@@ -29,6 +30,7 @@ const APT_PACKAGES: &[&str] = &[
     "ethtool",
     "tshark",
     "nfdump",
+    "linux-perf",
 ];
 
 /// How much to say when everything is present.

@@ -69,6 +69,7 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
                 .map(String::from)
                 .to_vec(),
         ),
+        ..Extra::default()
     };
     // Memory: a few flows, full tables, the long flood; the same rate.
     let rate = args.flood_rate;
@@ -112,7 +113,7 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
         bin,
         &Extra {
             capture_args: capture_args.clone(),
-            fsgen_args: None,
+            ..Extra::default()
         },
     )?;
     let under_flood =

@@ -36,6 +36,18 @@ pub struct Args {
     pub(crate) rates: Vec<u64>,
 }
 
+/// Options of `cargo xtask bench capture`: the ladder, and a profile.
+#[derive(clap::Parser)]
+pub struct CaptureArgs {
+    #[command(flatten)]
+    ladder: Args,
+    /// Then run one step per receiver at this rate (frames/s) under a
+    /// system-wide `perf record` (cpu-clock sampling) and print where the
+    /// two CPUs' time went: generator, kernel path, receiver, idle.
+    #[arg(long)]
+    profile_rate: Option<u64>,
+}
+
 /// Who receives.
 #[derive(Clone, Copy)]
 pub(crate) enum Receiver {
@@ -64,6 +76,8 @@ pub(crate) struct Extra {
     pub(crate) capture_args: Vec<String>,
     /// fsgen options replacing `--flows 1000 --both-directions`.
     pub(crate) fsgen_args: Option<Vec<String>>,
+    /// Record a system-wide `perf` profile of the traffic into this file.
+    pub(crate) profile: Option<std::path::PathBuf>,
 }
 
 /// What one step measured.
@@ -108,8 +122,9 @@ const SETUPS: [Setup; 4] = [
 ///
 /// # Errors
 /// When a step cannot be set up or a process fails.
-pub fn run(args: &Args, bin: &Path) -> Result<()> {
+pub fn run(capture: &CaptureArgs, bin: &Path) -> Result<()> {
     crate::cmd::require_root("bench capture")?;
+    let args = &capture.ladder;
     let mut medians = Vec::new();
     for setup in &SETUPS {
         let extra = Extra::default();
@@ -136,6 +151,9 @@ pub fn run(args: &Args, bin: &Path) -> Result<()> {
         ratio(medians[1], medians[3]),
         ratio(medians[1], medians[2])
     );
+    if let Some(rate) = capture.profile_rate {
+        crate::cpu_profile::report(&SETUPS, rate, args.seconds, bin)?;
+    }
     Ok(())
 }
 
@@ -235,6 +253,10 @@ pub(crate) fn step(
     wait_ready(&cap_ns, setup.receiver)?;
     let frames = (rate as f64 * seconds) as u64;
     let default_traffic = ["--flows", "1000", "--both-directions"].map(String::from);
+    let profiler = match &extra.profile {
+        Some(path) => Some(crate::cpu_profile::start(path)?),
+        None => None,
+    };
     let out = gen_ns
         .exec(bin.join("fsgen"))
         .args(["--iface", "fsb0", "--frames", &frames.to_string()])
@@ -242,6 +264,9 @@ pub(crate) fn step(
         .args(["--queues", &q, "--rate", &rate.to_string()])
         .output()
         .context("running fsgen")?;
+    if let Some(p) = profiler {
+        crate::cpu_profile::stop(p)?;
+    }
     if !out.status.success() {
         bail!("fsgen: {}", String::from_utf8_lossy(&out.stderr));
     }

@@ -9,6 +9,7 @@
 mod bench;
 mod build;
 mod cmd;
+mod cpu_profile;
 mod demo;
 mod deps;
 mod doctor;
