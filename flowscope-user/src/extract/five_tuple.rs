@@ -284,8 +284,9 @@ impl FlowExtractor for FiveTuple {
     type Key = FiveTupleKey;
 
     /// Reads the IP and transport headers at the offsets `view.hint` gives
-    /// where it applies (same result as the walk).
-    #[inline]
+    /// where it applies (same result as the walk). Always inlined: the
+    /// tracker's batch pipeline interleaves it with its prefetches.
+    #[inline(always)]
     fn extract(&self, view: PacketView<'_>) -> Result<Extracted<FiveTupleKey>, Unmatched> {
         match view.hint {
             Some(hint) => self.extract_with(view, Some(&hint)),

@@ -47,6 +47,7 @@ impl Index {
     }
 
     /// Prefetches the entry a lookup of `hash` starts at.
+    #[inline(always)]
     pub(crate) fn prefetch(&self, hash: u32) {
         super::prefetch::prefetch(
             self.entries.as_ptr().wrapping_add(self.home(hash)),
@@ -58,6 +59,7 @@ impl Index {
     /// [`TOUCH_PROBES`]), so that a batch can issue these loads back to back
     /// and overlap their cache misses. Returns the first slot stored under
     /// `hash` there, if any.
+    #[inline(always)]
     pub(crate) fn touch(&self, hash: u32) -> Option<u32> {
         let mut i = self.home(hash);
         for _ in 0..TOUCH_PROBES {
@@ -74,6 +76,7 @@ impl Index {
     }
 
     /// The slot whose hash is `hash` and for which `eq` holds.
+    #[inline(always)]
     pub(crate) fn find(&self, hash: u32, mut eq: impl FnMut(u32) -> bool) -> Option<u32> {
         let mut i = self.home(hash);
         loop {
