@@ -70,6 +70,11 @@ pub const EVICTION_SAMPLE: usize = 8;
 /// Packets between the stages of [`FlowTracker::track_batch`].
 const LEAD: usize = 8;
 
+/// Records of at most this many bytes in all stay in the caches:
+/// [`FlowTracker::track_batch`] then tracks packet by packet, as prefetching
+/// would only add work.
+const CACHED_RECORDS_BYTES: usize = 256 << 10;
+
 /// Extracted packets [`FlowTracker::track_batch`] holds while they wait
 /// (more than the two leads together).
 const PIPELINE: usize = 32;
@@ -276,6 +281,16 @@ impl<E: FlowExtractor> FlowTracker<E> {
     /// the packet is processed. The cache misses of about sixteen packets
     /// are in flight at once instead of being paid one after the other.
     pub fn track_batch(&mut self, views: &[PacketView<'_>], sink: &mut impl EventSink<E::Key>) {
+        if self
+            .live
+            .saturating_mul(std::mem::size_of::<FlowRecord<E::Key>>())
+            <= CACHED_RECORDS_BYTES
+        {
+            for view in views {
+                self.track(*view, sink);
+            }
+            return;
+        }
         // Taken out for the loop (and put back: no allocation) so that
         // `process` can borrow the tracker while reading the ring in place.
         let mut ring = std::mem::take(&mut self.pending);

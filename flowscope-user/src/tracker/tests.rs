@@ -386,36 +386,25 @@ fn unmatched_packets_counted_by_reason() {
     r.check_invariants();
 }
 
-#[test]
-fn batch_equals_one_by_one() {
-    let mut frames = Vec::new();
-    for i in 0..100u32 {
-        let h = (i % 7) as u8;
-        let proto = if i % 3 == 0 { 6 } else { 17 };
-        let flags = if i % 5 == 0 { SYN } else { ACK };
-        frames.push(frame(
-            h,
-            h.wrapping_mul(3),
-            proto,
-            flags,
-            i,
-            i,
-            (i % 4) as u8,
-        ));
-    }
+/// `track_batch`, in calls of several lengths, does exactly what `track`
+/// does packet by packet: same records, same counters.
+/// At the end `min_live` flows are in the table.
+fn assert_batch_equals_one_by_one(
+    frames: &[[u8; 13]],
+    gap_ns: u64,
+    cfg: &TrackerConfig,
+    min_live: usize,
+) {
     let views: Vec<_> = frames
         .iter()
         .enumerate()
-        .map(|(i, f)| PacketView::new(f, Timestamp(i as u64 * 700_000_000)))
+        .map(|(i, f)| PacketView::new(f, Timestamp(i as u64 * gap_ns)))
         .collect();
-    let cfg = TrackerConfig {
-        max_flows: 4,
-        ..TrackerConfig::default()
-    };
     let mut a = Rig::new(cfg.clone());
     for v in &views {
         a.t.track(*v, &mut a.log);
     }
+    assert!(a.t.len() >= min_live, "{} flows live", a.t.len());
     a.finish();
     let summary = |l: &Log| -> Vec<_> {
         l.ended
@@ -424,7 +413,7 @@ fn batch_equals_one_by_one() {
             .collect()
     };
     // Calls shorter than the pipeline, about as long, and longer.
-    for call in [1, 5, 24, 25, 33, 100] {
+    for call in [1, 5, 16, 17, 33, 100] {
         let mut b = Rig::new(cfg.clone());
         for chunk in views.chunks(call) {
             b.t.track_batch(chunk, &mut b.log);
@@ -434,6 +423,43 @@ fn batch_equals_one_by_one() {
         assert_eq!(a.t.counters(), b.t.counters(), "calls of {call}");
     }
     a.check_invariants();
+}
+
+/// Mixed TCP and UDP packets of a few flows (`hosts` distinct pairs).
+fn mixed(n: u32, hosts: u32) -> Vec<[u8; 13]> {
+    (0..n)
+        .map(|i| {
+            let h = (i % hosts) as u16;
+            let (a, b) = ((h % 251) as u8, (h / 251) as u8 + 1);
+            let proto = if i % 3 == 0 { 6 } else { 17 };
+            let flags = if i % 5 == 0 { SYN } else { ACK };
+            frame(a, b, proto, flags, i, i, (i % 4) as u8)
+        })
+        .collect()
+}
+
+#[test]
+fn batch_equals_one_by_one_in_a_small_table() {
+    // Evictions (4 slots for 7 flows) and idle timeouts (70 s in all).
+    let cfg = TrackerConfig {
+        max_flows: 4,
+        ..TrackerConfig::default()
+    };
+    assert_batch_equals_one_by_one(&mixed(100, 7), 700_000_000, &cfg, 1);
+}
+
+#[test]
+fn batch_equals_one_by_one_through_the_prefetch_pipeline() {
+    // More live records than `CACHED_RECORDS_BYTES` holds, so the pipeline
+    // runs; a full table, so new flows evict; 13 s apart per 1000 packets.
+    let cached = CACHED_RECORDS_BYTES / std::mem::size_of::<FlowRecord<Key>>();
+    let flows = cached + 200;
+    let cfg = TrackerConfig {
+        max_flows: flows - 50,
+        ..TrackerConfig::default()
+    };
+    let frames = mixed(6 * flows as u32, flows as u32);
+    assert_batch_equals_one_by_one(&frames, 13_000_000, &cfg, cached + 1);
 }
 
 #[test]
