@@ -556,4 +556,43 @@ mod tests {
             assert!(ethernet_ip_fast(&f).is_none(), "{f:02x?}");
         }
     }
+
+    /// `Ip::len` and `Extracted::ip_len` are the length the IP header
+    /// states (IPv4 total length, IPv6 40 + payload length): the whole IP
+    /// packet even when the capture snapped it, without Ethernet padding.
+    #[test]
+    fn ip_len_is_the_length_the_header_states() {
+        use crate::extract::FiveTuple;
+        use crate::extractor::FlowExtractor;
+        use crate::view::{PacketView, Timestamp};
+        // Hop-by-hop options header (8 bytes of PadN) before TCP.
+        let hop = [vec![6, 0, 1, 4, 0, 0, 0, 0], tcp()].concat();
+        let packets = [
+            (ETH_P_IPV4, ipv4(6, &tcp())),
+            (ETH_P_IPV4, ipv4(17, &udp())),
+            (ETH_P_IPV6, ipv6(6, &tcp())),
+            (ETH_P_IPV6, ipv6(17, &udp())),
+            (ETH_P_IPV6, ipv6(0, &hop)),
+        ];
+        let extractor = FiveTuple::default();
+        for (ethertype, l3) in &packets {
+            // The built packets' header fields state their own size.
+            let stated = l3.len() as u32;
+            let whole = eth(*ethertype, l3);
+            let mut padded = whole.clone();
+            padded.resize(whole.len() + 20, 0);
+            // Snapped in the payload (every built packet ends in 3 bytes of it).
+            let snapped = &whole[..whole.len() - 3];
+            for frame in [&whole[..], &padded[..], snapped] {
+                let ip_hdr = ip(frame, 14, *ethertype).expect("IP header");
+                assert_eq!(ip_hdr.len, stated, "generic walk, {frame:02x?}");
+                if let Some((fast, _)) = ethernet_ip_fast(frame) {
+                    assert_eq!(fast.len, stated, "fast path, {frame:02x?}");
+                }
+                let view = PacketView::new(frame, Timestamp::new(0, 0));
+                let e = extractor.extract(view).expect("extracted");
+                assert_eq!(e.ip_len, stated, "extractor, {frame:02x?}");
+            }
+        }
+    }
 }

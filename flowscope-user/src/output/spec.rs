@@ -406,12 +406,13 @@ impl WriterSet {
                     extras.community_id,
                     extras.summary,
                 ),
-                FlowWriter::Zeek(w) => w.write_flow(
+                FlowWriter::Zeek(w) => w.write_flow_summary(
                     flow,
                     extras
                         .summary
                         .and_then(FlowSummary::app_proto)
                         .map(zeek_service),
+                    extras.summary,
                 ),
                 FlowWriter::Ipfix(x) => {
                     x.flow(flow, reason);

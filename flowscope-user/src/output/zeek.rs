@@ -11,10 +11,14 @@
 //!   the message after its 8-byte header. Like `duration` they are unset
 //!   when the duration is 0, as in Zeek.
 //! - `history` is unset when empty (ICMP and other protocols), as in Zeek.
-//! - `missed_bytes`, `orig_ip_bytes`, `resp_ip_bytes`, `local_orig`,
-//!   `local_resp` and `tunnel_parents` are unset (`-`, or absent in JSON):
-//!   the tracker keeps neither sequence gaps nor IP lengths, and knows no
-//!   local networks.
+//! - `orig_ip_bytes`/`resp_ip_bytes` are the IP lengths the packets'
+//!   headers state, summed per direction, as in Zeek.
+//! - `missed_bytes` is what reassembly reported as gaps (bytes of sequence
+//!   space never seen, both sides; 0 for flows other than TCP) when the
+//!   writer is given the pipeline's [`FlowSummary`]; without one (no
+//!   reassembly ran) it is unset, as nothing is known about gaps.
+//! - `local_orig`, `local_resp` and `tunnel_parents` are unset (`-`, or
+//!   absent in JSON): the writer knows no local networks.
 //! - ICMP ports are 0 (Zeek puts the type and code there); ICMPv6 is
 //!   `icmp`, as in Zeek; other protocols are `unknown_transport`.
 
@@ -23,6 +27,7 @@ use std::io::{self, Write};
 use crate::extract::FiveTupleKey;
 use crate::extractor::L4Proto;
 use crate::output::time::write_rfc3339_micros;
+use crate::pipeline::FlowSummary;
 use crate::tracker::{FlowRecord, FlowSide, SideStats};
 use crate::view::Timestamp;
 
@@ -213,15 +218,17 @@ impl<W: Write> ZeekConnWriter<W> {
     }
 
     /// Writes one conn.log record; `service` is the application protocol
-    /// when a parser recognised one (`http`, `ssl`, `dns`).
+    /// when a parser recognised one (`http`, `ssl`, `dns`), `summary` what
+    /// the pipeline's reassembly did for it (its gaps are `missed_bytes`).
     ///
     /// # Errors
     ///
     /// The underlying writer's I/O error.
-    pub fn write_flow(
+    pub fn write_flow_summary(
         &mut self,
         flow: &FlowRecord<FiveTupleKey>,
         service: Option<&str>,
+        summary: Option<&FlowSummary>,
     ) -> io::Result<()> {
         let k = flow.key.oriented(flow.initiator);
         let (o, r) = (
@@ -259,15 +266,15 @@ impl<W: Write> ZeekConnWriter<W> {
             Value::Str(flow.conn_state()),
             Value::Unset,
             Value::Unset,
-            Value::Unset,
+            summary.map_or(Value::Unset, |s| Value::Count(missed_bytes(s))),
             match flow.history.as_str() {
                 "" => Value::Unset,
                 h => Value::Str(h),
             },
             Value::Count(o.packets),
-            Value::Unset,
+            Value::Count(o.ip_bytes),
             Value::Count(r.packets),
-            Value::Unset,
+            Value::Count(r.ip_bytes),
             Value::Unset,
             Value::Count(u64::from(flow.l4.number())),
         ];
@@ -324,6 +331,17 @@ impl<W: Write> ZeekConnWriter<W> {
     }
 }
 
+/// Zeek's `missed_bytes`: the sequence-space bytes of both sides that
+/// reassembly delivered as gaps (0 without TCP reassembly).
+fn missed_bytes(summary: &FlowSummary) -> u64 {
+    summary.tcp.map_or(0, |sides| {
+        sides
+            .iter()
+            .map(|s| s.counters.gap_bytes)
+            .fold(0, u64::saturating_add)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +367,7 @@ mod tests {
             packets: 2,
             bytes: 2 * 98,
             payload_bytes: 2 * 64,
+            ip_bytes: 2 * 84,
             first_seen: Timestamp(at),
             last_seen: Timestamp(at + 1_000_000_000),
             ..SideStats::default()
@@ -366,7 +385,7 @@ mod tests {
             continued: false,
         };
         let mut w = ZeekConnWriter::new(Vec::new(), ZeekFormat::Tsv).unwrap();
-        w.write_flow(&flow, None).unwrap();
+        w.write_flow_summary(&flow, None, None).unwrap();
         let out = String::from_utf8(w.finish().unwrap()).unwrap();
         let row: Vec<&str> = out.lines().nth(8).unwrap().split('\t').collect();
         let field = |name: &str| row[FIELDS.iter().position(|f| *f == name).unwrap()];
@@ -375,8 +394,35 @@ mod tests {
         assert_eq!(field("duration"), "1.500000");
         // 64-byte messages: 56 bytes after each 8-byte header.
         assert_eq!((field("orig_bytes"), field("resp_bytes")), ("112", "112"));
+        // 84-byte IP packets (20-byte header, 64-byte message).
+        assert_eq!(
+            (field("orig_ip_bytes"), field("resp_ip_bytes")),
+            ("168", "168")
+        );
         assert_eq!(field("history"), "-");
         assert_eq!(field("conn_state"), "OTH");
+        // No reassembly ran: nothing is known about gaps.
+        assert_eq!(field("missed_bytes"), "-");
+    }
+
+    #[test]
+    fn missed_bytes_are_both_sides_gaps() {
+        use crate::pipeline::SideReassembly;
+        use crate::session::SessionState;
+        let side = |gap_bytes| SideReassembly {
+            counters: crate::reassembly::SideCounters {
+                gap_bytes,
+                ..Default::default()
+            },
+            ..SideReassembly::default()
+        };
+        let tcp = FlowSummary {
+            session: SessionState::Probing,
+            tcp: Some([side(1460), side(7)]),
+        };
+        let udp = FlowSummary { tcp: None, ..tcp };
+        assert_eq!(missed_bytes(&tcp), 1467);
+        assert_eq!(missed_bytes(&udp), 0);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Shared helpers of the IPFIX tests: tracked captures, an nfcapd
-//! collector, an in-test TCP collector, an IPFIX message splitter and a
-//! pcap writer for tshark.
+//! collector, an in-test TCP collector, an IPFIX message splitter, a
+//! pcap writer for tshark and tshark's IP bytes per flow direction.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::io::Read;
@@ -59,6 +59,21 @@ impl Drop for TempDir {
     }
 }
 
+/// Bytes queued unread on the UDP socket bound to 127.0.0.1:`port`, from
+/// `/proc/net/udp` (`None` when no such socket is listed).
+fn udp_rx_queue(port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/udp").ok()?;
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.get(1) != Some(&local.as_str()) {
+            return None;
+        }
+        let (_, rx) = f.get(4)?.split_once(':')?;
+        u64::from_str_radix(rx, 16).ok()
+    })
+}
+
 /// A UDP port free on 127.0.0.1 just now.
 pub fn free_udp_port() -> u16 {
     let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -107,9 +122,17 @@ impl Nfcapd {
         panic!("nfcapd did not bind 127.0.0.1:{port} within 5 s");
     }
 
-    /// Stops nfcapd (SIGTERM flushes its file) and returns the file it
-    /// wrote (valid while `self` lives).
+    /// Stops nfcapd (SIGTERM flushes its file) once it has read every
+    /// datagram queued on its socket (a SIGTERM during its start-up would
+    /// leave them unread), and returns the file it wrote (valid while
+    /// `self` lives).
     pub fn stop(&mut self) -> PathBuf {
+        for _ in 0..400 {
+            if udp_rx_queue(self.port) == Some(0) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: kill on our own child's pid.
         unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -258,4 +281,63 @@ pub fn write_pcap(path: &Path, messages: &[Vec<u8>]) {
         out.extend_from_slice(&f);
     }
     std::fs::write(path, out).expect("write pcap");
+}
+
+/// A flow direction as nfdump prints it: source, destination, source port,
+/// destination port (`-` for protocols without ports), protocol number.
+pub type Direction = (String, String, String, String, String);
+
+/// tshark's IP-layer bytes of `captures` per direction: the sum of each
+/// packet's IP length (IPv4 total length, IPv6 40 + payload length) —
+/// what RFC 7012's `octetDeltaCount` counts, independently of our tracker.
+pub fn tshark_ip_bytes(captures: &[&str]) -> std::collections::BTreeMap<Direction, u64> {
+    let mut sums = std::collections::BTreeMap::new();
+    for capture in captures {
+        let out = Command::new("tshark")
+            .args(["-n", "-r"])
+            .arg(format!("{PCAPS}/{capture}"))
+            .args(["-Y", "ip or ipv6", "-T", "fields", "-E", "occurrence=f"])
+            .args(["-E", "separator=|"])
+            .args([
+                "-e", "ip.src", "-e", "ip.dst", "-e", "ipv6.src", "-e", "ipv6.dst",
+            ])
+            .args(["-e", "ip.len", "-e", "ipv6.plen", "-e", "ip.proto"])
+            .args(["-e", "tcp.srcport", "-e", "tcp.dstport"])
+            .args(["-e", "udp.srcport", "-e", "udp.dstport"])
+            .args(["-e", "icmp.type", "-e", "icmpv6.type"])
+            .output()
+            .expect("tshark");
+        assert!(
+            out.status.success(),
+            "tshark: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let f: Vec<&str> = line.split('|').collect();
+            let num = |s: &str| {
+                s.parse::<u64>()
+                    .unwrap_or_else(|_| panic!("{capture}: {line}"))
+            };
+            let (src, dst, len) = if f[0].is_empty() {
+                (f[2], f[3], 40 + num(f[5]))
+            } else {
+                (f[0], f[1], num(f[4]))
+            };
+            let (proto, sp, dp) = if !f[7].is_empty() {
+                ("6", f[7], f[8])
+            } else if !f[9].is_empty() {
+                ("17", f[9], f[10])
+            } else if !f[11].is_empty() {
+                ("1", "-", "-")
+            } else if !f[12].is_empty() {
+                ("58", "-", "-")
+            } else {
+                (f[6], "-", "-")
+            };
+            let key = [src, dst, sp, dp, proto].map(str::to_owned);
+            let [a, b, c, d, e] = key;
+            *sums.entry((a, b, c, d, e)).or_insert(0) += len;
+        }
+    }
+    sums
 }

@@ -21,10 +21,11 @@
 //! reverse `tcpControlBits` into its only flags field) keep the forward
 //! values, which are written last.
 //!
-//! Octets are the tracker's bytes: whole frames at wire length (link header
-//! included), not the IP-level octets RFC 7012 defines — the tracker does not
-//! keep IP lengths. Records of an active timeout carry the counters of their
-//! own interval only (deltas), as the tracker restarts them.
+//! Octets are IP-level, as RFC 7012 defines `octetDeltaCount`: the sum of
+//! the IP lengths the packets' headers state (IP header and payload; no link
+//! header, no Ethernet padding, snapped bytes included). Records of an
+//! active timeout carry the counters of their own interval only (deltas), as
+//! the tracker restarts them.
 
 use std::net::IpAddr;
 
@@ -140,7 +141,7 @@ const fn millis(ts: Timestamp) -> u64 {
 /// One direction of an exported flow.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IpfixDirection {
-    /// Octets (whole frames at wire length).
+    /// IP octets (header and payload, as the IP headers state).
     pub octets: u64,
     /// Packets.
     pub packets: u64,
@@ -155,7 +156,7 @@ pub struct IpfixDirection {
 impl From<&SideStats> for IpfixDirection {
     fn from(s: &SideStats) -> Self {
         Self {
-            octets: s.bytes,
+            octets: s.ip_bytes,
             packets: s.packets,
             tcp_flags: u16::from(s.tcp_flags.0),
             start_ms: millis(s.first_seen),
