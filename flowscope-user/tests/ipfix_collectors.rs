@@ -120,18 +120,14 @@ fn expected_rows(recs: &[(FlowRecord<FiveTupleKey>, EndReason)], mode: IpfixMode
 /// nfdump's rows of what nfcapd stored, normalised like [`expected_rows`].
 fn collected_rows(mut nf: Nfcapd) -> Vec<String> {
     let file = nf.stop();
-    let out = Command::new("nfdump")
-        .env("TZ", "UTC")
-        .args(["-N", "-q", "-6", "-o", FMT, "-r"])
-        .arg(&file)
-        .output()
-        .expect("nfdump");
-    assert!(
-        out.status.success(),
-        "nfdump: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = stdout_of(
+        Command::new("nfdump")
+            .env("TZ", "UTC")
+            .args(["-N", "-q", "-6", "-o", FMT, "-r"])
+            .arg(&file),
+        "nfdump",
     );
-    let mut rows: Vec<String> = String::from_utf8_lossy(&out.stdout)
+    let mut rows: Vec<String> = out
         .lines()
         .filter(|l| l.contains('|'))
         .map(|l| {

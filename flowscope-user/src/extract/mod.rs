@@ -34,6 +34,8 @@ mod hint;
 mod ip_pair;
 mod mac_pair;
 mod parse;
+#[cfg(test)]
+mod test_frames;
 
 pub use auto_detect::{AutoDetectEncap, AutoEncapVariants, MAX_ENCAP_DEPTH};
 pub use decap::{

@@ -440,42 +440,20 @@ fn tcp_udp_fast(proto: u8, bytes: &[u8], offset: usize) -> Option<L4> {
 mod tests {
     use super::*;
 
+    use crate::extract::test_frames::{self, tcp, tcp_with, udp};
+
     /// Ethernet + `l3` (EtherType `ethertype`).
     fn eth(ethertype: u16, l3: &[u8]) -> Vec<u8> {
-        let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
-        f.extend_from_slice(&ethertype.to_be_bytes());
-        f.extend_from_slice(l3);
-        f
+        [test_frames::eth(&[], ethertype), l3.to_vec()].concat()
     }
 
+    /// IPv4 with DF set, no options.
     fn ipv4(proto: u8, l4: &[u8]) -> Vec<u8> {
-        let total = (20 + l4.len()) as u16;
-        let mut h = vec![0x45, 0, 0, 0, 0, 7, 0x40, 0, 64, proto, 0, 0];
-        h[2..4].copy_from_slice(&total.to_be_bytes());
-        h.extend_from_slice(&[192, 0, 2, 1, 198, 51, 100, 9]);
-        h.extend_from_slice(l4);
-        h
+        test_frames::ipv4(proto, &[], 0x4000, l4)
     }
 
     fn ipv6(next: u8, l4: &[u8]) -> Vec<u8> {
-        let mut h = vec![0x60, 0x0a, 0xbc, 0xde];
-        h.extend_from_slice(&(l4.len() as u16).to_be_bytes());
-        h.extend_from_slice(&[next, 64]);
-        h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-        h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-        h.extend_from_slice(l4);
-        h
-    }
-
-    /// TCP with 4 bytes of options (NOPs) and 3 bytes of payload.
-    fn tcp() -> Vec<u8> {
-        let mut t = vec![0x04, 0x00, 0x00, 0x50, 0, 0, 1, 0, 0, 0, 2, 0, 0x60, 0x18];
-        t.extend_from_slice(&[0x10, 0x00, 0, 0, 0, 0, 1, 1, 1, 1, b'a', b'b', b'c']);
-        t
-    }
-
-    fn udp() -> Vec<u8> {
-        vec![0x13, 0x88, 0x00, 0x35, 0x00, 0x0b, 0, 0, b'x', b'y', b'z']
+        test_frames::ipv6(next, l4)
     }
 
     /// What the generic walk says about an Ethernet frame.
@@ -504,17 +482,18 @@ mod tests {
     fn fast_path_agrees_with_the_generic_walk() {
         let frames = [
             eth(ETH_P_IPV4, &ipv4(6, &tcp())),
+            // TCP options (4 NOPs).
+            eth(ETH_P_IPV4, &ipv4(6, &tcp_with(&[1, 1, 1, 1]))),
             eth(ETH_P_IPV4, &ipv4(17, &udp())),
             eth(ETH_P_IPV6, &ipv6(6, &tcp())),
             eth(ETH_P_IPV6, &ipv6(17, &udp())),
             // UDP length shorter than the IP payload: the payload ends at it.
             eth(ETH_P_IPV4, &ipv4(17, &[udp(), vec![0; 5]].concat())),
             // IPv4 options (4 bytes of NOP, NOP, NOP, EOL).
-            {
-                let mut h = ipv4(6, &[vec![1, 1, 1, 0], tcp()].concat());
-                h[0] = 0x46;
-                eth(ETH_P_IPV4, &h)
-            },
+            eth(
+                ETH_P_IPV4,
+                &test_frames::ipv4(6, &[1, 1, 1, 0], 0x4000, &tcp()),
+            ),
         ];
         for base in &frames {
             assert!(check(base), "fast path declined {base:02x?}");

@@ -59,6 +59,20 @@ impl Drop for TempDir {
     }
 }
 
+/// The standard output of `cmd`, which must succeed (`what` names it in
+/// the failure message, with its standard error).
+pub fn stdout_of(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what} did not start: {e}"));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Bytes queued unread on the UDP socket bound to 127.0.0.1:`port`, from
 /// `/proc/net/udp` (`None` when no such socket is listed).
 fn udp_rx_queue(port: u16) -> Option<u64> {
@@ -293,7 +307,8 @@ pub type Direction = (String, String, String, String, String);
 pub fn tshark_ip_bytes(captures: &[&str]) -> std::collections::BTreeMap<Direction, u64> {
     let mut sums = std::collections::BTreeMap::new();
     for capture in captures {
-        let out = Command::new("tshark")
+        let mut tshark = Command::new("tshark");
+        tshark
             .args(["-n", "-r"])
             .arg(format!("{PCAPS}/{capture}"))
             .args(["-Y", "ip or ipv6", "-T", "fields", "-E", "occurrence=f"])
@@ -304,15 +319,8 @@ pub fn tshark_ip_bytes(captures: &[&str]) -> std::collections::BTreeMap<Directio
             .args(["-e", "ip.len", "-e", "ipv6.plen", "-e", "ip.proto"])
             .args(["-e", "tcp.srcport", "-e", "tcp.dstport"])
             .args(["-e", "udp.srcport", "-e", "udp.dstport"])
-            .args(["-e", "icmp.type", "-e", "icmpv6.type"])
-            .output()
-            .expect("tshark");
-        assert!(
-            out.status.success(),
-            "tshark: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            .args(["-e", "icmp.type", "-e", "icmpv6.type"]);
+        for line in stdout_of(&mut tshark, "tshark").lines() {
             let f: Vec<&str> = line.split('|').collect();
             let num = |s: &str| {
                 s.parse::<u64>()
