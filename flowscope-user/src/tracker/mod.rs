@@ -99,9 +99,10 @@ struct SlotMeta {
 struct Pending<K> {
     result: Result<Extracted<K>, Unmatched>,
     hash: u32,
-    /// The record the index named when its first line was prefetched
-    /// (only a prefetch hint: [`FlowTracker::process`] looks up again).
-    record: Option<u32>,
+    /// The record the index named when it was prefetched, and
+    /// [`FlowTracker::frees`] then: while no slot has been freed since, a
+    /// record with the packet's key there is the packet's flow.
+    record: Option<(u32, u64)>,
 }
 
 /// Bidirectional flow tracker of bounded size. See the [module docs](self).
@@ -124,6 +125,8 @@ pub struct FlowTracker<E: FlowExtractor> {
     /// zero once a per-key override is set.
     min_idle_ns: u64,
     free: Vec<u32>,
+    /// Slots freed so far (dates the records noted in [`Pending`]).
+    frees: u64,
     index: Index,
     wheel: TimerWheel,
     live: usize,
@@ -187,6 +190,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
             .min()
             .unwrap_or(0),
             free: hugepage::vec_with_capacity(cap),
+            frees: 0,
             index: Index::new(cap),
             wheel: TimerWheel::new(cap, WHEEL_BUCKETS, tick),
             live: 0,
@@ -344,8 +348,9 @@ impl<E: FlowExtractor> FlowTracker<E> {
     /// (which side sent it is in the first line, not known yet).
     #[inline(always)]
     fn prefetch_record(&self, p: &mut Pending<E::Key>) {
-        p.record = p.result.is_ok().then(|| self.index.touch(p.hash)).flatten();
-        if let Some(rec) = p.record.and_then(|r| self.slots.get(r as usize)) {
+        let slot = p.result.is_ok().then(|| self.index.touch(p.hash)).flatten();
+        p.record = slot.map(|r| (r, self.frees));
+        if let Some(rec) = slot.and_then(|r| self.slots.get(r as usize)) {
             prefetch::prefetch(rec, 64);
             prefetch::prefetch(&rec.sides, 128);
         }
@@ -421,7 +426,10 @@ impl<E: FlowExtractor> FlowTracker<E> {
             }
         };
         let now = view.timestamp.0;
-        let found = self.index.find(p.hash, |s| self.slot_has(s, &ext.key));
+        let found = match p.record {
+            Some((r, frees)) if frees == self.frees && self.slot_has(r, &ext.key) => Some(r),
+            _ => self.index.find(p.hash, |s| self.slot_has(s, &ext.key)),
+        };
         let slot = match found {
             Some(slot) => {
                 self.renew_if_over(slot, ext, now, sink);
@@ -601,6 +609,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
         self.index.remove(hash, slot);
         self.wheel.cancel(slot);
         self.free.push(slot);
+        self.frees += 1;
         self.live -= 1;
         self.counters.flows_active = self.live as u64;
     }
