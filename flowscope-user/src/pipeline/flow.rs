@@ -125,7 +125,7 @@ pub(super) struct Core {
     pub(super) reassembly: ReassemblyConfig,
     pub(super) budget: ReassemblyBudget,
     /// Per-flow state by flow ID.
-    pub(super) flows: HashMap<u64, Box<FlowState>>,
+    pub(super) flows: HashMap<u64, Box<FlowState>, ahash::RandomState>,
     pub(super) streams: SessionDriver<L7Record>,
     pub(super) datagrams: DatagramDriver<L7Record>,
     pub(super) counters: ReassemblyCounters,
