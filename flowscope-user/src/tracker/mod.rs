@@ -57,7 +57,9 @@ pub use history::{History, HistoryLetter};
 pub use record::{FlowRecord, SideStats};
 pub use tcp::{EndpointState, TcpTrack};
 
-use crate::extractor::{Extracted, FlowExtractor, L4Proto, TcpFlags, TcpInfo, Unmatched};
+use crate::extractor::{
+    Extracted, FlowExtractor, L4Proto, Orientation, TcpFlags, TcpInfo, Unmatched,
+};
 use crate::obs::{self, TrackerCounters};
 use crate::view::PacketView;
 use event::l4_index;
@@ -343,16 +345,24 @@ impl<E: FlowExtractor> FlowTracker<E> {
         }
     }
 
-    /// Notes which record the index names for `p` and prefetches the lines
-    /// an ordinary packet touches: the first, and the two sides' counters
-    /// (which side sent it is in the first line, not known yet).
+    /// Notes which record the index names for `p` and prefetches the two
+    /// lines an ordinary packet touches: the first, and the counters of the
+    /// side that sent it (the index entry's bit says which way the
+    /// initiator sends).
     #[inline(always)]
     fn prefetch_record(&self, p: &mut Pending<E::Key>) {
-        let slot = p.result.is_ok().then(|| self.index.touch(p.hash)).flatten();
-        p.record = slot.map(|r| (r, self.frees));
-        if let Some(rec) = slot.and_then(|r| self.slots.get(r as usize)) {
+        let Ok(ext) = &p.result else {
+            return;
+        };
+        let Some((slot, reverse_initiator)) = self.index.touch(p.hash) else {
+            p.record = None;
+            return;
+        };
+        p.record = Some((slot, self.frees));
+        if let Some(rec) = self.slots.get(slot as usize) {
+            let from_initiator = (ext.orientation == Orientation::Reverse) == reverse_initiator;
             prefetch::prefetch(rec, 64);
-            prefetch::prefetch(&rec.sides, 128);
+            prefetch::prefetch(&rec.sides[usize::from(!from_initiator)], 64);
         }
     }
 
@@ -440,8 +450,9 @@ impl<E: FlowExtractor> FlowTracker<E> {
                     self.evict(sink);
                 }
                 let rec = self.new_record(ext);
+                let reverse_initiator = rec.initiator == Orientation::Reverse;
                 let slot = self.place(rec, p.hash);
-                self.index.insert(p.hash, slot);
+                self.index.insert(p.hash, slot, reverse_initiator);
                 self.started(slot, now, sink);
                 slot
             }
@@ -500,6 +511,10 @@ impl<E: FlowExtractor> FlowTracker<E> {
             },
             _ => self.new_record(ext),
         };
+        if !continued && let Some(m) = self.meta.get(slot as usize) {
+            self.index
+                .retag(m.hash, slot, rec.initiator == Orientation::Reverse);
+        }
         if let Some(r) = self.slots.get_mut(slot as usize) {
             *r = rec;
         }

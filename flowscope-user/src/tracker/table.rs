@@ -2,10 +2,15 @@
 //!
 //! Linear probing over a power-of-two array at most half full, with
 //! backward-shift deletion (no tombstones, so probe lengths stay short under
-//! churn). Each entry is 8 bytes: 32 bits of the hash and the slot number.
+//! churn). Each entry is 8 bytes: 32 bits of the hash, the slot number and
+//! one bit of the caller's (the tracker keeps which way the flow's initiator
+//! sends there, so it can prefetch the right side before reading the slot).
 //! The array is allocated once; nothing here allocates afterwards.
 
 const EMPTY: u32 = u32::MAX;
+
+/// The caller's bit, above every slot number (slots stay below 2^31).
+const TAG: u32 = 1 << 31;
 
 /// Entries [`Index::touch`] looks at: a probe run rarely exceeds this at
 /// the index's load of at most one half.
@@ -58,9 +63,9 @@ impl Index {
     /// Reads the first entries a lookup of `hash` visits (at most
     /// [`TOUCH_PROBES`]), so that a batch can issue these loads back to back
     /// and overlap their cache misses. Returns the first slot stored under
-    /// `hash` there, if any.
+    /// `hash` there, if any, and its bit.
     #[inline(always)]
-    pub(crate) fn touch(&self, hash: u32) -> Option<u32> {
+    pub(crate) fn touch(&self, hash: u32) -> Option<(u32, bool)> {
         let mut i = self.home(hash);
         for _ in 0..TOUCH_PROBES {
             let e = self.entries.get(i)?;
@@ -68,7 +73,7 @@ impl Index {
                 return None;
             }
             if e.hash == hash {
-                return Some(e.slot);
+                return Some((e.slot & !TAG, e.slot & TAG != 0));
             }
             i = (i + 1) & self.mask;
         }
@@ -84,20 +89,36 @@ impl Index {
             if e.slot == EMPTY {
                 return None;
             }
-            if e.hash == hash && eq(e.slot) {
-                return Some(e.slot);
+            if e.hash == hash && eq(e.slot & !TAG) {
+                return Some(e.slot & !TAG);
             }
             i = (i + 1) & self.mask;
         }
     }
 
-    /// Adds `slot` under `hash`. The caller keeps at most `capacity` entries,
-    /// so a free entry always exists.
-    pub(crate) fn insert(&mut self, hash: u32, slot: u32) {
+    /// Adds `slot` (below 2^31) under `hash` with bit `tag`. The caller
+    /// keeps at most `capacity` entries, so a free entry always exists.
+    pub(crate) fn insert(&mut self, hash: u32, slot: u32, tag: bool) {
+        let slot = slot | if tag { TAG } else { 0 };
         let mut i = self.home(hash);
         while let Some(e) = self.entries.get_mut(i) {
             if e.slot == EMPTY {
                 *e = Entry { hash, slot };
+                return;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Sets the bit of `slot`'s entry (stored under `hash`).
+    pub(crate) fn retag(&mut self, hash: u32, slot: u32, tag: bool) {
+        let mut i = self.home(hash);
+        while let Some(e) = self.entries.get_mut(i) {
+            if e.slot == EMPTY {
+                return;
+            }
+            if e.slot & !TAG == slot {
+                e.slot = slot | if tag { TAG } else { 0 };
                 return;
             }
             i = (i + 1) & self.mask;
@@ -110,7 +131,7 @@ impl Index {
         let mut i = self.home(hash);
         loop {
             match self.entries.get(i) {
-                Some(e) if e.slot == slot => break,
+                Some(e) if e.slot != EMPTY && e.slot & !TAG == slot => break,
                 Some(e) if e.slot != EMPTY => i = (i + 1) & self.mask,
                 _ => return,
             }
@@ -147,7 +168,7 @@ mod tests {
         let mut ix = Index::new(8); // 16 entries
         // Hashes 3, 19, 35 share home 3; 4 sits in their run.
         for (h, s) in [(3u32, 0u32), (19, 1), (4, 2), (35, 3), (15, 4), (31, 5)] {
-            ix.insert(h, s);
+            ix.insert(h, s, s % 2 == 1);
         }
         for (h, s) in [(3u32, 0u32), (19, 1), (4, 2), (35, 3), (15, 4), (31, 5)] {
             assert_eq!(ix.find(h, |x| x == s), Some(s), "hash {h}");
@@ -163,6 +184,9 @@ mod tests {
         ix.remove(3, 0);
         ix.remove(4, 2);
         assert_eq!(ix.find(35, |x| x == 3), Some(3));
-        assert_eq!(ix.touch(35), Some(3));
+        assert_eq!(ix.touch(35), Some((3, true)));
+        ix.retag(35, 3, false);
+        assert_eq!(ix.touch(35), Some((3, false)));
+        assert_eq!(ix.find(35, |x| x == 3), Some(3));
     }
 }
