@@ -220,10 +220,7 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
             enabled: config.l7.is_some(),
             reassembly: config.reassembly,
             budget: ReassemblyBudget::new(config.reassembly_budget_bytes),
-            flows: HashMap::with_capacity_and_hasher(
-                tracker.capacity(),
-                ahash::RandomState::new(),
-            ),
+            flows: HashMap::with_capacity_and_hasher(tracker.capacity(), ahash::RandomState::new()),
             streams,
             datagrams,
             counters: ReassemblyCounters::default(),
