@@ -129,20 +129,14 @@ fn hints_from_the_xdp_program_never_change_the_extraction() {
             frames += 1;
         }
     }
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     for i in 0..4000 {
         let mut f = seeds[i % seeds.len()].clone();
         for _ in 0..1 + next() % 3 {
             let pos = 12 + (next() as usize) % (f.len() - 12);
             f[pos] = next() as u8;
         }
-        if next() % 4 == 0 {
+        if next().is_multiple_of(4) {
             let cut = 14 + (next() as usize) % (f.len() - 13);
             f.truncate(cut);
         }

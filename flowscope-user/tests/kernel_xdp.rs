@@ -458,13 +458,7 @@ fn differential_on_mutated_frames() {
             &udp(1, 2, 0),
         ]),
     ];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     for i in 0..3000 {
         let mut f = seeds[i % seeds.len()].clone();
         for _ in 0..1 + next() % 3 {

@@ -125,3 +125,14 @@ pub fn v6(x: u8) -> [u8; 16] {
     a[15] = x;
     a
 }
+
+/// A xorshift64 sequence from `seed` (non-zero): cheap, reproducible
+/// pseudo-random numbers for mutating frames.
+pub fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
