@@ -10,6 +10,14 @@
 //! fields (three 2-byte reads at most), so a stale block cannot move the IP
 //! header; the IPv6 upper-layer offset is taken as the program wrote it and
 //! bounded by the IP payload. Anything else takes the normal walk.
+//!
+//! The program's `flow_hash` is not reused for the flow table: it is keyed
+//! by a 32-bit seed (small enough to recover offline and then aim flows at
+//! chosen buckets), it hashes every fragment without ports while the
+//! tracker keys first fragments with theirs, and frames without metadata
+//! (pcap input, decapsulated and reassembled packets) would need the same
+//! function in userspace. Reusing it would take a wider keyed hash defined
+//! on exactly the tracker's key, in place of `steer_hash` in the metadata.
 
 use flowscope_common::XdpMeta;
 use flowscope_common::frame::{
