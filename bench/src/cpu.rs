@@ -50,6 +50,19 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Pins a benchmark's thread to `cpu`, or by default to the last CPU it may
+/// run on, and says so (as `who`) on standard error; failing to pin only
+/// costs steadiness, so it is reported, not fatal.
+pub fn pin_benchmark(who: &str, cpu: Option<usize>) {
+    let cpu = cpu.or_else(|| allowed_cpus().ok().and_then(|c| c.last().copied()));
+    if let Some(cpu) = cpu {
+        match pin_current_thread(cpu) {
+            Ok(()) => eprintln!("{who}: pinned to CPU {cpu}"),
+            Err(e) => eprintln!("{who}: not pinned ({e})"),
+        }
+    }
+}
+
 /// Number of TX queues of `iface` (entries `tx-N` in
 /// `/sys/class/net/IFACE/queues`, which is `real_num_tx_queues`).
 ///

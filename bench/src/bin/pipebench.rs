@@ -303,17 +303,7 @@ fn run(args: &Args) -> Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let cpu = args.cpu.or_else(|| {
-        bench::cpu::allowed_cpus()
-            .ok()
-            .and_then(|c| c.last().copied())
-    });
-    if let Some(cpu) = cpu {
-        match bench::cpu::pin_current_thread(cpu) {
-            Ok(()) => eprintln!("pipebench: pinned to CPU {cpu}"),
-            Err(e) => eprintln!("pipebench: not pinned ({e})"),
-        }
-    }
+    bench::cpu::pin_benchmark("pipebench", args.cpu);
     match run(&Args {
         runs: args.runs.max(1),
         ..args

@@ -42,17 +42,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let cpu = args.cpu.or_else(|| {
-        bench::cpu::allowed_cpus()
-            .ok()
-            .and_then(|c| c.last().copied())
-    });
-    if let Some(cpu) = cpu {
-        match bench::cpu::pin_current_thread(cpu) {
-            Ok(()) => eprintln!("trackbench: pinned to CPU {cpu}"),
-            Err(e) => eprintln!("trackbench: not pinned ({e})"),
-        }
-    }
+    bench::cpu::pin_benchmark("trackbench", args.cpu);
     let out = &mut std::io::stdout().lock();
     let result = if args.hints {
         track::hint::bench(args.runs, args.packets, out)

@@ -50,6 +50,20 @@ pub fn run(c: Contender, w: &Workload, capacity: usize, steady_passes: u64) -> S
     }
 }
 
+/// Times `pass(0)` (the first pass) and then `pass(1..=steady_passes)`:
+/// ns/packet of each.
+fn timed(w: &Workload, steady_passes: u64, mut pass: impl FnMut(u64)) -> (f64, f64) {
+    let start = Instant::now();
+    pass(0);
+    let first = ns_per_packet(start, w.packets.len());
+    let start = Instant::now();
+    for p in 1..=steady_passes {
+        pass(p);
+    }
+    let steady = ns_per_packet(start, w.packets.len() * steady_passes as usize);
+    (first, steady)
+}
+
 fn ns_per_packet(start: Instant, packets: usize) -> f64 {
     start.elapsed().as_nanos() as f64 / packets.max(1) as f64
 }
@@ -92,14 +106,7 @@ fn run_ours(w: &Workload, capacity: usize, steady_passes: u64, batch: bool) -> S
             }
         }
     };
-    let start = Instant::now();
-    pass(0, &mut tracker);
-    let first = ns_per_packet(start, w.packets.len());
-    let start = Instant::now();
-    for p in 1..=steady_passes {
-        pass(p, &mut tracker);
-    }
-    let steady = ns_per_packet(start, w.packets.len() * steady_passes as usize);
+    let (first, steady) = timed(w, steady_passes, |p| pass(p, &mut tracker));
     black_box(events);
     Sample {
         first,
@@ -127,14 +134,7 @@ fn run_v03(w: &Workload, capacity: usize, steady_passes: u64) -> Sample {
             events += out.len() as u64;
         }
     };
-    let start = Instant::now();
-    pass(0, &mut tracker);
-    let first = ns_per_packet(start, w.packets.len());
-    let start = Instant::now();
-    for p in 1..=steady_passes {
-        pass(p, &mut tracker);
-    }
-    let steady = ns_per_packet(start, w.packets.len() * steady_passes as usize);
+    let (first, steady) = timed(w, steady_passes, |p| pass(p, &mut tracker));
     black_box(events);
     Sample {
         first,
