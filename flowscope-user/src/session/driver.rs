@@ -849,22 +849,29 @@ mod tests {
     use super::*;
     use crate::l7::{HttpFactory, L7Record, TlsFactory};
 
-    fn driver() -> SessionDriver<L7Record> {
+    /// An HTTP and TLS driver, a fresh session, its output and the ports of
+    /// a client at 46564 talking to `responder`.
+    fn setup(
+        responder: u16,
+    ) -> (
+        SessionDriver<L7Record>,
+        StreamSession<L7Record>,
+        Vec<L7Record>,
+        FlowPorts,
+    ) {
         let mut d = SessionDriver::new(DriverConfig::default());
         d.register(Box::new(HttpFactory::default())).unwrap();
         d.register(Box::new(TlsFactory::default())).unwrap();
-        d
+        let p = FlowPorts {
+            initiator: 46564,
+            responder,
+        };
+        (d, StreamSession::new(), Vec::new(), p)
     }
 
     #[test]
     fn a_rejected_request_on_a_claimed_port_lets_the_answer_choose() {
-        let mut d = driver();
-        let mut s = StreamSession::new();
-        let mut out: Vec<L7Record> = Vec::new();
-        let p = FlowPorts {
-            initiator: 46564,
-            responder: 80,
-        };
+        let (mut d, mut s, mut out, p) = setup(80);
         let t = Timestamp(1);
         let request = b"OPTIONSHTTP/1.1\nHost: www.example.org\n\n";
         d.on_data(&mut s, p, Side::Initiator, request, t, &mut out);
@@ -890,13 +897,7 @@ mod tests {
 
     #[test]
     fn a_rejected_side_on_an_unclaimed_port_stops_at_once() {
-        let mut d = driver();
-        let mut s = StreamSession::new();
-        let mut out: Vec<L7Record> = Vec::new();
-        let p = FlowPorts {
-            initiator: 46564,
-            responder: 9,
-        };
+        let (mut d, mut s, mut out, p) = setup(9);
         d.on_data(
             &mut s,
             p,
@@ -913,13 +914,7 @@ mod tests {
 
     #[test]
     fn an_answer_nobody_wants_either_stops_parsing() {
-        let mut d = driver();
-        let mut s = StreamSession::new();
-        let mut out: Vec<L7Record> = Vec::new();
-        let p = FlowPorts {
-            initiator: 46564,
-            responder: 80,
-        };
+        let (mut d, mut s, mut out, p) = setup(80);
         let t = Timestamp(1);
         d.on_data(&mut s, p, Side::Initiator, b"\x00\x01binary", t, &mut out);
         d.on_data(&mut s, p, Side::Responder, b"\x00\x02binary", t, &mut out);
