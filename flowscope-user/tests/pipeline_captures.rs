@@ -16,7 +16,7 @@ use flowscope::reassembly::{Delivery, OverlapPolicy, ReassemblyConfig};
 use flowscope::session::Side;
 use flowscope::tracker::{EndReason, FlowRecord};
 use flowscope::view::Timestamp;
-use l7_oracles::{PCAPS, check_dns, tsv};
+use l7_oracles::{PCAPS, check_dns, check_http, check_tls, s, tsv};
 use sha2::{Digest, Sha256};
 
 /// Everything the pipeline produced for one capture.
@@ -105,139 +105,6 @@ fn dns(out: &Output) -> Vec<&DnsRecord> {
         .collect()
 }
 
-fn s(v: &Option<String>) -> String {
-    v.clone().unwrap_or_default()
-}
-
-/// Every request and response tshark lists in `dump` (`""` or `".ooo"`)
-/// is among ours, each matched once. Returns how many of each.
-fn check_http(pcap: &str, out: &Output, dump: &str) -> (usize, usize) {
-    let ours = http(out);
-    let mut requests: Vec<[String; 5]> = ours
-        .iter()
-        .filter(|r| r.http_method.is_some())
-        .map(|r| {
-            [
-                s(&r.http_method),
-                s(&r.hostname),
-                s(&r.url),
-                s(&r.protocol),
-                s(&r.http_user_agent),
-            ]
-        })
-        .collect();
-    let want = tsv(pcap, &format!("http_requests{dump}.tsv"));
-    for row in &want {
-        let key = [
-            "http.request.method",
-            "http.host",
-            "http.request.uri",
-            "http.request.version",
-            "http.user_agent",
-        ]
-        .map(|k| row[k].clone());
-        let at = requests.iter().position(|r| *r == key);
-        assert!(
-            at.is_some(),
-            "{pcap}: request {key:?} (frame {}) not found",
-            row["frame.number"]
-        );
-        requests.swap_remove(at.unwrap_or_default());
-    }
-    let mut responses: Vec<&&HttpRecord> = ours.iter().filter(|r| r.status.is_some()).collect();
-    let want_responses = tsv(pcap, &format!("http_responses{dump}.tsv"));
-    for row in &want_responses {
-        let code: u16 = row["http.response.code"].parse().expect("code");
-        let ctype = row["http.content_type"].clone();
-        let length: Option<u64> = row["http.content_length_header"].parse().ok();
-        let at = responses.iter().position(|r| {
-            r.status == Some(code)
-                && s(&r.http_content_type) == ctype
-                // A response to HEAD has no body (RFC 9112 §6.3) whatever
-                // its Content-Length says; tshark reports the header, we
-                // the body.
-                && length.is_none_or(|l| {
-                    l == r.length || (r.http_method.as_deref() == Some("HEAD") && r.length == 0)
-                })
-        });
-        assert!(
-            at.is_some(),
-            "{pcap}: response {code} {ctype} {length:?} (frame {}) not found",
-            row["frame.number"]
-        );
-        responses.swap_remove(at.unwrap_or_default());
-    }
-    (want.len(), want_responses.len())
-}
-
-/// `[KEY: value]` fields of ndpiReader's flow lines.
-fn ndpi_fields(pcap: &str, key: &str) -> Vec<String> {
-    let path = format!("{PCAPS}/expected/ndpiReader-4.2/{pcap}.out");
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    let tag = format!("[{key}: ");
-    text.lines()
-        .filter_map(|l| {
-            let start = l.find(&tag)? + tag.len();
-            let end = l[start..].find(']')? + start;
-            Some(l[start..end].to_owned())
-        })
-        .collect()
-}
-
-/// Every ClientHello JA3 and SNI and ServerHello JA3S of tshark (and of
-/// ndpiReader, for its captures) is among ours. Returns the hello count.
-fn check_tls(pcap: &str, out: &Output) -> usize {
-    let ours = tls(out);
-    let ja3: Vec<&str> = ours
-        .iter()
-        .filter_map(|r| r.ja3.as_ref())
-        .map(|j| j.hash.as_str())
-        .collect();
-    let ja3s: Vec<&str> = ours
-        .iter()
-        .filter_map(|r| r.ja3s.as_ref())
-        .map(|j| j.hash.as_str())
-        .collect();
-    let sni: Vec<&str> = ours.iter().filter_map(|r| r.sni.as_deref()).collect();
-    let hellos = tsv(pcap, "tls_client_hello.tsv");
-    for row in &hellos {
-        for h in row["tls.handshake.ja3"]
-            .split(',')
-            .filter(|v| !v.is_empty())
-        {
-            assert!(ja3.contains(&h), "{pcap}: JA3 {h} not found in {ja3:?}");
-        }
-        let name = &row["tls.handshake.extensions_server_name"];
-        assert!(
-            name.is_empty() || sni.contains(&name.as_str()),
-            "{pcap}: SNI {name} not found"
-        );
-    }
-    for row in &tsv(pcap, "tls_server_hello.tsv") {
-        for h in row["tls.handshake.ja3s"]
-            .split(',')
-            .filter(|v| !v.is_empty())
-        {
-            assert!(ja3s.contains(&h), "{pcap}: JA3S {h} not found in {ja3s:?}");
-        }
-    }
-    for h in ndpi_fields(pcap, "JA3C") {
-        assert!(ja3.contains(&h.as_str()), "{pcap}: ndpi JA3C {h} not found");
-    }
-    for h in ndpi_fields(pcap, "JA3S") {
-        assert!(
-            ja3s.contains(&h.as_str()),
-            "{pcap}: ndpi JA3S {h} not found"
-        );
-    }
-    for h in ndpi_fields(pcap, "Hostname/SNI") {
-        assert!(sni.contains(&h.as_str()), "{pcap}: ndpi SNI {h} not found");
-    }
-    hellos.len()
-}
-
 /// Rows of a Zeek log, as maps from field name to value.
 fn zeek_log(pcap: &str, file: &str) -> Vec<HashMap<String, String>> {
     let path = format!("{PCAPS}/expected/zeek/{pcap}/{file}");
@@ -299,7 +166,7 @@ fn check_zeek_http(pcap: &str, log: &str, out: &Output, skip_ports: &[String]) {
 fn http_methods_match_tshark_and_zeek() {
     let pcap = "zeek__http_methods.pcap";
     let out = run(pcap);
-    assert!(check_http(pcap, &out, "").0 > 0);
+    assert!(check_http(pcap, &http(&out), "").0 > 0);
     // Request lines without a version (`OPTIONS HTTP/1.1`, `OPTIONS`,
     // `GET /HTTP/1.1`): we read them as tshark does (checked above). Zeek
     // does not: it takes `HTTP/1.1` for the version, logs no method for a
@@ -323,7 +190,7 @@ fn http_methods_match_tshark_and_zeek() {
 fn http_pipelined_requests_match_tshark_and_zeek() {
     let pcap = "zeek__http_pipelined-requests.pcap";
     let out = run(pcap);
-    assert!(check_http(pcap, &out, "").0 > 0);
+    assert!(check_http(pcap, &http(&out), "").0 > 0);
     check_zeek_http(
         pcap,
         "scripts.base.protocols.http.http-pipelining.http.log",
@@ -347,7 +214,7 @@ fn http_over_reordered_and_lossy_tcp_matches_tshark() {
         ("ws__tcp-badsegments.pcap", ""),
     ] {
         let out = run(pcap);
-        let (req, resp) = check_http(pcap, &out, dump);
+        let (req, resp) = check_http(pcap, &http(&out), dump);
         eprintln!("{pcap}: {req} requests, {resp} responses");
     }
 }
@@ -358,7 +225,7 @@ fn http_1000_requests_with_one_dropped_response() {
     // 1000 requests, 999 responses.
     let pcap = "zeek__http_1000-requests-one-dropped-response.pcap";
     let out = run(pcap);
-    let (req, resp) = check_http(pcap, &out, "");
+    let (req, resp) = check_http(pcap, &http(&out), "");
     assert_eq!((req, resp), (1000, 999));
     // The lost response head is a hole the client acknowledged: given up
     // at once, not after the responses behind it filled the side's cap
@@ -384,7 +251,7 @@ fn tls_matches_tshark_ndpi_and_zeek() {
         "ws__tls-fragmented-handshakes.pcap",
     ] {
         let out = run(pcap);
-        assert!(check_tls(pcap, &out) > 0, "{pcap}");
+        assert!(check_tls(pcap, &tls(&out)) > 0, "{pcap}");
     }
     let pcap = "zeek__tls_tls-conn-with-extensions.pcap";
     let out = run(pcap);
