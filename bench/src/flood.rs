@@ -262,14 +262,7 @@ fn send_queue(
             let flow = conn_flow(k);
             let seq_a = mix(u64::from(k) ^ flood.seed) as u32;
             Conn {
-                report: FlowReport {
-                    flow,
-                    queue,
-                    frames_ab: 0,
-                    frames_ba: 0,
-                    bytes_ab: 0,
-                    bytes_ba: 0,
-                },
+                report: FlowReport::new(flow, queue),
                 start: flood_frames * j as u64 / (2 * n_conns),
                 next: 0,
                 seq_a,
@@ -430,14 +423,7 @@ mod tests {
         for k in [0, 1] {
             let flow = conn_flow(k);
             let mut c = Conn {
-                report: FlowReport {
-                    flow,
-                    queue: 0,
-                    frames_ab: 0,
-                    frames_ba: 0,
-                    bytes_ab: 0,
-                    bytes_ba: 0,
-                },
+                report: FlowReport::new(flow, 0),
                 start: 0,
                 next: 0,
                 seq_a: 1000,

@@ -57,6 +57,18 @@ pub struct FlowReport {
 }
 
 impl FlowReport {
+    /// Nothing sent yet for `flow` on `queue`.
+    pub fn new(flow: Flow, queue: usize) -> Self {
+        Self {
+            flow,
+            queue,
+            frames_ab: 0,
+            frames_ba: 0,
+            bytes_ab: 0,
+            bytes_ba: 0,
+        }
+    }
+
     /// Counts one frame of `len` bytes sent A→B (`ab`) or B→A.
     pub fn count(&mut self, ab: bool, len: u64) {
         if ab {
@@ -374,14 +386,7 @@ fn send_queue(
             let seq_ab = index.wrapping_mul(2_654_435_761);
             let header = frame::headers_len(flow.ips, flow.transport);
             FlowState {
-                report: FlowReport {
-                    flow,
-                    queue,
-                    frames_ab: 0,
-                    frames_ba: 0,
-                    bytes_ab: 0,
-                    bytes_ba: 0,
-                },
+                report: FlowReport::new(flow, queue),
                 left_ab,
                 left_ba,
                 next_ab: true,
