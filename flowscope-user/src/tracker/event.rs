@@ -135,6 +135,12 @@ impl FlowState {
         matches!(self, Self::Closed | Self::Reset)
     }
 
+    /// True once both FINs or a RST were seen: the flow lingers, then ends
+    /// with [`EndReason::Fin`] or [`EndReason::Rst`].
+    pub const fn is_closed(self) -> bool {
+        matches!(self, Self::Closing | Self::Closed | Self::Reset)
+    }
+
     /// Lower-case name (EVE `tcp.state` / `flow.state` values).
     pub const fn label(self) -> &'static str {
         match self {

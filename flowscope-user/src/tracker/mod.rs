@@ -474,18 +474,18 @@ impl<E: FlowExtractor> FlowTracker<E> {
         let Some(rec) = self.slots.get(slot as usize) else {
             return;
         };
-        let closed = closed_reason(rec.state);
         // The common case, read from the lines the packet touches anyway:
         // an open flow without active timeout whose side sent a packet less
         // than any idle timeout ago cannot be over.
         let own = rec.side(rec.side_of(ext.orientation));
-        if closed.is_none()
-            && self.active_ns.is_none()
+        if self.active_ns.is_none()
             && own.packets > 0
             && now.saturating_sub(own.last_seen.0) < self.min_idle_ns
+            && !rec.state.is_closed()
         {
             return;
         }
+        let closed = closed_reason(rec.state);
         let Some((deadline, reason)) = self.deadline(slot) else {
             return;
         };
@@ -636,7 +636,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
             return;
         }
         let value = |r: &FlowRecord<E::Key>| {
-            let class = if closed_reason(r.state).is_some() {
+            let class = if r.state.is_closed() {
                 0
             } else if matches!(
                 r.state,
@@ -744,7 +744,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
                     ts,
                 });
             }
-            if closed_reason(t.to).is_some() && closed_reason(t.from).is_none() {
+            if t.to.is_closed() && !t.from.is_closed() {
                 self.wheel
                     .schedule(slot, rec.end().0.saturating_add(linger));
             }

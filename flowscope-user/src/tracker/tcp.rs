@@ -91,7 +91,7 @@ const fn seq_ge(a: u32, b: u32) -> bool {
 
 impl TcpTrack {
     /// Applies one segment sent by `side` with `payload_len` bytes of payload.
-    #[inline]
+    #[inline(always)]
     pub fn update(
         &mut self,
         state: &mut FlowState,
