@@ -243,8 +243,7 @@ impl FiveTuple {
             match parse::ip_fast(view.frame, link.l3_offset, link.ethertype, link.upper) {
                 Some((ip, l4)) => (link.vlan, ip, l4),
                 None => {
-                    let ip = parse::ip(view.frame, link.l3_offset, link.ethertype)?;
-                    let l4 = parse::l4(view.frame, &ip)?;
+                    let (ip, l4) = walk_ip(view.frame, link.l3_offset, link.ethertype)?;
                     (link.vlan, ip, l4)
                 }
             }
@@ -255,12 +254,7 @@ impl FiveTuple {
             };
             match fast {
                 Some((ip, l4)) => ([0; 2], ip, l4),
-                None => {
-                    let link = parse::link(view.frame, view.link)?;
-                    let ip = parse::ip(view.frame, link.l3_offset, link.ethertype)?;
-                    let l4 = parse::l4(view.frame, &ip)?;
-                    (link.vlan, ip, l4)
-                }
+                None => walk(view.frame, view.link)?,
             }
         };
         let key = FiveTupleKey {
@@ -288,6 +282,29 @@ impl FiveTuple {
             fragment: ip.fragment,
         })
     }
+}
+
+/// The generic walk for frames the fixed-offset reads do not cover: out of
+/// line, so that the common path stays small.
+#[cold]
+#[inline(never)]
+fn walk(frame: &[u8], link: LinkType) -> Result<([u16; 2], parse::Ip, parse::L4), Unmatched> {
+    let link = parse::link(frame, link)?;
+    let (ip, l4) = walk_ip(frame, link.l3_offset, link.ethertype)?;
+    Ok((link.vlan, ip, l4))
+}
+
+/// The IP and transport headers at `offset`, by the generic walk.
+#[cold]
+#[inline(never)]
+fn walk_ip(
+    frame: &[u8],
+    offset: usize,
+    ethertype: u16,
+) -> Result<(parse::Ip, parse::L4), Unmatched> {
+    let ip = parse::ip(frame, offset, ethertype)?;
+    let l4 = parse::l4(frame, &ip)?;
+    Ok((ip, l4))
 }
 
 impl FlowExtractor for FiveTuple {
