@@ -300,6 +300,49 @@ pub(crate) fn ethernet_ip_fast(frame: &[u8]) -> Option<(Ip, L4)> {
     )
 }
 
+/// [`ethernet_ip_fast`] for IPv4 only.
+#[inline(always)]
+pub(crate) fn ethernet_ipv4_fast(frame: &[u8]) -> Option<(Ip, L4)> {
+    match frame.get(12..EthernetFrame::HEADER_LEN)? {
+        [0x08, 0x00] => ipv4_fast(frame, EthernetFrame::HEADER_LEN),
+        _ => None,
+    }
+}
+
+/// The fixed-offset read of an IPv4 header (not a fragment) at `offset` and
+/// the TCP or UDP header after it; see [`ip_fast`].
+#[inline(always)]
+pub(crate) fn ipv4_fast(frame: &[u8], offset: usize) -> Option<(Ip, L4)> {
+    let rest = frame.get(offset..)?;
+    let h = rest.first_chunk::<20>()?;
+    let header_len = usize::from(h[0] & 0x0F) * 4;
+    // Version 4, IHL ≥ 5; MF clear and offset 0.
+    if h[0] >> 4 != 4 || header_len < 20 || u16::from_be_bytes([h[6], h[7]]) & 0x3FFF != 0 {
+        return None;
+    }
+    let after = rest.get(header_len..)?;
+    let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
+    let payload = after.get(..total.checked_sub(header_len)?).unwrap_or(after);
+    let mut src = [0; 16];
+    let mut dst = [0; 16];
+    src[..4].copy_from_slice(&h[12..16]);
+    dst[..4].copy_from_slice(&h[16..20]);
+    let l4_offset = offset + header_len;
+    let ip = Ip {
+        ipv6: false,
+        src,
+        dst,
+        proto: h[9],
+        flow_label: 0,
+        l4_offset,
+        end: l4_offset + payload.len(),
+        len: total as u32,
+        fragment: None,
+        nonfirst: false,
+    };
+    Some((ip, tcp_udp_fast(h[9], payload, l4_offset)?))
+}
+
 /// The fixed-offset read of [`ethernet_ip_fast`] for an IP header of
 /// `ethertype` at `offset`, wherever the link layer put it. `upper` is the
 /// protocol and frame offset of the upper-layer header of an IPv6 packet
@@ -313,39 +356,10 @@ pub(crate) fn ip_fast(
     ethertype: u16,
     upper: Option<(u8, usize)>,
 ) -> Option<(Ip, L4)> {
-    let rest = frame.get(offset..)?;
     match ethertype {
-        ETH_P_IPV4 => {
-            let h = rest.first_chunk::<20>()?;
-            let header_len = usize::from(h[0] & 0x0F) * 4;
-            // Version 4, IHL ≥ 5; MF clear and offset 0.
-            if h[0] >> 4 != 4 || header_len < 20 || u16::from_be_bytes([h[6], h[7]]) & 0x3FFF != 0 {
-                return None;
-            }
-            let after = rest.get(header_len..)?;
-            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-            let payload = after.get(..total.checked_sub(header_len)?).unwrap_or(after);
-            let mut src = [0; 16];
-            let mut dst = [0; 16];
-            src[..4].copy_from_slice(&h[12..16]);
-            dst[..4].copy_from_slice(&h[16..20]);
-            let l4_offset = offset + header_len;
-            let ip = Ip {
-                ipv6: false,
-                src,
-                dst,
-                proto: h[9],
-                flow_label: 0,
-                l4_offset,
-                end: l4_offset + payload.len(),
-                len: total as u32,
-                fragment: None,
-                nonfirst: false,
-            };
-            Some((ip, tcp_udp_fast(h[9], payload, l4_offset)?))
-        }
+        ETH_P_IPV4 => ipv4_fast(frame, offset),
         ETH_P_IPV6 => {
-            let (h, after) = rest.split_first_chunk::<40>()?;
+            let (h, after) = frame.get(offset..)?.split_first_chunk::<40>()?;
             let len = usize::from(u16::from_be_bytes([h[4], h[5]]));
             if h[0] >> 4 != 6 || len == 0 {
                 return None;
@@ -464,11 +478,16 @@ mod tests {
         Ok((ip, l4))
     }
 
-    /// Whenever the fast path answers, its answer is the generic walk's.
+    /// Whenever the fast path answers, its answer is the generic walk's;
+    /// the IPv4-only entry answers exactly for the IPv4 frames it takes.
     fn check(frame: &[u8]) -> bool {
+        let fast4 = ethernet_ipv4_fast(frame).map(|f| format!("{f:?}"));
         let Some(fast) = ethernet_ip_fast(frame) else {
+            assert_eq!(fast4, None, "frame {frame:02x?}");
             return false;
         };
+        let v4 = frame.get(12..14) == Some(&[0x08, 0x00]);
+        assert_eq!(fast4, v4.then(|| format!("{fast:?}")), "frame {frame:02x?}");
         let slow = generic(frame);
         assert_eq!(
             format!("{:?}", Ok::<_, Unmatched>(fast)),
