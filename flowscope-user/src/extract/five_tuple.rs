@@ -298,10 +298,8 @@ impl FiveTuple {
     }
 }
 
-/// The generic walk for frames the fixed-offset reads do not cover: out of
-/// line, so that the common path stays small.
-#[cold]
-#[inline(never)]
+/// The generic walk for frames the fixed-offset reads do not cover.
+#[inline(always)]
 fn walk(frame: &[u8], link: LinkType) -> Result<([u16; 2], parse::Ip, parse::L4), Unmatched> {
     let link = parse::link(frame, link)?;
     let (ip, l4) = walk_ip(frame, link.l3_offset, link.ethertype)?;
@@ -309,8 +307,7 @@ fn walk(frame: &[u8], link: LinkType) -> Result<([u16; 2], parse::Ip, parse::L4)
 }
 
 /// The IP and transport headers at `offset`, by the generic walk.
-#[cold]
-#[inline(never)]
+#[inline(always)]
 fn walk_ip(
     frame: &[u8],
     offset: usize,
