@@ -1,6 +1,6 @@
 //! Software prefetch: tells the CPU that memory will be read soon, so that
 //! [`FlowTracker::track_batch`](super::FlowTracker::track_batch) can overlap
-//! the cache misses of a batch's table entries and slots.
+//! the cache misses of a batch's frames, table entries and slots.
 //!
 //! The one `unsafe` block outside the capture module: the x86-64 prefetch
 //! intrinsic takes a raw pointer. Other targets get a no-op.
