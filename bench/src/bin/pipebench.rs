@@ -24,6 +24,7 @@ use bench::frame::{self, FrameSpec, IpPair, Transport};
 use bench::track::Stats;
 use bench::track::workload::Workload;
 use clap::Parser;
+use flowscope::capture::HANDLER_BATCH;
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::L7Record;
 use flowscope::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
@@ -81,21 +82,24 @@ impl PipelineSink<FiveTupleKey> for Counting {
     }
 }
 
-/// One timed run over `passes` passes of `w`.
+/// One timed run over `passes` passes of `w`, in batches of
+/// [`HANDLER_BATCH`] frames as a capture worker hands them over.
 fn replay(w: &Workload, passes: u64) -> (Duration, Counting) {
     let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), PipelineConfig::default());
     let mut sink = Counting::default();
+    let mut views = Vec::with_capacity(HANDLER_BATCH);
     let start = Instant::now();
     for pass in 0..passes {
-        for p in &w.packets {
-            let view = PacketView {
+        for chunk in w.packets.chunks(HANDLER_BATCH) {
+            views.clear();
+            views.extend(chunk.iter().map(|p| PacketView {
                 frame: w.frame(p),
                 timestamp: Timestamp(w.time_ns(p, pass)),
                 link: LinkType::Ethernet,
                 orig_len: p.orig_len,
                 hint: None,
-            };
-            pipeline.process(view, &mut sink);
+            }));
+            pipeline.process_batch(&views, &mut sink);
         }
         pipeline.finish(&mut sink);
     }

@@ -18,7 +18,7 @@ pub use datapath::{Datapath, SketchSnapshot, XdpAttachMode};
 pub use error::CaptureError;
 pub use iface::rx_queue_count;
 pub use stats::{RingLevel, RingLevels, SocketStats, WorkerStats};
-pub use worker::{FrameCtx, FrameHandler, WorkerId};
+pub use worker::{FrameCtx, FrameHandler, HANDLER_BATCH, RxFrame, WorkerId};
 
 use std::{
     sync::{

@@ -39,11 +39,33 @@ pub struct FrameCtx {
     pub timestamp: Timestamp,
 }
 
+/// One received frame, borrowed from the UMEM, with the XDP program's
+/// metadata when it is present and valid.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RxFrame<'a> {
+    /// The frame bytes.
+    pub frame: &'a [u8],
+    /// The metadata block in front of it.
+    pub meta: Option<XdpMeta>,
+}
+
+/// Frames a worker hands its [`FrameHandler`] per [`FrameHandler::on_frames`]
+/// call (a ring read larger than this comes in several calls).
+pub const HANDLER_BATCH: usize = 64;
+
 /// Receives a worker's frames. Owned by the worker thread: no locking.
 pub trait FrameHandler: Send + 'static {
     /// One frame, borrowed from the UMEM for the duration of the call, with
     /// the XDP program's metadata when it is present and valid.
     fn on_frame(&mut self, frame: &[u8], meta: Option<&XdpMeta>, ctx: &FrameCtx);
+
+    /// Up to [`HANDLER_BATCH`] frames of one ring read, in order: what the
+    /// worker calls. By default, [`FrameHandler::on_frame`] for each.
+    fn on_frames(&mut self, frames: &[RxFrame<'_>], ctx: &FrameCtx) {
+        for f in frames {
+            self.on_frame(f.frame, f.meta.as_ref(), ctx);
+        }
+    }
 
     /// After every batch and on idle wake-ups (about every 100 ms), with the
     /// capture clock: the place for timer work.
@@ -155,13 +177,17 @@ fn run<H: FrameHandler>(
             .rx
             .record((n as u32).saturating_add(sock.rx.nb_avail_exact()));
         let ctx = FrameCtx { timestamp: now() };
-        for desc in &descs[..n] {
-            // SAFETY: `desc` was just consumed from this socket's RX ring and
-            // goes back to the fill ring only after this loop.
-            let (frame, meta) =
-                unsafe { socket::frame_and_meta(&sock.umem, desc, sock.frame_size) };
-            rx_bytes += frame.len() as u64;
-            handler.on_frame(frame, meta.as_ref(), &ctx);
+        let mut frames = [RxFrame::default(); HANDLER_BATCH];
+        for chunk in descs[..n].chunks(HANDLER_BATCH) {
+            for (slot, desc) in frames.iter_mut().zip(chunk) {
+                // SAFETY: `desc` was just consumed from this socket's RX ring
+                // and goes back to the fill ring only after this loop.
+                let (frame, meta) =
+                    unsafe { socket::frame_and_meta(&sock.umem, desc, sock.frame_size) };
+                rx_bytes += frame.len() as u64;
+                *slot = RxFrame { frame, meta };
+            }
+            handler.on_frames(&frames[..chunk.len()], &ctx);
         }
         rx_packets += n as u64;
         batches += 1;

@@ -10,7 +10,9 @@
 //!   UDP packet ─────────────────────────────► DatagramDriver ─► DNS ──────────► L7 records
 //! ```
 //!
-//! One [`Pipeline`] per worker: [`process`](Pipeline::process) each frame,
+//! One [`Pipeline`] per worker: [`process`](Pipeline::process) each frame
+//! (or [`process_batch`](Pipeline::process_batch) a capture batch, which lets
+//! the tracker prefetch across it, as live workers do),
 //! [`advance`](Pipeline::advance) the clock between batches (live), and
 //! [`finish`](Pipeline::finish) at the end. Everything it produces goes to
 //! a [`PipelineSink`]: tracker events, L7 records tagged with their flow,
@@ -266,6 +268,41 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
                 self.tracker.advance(view.timestamp, &mut stage);
             }
         }
+    }
+
+    /// Processes frames in order, exactly as [`process`](Self::process) one
+    /// by one would: runs of frames that cannot be IP fragments go through
+    /// the tracker's prefetching batch path
+    /// ([`FlowTracker::track_batch`]), fragment candidates one by one.
+    pub fn process_batch(
+        &mut self,
+        views: &[PacketView<'_>],
+        sink: &mut impl PipelineSink<FiveTupleKey>,
+    ) {
+        let mut run = 0;
+        if self.fragments.is_some() {
+            for (i, view) in views.iter().enumerate() {
+                if fragments::fragment_candidate(view).is_some() {
+                    self.track_run(views.get(run..i).unwrap_or_default(), sink);
+                    self.process(*view, sink);
+                    run = i + 1;
+                }
+            }
+        }
+        self.track_run(views.get(run..).unwrap_or_default(), sink);
+    }
+
+    /// Tracks frames that are not IP fragments, as one batch.
+    fn track_run(&mut self, views: &[PacketView<'_>], sink: &mut impl PipelineSink<FiveTupleKey>) {
+        if views.is_empty() {
+            return;
+        }
+        self.frames += views.len() as u64;
+        let mut stage = flow::Stage {
+            core: &mut self.core,
+            sink,
+        };
+        self.tracker.track_batch(views, &mut stage);
     }
 
     /// Moves the clock to `now`: ends timed-out flows and drops timed-out

@@ -9,7 +9,7 @@ use flowscope_common::XdpMeta;
 
 use super::records::RecordMsg;
 use super::shard::{Shard, TOP_FLOWS, TopFlow};
-use crate::capture::{FrameCtx, FrameHandler};
+use crate::capture::{FrameCtx, FrameHandler, HANDLER_BATCH, RxFrame};
 use crate::extract::{FiveTuple, FiveTupleKey, FrameHint};
 use crate::l7::L7Record;
 use crate::obs::Log2Histogram;
@@ -193,17 +193,33 @@ impl FlowWorker {
 
 impl FrameHandler for FlowWorker {
     fn on_frame(&mut self, frame: &[u8], meta: Option<&XdpMeta>, ctx: &FrameCtx) {
-        self.in_batch += 1;
-        self.frames_with_meta += u64::from(meta.is_some());
-        if let Some(p) = self.pipeline.as_mut() {
-            p.process(
-                PacketView::new(frame, ctx.timestamp)
-                    .with_hint(meta.and_then(|m| FrameHint::from_meta(m, frame.len()))),
-                &mut RingSink {
-                    ring: &mut self.ring,
-                    c: &mut self.sink,
-                },
-            );
+        let meta = meta.copied();
+        self.on_frames(&[RxFrame { frame, meta }], ctx);
+    }
+
+    /// The frames as one batch through the pipeline (the tracker prefetches
+    /// across it).
+    fn on_frames(&mut self, frames: &[RxFrame<'_>], ctx: &FrameCtx) {
+        let mut views = [PacketView::new(&[], ctx.timestamp); HANDLER_BATCH];
+        for chunk in frames.chunks(HANDLER_BATCH) {
+            for (view, f) in views.iter_mut().zip(chunk) {
+                self.frames_with_meta += u64::from(f.meta.is_some());
+                *view = PacketView::new(f.frame, ctx.timestamp).with_hint(
+                    f.meta
+                        .as_ref()
+                        .and_then(|m| FrameHint::from_meta(m, f.frame.len())),
+                );
+            }
+            self.in_batch += chunk.len() as u64;
+            if let Some(p) = self.pipeline.as_mut() {
+                p.process_batch(
+                    views.get(..chunk.len()).unwrap_or_default(),
+                    &mut RingSink {
+                        ring: &mut self.ring,
+                        c: &mut self.sink,
+                    },
+                );
+            }
         }
     }
 
