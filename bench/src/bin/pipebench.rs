@@ -6,8 +6,11 @@
 //!   replayed through a fresh `Pipeline` (default configuration) several
 //!   times; each run replays whole passes, each pass shifted in time past
 //!   the previous one and ended with `finish` (every flow ends, every
-//!   record is emitted), until at least `--packets` packets. Reported:
+//!   record is emitted), until at least `--packets` packets, in batches of
+//!   `HANDLER_BATCH` frames as capture workers hand them over. Reported:
 //!   ns/packet and GB/s of frame bytes, median (min–max) over the runs.
+//! - Many flows: `--flows` concurrent synthetic TCP flows round-robin, the
+//!   passes after the first timed one frame at a time and in batches.
 //! - Memory: one flow whose client sends `--segments` one-byte segments
 //!   above a one-byte hole that never fills, through the real reassembler
 //!   with the default caps; contiguous (one growing run) and sparse (one
@@ -28,7 +31,7 @@ use flowscope::capture::HANDLER_BATCH;
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::L7Record;
 use flowscope::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
-use flowscope::tracker::{EndReason, FlowRecord};
+use flowscope::tracker::{EndReason, FlowRecord, TrackerConfig};
 use flowscope::{LinkType, PacketView, Timestamp};
 
 /// Whole-pipeline ns/packet and GB/s on captures replayed from memory, and
@@ -53,6 +56,9 @@ struct Args {
     /// One-byte segments of the adversarial stream (0 skips it).
     #[arg(long, default_value_t = 1_000_000)]
     segments: u64,
+    /// Concurrent flows of the many-flows workload (0 skips it).
+    #[arg(long, default_value_t = 200_000)]
+    flows: usize,
     /// CPU to pin the benchmark to (default: the last one allowed).
     #[arg(long)]
     cpu: Option<usize>,
@@ -82,28 +88,110 @@ impl PipelineSink<FiveTupleKey> for Counting {
     }
 }
 
-/// One timed run over `passes` passes of `w`, in batches of
-/// [`HANDLER_BATCH`] frames as a capture worker hands them over.
+/// One timed run over `passes` passes of `w`, each ended with `finish`.
 fn replay(w: &Workload, passes: u64) -> (Duration, Counting) {
     let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), PipelineConfig::default());
     let mut sink = Counting::default();
     let mut views = Vec::with_capacity(HANDLER_BATCH);
     let start = Instant::now();
     for pass in 0..passes {
-        for chunk in w.packets.chunks(HANDLER_BATCH) {
-            views.clear();
-            views.extend(chunk.iter().map(|p| PacketView {
-                frame: w.frame(p),
-                timestamp: Timestamp(w.time_ns(p, pass)),
-                link: LinkType::Ethernet,
-                orig_len: p.orig_len,
-                hint: None,
-            }));
-            pipeline.process_batch(&views, &mut sink);
-        }
+        feed_pass(&mut pipeline, w, pass, Some(&mut views), &mut sink);
         pipeline.finish(&mut sink);
     }
     (start.elapsed(), sink)
+}
+
+/// Pass `pass` of `w` through `pipeline`: in batches of [`HANDLER_BATCH`]
+/// frames as a capture worker hands them over (`views` is the batch's
+/// buffer), or one frame at a time without one.
+fn feed_pass<'w>(
+    pipeline: &mut Pipeline<FiveTuple>,
+    w: &'w Workload,
+    pass: u64,
+    views: Option<&mut Vec<PacketView<'w>>>,
+    sink: &mut Counting,
+) {
+    let view = |p| PacketView {
+        frame: w.frame(p),
+        timestamp: Timestamp(w.time_ns(p, pass)),
+        link: LinkType::Ethernet,
+        orig_len: p.orig_len,
+        hint: None,
+    };
+    match views {
+        Some(views) => {
+            for chunk in w.packets.chunks(HANDLER_BATCH) {
+                views.clear();
+                views.extend(chunk.iter().map(view));
+                pipeline.process_batch(views, sink);
+            }
+        }
+        None => {
+            for p in &w.packets {
+                pipeline.process(view(p), sink);
+            }
+        }
+    }
+}
+
+/// ns/packet of the passes after the first over `w`'s flows (all of them
+/// concurrent), one frame at a time or in worker batches.
+fn steady_ns(w: &Workload, passes: u64, batch: bool) -> f64 {
+    let config = PipelineConfig {
+        tracker: TrackerConfig {
+            max_flows: w.flows + w.flows / 4,
+            ..TrackerConfig::default()
+        },
+        ..PipelineConfig::default()
+    };
+    let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), config);
+    let mut sink = Counting::default();
+    let mut views = Vec::with_capacity(HANDLER_BATCH);
+    feed_pass(&mut pipeline, w, 0, batch.then_some(&mut views), &mut sink);
+    let start = Instant::now();
+    for pass in 1..=passes {
+        feed_pass(
+            &mut pipeline,
+            w,
+            pass,
+            batch.then_some(&mut views),
+            &mut sink,
+        );
+    }
+    let ns = start.elapsed().as_secs_f64() * 1e9 / (w.packets.len() as u64 * passes) as f64;
+    pipeline.finish(&mut sink);
+    ns
+}
+
+/// The pipeline with many concurrent flows, frames one at a time against
+/// worker batches, runs interleaved.
+fn many_flows(args: &Args) -> Result<()> {
+    let n = args.flows;
+    let w = Workload::synthetic(&format!("{n} flows round-robin"), n)?;
+    let passes = args.packets.div_ceil(n as u64).max(1);
+    let mut ns = [Vec::new(), Vec::new()];
+    for r in 0..args.runs {
+        for k in 0..2 {
+            let batch = (r + k) % 2 == 1;
+            ns[usize::from(batch)].push(steady_ns(&w, passes, batch));
+        }
+    }
+    let [Some(one), Some(batched)] = ns.map(|v| Stats::of(&v)) else {
+        return Ok(());
+    };
+    println!(
+        "| workload | packets timed per run | one frame at a time ns/packet | batches of {HANDLER_BATCH} ns/packet | ratio |"
+    );
+    println!("|---|--:|--:|--:|--:|");
+    println!(
+        "| {} (steady, after the first pass) | {} | {} | {} | {:.1}× |",
+        w.name,
+        w.packets.len() as u64 * passes,
+        cell(one, 1),
+        cell(batched, 1),
+        one.median / batched.median
+    );
+    Ok(())
 }
 
 /// `median (min–max)` with `digits` decimals.
@@ -302,7 +390,12 @@ fn run(args: &Args) -> Result<()> {
         println!();
     }
     println!("### Speed (captures replayed from memory)\n");
-    speed(args)
+    speed(args)?;
+    if args.flows > 0 {
+        println!("\n### Many concurrent flows\n");
+        many_flows(args)?;
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
