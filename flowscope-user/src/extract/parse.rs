@@ -303,10 +303,11 @@ pub(crate) fn ethernet_ip_fast(frame: &[u8]) -> Option<(Ip, L4)> {
 /// [`ethernet_ip_fast`] for IPv4 only.
 #[inline(always)]
 pub(crate) fn ethernet_ipv4_fast(frame: &[u8]) -> Option<(Ip, L4)> {
-    match frame.get(12..EthernetFrame::HEADER_LEN)? {
-        [0x08, 0x00] => ipv4_fast(frame, EthernetFrame::HEADER_LEN),
-        _ => None,
+    let t = frame.get(12..EthernetFrame::HEADER_LEN)?;
+    if u16::from_be_bytes([t[0], t[1]]) != ETH_P_IPV4 {
+        return None;
     }
+    ipv4_fast(frame, EthernetFrame::HEADER_LEN)
 }
 
 /// The fixed-offset read of an IPv4 header (not a fragment) at `offset` and

@@ -243,8 +243,26 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
 
     /// Processes one frame.
     pub fn process(&mut self, view: PacketView<'_>, sink: &mut impl PipelineSink<FiveTupleKey>) {
+        let candidate = self.fragment_candidate(&view);
+        self.process_candidate(view, candidate, sink);
+    }
+
+    /// The outer IP packet of `view` when fragment reassembly is on and the
+    /// packet may be a fragment.
+    fn fragment_candidate<'a>(&self, view: &PacketView<'a>) -> Option<&'a [u8]> {
+        self.fragments.as_ref()?;
+        fragments::fragment_candidate(view)
+    }
+
+    /// [`process`](Self::process) with `view`'s fragment candidate known.
+    fn process_candidate(
+        &mut self,
+        view: PacketView<'_>,
+        candidate: Option<&[u8]>,
+        sink: &mut impl PipelineSink<FiveTupleKey>,
+    ) {
         self.frames += 1;
-        let outcome = match (&mut self.fragments, fragments::fragment_candidate(&view)) {
+        let outcome = match (&mut self.fragments, candidate) {
             (Some(frag), Some(ip)) => frag.push(ip, view.timestamp),
             _ => FragOutcome::NotFragment,
         };
@@ -280,13 +298,11 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
         sink: &mut impl PipelineSink<FiveTupleKey>,
     ) {
         let mut run = 0;
-        if self.fragments.is_some() {
-            for (i, view) in views.iter().enumerate() {
-                if fragments::fragment_candidate(view).is_some() {
-                    self.track_run(views.get(run..i).unwrap_or_default(), sink);
-                    self.process(*view, sink);
-                    run = i + 1;
-                }
+        for (i, view) in views.iter().enumerate() {
+            if let Some(ip) = self.fragment_candidate(view) {
+                self.track_run(views.get(run..i).unwrap_or_default(), sink);
+                self.process_candidate(*view, Some(ip), sink);
+                run = i + 1;
             }
         }
         self.track_run(views.get(run..).unwrap_or_default(), sink);

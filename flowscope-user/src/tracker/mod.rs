@@ -153,6 +153,14 @@ fn nanos(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// Prefetches the headers of `views[i]`, if there is one.
+#[inline(always)]
+fn prefetch_frame(views: &[PacketView<'_>], i: usize) {
+    if let Some(view) = views.get(i) {
+        prefetch::prefetch(view.frame.as_ptr(), FRAME_HEADERS);
+    }
+}
+
 /// A pure SYN: the only packet that reopens a closed flow.
 fn is_pure_syn(tcp: Option<&TcpInfo>) -> bool {
     tcp.is_some_and(|t| {
@@ -160,11 +168,12 @@ fn is_pure_syn(tcp: Option<&TcpInfo>) -> bool {
     })
 }
 
-/// How a flow in `state` ends when it ends by itself.
+/// How a flow in `state` ends when it ends by itself: by its RST or FINs
+/// once [`FlowState::is_closed`], by idle timeout (`None`) otherwise.
 fn closed_reason(state: FlowState) -> Option<EndReason> {
     match state {
-        FlowState::Closed | FlowState::Closing => Some(EndReason::Fin),
         FlowState::Reset => Some(EndReason::Rst),
+        s if s.is_closed() => Some(EndReason::Fin),
         _ => None,
     }
 }
@@ -301,9 +310,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
             <= CACHED_RECORDS_BYTES
         {
             for (i, view) in views.iter().enumerate() {
-                if let Some(ahead) = views.get(i + LEAD) {
-                    prefetch::prefetch(ahead.frame.as_ptr(), FRAME_HEADERS);
-                }
+                prefetch_frame(views, i + LEAD);
                 self.track(*view, sink);
             }
             return;
@@ -314,9 +321,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
         ring.clear();
         let n = views.len();
         for i in 0..n + 2 * LEAD {
-            if let Some(ahead) = views.get(i + LEAD) {
-                prefetch::prefetch(ahead.frame.as_ptr(), FRAME_HEADERS);
-            }
+            prefetch_frame(views, i + LEAD);
             if let Some(view) = views.get(i) {
                 let p = self.extract_prefetched(*view);
                 match ring.get_mut(i % PIPELINE) {
