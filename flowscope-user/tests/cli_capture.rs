@@ -533,7 +533,7 @@ fn a_refused_helper_is_one_line_with_the_log_in_a_file() {
     if !kernel_tests_enabled("a_refused_helper_is_one_line_with_the_log_in_a_file") {
         return;
     }
-    use flowscope::capture::bpf_sys::{self, EXIT, call, helper, mov64_imm};
+    use flowscope::capture::bpf_sys::{self, helper};
     // The kernel's own answer, whatever FLOWSCOPE_PROBE_ASSUME says.
     let allowed = flowscope::capture::KernelFeatures::probe_kernel()
         .get(flowscope::capture::Feature::XdpMeta)
@@ -541,12 +541,7 @@ fn a_refused_helper_is_one_line_with_the_log_in_a_file() {
     let line = if allowed {
         let refused = bpf_sys::prog_load(
             bpf_sys::PROG_TYPE_SOCKET_FILTER,
-            &[
-                mov64_imm(2, 0),
-                call(helper::XDP_ADJUST_META),
-                mov64_imm(0, 0),
-                EXIT,
-            ],
+            &bpf_sys::only_calling(helper::XDP_ADJUST_META, 0),
             "fs_refused",
         )
         .expect_err("socket filters may not call bpf_xdp_adjust_meta");

@@ -500,7 +500,7 @@ fn metadata_off_leaves_no_adjust_meta_call() {
     if !kernel_tests_enabled("metadata_off_leaves_no_adjust_meta_call") {
         return;
     }
-    use flowscope::capture::bpf_sys::{self, EXIT, call, helper, mov64_imm};
+    use flowscope::capture::bpf_sys::{self, helper};
     use std::os::fd::AsFd;
     let mut off = Datapath::load_detached(config(MODE_REDIRECT), false)
         .expect("loads with metadata off, on every kernel");
@@ -514,12 +514,7 @@ fn metadata_off_leaves_no_adjust_meta_call() {
     }
     let reference = bpf_sys::prog_load(
         bpf_sys::PROG_TYPE_XDP,
-        &[
-            mov64_imm(2, 0),
-            call(helper::XDP_ADJUST_META),
-            mov64_imm(0, 2),
-            EXIT,
-        ],
+        &bpf_sys::only_calling(helper::XDP_ADJUST_META, 2),
         "fs_ref_meta",
     )
     .expect("the kernel allows the helper");

@@ -49,6 +49,12 @@ pub const fn call(helper: i32) -> u64 {
 /// `exit`.
 pub const EXIT: u64 = insn(0x95, 0, 0, 0, 0);
 
+/// A program that only calls `helper` (context in r1, 0 in r2) and returns
+/// `ret`: what a helper probe loads.
+pub const fn only_calling(helper: i32, ret: i32) -> [u64; 4] {
+    [mov64_imm(2, 0), call(helper), mov64_imm(0, ret), EXIT]
+}
+
 /// `r{dst} = map` as the two instructions of a `BPF_PSEUDO_MAP_FD` load.
 pub fn ld_map_fd(dst: u8, map: BorrowedFd<'_>) -> [u64; 2] {
     [insn(0x18, dst, 1, 0, map.as_raw_fd()), 0]

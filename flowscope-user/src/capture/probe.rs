@@ -203,12 +203,7 @@ pub fn refused_helper_line(log: &str) -> Option<&str> {
 
 /// `bpf_xdp_adjust_meta(ctx, 0)` in an XDP program.
 fn probe_xdp_meta() -> Answer {
-    let insns = [
-        mov64_imm(2, 0),
-        call(helper::XDP_ADJUST_META),
-        mov64_imm(0, 2),
-        EXIT,
-    ];
+    let insns = bpf_sys::only_calling(helper::XDP_ADJUST_META, 2);
     match bpf_sys::prog_load(bpf_sys::PROG_TYPE_XDP, &insns, "fs_probe_meta") {
         Ok(_) => Answer::Yes,
         Err(r) => match refused_helper_line(&r.log) {
