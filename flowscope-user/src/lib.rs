@@ -2,14 +2,16 @@
 //!
 //! The capture-independent core (frame parsing, extractors, the flow tracker,
 //! reassembly, session parsers, output formats) builds and tests anywhere,
-//! without root, a NIC or the eBPF object. The Linux XDP/AF_XDP runtime lives
-//! in [`capture`] (socket and map access) and `runtime` (workers, writer,
-//! Prometheus). `unsafe` is confined to [`capture`] and to two one-function
-//! hints in the tracker (`tracker::prefetch`, `tracker::hugepage`), each
-//! with a SAFETY note.
+//! without root, a NIC or the eBPF object. [`runtime`] runs it on every
+//! core, with one of two frame sources: capture files (anywhere), or the
+//! Linux XDP/AF_XDP datapath in [`capture`] (socket and map access; the
+//! live half of the runtime, with Prometheus, needs the `metrics` feature).
+//! `unsafe` is confined to [`capture`], to two one-function hints in the
+//! tracker (`tracker::prefetch`, `tracker::hugepage`) and to the signal
+//! handlers of [`cli`], each with a SAFETY note.
 //!
 //! Pipeline: [`PacketView`] → [`FlowExtractor`] → `FlowTracker` → reassembly
-//! → session parsers.
+//! → session parsers → [`output::Record`] → writer stage.
 #![deny(missing_docs)]
 
 pub mod anomaly;
@@ -19,7 +21,6 @@ pub mod extract;
 pub mod extractor;
 pub mod l7;
 pub mod obs;
-pub mod offline;
 pub mod output;
 pub mod pcap;
 pub mod pipeline;
@@ -31,8 +32,6 @@ pub mod wire;
 
 #[cfg(target_os = "linux")]
 pub mod capture;
-// The live runtime needs the `metrics` feature (its Prometheus endpoint).
-#[cfg(all(target_os = "linux", feature = "metrics"))]
 pub mod runtime;
 
 pub use extractor::{Extracted, FlowExtractor, L4Proto, Orientation, TcpFlags, TcpInfo, Unmatched};

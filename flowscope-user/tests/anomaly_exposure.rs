@@ -55,9 +55,9 @@ fn scan_interval() -> AnomalyInterval {
 }
 
 fn eve(i: &AnomalyInterval) -> String {
-    let mut out = Vec::new();
-    i.write_eve(&mut out).unwrap();
-    String::from_utf8(out).unwrap()
+    let mut encoder = flowscope::output::EveEncoder::new();
+    let record = flowscope::output::Record::Interval(Box::new(i.clone()));
+    String::from_utf8(encoder.encode(&record).unwrap().to_vec()).unwrap()
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `flowscope read --output`: several outputs at once (EVE file, Zeek
 //! conn.log, IPFIX to a real nfcapd), a summary line per output, and EVE to
-//! standard output by default.
+//! standard output by default. Flow records only (`--no-l7`): the L7
+//! records go to EVE alone.
 
 mod ipfix_support;
 
@@ -14,7 +15,7 @@ const CAPTURE: &str = "zeek__http_methods.pcap";
 
 fn read(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_flowscope"))
-        .arg("read")
+        .args(["read", "--no-l7"])
         .args(args)
         .arg(Path::new(PCAPS).join(CAPTURE))
         .output()

@@ -14,7 +14,7 @@ use std::{
 use common::{fsgen, kernel_tests_enabled, netns::TestBed};
 use flowscope::capture::{Capture, CaptureConfig, FrameCtx, FrameHandler, RingSizes};
 use flowscope::pipeline::PipelineConfig;
-use flowscope::runtime::{Destination, LiveCapture};
+use flowscope::runtime::LiveCapture;
 use flowscope_common::Counter;
 
 /// A worker that stalls 2 ms after every batch: 64-frame batches cap it
@@ -130,12 +130,8 @@ fn books_balance_at_every_drop_point() {
         // (one line per 20 ms): 2 000 flows ending within about a second
         // cannot all pass, whatever the machine's load, so records are
         // dropped, and counted.
-        let dest = Destination::File {
-            path: fifo_path,
-            rotate_bytes: None,
-            rotate_after: None,
-        };
-        let live = LiveCapture::start(&cfg, Some(&quick), dest, 1, &[]).expect("capture starts");
+        let run = common::eve_run(quick, 1, fifo_path);
+        let live = LiveCapture::start(&cfg, &run).expect("capture starts");
         ready_tx.send(()).unwrap();
         sent_rx.recv().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -195,10 +191,10 @@ fn books_balance_at_every_drop_point() {
         t.ended_total(),
         "every flow ended at stop"
     );
-    assert_eq!(r.writer.written, last.total.records_sent);
+    assert_eq!(r.writer.records, last.total.records_sent);
     assert_eq!(
         reader.join().unwrap(),
-        r.writer.written,
+        r.writer.records,
         "every line written was read"
     );
     let _ = std::fs::remove_file(&fifo);

@@ -18,7 +18,7 @@ use std::{
 use common::{fsgen::ManifestFlow, kernel_tests_enabled, netns::TestBed};
 use flowscope::capture::{CaptureConfig, RingSizes};
 use flowscope::pipeline::PipelineConfig;
-use flowscope::runtime::{Destination, LiveCapture};
+use flowscope::runtime::LiveCapture;
 use flowscope::tracker::EndReason;
 
 /// Flood SYNs, each a distinct flow.
@@ -85,13 +85,8 @@ fn flood_evicts_unanswered_flows_and_keeps_established_ones() {
         };
         let mut pipeline = PipelineConfig::default();
         pipeline.tracker.max_flows = MAX_FLOWS;
-        let dest = Destination::File {
-            path,
-            rotate_bytes: None,
-            rotate_after: None,
-        };
-        let live = LiveCapture::start(&cfg, Some(&pipeline), dest, 1 << 16, &[])
-            .expect("live capture starts");
+        let run = common::eve_run(pipeline, 1 << 16, path);
+        let live = LiveCapture::start(&cfg, &run).expect("live capture starts");
         ready_tx.send(()).unwrap();
         // Occupancy sampled through the flood, until every frame went
         // through a worker (or nothing moved for 3 s: frames were lost).
@@ -158,7 +153,7 @@ fn flood_evicts_unanswered_flows_and_keeps_established_ones() {
         end.records_sent + end.records_dropped,
         end.tracker.ended_total()
     );
-    assert_eq!(report.writer.written, end.records_sent);
+    assert_eq!(report.writer.records, end.records_sent);
 
     // Each connection: one record with exactly what was sent, ended by FINs.
     assert_eq!(conns.len(), ESTABLISHED as usize);

@@ -17,8 +17,8 @@ use std::{
 use common::{fsgen, kernel_tests_enabled, netns::TestBed};
 use flowscope::capture::{Capture, CaptureConfig, FrameCtx, FrameHandler, RingSizes, WorkerStats};
 use flowscope::obs::Log2Histogram;
-use flowscope::pipeline::PipelineConfig;
-use flowscope::runtime::{Destination, LiveCapture, prometheus};
+use flowscope::output::{FileOptions, OutputSpec};
+use flowscope::runtime::{LiveCapture, RunConfig, prometheus};
 use flowscope_common::Counter;
 
 const S: u32 = 2;
@@ -72,15 +72,20 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
             sockets_per_queue: S,
             ..CaptureConfig::new(cap_if)
         };
-        let dest = Destination::File {
-            path,
-            rotate_bytes: None,
-            rotate_after: None,
-        };
         // Flow records also go to a Zeek conn.log, through the same writer.
-        let zeek = vec![format!("zeek:{}", zeek_dir.display()).parse().unwrap()];
-        let live = LiveCapture::start(&cfg, Some(&PipelineConfig::default()), dest, 4096, &zeek)
-            .expect("live capture starts");
+        let run = RunConfig {
+            record_ring: 4096,
+            outputs: vec![
+                OutputSpec::Eve(Some(path)),
+                format!("zeek:{}", zeek_dir.display()).parse().unwrap(),
+            ],
+            files: FileOptions {
+                append: true,
+                ..FileOptions::default()
+            },
+            ..RunConfig::default()
+        };
+        let live = LiveCapture::start(&cfg, &run).expect("live capture starts");
         ready_tx.send(()).unwrap();
         let sent = sent_rx.recv().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -133,7 +138,7 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
     );
 
     // Every flow sent appears exactly once, from the worker of its queue.
-    assert_eq!(report.writer.written, u64::from(M));
+    assert_eq!(report.writer.records, u64::from(M));
     assert_eq!(report.writer.outputs.len(), 1);
     assert_eq!(
         (

@@ -14,7 +14,7 @@ use std::{
 use common::{fsgen, kernel_tests_enabled, netns::TestBed};
 use flowscope::capture::{CaptureConfig, RingSizes};
 use flowscope::pipeline::PipelineConfig;
-use flowscope::runtime::{Destination, LiveCapture};
+use flowscope::runtime::LiveCapture;
 use flowscope_common::Counter;
 
 #[test]
@@ -39,13 +39,8 @@ fn stop_mid_traffic_writes_every_flow_once() {
             },
             ..CaptureConfig::new(cap_if)
         };
-        let dest = Destination::File {
-            path,
-            rotate_bytes: None,
-            rotate_after: None,
-        };
-        let live = LiveCapture::start(&cfg, Some(&PipelineConfig::default()), dest, 1 << 16, &[])
-            .expect("live capture starts");
+        let run = common::eve_run(PipelineConfig::default(), 1 << 16, path);
+        let live = LiveCapture::start(&cfg, &run).expect("live capture starts");
         ready_tx.send(()).unwrap();
         // Stop once a good part, but not all, of the traffic went through.
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -94,7 +89,7 @@ fn stop_mid_traffic_writes_every_flow_once() {
     // fsgen sends its flows round-robin, so after N/10 frames every one had
     // arrived: every flow is there, once.
     assert_eq!(keys.len(), M as usize);
-    assert_eq!(report.writer.written, u64::from(M));
+    assert_eq!(report.writer.records, u64::from(M));
     assert_eq!(report.last.total.records_dropped, 0);
     // Every redirected frame reached a record, or a counted socket drop.
     assert_eq!(

@@ -1,29 +1,54 @@
-//! Offline mode end to end: a capture through the tracker into EVE JSON
-//! lines, whole and truncated.
+//! Offline mode end to end: a capture through the runtime (one worker,
+//! flow records only) into EVE JSON lines, whole and truncated.
 
 use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
 
 use flowscope::extract::FiveTuple;
-use flowscope::offline::{EveSink, track_capture};
-use flowscope::pcap::PcapReader;
-use flowscope::tracker::{FlowTracker, TrackerConfig};
+use flowscope::output::OutputSpec;
+use flowscope::pcap::{PcapError, PcapReader};
+use flowscope::pipeline::PipelineConfig;
+use flowscope::runtime::RunConfig;
+use flowscope::runtime::offline::{self, OfflineConfig};
+use flowscope::tracker::FlowTracker;
 use serde_json::Value;
 
 const PCAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps");
 
-fn eve_of(bytes: &[u8]) -> (Vec<Value>, Result<(), flowscope::pcap::PcapError>, u64) {
-    let mut reader = PcapReader::new(bytes).expect("header");
-    let mut tracker =
-        FlowTracker::with_config(FiveTuple::bidirectional(), TrackerConfig::default());
-    let mut sink = EveSink::new(Vec::new());
-    let result = track_capture(&mut reader, &mut tracker, &mut sink);
-    let out = sink.finish().expect("writes to a Vec");
-    let text = String::from_utf8(out).expect("utf-8");
+/// The EVE records of a capture read from memory, the read error that
+/// ended it early, and the packets read.
+fn eve_of(bytes: &[u8]) -> (Vec<Value>, Result<(), PcapError>, u64) {
+    let dir = std::env::temp_dir().join(format!(
+        "fs-offline-eve-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("eve.json");
+    let cfg = OfflineConfig {
+        run: RunConfig {
+            pipeline: Some(PipelineConfig {
+                l7: None,
+                ..PipelineConfig::default()
+            }),
+            outputs: vec![OutputSpec::Eve(Some(path.clone()))],
+            ..RunConfig::default()
+        },
+        workers: 1,
+    };
+    let reader = PcapReader::new(bytes).expect("header");
+    let report = offline::run(reader, &cfg, &AtomicBool::new(false), || {}).expect("runs");
+    let text = std::fs::read_to_string(&path).expect("EVE file");
+    std::fs::remove_dir_all(&dir).unwrap();
     let lines = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
         .collect();
-    (lines, result, reader.stats().packets)
+    let result = match report.error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    };
+    (lines, result, report.reader.packets)
 }
 
 fn read(name: &str) -> Vec<u8> {
@@ -150,27 +175,26 @@ fn community_ids_match_wireshark() {
         .map(str::to_owned)
         .collect();
     let bytes = read("ws__communityid.pcap");
+    // Flow ID of each frame, from a tracker of our own: one worker numbers
+    // flows as it does.
     let mut reader = PcapReader::new(&bytes[..]).expect("header");
     let mut tracker = FlowTracker::new(FiveTuple::bidirectional());
-    // Flow ID of each frame, then the record's ID per flow ID.
     let mut frame_flow: Vec<Option<u64>> = Vec::new();
-    let mut ids = std::collections::HashMap::new();
-    let mut sink = EveSink::new(Vec::new());
     while let Some(view) = reader.next_packet().expect("reads") {
         let mut flow_of_frame = None;
         tracker.track(view, &mut |e: flowscope::tracker::FlowEvent<'_, _>| {
             if let flowscope::tracker::FlowEvent::Packet { flow, .. } = e {
                 flow_of_frame = Some(flow.flow_id);
             }
-            flowscope::tracker::EventSink::event(&mut sink, e);
         });
         frame_flow.push(flow_of_frame);
     }
-    tracker.finish(&mut sink);
-    let text = String::from_utf8(sink.finish().expect("vec")).expect("utf-8");
+    // The records' Community IDs, by flow ID.
+    let mut ids = std::collections::HashMap::new();
+    let (records, result, _) = eve_of(&bytes);
+    result.expect("complete file");
     let mut icmp_flows = HashSet::new();
-    for line in text.lines() {
-        let v: Value = serde_json::from_str(line).expect("json");
+    for v in records {
         let id = v["flow_id"].as_u64().unwrap();
         ids.insert(id, v["community_id"].as_str().unwrap().to_owned());
         if v["proto"] == "ICMP" || v["proto"] == "IPv6-ICMP" {

@@ -8,7 +8,6 @@ use std::net::{IpAddr, SocketAddr};
 use flowscope::FlowExtractor;
 use flowscope::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey};
 use flowscope::obs::TrackerCounters;
-use flowscope::offline::{endpoints, track_capture};
 use flowscope::pcap::PcapReader;
 use flowscope::tracker::{EndReason, FlowEvent, FlowTracker, TrackerConfig};
 
@@ -38,11 +37,11 @@ fn run<E: FlowExtractor<Key = FiveTupleKey>>(
     let mut recs = Vec::new();
     let mut sink = |e: FlowEvent<'_, FiveTupleKey>| {
         if let FlowEvent::Ended { flow, reason } = e {
-            let ep = endpoints(flow);
+            let k = flow.key.oriented(flow.initiator);
             recs.push(Rec {
                 proto: flow.l4.number(),
-                src: SocketAddr::new(ep.src_ip, ep.src_port),
-                dst: SocketAddr::new(ep.dest_ip, ep.dest_port),
+                src: SocketAddr::new(k.src_ip(), k.src_port()),
+                dst: SocketAddr::new(k.dst_ip(), k.dst_port()),
                 pkts: [flow.sides[0].packets, flow.sides[1].packets],
                 bytes: [flow.sides[0].bytes, flow.sides[1].bytes],
                 history: flow.history.as_str().to_owned(),
@@ -51,7 +50,10 @@ fn run<E: FlowExtractor<Key = FiveTupleKey>>(
             });
         }
     };
-    track_capture(&mut reader, &mut tracker, &mut sink).expect("capture reads to the end");
+    while let Some(view) = reader.next_packet().expect("capture reads to the end") {
+        tracker.track(view, &mut sink);
+    }
+    tracker.finish(&mut sink);
     (recs, tracker.counters().clone())
 }
 

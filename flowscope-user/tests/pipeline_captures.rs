@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::{DnsKind, DnsRecord, HttpRecord, L7Record, TlsRecord};
-use flowscope::offline::process_capture;
 use flowscope::pcap::PcapReader;
 use flowscope::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
 use flowscope::reassembly::{Delivery, OverlapPolicy, ReassemblyConfig};
@@ -71,7 +70,10 @@ fn run_with(pcap: &str, config: PipelineConfig) -> Output {
     let mut reader = PcapReader::open(format!("{PCAPS}/{pcap}")).expect("open capture");
     let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), config);
     let mut out = Output::default();
-    process_capture(&mut reader, &mut pipeline, &mut out).expect("capture reads to the end");
+    while let Some(view) = reader.next_packet().expect("capture reads to the end") {
+        pipeline.process(view, &mut out);
+    }
+    pipeline.finish(&mut out);
     out
 }
 

@@ -12,7 +12,6 @@ use std::sync::OnceLock;
 
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::{HttpRecord, L7Record};
-use flowscope::offline::process_capture;
 use flowscope::pcap::PcapReader;
 use flowscope::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
 use flowscope::reassembly::{Delivery, ReassemblyConfig};
@@ -240,7 +239,10 @@ fn tls_streams() -> &'static (Vec<u8>, Vec<u8>) {
         let mut reader = PcapReader::open(path).expect("open capture");
         let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), PipelineConfig::default());
         let mut sink = Streams::default();
-        process_capture(&mut reader, &mut pipeline, &mut sink).expect("capture reads");
+        while let Some(view) = reader.next_packet().expect("capture reads") {
+            pipeline.process(view, &mut sink);
+        }
+        pipeline.finish(&mut sink);
         let flows: Vec<u64> = sink.data.keys().map(|k| k.0).collect();
         let id = flows[0];
         assert!(flows.iter().all(|&f| f == id), "one TCP connection");

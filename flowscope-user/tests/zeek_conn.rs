@@ -473,7 +473,6 @@ fn missed_bytes_from_reassembly_match_zeek() {
     use flowscope::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey};
     use flowscope::extractor::FlowExtractor;
     use flowscope::l7::L7Record;
-    use flowscope::offline::process_capture;
     use flowscope::output::zeek::{ZeekConnWriter, ZeekFormat};
     use flowscope::pcap::PcapReader;
     use flowscope::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
@@ -499,7 +498,10 @@ fn missed_bytes_from_reassembly_match_zeek() {
         let mut reader = PcapReader::open(format!("{PCAPS}/{capture}")).expect("open");
         let mut pipeline = Pipeline::new(extractor, PipelineConfig::default());
         let mut sink = Conn(ZeekConnWriter::new(Vec::new(), ZeekFormat::Tsv).expect("writer"));
-        process_capture(&mut reader, &mut pipeline, &mut sink).expect("read");
+        while let Some(view) = reader.next_packet().expect("read") {
+            pipeline.process(view, &mut sink);
+        }
+        pipeline.finish(&mut sink);
         parse_tsv(&String::from_utf8(sink.0.finish().expect("finish")).expect("utf-8"))
     }
 

@@ -1,5 +1,6 @@
 //! One interval of the XDP program's anomaly counting: counts, rates and
-//! offenders, as an EVE record and as one line of text.
+//! offenders, as an EVE record (written by [`crate::output::eve`]) and as
+//! one line of text.
 //!
 //! EVE record (one line; `anomalies` lists the non-zero kinds in bit order,
 //! `syn_half_open_ratio` appears when the interval saw a SYN):
@@ -19,15 +20,11 @@
 //! 10/s and more are whole numbers, smaller ones have one decimal.
 
 use std::fmt;
-use std::io::{self, Write};
-use std::net::IpAddr;
 use std::time::Duration;
 
 use flowscope_common::anomaly::{Anomaly, AnomalyBlock, Sketch};
-use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::{Offender, top_offenders};
-use crate::output::write_rfc3339_micros;
 use crate::view::Timestamp;
 
 /// One interval of anomaly counting.
@@ -104,48 +101,6 @@ impl AnomalyInterval {
         let ack = self.count(Anomaly::SynAck).min(syn);
         (syn > 0).then(|| (syn - ack) as f64 / syn as f64)
     }
-
-    /// Writes the EVE record and a newline.
-    ///
-    /// # Errors
-    ///
-    /// The writer's I/O error.
-    pub fn write_eve(&self, mut out: impl Write) -> io::Result<()> {
-        let mut ts = Vec::with_capacity(27);
-        write_rfc3339_micros(&mut ts, self.end);
-        let record = EveAnomaly {
-            timestamp: std::str::from_utf8(&ts).unwrap_or_default(),
-            event_type: "anomaly",
-            interval_s: self.length.as_secs_f64(),
-            anomalies: Counts {
-                block: &self.counts,
-                indicators: false,
-            },
-            indicators: Counts {
-                block: &self.counts,
-                indicators: true,
-            },
-            syn_half_open_ratio: self.syn_half_open_ratio(),
-            top_syn_targets: self
-                .top_syn_targets
-                .iter()
-                .map(|o| SynTarget {
-                    ip: o.addr,
-                    estimate: o.estimate,
-                })
-                .collect(),
-            top_port_scanners: self
-                .top_port_scanners
-                .iter()
-                .map(|o| PortScanner {
-                    ip: o.addr,
-                    distinct_ports: o.estimate,
-                })
-                .collect(),
-        };
-        serde_json::to_writer(&mut out, &record)?;
-        out.write_all(b"\n")
-    }
 }
 
 /// Indicators first, then kinds in bit order.
@@ -180,51 +135,4 @@ impl fmt::Display for AnomalyInterval {
         }
         Ok(())
     }
-}
-
-#[derive(serde::Serialize)]
-struct EveAnomaly<'a> {
-    timestamp: &'a str,
-    event_type: &'static str,
-    interval_s: f64,
-    anomalies: Counts<'a>,
-    indicators: Counts<'a>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    syn_half_open_ratio: Option<f64>,
-    top_syn_targets: Vec<SynTarget>,
-    top_port_scanners: Vec<PortScanner>,
-}
-
-/// Label → count in bit order: every indicator, or the non-zero kinds.
-struct Counts<'a> {
-    block: &'a AnomalyBlock,
-    indicators: bool,
-}
-
-impl Serialize for Counts<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        for &a in Anomaly::ALL
-            .iter()
-            .filter(|a| a.is_indicator() == self.indicators)
-        {
-            let n = self.block.get(a);
-            if n > 0 || self.indicators {
-                m.serialize_entry(a.label(), &n)?;
-            }
-        }
-        m.end()
-    }
-}
-
-#[derive(serde::Serialize)]
-struct SynTarget {
-    ip: IpAddr,
-    estimate: u64,
-}
-
-#[derive(serde::Serialize)]
-struct PortScanner {
-    ip: IpAddr,
-    distinct_ports: u64,
 }

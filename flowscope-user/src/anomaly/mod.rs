@@ -8,7 +8,7 @@
 //! - [`detect`]: the same rules over one Ethernet frame (tests, offline use);
 //! - [`top_offenders`]: the heaviest keys of a sketch, merged over CPUs;
 //! - [`AnomalyInterval`]: one interval's counts, rates and offenders, with its
-//!   EVE record ([`AnomalyInterval::write_eve`]) and one-line text form
+//!   EVE record (written by [`crate::output::eve`]) and one-line text form
 //!   (`Display`);
 //! - [`publish_xdp_totals`]: the running totals on the `metrics` facade.
 

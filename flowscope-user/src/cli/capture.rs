@@ -15,12 +15,14 @@ use serde_json::json;
 use super::{
     capture_opts::{CaptureOpts, Settings},
     live_view::{LiveRates, Tui},
+    opts::RunOpts,
     signal,
 };
 use crate::anomaly::AnomalyInterval;
 use crate::capture::{CaptureError, DatapathInfo, Feature, Metadata};
 use crate::obs::MetricsPublisher;
-use crate::runtime::{Destination, LiveCapture, LiveReport, LiveSnapshot, prometheus};
+use crate::output::{OutputSpec, Record};
+use crate::runtime::{LiveCapture, LiveReport, LiveSnapshot, prometheus};
 use crate::view::Timestamp;
 
 /// Options of `flowscope capture`.
@@ -29,7 +31,10 @@ pub struct CaptureArgs {
     /// TOML file with any of the options below (keys with `_`); flags win.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// The options.
+    /// The options `capture` shares with `read`.
+    #[command(flatten)]
+    pub run: RunOpts,
+    /// The live options.
     #[command(flatten)]
     pub opts: CaptureOpts,
 }
@@ -40,27 +45,17 @@ pub struct CaptureArgs {
 ///
 /// Bad options, or the capture could not start (the message says why).
 pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
-    let file = match &args.config {
-        Some(p) => CaptureOpts::from_file(p)?,
-        None => CaptureOpts::default(),
-    };
-    let s = Settings::try_from(args.opts.over(file))?;
+    let s = Settings::with_file(args.run, args.opts, args.config.as_deref())?;
     signal::install();
     if let Some(addr) = s.metrics_listen {
         prometheus::install(addr)?;
     }
-    let mut live = LiveCapture::start(
-        &s.capture,
-        (!s.bare).then_some(&s.pipeline),
-        s.eve.clone(),
-        s.record_ring,
-        &s.others,
-    )
-    .inspect_err(|e| {
+    let mut live = LiveCapture::start(&s.capture, &s.run).inspect_err(|e| {
         if s.verbose {
             print_verifier_log(e);
         }
     })?;
+    signal::listen();
     eprintln!(
         "flowscope: datapath on {}: {}",
         s.capture.iface,
@@ -81,7 +76,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default(),
     );
     // Records on stdout: live lines go to stderr, and no full-screen view.
-    let records_on_stdout = matches!(s.eve, Destination::Stdout);
+    let records_on_stdout = s.run.outputs.contains(&OutputSpec::Eve(None));
     let mut tui = if !s.plain && !records_on_stdout && std::io::stdout().is_terminal() {
         Some(Tui::enter().context("starting the full-screen view (use --plain)")?)
     } else {
@@ -160,17 +155,20 @@ fn anomaly_interval(
     ))
 }
 
-/// Hands an interval's anomaly record to the EVE writer, unless there is no
+/// Hands an interval's anomaly record to the writer, unless there is no
 /// EVE output or nothing moved.
 fn record_anomalies(
     live: &mut LiveCapture,
     s: &Settings,
     anomalies: &AnomalyInterval,
 ) -> anyhow::Result<()> {
-    if !matches!(s.eve, Destination::Discard) && !anomalies.is_quiet() {
-        let mut line = Vec::new();
-        anomalies.write_eve(&mut line)?;
-        live.send_line(String::from_utf8_lossy(line.trim_ascii_end()).into_owned());
+    let eve = s
+        .run
+        .outputs
+        .iter()
+        .any(|o| matches!(o, OutputSpec::Eve(_)));
+    if eve && !anomalies.is_quiet() {
+        live.send(Record::Interval(Box::new(anomalies.clone())));
     }
     Ok(())
 }
@@ -252,7 +250,7 @@ fn summary_json(r: &LiveReport, s: &Settings) -> serde_json::Value {
         "flow_capacity": last.total.flow_capacity,
         "records_sent": last.total.records_sent,
         "records_dropped": last.total.records_dropped,
-        "records_written": r.writer.written,
+        "records_written": r.writer.records,
         "rotations": r.writer.rotations,
     })
 }
@@ -281,7 +279,7 @@ fn summary_text(r: &LiveReport) -> String {
         "\n  total received by sockets: {}\n  flows: {} created, {} records written, {} dropped on the way to the writer",
         last.sockets.iter().map(|w| w.socket.rx_packets).sum::<u64>(),
         t.tracker.created_total(),
-        r.writer.written,
+        r.writer.records,
         t.records_dropped
     ));
     out

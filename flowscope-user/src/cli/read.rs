@@ -1,25 +1,28 @@
-//! `flowscope read FILE`: a capture file to EVE JSON flow records.
+//! `flowscope read FILE`: a capture file through the same runtime as live
+//! capture, records to the outputs, a summary to standard error.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey};
-use crate::extractor::{FlowExtractor, Unmatched};
-use crate::obs::TrackerCounters;
-use crate::offline::track_capture;
-use crate::output::spec::{OutputSpec, WriterSet};
+use super::opts::{Defaults, RunOpts, config_text, parse_config};
+use super::signal;
+use crate::extractor::Unmatched;
+use crate::output::FileOptions;
 use crate::pcap::{PcapReader, ReaderStats};
-use crate::tracker::{EndReason, FlowTracker, TrackerConfig};
+use crate::pipeline::PipelineCounters;
+use crate::reassembly::ipfrag::FragDrop;
+use crate::runtime::offline::{self, OfflineConfig, OfflineReport};
+use crate::tracker::EndReason;
 
 /// Output formats of `flowscope read`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
-    /// Suricata-style EVE JSON, one flow record per line.
+    /// Suricata-style EVE JSON, one record per line.
     Eve,
 }
 
@@ -28,133 +31,96 @@ pub enum OutputFormat {
 pub struct ReadArgs {
     /// Capture file (pcap or pcapng); `-` reads standard input.
     pub file: PathBuf,
-    /// Where records go; repeat for several outputs: `-` (EVE JSON to
-    /// standard output), `FILE` or `eve:FILE`, `zeek:DIR`, `zeek-json:DIR`,
-    /// `ipfix:udp://HOST:PORT` or `ipfix:tcp://HOST:PORT` (options
-    /// `?mode=biflow|uni&domain=N&ingress=N&mtu=N`).
-    #[arg(short, long, value_name = "SPEC", default_value = "-")]
-    pub output: Vec<OutputSpec>,
-    /// Record format.
+    /// TOML file with any of the options below (keys with `_`; the
+    /// `capture` keys of a shared file are ignored); flags win.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Record format of `-o -` and `-o FILE`.
     #[arg(long, value_enum, default_value_t = OutputFormat::Eve)]
     pub format: OutputFormat,
-    /// Idle timeout of TCP flows, in seconds.
-    #[arg(long, value_name = "SECS", default_value = "300", value_parser = parse_secs)]
-    pub tcp_timeout: Duration,
-    /// Idle timeout of UDP flows, in seconds.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
-    pub udp_timeout: Duration,
-    /// Idle timeout of other flows (ICMP, …), in seconds.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
-    pub other_timeout: Duration,
-    /// End a record after this many seconds and continue the flow in a new one.
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
-    pub active_timeout: Option<Duration>,
-    /// Most flows held at once; more evict the least valuable.
-    #[arg(long, default_value_t = 100_000)]
-    pub max_flows: usize,
-    /// Key flows on the innermost packet of VXLAN, Geneve, GRE, IP-in-IP,
-    /// GTP-U and Teredo tunnels instead of the outer one.
+    /// Worker threads (default: one per core); 1 reads, tracks and writes
+    /// on one thread.
     #[arg(long)]
-    pub decap: bool,
-    /// Reassemble IP fragments and TCP streams and write HTTP, TLS and DNS
-    /// records (EVE `event_type` `http`, `tls`, `dns`) next to the flows.
-    #[arg(long)]
-    pub l7: bool,
+    pub workers: Option<usize>,
+    /// The options `read` shares with `capture`.
+    #[command(flatten)]
+    pub run: RunOpts,
 }
 
-/// Seconds (fractions allowed) as a duration.
-fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|e| format!("{s:?} is not a number of seconds: {e}"))?;
-    if !secs.is_finite() || secs <= 0.0 {
-        return Err(format!("{s:?}: must be more than 0 seconds"));
-    }
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
-}
-
-/// Runs `flowscope read`: records to the output, a summary to standard error.
+/// Runs `flowscope read`: records to the outputs, a summary to standard
+/// error.
 ///
-/// Exit code 0 when the whole file was read; 1 when it was truncated or
-/// corrupt (the records formed up to there are still written) or the output
-/// failed.
+/// Exit status 0 when the whole file was read; 1 when it was truncated or
+/// corrupt (the records formed up to there are still written) or an output
+/// failed; 128 + the signal's number when SIGINT or SIGTERM stopped the
+/// reading (every open flow still ended `force_closed` and written).
 ///
 /// # Errors
 ///
-/// Opening the input or output, or a file that is not a capture at all.
+/// Bad options, opening the input or an output, or a file that is not a
+/// capture at all.
 pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
-    let input: Box<dyn Read> = if args.file.as_os_str() == "-" {
-        Box::new(io::stdin().lock())
-    } else {
-        let f = File::open(&args.file)
-            .with_context(|| format!("cannot open capture file {}", args.file.display()))?;
-        Box::new(f)
+    let file_run = match &args.config {
+        Some(p) => {
+            let keys = [RunOpts::KEYS, super::live_keys()];
+            parse_config::<RunOpts>(p, &config_text(p, &keys)?)?
+        }
+        None => RunOpts::default(),
     };
-    let mut reader = PcapReader::new(input)
+    let run = args.run.merged(file_run).settings(Defaults {
+        stdout: true,
+        files: FileOptions::default(),
+    })?;
+    let workers = match args.workers {
+        Some(0) => anyhow::bail!("--workers 0: must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    signal::install();
+    let file = if args.file.as_os_str() == "-" {
+        let fd = io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("cannot read standard input")?;
+        File::from(fd)
+    } else {
+        File::open(&args.file)
+            .with_context(|| format!("cannot open capture file {}", args.file.display()))?
+    };
+    let reader = PcapReader::from_file(file)
         .with_context(|| format!("cannot read capture file {}", args.file.display()))?;
-    let mut sink = WriterSet::open(args.output.iter().map(|s| (s, s.to_string())))?;
-    let config = TrackerConfig {
-        max_flows: args.max_flows,
-        idle_timeout_tcp: args.tcp_timeout,
-        idle_timeout_udp: args.udp_timeout,
-        idle_timeout_other: args.other_timeout,
-        active_timeout: args.active_timeout,
-        ..TrackerConfig::default()
-    };
-    let (read_result, counters) = if args.decap {
-        run_with(
-            AutoDetectEncap::new(FiveTuple::bidirectional()),
-            config,
-            args.l7,
-            &mut reader,
-            &mut sink,
-        )
-    } else {
-        let extractor = FiveTuple::bidirectional();
-        run_with(extractor, config, args.l7, &mut reader, &mut sink)
-    };
-    let reports = sink.finish();
-    let records = counters.ended_total();
-    eprint!("{}", summary(&counters, records, &reader.stats()));
+    let cfg = OfflineConfig { run, workers };
+    let report = offline::run(reader, &cfg, signal::stop_flag(), signal::listen)?;
+    eprint!("{}", summary(&report.counters, &report.reader));
     let mut code = ExitCode::SUCCESS;
-    for r in &reports {
+    for r in &report.writer.outputs {
         eprintln!(
             "output {}: {} records written, {} dropped",
             r.spec, r.written, r.dropped
         );
     }
-    if let Err(e) = read_result {
-        eprintln!("error: {}: {}", args.file.display(), error_chain(&e));
+    if let Some(e) = &report.error {
+        eprintln!("error: {}: {}", args.file.display(), error_chain(e));
         code = ExitCode::FAILURE;
     }
-    for r in &reports {
+    for r in &report.writer.outputs {
         if let Some(e) = &r.error {
             eprintln!("error: writing records to {}: {e}", r.spec);
             code = ExitCode::FAILURE;
         }
     }
+    if let Some(status) = interrupted(&report) {
+        eprintln!("flowscope: interrupted: reading stopped, every open flow ended and written");
+        code = ExitCode::from(status);
+    }
     Ok(code)
 }
 
-fn run_with<R: Read, E: FlowExtractor<Key = FiveTupleKey>>(
-    extractor: E,
-    config: TrackerConfig,
-    l7: bool,
-    reader: &mut PcapReader<R>,
-    sink: &mut WriterSet,
-) -> (Result<(), crate::pcap::PcapError>, TrackerCounters) {
-    if l7 {
-        let config = crate::pipeline::PipelineConfig {
-            tracker: config,
-            ..Default::default()
-        };
-        let mut pipeline = crate::pipeline::Pipeline::new(extractor, config);
-        let result = crate::offline::process_capture(reader, &mut pipeline, sink);
-        return (result, pipeline.counters().tracker);
-    }
-    let mut tracker = FlowTracker::with_config(extractor, config);
-    let result = track_capture(reader, &mut tracker, sink);
-    (result, tracker.counters().clone())
+/// The exit status of a run a signal stopped.
+fn interrupted(report: &OfflineReport) -> Option<u8> {
+    report
+        .interrupted
+        .then(|| signal::exit_status().unwrap_or(130))
 }
 
 /// An error and its sources, joined by ": ".
@@ -169,14 +135,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The summary printed to standard error.
-pub fn summary(c: &TrackerCounters, records: u64, reader: &ReaderStats) -> String {
+/// The summary printed to standard error: every packet read is in a flow
+/// or unmatched (by reason); IP fragments also went to the reassembler,
+/// whose datagrams went to the parsers.
+pub fn summary(p: &PipelineCounters, reader: &ReaderStats) -> String {
+    let c = &p.tracker;
     let mut s = format!(
         "packets: {} ({} in flows, {} unmatched)\nflows: {} records",
         c.packets,
         c.packets_matched,
         c.unmatched_total(),
-        records
+        c.ended_total()
     );
     for r in EndReason::ALL {
         if c.ended(r) > 0 {
@@ -189,6 +158,21 @@ pub fn summary(c: &TrackerCounters, records: u64, reader: &ReaderStats) -> Strin
         for (i, r) in Unmatched::ALL.iter().enumerate() {
             if c.packets_unmatched[i] > 0 {
                 s.push_str(&format!(" {}={}", r.label(), c.packets_unmatched[i]));
+            }
+        }
+        s.push('\n');
+    }
+    let f = &p.fragments;
+    if f.fragments > 0 {
+        s.push_str(&format!(
+            "ip fragments: {}, reassembled into {} datagrams for the parsers",
+            f.fragments, f.completed
+        ));
+        let mut sep = "; dropped datagrams:";
+        for r in FragDrop::ALL {
+            if f.dropped(r) > 0 {
+                s.push_str(&format!("{sep} {}={}", r.label(), f.dropped(r)));
+                sep = "";
             }
         }
         s.push('\n');

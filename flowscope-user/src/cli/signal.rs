@@ -1,27 +1,82 @@
 //! SIGINT/SIGTERM: the first asks for a clean stop, the second exits at once.
+//!
+//! The handlers are installed without `SA_RESTART`, so a blocking read (of
+//! a slow pipe) returns `EINTR` and the reader sees the request. Both
+//! signals are blocked in the thread that installs them until it calls
+//! [`listen`]: threads started in between (workers, the writer) inherit the
+//! mask, so a signal is always delivered to the listening thread, the one
+//! that reads or runs the control loop.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 static STOP: AtomicBool = AtomicBool::new(false);
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_signal(_sig: libc::c_int) {
+extern "C" fn on_signal(sig: libc::c_int) {
+    SIGNAL.store(sig, Ordering::SeqCst);
     if STOP.swap(true, Ordering::SeqCst) {
         // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(130) };
+        unsafe { libc::_exit(128 + sig) };
     }
 }
 
-/// Installs the handlers for SIGINT and SIGTERM.
-pub fn install() {
-    let handler: extern "C" fn(libc::c_int) = on_signal;
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only touches an atomic and calls _exit, both
-        // async-signal-safe.
-        unsafe { libc::signal(sig, handler as libc::sighandler_t) };
+/// The signals handled.
+const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+
+/// Blocks (`SIG_BLOCK`) or unblocks (`SIG_UNBLOCK`) [`SIGNALS`] in the
+/// calling thread.
+fn mask(how: libc::c_int) {
+    // SAFETY: a zeroed sigset_t initialised by sigemptyset, filled with
+    // valid signal numbers, passed by pointer for the call's duration.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in SIGNALS {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
     }
+}
+
+/// Installs the handlers for SIGINT and SIGTERM and blocks both in the
+/// calling thread until [`listen`].
+pub fn install() {
+    mask(libc::SIG_BLOCK);
+    let handler: extern "C" fn(libc::c_int) = on_signal;
+    for sig in SIGNALS {
+        // SAFETY: the handler only touches atomics and calls _exit, both
+        // async-signal-safe; the sigaction struct is zeroed (no flags: no
+        // SA_RESTART) with an empty mask, and lives for the call.
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = handler as libc::sighandler_t;
+            libc::sigemptyset(&mut act.sa_mask);
+            libc::sigaction(sig, &act, std::ptr::null_mut());
+        }
+    }
+}
+
+/// Lets SIGINT and SIGTERM reach the calling thread (after the threads
+/// that must not see them were started).
+pub fn listen() {
+    mask(libc::SIG_UNBLOCK);
 }
 
 /// True once a stop was asked for.
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
+}
+
+/// The flag a stop request sets, for loops that poll it.
+pub fn stop_flag() -> &'static AtomicBool {
+    &STOP
+}
+
+/// The exit status that says which signal stopped the program (128 + its
+/// number, as shells report it), if one did.
+pub fn exit_status() -> Option<u8> {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        sig => u8::try_from(128 + sig).ok(),
+    }
 }

@@ -1,11 +1,15 @@
-//! Record writers (EVE JSON lines).
+//! Record outputs: the [`Record`] type every record travels as, the writer
+//! stage ([`Outputs`]) and the formats it writes (EVE JSON, Zeek conn.log,
+//! IPFIX), with the `--output` specifications that name them.
 
-mod eve;
-mod eve_l7;
+pub mod eve;
 pub mod ipfix;
+mod outputs;
+mod record;
 pub mod spec;
-mod time;
 pub mod zeek;
 
-pub use eve::{EveEndpoints, EveWriter};
-pub use time::write_rfc3339_micros;
+pub use eve::{EveEncoder, write_rfc3339_micros};
+pub use outputs::{FileOptions, OutputReport, Outputs, WriterStats};
+pub use record::{FlowEnd, FlowHeader, Record};
+pub use spec::{OutputSpec, SpecError};

@@ -26,7 +26,7 @@ use std::io::{self, Write};
 
 use crate::extract::FiveTupleKey;
 use crate::extractor::L4Proto;
-use crate::output::time::write_rfc3339_micros;
+use crate::output::write_rfc3339_micros;
 use crate::pipeline::FlowSummary;
 use crate::tracker::{FlowRecord, FlowSide, SideStats};
 use crate::view::Timestamp;

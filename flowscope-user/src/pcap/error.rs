@@ -8,7 +8,9 @@ use std::path::PathBuf;
 /// Every variant names the byte offset in the file (from its first byte) of
 /// the header, record or block at fault, so the file can be inspected with a
 /// hex dump. After an error the reader is left in an unspecified position:
-/// stop reading.
+/// stop reading — except after an interrupted read
+/// ([`is_interrupted`](PcapError::is_interrupted)), after which reading
+/// goes on where it stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum PcapError {
     /// The file could not be opened.
@@ -113,4 +115,12 @@ pub enum PcapError {
         /// The limit.
         max: usize,
     },
+}
+
+impl PcapError {
+    /// A read interrupted by a signal (EINTR): nothing was consumed, the
+    /// next call goes on where this one stopped.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, Self::Io { source, .. } if source.kind() == io::ErrorKind::Interrupted)
+    }
 }

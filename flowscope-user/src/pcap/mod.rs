@@ -33,6 +33,7 @@ mod classic;
 mod error;
 mod ng;
 
+pub use buffer::Chunk;
 pub use error::PcapError;
 
 use crate::view::{LinkType, PacketView, Timestamp};
@@ -143,6 +144,39 @@ enum Format {
     Ng(ng::Section),
 }
 
+/// Where a packet lies in the reader's [`Chunk`], and what its record
+/// says: a packet that outlives the next read, for another thread.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameRef {
+    /// Offset of its first byte in the chunk.
+    pub start: usize,
+    /// Bytes captured.
+    pub len: u32,
+    /// Length on the wire.
+    pub orig_len: u32,
+    /// Capture time.
+    pub timestamp: Timestamp,
+    /// Link type.
+    pub link: LinkType,
+}
+
+impl FrameRef {
+    /// The packet as a view of the chunk's bytes (empty if they do not
+    /// hold it: the chunk is not the one it was read from).
+    #[inline]
+    pub fn view<'a>(&self, chunk: &'a [u8]) -> PacketView<'a> {
+        PacketView {
+            frame: chunk
+                .get(self.start..self.start + self.len as usize)
+                .unwrap_or_default(),
+            timestamp: self.timestamp,
+            link: self.link,
+            orig_len: self.orig_len,
+            hint: None,
+        }
+    }
+}
+
 /// A streaming reader of pcap and pcapng files.
 #[derive(Debug)]
 pub struct PcapReader<R> {
@@ -152,7 +186,7 @@ pub struct PcapReader<R> {
 }
 
 impl PcapReader<File> {
-    /// Opens the capture file at `path`.
+    /// Opens the capture file at `path` (see [`from_file`](Self::from_file)).
     ///
     /// # Errors
     ///
@@ -163,6 +197,21 @@ impl PcapReader<File> {
             path: path.to_owned(),
             source,
         })?;
+        Self::from_file(file)
+    }
+
+    /// Reads an open file: mapped into memory when it is a regular file
+    /// (Linux), so packets are never copied; read as a stream otherwise (a
+    /// pipe, standard input from a pipe).
+    ///
+    /// # Errors
+    ///
+    /// As [`PcapReader::new`].
+    pub fn from_file(file: File) -> Result<Self, PcapError> {
+        #[cfg(target_os = "linux")]
+        if let Ok(Some(map)) = crate::capture::MappedFile::map(&file) {
+            return Self::with_buf(StreamBuf::mapped(map));
+        }
         Self::new(file)
     }
 }
@@ -175,7 +224,10 @@ impl<R: Read> PcapReader<R> {
     /// [`PcapError::BadMagic`] for any other format, a truncated or invalid
     /// header, or a read error.
     pub fn new(reader: R) -> Result<Self, PcapError> {
-        let mut src = StreamBuf::new(reader);
+        Self::with_buf(StreamBuf::new(reader))
+    }
+
+    fn with_buf(mut src: StreamBuf<R>) -> Result<Self, PcapError> {
         let have = src
             .fill_to(4)
             .map_err(|source| PcapError::Io { offset: 0, source })?;
@@ -214,6 +266,15 @@ impl<R: Read> PcapReader<R> {
         })
     }
 
+    /// Makes a read interrupted by a signal (EINTR) return
+    /// [`PcapError::Io`] ([`PcapError::is_interrupted`]) instead of being
+    /// retried, so that the caller can stop reading a slow pipe when asked
+    /// to.
+    pub fn interruptible(mut self) -> Self {
+        self.src.interruptible = true;
+        self
+    }
+
     /// The container format.
     pub fn format(&self) -> FileFormat {
         match &self.format {
@@ -244,8 +305,25 @@ impl<R: Read> PcapReader<R> {
     /// # Errors
     ///
     /// A [`PcapError`] naming the byte offset of a truncated or corrupt
-    /// record, or a read error. Stop reading after an error.
+    /// record, or a read error. Stop reading after an error, except after
+    /// an interrupted read of an [`interruptible`](Self::interruptible)
+    /// reader: calling again goes on where it stopped.
     pub fn next_packet(&mut self) -> Result<Option<PacketView<'_>>, PcapError> {
+        let Some(f) = self.next_frame()? else {
+            return Ok(None);
+        };
+        Ok(Some(f.view(self.src.chunk().bytes())))
+    }
+
+    /// The next packet as its place in [`chunk`](Self::chunk) (take the
+    /// chunk before the next call: a refill may move on to another);
+    /// errors as [`next_packet`](Self::next_packet).
+    ///
+    /// # Errors
+    ///
+    /// As [`next_packet`](Self::next_packet).
+    #[inline]
+    pub fn next_frame(&mut self) -> Result<Option<FrameRef>, PcapError> {
         let record = loop {
             let record = match &mut self.format {
                 Format::Classic(h) => classic::next_record(&mut self.src, h)?,
@@ -262,13 +340,19 @@ impl<R: Read> PcapReader<R> {
             self.src.consume(record.consume);
         };
         self.stats.packets += 1;
-        let frame = self.src.take(record.consume, record.data);
-        Ok(Some(PacketView {
-            frame,
+        let at = self.src.take(record.consume, record.data);
+        Ok(Some(FrameRef {
+            start: at.start,
+            len: (at.end - at.start) as u32,
+            orig_len: record.orig_len,
             timestamp: record.timestamp,
             link: record.link.unwrap_or_default(),
-            orig_len: record.orig_len,
-            hint: None,
         }))
+    }
+
+    /// The chunk the last packet of [`next_frame`](Self::next_frame) lies in.
+    #[inline]
+    pub fn chunk(&self) -> &Chunk {
+        self.src.chunk()
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use super::counters::ReassemblyCounters;
 use super::{FlowAnomaly, PipelineAnomaly, PipelineSink};
 use crate::extract::FiveTupleKey;
+use crate::extractor::FlowExtractor;
 use crate::extractor::{Extracted, L4Proto, TcpFlags};
 use crate::l7::L7Record;
 use crate::reassembly::{
@@ -16,7 +17,7 @@ use crate::session::{
     DatagramDriver, DatagramSession, FlowPorts, RecordSink, SessionDriver, SessionState, Side,
     StopReason, StreamSession,
 };
-use crate::tracker::{EndReason, EventSink, FlowEvent, FlowRecord, FlowSide};
+use crate::tracker::{EndReason, EventSink, FlowEvent, FlowRecord, FlowSide, FlowTracker};
 use crate::view::{PacketView, Timestamp};
 
 /// A bound a flow's reassembly or parsing hit.
@@ -177,7 +178,10 @@ impl<S: PipelineSink<FiveTupleKey>> EventSink<FiveTupleKey> for Stage<'_, S> {
                 view,
             } => {
                 self.sink.event(&event);
-                if self.core.enabled {
+                // A fragment's bytes reach the parsers with its whole
+                // datagram (`Core::datagram`), not on their own.
+                let fragment = extracted.fragment.is_some_and(|f| f.more || f.offset > 0);
+                if self.core.enabled && !fragment {
                     self.core
                         .packet(flow, session_side(side), extracted, view, self.sink);
                 }
@@ -219,6 +223,32 @@ fn deliver<S: PipelineSink<FiveTupleKey>>(
 }
 
 impl Core {
+    /// A datagram the fragment reassembler completed, to its flow's parsers
+    /// (the tracker counted its fragments one by one). A datagram whose
+    /// flow is no longer in the table is dropped.
+    pub(super) fn datagram<E: FlowExtractor<Key = FiveTupleKey>, S: PipelineSink<FiveTupleKey>>(
+        &mut self,
+        tracker: &FlowTracker<E>,
+        view: PacketView<'_>,
+        sink: &mut S,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        let Ok(ext) = tracker.extractor().extract(view) else {
+            return;
+        };
+        let Some(flow) = tracker.get(&ext.key) else {
+            return;
+        };
+        let side = if ext.orientation == flow.initiator {
+            Side::Initiator
+        } else {
+            Side::Responder
+        };
+        self.packet(flow, side, &ext, view, sink);
+    }
+
     fn packet<S: PipelineSink<FiveTupleKey>>(
         &mut self,
         flow: &FlowRecord<FiveTupleKey>,

@@ -12,8 +12,8 @@
 use flowscope_common::frame::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6};
 
 use crate::extract::MAX_VLAN_TAGS;
-use crate::view::{LinkType, PacketView};
-use crate::wire::{EthernetFrame, LoopbackHeader, Sll2Header, SllHeader, VlanTag};
+use crate::view::PacketView;
+use crate::wire::{VlanTag, l3_start};
 
 /// IPv6 next-header values that may precede a Fragment header (hop-by-hop,
 /// routing, destination options) or are one (44).
@@ -24,22 +24,7 @@ const V6_FRAGMENT_CHAIN: [u8; 4] = [0, 43, 44, 60];
 /// Fragment header. `None` for everything else (the common case, decided
 /// from a few header bytes).
 pub(super) fn fragment_candidate<'a>(view: &PacketView<'a>) -> Option<&'a [u8]> {
-    let (mut ethertype, mut at) = match view.link {
-        LinkType::RawIp => (0, 0),
-        LinkType::Ethernet => (
-            EthernetFrame::new_checked(view.frame).ok()?.ethertype(),
-            EthernetFrame::HEADER_LEN,
-        ),
-        LinkType::LinuxSll => (
-            SllHeader::new_checked(view.frame).ok()?.protocol(),
-            SllHeader::HEADER_LEN,
-        ),
-        LinkType::LinuxSll2 => (
-            Sll2Header::new_checked(view.frame).ok()?.protocol(),
-            Sll2Header::HEADER_LEN,
-        ),
-        LinkType::Loopback => (0, LoopbackHeader::HEADER_LEN),
-    };
+    let (mut ethertype, mut at) = l3_start(view.frame, view.link)?;
     for _ in 0..MAX_VLAN_TAGS {
         if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
             break;

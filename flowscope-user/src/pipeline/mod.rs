@@ -254,7 +254,11 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
         fragments::fragment_candidate(view)
     }
 
-    /// [`process`](Self::process) with `view`'s fragment candidate known.
+    /// [`process`](Self::process) with `view`'s fragment candidate known:
+    /// the tracker takes the frame as it is (a first fragment counts in its
+    /// flow, a later one as unmatched), then a fragment goes to the
+    /// reassembler, and the datagram it may complete goes to its flow's
+    /// parsers.
     fn process_candidate(
         &mut self,
         view: PacketView<'_>,
@@ -262,29 +266,23 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
         sink: &mut impl PipelineSink<FiveTupleKey>,
     ) {
         self.frames += 1;
-        let outcome = match (&mut self.fragments, candidate) {
-            (Some(frag), Some(ip)) => frag.push(ip, view.timestamp),
-            _ => FragOutcome::NotFragment,
-        };
         let mut stage = flow::Stage {
             core: &mut self.core,
-            sink,
+            sink: &mut *sink,
         };
-        match outcome {
-            FragOutcome::NotFragment => self.tracker.track(view, &mut stage),
-            FragOutcome::Complete(datagram) => {
-                let whole = PacketView {
-                    frame: datagram,
-                    timestamp: view.timestamp,
-                    link: LinkType::RawIp,
-                    orig_len: datagram.len() as u32,
-                    hint: None,
-                };
-                self.tracker.track(whole, &mut stage);
-            }
-            FragOutcome::Held | FragOutcome::Dropped(_) => {
-                self.tracker.advance(view.timestamp, &mut stage);
-            }
+        self.tracker.track(view, &mut stage);
+        let (Some(frag), Some(ip)) = (&mut self.fragments, candidate) else {
+            return;
+        };
+        if let FragOutcome::Complete(datagram) = frag.push(ip, view.timestamp) {
+            let whole = PacketView {
+                frame: datagram,
+                timestamp: view.timestamp,
+                link: LinkType::RawIp,
+                orig_len: datagram.len() as u32,
+                hint: None,
+            };
+            self.core.datagram(&self.tracker, whole, sink);
         }
     }
 

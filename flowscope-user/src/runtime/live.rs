@@ -1,23 +1,93 @@
-//! A live capture with its flow workers, shards and record writer, as one
-//! object the CLI and the tests drive.
+//! A live capture: AF_XDP sockets as the frame source, one flow worker per
+//! socket, shards, and the writer, as one object the CLI and the tests
+//! drive.
 
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use flowscope_common::{CounterBlock, anomaly::AnomalyBlock};
+use flowscope_common::{CounterBlock, XdpMeta, anomaly::AnomalyBlock};
 
-use super::{
-    records::{Destination, RecordMsg, RecordWriter, WriterStats},
-    shard::Shard,
-    worker::FlowWorker,
-};
+use super::config::{RunConfig, decap, plain};
+use super::out::{Backpressure, push_with};
+use super::shard::Shard;
+use super::worker::{FlowWorker, WorkerConfig};
+use super::writer::{WriterThread, rings};
 use crate::capture::{
-    Capture, CaptureConfig, CaptureError, DatapathInfo, SketchSnapshot, WorkerStats,
+    Capture, CaptureConfig, CaptureError, DatapathInfo, FrameCtx, FrameHandler, HANDLER_BATCH,
+    RxFrame, SketchSnapshot, WorkerStats,
 };
-use crate::output::spec::OutputSpec;
+use crate::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey, FrameHint};
+use crate::extractor::FlowExtractor;
+use crate::output::{Outputs, Record, WriterStats};
 use crate::pipeline::PipelineConfig;
+use crate::view::{PacketView, Timestamp};
+
+type Ring = rtrb::Producer<Record>;
+
+/// A live flow worker, keying flows on the outer packet or through tunnels.
+pub enum LiveWorker {
+    /// Outer packets.
+    Plain(FlowWorker<FiveTuple, Ring>),
+    /// Innermost packets (`--decap`).
+    Decap(FlowWorker<AutoDetectEncap<FiveTuple>, Ring>),
+}
+
+/// One ring read of frames as views through `w`'s pipeline.
+fn feed<E: FlowExtractor<Key = FiveTupleKey>>(
+    w: &mut FlowWorker<E, Ring>,
+    frames: &[RxFrame<'_>],
+    ctx: &FrameCtx,
+) {
+    let mut views = [PacketView::new(&[], ctx.timestamp); HANDLER_BATCH];
+    for chunk in frames.chunks(HANDLER_BATCH) {
+        let mut with_meta = 0;
+        for (view, f) in views.iter_mut().zip(chunk) {
+            with_meta += u64::from(f.meta.is_some());
+            *view = PacketView::new(f.frame, ctx.timestamp).with_hint(
+                f.meta
+                    .as_ref()
+                    .and_then(|m| FrameHint::from_meta(m, f.frame.len())),
+            );
+        }
+        w.process(views.get(..chunk.len()).unwrap_or_default(), with_meta);
+    }
+}
+
+impl LiveWorker {
+    /// Ends every flow and sends its records, waiting for ring space until
+    /// `deadline` instead of dropping.
+    fn finish(&mut self, deadline: Instant) {
+        match self {
+            Self::Plain(w) => w.finish(Backpressure::WaitUntil(deadline)),
+            Self::Decap(w) => w.finish(Backpressure::WaitUntil(deadline)),
+        }
+    }
+}
+
+impl FrameHandler for LiveWorker {
+    fn on_frame(&mut self, frame: &[u8], meta: Option<&XdpMeta>, ctx: &FrameCtx) {
+        let meta = meta.copied();
+        self.on_frames(&[RxFrame { frame, meta }], ctx);
+    }
+
+    /// The frames as one batch through the pipeline (the tracker prefetches
+    /// across it).
+    fn on_frames(&mut self, frames: &[RxFrame<'_>], ctx: &FrameCtx) {
+        match self {
+            Self::Plain(w) => feed(w, frames, ctx),
+            Self::Decap(w) => feed(w, frames, ctx),
+        }
+    }
+
+    fn on_tick(&mut self, now: Timestamp) {
+        match self {
+            Self::Plain(w) => w.tick(now),
+            Self::Decap(w) => w.tick(now),
+        }
+    }
+}
 
 /// Figures of one instant, merged from every source.
 #[derive(Debug, Clone)]
@@ -49,34 +119,32 @@ pub struct LiveReport {
 
 /// A running live capture.
 pub struct LiveCapture {
-    capture: Capture<FlowWorker>,
+    capture: Capture<LiveWorker>,
     shards: Vec<Arc<Mutex<Shard>>>,
-    control: rtrb::Producer<RecordMsg>,
+    control: Ring,
     control_dropped: u64,
-    writer: Option<RecordWriter>,
+    writer: Option<WriterThread>,
 }
 
 impl LiveCapture {
-    /// Starts the capture with one [`FlowWorker`] per socket, each with a
-    /// pipeline built from `pipeline` (none: bare receivers that only
-    /// return frames) and a ring of `record_ring` records to the writer, which
-    /// writes EVE to `dest` and flow records to `others` (IPFIX, Zeek).
+    /// Starts the capture with one [`LiveWorker`] per socket, each with the
+    /// pipeline `run` says (none: bare receivers that only return frames)
+    /// and a ring of `run.record_ring` records to the writer, which writes
+    /// to every output of `run`.
     ///
     /// # Errors
     ///
-    /// The capture or the writer could not start (the error says why).
-    pub fn start(
-        cfg: &CaptureConfig,
-        pipeline: Option<&PipelineConfig>,
-        dest: Destination,
-        record_ring: usize,
-        others: &[OutputSpec],
-    ) -> anyhow::Result<Self> {
+    /// The capture, an output or the writer could not start (the error
+    /// says why).
+    pub fn start(cfg: &CaptureConfig, run: &RunConfig) -> anyhow::Result<Self> {
+        let outputs = Outputs::open(&run.outputs, run.files)?;
+        let community_id = outputs.wants_community_id();
         // Sized for the largest possible worker count; unused rings cost
         // only their allocation.
         let max_workers = if cfg.count_only { 0 } else { max_workers(cfg)? };
         // One ring per worker, and the last for the control thread.
-        let (writer, producers) = RecordWriter::start(max_workers + 1, record_ring, dest, others)?;
+        let (producers, consumers) = rings(max_workers + 1, run.record_ring);
+        let writer = WriterThread::start(consumers, outputs)?;
         let mut producers: Vec<_> = producers.into_iter().map(Some).collect();
         let control = producers
             .pop()
@@ -89,12 +157,22 @@ impl LiveCapture {
             let ring = producers[id.index]
                 .take()
                 .expect("one producer per worker index");
-            let config = pipeline.map(|p| {
-                let mut c = p.clone();
-                c.tracker.flow_id_base = (id.index as u64) << 48;
-                c
-            });
-            FlowWorker::new(config, ring, shard)
+            let config = WorkerConfig {
+                pipeline: run.pipeline.as_ref().map(|p| PipelineConfig {
+                    tracker: crate::tracker::TrackerConfig {
+                        flow_id_base: (id.index as u64) << 48,
+                        ..p.tracker.clone()
+                    },
+                    ..p.clone()
+                }),
+                community_id,
+                backpressure: Backpressure::Drop,
+            };
+            if run.decap {
+                LiveWorker::Decap(FlowWorker::new(decap(), config, ring, Some(shard)))
+            } else {
+                LiveWorker::Plain(FlowWorker::new(plain(), config, ring, Some(shard)))
+            }
         });
         let capture = match capture {
             Ok(c) => c,
@@ -123,16 +201,16 @@ impl LiveCapture {
         self.shards.len()
     }
 
-    /// Hands one formatted EVE line (e.g. an anomaly record) to the writer;
-    /// dropped and counted if its ring is full.
-    pub fn send_line(&mut self, line: String) {
-        if self.control.push(RecordMsg::Line(line)).is_err() {
+    /// Hands one record of the control thread (an anomaly interval) to the
+    /// writer; dropped and counted if its ring is full.
+    pub fn send(&mut self, record: Record) {
+        if !push_with(&mut self.control, record, Backpressure::Drop) {
             self.control_dropped += 1;
         }
     }
 
-    /// Lines [`send_line`](Self::send_line) dropped.
-    pub fn lines_dropped(&self) -> u64 {
+    /// Records [`send`](Self::send) dropped.
+    pub fn sent_dropped(&self) -> u64 {
         self.control_dropped
     }
 
@@ -173,11 +251,11 @@ impl LiveCapture {
 
     /// Graceful stop: detach the program, let each worker drain its socket,
     /// end every live flow `ForceClosed`, hand every record to the writer,
-    /// flush it.
+    /// flush every output.
     ///
     /// # Errors
     ///
-    /// A worker panicked or the writer failed.
+    /// A worker or the writer panicked.
     pub fn stop(mut self) -> anyhow::Result<LiveReport> {
         let datapath = self.capture.info().clone();
         let stopped = self.capture.stop()?;
@@ -198,7 +276,7 @@ impl LiveCapture {
         let writer = self
             .writer
             .take()
-            .map(RecordWriter::finish)
+            .map(WriterThread::finish)
             .transpose()?
             .unwrap_or_default();
         let mut total = Shard::default();

@@ -1,21 +1,40 @@
-//! The live runtime: one flow worker per AF_XDP socket, per-worker metric
-//! shards merged by the control thread, records through bounded
-//! single-producer rings to one writer, Prometheus, and graceful shutdown.
+//! The runtime: flow workers fed by a frame source, per-worker metric
+//! shards, records through bounded single-producer rings to one writer
+//! thread. One runtime for both frame sources:
 //!
-//! Workers own everything they touch per packet (tracker, counters, their
+//! - live ([`LiveCapture`], Linux): AF_XDP sockets, one pinned worker per
+//!   socket, the XDP program steering flows to sockets, Prometheus, and a
+//!   graceful shutdown;
+//! - capture files ([`offline`]): a reader thread steering frames by the
+//!   XDP program's policy to per-worker rings, on every core.
+//!
+//! Either way the workers are [`FlowWorker`]s running the same pipeline
+//! with the same options ([`RunConfig`]), and every record goes through
+//! the same writer stage ([`Outputs`](crate::output::Outputs)).
+//!
+//! Workers own everything they touch per packet (pipeline, counters, their
 //! ring's producer); the only shared state is a per-worker shard snapshot
-//! they copy under a mutex a few times per second, and the ring.
+//! they copy under a mutex a few times per second (live), and the rings.
 
+mod config;
+mod flow_ids;
+#[cfg(all(target_os = "linux", feature = "metrics"))]
 mod live;
+pub mod offline;
+mod out;
+#[cfg(all(target_os = "linux", feature = "metrics"))]
 pub mod prometheus;
-mod records;
 mod shard;
 mod worker;
+mod writer;
 
-pub use live::{LiveCapture, LiveReport, LiveSnapshot};
-pub use records::{Destination, RecordMsg, RecordWriter, WriterStats};
+pub use config::RunConfig;
+#[cfg(all(target_os = "linux", feature = "metrics"))]
+pub use live::{LiveCapture, LiveReport, LiveSnapshot, LiveWorker};
+pub use out::{Backpressure, RecordOut};
 pub use shard::{Shard, TopFlow};
-pub use worker::FlowWorker;
+pub use worker::{FlowWorker, WorkerConfig};
+pub use writer::{WriterThread, rings};
 
 #[cfg(test)]
 pub(crate) mod test_records {

@@ -1,75 +1,129 @@
-//! The flow worker: a [`FrameHandler`] that runs the whole pipeline
-//! (tracker, fragment and stream reassembly, session parsers) on its own
-//! socket's frames and sends flow and L7 records down its ring.
+//! The flow worker: the pipeline (tracker, fragment and stream reassembly,
+//! session parsers) of one share of the traffic, and the sink that turns
+//! what it produces into [`Record`]s. Live, one runs per AF_XDP socket;
+//! offline, one per steering slot, fed by the capture-file reader. Both
+//! hand it batches of [`PacketView`]s and move its clock between batches.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flowscope_common::XdpMeta;
-
-use super::records::RecordMsg;
+use super::flow_ids::FlowIds;
+use super::out::{Backpressure, RecordOut, push_with};
 use super::shard::{Shard, TOP_FLOWS, TopFlow};
-use crate::capture::{FrameCtx, FrameHandler, HANDLER_BATCH, RxFrame};
-use crate::extract::{FiveTuple, FiveTupleKey, FrameHint};
+use crate::extract::FiveTupleKey;
+use crate::extractor::FlowExtractor;
 use crate::l7::L7Record;
 use crate::obs::Log2Histogram;
-use crate::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
+use crate::output::{FlowHeader, Record};
+use crate::pipeline::{
+    FlowAnomaly, FlowSummary, Pipeline, PipelineConfig, PipelineCounters, PipelineSink,
+};
 use crate::tracker::{EndReason, FlowEvent, FlowRecord};
 use crate::view::{PacketView, Timestamp};
 
-/// How often a worker copies its counters into its shard.
+/// How often (capture clock) a live worker copies its counters into its shard.
 const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 
-/// Counters the worker's sink keeps.
+/// What a worker is built with.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Its pipeline; `None` for a bare receiver that only counts frames
+    /// (the capture benchmark's upper bound).
+    pub pipeline: Option<PipelineConfig>,
+    /// Compute each flow's Community ID (an EVE output is open).
+    pub community_id: bool,
+    /// What to do when the way to the writer is full.
+    pub backpressure: Backpressure,
+}
+
+/// What the worker's sink keeps besides the records.
 #[derive(Default)]
-struct SinkCounters {
+struct SinkState {
     sent: u64,
     dropped: u64,
-    top: [Option<TopFlow>; TOP_FLOWS],
+    /// Heaviest flows of the interval (live workers with a shard).
+    top: Option<[Option<TopFlow>; TOP_FLOWS]>,
+    /// Community IDs, when wanted.
+    ids: Option<FlowIds>,
+    backpressure: Backpressure,
 }
 
-/// Pushes records into the ring (a full ring drops and counts: the worker
-/// never waits for the writer); keeps the heaviest flows.
-struct RingSink<'a> {
-    ring: &'a mut rtrb::Producer<RecordMsg>,
-    c: &'a mut SinkCounters,
-}
-
-impl RingSink<'_> {
-    fn push(&mut self, msg: RecordMsg) {
-        match self.ring.push(msg) {
-            Ok(()) => self.c.sent += 1,
-            Err(_) => self.c.dropped += 1,
-        }
+impl Default for Backpressure {
+    fn default() -> Self {
+        Self::Drop
     }
 }
 
-impl PipelineSink<FiveTupleKey> for RingSink<'_> {
+/// The pipeline's sink for one call: records to `out`.
+struct Emit<'a, O> {
+    out: &'a mut O,
+    s: &'a mut SinkState,
+}
+
+impl<O: RecordOut> Emit<'_, O> {
+    #[inline]
+    fn push(&mut self, record: Record) {
+        if push_with(self.out, record, self.s.backpressure) {
+            self.s.sent += 1;
+        } else {
+            self.s.dropped += 1;
+        }
+    }
+
+    fn header(&mut self, flow: &FlowRecord<FiveTupleKey>) -> FlowHeader {
+        let id = self.s.ids.as_mut().map(|ids| ids.get(flow));
+        FlowHeader::of(flow, id)
+    }
+}
+
+/// Keeps the `TOP_FLOWS` heaviest flows seen in packet events.
+fn note_top(top: &mut [Option<TopFlow>; TOP_FLOWS], flow: &FlowRecord<FiveTupleKey>) {
+    let bytes = flow.bytes();
+    if let Some(slot) = top
+        .iter_mut()
+        .find(|t| t.is_some_and(|t| t.key == flow.key))
+    {
+        *slot = Some(TopFlow {
+            key: flow.key,
+            bytes,
+        });
+    } else if let Some(min) = top.iter_mut().min_by_key(|t| t.map_or(0, |t| t.bytes))
+        && min.is_none_or(|t| t.bytes < bytes)
+    {
+        *min = Some(TopFlow {
+            key: flow.key,
+            bytes,
+        });
+    }
+}
+
+impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
+    #[inline]
     fn event(&mut self, event: &FlowEvent<'_, FiveTupleKey>) {
-        if let FlowEvent::Packet { flow, .. } = event {
-            let bytes = flow.bytes();
-            let top = &mut self.c.top;
-            if let Some(slot) = top
-                .iter_mut()
-                .find(|t| t.is_some_and(|t| t.key == flow.key))
-            {
-                *slot = Some(TopFlow {
-                    key: flow.key,
-                    bytes,
-                });
-            } else if let Some(min) = top.iter_mut().min_by_key(|t| t.map_or(0, |t| t.bytes))
-                && min.is_none_or(|t| t.bytes < bytes)
-            {
-                *min = Some(TopFlow {
-                    key: flow.key,
-                    bytes,
-                });
-            }
+        if let Some(ids) = &mut self.s.ids {
+            ids.observe(event);
+        }
+        if let (Some(top), FlowEvent::Packet { flow, .. }) = (&mut self.s.top, event) {
+            note_top(top, flow);
         }
     }
 
     fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, ts: Timestamp, record: L7Record) {
-        self.push(RecordMsg::l7(flow, ts, record));
+        let header = self.header(flow);
+        self.push(Record::L7 {
+            header,
+            ts,
+            record: Box::new(record),
+        });
+    }
+
+    fn anomaly(&mut self, flow: &FlowRecord<FiveTupleKey>, anomaly: FlowAnomaly) {
+        let header = self.header(flow);
+        self.push(Record::Anomaly {
+            header,
+            ts: flow.end(),
+            anomaly,
+        });
     }
 
     fn flow_ended(
@@ -78,55 +132,43 @@ impl PipelineSink<FiveTupleKey> for RingSink<'_> {
         reason: EndReason,
         summary: Option<&FlowSummary>,
     ) {
-        self.push(RecordMsg::flow(flow, reason, summary));
+        let id = self.s.ids.as_mut().map(|ids| ids.ended(flow, reason));
+        self.push(Record::flow(flow, reason, summary, id));
     }
 }
 
-/// Collects records at shutdown, to be sent without dropping.
-struct Collect(Vec<RecordMsg>);
-
-impl PipelineSink<FiveTupleKey> for Collect {
-    fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, ts: Timestamp, record: L7Record) {
-        self.0.push(RecordMsg::l7(flow, ts, record));
-    }
-
-    fn flow_ended(
-        &mut self,
-        flow: &FlowRecord<FiveTupleKey>,
-        reason: EndReason,
-        summary: Option<&FlowSummary>,
-    ) {
-        self.0.push(RecordMsg::flow(flow, reason, summary));
-    }
-}
-
-/// A worker's pipeline, its ring to the writer, its shard.
-pub struct FlowWorker {
-    /// None for a bare receiver that only counts and returns frames.
-    pipeline: Option<Pipeline<FiveTuple>>,
-    ring: rtrb::Producer<RecordMsg>,
-    sink: SinkCounters,
-    shard: Arc<Mutex<Shard>>,
+/// A worker's pipeline, its way to the writer, its shard. See the
+/// [module docs](self).
+pub struct FlowWorker<E: FlowExtractor<Key = FiveTupleKey>, O> {
+    pipeline: Option<Pipeline<E>>,
+    out: O,
+    sink: SinkState,
+    shard: Option<Arc<Mutex<Shard>>>,
     batch_sizes: Log2Histogram,
     in_batch: u64,
     frames_with_meta: u64,
     last_publish: Timestamp,
 }
 
-impl FlowWorker {
-    /// A worker with its own pipeline (`config`), the producer end of its
-    /// ring and the shard it publishes to. Without a config it is a bare
-    /// receiver that only counts and returns frames (the benchmark's upper
-    /// bound of the capture path).
+impl<E: FlowExtractor<Key = FiveTupleKey>, O: RecordOut> FlowWorker<E, O> {
+    /// A worker keying flows with `extractor`, sending its records to
+    /// `out`. With a `shard` it keeps its heaviest flows and publishes its
+    /// counters there a few times per second (live).
     pub fn new(
-        config: Option<PipelineConfig>,
-        ring: rtrb::Producer<RecordMsg>,
-        shard: Arc<Mutex<Shard>>,
+        extractor: E,
+        config: WorkerConfig,
+        out: O,
+        shard: Option<Arc<Mutex<Shard>>>,
     ) -> Self {
         Self {
-            pipeline: config.map(|c| Pipeline::new(FiveTuple::bidirectional(), c)),
-            ring,
-            sink: SinkCounters::default(),
+            pipeline: config.pipeline.map(|c| Pipeline::new(extractor, c)),
+            out,
+            sink: SinkState {
+                top: shard.is_some().then_some([None; TOP_FLOWS]),
+                ids: config.community_id.then(FlowIds::default),
+                backpressure: config.backpressure,
+                ..SinkState::default()
+            },
             shard,
             batch_sizes: Log2Histogram::default(),
             in_batch: 0,
@@ -135,15 +177,86 @@ impl FlowWorker {
         }
     }
 
+    /// Processes one batch of frames, in order (`with_meta`: how many of
+    /// them carried XDP metadata).
+    #[inline]
+    pub fn process(&mut self, views: &[PacketView<'_>], with_meta: u64) {
+        self.frames_with_meta += with_meta;
+        self.in_batch += views.len() as u64;
+        if let Some(p) = self.pipeline.as_mut() {
+            p.process_batch(
+                views,
+                &mut Emit {
+                    out: &mut self.out,
+                    s: &mut self.sink,
+                },
+            );
+        }
+    }
+
+    /// Moves the clock to `now` (ends timed-out flows), closes the batch
+    /// size sample, and publishes to the shard when due.
+    pub fn tick(&mut self, now: Timestamp) {
+        if self.in_batch > 0 {
+            self.batch_sizes.record(self.in_batch);
+            self.in_batch = 0;
+        }
+        if let Some(p) = self.pipeline.as_mut() {
+            p.advance(
+                now,
+                &mut Emit {
+                    out: &mut self.out,
+                    s: &mut self.sink,
+                },
+            );
+        }
+        if self.shard.is_some() && now.saturating_sub(self.last_publish) >= PUBLISH_EVERY {
+            self.last_publish = now;
+            self.publish();
+        }
+    }
+
+    /// Ends every flow (`ForceClosed` unless closed) and hands every record
+    /// on under `backpressure` (shutdown waits for room instead of
+    /// dropping), then publishes.
+    pub fn finish(&mut self, backpressure: Backpressure) {
+        let normal = self.sink.backpressure;
+        self.sink.backpressure = backpressure;
+        if let Some(p) = self.pipeline.as_mut() {
+            p.finish(&mut Emit {
+                out: &mut self.out,
+                s: &mut self.sink,
+            });
+        }
+        self.sink.backpressure = normal;
+        self.publish();
+    }
+
+    /// Everything the pipeline counted (allocates: not per packet).
+    pub fn counters(&self) -> Option<PipelineCounters> {
+        self.pipeline.as_ref().map(Pipeline::counters)
+    }
+
+    /// Records handed on, and dropped for want of room.
+    pub fn records(&self) -> (u64, u64) {
+        (self.sink.sent, self.sink.dropped)
+    }
+
+    /// Gives back the record output (inline: the writer stage).
+    pub fn into_out(self) -> O {
+        self.out
+    }
+
     /// Copies the counters into the shard (the pipeline's snapshot
     /// allocates a little: a few times per second, never per packet).
     pub fn publish(&mut self) {
+        let Some(shard) = &self.shard else { return };
         let counters = self.pipeline.as_ref().map(Pipeline::counters);
         let (flows, capacity) = self
             .pipeline
             .as_ref()
             .map_or((0, 0), |p| (p.tracker().len(), p.tracker().capacity()));
-        let Ok(mut shard) = self.shard.lock() else {
+        let Ok(mut shard) = shard.lock() else {
             return;
         };
         if let Some(c) = counters {
@@ -157,108 +270,35 @@ impl FlowWorker {
         shard.flows_active = flows as u64;
         shard.flow_capacity = capacity as u64;
         shard.top.clear();
-        shard.top.extend(self.sink.top.iter().flatten());
+        if let Some(top) = &mut self.sink.top {
+            shard.top.extend(top.iter().flatten());
+            *top = [None; TOP_FLOWS];
+        }
         shard.top.sort_by_key(|t| std::cmp::Reverse(t.bytes));
-        self.sink.top = [None; TOP_FLOWS];
-    }
-
-    /// Ends every live flow `ForceClosed` and sends its records, waiting
-    /// (bounded by `deadline`) for ring space instead of dropping them.
-    pub fn finish(&mut self, deadline: std::time::Instant) {
-        let mut pending = Collect(Vec::new());
-        if let Some(p) = self.pipeline.as_mut() {
-            p.finish(&mut pending);
-        }
-        for mut msg in pending.0 {
-            loop {
-                match self.ring.push(msg) {
-                    Ok(()) => {
-                        self.sink.sent += 1;
-                        break;
-                    }
-                    Err(rtrb::PushError::Full(back)) if std::time::Instant::now() < deadline => {
-                        msg = back;
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Err(_) => {
-                        self.sink.dropped += 1;
-                        break;
-                    }
-                }
-            }
-        }
-        self.publish();
-    }
-}
-
-impl FrameHandler for FlowWorker {
-    fn on_frame(&mut self, frame: &[u8], meta: Option<&XdpMeta>, ctx: &FrameCtx) {
-        let meta = meta.copied();
-        self.on_frames(&[RxFrame { frame, meta }], ctx);
-    }
-
-    /// The frames as one batch through the pipeline (the tracker prefetches
-    /// across it).
-    fn on_frames(&mut self, frames: &[RxFrame<'_>], ctx: &FrameCtx) {
-        let mut views = [PacketView::new(&[], ctx.timestamp); HANDLER_BATCH];
-        for chunk in frames.chunks(HANDLER_BATCH) {
-            for (view, f) in views.iter_mut().zip(chunk) {
-                self.frames_with_meta += u64::from(f.meta.is_some());
-                *view = PacketView::new(f.frame, ctx.timestamp).with_hint(
-                    f.meta
-                        .as_ref()
-                        .and_then(|m| FrameHint::from_meta(m, f.frame.len())),
-                );
-            }
-            self.in_batch += chunk.len() as u64;
-            if let Some(p) = self.pipeline.as_mut() {
-                p.process_batch(
-                    views.get(..chunk.len()).unwrap_or_default(),
-                    &mut RingSink {
-                        ring: &mut self.ring,
-                        c: &mut self.sink,
-                    },
-                );
-            }
-        }
-    }
-
-    fn on_tick(&mut self, now: Timestamp) {
-        if self.in_batch > 0 {
-            self.batch_sizes.record(self.in_batch);
-            self.in_batch = 0;
-        }
-        if let Some(p) = self.pipeline.as_mut() {
-            p.advance(
-                now,
-                &mut RingSink {
-                    ring: &mut self.ring,
-                    c: &mut self.sink,
-                },
-            );
-        }
-        if now.saturating_sub(self.last_publish) >= PUBLISH_EVERY {
-            self.last_publish = now;
-            self.publish();
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::extract::FiveTuple;
 
     #[test]
     fn a_full_ring_drops_and_counts_instead_of_blocking() {
-        let (mut ring, _consumer) = rtrb::RingBuffer::<RecordMsg>::new(3);
-        let mut c = SinkCounters::default();
-        let mut sink = RingSink {
-            ring: &mut ring,
-            c: &mut c,
+        let (ring, _consumer) = rtrb::RingBuffer::<Record>::new(3);
+        let config = WorkerConfig {
+            pipeline: Some(PipelineConfig::default()),
+            community_id: false,
+            backpressure: Backpressure::Drop,
+        };
+        let mut w = FlowWorker::new(FiveTuple::bidirectional(), config, ring, None);
+        let mut emit = Emit {
+            out: &mut w.out,
+            s: &mut w.sink,
         };
         for flow in super::super::test_records::records(5) {
-            sink.flow_ended(&flow, EndReason::IdleTimeout, None);
+            emit.flow_ended(&flow, EndReason::IdleTimeout, None);
         }
-        assert_eq!((c.sent, c.dropped), (3, 2));
+        assert_eq!(w.records(), (3, 2));
     }
 }

@@ -39,3 +39,22 @@ pub fn skipped(test: &str, why: &str) {
     let line = format!("*** SKIPPED {test}: {why} ***\n");
     let _ = std::io::stdout().lock().write_all(line.as_bytes());
 }
+
+/// A live run with `pipeline`, `record_ring` records per worker ring and
+/// EVE appended to `path`.
+pub fn eve_run(
+    pipeline: flowscope::pipeline::PipelineConfig,
+    record_ring: usize,
+    path: std::path::PathBuf,
+) -> flowscope::runtime::RunConfig {
+    flowscope::runtime::RunConfig {
+        pipeline: Some(pipeline),
+        record_ring,
+        outputs: vec![flowscope::output::OutputSpec::Eve(Some(path))],
+        files: flowscope::output::FileOptions {
+            append: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}

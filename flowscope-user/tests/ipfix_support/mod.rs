@@ -10,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use flowscope::extract::{FiveTuple, FiveTupleKey};
-use flowscope::offline::track_capture;
 use flowscope::pcap::PcapReader;
 use flowscope::tracker::{EndReason, EventSink, FlowEvent, FlowRecord, FlowTracker, TrackerConfig};
 
@@ -31,7 +30,10 @@ pub fn records(name: &str, config: TrackerConfig) -> Vec<(FlowRecord<FiveTupleKe
     let mut reader = PcapReader::new(f).expect(name);
     let mut tracker = FlowTracker::with_config(FiveTuple::bidirectional(), config);
     let mut sink = Collect(Vec::new());
-    track_capture(&mut reader, &mut tracker, &mut sink).expect(name);
+    while let Some(view) = reader.next_packet().expect(name) {
+        tracker.track(view, &mut sink);
+    }
+    tracker.finish(&mut sink);
     sink.0
 }
 

@@ -1,0 +1,253 @@
+//! The options `read` and `capture` share, from flags and from the TOML
+//! file `--config` names, and the config file itself.
+//!
+//! Every option can be given as a flag or as a key of the same name (with
+//! `_` for `-`) in the config file; a flag overrides the file. One file
+//! serves both commands: `read` uses the keys below and ignores those only
+//! `capture` has (see `capture_opts`). A key neither command knows, or a
+//! bad value, is an error that names the key.
+//!
+//! ```toml
+//! output = ["eve:/var/log/flowscope/eve.json", "ipfix:udp://192.0.2.10:4739"]
+//! max_flows = 1000000      # per worker
+//! tcp_timeout = 300.0      # seconds
+//! decap = true
+//! l7 = true
+//! ```
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::output::{FileOptions, OutputSpec};
+use crate::pipeline::PipelineConfig;
+use crate::runtime::RunConfig;
+use crate::tracker::TrackerConfig;
+
+/// Defines an options struct whose fields are all `Option`s, with its
+/// config-file keys and the flags-over-file merge.
+macro_rules! options {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$fmeta:meta])* pub $field:ident : Option<$ty:ty>, )*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $( $(#[$fmeta])* pub $field: Option<$ty>, )*
+        }
+
+        impl $name {
+            /// The config-file keys.
+            pub const KEYS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// Flags over the file: each field of `self` wins when set.
+            pub fn over(self, file: Self) -> Self {
+                Self { $($field: self.$field.or(file.$field),)* }
+            }
+        }
+    };
+}
+pub(crate) use options;
+
+options! {
+    /// Options of both `read` and `capture`; each is optional so a flag can
+    /// be told apart from a value in the config file.
+    #[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+    pub struct RunOpts {
+        /// Record outputs, repeatable: `-` or `eve:FILE` (EVE JSON lines:
+        /// flow, L7 and anomaly records), `ipfix:udp://HOST:PORT`,
+        /// `ipfix:tcp://HOST:PORT` (options
+        /// `?mode=biflow|uni&domain=N&ingress=N&mtu=N`), `zeek:DIR`,
+        /// `zeek-json:DIR`. Default: `read` writes EVE to standard output,
+        /// `capture` writes nothing.
+        #[arg(long, short, value_name = "SPEC")]
+        pub output: Option<Vec<String>>,
+        /// Flow table capacity per worker (default 262144); when full the
+        /// least valuable flow is evicted and counted.
+        #[arg(long)]
+        pub max_flows: Option<usize>,
+        /// TCP idle timeout, seconds (default 300).
+        #[arg(long, value_name = "SECS")]
+        pub tcp_timeout: Option<f64>,
+        /// UDP idle timeout, seconds (default 60).
+        #[arg(long, value_name = "SECS")]
+        pub udp_timeout: Option<f64>,
+        /// Idle timeout of other protocols (ICMP, …), seconds (default 30).
+        #[arg(long, value_name = "SECS")]
+        pub other_timeout: Option<f64>,
+        /// Active timeout: end a record after this many seconds and
+        /// continue the flow in a new one (default: never).
+        #[arg(long, value_name = "SECS")]
+        pub active_timeout: Option<f64>,
+        /// Key flows on the innermost packet of VXLAN, Geneve, GRE,
+        /// IP-in-IP, GTP-U and Teredo tunnels instead of the outer one.
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+        pub decap: Option<bool>,
+        /// Reassemble TCP streams and parse HTTP, TLS and DNS (EVE `http`,
+        /// `tls`, `dns` records; default on).
+        #[arg(
+            long,
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true",
+            conflicts_with = "no_l7"
+        )]
+        pub l7: Option<bool>,
+        /// Flow records only: no stream reassembly, no L7 parsing.
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+        pub no_l7: Option<bool>,
+        /// Records buffered per worker on the way to the writer (default 65536).
+        #[arg(long)]
+        pub record_ring: Option<usize>,
+    }
+}
+
+/// A positive number of seconds as a duration.
+pub(crate) fn secs(name: &str, v: Option<f64>) -> anyhow::Result<Option<Duration>> {
+    match v {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 => Duration::try_from_secs_f64(s)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{name} {s}: {e}")),
+        Some(s) => bail!("{name} {s}: must be a positive number of seconds"),
+    }
+}
+
+/// What differs between the commands' defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    /// Write EVE to standard output when no output is given.
+    pub stdout: bool,
+    /// How files are opened and rotated.
+    pub files: FileOptions,
+}
+
+impl RunOpts {
+    /// Flags over the file, where giving `--l7` or `--no-l7` as a flag
+    /// overrides either key in the file.
+    pub fn merged(self, mut file: Self) -> Self {
+        if self.l7.is_some() || self.no_l7.is_some() {
+            (file.l7, file.no_l7) = (None, None);
+        }
+        self.over(file)
+    }
+
+    /// Validated settings.
+    ///
+    /// # Errors
+    ///
+    /// A bad value, named with its flag.
+    pub fn settings(self, d: Defaults) -> anyhow::Result<RunConfig> {
+        let max_flows = self.max_flows.unwrap_or(1 << 18);
+        if max_flows == 0 {
+            bail!("--max-flows 0: must be at least 1");
+        }
+        let record_ring = self.record_ring.unwrap_or(1 << 16);
+        if record_ring == 0 {
+            bail!("--record-ring 0: must be at least 1");
+        }
+        let mut tracker = TrackerConfig {
+            max_flows,
+            active_timeout: secs("--active-timeout", self.active_timeout)?,
+            ..TrackerConfig::default()
+        };
+        if let Some(t) = secs("--tcp-timeout", self.tcp_timeout)? {
+            tracker.idle_timeout_tcp = t;
+        }
+        if let Some(t) = secs("--udp-timeout", self.udp_timeout)? {
+            tracker.idle_timeout_udp = t;
+        }
+        if let Some(t) = secs("--other-timeout", self.other_timeout)? {
+            tracker.idle_timeout_other = t;
+        }
+        let l7 = match (self.l7, self.no_l7) {
+            (Some(a), Some(b)) if a == b => bail!("--l7 and --no-l7 say opposite things"),
+            (_, Some(no)) => !no,
+            (Some(l7), None) => l7,
+            (None, None) => true,
+        };
+        let mut pipeline = PipelineConfig {
+            tracker,
+            ..PipelineConfig::default()
+        };
+        if !l7 {
+            pipeline.l7 = None;
+        }
+        let texts = match self.output {
+            Some(o) => o,
+            None if d.stdout => vec!["-".to_owned()],
+            None => Vec::new(),
+        };
+        let outputs = texts
+            .iter()
+            .map(|t| {
+                t.parse::<OutputSpec>()
+                    .map_err(|e| anyhow::anyhow!("--output {t:?}: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(RunConfig {
+            pipeline: Some(pipeline),
+            decap: self.decap.unwrap_or(false),
+            record_ring,
+            outputs,
+            files: d.files,
+        })
+    }
+}
+
+/// Reads a config file into `T`, ignoring keys `T` does not have.
+///
+/// # Errors
+///
+/// TOML syntax or a wrong type, with the line.
+pub fn parse_config<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> anyhow::Result<T> {
+    toml::from_str(text).map_err(|e| {
+        anyhow::anyhow!(
+            "config {}: {} ({})",
+            path.display(),
+            e.message().trim(),
+            span(text, e.span())
+        )
+    })
+}
+
+/// Reads the config file at `path`: its text, after checking that every
+/// key is one of `known` (the options of both commands).
+///
+/// # Errors
+///
+/// Unreadable file, TOML syntax, or an unknown key (named).
+pub fn config_text(path: &Path, known: &[&[&str]]) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("config {}", path.display()))?;
+    let table: toml::Table = parse_config(path, &text)?;
+    for key in table.keys() {
+        if !known.iter().any(|k| k.contains(&key.as_str())) {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with(key.as_str()))
+                .map(|n| format!(" at line {}", n + 1))
+                .unwrap_or_default();
+            bail!("config {}: unknown key {key:?}{line}", path.display());
+        }
+    }
+    Ok(text)
+}
+
+/// Where a TOML error is: the line number and the line itself, which names
+/// the key (toml's type errors name only the expected type).
+fn span(text: &str, at: Option<std::ops::Range<usize>>) -> String {
+    match at {
+        Some(r) => {
+            let start = r.start.min(text.len());
+            let n = text[..start].matches('\n').count();
+            let line = text.lines().nth(n).unwrap_or_default().trim();
+            format!("at line {}: {line}", n + 1)
+        }
+        None => String::new(),
+    }
+}

@@ -1,0 +1,254 @@
+//! The JSON pieces EVE lines are made of, written straight into the line
+//! buffer: integers with `itoa`, floats as `serde_json` writes them,
+//! addresses and timestamps digit by digit; strings are escaped in one pass
+//! by `serde_json` (L7 objects). No `core::fmt` anywhere on this path.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::view::Timestamp;
+
+/// Appends `n` in decimal.
+#[inline]
+pub(crate) fn uint(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Appends `x` as `serde_json` writes it (the shortest round-tripping
+/// decimal, `null` when not finite).
+pub(crate) fn float(out: &mut Vec<u8>, x: f64) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &x);
+}
+
+/// `,"name":` (the name needs no escaping).
+#[inline]
+pub(crate) fn key(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// `,"name":n`.
+#[inline]
+pub(crate) fn uint_field(out: &mut Vec<u8>, name: &str, n: u64) {
+    key(out, name);
+    uint(out, n);
+}
+
+/// `,"name":"value"` for a value that needs no escaping (labels, digits).
+#[inline]
+pub(crate) fn label_field(out: &mut Vec<u8>, name: &str, value: &str) {
+    key(out, name);
+    out.push(b'"');
+    out.extend_from_slice(value.as_bytes());
+    out.push(b'"');
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Two decimal digits of `n` (< 100).
+#[inline]
+fn two(out: &mut Vec<u8>, n: u64) {
+    out.push(b'0' + (n / 10 % 10) as u8);
+    out.push(b'0' + (n % 10) as u8);
+}
+
+/// Civil date (year, month, day) of a day count since 1970-01-01, by the
+/// proleptic Gregorian calendar (era arithmetic over 400-year cycles).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Appends `ts` as RFC 3339 in UTC with microseconds (truncated):
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, without quotes.
+pub fn write_rfc3339_micros(out: &mut Vec<u8>, ts: Timestamp) {
+    let secs = ts.sec();
+    let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    // Years past 9999 get more digits, as `{:04}` would.
+    let year = y.unsigned_abs();
+    if year < 1000 {
+        out.extend_from_slice(&b"000"[..3 - usize::from(year >= 10) - usize::from(year >= 100)]);
+    }
+    uint(out, year);
+    out.push(b'-');
+    two(out, u64::from(mo));
+    out.push(b'-');
+    two(out, u64::from(d));
+    out.push(b'T');
+    two(out, rem / 3600);
+    out.push(b':');
+    two(out, rem / 60 % 60);
+    out.push(b':');
+    two(out, rem % 60);
+    out.push(b'.');
+    let micros = u64::from(ts.subsec_nanos() / 1000);
+    two(out, micros / 10_000);
+    two(out, micros / 100 % 100);
+    two(out, micros % 100);
+    out.push(b'Z');
+}
+
+/// `,"name":"<RFC 3339 time>"`.
+pub(crate) fn time_field(out: &mut Vec<u8>, name: &str, ts: Timestamp) {
+    key(out, name);
+    out.push(b'"');
+    write_rfc3339_micros(out, ts);
+    out.push(b'"');
+}
+
+/// Appends an address as its `Display` form (RFC 5952 for IPv6), without
+/// quotes.
+pub(crate) fn ip(out: &mut Vec<u8>, addr: IpAddr) {
+    match addr {
+        IpAddr::V4(a) => ipv4(out, a),
+        IpAddr::V6(a) => ipv6(out, a),
+    }
+}
+
+fn ipv4(out: &mut Vec<u8>, a: Ipv4Addr) {
+    for (i, o) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        uint(out, u64::from(o));
+    }
+}
+
+fn hex_group(out: &mut Vec<u8>, g: u16) {
+    let mut started = false;
+    for shift in [12, 8, 4, 0] {
+        let nibble = (g >> shift) & 0xf;
+        if nibble != 0 || started || shift == 0 {
+            out.push(HEX[usize::from(nibble)]);
+            started = true;
+        }
+    }
+}
+
+fn groups(out: &mut Vec<u8>, segments: &[u16]) {
+    for (i, &g) in segments.iter().enumerate() {
+        if i > 0 {
+            out.push(b':');
+        }
+        hex_group(out, g);
+    }
+}
+
+/// The standard library's form: IPv4-mapped addresses as `::ffff:a.b.c.d`;
+/// otherwise the first longest run of two or more zero groups as `::`.
+fn ipv6(out: &mut Vec<u8>, a: Ipv6Addr) {
+    if let Some(v4) = a.to_ipv4_mapped() {
+        out.extend_from_slice(b"::ffff:");
+        return ipv4(out, v4);
+    }
+    let s = a.segments();
+    let (mut best, mut best_len, mut cur, mut cur_len) = (0, 0, 0, 0);
+    for (i, &g) in s.iter().enumerate() {
+        if g == 0 {
+            if cur_len == 0 {
+                cur = i;
+            }
+            cur_len += 1;
+            if cur_len > best_len {
+                (best, best_len) = (cur, cur_len);
+            }
+        } else {
+            cur_len = 0;
+        }
+    }
+    if best_len > 1 {
+        groups(out, &s[..best]);
+        out.extend_from_slice(b"::");
+        groups(out, &s[best + best_len..]);
+    } else {
+        groups(out, &s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text(f: impl FnOnce(&mut Vec<u8>)) -> String {
+        let mut v = Vec::new();
+        f(&mut v);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn known_instants() {
+        let fmt = |ts| text(|o| write_rfc3339_micros(o, ts));
+        assert_eq!(fmt(Timestamp(0)), "1970-01-01T00:00:00.000000Z");
+        // Values checked with `date -u -d @SECONDS`; 2000 is a leap year.
+        assert_eq!(
+            fmt(Timestamp::new(951_782_400, 0)),
+            "2000-02-29T00:00:00.000000Z"
+        );
+        assert_eq!(
+            fmt(Timestamp::new(951_868_800, 0)),
+            "2000-03-01T00:00:00.000000Z"
+        );
+        // 2017-07-06T13:15:35 = 1499346935.
+        assert_eq!(
+            fmt(Timestamp::new(1_499_346_935, 123_456_789)),
+            "2017-07-06T13:15:35.123456Z"
+        );
+        assert_eq!(
+            fmt(Timestamp::new(4_102_444_799, 999_999_999)),
+            "2099-12-31T23:59:59.999999Z"
+        );
+    }
+
+    /// Whatever the clock says, the same text as `format!` with padding.
+    #[test]
+    fn timestamps_match_padded_formatting() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ts = Timestamp(x);
+            let secs = ts.sec();
+            let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
+            let rem = secs % 86_400;
+            let want = format!(
+                "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+                rem / 3600,
+                rem / 60 % 60,
+                rem % 60,
+                ts.subsec_nanos() / 1000
+            );
+            assert_eq!(text(|o| write_rfc3339_micros(o, ts)), want);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn addresses_match_display(words in proptest::array::uniform8(
+            prop_oneof![Just(0u16), Just(0xffff), Just(1), any::<u16>()]), v4 in any::<u32>()) {
+            let a = Ipv6Addr::from(words);
+            prop_assert_eq!(text(|o| ip(o, IpAddr::V6(a))), a.to_string());
+            let m = Ipv4Addr::from(v4).to_ipv6_mapped();
+            prop_assert_eq!(text(|o| ip(o, IpAddr::V6(m))), m.to_string());
+            let b = Ipv4Addr::from(v4);
+            prop_assert_eq!(text(|o| ip(o, IpAddr::V4(b))), b.to_string());
+        }
+
+        #[test]
+        fn numbers_match_serde_json(n in any::<u64>(), x in any::<f64>()) {
+            prop_assert_eq!(text(|o| uint(o, n)), n.to_string());
+            prop_assert_eq!(text(|o| float(o, x)), serde_json::to_string(&x).unwrap());
+        }
+    }
+}

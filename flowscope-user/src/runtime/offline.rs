@@ -1,0 +1,386 @@
+//! Capture files as a frame source: the same flow workers, record rings and
+//! writer as live capture, on every core.
+//!
+//! ```text
+//! file ─(mapped, or large reads)─► reader (calling thread)
+//!        steer: wire::steer_hash % N ──► batch ring w ──► worker w ──► record ring w ─┐
+//!                                                                  (N workers)       ▼
+//!                                                                     writer thread ─► outputs
+//! ```
+//!
+//! The reader parses records in place and steers each frame by the XDP
+//! program's symmetric policy ([`wire::steer_hash`]: the outer IP pair and
+//! protocol, so both directions of a flow and every fragment of a datagram
+//! reach the same worker), `steer % N` as the program picks a socket among
+//! a queue's `S`. Frames travel in batches of up to [`BATCH`], each holding
+//! a handle on the chunk of the file its frames live in (no copy); a worker
+//! runs [`FlowWorker::process`] on the batch, exactly as a live worker runs
+//! a ring read. With one worker there is no thread at all: the calling
+//! thread reads, tracks and writes.
+//!
+//! Packet time is the clock. Every batch carries the reader's clock (the
+//! latest packet time read so far) at its first frame, and a frame earlier
+//! than that clock (a capture out of time order) starts a new batch, so
+//! each worker's clock before each of its frames is the one a single
+//! worker would have had: every flow ends exactly as it would with one
+//! worker. Flow IDs are `worker << 48` plus a count (as live), so they
+//! depend on the worker count; everything else in the records does not, as
+//! long as no flow table, reassembly budget or fragment table is full
+//! (those bounds hold per worker). Records of one flow come out in order;
+//! records of different flows interleave as the workers go.
+//!
+//! Nothing is dropped: a worker waits for room in its record ring, the
+//! reader for room in a batch ring (memory is bounded by the ring sizes).
+//! The reader stops early when asked (`stop`, a signal): every flow is then
+//! ended, as at the end of the file.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle, Thread};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::config::{RunConfig, decap, plain};
+use super::out::{Backpressure, RecordOut};
+use super::worker::{FlowWorker, WorkerConfig};
+use super::writer::{WriterThread, rings};
+use crate::extract::FiveTupleKey;
+use crate::extractor::FlowExtractor;
+use crate::output::{Outputs, WriterStats};
+use crate::pcap::{Chunk, FrameRef, PcapError, PcapReader, ReaderStats};
+use crate::pipeline::{PipelineConfig, PipelineCounters};
+use crate::tracker::TrackerConfig;
+use crate::view::{PacketView, Timestamp};
+use crate::wire;
+
+/// Frames per batch (a live ring read hands over as many).
+pub const BATCH: usize = 64;
+
+/// Batches buffered per worker between the reader and the worker.
+const BATCH_RING: usize = 64;
+
+/// Seed of the steering hash: fixed, so that a file always splits the same
+/// way (live capture draws one per start).
+pub const STEER_SEED: u32 = 0x5eed_0001;
+
+/// Settings of a capture-file run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineConfig {
+    /// What the workers do and where records go.
+    pub run: RunConfig,
+    /// Worker threads; 1 runs everything on the calling thread.
+    pub workers: usize,
+}
+
+/// What a capture-file run did.
+#[derive(Debug)]
+pub struct OfflineReport {
+    /// Everything the workers' pipelines counted, merged.
+    pub counters: PipelineCounters,
+    /// What the reader read and skipped.
+    pub reader: ReaderStats,
+    /// What the writer stage wrote, per output.
+    pub writer: WriterStats,
+    /// Workers that ran.
+    pub workers: usize,
+    /// The read error that ended the file early (every flow was still
+    /// ended and written).
+    pub error: Option<PcapError>,
+    /// Reading stopped because `stop` was set.
+    pub interrupted: bool,
+}
+
+/// Frames of one worker, in file order, with the reader's clock at the first.
+struct Batch {
+    chunk: Chunk,
+    /// Move the worker's clock here before the first frame.
+    clock: Timestamp,
+    len: usize,
+    frames: [FrameRef; BATCH],
+}
+
+const NO_FRAME: FrameRef = FrameRef {
+    start: 0,
+    len: 0,
+    orig_len: 0,
+    timestamp: Timestamp(0),
+    link: crate::view::LinkType::Ethernet,
+};
+
+impl Batch {
+    fn new(chunk: Chunk, clock: Timestamp) -> Self {
+        Self {
+            chunk,
+            clock,
+            len: 0,
+            frames: [NO_FRAME; BATCH],
+        }
+    }
+}
+
+/// Runs one batch through `w`: the clock first, then the frames.
+fn run_batch<E: FlowExtractor<Key = FiveTupleKey>, O: RecordOut>(
+    w: &mut FlowWorker<E, O>,
+    b: &Batch,
+) {
+    w.tick(b.clock);
+    let bytes = b.chunk.bytes();
+    let mut views = [PacketView::new(&[], b.clock); BATCH];
+    for (v, f) in views.iter_mut().zip(&b.frames[..b.len]) {
+        *v = f.view(bytes);
+    }
+    w.process(&views[..b.len], 0);
+}
+
+/// Where the reader's batches go.
+trait Dispatch {
+    fn send(&mut self, worker: usize, batch: Batch);
+}
+
+/// One worker on the reader's thread, writing inline.
+struct Inline<E: FlowExtractor<Key = FiveTupleKey>>(FlowWorker<E, Outputs>);
+
+impl<E: FlowExtractor<Key = FiveTupleKey>> Dispatch for Inline<E> {
+    fn send(&mut self, _worker: usize, batch: Batch) {
+        run_batch(&mut self.0, &batch);
+    }
+}
+
+/// Worker threads behind batch rings.
+struct Threads {
+    rings: Vec<rtrb::Producer<Batch>>,
+    threads: Vec<Thread>,
+}
+
+/// How long a worker sleeps when its batch ring is empty (the reader wakes
+/// it when it pushes).
+const WORKER_PARK: Duration = Duration::from_millis(1);
+/// How long the reader naps when a batch ring is full.
+const READER_NAP: Duration = Duration::from_micros(50);
+
+impl Dispatch for Threads {
+    fn send(&mut self, worker: usize, mut batch: Batch) {
+        let Some(ring) = self.rings.get_mut(worker) else {
+            return;
+        };
+        let mut tries = 0u32;
+        loop {
+            match ring.push(batch) {
+                Ok(()) => break,
+                Err(rtrb::PushError::Full(b)) => batch = b,
+            }
+            tries += 1;
+            if tries < 16 {
+                thread::yield_now();
+            } else {
+                thread::sleep(READER_NAP);
+            }
+        }
+        if let Some(t) = self.threads.get(worker) {
+            t.unpark();
+        }
+    }
+}
+
+/// What the reader loop ended with.
+struct ReadEnd {
+    error: Option<PcapError>,
+    interrupted: bool,
+}
+
+/// Reads every frame of `reader` into batches for `workers` workers.
+fn read_all<R: Read>(
+    reader: &mut PcapReader<R>,
+    workers: usize,
+    to: &mut impl Dispatch,
+    stop: &AtomicBool,
+) -> ReadEnd {
+    let mut open: Vec<Batch> = (0..workers)
+        .map(|_| Batch::new(reader.chunk().clone(), Timestamp(0)))
+        .collect();
+    let mut clock = Timestamp(0);
+    let mut end = ReadEnd {
+        error: None,
+        interrupted: false,
+    };
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            end.interrupted = true;
+            break;
+        }
+        let f = match reader.next_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) if e.is_interrupted() => continue,
+            Err(e) => {
+                end.error = Some(e);
+                break;
+            }
+        };
+        let chunk = reader.chunk();
+        let w = if workers > 1 {
+            let v = f.view(chunk.bytes());
+            flowscope_common::hash::xsk_slot(
+                0,
+                workers as u32,
+                wire::steer_hash(v.frame, v.link, STEER_SEED),
+            ) as usize
+        } else {
+            0
+        };
+        let Some(b) = open.get_mut(w) else { continue };
+        let late = f.timestamp < clock && b.clock < clock;
+        if b.len == BATCH || late || !b.chunk.same(chunk) {
+            let full = std::mem::replace(b, Batch::new(chunk.clone(), clock));
+            if full.len > 0 {
+                to.send(w, full);
+            }
+        } else if b.len == 0 {
+            b.clock = clock;
+        }
+        b.frames[b.len] = f;
+        b.len += 1;
+        clock = clock.max(f.timestamp);
+    }
+    for (w, b) in open.into_iter().enumerate() {
+        if b.len > 0 {
+            to.send(w, b);
+        }
+    }
+    end
+}
+
+/// Worker `index`'s settings.
+fn worker_config(run: &RunConfig, index: usize, community_id: bool) -> WorkerConfig {
+    WorkerConfig {
+        pipeline: run.pipeline.as_ref().map(|p| PipelineConfig {
+            tracker: TrackerConfig {
+                flow_id_base: (index as u64) << 48,
+                ..p.tracker.clone()
+            },
+            ..p.clone()
+        }),
+        community_id,
+        backpressure: Backpressure::Wait,
+    }
+}
+
+/// Reads `reader` to its end (or until `stop` is set) through the workers
+/// `cfg` describes, then ends every flow and closes every output. `ready`
+/// is called on the calling thread once every other thread of the run has
+/// started (the CLI lets signals reach the reader from then on).
+///
+/// # Errors
+///
+/// An output could not be opened, or a thread could not start or panicked.
+/// A damaged file is not an error here: it ends the reading
+/// ([`OfflineReport::error`]), and every record formed is written.
+pub fn run<R: Read>(
+    reader: PcapReader<R>,
+    cfg: &OfflineConfig,
+    stop: &AtomicBool,
+    ready: impl FnOnce(),
+) -> anyhow::Result<OfflineReport> {
+    if cfg.run.decap {
+        run_with(decap, reader, cfg, stop, ready)
+    } else {
+        run_with(plain, reader, cfg, stop, ready)
+    }
+}
+
+fn run_with<E, R>(
+    extractor: fn() -> E,
+    reader: PcapReader<R>,
+    cfg: &OfflineConfig,
+    stop: &AtomicBool,
+    ready: impl FnOnce(),
+) -> anyhow::Result<OfflineReport>
+where
+    E: FlowExtractor<Key = FiveTupleKey> + Send + 'static,
+    R: Read,
+{
+    let mut reader = reader.interruptible();
+    let reader = &mut reader;
+    let outputs = Outputs::open(&cfg.run.outputs, cfg.run.files)?;
+    let community_id = outputs.wants_community_id();
+    let n = cfg.workers.max(1);
+    if n == 1 {
+        let mut inline = Inline(FlowWorker::new(
+            extractor(),
+            worker_config(&cfg.run, 0, community_id),
+            outputs,
+            None,
+        ));
+        ready();
+        let end = read_all(reader, 1, &mut inline, stop);
+        let mut w = inline.0;
+        w.finish(Backpressure::Wait);
+        let counters = w.counters().unwrap_or_default();
+        return Ok(OfflineReport {
+            counters,
+            reader: reader.stats(),
+            writer: w.into_out().finish(),
+            workers: 1,
+            error: end.error,
+            interrupted: end.interrupted,
+        });
+    }
+    let (producers, consumers) = rings(n, cfg.run.record_ring);
+    let writer = WriterThread::start(consumers, outputs).context("starting the writer thread")?;
+    let mut handles: Vec<JoinHandle<Option<PipelineCounters>>> = Vec::with_capacity(n);
+    let mut batch_rings = Vec::with_capacity(n);
+    for (index, records) in producers.into_iter().enumerate() {
+        let (tx, mut rx) = rtrb::RingBuffer::<Batch>::new(BATCH_RING);
+        let config = worker_config(&cfg.run, index, community_id);
+        let handle = thread::Builder::new()
+            .name(format!("fs-worker-{index}"))
+            .spawn(move || {
+                let mut w = FlowWorker::new(extractor(), config, records, None);
+                loop {
+                    match rx.pop() {
+                        Ok(b) => run_batch(&mut w, &b),
+                        Err(_) if rx.is_abandoned() => {
+                            // The reader is done; take what it left.
+                            while let Ok(b) = rx.pop() {
+                                run_batch(&mut w, &b);
+                            }
+                            break;
+                        }
+                        Err(_) => thread::park_timeout(WORKER_PARK),
+                    }
+                }
+                w.finish(Backpressure::Wait);
+                w.counters()
+            })
+            .context("starting a worker thread")?;
+        batch_rings.push(tx);
+        handles.push(handle);
+    }
+    let mut threads = Threads {
+        threads: handles.iter().map(|h| h.thread().clone()).collect(),
+        rings: batch_rings,
+    };
+    ready();
+    let end = read_all(reader, n, &mut threads, stop);
+    drop(threads);
+    let mut counters = PipelineCounters::default();
+    for h in handles {
+        h.thread().unpark();
+        let c = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
+        if let Some(c) = c {
+            counters.merge(&c);
+        }
+    }
+    let writer = writer.finish()?;
+    Ok(OfflineReport {
+        counters,
+        reader: reader.stats(),
+        writer,
+        workers: n,
+        error: end.error,
+        interrupted: end.interrupted,
+    })
+}
