@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use crate::output::{Outputs, Record};
 
 /// What to do with a record when the ring is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Backpressure {
     /// Drop it (the caller counts it): live.
+    #[default]
     Drop,
     /// Wait for room up to this instant, then drop: live shutdown.
     WaitUntil(Instant),
@@ -26,6 +27,10 @@ pub enum Backpressure {
 /// Takes a worker's records.
 pub trait RecordOut: Send {
     /// Hands `record` on; gives it back when there is no room for it.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the record goes back to the caller by value, as rtrb hands it: boxing it would allocate per record"
+    )]
     fn push(&mut self, record: Record) -> Result<(), Record>;
 }
 

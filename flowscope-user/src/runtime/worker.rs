@@ -48,12 +48,6 @@ struct SinkState {
     backpressure: Backpressure,
 }
 
-impl Default for Backpressure {
-    fn default() -> Self {
-        Self::Drop
-    }
-}
-
 /// The pipeline's sink for one call: records to `out`.
 struct Emit<'a, O> {
     out: &'a mut O,
