@@ -243,10 +243,15 @@ fn read_all<R: Read>(
         b.len += 1;
         clock = clock.max(f.timestamp);
     }
+    // What is left, then the last clock to every worker: a flow whose
+    // idle timeout passed before the end of the file ends idle, whichever
+    // worker holds it, as with one worker.
     for (w, b) in open.into_iter().enumerate() {
+        let last = Batch::new(b.chunk.clone(), clock);
         if b.len > 0 {
             to.send(w, b);
         }
+        to.send(w, last);
     }
     end
 }

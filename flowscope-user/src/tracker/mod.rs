@@ -408,15 +408,20 @@ impl<E: FlowExtractor> FlowTracker<E> {
         }
     }
 
-    /// Ends every flow (end of input, shutdown): closed TCP flows with
-    /// `Fin`/`Rst`, the rest with `ForceClosed`. The tracker is empty after.
+    /// Ends every flow (end of input, shutdown): a flow whose timeout
+    /// already passed on the clock (its timer, a wheel tick coarse, had not
+    /// fired yet) for that reason, closed TCP flows with `Fin`/`Rst`, the
+    /// rest with `ForceClosed`. The tracker is empty after.
     pub fn finish(&mut self, sink: &mut impl EventSink<E::Key>) {
         for slot in 0..self.slots.len() {
             let (Some(rec), Some(m)) = (self.slots.get(slot), self.meta.get(slot)) else {
                 break;
             };
             if m.live {
-                let reason = closed_reason(rec.state).unwrap_or(EndReason::ForceClosed);
+                let reason = match self.deadline(slot as u32) {
+                    Some((deadline, reason)) if deadline <= self.clock => reason,
+                    _ => closed_reason(rec.state).unwrap_or(EndReason::ForceClosed),
+                };
                 self.end_and_free(slot as u32, reason, sink);
             }
         }
