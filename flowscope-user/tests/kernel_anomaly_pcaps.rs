@@ -29,6 +29,9 @@
 //!   excluded from tshark's counts with `frame.cap_len`.
 //! - Raw-IP captures get a synthetic 14-byte Ethernet header (zero MACs,
 //!   EtherType from the IP version) so that the XDP program can see them.
+//! - Every frame's steering hash, as `flowscope read` computes it to pick a
+//!   worker (`flowscope::wire::steer_hash`, on the frame as the file holds
+//!   it), must equal the one the program computed to pick a socket.
 
 mod common;
 
@@ -245,11 +248,14 @@ struct Replay {
     prepended: usize,
 }
 
+/// Seed of the program's hashes.
+const SEED: u32 = 7;
+
 fn load() -> Datapath {
     common::xdp::load(XdpConfig {
         mode: MODE_REDIRECT,
         sockets_per_queue: 1,
-        hash_seed: 7,
+        hash_seed: SEED,
         _reserved: 0,
     })
 }
@@ -293,6 +299,15 @@ fn replay(dp: &mut Datapath, name: &str) -> Replay {
             "{name} frame {}: userspace detector disagrees with XDP ({:?})",
             r.frames,
             A::in_mask(meta.anomalies).collect::<Vec<_>>()
+        );
+        // The capture reader steers this frame to the worker the XDP
+        // program would pick: the same steering hash, from the frame as it
+        // is in the file (raw IP without the header added here).
+        assert_eq!(
+            flowscope::wire::steer_hash(p.frame, p.link, SEED),
+            meta.steer_hash,
+            "{name} frame {}: the reader's steering differs from the XDP program's",
+            r.frames
         );
         for k in A::in_mask(meta.anomalies) {
             r.ours.counts[k as usize] += 1;

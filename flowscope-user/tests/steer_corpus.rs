@@ -1,0 +1,118 @@
+//! The capture reader's steering (`flowscope::wire::steer_hash`) on every
+//! frame of every shared capture:
+//!
+//! - equal to the XDP program's twin (`flowscope::wire::classify`, which
+//!   the kernel tests hold to the program) on the frame as an Ethernet
+//!   frame: as it is, or with the file's link header replaced by a
+//!   synthetic Ethernet header built here (raw IP, Linux SLL/SLL2, BSD
+//!   loopback); `kernel_anomaly_pcaps` compares it with the program itself;
+//! - the same for every packet of a flow, with and without looking through
+//!   tunnels, so a flow never spans two workers.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use flowscope::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey};
+use flowscope::extractor::FlowExtractor;
+use flowscope::pcap::PcapReader;
+use flowscope::tracker::{FlowEvent, FlowTracker};
+use flowscope::view::LinkType;
+use flowscope::wire::{classify, steer_hash};
+
+const PCAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps");
+const SEED: u32 = 0x5eed;
+
+fn captures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(PCAPS)
+        .expect("shared captures")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    v.sort();
+    assert!(v.len() > 40);
+    v
+}
+
+/// `frame` as the Ethernet frame an XDP program would see: the IP packet
+/// after the file's link header, behind a 14-byte header (zero MACs,
+/// EtherType of the IP version). `None` for frames with no IP packet where
+/// this looks.
+fn as_ethernet(frame: &[u8], link: LinkType) -> Option<Vec<u8>> {
+    let (ip, ethertype) = match link {
+        LinkType::Ethernet => return Some(frame.to_vec()),
+        LinkType::RawIp => (frame, None),
+        // Protocol at bytes 14..16 of the 16-byte header.
+        LinkType::LinuxSll => (frame.get(16..)?, Some([*frame.get(14)?, *frame.get(15)?])),
+        // Protocol at bytes 0..2 of the 20-byte header.
+        LinkType::LinuxSll2 => (frame.get(20..)?, Some([frame[0], frame[1]])),
+        LinkType::Loopback => (frame.get(4..)?, None),
+    };
+    let ethertype = ethertype.unwrap_or(match ip.first()? >> 4 {
+        4 => [0x08, 0x00],
+        6 => [0x86, 0xdd],
+        _ => return None,
+    });
+    let mut out = vec![0; 12];
+    out.extend_from_slice(&ethertype);
+    out.extend_from_slice(ip);
+    Some(out)
+}
+
+#[test]
+fn equal_to_the_xdp_program_on_every_frame() {
+    let mut compared = 0u64;
+    for path in captures() {
+        let mut reader = PcapReader::open(&path).expect("open");
+        let mut frame_no = 0;
+        while let Some(p) = reader.next_packet().expect("read") {
+            frame_no += 1;
+            let ours = steer_hash(p.frame, p.link, SEED);
+            match as_ethernet(p.frame, p.link) {
+                Some(eth) => {
+                    assert_eq!(
+                        ours,
+                        classify(&eth, SEED).steer_hash,
+                        "{} frame {frame_no}",
+                        path.display()
+                    );
+                    compared += 1;
+                }
+                None => assert_eq!(ours, 0, "{} frame {frame_no}: no IP", path.display()),
+            }
+        }
+    }
+    assert!(compared > 100_000, "{compared} frames compared");
+}
+
+/// Steering value of every packet, by flow ID, for one extractor.
+fn one_value_per_flow<E: FlowExtractor<Key = FiveTupleKey>>(extractor: impl Fn() -> E, what: &str) {
+    for path in captures() {
+        let mut reader = PcapReader::open(&path).expect("open");
+        let mut tracker = FlowTracker::new(extractor());
+        let mut by_flow: HashMap<u64, u32> = HashMap::new();
+        while let Some(p) = reader.next_packet().expect("read") {
+            let steer = steer_hash(p.frame, p.link, SEED);
+            tracker.track(p, &mut |e: FlowEvent<'_, FiveTupleKey>| {
+                if let FlowEvent::Packet { flow, .. } = e {
+                    let first = *by_flow.entry(flow.flow_id).or_insert(steer);
+                    assert_eq!(
+                        first,
+                        steer,
+                        "{} ({what}): flow {} would span two workers",
+                        path.display(),
+                        flow.flow_id
+                    );
+                }
+            });
+        }
+    }
+}
+
+#[test]
+fn every_packet_of_a_flow_steers_alike() {
+    one_value_per_flow(FiveTuple::bidirectional, "outer packets");
+    one_value_per_flow(
+        || AutoDetectEncap::new(FiveTuple::bidirectional()),
+        "--decap",
+    );
+}
