@@ -1,0 +1,90 @@
+//! No allocation per packet in the capture-file path: the reader (records
+//! parsed in place, steering, batches), and with one worker the worker and
+//! the writer stage too (tracker, EVE encoding), all on the test thread,
+//! counted by a global allocator.
+//!
+//! A capture and the same capture followed by a time-shifted copy of its
+//! records (twice the packets, twice the flows) must cost the same
+//! allocations, give or take a few buffers.
+//!
+//! This binary holds only this test so no other test allocates concurrently.
+
+mod alloc_support;
+
+use std::sync::atomic::AtomicBool;
+
+use flowscope::output::OutputSpec;
+use flowscope::pcap::PcapReader;
+use flowscope::pipeline::PipelineConfig;
+use flowscope::runtime::RunConfig;
+use flowscope::runtime::offline::{self, OfflineConfig};
+
+const CAPTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/pcaps/zeek__echo-connections.pcap"
+);
+
+/// Allocations tolerated beyond the single copy's: buffers sized once
+/// (read chunks in flight, ring slots touched for the first time).
+const SLACK: u64 = 16;
+
+/// `pcap` (classic, little-endian, microseconds) with its records repeated
+/// `copies` times, each copy `shift_secs` later than the one before.
+fn repeated(pcap: &[u8], copies: u32, shift_secs: u32) -> Vec<u8> {
+    assert_eq!(pcap[..4], [0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
+    let mut out = pcap[..24].to_vec();
+    for c in 0..copies {
+        let mut at = 24;
+        while at + 16 <= pcap.len() {
+            let incl = u32::from_le_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+            let sec = u32::from_le_bytes(pcap[at..at + 4].try_into().unwrap()) + c * shift_secs;
+            out.extend_from_slice(&sec.to_le_bytes());
+            out.extend_from_slice(&pcap[at + 4..at + 16 + incl]);
+            at += 16 + incl;
+        }
+    }
+    out
+}
+
+/// Allocations of the test thread while `bytes` goes through `workers`
+/// workers (flow records only, EVE to a file); the packets read.
+fn allocations(bytes: &[u8], workers: usize) -> (u64, u64) {
+    let dir = std::env::temp_dir().join(format!("fs-offline-alloc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = OfflineConfig {
+        run: RunConfig {
+            pipeline: Some(PipelineConfig {
+                l7: None,
+                ..PipelineConfig::default()
+            }),
+            outputs: vec![OutputSpec::Eve(Some(dir.join("eve.json")))],
+            ..RunConfig::default()
+        },
+        workers,
+    };
+    let reader = PcapReader::new(bytes).expect("header");
+    let before = alloc_support::allocations();
+    let report = offline::run(reader, &cfg, &AtomicBool::new(false), || {}).expect("runs");
+    let allocs = alloc_support::allocations() - before;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(report.error.is_none());
+    assert_eq!(report.counters.tracker.packets, report.reader.packets);
+    (allocs, report.reader.packets)
+}
+
+#[test]
+fn twice_the_packets_cost_no_more_allocations() {
+    let pcap = std::fs::read(CAPTURE).expect("shared capture");
+    let once = repeated(&pcap, 1, 0);
+    let twice = repeated(&pcap, 2, 3600);
+    for workers in [1, 2] {
+        let (a1, p1) = allocations(&once, workers);
+        let (a2, p2) = allocations(&twice, workers);
+        assert_eq!(p2, 2 * p1);
+        assert!(
+            a2 <= a1 + SLACK,
+            "{workers} worker(s): {a1} allocations for {p1} packets, {a2} for {p2}"
+        );
+        eprintln!("{workers} worker(s): {a1} allocations for {p1} packets, {a2} for {p2}");
+    }
+}
