@@ -57,7 +57,7 @@ fn scan_interval() -> AnomalyInterval {
 fn eve(i: &AnomalyInterval) -> String {
     let mut encoder = flowscope::output::EveEncoder::new();
     let record = flowscope::output::Record::Interval(Box::new(i.clone()));
-    String::from_utf8(encoder.encode(&record).unwrap().to_vec()).unwrap()
+    String::from_utf8(encoder.encode(&record, None).unwrap().to_vec()).unwrap()
 }
 
 #[test]

@@ -4,10 +4,11 @@
 mod common;
 
 use std::{
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output},
     time::{Duration, Instant},
 };
 
+use common::capture::{in_ns, start, xdp_attached};
 use common::{kernel_tests_enabled, netns::TestBed};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowscope");
@@ -97,46 +98,6 @@ fn missing_interface_and_queue_out_of_range() {
     .output()
     .unwrap();
     assert_one_line_error(&o, "has 2 RX queue(s), 4 requested");
-}
-
-fn in_ns(bed: &TestBed, args: &[&str]) -> Command {
-    let mut c = Command::new("ip");
-    // Metrics off: these tests are about the datapath, and two instances in
-    // one namespace would otherwise collide on the metrics port first.
-    c.args([
-        "netns",
-        "exec",
-        &bed.cap_ns,
-        BIN,
-        "capture",
-        "--metrics-listen",
-        "off",
-    ])
-    .args(args);
-    c
-}
-
-fn xdp_attached(bed: &TestBed) -> bool {
-    let o = Command::new("ip")
-        .args(["-n", &bed.cap_ns, "link", "show", "dev", &bed.cap_if])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).contains("xdp")
-}
-
-/// Starts a capture and waits (bounded) until its program is attached.
-fn start(bed: &TestBed, extra: &[&str]) -> Child {
-    let child = in_ns(bed, &[&["--iface", &bed.cap_if][..], extra].concat())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !xdp_attached(bed) {
-        assert!(Instant::now() < deadline, "capture did not attach");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
 }
 
 #[test]

@@ -139,14 +139,10 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
 
     // Every flow sent appears exactly once, from the worker of its queue.
     assert_eq!(report.writer.records, u64::from(M));
-    assert_eq!(report.writer.outputs.len(), 1);
-    assert_eq!(
-        (
-            report.writer.outputs[0].written,
-            report.writer.outputs[0].dropped
-        ),
-        (u64::from(M), 0)
-    );
+    assert_eq!(report.writer.outputs.len(), 2, "EVE and Zeek");
+    for o in &report.writer.outputs {
+        assert_eq!((o.written, o.dropped), (u64::from(M), 0), "{}", o.spec);
+    }
     let conn = std::fs::read_to_string(&conn_log).unwrap();
     let _ = std::fs::remove_dir_all(conn_log.parent().unwrap());
     assert_eq!(

@@ -2,6 +2,7 @@
 //! stage ([`Outputs`]) and the formats it writes (EVE JSON, Zeek conn.log,
 //! IPFIX), with the `--output` specifications that name them.
 
+mod community;
 pub mod eve;
 pub mod ipfix;
 mod outputs;

@@ -5,7 +5,8 @@
 //! gives it to every output of that format, and keeps each output's own
 //! counts.
 //!
-//! EVE outputs get every record; Zeek and IPFIX outputs get flow records.
+//! EVE outputs get every record, with its flow's Community ID (computed
+//! once per flow, see `community`); Zeek and IPFIX outputs get flow records.
 //! An output that fails keeps its first error and drops (and counts) every
 //! record after it; the other outputs go on.
 //!
@@ -19,6 +20,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::community::CommunityIds;
 use super::eve::EveEncoder;
 use super::ipfix::{IpfixConfig, IpfixExporter};
 use super::record::{FlowEnd, Record};
@@ -100,6 +102,7 @@ pub struct Outputs {
     outputs: Vec<Output>,
     files: FileOptions,
     eve: EveEncoder,
+    ids: CommunityIds,
     any_eve: bool,
     records: u64,
     rotations: u64,
@@ -217,12 +220,14 @@ impl Outputs {
             outputs,
             files,
             eve: EveEncoder::new(),
+            ids: CommunityIds::default(),
             records: 0,
             rotations: 0,
         })
     }
 
-    /// True when an EVE output is open: records then need their Community ID.
+    /// True when an EVE output is open: ICMP flow records then need the type
+    /// and code of their first packet for their Community ID.
     pub fn wants_community_id(&self) -> bool {
         self.any_eve
     }
@@ -231,7 +236,8 @@ impl Outputs {
     pub fn write(&mut self, record: &Record) {
         self.records += 1;
         if self.any_eve {
-            let line = self.eve.encode(record);
+            let id = self.ids.of(record);
+            let line = self.eve.encode(record, id.as_ref());
             for o in &mut self.outputs {
                 let Sink::Eve(e) = &mut o.sink else { continue };
                 if o.error.is_some() {

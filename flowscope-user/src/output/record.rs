@@ -4,12 +4,11 @@
 //!
 //! Flow records travel inline (a ring of records is preallocated, so a flow
 //! record costs no allocation); an L7 record carries its flow's identity
-//! ([`FlowHeader`]) rather than the whole flow. The Community ID, computed
-//! once per flow by the worker (only when an EVE output wants it), travels
-//! with each record of the flow.
+//! ([`FlowHeader`]) rather than the whole flow. The writer stage computes
+//! each flow's Community ID once; an ICMP flow's record brings the type and
+//! code of its first packet for it.
 
 use crate::anomaly::AnomalyInterval;
-use crate::community_id::CommunityIdValue;
 use crate::extract::FiveTupleKey;
 use crate::extractor::{L4Proto, Orientation};
 use crate::l7::L7Record;
@@ -28,8 +27,9 @@ pub struct FlowEnd {
     /// What reassembly and parsing did (absent for flows the pipeline kept
     /// no state for).
     pub summary: Option<FlowSummary>,
-    /// The flow's Community ID, when an output wants one.
-    pub community_id: Option<CommunityIdValue>,
+    /// ICMP flows: the type and code of the first packet (noted by the
+    /// worker when an EVE output wants Community IDs).
+    pub icmp: Option<(u8, u8)>,
 }
 
 /// What every record of a flow says about the flow: enough to join records
@@ -44,19 +44,16 @@ pub struct FlowHeader {
     pub initiator: Orientation,
     /// Transport protocol.
     pub l4: L4Proto,
-    /// The flow's Community ID, when an output wants one.
-    pub community_id: Option<CommunityIdValue>,
 }
 
 impl FlowHeader {
     /// The header of `flow`'s records.
-    pub fn of(flow: &FlowRecord<FiveTupleKey>, community_id: Option<CommunityIdValue>) -> Self {
+    pub fn of(flow: &FlowRecord<FiveTupleKey>) -> Self {
         Self {
             flow_id: flow.flow_id,
             key: flow.key,
             initiator: flow.initiator,
             l4: flow.l4,
-            community_id,
         }
     }
 
@@ -103,13 +100,13 @@ impl Record {
         flow: &FlowRecord<FiveTupleKey>,
         reason: EndReason,
         summary: Option<&FlowSummary>,
-        community_id: Option<CommunityIdValue>,
+        icmp: Option<(u8, u8)>,
     ) -> Self {
         Self::Flow(FlowEnd {
             flow: *flow,
             reason,
             summary: summary.copied(),
-            community_id,
+            icmp,
         })
     }
 }

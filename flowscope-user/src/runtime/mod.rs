@@ -17,7 +17,7 @@
 //! they copy under a mutex a few times per second (live), and the rings.
 
 mod config;
-mod flow_ids;
+mod icmp_first;
 #[cfg(all(target_os = "linux", feature = "metrics"))]
 mod live;
 pub mod offline;

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::flow_ids::FlowIds;
+use super::icmp_first::IcmpFirst;
 use super::out::{Backpressure, RecordOut, push_with};
 use super::shard::{Shard, TOP_FLOWS, TopFlow};
 use crate::extract::FiveTupleKey;
@@ -30,7 +30,7 @@ pub struct WorkerConfig {
     /// Its pipeline; `None` for a bare receiver that only counts frames
     /// (the capture benchmark's upper bound).
     pub pipeline: Option<PipelineConfig>,
-    /// Compute each flow's Community ID (an EVE output is open).
+    /// Note what ICMP flows' Community IDs need (an EVE output is open).
     pub community_id: bool,
     /// What to do when the way to the writer is full.
     pub backpressure: Backpressure,
@@ -43,8 +43,8 @@ struct SinkState {
     dropped: u64,
     /// Heaviest flows of the interval (live workers with a shard).
     top: Option<[Option<TopFlow>; TOP_FLOWS]>,
-    /// Community IDs, when wanted.
-    ids: Option<FlowIds>,
+    /// ICMP flows' first type and code, when Community IDs are wanted.
+    icmp: Option<IcmpFirst>,
     backpressure: Backpressure,
 }
 
@@ -62,11 +62,6 @@ impl<O: RecordOut> Emit<'_, O> {
         } else {
             self.s.dropped += 1;
         }
-    }
-
-    fn header(&mut self, flow: &FlowRecord<FiveTupleKey>) -> FlowHeader {
-        let id = self.s.ids.as_mut().map(|ids| ids.get(flow));
-        FlowHeader::of(flow, id)
     }
 }
 
@@ -94,8 +89,8 @@ fn note_top(top: &mut [Option<TopFlow>; TOP_FLOWS], flow: &FlowRecord<FiveTupleK
 impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
     #[inline]
     fn event(&mut self, event: &FlowEvent<'_, FiveTupleKey>) {
-        if let Some(ids) = &mut self.s.ids {
-            ids.observe(event);
+        if let Some(icmp) = &mut self.s.icmp {
+            icmp.observe(event);
         }
         if let (Some(top), FlowEvent::Packet { flow, .. }) = (&mut self.s.top, event) {
             note_top(top, flow);
@@ -103,7 +98,7 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
     }
 
     fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, ts: Timestamp, record: L7Record) {
-        let header = self.header(flow);
+        let header = FlowHeader::of(flow);
         self.push(Record::L7 {
             header,
             ts,
@@ -112,7 +107,7 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
     }
 
     fn anomaly(&mut self, flow: &FlowRecord<FiveTupleKey>, anomaly: FlowAnomaly) {
-        let header = self.header(flow);
+        let header = FlowHeader::of(flow);
         self.push(Record::Anomaly {
             header,
             ts: flow.end(),
@@ -126,8 +121,8 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
         reason: EndReason,
         summary: Option<&FlowSummary>,
     ) {
-        let id = self.s.ids.as_mut().map(|ids| ids.ended(flow, reason));
-        self.push(Record::flow(flow, reason, summary, id));
+        let icmp = self.s.icmp.as_mut().and_then(|i| i.take(flow, reason));
+        self.push(Record::flow(flow, reason, summary, icmp));
     }
 }
 
@@ -159,7 +154,7 @@ impl<E: FlowExtractor<Key = FiveTupleKey>, O: RecordOut> FlowWorker<E, O> {
             out,
             sink: SinkState {
                 top: shard.is_some().then_some([None; TOP_FLOWS]),
-                ids: config.community_id.then(FlowIds::default),
+                icmp: config.community_id.then(IcmpFirst::default),
                 backpressure: config.backpressure,
                 ..SinkState::default()
             },

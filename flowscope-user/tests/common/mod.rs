@@ -1,6 +1,7 @@
 //! Shared helpers of the kernel tests: gating, frame building, namespaces.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod capture;
 pub mod frames;
 pub mod fsgen;
 pub mod netns;

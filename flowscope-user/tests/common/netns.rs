@@ -104,15 +104,31 @@ impl TestBed {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> std::thread::JoinHandle<T> {
-        let path = format!("/var/run/netns/{}", self.cap_ns);
-        std::thread::spawn(move || {
-            let ns = File::open(&path).expect("open netns");
-            // SAFETY: setns on a valid namespace fd affects only this thread.
-            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {path}");
-            f()
-        })
+        in_ns(&self.cap_ns, f)
     }
+
+    /// Runs `f` on a new thread that entered the sending namespace.
+    pub fn in_gen_ns<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        in_ns(&self.gen_ns, f)
+    }
+}
+
+/// Runs `f` on a new thread that entered namespace `ns`.
+fn in_ns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let ns = File::open(&path).expect("open netns");
+        // SAFETY: setns on a valid namespace fd affects only this thread.
+        let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}");
+        f()
+    })
 }
 
 impl Drop for TestBed {

@@ -2,6 +2,7 @@
 
 use super::json;
 use super::{community_id, header};
+use crate::community_id::CommunityIdValue;
 use crate::extractor::{L4Proto, TcpFlags};
 use crate::output::record::{FlowEnd, FlowHeader};
 use crate::pipeline::FlowSummary;
@@ -35,9 +36,9 @@ const FLAG_NAMES: [(TcpFlags, &str); 8] = [
     (TcpFlags::CWR, "cwr"),
 ];
 
-pub(super) fn flow(out: &mut Vec<u8>, f: &FlowEnd) {
+pub(super) fn flow(out: &mut Vec<u8>, f: &FlowEnd, id: Option<&CommunityIdValue>) {
     let flow = &f.flow;
-    let h = FlowHeader::of(flow, f.community_id);
+    let h = FlowHeader::of(flow);
     let (ts, tc) = (
         flow.side(FlowSide::Initiator),
         flow.side(FlowSide::Responder),
@@ -93,7 +94,7 @@ pub(super) fn flow(out: &mut Vec<u8>, f: &FlowEnd) {
     // History letters, conn_state codes and Community IDs need no escaping.
     json::label_field(out, "history", flow.history.as_str());
     json::label_field(out, "conn_state", flow.conn_state());
-    community_id(out, &h);
+    community_id(out, id);
     if let Some(s) = &f.summary {
         summary(out, s);
     }

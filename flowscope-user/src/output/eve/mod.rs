@@ -28,9 +28,9 @@
 //! - `tcp` appears for TCP: flags as two lowercase hex digits, one boolean per
 //!   flag seen (only when seen, as Suricata does), and the tracker's state.
 //! - `history` and `conn_state` follow Zeek (see the tracker's history docs);
-//!   `community_id` is present when the worker computed one (it does when
-//!   an EVE output is open), with the ICMP type and code of the flow's first
-//!   packet for ICMP flows.
+//!   `community_id` is present when the writer stage gives one (it always
+//!   does), with the ICMP type and code of the flow's first packet for ICMP
+//!   flows.
 //! - `age` is whole seconds between start and end, as Suricata.
 //! - With the session pipeline ([`crate::pipeline`]), flow records also
 //!   carry `app_proto` (the parser chosen), for TCP a `reassembly` object
@@ -63,6 +63,7 @@ use std::io;
 
 use super::record::{FlowHeader, Record};
 use crate::anomaly::AnomalyInterval;
+use crate::community_id::CommunityIdValue;
 use crate::extractor::L4Proto;
 use crate::l7::L7Record;
 use crate::pipeline::{FlowAnomaly, PipelineAnomaly};
@@ -88,23 +89,24 @@ impl EveEncoder {
         }
     }
 
-    /// The EVE line of `record`, newline included, valid until the next call.
+    /// The EVE line of `record`, with its flow's Community ID `id`, newline
+    /// included, valid until the next call.
     ///
     /// # Errors
     ///
     /// An L7 record that does not serialise.
-    pub fn encode(&mut self, record: &Record) -> io::Result<&[u8]> {
+    pub fn encode(&mut self, record: &Record, id: Option<&CommunityIdValue>) -> io::Result<&[u8]> {
         self.line.clear();
         match record {
-            Record::Flow(f) => flow::flow(&mut self.line, f),
+            Record::Flow(f) => flow::flow(&mut self.line, f, id),
             Record::L7 { header, ts, record } => {
-                l7(&mut self.line, &mut self.body, header, *ts, record)?
+                l7(&mut self.line, &mut self.body, header, id, *ts, record)?
             }
             Record::Anomaly {
                 header,
                 ts,
                 anomaly,
-            } => flow_anomaly(&mut self.line, header, *ts, anomaly),
+            } => flow_anomaly(&mut self.line, header, id, *ts, anomaly),
             Record::Interval(i) => interval(&mut self.line, i),
         }
         self.line.push(b'\n');
@@ -154,8 +156,8 @@ fn header(out: &mut Vec<u8>, h: &FlowHeader, ts: Timestamp, event_type: &str) {
 }
 
 /// `,"community_id":"…"` when there is one.
-fn community_id(out: &mut Vec<u8>, h: &FlowHeader) {
-    if let Some(id) = &h.community_id {
+fn community_id(out: &mut Vec<u8>, id: Option<&CommunityIdValue>) {
+    if let Some(id) = id {
         json::label_field(out, "community_id", id.as_str());
     }
 }
@@ -167,6 +169,7 @@ fn l7(
     out: &mut Vec<u8>,
     body: &mut Vec<u8>,
     h: &FlowHeader,
+    id: Option<&CommunityIdValue>,
     ts: Timestamp,
     record: &L7Record,
 ) -> io::Result<()> {
@@ -178,15 +181,21 @@ fn l7(
         .and_then(|k| std::str::from_utf8(k).ok())
         .ok_or_else(|| io::Error::other("an L7 record must serialise as {\"key\":{…}}"))?;
     header(out, h, ts, event_type);
-    community_id(out, h);
+    community_id(out, id);
     out.push(b',');
     out.extend_from_slice(body.get(1..).unwrap_or_default());
     Ok(())
 }
 
-fn flow_anomaly(out: &mut Vec<u8>, h: &FlowHeader, ts: Timestamp, a: &FlowAnomaly) {
+fn flow_anomaly(
+    out: &mut Vec<u8>,
+    h: &FlowHeader,
+    id: Option<&CommunityIdValue>,
+    ts: Timestamp,
+    a: &FlowAnomaly,
+) {
     header(out, h, ts, "anomaly");
-    community_id(out, h);
+    community_id(out, id);
     let layer = match a.kind {
         PipelineAnomaly::SessionParseError => "applayer",
         _ => "stream",

@@ -1,0 +1,214 @@
+//! Live and offline are one runtime: a capture replayed frame by frame
+//! through the veth bed into `flowscope capture` gives the flow, L7 and
+//! per-flow anomaly records `flowscope read` gives for the same file,
+//! timestamps aside (live, the clock is the arrival time).
+//!
+//! The frames leave the sending namespace unchanged through an AF_PACKET
+//! socket, in file order, on one queue: one worker live, `--workers 1`
+//! offline, so flow IDs are numbered alike (they are compared through each
+//! flow's five-tuple and rank all the same). Live-only records (the XDP
+//! anomaly intervals, which carry no flow) are left out. The captures
+//! chosen have every frame within the veth's MTU and last less than any
+//! idle timeout, so no timer ends a flow on one side only; ICMP flows check
+//! that the live Community ID has the ICMP type and code.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::capture::start;
+use common::{kernel_tests_enabled, netns::TestBed};
+use flowscope::pcap::PcapReader;
+use serde_json::Value;
+
+const PCAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps");
+const BIN: &str = env!("CARGO_BIN_EXE_flowscope");
+
+/// The frames of a capture.
+fn frames(name: &str) -> Vec<Vec<u8>> {
+    let mut reader = PcapReader::open(Path::new(PCAPS).join(name)).expect("open");
+    let mut out = Vec::new();
+    while let Some(p) = reader.next_packet().expect("read") {
+        assert_eq!(
+            p.frame.len() as u32,
+            p.orig_len,
+            "{name}: whole frames only"
+        );
+        out.push(p.frame.to_vec());
+    }
+    out
+}
+
+/// Sends `frames` out of the bed's sending end, in order, unchanged.
+fn send(bed: &TestBed, frames: Vec<Vec<u8>>) {
+    let ifname = bed.gen_if.clone();
+    bed.in_gen_ns(move || {
+        let name = std::ffi::CString::new(ifname).unwrap();
+        // SAFETY: if_nametoindex reads a NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        assert!(ifindex > 0, "sending interface");
+        // SAFETY: plain socket(2); the fd is closed below.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        assert!(fd >= 0, "AF_PACKET socket");
+        // SAFETY: a zeroed sockaddr_ll with family and ifindex set, passed
+        // with its size for each send.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = ifindex as i32;
+        addr.sll_halen = 6;
+        for (i, f) in frames.iter().enumerate() {
+            // SAFETY: sends `f` (valid for its length) to `addr`.
+            let n = unsafe {
+                libc::sendto(
+                    fd,
+                    f.as_ptr().cast(),
+                    f.len(),
+                    0,
+                    (&raw const addr).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                )
+            };
+            assert_eq!(n, f.len() as isize, "frame {i} sent whole");
+            // A debug build's worker is slow: keep the socket's ring from
+            // filling (bounded pacing, not a timing assertion).
+            if i % 64 == 63 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        // SAFETY: closes the socket opened above.
+        unsafe { libc::close(fd) };
+    })
+    .join()
+    .expect("sender");
+}
+
+/// Records by flow (five-tuple and rank among the flows of that
+/// five-tuple), each without its flow ID and times, in output order.
+fn by_flow(text: &str) -> BTreeMap<String, Vec<String>> {
+    let records: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .filter(|r: &Value| r.get("flow_id").is_some())
+        .collect();
+    let mut rank: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let tuple = |r: &Value| {
+        format!(
+            "{} {}:{} {}:{}",
+            r["proto"], r["src_ip"], r["src_port"], r["dest_ip"], r["dest_port"]
+        )
+    };
+    for r in &records {
+        let ids = rank.entry(tuple(r)).or_default();
+        let id = r["flow_id"].as_u64().unwrap();
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for mut r in records {
+        let t = tuple(&r);
+        let id = r["flow_id"].as_u64().unwrap();
+        let n = rank[&t].iter().position(|&x| x == id).unwrap();
+        if let Some(o) = r.as_object_mut() {
+            o.remove("flow_id");
+            o.remove("timestamp");
+        }
+        if let Some(f) = r.get_mut("flow").and_then(Value::as_object_mut) {
+            for k in ["start", "end", "age"] {
+                f.remove(k);
+            }
+        }
+        out.entry(format!("{t} #{n}"))
+            .or_default()
+            .push(r.to_string());
+    }
+    out
+}
+
+fn replay(name: &str) {
+    let bed = TestBed::new(1);
+    let dir = std::env::temp_dir().join(format!("{}.replay", bed.cap_ns));
+    std::fs::create_dir_all(&dir).unwrap();
+    let live_eve = dir.join("live.json");
+    let summary = dir.join("summary.json");
+    let child = start(
+        &bed,
+        &[
+            "--plain",
+            "--output",
+            &format!("eve:{}", live_eve.display()),
+            "--summary-json",
+            summary.to_str().unwrap(),
+        ],
+    );
+    let frames = frames(name);
+    let sent = frames.len() as u64;
+    send(&bed, frames);
+    // Let the last frames through the veth before the program detaches
+    // (what already sits in the socket is drained at the stop).
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{name}: capture: {err}");
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(
+        s["rx_packets"], sent,
+        "{name}: every frame reached the worker"
+    );
+
+    let offline_eve = dir.join("read.json");
+    let o = Command::new(BIN)
+        .args(["read", "--workers", "1", "-o"])
+        .arg(format!("eve:{}", offline_eve.display()))
+        .arg(PathBuf::from(PCAPS).join(name))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{name}: read");
+    let live = by_flow(&std::fs::read_to_string(&live_eve).unwrap());
+    let offline = by_flow(&std::fs::read_to_string(&offline_eve).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!offline.is_empty());
+    assert_eq!(
+        live.keys().collect::<Vec<_>>(),
+        offline.keys().collect::<Vec<_>>(),
+        "{name}: the same flows"
+    );
+    for (flow, records) in &offline {
+        assert_eq!(&live[flow], records, "{name}: the records of {flow}");
+    }
+    let l7 = offline
+        .values()
+        .flatten()
+        .filter(|r| !r.contains("\"event_type\":\"flow\""))
+        .count();
+    eprintln!(
+        "{name}: {} flows, {l7} L7 and anomaly records alike",
+        offline.len()
+    );
+}
+
+#[test]
+fn http_methods_live_as_offline() {
+    if kernel_tests_enabled("http_methods_live_as_offline") {
+        replay("zeek__http_methods.pcap");
+    }
+}
+
+#[test]
+fn tls_live_as_offline() {
+    if kernel_tests_enabled("tls_live_as_offline") {
+        replay("zeek__tls_tls-conn-with-extensions.pcap");
+    }
+}
+
+#[test]
+fn dns_and_icmp_live_as_offline() {
+    if kernel_tests_enabled("dns_and_icmp_live_as_offline") {
+        replay("ws__dns+icmp.pcapng");
+    }
+}
