@@ -29,6 +29,9 @@ enum Which {
     Capture,
     /// SYN flood against a small flow table: peak RSS, evictions, rate ratio.
     Flood,
+    /// `flowscope read` against flowscope 0.3.0, nfpcapd, ndpiReader, argus
+    /// and tshark on two merged capture files.
+    Peers,
 }
 
 /// Runs `cargo xtask bench`.
@@ -39,6 +42,16 @@ pub fn run(args: &Args) -> Result<()> {
     deps::ensure(deps::Verbosity::Quiet)?;
     let obj = build::build_ebpf()?;
     let bin = match args.which {
+        Which::Peers => {
+            let dir = build::build_bins(
+                &obj,
+                true,
+                &[("flowscope-user", "flowscope"), ("bench", "v03read")],
+            )?;
+            let argv = args.bench_args.iter().map(String::as_str);
+            let peers = crate::peers::Args::try_parse_from(std::iter::once("peers").chain(argv))?;
+            return crate::peers::run(&peers, &dir);
+        }
         Which::Track => "trackbench",
         Which::Pipeline => "pipebench",
         Which::Capture | Which::Flood => {

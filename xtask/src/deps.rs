@@ -13,8 +13,10 @@ pub const LLVM_MAJOR: u32 = 22;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Debian packages: C toolchain for libxdp/libbpf (xsk-rs), LLVM for
-/// bpf-linker, the network tools of the tests, and perf for the capture
-/// benchmark's profile.
+/// bpf-linker, the network tools of the tests, perf for the capture
+/// benchmark's profile, and the peers of `cargo xtask bench peers` (Debian
+/// 12: nDPI 4.2, argus 3.0.8; tshark brings editcap and mergecap, nfdump
+/// brings nfpcapd).
 const APT_PACKAGES: &[&str] = &[
     "clang",
     "llvm",
@@ -31,6 +33,9 @@ const APT_PACKAGES: &[&str] = &[
     "tshark",
     "nfdump",
     "linux-perf",
+    "libndpi-bin",
+    "argus-server",
+    "argus-client",
 ];
 
 /// How much to say when everything is present.

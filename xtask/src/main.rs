@@ -17,6 +17,7 @@ mod flood;
 mod fuzz;
 mod loss_free;
 mod netns;
+mod peers;
 mod run;
 mod test;
 

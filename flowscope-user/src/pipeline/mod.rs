@@ -3,12 +3,16 @@
 //! a capture worker and offline mode share.
 //!
 //! ```text
-//! frame ─► fragment? ──► FragmentReassembler ─(whole datagram)─┐
-//!            │ no                                               ▼
-//!            └──────────────────────────────────────────► FlowTracker ─► events
+//! frame ───────────────────────────────────────────────────► FlowTracker ─► events
+//!   └─ fragment? ─► FragmentReassembler ─(whole datagram)─► its flow's parsers
 //!   TCP packet ─► Reassembler (flow, side) ─► SessionDriver ─► HTTP/TLS/DNS ─► L7 records
 //!   UDP packet ─────────────────────────────► DatagramDriver ─► DNS ──────────► L7 records
 //! ```
+//!
+//! The tracker counts every frame as it is, fragments included (a first
+//! fragment in its flow, a later one as unmatched), so flow records do not
+//! depend on whether reassembly and parsing run; a fragment's bytes reach
+//! the parsers only with its whole datagram.
 //!
 //! One [`Pipeline`] per worker: [`process`](Pipeline::process) each frame
 //! (or [`process_batch`](Pipeline::process_batch) a capture batch, which lets
@@ -82,8 +86,9 @@ pub struct PipelineConfig {
     /// Out-of-order storage all flows of the pipeline share (global cap),
     /// in bytes. Default 64 MiB.
     pub reassembly_budget_bytes: u64,
-    /// IP fragment reassembly; `None` gives fragments to the tracker as
-    /// they are. Default on.
+    /// IP fragment reassembly, whose datagrams go to the parsers; `None`
+    /// gives them none (the tracker takes fragments as they are either
+    /// way). Default on.
     pub fragments: Option<FragConfig>,
     /// Session parsing; `None` tracks flows only (no TCP reassembly, no
     /// parsers). Default on.
