@@ -11,8 +11,10 @@
 //!   (`app_proto`, `reassembly`, `bounds`);
 //! - every packet read is counted once, in a flow or unmatched.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use flowscope::output::OutputSpec;
@@ -21,19 +23,6 @@ use flowscope::pipeline::PipelineConfig;
 use flowscope::runtime::RunConfig;
 use flowscope::runtime::offline::{self, OfflineConfig, OfflineReport};
 use serde_json::Value;
-
-const PCAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps");
-
-fn captures() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(PCAPS)
-        .expect("shared captures")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-        .collect();
-    v.sort();
-    assert!(v.len() > 40, "the shared captures are there");
-    v
-}
 
 /// A run's EVE records, in output order, and its report.
 fn run(capture: &Path, workers: usize, l7: bool, decap: bool) -> (Vec<Value>, OfflineReport) {
@@ -119,7 +108,7 @@ fn name(p: &Path) -> String {
 
 #[test]
 fn any_worker_count_gives_the_records_of_one_worker() {
-    for capture in captures() {
+    for capture in common::shared_captures() {
         let (one, r1) = run(&capture, 1, true, false);
         let want = by_flow(&one);
         for workers in [2, 3] {
@@ -152,7 +141,7 @@ fn any_worker_count_gives_the_records_of_one_worker() {
 
 #[test]
 fn tunnels_looked_through_split_alike_too() {
-    for capture in captures().iter().filter(|p| {
+    for capture in common::shared_captures().iter().filter(|p| {
         let n = name(p);
         n.contains("tunnel") || n.contains("vxlan") || n.contains("geneve") || n.contains("gre")
     }) {
@@ -187,7 +176,7 @@ fn flows_only(records: &[Value]) -> BTreeMap<String, Vec<String>> {
 
 #[test]
 fn l7_and_flows_only_report_the_same_flows_and_count_every_packet() {
-    for capture in captures() {
+    for capture in common::shared_captures() {
         let (l7, with) = run(&capture, 1, true, false);
         let (flows, without) = run(&capture, 1, false, false);
         let n = name(&capture);

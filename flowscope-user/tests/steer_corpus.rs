@@ -9,8 +9,9 @@
 //! - the same for every packet of a flow, with and without looking through
 //!   tunnels, so a flow never spans two workers.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use flowscope::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey};
 use flowscope::extractor::FlowExtractor;
@@ -19,19 +20,7 @@ use flowscope::tracker::{FlowEvent, FlowTracker};
 use flowscope::view::LinkType;
 use flowscope::wire::{classify, steer_hash};
 
-const PCAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps");
 const SEED: u32 = 0x5eed;
-
-fn captures() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(PCAPS)
-        .expect("shared captures")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-        .collect();
-    v.sort();
-    assert!(v.len() > 40);
-    v
-}
 
 /// `frame` as the Ethernet frame an XDP program would see: the IP packet
 /// after the file's link header, behind a 14-byte header (zero MACs,
@@ -61,7 +50,7 @@ fn as_ethernet(frame: &[u8], link: LinkType) -> Option<Vec<u8>> {
 #[test]
 fn equal_to_the_xdp_program_on_every_frame() {
     let mut compared = 0u64;
-    for path in captures() {
+    for path in common::shared_captures() {
         let mut reader = PcapReader::open(&path).expect("open");
         let mut frame_no = 0;
         while let Some(p) = reader.next_packet().expect("read") {
@@ -86,7 +75,7 @@ fn equal_to_the_xdp_program_on_every_frame() {
 
 /// Steering value of every packet, by flow ID, for one extractor.
 fn one_value_per_flow<E: FlowExtractor<Key = FiveTupleKey>>(extractor: impl Fn() -> E, what: &str) {
-    for path in captures() {
+    for path in common::shared_captures() {
         let mut reader = PcapReader::open(&path).expect("open");
         let mut tracker = FlowTracker::new(extractor());
         let mut by_flow: HashMap<u64, u32> = HashMap::new();

@@ -130,7 +130,10 @@ fn contenders(bins: &Path, file: &Path, n: usize, scratch: &Path, tshark: bool) 
     for (mode, flag) in [("read", "--no-l7"), ("read --l7", "--l7")] {
         for w in [1, n] {
             v.push(Contender {
-                label: format!("flowscope {mode}, {w} worker{}", if w == 1 { "" } else { "s" }),
+                label: format!(
+                    "flowscope {mode}, {w} worker{}",
+                    if w == 1 { "" } else { "s" }
+                ),
                 argv: [&flowscope, "read", flag, "--workers", &w.to_string()]
                     .iter()
                     .map(|s| s.to_string())
@@ -257,8 +260,8 @@ pub fn run(args: &Args, bins: &Path) -> Result<()> {
         files.push((m, path, packets, bytes));
     }
     let load_before = loadavg();
-    let started = cmd::stdout(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
-        .unwrap_or_default();
+    let started =
+        cmd::stdout(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default();
     let mut tables = Vec::new();
     for (m, path, packets, bytes) in &files {
         let cs = contenders(bins, path, n, &scratch, !args.no_tshark);
@@ -272,8 +275,15 @@ pub fn run(args: &Args, bins: &Path) -> Result<()> {
         tables.push((m, *packets, *bytes, cs, times));
     }
     let _ = std::fs::remove_dir_all(&scratch);
-    println!("Machine: {}. {started}; load average {load_before} before, {} after.", machine(), loadavg());
-    println!("Command: `cargo xtask bench peers -- --runs {}`\n", args.runs);
+    println!(
+        "Machine: {}. {started}; load average {load_before} before, {} after.",
+        machine(),
+        loadavg()
+    );
+    println!(
+        "Command: `cargo xtask bench peers -- --runs {}`\n",
+        args.runs
+    );
     for (m, packets, bytes, cs, times) in tables {
         let find = |label: &str| cs.iter().position(|c| c.label.starts_with(label));
         let (Some(v03), Some(ndpi)) = (find("flowscope 0.3.0"), find("ndpiReader")) else {
@@ -286,7 +296,9 @@ pub fn run(args: &Args, bins: &Path) -> Result<()> {
             bytes as f64 / 1e6,
             times[0].len()
         );
-        println!("| contender | seconds, median (min–max) | packets/s | vs 0.3.0 | vs ndpiReader |");
+        println!(
+            "| contender | seconds, median (min–max) | packets/s | vs 0.3.0 | vs ndpiReader |"
+        );
         println!("|---|--:|--:|--:|--:|");
         for (c, t) in cs.iter().zip(&times) {
             let med = median(t);
@@ -301,10 +313,7 @@ pub fn run(args: &Args, bins: &Path) -> Result<()> {
                 ratio(t, &times[ndpi]),
             );
         }
-        for (mode, one, many) in [
-            ("read", 0, 1),
-            ("read --l7", 2, 3),
-        ] {
+        for (mode, one, many) in [("read", 0, 1), ("read --l7", 2, 3)] {
             println!(
                 "\n`{mode}`: {n} workers are {:.2}x 1 worker",
                 ratio(&times[many], &times[one])

@@ -22,7 +22,9 @@ fn main() -> anyhow::Result<()> {
     while let Some(p) = reader.next_packet()? {
         let ts = flowscope03::Timestamp::new(p.timestamp.sec() as u32, p.timestamp.subsec_nanos());
         last = ts;
-        events += tracker.track(flowscope03::PacketView::new(p.frame, ts)).len() as u64;
+        events += tracker
+            .track(flowscope03::PacketView::new(p.frame, ts))
+            .len() as u64;
         packets += 1;
     }
     let far = flowscope03::Timestamp::new(last.sec.saturating_add(1 << 20), 0);

@@ -59,3 +59,16 @@ pub fn eve_run(
         ..Default::default()
     }
 }
+
+/// Every shared capture (`../shared/pcaps/*.pcap`, `*.pcapng`), sorted.
+pub fn shared_captures() -> Vec<std::path::PathBuf> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps");
+    let mut v: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .expect("shared captures")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    v.sort();
+    assert!(v.len() > 40, "the shared captures are there");
+    v
+}
