@@ -180,11 +180,31 @@ fn contenders(bins: &Path, file: &Path, n: usize, scratch: &Path, tshark: bool) 
     v
 }
 
-/// Runs `c` once; its wall-clock seconds.
-fn time(c: &Contender, scratch: &Path) -> Result<f64> {
+/// User plus system seconds of every child waited for so far.
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
+/// One run of a contender: wall-clock and CPU (user + system) seconds.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: f64,
+    cpu: f64,
+}
+
+/// Runs `c` once.
+fn time(c: &Contender, scratch: &Path) -> Result<Sample> {
     // Fresh output places: nfpcapd wants its directory, argus appends.
     let _ = std::fs::remove_dir_all(scratch);
     std::fs::create_dir_all(scratch.join("nfpcapd"))?;
+    let cpu = children_cpu();
     let start = Instant::now();
     let status = Command::new(&c.argv[0])
         .args(&c.argv[1..])
@@ -193,11 +213,14 @@ fn time(c: &Contender, scratch: &Path) -> Result<f64> {
         .stderr(Stdio::null())
         .status()
         .with_context(|| format!("cannot start {}", c.argv[0]))?;
-    let secs = start.elapsed().as_secs_f64();
+    let wall = start.elapsed().as_secs_f64();
     if !status.success() {
         bail!("`{}` failed ({status})", c.argv.join(" "));
     }
-    Ok(secs)
+    Ok(Sample {
+        wall,
+        cpu: children_cpu() - cpu,
+    })
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -284,7 +307,15 @@ pub fn run(args: &Args, bins: &Path) -> Result<()> {
         "Command: `cargo xtask bench peers -- --runs {}`\n",
         args.runs
     );
-    for (m, packets, bytes, cs, times) in tables {
+    for (m, packets, bytes, cs, samples) in tables {
+        let times: Vec<Vec<f64>> = samples
+            .iter()
+            .map(|s| s.iter().map(|x| x.wall).collect())
+            .collect();
+        let cpus: Vec<Vec<f64>> = samples
+            .iter()
+            .map(|s| s.iter().map(|x| x.cpu).collect())
+            .collect();
         let find = |label: &str| cs.iter().position(|c| c.label.starts_with(label));
         let (Some(v03), Some(ndpi)) = (find("flowscope 0.3.0"), find("ndpiReader")) else {
             bail!("contender list");
@@ -297,17 +328,18 @@ pub fn run(args: &Args, bins: &Path) -> Result<()> {
             times[0].len()
         );
         println!(
-            "| contender | seconds, median (min–max) | packets/s | vs 0.3.0 | vs ndpiReader |"
+            "| contender | wall s, median (min–max) | CPU s | packets/s | vs 0.3.0 | vs ndpiReader |"
         );
-        println!("|---|--:|--:|--:|--:|");
-        for (c, t) in cs.iter().zip(&times) {
+        println!("|---|--:|--:|--:|--:|--:|");
+        for ((c, t), cpu) in cs.iter().zip(&times).zip(&cpus) {
             let med = median(t);
             let (lo, hi) = t
                 .iter()
                 .fold((f64::MAX, 0.0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
             println!(
-                "| {} | {med:.3} ({lo:.3}–{hi:.3}) | {:.2} M | {:.2}x | {:.2}x |",
+                "| {} | {med:.3} ({lo:.3}–{hi:.3}) | {:.3} | {:.2} M | {:.2}x | {:.2}x |",
                 c.label,
+                median(cpu),
                 packets as f64 / med / 1e6,
                 ratio(t, &times[v03]),
                 ratio(t, &times[ndpi]),

@@ -12,7 +12,7 @@
 use flowscope_common::frame::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6};
 
 use crate::extract::MAX_VLAN_TAGS;
-use crate::view::PacketView;
+use crate::view::{LinkType, PacketView};
 use crate::wire::{VlanTag, l3_start};
 
 /// IPv6 next-header values that may precede a Fragment header (hop-by-hop,
@@ -25,6 +25,10 @@ const V6_FRAGMENT_CHAIN: [u8; 4] = [0, 43, 44, 60];
 /// from a few header bytes).
 pub(super) fn fragment_candidate<'a>(view: &PacketView<'a>) -> Option<&'a [u8]> {
     let (mut ethertype, mut at) = l3_start(view.frame, view.link)?;
+    if view.link == LinkType::Ethernet && matches!(ethertype, ETH_P_IPV4 | ETH_P_IPV6) {
+        // The common case: no tag to walk.
+        return ip_fragment(view.frame.get(at..)?);
+    }
     for _ in 0..MAX_VLAN_TAGS {
         if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
             break;
@@ -33,15 +37,22 @@ pub(super) fn fragment_candidate<'a>(view: &PacketView<'a>) -> Option<&'a [u8]> 
         ethertype = tag.ethertype();
         at += VlanTag::HEADER_LEN;
     }
-    let ip = view.frame.get(at..)?;
-    let version = ip.first()? >> 4;
-    let ip_ethertype = matches!(ethertype, 0 | ETH_P_IPV4 | ETH_P_IPV6);
-    let fragment = match version {
-        4 if ip_ethertype => {
+    if !matches!(ethertype, 0 | ETH_P_IPV4 | ETH_P_IPV6) {
+        return None;
+    }
+    ip_fragment(view.frame.get(at..)?)
+}
+
+/// `ip` if it may be a fragment (by its version nibble: the EtherType said
+/// IP).
+#[inline]
+fn ip_fragment(ip: &[u8]) -> Option<&[u8]> {
+    let fragment = match ip.first()? >> 4 {
+        4 => {
             let field = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]);
             field & 0x3fff != 0
         }
-        6 if ip_ethertype => V6_FRAGMENT_CHAIN.contains(ip.get(6)?),
+        6 => V6_FRAGMENT_CHAIN.contains(ip.get(6)?),
         _ => false,
     };
     fragment.then_some(ip)

@@ -63,6 +63,9 @@ use crate::session::{DatagramDriver, DriverConfig, SessionDriver, Side};
 use crate::tracker::{EndReason, FlowEvent, FlowRecord, FlowTracker, TrackerConfig};
 use crate::view::{LinkType, PacketView, Timestamp};
 
+/// Frames ahead of the fragment scan whose headers are prefetched.
+const FRAME_LEAD: usize = 4;
+
 /// L7 parser settings.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct L7Config {
@@ -302,6 +305,9 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
     ) {
         let mut run = 0;
         for (i, view) in views.iter().enumerate() {
+            // This scan is the first to read each frame: have the next
+            // ones' headers on their way.
+            crate::tracker::prefetch_frame(views, i + FRAME_LEAD);
             if let Some(ip) = self.fragment_candidate(view) {
                 self.track_run(views.get(run..i).unwrap_or_default(), sink);
                 self.process_candidate(*view, Some(ip), sink);

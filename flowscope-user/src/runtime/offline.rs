@@ -9,7 +9,7 @@
 //! ```
 //!
 //! The reader parses records in place and steers each frame by the XDP
-//! program's symmetric policy ([`wire::steer_hash`]: the outer IP pair and
+//! program's symmetric policy ([`crate::wire::steer_hash`]: the outer IP pair and
 //! protocol, so both directions of a flow and every fragment of a datagram
 //! reach the same worker), `steer % N` as the program picks a socket among
 //! a queue's `S`. Frames travel in batches of up to [`BATCH`], each holding
@@ -52,13 +52,15 @@ use crate::pcap::{Chunk, FrameRef, PcapError, PcapReader, ReaderStats};
 use crate::pipeline::{PipelineConfig, PipelineCounters};
 use crate::tracker::TrackerConfig;
 use crate::view::{PacketView, Timestamp};
-use crate::wire;
+use crate::wire::SteerKey;
 
 /// Frames per batch (a live ring read hands over as many).
 pub const BATCH: usize = 64;
 
 /// Batches buffered per worker between the reader and the worker.
 const BATCH_RING: usize = 64;
+/// Batches waiting that wake a parked worker.
+const WAKE_AT: usize = 8;
 
 /// Seed of the steering hash: fixed, so that a file always splits the same
 /// way (live capture draws one per start).
@@ -177,7 +179,12 @@ impl Dispatch for Threads {
                 thread::sleep(READER_NAP);
             }
         }
-        if let Some(t) = self.threads.get(worker) {
+        // Wake a waiting worker once a few batches wait for it (or when
+        // it has the last one), not for every batch: each wake-up of a
+        // parked thread is a system call on both sides.
+        if ring.slots() <= BATCH_RING - WAKE_AT
+            && let Some(t) = self.threads.get(worker)
+        {
             t.unpark();
         }
     }
@@ -200,6 +207,9 @@ fn read_all<R: Read>(
         .map(|_| Batch::new(reader.chunk().clone(), Timestamp(0)))
         .collect();
     let mut clock = Timestamp(0);
+    // The last frame's steering key and hash: runs of one address pair
+    // hash once.
+    let mut steer: (Option<SteerKey>, u32) = (None, 0);
     let mut end = ReadEnd {
         error: None,
         interrupted: false,
@@ -221,11 +231,11 @@ fn read_all<R: Read>(
         let chunk = reader.chunk();
         let w = if workers > 1 {
             let v = f.view(chunk.bytes());
-            flowscope_common::hash::xsk_slot(
-                0,
-                workers as u32,
-                wire::steer_hash(v.frame, v.link, STEER_SEED),
-            ) as usize
+            let key = SteerKey::of(v.frame, v.link);
+            if key != steer.0 {
+                steer = (key, key.map_or(0, |k| k.hash(STEER_SEED)));
+            }
+            flowscope_common::hash::xsk_slot(0, workers as u32, steer.1) as usize
         } else {
             0
         };
@@ -368,6 +378,8 @@ where
     };
     ready();
     let end = read_all(reader, n, &mut threads, stop);
+    // Dropping the rings tells every worker the reading is over; the
+    // unparks below wake those waiting for their last batches.
     drop(threads);
     let mut counters = PipelineCounters::default();
     for h in handles {

@@ -155,7 +155,7 @@ fn nanos(d: std::time::Duration) -> u64 {
 
 /// Prefetches the headers of `views[i]`, if there is one.
 #[inline(always)]
-fn prefetch_frame(views: &[PacketView<'_>], i: usize) {
+pub(crate) fn prefetch_frame(views: &[PacketView<'_>], i: usize) {
     if let Some(view) = views.get(i) {
         prefetch::prefetch(view.frame.as_ptr(), FRAME_HEADERS);
     }

@@ -152,27 +152,57 @@ pub fn classify(frame: &[u8], seed: u32) -> XdpMeta {
 /// No port enters it, so every fragment of a datagram and every packet of a
 /// flow get the same value.
 pub fn steer_hash(frame: &[u8], link: crate::view::LinkType, seed: u32) -> u32 {
-    let Some((mut ethertype, mut off)) = super::l3_start(frame, link) else {
-        return 0;
-    };
+    SteerKey::of(frame, link).map_or(0, |k| k.hash(seed))
+}
+
+/// What a frame is steered by: its outer IP pair and protocol (see
+/// [`steer_hash`]). A reader of many frames of one pair compares keys and
+/// hashes once per change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SteerKey {
+    src: [u32; 4],
+    dst: [u32; 4],
+    proto: u8,
+}
+
+impl SteerKey {
+    /// The key of a frame; `None` without a parsable IP header.
+    #[inline]
+    pub fn of(frame: &[u8], link: crate::view::LinkType) -> Option<Self> {
+        let l3 = steer_l3(frame, link)?;
+        Some(Self {
+            src: l3.src,
+            dst: l3.dst,
+            proto: l3.proto,
+        })
+    }
+
+    /// Its steering hash with `seed`.
+    #[inline]
+    pub fn hash(&self, seed: u32) -> u32 {
+        steer_hash_of(seed, &self.src, &self.dst, self.proto)
+    }
+}
+
+/// The IP layer [`steer_hash`] hashes.
+#[inline]
+fn steer_l3(frame: &[u8], link: crate::view::LinkType) -> Option<L3> {
+    let (mut ethertype, mut off) = super::l3_start(frame, link)?;
     for _ in 0..MAX_VLAN_TAGS {
         if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
             break;
         }
-        let Some(tag) = frame.get(off..off + VLAN_HLEN) else {
-            return 0;
-        };
+        let tag = frame.get(off..off + VLAN_HLEN)?;
         ethertype = u16::from_be_bytes([tag[2], tag[3]]);
         off += VLAN_HLEN;
     }
     let l3_bytes = frame.get(off..).unwrap_or_default();
     let version = l3_bytes.first().map_or(0, |b| b >> 4);
-    let l3 = match (ethertype, version) {
+    match (ethertype, version) {
         (ETH_P_IPV4, _) | (0, 4) => ipv4(l3_bytes, off),
         (ETH_P_IPV6, _) | (0, 6) => ipv6(l3_bytes, off),
         _ => None,
-    };
-    l3.map_or(0, |l3| steer_hash_of(seed, &l3.src, &l3.dst, l3.proto))
+    }
 }
 
 fn ipv4(b: &[u8], off: usize) -> Option<L3> {

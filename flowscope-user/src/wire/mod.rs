@@ -17,7 +17,7 @@ mod tcp;
 mod tunnel;
 mod udp;
 
-pub use classify::{classify, steer_hash};
+pub use classify::{SteerKey, classify, steer_hash};
 pub use ethernet::{EthernetFrame, VlanTag};
 pub use icmp::IcmpMessage;
 pub use ipv4::Ipv4Packet;
