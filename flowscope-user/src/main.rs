@@ -17,7 +17,8 @@ enum Command {
     /// Capture live from an interface through XDP and AF_XDP (root).
     #[cfg(all(target_os = "linux", feature = "metrics"))]
     Capture(Box<flowscope::cli::capture::CaptureArgs>),
-    /// Track the flows of a pcap or pcapng file (`-` for stdin); EVE JSON out.
+    /// Run a pcap or pcapng file (`-` for stdin) through the capture's
+    /// workers on every core; EVE JSON out.
     Read(flowscope::cli::read::ReadArgs),
     /// Probe the kernel features the live datapath uses (root).
     #[cfg(target_os = "linux")]

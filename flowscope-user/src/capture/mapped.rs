@@ -46,7 +46,9 @@ impl MappedFile {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ,
-                libc::MAP_PRIVATE,
+                // Map every page now, in one pass, rather than one fault
+                // per few pages as the reader goes.
+                libc::MAP_PRIVATE | libc::MAP_POPULATE,
                 file.as_raw_fd(),
                 0,
             )
@@ -55,7 +57,7 @@ impl MappedFile {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: advice on the mapping just made; failure is harmless.
-        unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL | libc::MADV_WILLNEED) };
+        unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
         Ok(Some(Self {
             ptr: ptr.cast_const().cast(),
             len,

@@ -109,6 +109,16 @@ impl<R: Read> StreamBuf<R> {
         &self.chunk
     }
 
+    /// Hints that the bytes `ahead` past the first unconsumed one will be
+    /// read soon: records are parsed one after the other, and a mapped
+    /// file's next page is not in any cache yet.
+    #[inline]
+    pub(super) fn prefetch_ahead(&self, ahead: usize) {
+        if let Some(b) = self.chunk.bytes().get(self.start + ahead..) {
+            crate::tracker::prefetch(b.as_ptr(), 64);
+        }
+    }
+
     /// The unconsumed bytes.
     #[inline]
     pub(super) fn available(&self) -> &[u8] {

@@ -54,6 +54,7 @@ pub use config::{IdleTimeoutFn, TrackerConfig};
 pub(crate) use event::L4_LABELS;
 pub use event::{AnomalyKind, EndReason, EventSink, FlowEvent, FlowSide, FlowState, NoSink};
 pub use history::{History, HistoryLetter};
+pub(crate) use prefetch::prefetch;
 pub use record::{FlowRecord, SideStats};
 pub use tcp::{EndpointState, TcpTrack};
 
