@@ -283,8 +283,10 @@ pub fn run(args: &Args, bins: &Path) -> Result<()> {
         files.push((m, path, packets, bytes));
     }
     let load_before = loadavg();
-    let started =
-        cmd::stdout(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default();
+    let started = cmd::stdout(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     let mut tables = Vec::new();
     for (m, path, packets, bytes) in &files {
         let cs = contenders(bins, path, n, &scratch, !args.no_tshark);
