@@ -331,29 +331,6 @@ impl Outputs {
         }
     }
 
-    /// Counts of every output now.
-    pub fn reports(&self) -> Vec<OutputReport> {
-        self.outputs
-            .iter()
-            .map(|o| {
-                let (written, dropped) = match &o.sink {
-                    Sink::Eve(e) => (e.written, 0),
-                    Sink::Zeek(w) => (w.records(), 0),
-                    Sink::Ipfix(x) => {
-                        let st = x.stats();
-                        (st.records_sent, st.records_dropped)
-                    }
-                };
-                OutputReport {
-                    spec: o.spec.clone(),
-                    written,
-                    dropped: dropped + o.dropped,
-                    error: o.error.as_ref().map(ToString::to_string),
-                }
-            })
-            .collect()
-    }
-
     /// Flushes and closes every output (IPFIX: sends what is queued, within
     /// its finish timeout) and reports on each.
     pub fn finish(self) -> WriterStats {

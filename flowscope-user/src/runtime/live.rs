@@ -210,7 +210,7 @@ impl LiveCapture {
     }
 
     /// Records [`send`](Self::send) dropped.
-    pub fn sent_dropped(&self) -> u64 {
+    pub fn control_dropped(&self) -> u64 {
         self.control_dropped
     }
 

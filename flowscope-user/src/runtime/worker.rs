@@ -226,11 +226,6 @@ impl<E: FlowExtractor<Key = FiveTupleKey>, O: RecordOut> FlowWorker<E, O> {
         self.pipeline.as_ref().map(Pipeline::counters)
     }
 
-    /// Records handed on, and dropped for want of room.
-    pub fn records(&self) -> (u64, u64) {
-        (self.sink.sent, self.sink.dropped)
-    }
-
     /// Gives back the record output (inline: the writer stage).
     pub fn into_out(self) -> O {
         self.out
@@ -288,6 +283,6 @@ mod tests {
         for flow in super::super::test_records::records(5) {
             emit.flow_ended(&flow, EndReason::IdleTimeout, None);
         }
-        assert_eq!(w.records(), (3, 2));
+        assert_eq!((w.sink.sent, w.sink.dropped), (3, 2));
     }
 }
