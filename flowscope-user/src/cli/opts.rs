@@ -51,6 +51,8 @@ macro_rules! options {
         }
     };
 }
+// `capture`'s options use it too.
+#[cfg(all(target_os = "linux", feature = "metrics"))]
 pub(crate) use options;
 
 options! {
