@@ -30,7 +30,7 @@
 //! - Raw-IP captures get a synthetic 14-byte Ethernet header (zero MACs,
 //!   EtherType from the IP version) so that the XDP program can see them.
 //! - Every frame's steering hash, as `flowscope read` computes it to pick a
-//!   worker (`flowscope::wire::steer_hash`, on the frame as the file holds
+//!   worker (`flowscope::extract::steer_hash`, on the frame as the file holds
 //!   it), must equal the one the program computed to pick a socket.
 
 mod common;
@@ -304,7 +304,7 @@ fn replay(dp: &mut Datapath, name: &str) -> Replay {
         // program would pick: the same steering hash, from the frame as it
         // is in the file (raw IP without the header added here).
         assert_eq!(
-            flowscope::wire::steer_hash(p.frame, p.link, SEED),
+            flowscope::extract::steer_hash(p.frame, p.link, SEED),
             meta.steer_hash,
             "{name} frame {}: the reader's steering differs from the XDP program's",
             r.frames

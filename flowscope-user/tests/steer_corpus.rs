@@ -1,4 +1,4 @@
-//! The capture reader's steering (`flowscope::wire::steer_hash`) on every
+//! The capture reader's steering (`flowscope::extract::steer_hash`) on every
 //! frame of every shared capture:
 //!
 //! - equal to the XDP program's twin (`flowscope::wire::classify`, which
@@ -13,12 +13,13 @@ mod common;
 
 use std::collections::HashMap;
 
+use flowscope::extract::steer_hash;
 use flowscope::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey};
 use flowscope::extractor::FlowExtractor;
 use flowscope::pcap::PcapReader;
 use flowscope::tracker::{FlowEvent, FlowTracker};
 use flowscope::view::LinkType;
-use flowscope::wire::{classify, steer_hash};
+use flowscope::wire::classify;
 
 const SEED: u32 = 0x5eed;
 

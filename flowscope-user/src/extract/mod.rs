@@ -34,6 +34,7 @@ mod hint;
 mod ip_pair;
 mod mac_pair;
 mod parse;
+mod steer;
 #[cfg(test)]
 mod test_frames;
 
@@ -48,3 +49,4 @@ pub use hint::FrameHint;
 pub use ip_pair::{IpPair, IpPairKey};
 pub use mac_pair::{MacPair, MacPairKey};
 pub use parse::{MAX_MPLS_LABELS, MAX_VLAN_TAGS};
+pub use steer::{SteerKey, l3_start, steer_hash};

@@ -12,8 +12,9 @@
 use flowscope_common::frame::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6};
 
 use crate::extract::MAX_VLAN_TAGS;
+use crate::extract::l3_start;
 use crate::view::{LinkType, PacketView};
-use crate::wire::{VlanTag, l3_start};
+use crate::wire::VlanTag;
 
 /// IPv6 next-header values that may precede a Fragment header (hop-by-hop,
 /// routing, destination options) or are one (44).

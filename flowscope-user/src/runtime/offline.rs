@@ -3,13 +3,13 @@
 //!
 //! ```text
 //! file ─(mapped, or large reads)─► reader (calling thread)
-//!        steer: wire::steer_hash % N ──► batch ring w ──► worker w ──► record ring w ─┐
+//!        steer: extract::steer_hash % N ──► batch ring w ──► worker w ──► record ring w ─┐
 //!                                                                  (N workers)       ▼
 //!                                                                     writer thread ─► outputs
 //! ```
 //!
 //! The reader parses records in place and steers each frame by the XDP
-//! program's symmetric policy ([`crate::wire::steer_hash`]: the outer IP pair and
+//! program's symmetric policy ([`crate::extract::steer_hash`]: the outer IP pair and
 //! protocol, so both directions of a flow and every fragment of a datagram
 //! reach the same worker), `steer % N` as the program picks a socket among
 //! a queue's `S`. Frames travel in batches of up to [`BATCH`], each holding
@@ -45,14 +45,13 @@ use super::config::{RunConfig, decap, plain};
 use super::out::{Backpressure, RecordOut};
 use super::worker::{FlowWorker, WorkerConfig};
 use super::writer::{WriterThread, rings};
-use crate::extract::FiveTupleKey;
+use crate::extract::{FiveTupleKey, SteerKey};
 use crate::extractor::FlowExtractor;
 use crate::output::{Outputs, WriterStats};
 use crate::pcap::{Chunk, FrameRef, PcapError, PcapReader, ReaderStats};
 use crate::pipeline::{PipelineConfig, PipelineCounters};
 use crate::tracker::TrackerConfig;
 use crate::view::{PacketView, Timestamp};
-use crate::wire::SteerKey;
 
 /// Frames per batch (a live ring read hands over as many).
 pub const BATCH: usize = 64;

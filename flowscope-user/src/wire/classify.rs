@@ -25,7 +25,7 @@ use flowscope_common::frame::{
     ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_ICMPV6,
     IPPROTO_TCP, IPPROTO_UDP, L3Class, L4Class, MAX_VLAN_TAGS, VLAN_HLEN,
 };
-use flowscope_common::hash::{flow_hash, steer_hash as steer_hash_of};
+use flowscope_common::hash::{flow_hash, steer_hash};
 use flowscope_common::meta::{
     FLAG_ERR_L2, FLAG_ERR_L3, FLAG_ERR_L4, FLAG_FRAGMENT, FLAG_L4_VALID, FLAG_NONFIRST_FRAGMENT,
     META_MAGIC, META_VERSION,
@@ -139,55 +139,21 @@ pub fn classify(frame: &[u8], seed: u32) -> XdpMeta {
         }
     }
     m.flow_hash = flow_hash(seed, &l3.src, ports.0, &l3.dst, ports.1, l3.proto);
-    m.steer_hash = steer_hash_of(seed, &l3.src, &l3.dst, l3.proto);
+    m.steer_hash = steer_hash(seed, &l3.src, &l3.dst, l3.proto);
     m
 }
 
-/// The steering hash of a frame of any link type the capture reader hands
-/// out: the XDP program's ([`classify`]'s `steer_hash`, equal for every
-/// Ethernet frame) — the outer IP pair and the protocol after IPv6
-/// extension headers, hashed by [`flowscope_common::hash::steer_hash`],
-/// after up to two VLAN tags; 0 for frames without a parsable IP header.
-/// Other link types reach their IP header by their own link header first.
-/// No port enters it, so every fragment of a datagram and every packet of a
-/// flow get the same value.
-pub fn steer_hash(frame: &[u8], link: crate::view::LinkType, seed: u32) -> u32 {
-    SteerKey::of(frame, link).map_or(0, |k| k.hash(seed))
-}
-
-/// What a frame is steered by: its outer IP pair and protocol (see
-/// [`steer_hash`]). A reader of many frames of one pair compares keys and
-/// hashes once per change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SteerKey {
-    src: [u32; 4],
-    dst: [u32; 4],
-    proto: u8,
-}
-
-impl SteerKey {
-    /// The key of a frame; `None` without a parsable IP header.
-    #[inline]
-    pub fn of(frame: &[u8], link: crate::view::LinkType) -> Option<Self> {
-        let l3 = steer_l3(frame, link)?;
-        Some(Self {
-            src: l3.src,
-            dst: l3.dst,
-            proto: l3.proto,
-        })
-    }
-
-    /// Its steering hash with `seed`.
-    #[inline]
-    pub fn hash(&self, seed: u32) -> u32 {
-        steer_hash_of(seed, &self.src, &self.dst, self.proto)
-    }
-}
-
-/// The IP layer [`steer_hash`] hashes.
-#[inline]
-fn steer_l3(frame: &[u8], link: crate::view::LinkType) -> Option<L3> {
-    let (mut ethertype, mut off) = super::l3_start(frame, link)?;
+/// What the XDP program steers a frame by: from the header at `off` with
+/// `ethertype` after the link header (0: IP of either version, by its
+/// version nibble), up to two VLAN tags walked as the program walks them,
+/// the IP pair and the protocol after IPv6 extension headers, as
+/// [`flowscope_common::hash::steer_hash`] takes them (equal to
+/// [`classify`]'s for Ethernet frames); `None` without a parsable IP header.
+pub fn steer_fields(
+    frame: &[u8],
+    mut ethertype: u16,
+    mut off: usize,
+) -> Option<([u32; 4], [u32; 4], u8)> {
     for _ in 0..MAX_VLAN_TAGS {
         if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
             break;
@@ -198,11 +164,12 @@ fn steer_l3(frame: &[u8], link: crate::view::LinkType) -> Option<L3> {
     }
     let l3_bytes = frame.get(off..).unwrap_or_default();
     let version = l3_bytes.first().map_or(0, |b| b >> 4);
-    match (ethertype, version) {
+    let l3 = match (ethertype, version) {
         (ETH_P_IPV4, _) | (0, 4) => ipv4(l3_bytes, off),
         (ETH_P_IPV6, _) | (0, 6) => ipv6(l3_bytes, off),
         _ => None,
-    }
+    }?;
+    Some((l3.src, l3.dst, l3.proto))
 }
 
 fn ipv4(b: &[u8], off: usize) -> Option<L3> {

@@ -159,30 +159,6 @@ impl<'a> LoopbackHeader<'a> {
     }
 }
 
-/// Where the L3 header of a frame of `link` type starts, after the link
-/// header only (VLAN tags are the caller's): its EtherType (0 when the
-/// link says "IP" without naming the version: raw IP and BSD loopback) and
-/// its offset. `None` when the link header is cut short.
-pub fn l3_start(frame: &[u8], link: crate::view::LinkType) -> Option<(u16, usize)> {
-    use crate::view::LinkType;
-    Some(match link {
-        LinkType::RawIp => (0, 0),
-        LinkType::Ethernet => (
-            super::EthernetFrame::new_checked(frame).ok()?.ethertype(),
-            super::EthernetFrame::HEADER_LEN,
-        ),
-        LinkType::LinuxSll => (
-            SllHeader::new_checked(frame).ok()?.protocol(),
-            SllHeader::HEADER_LEN,
-        ),
-        LinkType::LinuxSll2 => (
-            Sll2Header::new_checked(frame).ok()?.protocol(),
-            Sll2Header::HEADER_LEN,
-        ),
-        LinkType::Loopback => (0, LoopbackHeader::HEADER_LEN),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,12 +17,12 @@ mod tcp;
 mod tunnel;
 mod udp;
 
-pub use classify::{SteerKey, classify, steer_hash};
+pub use classify::{classify, steer_fields};
 pub use ethernet::{EthernetFrame, VlanTag};
 pub use icmp::IcmpMessage;
 pub use ipv4::Ipv4Packet;
 pub use ipv6::{Ipv6Fragment, Ipv6Packet, Ipv6Upper, walk_extension_headers};
-pub use link::{LoopbackHeader, Sll2Header, SllHeader, l3_start};
+pub use link::{LoopbackHeader, Sll2Header, SllHeader};
 pub use tcp::TcpSegment;
 pub use tunnel::{
     GTP_G_PDU, GeneveHeader, GreHeader, GtpUHeader, MplsLabel, TeredoPacket, VxlanHeader,
