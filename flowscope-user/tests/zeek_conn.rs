@@ -227,7 +227,7 @@ fn tcp_last_and_second_fin(capture: &str, k: &Key) -> (u64, u64) {
 }
 
 /// Application protocols we parse (Zeek's `service` names).
-const PARSED: [&str; 3] = ["http", "dns", "ssl"];
+const PARSED: [&str; 4] = ["http", "dns", "ssl", "ssh"];
 
 /// Compares the rows of `keys` field by field.
 fn compare_rows(capture: &str, zeek: &Log, ours: &Log, keys: &[Key]) {
@@ -259,7 +259,7 @@ fn compare_rows(capture: &str, zeek: &Log, ours: &Log, keys: &[Key]) {
                     );
                     assert!(uids.insert(ov.to_owned()), "{ctx}: uid {ov} repeated");
                 }
-                // Without parsers for them (Zeek's ssh, ntp, vxlan), ours is unset.
+                // Without parsers for them (Zeek's ntp, vxlan), ours is unset.
                 "service" if !PARSED.contains(&zv) => assert_eq!(ov, "-", "{ctx}: service"),
                 // Zeek stops the clock of a TCP connection once both sides
                 // have closed (TCPSessionAdapter sets last_time only while

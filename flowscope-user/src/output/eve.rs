@@ -36,7 +36,7 @@
 //!   (`reassembly_side_cap`, `reassembly_global_cap`, `parser_budget`).
 //! - L7 records (see [`EveWriter::write_l7`]) have the header of their
 //!   flow's records (`flow_id`, endpoints, `proto`, `community_id`),
-//!   `event_type` `http`, `tls` or `dns`, the time of the packet that
+//!   `event_type` `http`, `tls`, `dns` or `ssh`, the time of the packet that
 //!   completed them as `timestamp`, and the parser's object under that name.
 
 use std::io::{self, Write};

@@ -6,7 +6,7 @@
 //! frame ─► fragment? ──► FragmentReassembler ─(whole datagram)─┐
 //!            │ no                                               ▼
 //!            └──────────────────────────────────────────► FlowTracker ─► events
-//!   TCP packet ─► Reassembler (flow, side) ─► SessionDriver ─► HTTP/TLS/DNS ─► L7 records
+//!   TCP packet ─► Reassembler (flow, side) ─► SessionDriver ─► HTTP/TLS/DNS/SSH ─► L7 records
 //!   UDP packet ─────────────────────────────► DatagramDriver ─► DNS ──────────► L7 records
 //! ```
 //!
@@ -51,7 +51,8 @@ pub use flow::{Bound, FlowSummary, SideReassembly};
 use crate::extract::FiveTupleKey;
 use crate::extractor::FlowExtractor;
 use crate::l7::{
-    DnsConfig, DnsFactory, DnsTcpFactory, HttpConfig, HttpFactory, L7Record, TlsConfig, TlsFactory,
+    DnsConfig, DnsFactory, DnsTcpFactory, HttpConfig, HttpFactory, L7Record, SshConfig, SshFactory,
+    TlsConfig, TlsFactory,
 };
 use crate::reassembly::ipfrag::{FragConfig, FragOutcome, FragmentReassembler};
 use crate::reassembly::{Delivery, ReassemblyBudget, ReassemblyConfig};
@@ -70,6 +71,8 @@ pub struct L7Config {
     pub tls: TlsConfig,
     /// DNS parser limits.
     pub dns: DnsConfig,
+    /// SSH parser limits.
+    pub ssh: SshConfig,
 }
 
 /// Pipeline settings.
@@ -204,7 +207,7 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> std::fmt::Debug for Pipeline<E> {
 }
 
 impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
-    /// A pipeline with the HTTP, TLS and DNS parsers (when `config.l7` is
+    /// A pipeline with the HTTP, TLS, DNS and SSH parsers (when `config.l7` is
     /// set). The flow table and the per-flow index are allocated now.
     pub fn new(extractor: E, config: PipelineConfig) -> Self {
         let tracker = FlowTracker::with_config(extractor, config.tracker);
@@ -212,10 +215,11 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
         let mut streams = SessionDriver::new(l7.driver);
         let mut datagrams = DatagramDriver::new(l7.driver);
         if config.l7.is_some() {
-            // Three factories per driver: far below MAX_PARSERS.
+            // A few factories per driver: far below MAX_PARSERS.
             let _ = streams.register(Box::new(HttpFactory { config: l7.http }));
             let _ = streams.register(Box::new(TlsFactory { config: l7.tls }));
             let _ = streams.register(Box::new(DnsTcpFactory { config: l7.dns }));
+            let _ = streams.register(Box::new(SshFactory { config: l7.ssh }));
             let _ = datagrams.register(Box::new(DnsFactory { config: l7.dns }));
         }
         let core = flow::Core {

@@ -5,37 +5,13 @@
 
 use std::fmt::Write;
 
-use md5::Md5;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::hello::{ClientHello, ServerHello, is_grease};
+use crate::l7::fingerprint::{Md5Fingerprint, hex};
 
 /// A JA3 or JA3S fingerprint: the string and its MD5.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Ja3 {
-    /// Lowercase hex MD5 of `string`.
-    pub hash: String,
-    /// The fingerprint string.
-    pub string: String,
-}
-
-impl Ja3 {
-    fn of(string: String) -> Self {
-        Self {
-            hash: hex(&Md5::digest(string.as_bytes())),
-            string,
-        }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
+pub type Ja3 = Md5Fingerprint;
 
 /// `sep`-joined decimal values, GREASE left out.
 fn join_dec<T: Copy + Into<u16>>(values: &[T], skip_grease: bool) -> String {
