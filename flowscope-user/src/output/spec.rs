@@ -25,7 +25,7 @@ use crate::offline::{IcmpFirstPackets, community_id, endpoints};
 use crate::output::EveWriter;
 use crate::output::ipfix::{IpfixConfig, IpfixExporter, IpfixMode, IpfixTransport};
 use crate::output::zeek::{ZeekConnWriter, ZeekFormat};
-use crate::pipeline::{FlowSummary, PipelineSink};
+use crate::pipeline::{FAILED, FlowSummary, PipelineSink};
 use crate::tracker::{EndReason, EventSink, FlowEvent, FlowRecord};
 use crate::view::Timestamp;
 
@@ -246,11 +246,15 @@ pub struct FlowExtras<'a> {
     pub summary: Option<&'a FlowSummary>,
 }
 
-/// Zeek's `service` name of a parser's protocol.
-fn zeek_service(proto: &'static str) -> &'static str {
+/// Zeek's `service` name of a flow's application protocol: Zeek's DNS
+/// analyzer also takes mDNS and LLMNR; SSDP has no Zeek analyzer, and Zeek
+/// leaves a flow no analyzer recognised unset.
+fn zeek_service(proto: &'static str) -> Option<&'static str> {
     match proto {
-        "tls" => "ssl",
-        other => other,
+        "tls" => Some("ssl"),
+        "mdns" | "llmnr" => Some("dns"),
+        "ssdp" | FAILED => None,
+        other => Some(other),
     }
 }
 
@@ -411,7 +415,7 @@ impl WriterSet {
                     extras
                         .summary
                         .and_then(FlowSummary::app_proto)
-                        .map(zeek_service),
+                        .and_then(zeek_service),
                     extras.summary,
                 ),
                 FlowWriter::Ipfix(x) => {

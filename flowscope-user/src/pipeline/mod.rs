@@ -8,6 +8,7 @@
 //!            └──────────────────────────────────────────► FlowTracker ─► events
 //!   TCP packet ─► Reassembler (flow, side) ─► SessionDriver ─► HTTP/TLS/DNS/SSH ─► L7 records
 //!   UDP packet ─────────────────────────────► DatagramDriver ─► DNS ──────────► L7 records
+//!                                           (mDNS, LLMNR, DHCP, NTP, SSDP: recognised only)
 //! ```
 //!
 //! One [`Pipeline`] per worker: [`process`](Pipeline::process) each frame
@@ -46,17 +47,20 @@ mod fragments;
 use std::collections::HashMap;
 
 pub use counters::{PipelineCounters, ReassemblyCounters};
-pub use flow::{Bound, FlowSummary, SideReassembly};
+pub use flow::{Bound, FAILED, FlowSummary, SideReassembly};
 
 use crate::extract::FiveTupleKey;
 use crate::extractor::FlowExtractor;
+use crate::l7::dns::DnsVariantFactory;
 use crate::l7::{
     DnsConfig, DnsFactory, DnsTcpFactory, HttpConfig, HttpFactory, L7Record, SshConfig, SshFactory,
     TlsConfig, TlsFactory,
 };
 use crate::reassembly::ipfrag::{FragConfig, FragOutcome, FragmentReassembler};
 use crate::reassembly::{Delivery, ReassemblyBudget, ReassemblyConfig};
-use crate::session::{DatagramDriver, DriverConfig, SessionDriver, Side};
+use crate::session::{
+    DatagramDriver, DhcpFactory, DriverConfig, NtpFactory, SessionDriver, Side, SsdpFactory,
+};
 use crate::tracker::{EndReason, FlowEvent, FlowRecord, FlowTracker, TrackerConfig};
 use crate::view::{LinkType, PacketView, Timestamp};
 
@@ -221,6 +225,12 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
             let _ = streams.register(Box::new(DnsTcpFactory { config: l7.dns }));
             let _ = streams.register(Box::new(SshFactory { config: l7.ssh }));
             let _ = datagrams.register(Box::new(DnsFactory { config: l7.dns }));
+            // After DNS: they accept DNS messages too, and win on their ports.
+            let _ = datagrams.register(Box::new(DnsVariantFactory::MDNS));
+            let _ = datagrams.register(Box::new(DnsVariantFactory::LLMNR));
+            let _ = datagrams.register(Box::new(DhcpFactory));
+            let _ = datagrams.register(Box::new(NtpFactory));
+            let _ = datagrams.register(Box::new(SsdpFactory));
         }
         let core = flow::Core {
             enabled: config.l7.is_some(),

@@ -12,10 +12,13 @@
 //! A factory per protocol ([`SessionParserFactory`], [`DatagramParserFactory`])
 //! says which ports are the protocol's well-known ones, [probes](Probe) the
 //! first bytes of a flow, and builds a parser once the driver has chosen it.
-//! The [`SessionDriver`] / [`DatagramDriver`] make that choice (port hint plus
-//! content probe, so HTTP on 8080 and TLS on 8443 are found) and enforce a
-//! per-flow parser budget in bytes, after which parsing stops while the flow
-//! is still tracked.
+//! The [`SessionDriver`] / [`DatagramDriver`] make that choice (content
+//! probe, with the port as a hint, so HTTP on 8080, TLS on 8443 and SSH on
+//! 2222 are found; the first bytes of each direction are probed, so a
+//! server that speaks first is recognised too) and enforce a per-flow parser
+//! budget in bytes, after which parsing stops while the flow is still
+//! tracked. Some datagram protocols are only [recognised](recognise): their
+//! flows get a protocol name and no records.
 //!
 //! # The record type `R`
 //!
@@ -36,12 +39,14 @@
 
 mod driver;
 mod probe_window;
+pub mod recognise;
 
 pub use driver::{
     DATAGRAM_PROBES, DatagramDriver, DatagramSession, DriverConfig, FlowPorts, MAX_PARSERS,
     SessionCounters, SessionDriver, SessionState, StopReason, StreamSession, TooManyParsers,
 };
 pub use probe_window::PROBE_WINDOW_BYTES;
+pub use recognise::{DhcpFactory, NtpFactory, Recognised, SsdpFactory};
 
 use crate::l7::L7Counters;
 use crate::view::Timestamp;

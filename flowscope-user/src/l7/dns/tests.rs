@@ -102,3 +102,64 @@ fn tcp_gap_inside_a_message_skips_it() {
     p.feed(C, &second, &mut out);
     assert_eq!(out.len(), 1);
 }
+
+/// An mDNS announcement: a response with no question and one PTR answer.
+fn announcement() -> Vec<u8> {
+    use super::message::tests::labels;
+    let mut m = vec![0, 0, 0x84, 0x00, 0, 0, 0, 1, 0, 0, 0, 0];
+    m.extend(labels("_ssh._tcp.local"));
+    m.extend_from_slice(&[0, 12, 0, 1, 0, 0, 0x11, 0x94]);
+    let target = labels("host._ssh._tcp.local");
+    m.extend_from_slice(&(target.len() as u16).to_be_bytes());
+    m.extend(target);
+    m
+}
+
+#[test]
+fn mdns_and_llmnr_win_on_their_ports_and_dns_keeps_the_rest() {
+    use crate::session::{DatagramDriver, DatagramSession, DriverConfig, FlowPorts, SessionState};
+    let mut d: DatagramDriver<L7Record> = DatagramDriver::new(DriverConfig::default());
+    d.register(Box::new(DnsFactory::default())).unwrap();
+    d.register(Box::new(DnsVariantFactory::MDNS)).unwrap();
+    d.register(Box::new(DnsVariantFactory::LLMNR)).unwrap();
+    let q = query(7, "printer.local", 1);
+    let cases: [(u16, u16, &[u8], &str); 6] = [
+        (40000, 53, &q, "dns"),
+        (40000, 5300, &q, "dns"),
+        (5353, 5353, &q, "mdns"),
+        (5353, 5353, &announcement(), "mdns"),
+        (40000, 5355, &q, "llmnr"),
+        (5353, 53, &q, "dns"),
+    ];
+    for (initiator, responder, payload, want) in cases {
+        let ports = FlowPorts {
+            initiator,
+            responder,
+        };
+        let mut s = DatagramSession::new();
+        let mut out = Vec::new();
+        d.on_datagram(&mut s, ports, C, payload, crate::Timestamp(1), &mut out);
+        let got = match d.state(&s) {
+            SessionState::Parsing(p) | SessionState::Stopped(_, Some(p)) => p,
+            other => panic!("{ports:?}: {other:?}"),
+        };
+        assert_eq!(got, want, "{ports:?}");
+        // Only DNS proper is parsed into records.
+        assert_eq!(out.len(), usize::from(want == "dns"), "{ports:?}");
+    }
+    // An announcement is no DNS question: on a port nobody claims, no parser.
+    let mut s = DatagramSession::new();
+    let ports = FlowPorts {
+        initiator: 40000,
+        responder: 5300,
+    };
+    d.on_datagram(
+        &mut s,
+        ports,
+        C,
+        &announcement(),
+        crate::Timestamp(1),
+        &mut Vec::new(),
+    );
+    assert_eq!(d.state(&s), SessionState::Probing);
+}
