@@ -1,9 +1,12 @@
-//! Shared helpers of the kernel tests: gating, frame building, namespaces.
+//! Shared helpers of the tests: kernel-test gating, frame building,
+//! namespaces, temporary directories and captures edited at test time.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod capture_edit;
 pub mod frames;
 pub mod fsgen;
 pub mod netns;
+pub mod temp;
 pub mod xdp;
 
 /// True when the kernel tests must run (`cargo xtask test` sets
