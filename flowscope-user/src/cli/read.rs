@@ -56,8 +56,10 @@ pub struct ReadArgs {
     /// GTP-U and Teredo tunnels instead of the outer one.
     #[arg(long)]
     pub decap: bool,
-    /// Reassemble IP fragments and TCP streams and write HTTP, TLS and DNS
-    /// records (EVE `event_type` `http`, `tls`, `dns`) next to the flows.
+    /// Reassemble IP fragments and TCP streams, detect each flow's protocol
+    /// (`app_proto`) and write HTTP, TLS, DNS and SSH records (EVE
+    /// `event_type` `http`, `tls`, `dns`, `ssh`; Zeek ssh.log) next to the
+    /// flows.
     #[arg(long)]
     pub l7: bool,
 }

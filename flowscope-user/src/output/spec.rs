@@ -5,8 +5,9 @@
 //!   JSON to a file;
 //! - `ipfix:udp://HOST:PORT` or `ipfix:tcp://HOST:PORT`, optionally followed
 //!   by `?mode=biflow|uni&domain=N&ingress=N&mtu=N`;
-//! - `zeek:DIR` (conn.log, TSV) or `zeek-json:DIR` (conn.log, JSON lines);
-//!   the directory is created if needed.
+//! - `zeek:DIR` (conn.log, and ssh.log once an SSH connection is seen;
+//!   TSV) or `zeek-json:DIR` (the same logs as JSON lines); the directory is
+//!   created if needed.
 //!
 //! [`WriterSet`] holds the writers of several specifications and gives each
 //! ended flow record to all of them; it is also an [`EventSink`], so a
@@ -25,6 +26,7 @@ use crate::offline::{IcmpFirstPackets, community_id, endpoints};
 use crate::output::EveWriter;
 use crate::output::ipfix::{IpfixConfig, IpfixExporter, IpfixMode, IpfixTransport};
 use crate::output::zeek::{ZeekConnWriter, ZeekFormat};
+use crate::output::zeek_ssh::ZeekSshWriter;
 use crate::pipeline::{FAILED, FlowSummary, PipelineSink};
 use crate::tracker::{EndReason, EventSink, FlowEvent, FlowRecord};
 use crate::view::Timestamp;
@@ -36,7 +38,7 @@ pub enum OutputSpec {
     Eve(Option<PathBuf>),
     /// IPFIX to a collector.
     Ipfix(IpfixSpec),
-    /// Zeek conn.log in a directory.
+    /// Zeek logs in a directory.
     Zeek {
         /// The directory.
         dir: PathBuf,
@@ -258,14 +260,66 @@ fn zeek_service(proto: &'static str) -> Option<&'static str> {
     }
 }
 
+/// The logs of one Zeek output directory: conn.log, and ssh.log, created
+/// when the first SSH record arrives (Zeek writes no empty logs).
+#[derive(Debug)]
+pub struct ZeekLogs {
+    dir: PathBuf,
+    format: ZeekFormat,
+    conn: ZeekConnWriter<BufWriter<File>>,
+    ssh: Option<ZeekSshWriter<BufWriter<File>>>,
+}
+
+impl ZeekLogs {
+    fn create(dir: &std::path::Path, name: &str) -> io::Result<BufWriter<File>> {
+        File::create(dir.join(name)).map(BufWriter::new)
+    }
+
+    /// Writes an L7 record to the log of its protocol, if Zeek has one
+    /// here; returns whether it did.
+    fn l7(
+        &mut self,
+        flow: &FlowRecord<FiveTupleKey>,
+        ts: Timestamp,
+        record: &L7Record,
+    ) -> io::Result<bool> {
+        let L7Record::Ssh(r) = record else {
+            return Ok(false);
+        };
+        let ssh = match &mut self.ssh {
+            Some(w) => w,
+            None => self.ssh.insert(ZeekSshWriter::new(
+                Self::create(&self.dir, "ssh.log")?,
+                self.format,
+            )?),
+        };
+        ssh.write_ssh(flow, ts, r)
+    }
+
+    /// Records written, all logs.
+    pub fn records(&self) -> u64 {
+        self.conn.records() + self.ssh.as_ref().map_or(0, ZeekSshWriter::records)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.conn.flush()?;
+        self.ssh.as_mut().map_or(Ok(()), ZeekSshWriter::flush)
+    }
+
+    fn finish(self) -> io::Result<()> {
+        self.conn.finish()?;
+        self.ssh.map_or(Ok(()), |w| w.finish().map(drop))
+    }
+}
+
 /// One open writer.
 pub enum FlowWriter {
     /// EVE JSON lines.
     Eve(EveWriter<BufWriter<Box<dyn Write + Send>>>),
     /// An IPFIX exporter.
     Ipfix(IpfixExporter),
-    /// A Zeek conn.log.
-    Zeek(ZeekConnWriter<BufWriter<File>>),
+    /// Zeek logs.
+    Zeek(ZeekLogs),
 }
 
 impl std::fmt::Debug for FlowWriter {
@@ -327,12 +381,16 @@ fn open_one(spec: &OutputSpec, label: &str) -> Result<FlowWriter, SpecError> {
         }
         OutputSpec::Zeek { dir, format } => {
             std::fs::create_dir_all(dir).map_err(open_err(label, dir.display().to_string()))?;
-            let path = dir.join("conn.log");
-            let what = path.display().to_string();
-            let f = File::create(&path).map_err(open_err(label, what.clone()))?;
-            FlowWriter::Zeek(
-                ZeekConnWriter::new(BufWriter::new(f), *format).map_err(open_err(label, what))?,
-            )
+            let what = dir.join("conn.log").display().to_string();
+            let conn = ZeekLogs::create(dir, "conn.log")
+                .and_then(|f| ZeekConnWriter::new(f, *format))
+                .map_err(open_err(label, what))?;
+            FlowWriter::Zeek(ZeekLogs {
+                dir: dir.clone(),
+                format: *format,
+                conn,
+                ssh: None,
+            })
         }
         OutputSpec::Ipfix(s) => {
             let what = format!("collector {}", s.collector);
@@ -410,7 +468,7 @@ impl WriterSet {
                     extras.community_id,
                     extras.summary,
                 ),
-                FlowWriter::Zeek(w) => w.write_flow_summary(
+                FlowWriter::Zeek(w) => w.conn.write_flow_summary(
                     flow,
                     extras
                         .summary
@@ -524,21 +582,35 @@ impl PipelineSink<FiveTupleKey> for WriterSet {
         EventSink::event(self, *event);
     }
 
-    /// L7 records go to the EVE writers only.
+    /// L7 records go to the EVE writers, and to the Zeek logs that have a
+    /// log for their protocol (ssh.log).
     fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, ts: Timestamp, record: L7Record) {
-        if !self.wants_community_id {
-            return;
-        }
-        let id = community_id(flow, None);
+        let id = self.wants_community_id.then(|| community_id(flow, None));
         let ep = endpoints(flow);
         for s in &mut self.slots {
-            if let FlowWriter::Eve(w) = &mut s.writer {
-                if s.error.is_some() {
-                    s.dropped += 1;
-                } else if let Err(e) = w.write_l7(flow, ts, &ep, Some(id.as_str()), &record) {
-                    s.dropped += 1;
-                    s.error = Some(e);
+            let applies = match &s.writer {
+                FlowWriter::Eve(_) => true,
+                FlowWriter::Zeek(_) => matches!(record, L7Record::Ssh(_)),
+                FlowWriter::Ipfix(_) => false,
+            };
+            if !applies {
+                continue;
+            }
+            if s.error.is_some() {
+                s.dropped += 1;
+                continue;
+            }
+            let result = match &mut s.writer {
+                FlowWriter::Eve(w) => {
+                    let id = id.as_ref().map(|i| i.as_str());
+                    w.write_l7(flow, ts, &ep, id, &record)
                 }
+                FlowWriter::Zeek(z) => z.l7(flow, ts, &record).map(drop),
+                FlowWriter::Ipfix(_) => Ok(()),
+            };
+            if let Err(e) = result {
+                s.dropped += 1;
+                s.error = Some(e);
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Zeek `conn.log` records, in Zeek's TSV format (with its `#` header) or
-//! its JSON-lines variant (`LogAscii::use_json`).
+//! its JSON-lines variant (`LogAscii::use_json`), and the log writer the
+//! other logs share (ssh.log: [`super::zeek_ssh`]).
 //!
 //! Fields are Zeek's, in Zeek's order. Values come from the tracker, whose
 //! flow definition is close to Zeek's but not the same:
@@ -93,7 +94,9 @@ pub enum ZeekFormat {
 }
 
 /// One field's value.
-enum Value<'a> {
+pub(super) enum Value<'a> {
+    /// A string; in TSV, control characters and backslashes are written
+    /// `\xNN`, as Zeek escapes them.
     Str(&'a str),
     Count(u64),
     /// Seconds with microseconds (`time`, `interval`).
@@ -101,14 +104,20 @@ enum Value<'a> {
     Unset,
 }
 
-/// Writes conn.log records to `W`, reusing one line buffer.
+/// One Zeek log being written to `W`: its `#` header (TSV), then one line
+/// per record, reusing one line buffer.
 #[derive(Debug)]
-pub struct ZeekConnWriter<W: Write> {
+pub(super) struct ZeekLog<W: Write> {
     out: W,
     format: ZeekFormat,
+    fields: &'static [&'static str],
     line: Vec<u8>,
     records: u64,
 }
+
+/// Writes conn.log records to `W`.
+#[derive(Debug)]
+pub struct ZeekConnWriter<W: Write>(ZeekLog<W>);
 
 /// Zeek's `#open`/`#close` stamp: `YYYY-MM-DD-HH-MM-SS`.
 fn log_stamp(out: &mut Vec<u8>, now: Timestamp) {
@@ -132,7 +141,7 @@ fn wall_clock() -> Timestamp {
 const ICMP_HEADER: u64 = 8;
 
 /// `C` and `n` in base 62.
-fn write_uid(out: &mut Vec<u8>, mut n: u64) {
+pub(super) fn write_uid(out: &mut Vec<u8>, mut n: u64) {
     const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut tmp = [0u8; 11];
     let mut i = tmp.len();
@@ -157,37 +166,47 @@ fn proto_name(l4: L4Proto) -> &'static str {
     }
 }
 
-impl<W: Write> ZeekConnWriter<W> {
-    /// A writer to `out` (wrap files in a `BufWriter`); the TSV header is
+impl<W: Write> ZeekLog<W> {
+    /// A writer of the log `path` (`conn`, `ssh`) with these fields and
+    /// types to `out` (wrap files in a `BufWriter`); the TSV header is
     /// written now.
     ///
     /// # Errors
     ///
     /// Writing the header.
-    pub fn new(mut out: W, format: ZeekFormat) -> io::Result<Self> {
+    pub(super) fn new(
+        mut out: W,
+        format: ZeekFormat,
+        path: &str,
+        fields: &'static [&'static str],
+        types: &[&str],
+    ) -> io::Result<Self> {
         let mut line = Vec::with_capacity(1024);
         if format == ZeekFormat::Tsv {
             line.extend_from_slice(
-                b"#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#open\t",
+                b"#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\t",
             );
+            line.extend_from_slice(path.as_bytes());
+            line.extend_from_slice(b"\n#open\t");
             log_stamp(&mut line, wall_clock());
             line.extend_from_slice(b"\n#fields\t");
-            line.extend_from_slice(FIELDS.join("\t").as_bytes());
+            line.extend_from_slice(fields.join("\t").as_bytes());
             line.extend_from_slice(b"\n#types\t");
-            line.extend_from_slice(TYPES.join("\t").as_bytes());
+            line.extend_from_slice(types.join("\t").as_bytes());
             line.push(b'\n');
             out.write_all(&line)?;
         }
         Ok(Self {
             out,
             format,
+            fields,
             line,
             records: 0,
         })
     }
 
     /// Records written so far.
-    pub fn records(&self) -> u64 {
+    pub(super) fn records(&self) -> u64 {
         self.records
     }
 
@@ -196,7 +215,7 @@ impl<W: Write> ZeekConnWriter<W> {
     /// # Errors
     ///
     /// The flush's I/O error.
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(super) fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
@@ -205,7 +224,7 @@ impl<W: Write> ZeekConnWriter<W> {
     /// # Errors
     ///
     /// The underlying writer's I/O error.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub(super) fn finish(mut self) -> io::Result<W> {
         if self.format == ZeekFormat::Tsv {
             self.line.clear();
             self.line.extend_from_slice(b"#close\t");
@@ -217,8 +236,60 @@ impl<W: Write> ZeekConnWriter<W> {
         Ok(self.out)
     }
 
+    /// Writes one record: one value per field.
+    ///
+    /// # Errors
+    ///
+    /// The underlying writer's I/O error.
+    pub(super) fn write(&mut self, values: &[Value<'_>]) -> io::Result<()> {
+        self.line.clear();
+        match self.format {
+            ZeekFormat::Tsv => self.tsv(values)?,
+            ZeekFormat::Json => self.json(values)?,
+        }
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.records += 1;
+        Ok(())
+    }
+}
+
+impl<W: Write> ZeekConnWriter<W> {
+    /// A writer to `out` (wrap files in a `BufWriter`); the TSV header is
+    /// written now.
+    ///
+    /// # Errors
+    ///
+    /// Writing the header.
+    pub fn new(out: W, format: ZeekFormat) -> io::Result<Self> {
+        ZeekLog::new(out, format, "conn", &FIELDS, &TYPES).map(Self)
+    }
+
+    /// Records written so far.
+    pub fn records(&self) -> u64 {
+        self.0.records()
+    }
+
+    /// Flushes the underlying writer.
+    ///
+    /// # Errors
+    ///
+    /// The flush's I/O error.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+
+    /// Writes the TSV `#close` line, flushes and returns the inner writer.
+    ///
+    /// # Errors
+    ///
+    /// The underlying writer's I/O error.
+    pub fn finish(self) -> io::Result<W> {
+        self.0.finish()
+    }
+
     /// Writes one conn.log record; `service` is the application protocol
-    /// when a parser recognised one (`http`, `ssl`, `dns`), `summary` what
+    /// when a parser recognised one (`http`, `ssl`, `dns`, `ssh`), `summary` what
     /// the pipeline's reassembly did for it (its gaps are `missed_bytes`).
     ///
     /// # Errors
@@ -251,7 +322,7 @@ impl<W: Write> ZeekConnWriter<W> {
                 .saturating_sub(ICMP_HEADER.saturating_mul(s.packets)),
             _ => s.payload_bytes,
         };
-        let values: [Value<'_>; 22] = [
+        let values: [Value<'_>; FIELDS.len()] = [
             Value::Secs(flow.start().0 / 1000),
             Value::Str(uid),
             Value::Str(&orig_h),
@@ -278,27 +349,27 @@ impl<W: Write> ZeekConnWriter<W> {
             Value::Unset,
             Value::Count(u64::from(flow.l4.number())),
         ];
-        self.line.clear();
-        match self.format {
-            ZeekFormat::Tsv => self.tsv(&values)?,
-            ZeekFormat::Json => self.json(&values)?,
-        }
-        self.line.push(b'\n');
-        self.out.write_all(&self.line)?;
-        self.records += 1;
-        Ok(())
+        self.0.write(&values)
     }
+}
 
+impl<W: Write> ZeekLog<W> {
     fn tsv(&mut self, values: &[Value<'_>]) -> io::Result<()> {
         for (i, v) in values.iter().enumerate() {
             if i > 0 {
                 self.line.push(b'\t');
             }
             match v {
-                // Addresses, codes, history letters and parser service
-                // names hold no tab, newline or backslash.
                 Value::Str("") => self.line.extend_from_slice(b"(empty)"),
-                Value::Str(s) => self.line.extend_from_slice(s.as_bytes()),
+                Value::Str(s) => {
+                    for &b in s.as_bytes() {
+                        if b < 0x20 || b == 0x7f || b == b'\\' {
+                            write!(self.line, "\\x{b:02x}")?;
+                        } else {
+                            self.line.push(b);
+                        }
+                    }
+                }
                 Value::Count(n) => write!(self.line, "{n}")?,
                 Value::Secs(us) => write!(self.line, "{}.{:06}", us / 1_000_000, us % 1_000_000)?,
                 Value::Unset => self.line.push(b'-'),
@@ -310,7 +381,7 @@ impl<W: Write> ZeekConnWriter<W> {
     fn json(&mut self, values: &[Value<'_>]) -> io::Result<()> {
         self.line.push(b'{');
         let mut first = true;
-        for (name, v) in FIELDS.iter().zip(values) {
+        for (name, v) in self.fields.iter().zip(values) {
             if matches!(v, Value::Unset) {
                 continue;
             }
