@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use flowscope::extract::FiveTuple;
+use flowscope::extract::{AutoDetectEncap, FiveTuple};
 use flowscope::pcap::PcapReader;
 use flowscope::session::Side;
 use flowscope::{FlowExtractor, L4Proto, LinkType, Orientation};
@@ -110,6 +110,12 @@ fn main() {
         ),
         ("l7_dns", 53, L4Proto::Tcp, &["tcpdump__dns_tcp.pcap"][..]),
         (
+            "l7_ssh",
+            22,
+            L4Proto::Tcp,
+            &["zeek__tunnels_gre-sample.pcap"][..],
+        ),
+        (
             "l7_dns",
             53,
             L4Proto::Udp,
@@ -130,6 +136,7 @@ fn main() {
             }
         }
     }
+    ssh_seeds(&mut w, &pcaps);
     println!("wrote {} seeds into {}", w.count, w.corpus.display());
 }
 
@@ -429,11 +436,13 @@ fn ipfrag_seeds(w: &mut Writer, pcaps: &Path) {
     }
 }
 
-/// One seed per flow on `port`: the first few KiB of its payloads in order.
-fn l7_flows(path: &Path, port: u16, l4: L4Proto) -> Vec<Vec<u8>> {
+/// The payloads of up to eight flows on `port` (tunnels decapsulated), in
+/// order with their sides, the first few KiB of each.
+fn l7_segments(path: &Path, port: u16, l4: L4Proto) -> Vec<Vec<(Side, Vec<u8>)>> {
     let mut r = PcapReader::open(path).expect("capture");
-    let ft = FiveTuple::bidirectional();
-    let mut flows: Vec<(flowscope::extract::FiveTupleKey, Orientation, Vec<u8>)> = Vec::new();
+    let ft = AutoDetectEncap::new(FiveTuple::bidirectional());
+    let mut flows: Vec<(flowscope::extract::FiveTupleKey, Orientation, usize)> = Vec::new();
+    let mut segments: Vec<Vec<(Side, Vec<u8>)>> = Vec::new();
     while let Ok(Some(p)) = r.next_packet() {
         let Ok(x) = ft.extract(p) else { continue };
         if x.l4 != l4 || !x.key.either_port(port) || x.payload_len == 0 {
@@ -443,21 +452,109 @@ fn l7_flows(path: &Path, port: u16, l4: L4Proto) -> Vec<Vec<u8>> {
         let i = match flows.iter().position(|f| f.0 == x.key) {
             Some(i) => i,
             None if flows.len() < 8 => {
-                let first = vec![l7::WELL_KNOWN_PORT];
-                flows.push((x.key, x.orientation, first));
+                flows.push((x.key, x.orientation, 0));
+                segments.push(Vec::new());
                 flows.len() - 1
             }
             None => continue,
         };
-        let (_, initiator, seed) = &mut flows[i];
-        if seed.len() < 4096 {
+        let (_, initiator, encoded) = &mut flows[i];
+        // As long as its seed (one byte, then two per 255-byte data
+        // operation and the bytes) is under 4 KiB.
+        if *encoded < 4095 {
+            *encoded += payload.len() + 2 * payload.len().div_ceil(255);
             let side = if x.orientation == *initiator {
                 Side::Initiator
             } else {
                 Side::Responder
             };
-            l7::encode_data(seed, side, payload);
+            segments[i].push((side, payload.to_vec()));
         }
     }
-    flows.into_iter().map(|f| f.2).collect()
+    segments
+}
+
+/// One seed per flow on `port`: the first few KiB of its payloads in order.
+fn l7_flows(path: &Path, port: u16, l4: L4Proto) -> Vec<Vec<u8>> {
+    l7_segments(path, port, l4)
+        .into_iter()
+        .map(|flow| {
+            let mut seed = vec![l7::WELL_KNOWN_PORT];
+            for (side, payload) in flow {
+                l7::encode_data(&mut seed, side, &payload);
+            }
+            seed
+        })
+        .collect()
+}
+
+/// Variations of the GRE sample's SSH connection: on a port nobody claims,
+/// with a gap after the server's identification line, with lines before
+/// it, with the server's stream ending inside its KEXINIT; and an SSH 1.5
+/// exchange.
+fn ssh_seeds(w: &mut Writer, pcaps: &Path) {
+    let flow = l7_segments(
+        &pcaps.join("zeek__tunnels_gre-sample.pcap"),
+        22,
+        L4Proto::Tcp,
+    )
+    .into_iter()
+    .next()
+    .expect("the GRE sample's SSH connection");
+    let encode = |first: u8, edit: &dyn Fn(&mut Vec<u8>, Side, &[u8])| {
+        let mut seed = vec![first];
+        for (side, payload) in &flow {
+            edit(&mut seed, *side, payload);
+        }
+        seed
+    };
+    let plain = |seed: &mut Vec<u8>, side: Side, p: &[u8]| l7::encode_data(seed, side, p);
+    w.put("l7_ssh", "gre-on-2222", &encode(0, &plain));
+    // The server's segment after its identification line loses 40 bytes.
+    let server_segments = std::cell::Cell::new(0);
+    let gap = |seed: &mut Vec<u8>, side: Side, p: &[u8]| {
+        if side == Side::Responder {
+            server_segments.set(server_segments.get() + 1);
+        }
+        if side == Side::Responder && server_segments.get() == 2 {
+            l7::encode_gap(seed, side, 40);
+            l7::encode_data(seed, side, p.get(40..).unwrap_or_default());
+        } else {
+            l7::encode_data(seed, side, p);
+        }
+    };
+    w.put(
+        "l7_ssh",
+        "gre-gap-after-banner",
+        &encode(l7::WELL_KNOWN_PORT, &gap),
+    );
+    let lines = |seed: &mut Vec<u8>, side: Side, p: &[u8]| {
+        if side == Side::Responder && p.starts_with(b"SSH-") {
+            l7::encode_data(seed, side, b"Welcome\r\nto the sample\n");
+        }
+        l7::encode_data(seed, side, p);
+    };
+    w.put("l7_ssh", "gre-pre-banner-lines", &encode(0, &lines));
+    let end = |seed: &mut Vec<u8>, side: Side, p: &[u8]| {
+        if side == Side::Responder && p.len() > 100 && !p.starts_with(b"SSH-") {
+            l7::encode_data(seed, side, &p[..100]);
+            l7::encode_end(seed, side);
+        } else {
+            l7::encode_data(seed, side, p);
+        }
+    };
+    w.put(
+        "l7_ssh",
+        "gre-server-ends-in-kexinit",
+        &encode(l7::WELL_KNOWN_PORT, &end),
+    );
+    let mut ssh1 = vec![l7::WELL_KNOWN_PORT];
+    l7::encode_data(&mut ssh1, Side::Responder, b"SSH-1.5-server\n");
+    l7::encode_data(&mut ssh1, Side::Initiator, b"SSH-1.5-client\n");
+    l7::encode_data(
+        &mut ssh1,
+        Side::Responder,
+        &[0, 0, 0, 9, 0, 0, 0, 2, 2, 1, 2, 3],
+    );
+    w.put("l7_ssh", "ssh-1.5", &ssh1);
 }

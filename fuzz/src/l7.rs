@@ -1,5 +1,6 @@
-//! Targets `l7_http`, `l7_tls` and `l7_dns`: the L7 parsers through their
-//! factories and the session traits, fed a flow decoded from the input.
+//! Targets `l7_http`, `l7_tls`, `l7_dns` and `l7_ssh`: the L7 parsers
+//! through their factories and the session traits, fed a flow decoded from
+//! the input.
 //!
 //! Input: a first byte whose low bit picks the flow's server port (the
 //! protocol's well-known port, or 40000 so that only the content probe can
@@ -11,14 +12,18 @@
 //! `Done`/`Error`, nothing on a side after its end, `flush_counters` before
 //! the drop), and through the [`SessionDriver`] with every stream factory
 //! registered, which probes and picks. `l7_dns` also replays each data
-//! operation as a UDP datagram, straight and through the [`DatagramDriver`].
+//! operation as a UDP datagram, straight and through the [`DatagramDriver`]
+//! with every datagram factory (DNS and the protocols only recognised).
 //! Every record emitted must serialise to JSON.
 
 use flowscope::Timestamp;
-use flowscope::l7::{DnsFactory, DnsTcpFactory, HttpFactory, L7Counters, L7Record, TlsFactory};
+use flowscope::l7::dns::DnsVariantFactory;
+use flowscope::l7::{
+    DnsFactory, DnsTcpFactory, HttpFactory, L7Counters, L7Record, SshFactory, TlsFactory,
+};
 use flowscope::session::{
-    DatagramDriver, DatagramParserFactory, DatagramSession, DriverConfig, FlowPorts, ParseStatus,
-    SessionDriver, SessionParserFactory, Side, StreamSession,
+    DatagramDriver, DatagramParserFactory, DatagramSession, DhcpFactory, DriverConfig, FlowPorts,
+    NtpFactory, ParseStatus, SessionDriver, SessionParserFactory, Side, SsdpFactory, StreamSession,
 };
 
 use super::input::Input;
@@ -85,6 +90,11 @@ pub fn tls(data: &[u8]) {
     stream(data, 443, &mut TlsFactory::default());
 }
 
+/// Target `l7_ssh`.
+pub fn ssh(data: &[u8]) {
+    stream(data, 22, &mut SshFactory::default());
+}
+
 /// Target `l7_dns`: DNS over TCP, and each data operation as a datagram.
 pub fn dns(data: &[u8]) {
     stream(data, 53, &mut DnsTcpFactory::default());
@@ -114,6 +124,11 @@ pub fn dns(data: &[u8]) {
         budget_bytes: BUDGET_BYTES,
     });
     let _ = driver.register(Box::new(DnsFactory::default()));
+    let _ = driver.register(Box::new(DnsVariantFactory::MDNS));
+    let _ = driver.register(Box::new(DnsVariantFactory::LLMNR));
+    let _ = driver.register(Box::new(DhcpFactory));
+    let _ = driver.register(Box::new(NtpFactory));
+    let _ = driver.register(Box::new(SsdpFactory));
     let mut session = DatagramSession::new();
     for op in &ops {
         if let Op::Data(side, payload) = *op {
@@ -171,6 +186,7 @@ fn stream<F: SessionParserFactory<L7Record>>(data: &[u8], port: u16, factory: &m
     let _ = driver.register(Box::new(HttpFactory::default()));
     let _ = driver.register(Box::new(TlsFactory::default()));
     let _ = driver.register(Box::new(DnsTcpFactory::default()));
+    let _ = driver.register(Box::new(SshFactory::default()));
     let mut session = StreamSession::new();
     let mut fed = 0u64;
     for op in &ops {
@@ -203,4 +219,15 @@ pub fn encode_data(out: &mut Vec<u8>, side: Side, bytes: &[u8]) {
         out.push(chunk.len() as u8);
         out.extend_from_slice(chunk);
     }
+}
+
+/// Encodes a gap of `len` (1 to 256) bytes of one side.
+pub fn encode_gap(out: &mut Vec<u8>, side: Side, len: u16) {
+    out.push(OP_GAP | side.index() as u8);
+    out.push(len.clamp(1, 256).wrapping_sub(1) as u8);
+}
+
+/// Encodes the end of one side's stream.
+pub fn encode_end(out: &mut Vec<u8>, side: Side) {
+    out.push(OP_END | side.index() as u8);
 }

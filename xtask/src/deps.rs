@@ -13,7 +13,8 @@ pub const LLVM_MAJOR: u32 = 22;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Debian packages: C toolchain for libxdp/libbpf (xsk-rs), LLVM for
-/// bpf-linker, the network tools of the tests, and perf for the capture
+/// bpf-linker, the network tools of the tests (OpenSSH for the SSH sessions
+/// the SSH test makes between two namespaces), and perf for the capture
 /// benchmark's profile.
 const APT_PACKAGES: &[&str] = &[
     "clang",
@@ -30,6 +31,8 @@ const APT_PACKAGES: &[&str] = &[
     "ethtool",
     "tshark",
     "nfdump",
+    "openssh-server",
+    "openssh-client",
     "linux-perf",
 ];
 
@@ -127,6 +130,37 @@ pub fn missing_packages() -> Result<Vec<&'static str>> {
         .collect())
 }
 
+/// A `policy-rc.d` that keeps package scripts from starting services
+/// (invoke-rc.d honours it), present while it lives; only written when the
+/// system has none.
+struct NoServiceStarts(Option<&'static str>);
+
+impl NoServiceStarts {
+    const PATH: &'static str = "/usr/sbin/policy-rc.d";
+
+    fn install() -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        if std::path::Path::new(Self::PATH).exists() {
+            return Ok(Self(None));
+        }
+        std::fs::write(
+            Self::PATH,
+            "#!/bin/sh\n# cargo xtask deps: no service starts\nexit 101\n",
+        )
+        .with_context(|| format!("cannot write {}", Self::PATH))?;
+        std::fs::set_permissions(Self::PATH, std::fs::Permissions::from_mode(0o755))?;
+        Ok(Self(Some(Self::PATH)))
+    }
+}
+
+impl Drop for NoServiceStarts {
+    fn drop(&mut self) {
+        if let Some(path) = self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 fn install_packages(missing: &[&str]) -> Result<()> {
     let list = missing.join(" ");
     println!("install Debian packages: {list}");
@@ -155,6 +189,12 @@ fn install_packages(missing: &[&str]) -> Result<()> {
             .arg("update")
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
+    // The tests start their own sshd in a namespace; the system's ssh
+    // service is not started on install.
+    let _no_services = missing
+        .contains(&"openssh-server")
+        .then(NoServiceStarts::install)
+        .transpose()?;
     cmd::run(
         Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends"])

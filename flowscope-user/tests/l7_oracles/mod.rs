@@ -327,13 +327,15 @@ pub fn tshark_ssh(path: &Path, extra: &[&str]) -> Vec<Row> {
 
 /// Every identification line and HASSH / HASSH-server tshark finds in
 /// `rows` (from [`tshark_ssh`]) is in `ours`, on the side that sent it
-/// (the server's port is `server_port`): the line as `SSH-proto-software`
+/// (servers listen on `server_ports`): the line as `SSH-proto-software`
 /// plus, after a space, comments that EVE leaves out. Returns how many
 /// lines and fingerprints were checked.
-pub fn check_ssh(label: &str, ours: &[&SshRecord], rows: &[Row], server_port: u16) -> usize {
+pub fn check_ssh(label: &str, ours: &[&SshRecord], rows: &[Row], server_ports: &[u16]) -> usize {
     let mut checked = 0;
     for row in rows {
-        let from_server = row["tcp.srcport"] == server_port.to_string();
+        let from_server = server_ports
+            .iter()
+            .any(|p| row["tcp.srcport"] == p.to_string());
         let sides: Vec<_> = ours
             .iter()
             .filter_map(|r| if from_server { &r.server } else { &r.client }.as_ref())
