@@ -17,13 +17,13 @@
 //! Every record emitted must serialise to JSON.
 
 use flowscope::Timestamp;
-use flowscope::l7::dns::DnsVariantFactory;
+use flowscope::l7::dns::{LLMNR, MDNS};
 use flowscope::l7::{
     DnsFactory, DnsTcpFactory, HttpFactory, L7Counters, L7Record, SshFactory, TlsFactory,
 };
 use flowscope::session::{
-    DatagramDriver, DatagramParserFactory, DatagramSession, DhcpFactory, DriverConfig, FlowPorts,
-    NtpFactory, ParseStatus, SessionDriver, SessionParserFactory, Side, SsdpFactory, StreamSession,
+    DatagramDriver, DatagramParserFactory, DatagramSession, DriverConfig, FlowPorts, ParseStatus,
+    RecogniseFactory, SessionDriver, SessionParserFactory, Side, StreamSession,
 };
 
 use super::input::Input;
@@ -124,11 +124,11 @@ pub fn dns(data: &[u8]) {
         budget_bytes: BUDGET_BYTES,
     });
     let _ = driver.register(Box::new(DnsFactory::default()));
-    let _ = driver.register(Box::new(DnsVariantFactory::MDNS));
-    let _ = driver.register(Box::new(DnsVariantFactory::LLMNR));
-    let _ = driver.register(Box::new(DhcpFactory));
-    let _ = driver.register(Box::new(NtpFactory));
-    let _ = driver.register(Box::new(SsdpFactory));
+    let _ = driver.register(Box::new(MDNS));
+    let _ = driver.register(Box::new(LLMNR));
+    let _ = driver.register(Box::new(RecogniseFactory::DHCP));
+    let _ = driver.register(Box::new(RecogniseFactory::NTP));
+    let _ = driver.register(Box::new(RecogniseFactory::SSDP));
     let mut session = DatagramSession::new();
     for op in &ops {
         if let Op::Data(side, payload) = *op {

@@ -14,6 +14,8 @@ mod carry;
 pub mod dns;
 mod fingerprint;
 pub mod http;
+#[cfg(test)]
+mod splits;
 pub mod ssh;
 pub mod tls;
 

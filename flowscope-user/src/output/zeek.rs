@@ -24,6 +24,7 @@
 //!   `icmp`, as in Zeek; other protocols are `unknown_transport`.
 
 use std::io::{self, Write};
+use std::marker::PhantomData;
 
 use crate::extract::FiveTupleKey;
 use crate::extractor::L4Proto;
@@ -104,20 +105,41 @@ pub(super) enum Value<'a> {
     Unset,
 }
 
-/// One Zeek log being written to `W`: its `#` header (TSV), then one line
-/// per record, reusing one line buffer.
+/// One Zeek log of kind `K` (which gives it its records' writer, e.g.
+/// [`ZeekConnWriter::write_flow_summary`]) being written to `W`: its `#`
+/// header (TSV), then one line per record, reusing one line buffer.
 #[derive(Debug)]
-pub(super) struct ZeekLog<W: Write> {
+pub struct ZeekLog<W: Write, K> {
     out: W,
     format: ZeekFormat,
     fields: &'static [&'static str],
     line: Vec<u8>,
     records: u64,
+    kind: PhantomData<K>,
+}
+
+/// What makes a [`ZeekLog`] one log: its path and fields.
+pub trait ZeekLogKind {
+    /// `#path`, the file's name without `.log`.
+    const PATH: &'static str;
+    /// `#fields`, in Zeek's order.
+    const FIELDS: &'static [&'static str];
+    /// `#types` of those fields.
+    const TYPES: &'static [&'static str];
+}
+
+/// The kind of [`ZeekConnWriter`].
+#[derive(Debug)]
+pub enum Conn {}
+
+impl ZeekLogKind for Conn {
+    const PATH: &'static str = "conn";
+    const FIELDS: &'static [&'static str] = &FIELDS;
+    const TYPES: &'static [&'static str] = &TYPES;
 }
 
 /// Writes conn.log records to `W`.
-#[derive(Debug)]
-pub struct ZeekConnWriter<W: Write>(ZeekLog<W>);
+pub type ZeekConnWriter<W> = ZeekLog<W, Conn>;
 
 /// Zeek's `#open`/`#close` stamp: `YYYY-MM-DD-HH-MM-SS`.
 fn log_stamp(out: &mut Vec<u8>, now: Timestamp) {
@@ -141,7 +163,7 @@ fn wall_clock() -> Timestamp {
 const ICMP_HEADER: u64 = 8;
 
 /// `C` and `n` in base 62.
-pub(super) fn write_uid(out: &mut Vec<u8>, mut n: u64) {
+fn write_uid(out: &mut Vec<u8>, mut n: u64) {
     const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut tmp = [0u8; 11];
     let mut i = tmp.len();
@@ -166,21 +188,50 @@ fn proto_name(l4: L4Proto) -> &'static str {
     }
 }
 
-impl<W: Write> ZeekLog<W> {
-    /// A writer of the log `path` (`conn`, `ssh`) with these fields and
-    /// types to `out` (wrap files in a `BufWriter`); the TSV header is
+/// A record's `uid` and `id` fields: its connection, initiator first.
+pub(super) struct ConnId {
+    uid: String,
+    orig_h: String,
+    orig_p: u16,
+    resp_h: String,
+    resp_p: u16,
+}
+
+impl ConnId {
+    pub(super) fn of(flow: &FlowRecord<FiveTupleKey>) -> Self {
+        let k = flow.key.oriented(flow.initiator);
+        let mut uid = Vec::with_capacity(12);
+        write_uid(&mut uid, flow.flow_id);
+        Self {
+            uid: String::from_utf8(uid).unwrap_or_default(),
+            orig_h: k.src_ip().to_string(),
+            orig_p: k.src_port(),
+            resp_h: k.dst_ip().to_string(),
+            resp_p: k.dst_port(),
+        }
+    }
+
+    /// `uid`, `id.orig_h`, `id.orig_p`, `id.resp_h`, `id.resp_p`.
+    pub(super) fn values(&self) -> [Value<'_>; 5] {
+        [
+            Value::Str(&self.uid),
+            Value::Str(&self.orig_h),
+            Value::Count(u64::from(self.orig_p)),
+            Value::Str(&self.resp_h),
+            Value::Count(u64::from(self.resp_p)),
+        ]
+    }
+}
+
+impl<W: Write, K: ZeekLogKind> ZeekLog<W, K> {
+    /// A writer to `out` (wrap files in a `BufWriter`); the TSV header is
     /// written now.
     ///
     /// # Errors
     ///
     /// Writing the header.
-    pub(super) fn new(
-        mut out: W,
-        format: ZeekFormat,
-        path: &str,
-        fields: &'static [&'static str],
-        types: &[&str],
-    ) -> io::Result<Self> {
+    pub fn new(mut out: W, format: ZeekFormat) -> io::Result<Self> {
+        let (path, fields, types) = (K::PATH, K::FIELDS, K::TYPES);
         let mut line = Vec::with_capacity(1024);
         if format == ZeekFormat::Tsv {
             line.extend_from_slice(
@@ -202,11 +253,12 @@ impl<W: Write> ZeekLog<W> {
             fields,
             line,
             records: 0,
+            kind: PhantomData,
         })
     }
 
     /// Records written so far.
-    pub(super) fn records(&self) -> u64 {
+    pub fn records(&self) -> u64 {
         self.records
     }
 
@@ -215,7 +267,7 @@ impl<W: Write> ZeekLog<W> {
     /// # Errors
     ///
     /// The flush's I/O error.
-    pub(super) fn flush(&mut self) -> io::Result<()> {
+    pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 
@@ -224,7 +276,7 @@ impl<W: Write> ZeekLog<W> {
     /// # Errors
     ///
     /// The underlying writer's I/O error.
-    pub(super) fn finish(mut self) -> io::Result<W> {
+    pub fn finish(mut self) -> io::Result<W> {
         if self.format == ZeekFormat::Tsv {
             self.line.clear();
             self.line.extend_from_slice(b"#close\t");
@@ -255,39 +307,6 @@ impl<W: Write> ZeekLog<W> {
 }
 
 impl<W: Write> ZeekConnWriter<W> {
-    /// A writer to `out` (wrap files in a `BufWriter`); the TSV header is
-    /// written now.
-    ///
-    /// # Errors
-    ///
-    /// Writing the header.
-    pub fn new(out: W, format: ZeekFormat) -> io::Result<Self> {
-        ZeekLog::new(out, format, "conn", &FIELDS, &TYPES).map(Self)
-    }
-
-    /// Records written so far.
-    pub fn records(&self) -> u64 {
-        self.0.records()
-    }
-
-    /// Flushes the underlying writer.
-    ///
-    /// # Errors
-    ///
-    /// The flush's I/O error.
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-
-    /// Writes the TSV `#close` line, flushes and returns the inner writer.
-    ///
-    /// # Errors
-    ///
-    /// The underlying writer's I/O error.
-    pub fn finish(self) -> io::Result<W> {
-        self.0.finish()
-    }
-
     /// Writes one conn.log record; `service` is the application protocol
     /// when a parser recognised one (`http`, `ssl`, `dns`, `ssh`), `summary` what
     /// the pipeline's reassembly did for it (its gaps are `missed_bytes`).
@@ -301,7 +320,8 @@ impl<W: Write> ZeekConnWriter<W> {
         service: Option<&str>,
         summary: Option<&FlowSummary>,
     ) -> io::Result<()> {
-        let k = flow.key.oriented(flow.initiator);
+        let id = ConnId::of(flow);
+        let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
         let (o, r) = (
             flow.side(FlowSide::Initiator),
             flow.side(FlowSide::Responder),
@@ -309,10 +329,6 @@ impl<W: Write> ZeekConnWriter<W> {
         let dur = flow.duration();
         let timed = !dur.is_zero();
         let dur_us = u64::try_from(dur.as_micros()).unwrap_or(u64::MAX);
-        let (orig_h, resp_h) = (k.src_ip().to_string(), k.dst_ip().to_string());
-        let mut uid = Vec::with_capacity(12);
-        write_uid(&mut uid, flow.flow_id);
-        let uid = std::str::from_utf8(&uid).unwrap_or("C");
         let if_timed = |v: Value<'static>| if timed { v } else { Value::Unset };
         // The tracker's ICMP payload is the whole message; Zeek counts what
         // follows the header of each.
@@ -324,11 +340,11 @@ impl<W: Write> ZeekConnWriter<W> {
         };
         let values: [Value<'_>; FIELDS.len()] = [
             Value::Secs(flow.start().0 / 1000),
-            Value::Str(uid),
-            Value::Str(&orig_h),
-            Value::Count(u64::from(k.src_port())),
-            Value::Str(&resp_h),
-            Value::Count(u64::from(k.dst_port())),
+            uid,
+            orig_h,
+            orig_p,
+            resp_h,
+            resp_p,
             Value::Str(proto_name(flow.l4)),
             service.map_or(Value::Unset, Value::Str),
             if_timed(Value::Secs(dur_us)),
@@ -349,11 +365,11 @@ impl<W: Write> ZeekConnWriter<W> {
             Value::Unset,
             Value::Count(u64::from(flow.l4.number())),
         ];
-        self.0.write(&values)
+        self.write(&values)
     }
 }
 
-impl<W: Write> ZeekLog<W> {
+impl<W: Write, K> ZeekLog<W, K> {
     fn tsv(&mut self, values: &[Value<'_>]) -> io::Result<()> {
         for (i, v) in values.iter().enumerate() {
             if i > 0 {

@@ -18,7 +18,7 @@
 
 use std::io::{self, Write};
 
-use super::zeek::{Value, ZeekFormat, ZeekLog, write_uid};
+use super::zeek::{ConnId, Value, ZeekLog, ZeekLogKind};
 use crate::extract::FiveTupleKey;
 use crate::l7::{SshEndpoint, SshRecord};
 use crate::tracker::FlowRecord;
@@ -52,44 +52,20 @@ const TYPES: [&str; 18] = [
     "string", "string", "string", "string", "string", "string", "string",
 ];
 
-/// Writes ssh.log records to `W`.
+/// The kind of [`ZeekSshWriter`].
 #[derive(Debug)]
-pub struct ZeekSshWriter<W: Write>(ZeekLog<W>);
+pub enum Ssh {}
+
+impl ZeekLogKind for Ssh {
+    const PATH: &'static str = "ssh";
+    const FIELDS: &'static [&'static str] = &FIELDS;
+    const TYPES: &'static [&'static str] = &TYPES;
+}
+
+/// Writes ssh.log records to `W`.
+pub type ZeekSshWriter<W> = ZeekLog<W, Ssh>;
 
 impl<W: Write> ZeekSshWriter<W> {
-    /// A writer to `out` (wrap files in a `BufWriter`); the TSV header is
-    /// written now.
-    ///
-    /// # Errors
-    ///
-    /// Writing the header.
-    pub fn new(out: W, format: ZeekFormat) -> io::Result<Self> {
-        ZeekLog::new(out, format, "ssh", &FIELDS, &TYPES).map(Self)
-    }
-
-    /// Records written so far.
-    pub fn records(&self) -> u64 {
-        self.0.records()
-    }
-
-    /// Flushes the underlying writer.
-    ///
-    /// # Errors
-    ///
-    /// The flush's I/O error.
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-
-    /// Writes the TSV `#close` line, flushes and returns the inner writer.
-    ///
-    /// # Errors
-    ///
-    /// The underlying writer's I/O error.
-    pub fn finish(self) -> io::Result<W> {
-        self.0.finish()
-    }
-
     /// Writes the record of `flow`'s SSH connection, completed at `ts`;
     /// nothing unless both identification lines are known. Returns whether
     /// a line was written.
@@ -107,11 +83,8 @@ impl<W: Write> ZeekSshWriter<W> {
         let (Some(client), Some(server)) = (banner(&record.client), banner(&record.server)) else {
             return Ok(false);
         };
-        let k = flow.key.oriented(flow.initiator);
-        let (orig_h, resp_h) = (k.src_ip().to_string(), k.dst_ip().to_string());
-        let mut uid = Vec::with_capacity(12);
-        write_uid(&mut uid, flow.flow_id);
-        let uid = std::str::from_utf8(&uid).unwrap_or("C");
+        let id = ConnId::of(flow);
+        let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
         let version = match client.as_bytes().get(4) {
             Some(b'1') => Value::Count(1),
             Some(b'2') => Value::Count(2),
@@ -123,11 +96,11 @@ impl<W: Write> ZeekSshWriter<W> {
         };
         let values: [Value<'_>; FIELDS.len()] = [
             Value::Secs(ts.0 / 1000),
-            Value::Str(uid),
-            Value::Str(&orig_h),
-            Value::Count(u64::from(k.src_port())),
-            Value::Str(&resp_h),
-            Value::Count(u64::from(k.dst_port())),
+            uid,
+            orig_h,
+            orig_p,
+            resp_h,
+            resp_p,
             version,
             Value::Unset,
             Value::Unset,
@@ -141,7 +114,7 @@ impl<W: Write> ZeekSshWriter<W> {
             alg(|a| &a.host_key),
             Value::Unset,
         ];
-        self.0.write(&values)?;
+        self.write(&values)?;
         Ok(true)
     }
 }
@@ -151,6 +124,7 @@ mod tests {
     use super::*;
     use crate::extractor::{L4Proto, Orientation};
     use crate::l7::SshAlgorithms;
+    use crate::output::zeek::ZeekFormat;
     use crate::tracker::FlowState;
 
     fn flow() -> FlowRecord<FiveTupleKey> {

@@ -51,16 +51,14 @@ pub use flow::{Bound, FAILED, FlowSummary, SideReassembly};
 
 use crate::extract::FiveTupleKey;
 use crate::extractor::FlowExtractor;
-use crate::l7::dns::DnsVariantFactory;
+use crate::l7::dns;
 use crate::l7::{
     DnsConfig, DnsFactory, DnsTcpFactory, HttpConfig, HttpFactory, L7Record, SshConfig, SshFactory,
     TlsConfig, TlsFactory,
 };
 use crate::reassembly::ipfrag::{FragConfig, FragOutcome, FragmentReassembler};
 use crate::reassembly::{Delivery, ReassemblyBudget, ReassemblyConfig};
-use crate::session::{
-    DatagramDriver, DhcpFactory, DriverConfig, NtpFactory, SessionDriver, Side, SsdpFactory,
-};
+use crate::session::{DatagramDriver, DriverConfig, RecogniseFactory, SessionDriver, Side};
 use crate::tracker::{EndReason, FlowEvent, FlowRecord, FlowTracker, TrackerConfig};
 use crate::view::{LinkType, PacketView, Timestamp};
 
@@ -226,11 +224,11 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
             let _ = streams.register(Box::new(SshFactory { config: l7.ssh }));
             let _ = datagrams.register(Box::new(DnsFactory { config: l7.dns }));
             // After DNS: they accept DNS messages too, and win on their ports.
-            let _ = datagrams.register(Box::new(DnsVariantFactory::MDNS));
-            let _ = datagrams.register(Box::new(DnsVariantFactory::LLMNR));
-            let _ = datagrams.register(Box::new(DhcpFactory));
-            let _ = datagrams.register(Box::new(NtpFactory));
-            let _ = datagrams.register(Box::new(SsdpFactory));
+            let _ = datagrams.register(Box::new(dns::MDNS));
+            let _ = datagrams.register(Box::new(dns::LLMNR));
+            let _ = datagrams.register(Box::new(RecogniseFactory::DHCP));
+            let _ = datagrams.register(Box::new(RecogniseFactory::NTP));
+            let _ = datagrams.register(Box::new(RecogniseFactory::SSDP));
         }
         let core = flow::Core {
             enabled: config.l7.is_some(),

@@ -46,7 +46,7 @@ pub use driver::{
     SessionCounters, SessionDriver, SessionState, StopReason, StreamSession, TooManyParsers,
 };
 pub use probe_window::PROBE_WINDOW_BYTES;
-pub use recognise::{DhcpFactory, NtpFactory, Recognised, SsdpFactory};
+pub use recognise::{RecogniseFactory, Recognised};
 
 use crate::l7::L7Counters;
 use crate::view::Timestamp;

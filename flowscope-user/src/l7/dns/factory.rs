@@ -7,7 +7,7 @@
 use super::{DnsConfig, DnsParser, DnsRecord, message};
 use crate::l7::{Convert, L7Counters};
 use crate::session::{
-    DatagramParser, DatagramParserFactory, ParseStatus, Probe, Recognised, RecordSink,
+    DatagramParser, DatagramParserFactory, ParseStatus, Probe, RecogniseFactory, RecordSink,
     SessionParser, SessionParserFactory, Side,
 };
 use crate::view::Timestamp;
@@ -141,45 +141,18 @@ impl<R: From<DnsRecord> + 'static> SessionParserFactory<R> for DnsTcpFactory {
     }
 }
 
-/// Recognises a protocol that carries DNS messages on a port of its own
-/// and is reported as itself: [`MDNS`](Self::MDNS), [`LLMNR`](Self::LLMNR).
+/// mDNS (`mdns`, RFC 6762): DNS messages on port 5353, reported as itself
+/// (as Suricata names it), without records.
 ///
-/// Its probe accepts any DNS message, as the DNS factory's does: register
-/// it after [`DnsFactory`], which then keeps DNS on ports nobody claims,
-/// while its own port puts this factory's probe first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DnsVariantFactory {
-    name: &'static str,
-    port: u16,
-}
+/// Its probe accepts any DNS message with a question, as the DNS factory's
+/// does: register it after [`DnsFactory`], which then keeps DNS on ports
+/// nobody claims, while port 5353 puts this probe first.
+pub const MDNS: RecogniseFactory = RecogniseFactory::new("mdns", &[5353], probe_variant);
 
-impl DnsVariantFactory {
-    /// mDNS (`mdns`, RFC 6762) on port 5353.
-    pub const MDNS: Self = Self {
-        name: "mdns",
-        port: 5353,
-    };
-    /// LLMNR (`llmnr`, RFC 4795) on port 5355.
-    pub const LLMNR: Self = Self {
-        name: "llmnr",
-        port: 5355,
-    };
-}
+/// LLMNR (`llmnr`, RFC 4795) on port 5355; like [`MDNS`].
+pub const LLMNR: RecogniseFactory = RecogniseFactory::new("llmnr", &[5355], probe_variant);
 
-impl<R> DatagramParserFactory<R> for DnsVariantFactory {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn is_well_known_port(&self, port: u16) -> bool {
-        port == self.port
-    }
-
-    fn probe(&self, _side: Side, payload: &[u8]) -> Probe {
-        probe_message(payload, true)
-    }
-
-    fn new_parser(&mut self) -> Box<dyn DatagramParser<R>> {
-        Box::new(Recognised)
-    }
+/// The probe of [`MDNS`] and [`LLMNR`].
+fn probe_variant(payload: &[u8]) -> Probe {
+    probe_message(payload, true)
 }

@@ -64,23 +64,9 @@ fn tcp_framing_at_every_split() {
     client.extend(framed(&query(10, "www.example.com", 28)));
     let server = framed(&response(9));
     let steps: [(Side, &[u8]); 2] = [(C, &client), (S, &server)];
-    let whole = run_tcp(&steps);
+    let whole = crate::l7::splits::assert_split_invariant(&steps, run_tcp);
     assert_eq!(whole.len(), 3);
     assert_eq!(whole[2].answers.len(), 8);
-    for (i, (side, bytes)) in steps.iter().enumerate() {
-        for cut in 0..=bytes.len() {
-            let mut split: Vec<(Side, &[u8])> = steps[..i].to_vec();
-            split.push((*side, &bytes[..cut]));
-            split.push((*side, &bytes[cut..]));
-            split.extend_from_slice(&steps[i + 1..]);
-            assert_eq!(run_tcp(&split), whole, "step {i} cut {cut}");
-        }
-    }
-    let bytewise: Vec<(Side, &[u8])> = steps
-        .iter()
-        .flat_map(|(side, bytes)| bytes.chunks(1).map(move |b| (*side, b)))
-        .collect();
-    assert_eq!(run_tcp(&bytewise), whole);
 }
 
 #[test]
@@ -120,8 +106,8 @@ fn mdns_and_llmnr_win_on_their_ports_and_dns_keeps_the_rest() {
     use crate::session::{DatagramDriver, DatagramSession, DriverConfig, FlowPorts, SessionState};
     let mut d: DatagramDriver<L7Record> = DatagramDriver::new(DriverConfig::default());
     d.register(Box::new(DnsFactory::default())).unwrap();
-    d.register(Box::new(DnsVariantFactory::MDNS)).unwrap();
-    d.register(Box::new(DnsVariantFactory::LLMNR)).unwrap();
+    d.register(Box::new(MDNS)).unwrap();
+    d.register(Box::new(LLMNR)).unwrap();
     let q = query(7, "printer.local", 1);
     let cases: [(u16, u16, &[u8], &str); 6] = [
         (40000, 53, &q, "dns"),

@@ -24,22 +24,7 @@ fn run(steps: &[(Side, &[u8])]) -> Vec<HttpRecord> {
 
 /// Same records when any one step is cut in two anywhere, or fed byte by byte.
 fn assert_split_invariant(steps: &[(Side, &[u8])]) -> Vec<HttpRecord> {
-    let whole = run(steps);
-    for (i, (side, bytes)) in steps.iter().enumerate() {
-        for cut in 0..=bytes.len() {
-            let mut split: Vec<(Side, &[u8])> = steps[..i].to_vec();
-            split.push((*side, &bytes[..cut]));
-            split.push((*side, &bytes[cut..]));
-            split.extend_from_slice(&steps[i + 1..]);
-            assert_eq!(run(&split), whole, "step {i} cut at {cut}");
-        }
-    }
-    let bytewise: Vec<(Side, &[u8])> = steps
-        .iter()
-        .flat_map(|(side, bytes)| bytes.chunks(1).map(move |b| (*side, b)))
-        .collect();
-    assert_eq!(run(&bytewise), whole, "byte by byte");
-    whole
+    crate::l7::splits::assert_split_invariant(steps, run)
 }
 
 fn rec(method: &str, url: &str, status: Option<u16>, length: u64) -> HttpRecord {

@@ -141,22 +141,8 @@ fn expected() -> SshRecord {
 fn both_sides_in_every_split_give_one_record() {
     let (client, server) = (client_flight(), server_flight());
     let steps: [(Side, &[u8]); 2] = [(S, &server), (C, &client)];
-    let whole = run(&steps);
+    let whole = crate::l7::splits::assert_split_invariant(&steps, run);
     assert_eq!(whole, vec![expected()]);
-    for (i, (side, bytes)) in steps.iter().enumerate() {
-        for cut in 0..=bytes.len() {
-            let mut split: Vec<(Side, &[u8])> = steps[..i].to_vec();
-            split.push((*side, &bytes[..cut]));
-            split.push((*side, &bytes[cut..]));
-            split.extend_from_slice(&steps[i + 1..]);
-            assert_eq!(run(&split), whole, "step {i} cut at {cut}");
-        }
-    }
-    let bytewise: Vec<(Side, &[u8])> = steps
-        .iter()
-        .flat_map(|(side, bytes)| bytes.chunks(1).map(move |b| (*side, b)))
-        .collect();
-    assert_eq!(run(&bytewise), whole, "byte by byte");
     let (_, counters) = run_with(SshConfig::default(), &steps);
     assert_eq!(
         counters,
