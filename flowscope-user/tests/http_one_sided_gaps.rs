@@ -7,36 +7,19 @@
 
 mod common;
 mod l7_oracles;
+mod pipeline_support;
 
 use std::path::Path;
 
 use common::capture_edit::edit_capture;
 use common::temp::TempDir;
-use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::{HttpRecord, L7Record};
-use flowscope::offline::process_capture;
-use flowscope::pcap::PcapReader;
-use flowscope::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
-use flowscope::tracker::{EndReason, FlowRecord};
-use flowscope::view::Timestamp;
 use l7_oracles::{
     HTTP_REQUEST_FIELDS, HTTP_RESPONSE_FIELDS, PCAPS, check_http_rows, tshark_fields,
 };
+use pipeline_support::Outcome;
 
 const CAPTURE: &str = "zeek__http_1000-requests-one-dropped-response.pcap";
-
-#[derive(Default)]
-struct Http(Vec<HttpRecord>);
-
-impl PipelineSink<FiveTupleKey> for Http {
-    fn l7(&mut self, _: &FlowRecord<FiveTupleKey>, _: Timestamp, record: L7Record) {
-        if let L7Record::Http(h) = record {
-            self.0.push(h);
-        }
-    }
-
-    fn flow_ended(&mut self, _: &FlowRecord<FiveTupleKey>, _: EndReason, _: Option<&FlowSummary>) {}
-}
 
 /// The capture with every `nth` segment with payload sent from port
 /// `from_port` dropped; our HTTP records and tshark's requests and
@@ -56,19 +39,15 @@ fn drop_segments(
         seen += 1;
         seen % nth != 0
     });
-    let mut reader = PcapReader::open(&path).expect("edited capture");
-    let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), PipelineConfig::default());
-    let mut ours = Http::default();
-    process_capture(&mut reader, &mut pipeline, &mut ours).expect("read to the end");
+    let ours = Outcome::of(&path, false);
+    let http: Vec<&HttpRecord> = ours.records(|r| match r {
+        L7Record::Http(h) => Some(h),
+        _ => None,
+    });
     let requests = tshark_fields(&path, "http.request", &HTTP_REQUEST_FIELDS, &[]);
     let responses = tshark_fields(&path, "http.response", &HTTP_RESPONSE_FIELDS, &[]);
-    let counts = check_http_rows(
-        tag,
-        &ours.0.iter().collect::<Vec<_>>(),
-        &requests,
-        &responses,
-    );
-    (ours.0, counts, dropped)
+    let counts = check_http_rows(tag, &http, &requests, &responses);
+    (http.into_iter().cloned().collect(), counts, dropped)
 }
 
 #[test]

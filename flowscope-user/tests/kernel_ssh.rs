@@ -10,6 +10,7 @@
 
 mod common;
 mod l7_oracles;
+mod pipeline_support;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -18,14 +19,10 @@ use std::time::{Duration, Instant};
 use common::kernel_tests_enabled;
 use common::netns::TestBed;
 use common::temp::TempDir;
-use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::{L7Record, SshRecord};
-use flowscope::offline::process_capture;
 use flowscope::pcap::PcapReader;
-use flowscope::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
-use flowscope::tracker::{EndReason, FlowRecord};
-use flowscope::view::Timestamp;
 use l7_oracles::{check_ssh, read_l7, tshark_ssh};
+use pipeline_support::Outcome;
 
 const SERVER: &str = "192.0.2.2";
 const PORTS: [u16; 2] = [22, 2222];
@@ -107,31 +104,6 @@ fn fins(path: &Path) -> usize {
         }
     }
     n
-}
-
-#[derive(Default)]
-struct Ssh {
-    records: Vec<SshRecord>,
-    protos: Vec<(u16, Option<&'static str>)>,
-}
-
-impl PipelineSink<FiveTupleKey> for Ssh {
-    fn l7(&mut self, _: &FlowRecord<FiveTupleKey>, _: Timestamp, record: L7Record) {
-        if let L7Record::Ssh(r) = record {
-            self.records.push(r);
-        }
-    }
-
-    fn flow_ended(
-        &mut self,
-        flow: &FlowRecord<FiveTupleKey>,
-        _: EndReason,
-        summary: Option<&FlowSummary>,
-    ) {
-        let port = flow.key.oriented(flow.initiator).dst_port();
-        self.protos
-            .push((port, summary.and_then(FlowSummary::app_proto)));
-    }
 }
 
 #[test]
@@ -244,12 +216,12 @@ fn openssh_sessions_match_tshark() {
     });
 
     let path = Path::new(&pcap);
-    let mut reader = PcapReader::open(path).expect("the capture");
-    let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), PipelineConfig::default());
-    let mut ours = Ssh::default();
-    process_capture(&mut reader, &mut pipeline, &mut ours).expect("read to the end");
+    let ours = Outcome::of(path, false);
     let rows = tshark_ssh(path, &["-d", "tcp.port==2222,ssh"]);
-    let records: Vec<&SshRecord> = ours.records.iter().collect();
+    let records: Vec<&SshRecord> = ours.records(|r| match r {
+        L7Record::Ssh(s) => Some(s),
+        _ => None,
+    });
     // Two lines and two fingerprints per session.
     assert_eq!(check_ssh("OpenSSH", &records, &rows, &PORTS), 12);
     assert_eq!(records.len(), 3, "one record per connection");
@@ -272,12 +244,10 @@ fn openssh_sessions_match_tshark() {
         records[2].algorithms.as_ref().map(|a| a.cipher.as_str()),
         Some("aes256-ctr")
     );
-    let mut protos = ours.protos.clone();
-    protos.sort();
-    assert_eq!(
-        protos,
-        [(22, Some("ssh")), (2222, Some("ssh")), (2222, Some("ssh"))]
-    );
+    // Three flows, each in both orders.
+    let protos: Vec<&String> = ours.protos.values().flatten().collect();
+    assert_eq!(protos.len(), 6);
+    assert!(protos.iter().all(|p| *p == "ssh"), "{protos:?}");
 
     // The same file through `flowscope read --l7`: EVE ssh records in
     // Suricata's shape, flows with app_proto ssh.

@@ -6,125 +6,49 @@
 
 mod common;
 mod l7_oracles;
+mod pipeline_support;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use common::capture_edit::rewrite_port;
 use common::temp::TempDir;
-use flowscope::FlowExtractor;
-use flowscope::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey};
 use flowscope::l7::{DnsRecord, HttpRecord, L7Record, SshRecord, TlsRecord};
-use flowscope::offline::process_capture;
-use flowscope::pcap::PcapReader;
-use flowscope::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
-use flowscope::tracker::{EndReason, FlowRecord};
-use flowscope::view::Timestamp;
 use l7_oracles::{
     HTTP_REQUEST_FIELDS, HTTP_RESPONSE_FIELDS, PCAPS, check_dns, check_http_rows, check_ssh,
     check_tls, read_l7, tshark_fields, tshark_ssh,
 };
+use pipeline_support::Outcome;
 
 fn shared(name: &str) -> PathBuf {
     Path::new(PCAPS).join(name)
 }
 
-/// What the pipeline produced for a capture.
-#[derive(Default)]
-struct Run {
-    l7: Vec<L7Record>,
-    /// Each flow record's app_proto (`-` if none) by its endpoints
-    /// (`ip:port`, IPv6 in brackets as nDPI writes them), both orders.
-    protos: HashMap<(String, String), Vec<String>>,
-}
-
-impl PipelineSink<FiveTupleKey> for Run {
-    fn l7(&mut self, _: &FlowRecord<FiveTupleKey>, _: Timestamp, record: L7Record) {
-        self.l7.push(record);
-    }
-
-    fn flow_ended(
-        &mut self,
-        flow: &FlowRecord<FiveTupleKey>,
-        _: EndReason,
-        summary: Option<&FlowSummary>,
-    ) {
-        let k = flow.key.oriented(flow.initiator);
-        let (a, b) = (k.src().to_string(), k.dst().to_string());
-        let proto = summary
-            .and_then(FlowSummary::app_proto)
-            .unwrap_or("-")
-            .to_owned();
-        self.protos
-            .entry((a.clone(), b.clone()))
-            .or_default()
-            .push(proto.clone());
-        self.protos.entry((b, a)).or_default().push(proto);
+fn http(r: &L7Record) -> Option<&HttpRecord> {
+    match r {
+        L7Record::Http(h) => Some(h),
+        _ => None,
     }
 }
 
-impl Run {
-    /// `path` through the whole pipeline, tunnels decapsulated or not.
-    fn of(path: &Path, decap: bool) -> Self {
-        fn with<E: FlowExtractor<Key = FiveTupleKey>>(path: &Path, extractor: E) -> Run {
-            let mut reader = PcapReader::open(path).expect("open capture");
-            let mut pipeline = Pipeline::new(extractor, PipelineConfig::default());
-            let mut run = Run::default();
-            process_capture(&mut reader, &mut pipeline, &mut run).expect("read to the end");
-            run
-        }
-        if decap {
-            with(path, AutoDetectEncap::new(FiveTuple::bidirectional()))
-        } else {
-            with(path, FiveTuple::bidirectional())
-        }
+fn tls(r: &L7Record) -> Option<&TlsRecord> {
+    match r {
+        L7Record::Tls(t) => Some(t),
+        _ => None,
     }
+}
 
-    fn proto(&self, a: &str, b: &str) -> Vec<String> {
-        self.protos
-            .get(&(a.to_owned(), b.to_owned()))
-            .unwrap_or_else(|| panic!("no flow {a} {b}"))
-            .clone()
+fn dns(r: &L7Record) -> Option<&DnsRecord> {
+    match r {
+        L7Record::Dns(d) => Some(d),
+        _ => None,
     }
+}
 
-    fn http(&self) -> Vec<&HttpRecord> {
-        self.l7
-            .iter()
-            .filter_map(|r| match r {
-                L7Record::Http(h) => Some(h),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn tls(&self) -> Vec<&TlsRecord> {
-        self.l7
-            .iter()
-            .filter_map(|r| match r {
-                L7Record::Tls(t) => Some(t),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn dns(&self) -> Vec<&DnsRecord> {
-        self.l7
-            .iter()
-            .filter_map(|r| match r {
-                L7Record::Dns(d) => Some(d),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn ssh(&self) -> Vec<&SshRecord> {
-        self.l7
-            .iter()
-            .filter_map(|r| match r {
-                L7Record::Ssh(s) => Some(s),
-                _ => None,
-            })
-            .collect()
+fn ssh(r: &L7Record) -> Option<&SshRecord> {
+    match r {
+        L7Record::Ssh(s) => Some(s),
+        _ => None,
     }
 }
 
@@ -149,7 +73,7 @@ fn ours_of_ndpi(name: &str) -> Option<&'static str> {
 /// app_proto for the protocols we detect, and `failed` for the others.
 /// Returns how many flows of each of our protocols were checked.
 fn check_against_ndpi(pcap: &str) -> HashMap<&'static str, usize> {
-    let run = Run::of(&shared(pcap), false);
+    let run = Outcome::of(&shared(pcap), false);
     let text = std::fs::read_to_string(format!("{PCAPS}/expected/ndpiReader-4.2/{pcap}.out"))
         .expect("ndpiReader output");
     let mut checked: HashMap<&'static str, usize> = HashMap::new();
@@ -199,15 +123,15 @@ fn app_proto_matches_ndpi_on_android_and_iphone() {
 #[test]
 fn ssh_in_the_gre_sample_matches_tshark_and_zeek() {
     let path = shared("zeek__tunnels_gre-sample.pcap");
-    let run = Run::of(&path, true);
+    let run = Outcome::of(&path, true);
     // Both identification lines and both fingerprints.
     assert_eq!(
-        check_ssh("gre", &run.ssh(), &tshark_ssh(&path, &[]), &[22]),
+        check_ssh("gre", &run.records(ssh), &tshark_ssh(&path, &[]), &[22]),
         4
     );
     // Zeek's ssh.log of this capture names the same lines.
-    let [r] = run.ssh()[..] else {
-        panic!("{:?}", run.ssh())
+    let [r] = run.records(ssh)[..] else {
+        panic!("{:?}", run.records(ssh))
     };
     let banner = |e: &Option<flowscope::l7::SshEndpoint>| e.as_ref().and_then(|e| e.banner.clone());
     assert_eq!(
@@ -254,11 +178,11 @@ fn moved(dir: &TempDir, pcap: &str, from: u16, to: u16) -> PathBuf {
 fn http_on_a_port_nobody_claims() {
     let dir = TempDir::new("detect-http");
     let path = moved(&dir, "zeek__http_pipelined-requests.pcap", 80, 8888);
-    let run = Run::of(&path, false);
+    let run = Outcome::of(&path, false);
     let decode = ["-d", "tcp.port==8888,http"];
     let (requests, responses) = check_http_rows(
         "pipelined on 8888",
-        &run.http(),
+        &run.records(http),
         &tshark_fields(&path, "http.request", &HTTP_REQUEST_FIELDS, &decode),
         &tshark_fields(&path, "http.response", &HTTP_RESPONSE_FIELDS, &decode),
     );
@@ -270,10 +194,10 @@ fn http_on_a_port_nobody_claims() {
 fn tls_on_a_port_nobody_claims() {
     let dir = TempDir::new("detect-tls");
     let path = moved(&dir, "ndpi__tls_long_cert.pcap", 443, 4433);
-    let run = Run::of(&path, false);
+    let run = Outcome::of(&path, false);
     // The stored tshark and nDPI outputs of the original capture: the
     // handshake bytes are the same.
-    assert_eq!(check_tls("ndpi__tls_long_cert.pcap", &run.tls()), 1);
+    assert_eq!(check_tls("ndpi__tls_long_cert.pcap", &run.records(tls)), 1);
     assert!(run.protos.values().flatten().any(|p| p == "tls"));
 }
 
@@ -281,8 +205,8 @@ fn tls_on_a_port_nobody_claims() {
 fn dns_on_a_udp_port_nobody_claims() {
     let dir = TempDir::new("detect-dns");
     let path = moved(&dir, "ws__dns+icmp.pcapng", 53, 5300);
-    let run = Run::of(&path, false);
-    assert_eq!(check_dns("ws__dns+icmp.pcapng", run.dns()), (11, 0));
+    let run = Outcome::of(&path, false);
+    assert_eq!(check_dns("ws__dns+icmp.pcapng", run.records(dns)), (11, 0));
     let on_5300: Vec<&String> = run
         .protos
         .iter()
@@ -299,8 +223,11 @@ fn dns_on_a_udp_port_nobody_claims() {
 fn ssh_on_port_2222() {
     let dir = TempDir::new("detect-ssh");
     let path = moved(&dir, "zeek__tunnels_gre-sample.pcap", 22, 2222);
-    let run = Run::of(&path, true);
+    let run = Outcome::of(&path, true);
     let rows = tshark_ssh(&path, &["-d", "tcp.port==2222,ssh"]);
-    assert_eq!(check_ssh("gre on 2222", &run.ssh(), &rows, &[2222]), 4);
+    assert_eq!(
+        check_ssh("gre on 2222", &run.records(ssh), &rows, &[2222]),
+        4
+    );
     assert_eq!(run.proto("66.59.111.190:40264", "172.28.2.3:2222"), ["ssh"]);
 }

@@ -90,10 +90,12 @@ fn zeek(capture: &str, log: &str) -> Log {
 /// Runs the binary on `capture` with `args`, writing `kind:DIR`; returns
 /// DIR/`log`.
 fn flowscope(capture: &str, kind: &str, log: &str, args: &[&str]) -> String {
+    // One directory per run: tests run the same capture in parallel.
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir: PathBuf = std::env::temp_dir().join(format!(
-        "flowscope-zeek-{log}-{}-{capture}-{kind}-{}",
+        "flowscope-zeek-{}-{run}-{capture}-{kind}",
         std::process::id(),
-        args.join("")
     ));
     let out = Command::new(env!("CARGO_BIN_EXE_flowscope"))
         .arg("read")
