@@ -21,7 +21,8 @@ pub struct Ja3 {
 }
 
 impl Ja3 {
-    fn of(string: String) -> Self {
+    /// The fingerprint of `string` (also QUIC's CYU, which has JA3's shape).
+    pub(in crate::l7) fn of(string: String) -> Self {
         Self {
             hash: hex(&Md5::digest(string.as_bytes())),
             string,
@@ -37,13 +38,10 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// `sep`-joined decimal values, GREASE left out.
-fn join_dec<T: Copy + Into<u16>>(values: &[T], skip_grease: bool) -> String {
+/// Dash-joined decimal values.
+fn join_dec(values: impl IntoIterator<Item = u16>) -> String {
     let mut s = String::new();
-    for v in values.iter().map(|&v| v.into()) {
-        if skip_grease && is_grease(v) {
-            continue;
-        }
+    for v in values {
         if !s.is_empty() {
             s.push('-');
         }
@@ -52,15 +50,45 @@ fn join_dec<T: Copy + Into<u16>>(values: &[T], skip_grease: bool) -> String {
     s
 }
 
+/// `values` without GREASE.
+fn no_grease(values: &[u16]) -> impl Iterator<Item = u16> + '_ {
+    values.iter().copied().filter(|&v| !is_grease(v))
+}
+
 /// JA3 of a ClientHello.
 pub(super) fn ja3(ch: &ClientHello) -> Ja3 {
     Ja3::of(format!(
         "{},{},{},{},{}",
         ch.version,
-        join_dec(&ch.ciphers, true),
-        join_dec(&ch.extensions, true),
-        join_dec(&ch.groups, true),
-        join_dec(&ch.point_formats, false),
+        join_dec(no_grease(&ch.ciphers)),
+        join_dec(no_grease(&ch.extensions)),
+        join_dec(no_grease(&ch.groups)),
+        join_dec(ch.point_formats.iter().map(|&f| u16::from(f))),
+    ))
+}
+
+/// GREASE extension type as Suricata's QUIC JA3 writes every GREASE
+/// extension (tls-parser's one `Grease` type).
+const QUIC_JA3_GREASE_EXTENSION: u16 = 0xfafa;
+
+/// JA3 of a ClientHello carried by QUIC, as Suricata writes it
+/// (`rust/src/quic/frames.rs`): unlike [`ja3`], GREASE ciphers and groups
+/// stay in, and each GREASE extension is written as 64250.
+pub(in crate::l7) fn ja3_quic(ch: &ClientHello) -> Ja3 {
+    let extensions = ch.extensions.iter().map(|&e| {
+        if is_grease(e) {
+            QUIC_JA3_GREASE_EXTENSION
+        } else {
+            e
+        }
+    });
+    Ja3::of(format!(
+        "{},{},{},{},{}",
+        ch.version,
+        join_dec(ch.ciphers.iter().copied()),
+        join_dec(extensions),
+        join_dec(ch.groups.iter().copied()),
+        join_dec(ch.point_formats.iter().map(|&f| u16::from(f))),
     ))
 }
 
@@ -70,7 +98,7 @@ pub(super) fn ja3s(sh: &ServerHello) -> Ja3 {
         "{},{},{}",
         sh.version,
         sh.cipher,
-        join_dec(&sh.extensions, true)
+        join_dec(no_grease(&sh.extensions))
     ))
 }
 
@@ -122,8 +150,9 @@ fn alpn_code(first: Option<&str>) -> String {
     }
 }
 
-/// JA4 of a ClientHello seen over TCP.
-pub(super) fn ja4(ch: &ClientHello) -> String {
+/// JA4 of a ClientHello; `transport` is JA4's first character, `t` for
+/// TCP and `q` for QUIC.
+pub(in crate::l7) fn ja4(ch: &ClientHello, transport: char) -> String {
     let version = ch
         .supported_versions
         .iter()
@@ -145,7 +174,7 @@ pub(super) fn ja4(ch: &ClientHello) -> String {
         .collect();
     let sni = if exts.contains(&0) { 'd' } else { 'i' };
     let a = format!(
-        "t{}{}{:02}{:02}{}",
+        "{transport}{}{}{:02}{:02}{}",
         version_code(version),
         sni,
         ciphers.len().min(99),
@@ -190,7 +219,7 @@ mod tests {
     #[test]
     fn ja4_parts() {
         let ch = parse_client_hello(&client_hello_body()).unwrap();
-        let f = ja4(&ch);
+        let f = ja4(&ch, 't');
         // a: TCP, TLS 1.3 (highest supported_versions), SNI, 3 ciphers, 7 extensions, "h2".
         assert!(f.starts_with("t13d0307h2_"), "{f}");
         // sha256 prefixes computed with `printf %s … | sha256sum`.
