@@ -75,10 +75,10 @@ pub(super) fn parse(b: &[u8]) -> Option<Chlo> {
     Some(out)
 }
 
-/// The data of the first STREAM frame of stream 1 in gQUIC clear-text
-/// `frames` (Q043 and Q046 frame layout: `1fdooossB`, big-endian fields),
-/// skipping PADDING; `None` at any other frame.
-pub(super) fn handshake_stream_data(frames: &[u8]) -> Option<&[u8]> {
+/// The data of a STREAM frame of stream 1 first in gQUIC clear-text
+/// `frames` (type `1fdooossB`; fields little-endian before Q039);
+/// `None` at any other frame.
+pub(super) fn handshake_stream_data(frames: &[u8], little_endian: bool) -> Option<&[u8]> {
     let ty = *frames.first()?;
     if ty & 0x80 == 0 {
         return None;
@@ -89,14 +89,19 @@ pub(super) fn handshake_stream_data(frames: &[u8]) -> Option<&[u8]> {
         n => usize::from(n) + 1,
     };
     let id = frames.get(1..1 + id_len)?;
-    if id.iter().rev().skip(1).any(|&b| b != 0) || id.last() != Some(&1) {
+    let one = if little_endian { id.first() } else { id.last() };
+    if one != Some(&1) || id.iter().filter(|&&b| b != 0).count() != 1 {
         return None;
     }
     let mut at = 1 + id_len + offset_len;
     let len = if ty & 0x20 != 0 {
-        let l = usize::from(u16::from_be_bytes(frames.get(at..at + 2)?.try_into().ok()?));
+        let l: [u8; 2] = frames.get(at..at + 2)?.try_into().ok()?;
         at += 2;
-        l
+        usize::from(if little_endian {
+            u16::from_le_bytes(l)
+        } else {
+            u16::from_be_bytes(l)
+        })
     } else {
         frames.len().checked_sub(at)?
     };
@@ -157,15 +162,19 @@ pub(super) mod tests {
     fn stream_one_frames_only() {
         // STREAM, data length present, 2-byte offset, 1-byte stream ID 1.
         let frame = [0xa4, 0x01, 0x04, 0x00, 0x00, 0x03, b'a', b'b', b'c', 0, 0];
-        assert_eq!(handshake_stream_data(&frame), Some(&b"abc"[..]));
+        assert_eq!(handshake_stream_data(&frame, false), Some(&b"abc"[..]));
         let mut other = frame;
         other[1] = 3;
-        assert_eq!(handshake_stream_data(&other), None);
+        assert_eq!(handshake_stream_data(&other, false), None);
+        // Before Q039: little-endian, here a 2-byte stream ID 1 and length 3.
+        let old = [0xa1, 0x01, 0x00, 0x03, 0x00, b'a', b'b', b'c'];
+        assert_eq!(handshake_stream_data(&old, true), Some(&b"abc"[..]));
+        assert_eq!(handshake_stream_data(&old, false), None);
         // No data length: to the end of the packet.
         assert_eq!(
-            handshake_stream_data(&[0x80, 0x01, b'x', b'y']),
+            handshake_stream_data(&[0x80, 0x01, b'x', b'y'], false),
             Some(&b"xy"[..])
         );
-        assert_eq!(handshake_stream_data(&[0x40, 0x01]), None);
+        assert_eq!(handshake_stream_data(&[0x40, 0x01], false), None);
     }
 }

@@ -9,7 +9,8 @@
 //!   ([`keys`](self::keys)); their CRYPTO frames are reassembled in any
 //!   order across packets in a bounded buffer ([`QuicConfig::max_crypto_bytes`]),
 //!   and the ClientHello goes to the TLS parser's ClientHello reader.
-//! - Google QUIC Q046 and Q039/Q043: the CHLO travels in clear.
+//! - Google QUIC Q024–Q043 (public header) and Q046: the CHLO travels in
+//!   clear.
 //!
 //! Coalesced packets are walked; 0-RTT packets are skipped; a Retry or
 //! Version Negotiation from the server starts the handshake over (new
@@ -350,7 +351,8 @@ impl QuicParser {
     /// A gQUIC packet whose frames are in clear: its CHLO, if any.
     fn clear_chlo(&mut self, version: u32, frames: &[u8], out: &mut dyn RecordSink<QuicRecord>) {
         self.seen_initial = true;
-        match chlo::handshake_stream_data(frames).and_then(chlo::parse) {
+        let little_endian = version::little_endian_frames(version);
+        match chlo::handshake_stream_data(frames, little_endian).and_then(chlo::parse) {
             Some(c) => {
                 self.counters.chlos += 1;
                 self.done = true;

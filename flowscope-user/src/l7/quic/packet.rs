@@ -4,7 +4,7 @@
 //! nothing; every length is checked against the datagram.
 
 use super::keys::MAX_CID_BYTES;
-use super::version::{PacketType, Protected, Version};
+use super::version::{self, PacketType, Protected, Version};
 
 /// A variable-length integer (RFC 9000 §16) at the start of `b`: its
 /// value and encoded length.
@@ -150,7 +150,7 @@ fn google_long(d: &[u8], first: u8, version: u32) -> Option<Packet<'_>> {
 /// gQUIC public header flags.
 mod public {
     pub const VERSION: u8 = 0x01;
-    pub const NONCE: u8 = 0x04;
+    /// An 8-byte connection ID (0x0c before Q033, 0x08 since).
     pub const CID: u8 = 0x08;
     pub const PN_LEN: u8 = 0x30;
 }
@@ -162,7 +162,7 @@ fn short_or_public(d: &[u8], first: u8) -> Packet<'_> {
         return Packet::Padding;
     }
     // Client packets carry the 8-byte connection ID, then the version.
-    if first & (public::VERSION | public::CID | public::NONCE) == public::VERSION | public::CID
+    if first & (public::VERSION | public::CID) == public::VERSION | public::CID
         && let Some(v) = d.get(9..13)
         && let Some(Version::GooglePublic(version)) =
             Version::of(u32::from_be_bytes([v[0], v[1], v[2], v[3]]))
@@ -173,7 +173,8 @@ fn short_or_public(d: &[u8], first: u8) -> Packet<'_> {
             0x20 => 4,
             _ => 6,
         };
-        let frames = 13 + pn_len + 12;
+        // The message authentication hash, and the private flags byte.
+        let frames = 13 + pn_len + 12 + usize::from(version::has_private_flags(version));
         if frames <= d.len() {
             return Packet::Clear { version, frames };
         }

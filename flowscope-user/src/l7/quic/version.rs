@@ -110,7 +110,7 @@ pub(super) enum Version {
     /// Google QUIC Q046: an IETF-style long header (connection ID lengths
     /// in two nibbles) over clear-text gQUIC frames.
     GoogleLong(u32),
-    /// Google QUIC Q043 and older: the gQUIC public header, clear-text frames.
+    /// Google QUIC Q024 to Q043: the gQUIC public header, clear-text frames.
     GooglePublic(u32),
 }
 
@@ -143,6 +143,20 @@ const Q_T050: u32 = u32::from_be_bytes(*b"T050");
 const Q_T051: u32 = u32::from_be_bytes(*b"T051");
 const Q_Q050: u32 = u32::from_be_bytes(*b"Q050");
 const Q_Q046: u32 = u32::from_be_bytes(*b"Q046");
+const Q_Q024: u32 = u32::from_be_bytes(*b"Q024");
+const Q_Q034: u32 = u32::from_be_bytes(*b"Q034");
+const Q_Q039: u32 = u32::from_be_bytes(*b"Q039");
+const Q_Q043: u32 = u32::from_be_bytes(*b"Q043");
+
+/// gQUIC before Q034 puts a private flags byte before the frames.
+pub(super) fn has_private_flags(number: u32) -> bool {
+    number < Q_Q034
+}
+
+/// gQUIC before Q039 writes frame fields little-endian.
+pub(super) fn little_endian_frames(number: u32) -> bool {
+    number < Q_Q039
+}
 
 impl Version {
     /// The version of a long header's (or gQUIC public header's) version
@@ -169,8 +183,9 @@ impl Version {
             Q_T051 => google(number, &salt::T051, Handshake::Tls),
             Q_Q050 => google(number, &salt::Q050, Handshake::Chlo),
             Q_Q046 => return Some(Version::GoogleLong(number)),
-            // Q039 and Q043: the last public-header versions Chrome shipped.
-            0x5130_3339 | 0x5130_3433 => return Some(Version::GooglePublic(number)),
+            Q_Q024..=Q_Q043 if number.to_be_bytes()[2..].iter().all(u8::is_ascii_digit) => {
+                return Some(Version::GooglePublic(number));
+            }
             _ => return None,
         };
         Some(Version::Protected(protected))
@@ -228,5 +243,11 @@ mod tests {
         assert_eq!(v2.packet_type(0xf0), PacketType::Handshake);
         assert_eq!(v2.packet_type(0xc0), PacketType::Retry);
         assert!(Version::of(0x0a0a_0a0a).is_none());
+        assert_eq!(
+            Version::of(u32::from_be_bytes(*b"Q025")),
+            Some(Version::GooglePublic(u32::from_be_bytes(*b"Q025")))
+        );
+        assert!(Version::of(u32::from_be_bytes(*b"Q03:")).is_none());
+        assert!(Version::of(u32::from_be_bytes(*b"Q023")).is_none());
     }
 }
