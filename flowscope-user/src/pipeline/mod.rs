@@ -7,7 +7,7 @@
 //!            │ no                                               ▼
 //!            └──────────────────────────────────────────► FlowTracker ─► events
 //!   TCP packet ─► Reassembler (flow, side) ─► SessionDriver ─► HTTP/TLS/DNS ─► L7 records
-//!   UDP packet ─────────────────────────────► DatagramDriver ─► DNS ──────────► L7 records
+//!   UDP packet ─────────────────────────────► DatagramDriver ─► DNS/QUIC ─────► L7 records
 //! ```
 //!
 //! One [`Pipeline`] per worker: [`process`](Pipeline::process) each frame
@@ -51,7 +51,8 @@ pub use flow::{Bound, FlowSummary, SideReassembly};
 use crate::extract::FiveTupleKey;
 use crate::extractor::FlowExtractor;
 use crate::l7::{
-    DnsConfig, DnsFactory, DnsTcpFactory, HttpConfig, HttpFactory, L7Record, TlsConfig, TlsFactory,
+    DnsConfig, DnsFactory, DnsTcpFactory, HttpConfig, HttpFactory, L7Record, QuicConfig,
+    QuicFactory, TlsConfig, TlsFactory,
 };
 use crate::reassembly::ipfrag::{FragConfig, FragOutcome, FragmentReassembler};
 use crate::reassembly::{Delivery, ReassemblyBudget, ReassemblyConfig};
@@ -70,6 +71,8 @@ pub struct L7Config {
     pub tls: TlsConfig,
     /// DNS parser limits.
     pub dns: DnsConfig,
+    /// QUIC parser limits.
+    pub quic: QuicConfig,
 }
 
 /// Pipeline settings.
@@ -204,19 +207,20 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> std::fmt::Debug for Pipeline<E> {
 }
 
 impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
-    /// A pipeline with the HTTP, TLS and DNS parsers (when `config.l7` is
-    /// set). The flow table and the per-flow index are allocated now.
+    /// A pipeline with the HTTP, TLS, DNS and QUIC parsers (when
+    /// `config.l7` is set). The flow table and the per-flow index are allocated now.
     pub fn new(extractor: E, config: PipelineConfig) -> Self {
         let tracker = FlowTracker::with_config(extractor, config.tracker);
         let l7 = config.l7.unwrap_or_default();
         let mut streams = SessionDriver::new(l7.driver);
         let mut datagrams = DatagramDriver::new(l7.driver);
         if config.l7.is_some() {
-            // Three factories per driver: far below MAX_PARSERS.
+            // A few factories per driver: far below MAX_PARSERS.
             let _ = streams.register(Box::new(HttpFactory { config: l7.http }));
             let _ = streams.register(Box::new(TlsFactory { config: l7.tls }));
             let _ = streams.register(Box::new(DnsTcpFactory { config: l7.dns }));
             let _ = datagrams.register(Box::new(DnsFactory { config: l7.dns }));
+            let _ = datagrams.register(Box::new(QuicFactory { config: l7.quic }));
         }
         let core = flow::Core {
             enabled: config.l7.is_some(),
