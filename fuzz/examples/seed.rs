@@ -121,13 +121,33 @@ fn main() {
         ),
     ] {
         for name in captures {
-            for (i, seed) in l7_flows(&pcaps.join(name), port, l4)
-                .into_iter()
-                .take(4)
-                .enumerate()
-            {
+            let flows = l7_flows(&pcaps.join(name), Some(port), l4, 4096, l7::encode_data);
+            for (i, seed) in flows.into_iter().take(4).enumerate() {
                 w.put(target, &format!("{name}-{i}"), &seed);
             }
+        }
+    }
+    // QUIC on any port: each UDP flow's first datagrams, whole.
+    for name in [
+        "ndpi__quic-27.pcap",
+        "ndpi__quic-29.pcap",
+        "ndpi__quic-mvfst-27.pcapng",
+        "ndpi__quic-v2-00.pcapng",
+        "ndpi__quic_0RTT.pcap",
+        "ndpi__quic_frags_ch_in_multiple_packets.pcapng",
+        "ndpi__quic_q46.pcap",
+        "ndpi__quic_t51.pcap",
+        "ndpi__http_ipv6.pcap",
+    ] {
+        let flows = l7_flows(
+            &pcaps.join(name),
+            None,
+            L4Proto::Udp,
+            3000,
+            l7::encode_datagram,
+        );
+        for (i, seed) in flows.into_iter().take(2).enumerate() {
+            w.put("l7_quic", &format!("{name}-{i}"), &seed);
         }
     }
     println!("wrote {} seeds into {}", w.count, w.corpus.display());
@@ -429,14 +449,21 @@ fn ipfrag_seeds(w: &mut Writer, pcaps: &Path) {
     }
 }
 
-/// One seed per flow on `port`: the first few KiB of its payloads in order.
-fn l7_flows(path: &Path, port: u16, l4: L4Proto) -> Vec<Vec<u8>> {
+/// One seed per flow (on `port`, if given): its payloads in order, each
+/// written with `encode`, until the seed holds `max_bytes`.
+fn l7_flows(
+    path: &Path,
+    port: Option<u16>,
+    l4: L4Proto,
+    max_bytes: usize,
+    encode: fn(&mut Vec<u8>, Side, &[u8]),
+) -> Vec<Vec<u8>> {
     let mut r = PcapReader::open(path).expect("capture");
     let ft = FiveTuple::bidirectional();
     let mut flows: Vec<(flowscope::extract::FiveTupleKey, Orientation, Vec<u8>)> = Vec::new();
     while let Ok(Some(p)) = r.next_packet() {
         let Ok(x) = ft.extract(p) else { continue };
-        if x.l4 != l4 || !x.key.either_port(port) || x.payload_len == 0 {
+        if x.l4 != l4 || port.is_some_and(|p| !x.key.either_port(p)) || x.payload_len == 0 {
             continue;
         }
         let payload = &p.frame[x.payload_offset as usize..][..x.payload_len as usize];
@@ -450,13 +477,13 @@ fn l7_flows(path: &Path, port: u16, l4: L4Proto) -> Vec<Vec<u8>> {
             None => continue,
         };
         let (_, initiator, seed) = &mut flows[i];
-        if seed.len() < 4096 {
+        if seed.len() < max_bytes {
             let side = if x.orientation == *initiator {
                 Side::Initiator
             } else {
                 Side::Responder
             };
-            l7::encode_data(seed, side, payload);
+            encode(seed, side, payload);
         }
     }
     flows.into_iter().map(|f| f.2).collect()
