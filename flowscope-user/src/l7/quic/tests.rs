@@ -632,3 +632,77 @@ fn the_probe_knows_quic_on_any_port() {
         Probe::NotForUs
     );
 }
+
+/// A xorshift step: the property tests' own shuffles, from a drawn seed.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 64,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// However the hello is cut into CRYPTO frames, spread over Initials,
+    /// repeated, reordered and mixed with PING and PADDING, the record is
+    /// the one of the hello sent whole.
+    #[test]
+    fn any_framing_of_the_hello_gives_the_same_record(
+        cuts in proptest::collection::btree_set(1usize..241, 0..8),
+        packets in 1usize..5,
+        seed in 1u64..,
+    ) {
+        let hello = rfc_hello();
+        let c = Client::new(V1, b"\x0e\x0e\x0e\x0e\x0e\x0e\x0e\x0e");
+        let (whole, _) = run_default(&[(C, c.initial(0, &crypto_frame(6, 0, &hello)))]);
+        let mut bounds: Vec<usize> = cuts.into_iter().collect();
+        bounds.insert(0, 0);
+        bounds.push(hello.len());
+        let mut pieces: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+        // One piece sent twice.
+        let mut rng = seed;
+        pieces.push(pieces[next(&mut rng) as usize % pieces.len()]);
+        let mut frames: Vec<Vec<Vec<u8>>> = vec![Vec::new(); packets];
+        for (start, end) in pieces {
+            let p = next(&mut rng) as usize % packets;
+            let at = next(&mut rng) as usize % (frames[p].len() + 1);
+            frames[p].insert(at, crypto_frame(6, start, &hello[start..end]));
+            if next(&mut rng).is_multiple_of(2) {
+                frames[p].insert(at, vec![0x01]);
+            }
+        }
+        let mut datagrams: Vec<(Side, Vec<u8>)> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (C, c.initial(i as u32, &[f.concat(), vec![0x01]].concat())))
+            .collect();
+        for i in (1..datagrams.len()).rev() {
+            datagrams.swap(i, next(&mut rng) as usize % (i + 1));
+        }
+        let (out, counters) = run_default(&datagrams);
+        proptest::prop_assert_eq!(out, whole);
+        proptest::prop_assert_eq!(counters.malformed + counters.crypto_dropped, 0);
+    }
+
+    /// Any plaintext in a well-protected Initial is read without a panic,
+    /// giving at most one record.
+    #[test]
+    fn any_initial_payload_is_read_safely(
+        payloads in proptest::collection::vec(proptest::collection::vec(0u8..=255, 0..600), 1..4),
+    ) {
+        let c = Client::new(V1, b"\x0f\x0f\x0f\x0f\x0f\x0f\x0f\x0f");
+        let datagrams: Vec<(Side, Vec<u8>)> = payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (C, c.initial(i as u32, p)))
+            .collect();
+        let (out, counters) = run_default(&datagrams);
+        proptest::prop_assert!(out.len() <= 1);
+        proptest::prop_assert!(counters.initials_opened >= 1);
+        proptest::prop_assert_eq!(counters.open_failures, 0);
+    }
+}
