@@ -56,8 +56,9 @@ pub struct ReadArgs {
     /// GTP-U and Teredo tunnels instead of the outer one.
     #[arg(long)]
     pub decap: bool,
-    /// Reassemble IP fragments and TCP streams and write HTTP, TLS and DNS
-    /// records (EVE `event_type` `http`, `tls`, `dns`) next to the flows.
+    /// Reassemble IP fragments and TCP streams and write HTTP, TLS, DNS and
+    /// QUIC records (EVE `event_type` `http`, `tls`, `dns`, `quic`) next to
+    /// the flows.
     #[arg(long)]
     pub l7: bool,
 }
