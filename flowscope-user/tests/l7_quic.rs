@@ -139,13 +139,31 @@ fn without_grease(ja3: &str) -> String {
         .join(",")
 }
 
-/// tshark's fields of one ClientHello or CHLO frame.
-struct TsharkHello {
-    frame: String,
+/// What an oracle says of one flow's hello.
+struct Said {
     flow: Flow,
     sni: String,
     alpn: Vec<String>,
     ua: String,
+}
+
+/// Our record on the flow of `said`, with its SNI, ALPN list and user
+/// agent checked against it.
+fn record_for<'a>(ours: &'a Ours, said: &Said, at: &str) -> &'a Value {
+    let q = ours
+        .quic
+        .get(&said.flow)
+        .unwrap_or_else(|| panic!("{at}: no quic record on {:?}", said.flow));
+    assert_eq!(text(q, "sni"), said.sni, "{at}: SNI");
+    assert_eq!(alpn(q), said.alpn, "{at}: ALPN");
+    assert_eq!(text(q, "ua"), said.ua, "{at}: user agent");
+    q
+}
+
+/// tshark's fields of one ClientHello or CHLO frame.
+struct TsharkHello {
+    frame: String,
+    said: Said,
     ja3: String,
     ja3_full: String,
 }
@@ -185,19 +203,21 @@ fn tshark(capture: &str) -> Vec<TsharkHello> {
             let either = |a: &str, b: &str| if a.is_empty() { b } else { a }.to_owned();
             TsharkHello {
                 frame: c[0].to_owned(),
-                flow: (
-                    ip(&either(c[1], c[2])),
-                    c[3].parse().expect("port"),
-                    ip(&either(c[4], c[5])),
-                    c[6].parse().expect("port"),
-                ),
-                sni: either(c[7], c[9]),
-                alpn: c[8]
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                ua: either(c[10], c[11]),
+                said: Said {
+                    flow: (
+                        ip(&either(c[1], c[2])),
+                        c[3].parse().expect("port"),
+                        ip(&either(c[4], c[5])),
+                        c[6].parse().expect("port"),
+                    ),
+                    sni: either(c[7], c[9]),
+                    alpn: c[8]
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    ua: either(c[10], c[11]),
+                },
                 ja3: c[12].to_owned(),
                 ja3_full: c[13].to_owned(),
             }
@@ -207,10 +227,7 @@ fn tshark(capture: &str) -> Vec<TsharkHello> {
 
 /// nDPI's fields of one QUIC flow line.
 struct NdpiFlow {
-    flow: Flow,
-    sni: String,
-    alpn: Vec<String>,
-    ua: String,
+    said: Said,
     ja3: String,
 }
 
@@ -245,14 +262,16 @@ fn ndpi(capture: &str) -> Vec<NdpiFlow> {
                     .unwrap_or_default()
             };
             Some(NdpiFlow {
-                flow: (a.0, a.1, b.0, b.1),
-                sni: field("Hostname/SNI"),
-                alpn: field("ALPN")
-                    .split(';')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect(),
-                ua: field("User-Agent"),
+                said: Said {
+                    flow: (a.0, a.1, b.0, b.1),
+                    sni: field("Hostname/SNI"),
+                    alpn: field("ALPN")
+                        .split(';')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    ua: field("User-Agent"),
+                },
                 ja3: field("JA3C"),
             })
         })
@@ -267,13 +286,7 @@ fn every_client_hello_tshark_decrypts_has_its_record() {
         for t in tshark(capture) {
             hellos += 1;
             let at = format!("{capture} frame {}", t.frame);
-            let q = ours
-                .quic
-                .get(&t.flow)
-                .unwrap_or_else(|| panic!("{at}: no quic record on {:?}", t.flow));
-            assert_eq!(text(q, "sni"), t.sni, "{at}: SNI");
-            assert_eq!(alpn(q), t.alpn, "{at}: ALPN");
-            assert_eq!(text(q, "ua"), t.ua, "{at}: user agent");
+            let q = record_for(&ours, &t.said, &at);
             if let Some(ja3) = q.get("ja3") {
                 let string = text(ja3, "string");
                 assert_eq!(without_grease(&string), t.ja3_full, "{at}: JA3 string");
@@ -298,14 +311,8 @@ fn ndpi_agrees_on_every_quic_flow_including_v2() {
         let ours = ours(capture);
         for n in ndpi(capture) {
             flows += 1;
-            let at = format!("{capture} {:?}", n.flow);
-            let q = ours
-                .quic
-                .get(&n.flow)
-                .unwrap_or_else(|| panic!("{at}: no quic record"));
-            assert_eq!(text(q, "sni"), n.sni, "{at}: SNI");
-            assert_eq!(alpn(q), n.alpn, "{at}: ALPN");
-            assert_eq!(text(q, "ua"), n.ua, "{at}: user agent");
+            let at = format!("{capture} nDPI");
+            let q = record_for(&ours, &n.said, &at);
             let ja3 = text(&q["ja3"], "string");
             if !n.ja3.is_empty() && ja3 == without_grease(&ja3) {
                 assert_eq!(text(&q["ja3"], "hash"), n.ja3, "{at}: JA3");
@@ -323,8 +330,8 @@ fn records_come_only_from_flows_the_oracles_know() {
         let ours = ours(capture);
         let known: HashSet<Flow> = tshark(capture)
             .iter()
-            .map(|t| t.flow)
-            .chain(ndpi(capture).iter().map(|n| n.flow))
+            .map(|t| t.said.flow)
+            .chain(ndpi(capture).iter().map(|n| n.said.flow))
             .collect();
         let with_record: HashSet<Flow> = ours.quic.keys().copied().collect();
         assert_eq!(with_record, known, "{capture}: flows with a quic record");
