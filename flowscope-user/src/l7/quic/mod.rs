@@ -5,14 +5,15 @@
 //! - IETF QUIC v1 (RFC 9000/9001), v2 (RFC 9369, and draft-00's
 //!   0xff020000), drafts 23–34, mvfst's draft-27 versions and Google's
 //!   T050/T051/Q050: client Initial packets are opened with keys derived
-//!   from the client's first Destination Connection ID
-//!   ([`keys`](self::keys)); their CRYPTO frames are reassembled in any
+//!   from the client's first Destination Connection ID (RFC 9001 §5.2,
+//!   RustCrypto's HKDF and AES-GCM); their CRYPTO frames are reassembled in any
 //!   order across packets in a bounded buffer ([`QuicConfig::max_crypto_bytes`]),
 //!   and the ClientHello goes to the TLS parser's ClientHello reader.
 //! - Google QUIC Q024–Q043 (public header) and Q046: the CHLO travels in
 //!   clear.
 //!
-//! Coalesced packets are walked; 0-RTT packets are skipped; a Retry or
+//! The flow's initiator is taken as the client. Coalesced packets are
+//! walked; 0-RTT packets are skipped; a Retry or
 //! Version Negotiation from the server starts the handshake over (new
 //! keys, empty stream). Packets that do not open, versions not read here
 //! and malformed frames are counted, never fatal. Only long-header

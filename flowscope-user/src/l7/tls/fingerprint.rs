@@ -1,7 +1,8 @@
 //! TLS client and server fingerprints: JA3 and JA3S (MD5 of a decimal
 //! string, <https://github.com/salesforce/ja3>) and JA4 (FoxIO's
 //! `a_b_c` form, <https://github.com/FoxIO-LLC/ja4/blob/main/technical_details/JA4.md>).
-//! GREASE values are left out of every list, as both specs say.
+//! GREASE values are left out of every list, as both specs say, except in
+//! the JA3 Suricata writes for QUIC ([`ja3_quic`]), which keeps them.
 
 use std::fmt::Write;
 
