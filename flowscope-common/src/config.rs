@@ -15,6 +15,13 @@ pub const ANOMALIES_MAP: &str = "ANOMALIES";
 pub const SKETCHES_MAP: &str = "SKETCHES";
 /// Name of the per-CPU array holding one [`crate::anomaly::PairFilter`].
 pub const PAIR_FILTER_MAP: &str = "PAIR_FILTER";
+/// Name of the per-CPU array holding the current frame's [`crate::meta::Parsed`].
+pub const PARSED_MAP: &str = "PARSED";
+/// Name of the read-only global that switches the metadata block on (1) or
+/// off (0). The loader sets it before the verifier runs, so with 0 the
+/// `bpf_xdp_adjust_meta` call is dead code the verifier never checks, and
+/// the program loads on kernels that refuse the helper.
+pub const XDP_META_GLOBAL: &str = "XDP_META";
 /// Name of the XSKMAP the program redirects into.
 pub const XSKS_MAP: &str = "XSKS";
 /// Name of the XDP program in the object file.

@@ -127,3 +127,33 @@ impl XdpMeta {
 #[cfg(feature = "user")]
 // SAFETY: repr(C), only integer fields, no implicit padding (size asserted above).
 unsafe impl aya::Pod for XdpMeta {}
+
+/// The program's parse result for the frame it is running on, kept per CPU
+/// in the `PARSED` map: the metadata block plus the endpoints the anomaly
+/// sketches need.
+///
+/// Userspace reads it back after `BPF_PROG_TEST_RUN` on a pinned CPU, so the
+/// differential tests see what the program parsed on every kernel, including
+/// those that refuse `bpf_xdp_adjust_meta` (where no block is written).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Parsed {
+    /// The metadata block, as written in front of the frame when enabled.
+    pub meta: XdpMeta,
+    /// Source address words.
+    pub src: [u32; 4],
+    /// Destination address words.
+    pub dst: [u32; 4],
+    /// 4 or 6 when the IP header is valid, else 0.
+    pub family: u32,
+    /// Source port (TCP/UDP with a full header), else 0.
+    pub sport: u16,
+    /// Destination port (TCP/UDP with a full header), else 0.
+    pub dport: u16,
+}
+
+const _: () = assert!(core::mem::size_of::<Parsed>() == 72);
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), only integer fields, no implicit padding (size asserted above).
+unsafe impl aya::Pod for Parsed {}

@@ -10,7 +10,7 @@ use flowscope_common::{
     anomaly::{Anomaly as A, is_known_l4},
     frame::*,
     hash,
-    meta::{self, XdpMeta},
+    meta::{self, Parsed, XdpMeta},
 };
 
 /// Largest header offset the parser follows. XDP's linear frame data is far
@@ -43,22 +43,6 @@ fn be16(ctx: &XdpContext, off: usize) -> Option<u16> {
 #[inline(always)]
 fn word(ctx: &XdpContext, off: usize) -> Option<u32> {
     bytes::<4>(ctx, off).map(u32::from_le_bytes)
-}
-
-/// What the program needs beyond the metadata: the endpoints, for sketches.
-pub struct Parsed {
-    /// The metadata written in front of the frame.
-    pub meta: XdpMeta,
-    /// Source address words.
-    pub src: [u32; 4],
-    /// Destination address words.
-    pub dst: [u32; 4],
-    /// 4 or 6 when the IP header is valid, else 0.
-    pub family: u32,
-    /// Source port (TCP/UDP with a full header), else 0.
-    pub sport: u16,
-    /// Destination port (TCP/UDP with a full header), else 0.
-    pub dport: u16,
 }
 
 /// Parses the frame in `ctx` into `p` (hashes seeded with `seed`).

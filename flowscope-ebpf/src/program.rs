@@ -17,10 +17,20 @@ use flowscope_common::{
     config::{MAX_XSK_SLOTS, MODE_COUNT_ONLY},
     frame::{L3Class, L4Class},
     hash::xsk_slot,
-    meta::{self, XdpMeta},
+    meta::{self, Parsed, XdpMeta},
 };
 
-use crate::parse::{Parsed, classify};
+use crate::parse::classify;
+
+/// 1: write the metadata block in front of redirected frames; 0: don't.
+///
+/// A read-only global (`.rodata`, frozen before the verifier runs; set by the
+/// loader, see `flowscope_common::config::XDP_META_GLOBAL`): with 0 the
+/// verifier knows the `bpf_xdp_adjust_meta` branch is dead, never checks the
+/// helper, and removes the call, so the program loads on kernels that refuse
+/// it.
+#[unsafe(no_mangle)]
+static XDP_META: u32 = 1;
 
 /// Load-time configuration, one entry, written by userspace before attach.
 #[map(name = "CONFIG")]
@@ -103,7 +113,11 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
         bump(block, Counter::PassCountOnly, len);
         return xdp_action::XDP_PASS;
     }
-    write_meta(&ctx, &m);
+    // SAFETY: a volatile read of a global, so the compiler keeps the load the
+    // verifier resolves to the loader's value.
+    if unsafe { core::ptr::read_volatile(&XDP_META) } != 0 {
+        write_meta(&ctx, &m);
+    }
     // SAFETY: reads the RX queue index from the context the kernel passed in.
     let queue = unsafe { (*ctx.ctx).rx_queue_index };
     let slot = xsk_slot(queue, cfg.sockets_per_queue, m.steer_hash);

@@ -19,6 +19,9 @@ enum Command {
     Capture(Box<flowscope::cli::capture::CaptureArgs>),
     /// Track the flows of a pcap or pcapng file (`-` for stdin); EVE JSON out.
     Read(flowscope::cli::read::ReadArgs),
+    /// Probe the kernel features the live datapath uses (root).
+    #[cfg(target_os = "linux")]
+    Probe,
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,8 @@ fn main() -> ExitCode {
         #[cfg(all(target_os = "linux", feature = "metrics"))]
         Command::Capture(args) => flowscope::cli::capture::run(*args),
         Command::Read(args) => flowscope::cli::read::run(args),
+        #[cfg(target_os = "linux")]
+        Command::Probe => Ok(flowscope::cli::probe::run()),
     };
     match result {
         Ok(code) => code,

@@ -355,3 +355,225 @@ fn a_syn_flood_shows_in_the_eve_anomaly_records() {
         );
     }
 }
+
+/// The first line names what the datapath obtained; the summary and
+/// `--summary-json` repeat it. The metadata block is on exactly where the
+/// kernel allows the helper, off with the kernel's reason where it does not
+/// (here also forced through the probe's answer), and off by `--no-xdp-meta`.
+#[test]
+fn the_datapath_line_says_what_was_obtained() {
+    if !kernel_tests_enabled("the_datapath_line_says_what_was_obtained") {
+        return;
+    }
+    let allowed = common::xdp::features()
+        .get(flowscope::capture::Feature::XdpMeta)
+        .is_yes();
+    let bed = TestBed::new(1);
+    let json = std::env::temp_dir().join(format!("{}-summary.json", bed.cap_ns));
+    for (args, assume, metadata, why) in [
+        (&[][..], "", if allowed { "on" } else { "off" }, "refused"),
+        (&[][..], "xdp_meta=no", "off", "refused"),
+        (&["--no-xdp-meta"][..], "", "off", "--no-xdp-meta"),
+        (
+            &["--xdp-attach", "netlink"][..],
+            "",
+            if allowed { "on" } else { "off" },
+            "refused",
+        ),
+    ] {
+        let mut c = in_ns(
+            &bed,
+            &[
+                &[
+                    "--iface",
+                    &bed.cap_if,
+                    "--duration",
+                    "0.5",
+                    "--summary-json",
+                ][..],
+                &[json.to_str().unwrap()],
+                args,
+            ]
+            .concat(),
+        );
+        // An empty assumption keeps the environment's (the kernel's own
+        // answers, or those a whole test run assumes).
+        if !assume.is_empty() {
+            c.env("FLOWSCOPE_PROBE_ASSUME", assume);
+        }
+        let o = c.output().unwrap();
+        let err = stderr(&o);
+        assert!(o.status.success(), "{args:?}: {err}");
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!(
+                "flowscope: datapath on {}: metadata {metadata}",
+                bed.cap_if
+            )),
+            "{args:?} {assume}: {first}"
+        );
+        if metadata == "off" {
+            assert!(first.contains(why), "{args:?} {assume}: {first}");
+        }
+        let attach = if args.contains(&"netlink") {
+            "netlink"
+        } else {
+            "link"
+        };
+        assert!(first.contains(&format!("attached by {attach}")), "{first}");
+        assert!(
+            err.contains(&format!("  datapath: metadata {metadata}")),
+            "{err}"
+        );
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let d = &s["datapath"];
+        assert_eq!(
+            (
+                d["metadata"].as_str(),
+                d["attach"].as_str(),
+                d["xdp_mode"].as_str()
+            ),
+            (Some(metadata), Some(attach), Some("drv")),
+            "{d}"
+        );
+        assert_eq!(d["kernel_features"].as_object().unwrap().len(), 5, "{d}");
+        assert!(!xdp_attached(&bed), "{attach} attachment removed at exit");
+    }
+    let _ = std::fs::remove_file(&json);
+}
+
+/// Through netlink a program outlives a `kill -9`; the next start finds it,
+/// sees nobody holds it, replaces it and says so; a clean exit detaches.
+#[test]
+fn netlink_attach_survives_kill_9_and_the_next_start_replaces_it() {
+    if !kernel_tests_enabled("netlink_attach_survives_kill_9_and_the_next_start_replaces_it") {
+        return;
+    }
+    let bed = TestBed::new(1);
+    let mut child = start(&bed, &["--xdp-attach", "netlink"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(xdp_attached(&bed), "netlink attachment outlives kill -9");
+    let o = in_ns(&bed, &["--iface", &bed.cap_if, "--duration", "0.5"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("replaced stale flowscope program id"), "{err}");
+    assert!(!xdp_attached(&bed), "clean exit detaches");
+    // SIGINT in netlink mode detaches too.
+    let child = start(&bed, &["--xdp-attach", "netlink"]);
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!xdp_attached(&bed), "SIGINT detaches a netlink attachment");
+}
+
+/// Someone else's XDP program is never replaced: one line says whose.
+#[test]
+fn a_foreign_program_is_left_alone() {
+    if !kernel_tests_enabled("a_foreign_program_is_left_alone") {
+        return;
+    }
+    use flowscope::capture::bpf_sys::{self, EXIT, mov64_imm};
+    let bed = TestBed::new(1);
+    let cap_if = bed.cap_if.clone();
+    let (attached_tx, attached_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let holder = bed.in_cap_ns(move || {
+        let prog = bpf_sys::prog_load(
+            bpf_sys::PROG_TYPE_XDP,
+            &[mov64_imm(0, 2), EXIT],
+            "fs_foreign",
+        )
+        .expect("load a trivial program");
+        let name = std::ffi::CString::new(cap_if).unwrap();
+        // SAFETY: a valid NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        use std::os::fd::AsFd;
+        let link = bpf_sys::xdp_link_create(prog.as_fd(), ifindex, 1 << 1).expect("attach it");
+        attached_tx.send(()).unwrap();
+        done_rx.recv().unwrap();
+        drop(link);
+    });
+    attached_rx.recv().unwrap();
+    let o = in_ns(
+        &bed,
+        &[
+            "--iface",
+            &bed.cap_if,
+            "--duration",
+            "0.5",
+            "--xdp-mode",
+            "skb",
+        ],
+    )
+    .output()
+    .unwrap();
+    done_tx.send(()).unwrap();
+    holder.join().unwrap();
+    assert_one_line_error(&o, "XDP program \"fs_foreign\"");
+    assert!(
+        stderr(&o).contains("replaces only its own programs"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}
+
+/// A helper the kernel refuses gives one line naming it and the file the
+/// verifier log went to. Where the kernel refuses `bpf_xdp_adjust_meta`,
+/// the capture is told the probe said yes; elsewhere the same message is
+/// built from a real refusal of the helper (a socket filter may not use it).
+#[test]
+fn a_refused_helper_is_one_line_with_the_log_in_a_file() {
+    if !kernel_tests_enabled("a_refused_helper_is_one_line_with_the_log_in_a_file") {
+        return;
+    }
+    use flowscope::capture::bpf_sys::{self, helper};
+    // The kernel's own answer, whatever FLOWSCOPE_PROBE_ASSUME says.
+    let allowed = flowscope::capture::KernelFeatures::probe_kernel()
+        .get(flowscope::capture::Feature::XdpMeta)
+        .is_yes();
+    let line = if allowed {
+        let refused = bpf_sys::prog_load(
+            bpf_sys::PROG_TYPE_SOCKET_FILTER,
+            &bpf_sys::only_calling(helper::XDP_ADJUST_META, 0),
+            "fs_refused",
+        )
+        .expect_err("socket filters may not call bpf_xdp_adjust_meta");
+        format!(
+            "flowscope: {}",
+            flowscope::capture::CaptureError::from_verifier(&refused.error, &refused.log)
+        )
+    } else {
+        let bed = TestBed::new(1);
+        let o = in_ns(&bed, &["--iface", &bed.cap_if, "--duration", "0.5"])
+            .env("FLOWSCOPE_PROBE_ASSUME", "xdp_meta=yes")
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        stderr(&o)
+    };
+    assert_eq!(line.trim_end().lines().count(), 1, "{line}");
+    assert!(
+        line.contains("loading the XDP program failed: the kernel refused a helper")
+            && line.contains("bpf_xdp_adjust_meta#54")
+            && line.contains("--no-xdp-meta"),
+        "{line}"
+    );
+    let path = line
+        .trim_end()
+        .rsplit_once("(verifier log: ")
+        .and_then(|(_, p)| p.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no log path in {line}"));
+    let log = std::fs::read_to_string(path).expect("the named log file");
+    assert!(
+        log.contains("cannot use helper bpf_xdp_adjust_meta#54"),
+        "{log}"
+    );
+    let _ = std::fs::remove_file(path);
+}

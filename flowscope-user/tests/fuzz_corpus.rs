@@ -15,7 +15,6 @@ mod targets;
 
 use std::path::{Path, PathBuf};
 
-use flowscope::capture::Datapath;
 use flowscope_common::{XdpConfig, config::MODE_REDIRECT};
 
 const FUZZ: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz");
@@ -82,13 +81,12 @@ fn xdp_agrees_with_classify_on_frame_corpus() {
     if !common::kernel_tests_enabled("xdp_agrees_with_classify_on_frame_corpus") {
         return;
     }
-    let mut dp = Datapath::load_detached(XdpConfig {
+    let mut dp = common::xdp::load(XdpConfig {
         mode: MODE_REDIRECT,
         sockets_per_queue: 2,
         hash_seed: targets::frame::SEED,
         _reserved: 0,
-    })
-    .expect("the XDP program loads");
+    });
     let mut compared = 0;
     for kind in ["corpus", "regressions"] {
         for path in files(kind, "frame") {
@@ -98,9 +96,7 @@ fn xdp_agrees_with_classify_on_frame_corpus() {
             if !(14..=3000).contains(&frame.len()) {
                 continue;
             }
-            let kernel = common::xdp::test_run(&mut dp, &frame)
-                .1
-                .unwrap_or_else(|| panic!("{}: no metadata in front of the frame", path.display()));
+            let kernel = common::xdp::test_run(&mut dp, &frame).parsed.meta;
             assert_eq!(
                 kernel,
                 flowscope::wire::classify(&frame, targets::frame::SEED),

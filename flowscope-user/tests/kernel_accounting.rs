@@ -87,6 +87,21 @@ fn books_balance_at_every_drop_point() {
     const M: u32 = 2_000;
     let bed = TestBed::new(2);
     let cap_if = bed.cap_if.clone();
+    let fifo = std::env::temp_dir().join(format!("{}.eve.fifo", bed.cap_ns));
+    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0, "mkfifo");
+    let (reader_path, fifo_path) = (fifo.clone(), fifo.clone());
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut lines = 0u64;
+        for line in std::io::BufReader::new(std::fs::File::open(&reader_path).unwrap()).lines() {
+            line.unwrap();
+            lines += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        lines
+    });
     let (ready_tx, ready_rx) = mpsc::channel();
     let (sent_tx, sent_rx) = mpsc::channel::<()>();
     let capture = bed.in_cap_ns(move || {
@@ -111,10 +126,16 @@ fn books_balance_at_every_drop_point() {
             Duration::from_millis(100),
             Duration::from_millis(100),
         );
-        // One-slot record rings: the writer cannot keep up with 2 000 flows
-        // ending at once, so records are dropped, and counted.
-        let live = LiveCapture::start(&cfg, Some(&quick), Destination::Discard, 1, &[])
-            .expect("capture starts");
+        // One-slot record rings into a writer held back by a slow reader
+        // (one line per 20 ms): 2 000 flows ending within about a second
+        // cannot all pass, whatever the machine's load, so records are
+        // dropped, and counted.
+        let dest = Destination::File {
+            path: fifo_path,
+            rotate_bytes: None,
+            rotate_after: None,
+        };
+        let live = LiveCapture::start(&cfg, Some(&quick), dest, 1, &[]).expect("capture starts");
         ready_tx.send(()).unwrap();
         sent_rx.recv().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -175,4 +196,10 @@ fn books_balance_at_every_drop_point() {
         "every flow ended at stop"
     );
     assert_eq!(r.writer.written, last.total.records_sent);
+    assert_eq!(
+        reader.join().unwrap(),
+        r.writer.written,
+        "every line written was read"
+    );
+    let _ = std::fs::remove_file(&fifo);
 }

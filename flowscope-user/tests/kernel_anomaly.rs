@@ -15,21 +15,18 @@ use flowscope_common::{
 const SEED: u32 = 7;
 
 fn load() -> Datapath {
-    Datapath::load_detached(XdpConfig {
+    common::xdp::load(XdpConfig {
         mode: MODE_REDIRECT,
         sockets_per_queue: 1,
         hash_seed: SEED,
         _reserved: 0,
     })
-    .expect("load")
 }
 
 /// Runs `frame` and returns the anomaly counters it moved and its metadata.
 fn run(dp: &mut Datapath, frame: &[u8]) -> (AnomalyBlock, XdpMeta) {
     let before = dp.anomalies().unwrap();
-    let meta = common::xdp::test_run(dp, frame)
-        .1
-        .expect("metadata in front of the frame");
+    let meta = common::xdp::test_run(dp, frame).parsed.meta;
     let after = dp.anomalies().unwrap();
     let mut d = AnomalyBlock::default();
     for (i, c) in d.counts.iter_mut().enumerate() {

@@ -246,13 +246,12 @@ struct Replay {
 }
 
 fn load() -> Datapath {
-    Datapath::load_detached(XdpConfig {
+    common::xdp::load(XdpConfig {
         mode: MODE_REDIRECT,
         sockets_per_queue: 1,
         hash_seed: 7,
         _reserved: 0,
     })
-    .expect("the XDP program loads")
 }
 
 /// Runs every frame of `name` through the program.
@@ -287,9 +286,7 @@ fn replay(dp: &mut Datapath, name: &str) -> Replay {
             r.skipped_large += 1;
             continue;
         }
-        let meta = common::xdp::test_run(dp, &frame)
-            .1
-            .unwrap_or_else(|| panic!("{name} frame {}: no metadata", r.frames));
+        let meta = common::xdp::test_run(dp, &frame).parsed.meta;
         assert_eq!(
             flowscope::anomaly::detect(&frame),
             meta.anomalies,

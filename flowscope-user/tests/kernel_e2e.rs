@@ -2,7 +2,9 @@
 //!
 //! `fsgen` sends exactly N frames of M flows, both directions, over 2 TX
 //! queues (so 2 RX queues on the capturing end); flowscope captures with 2
-//! AF_XDP sockets per queue. The books must balance exactly.
+//! AF_XDP sockets per queue. The books must balance exactly, with the
+//! metadata block as this kernel allows it and with it forced off
+//! (`--no-xdp-meta`), where workers parse every frame themselves.
 
 mod common;
 
@@ -14,7 +16,9 @@ use std::{
 };
 
 use common::{fsgen, kernel_tests_enabled, netns::TestBed};
-use flowscope::capture::{Capture, CaptureConfig, FrameCtx, FrameHandler, RingSizes, WorkerId};
+use flowscope::capture::{
+    Capture, CaptureConfig, FrameCtx, FrameHandler, Metadata, RingSizes, WorkerId,
+};
 use flowscope_common::{Counter, XdpMeta, hash::xsk_slot, meta::FLAG_L4_VALID};
 
 const SEED: u32 = 0x5eed_0001;
@@ -27,19 +31,24 @@ type Tuple = (IpAddr, u16, IpAddr, u16, u8);
 struct Recorder {
     id: WorkerId,
     seen: HashMap<Tuple, (u64, u64)>,
-    missing_meta: u64,
+    with_meta: u64,
+    without_meta: u64,
     wrong_slot: u64,
     parser_mismatch: u64,
 }
 
 impl FrameHandler for Recorder {
     fn on_frame(&mut self, frame: &[u8], meta: Option<&XdpMeta>, _ctx: &FrameCtx) {
-        let Some(m) = meta else {
-            self.missing_meta += 1;
-            return;
-        };
+        let parsed = flowscope::wire::classify(frame, SEED);
+        match meta {
+            Some(m) => {
+                self.with_meta += 1;
+                self.parser_mismatch += u64::from(parsed != *m);
+            }
+            None => self.without_meta += 1,
+        }
+        let m = &parsed;
         self.wrong_slot += u64::from(xsk_slot(self.id.queue, S, m.steer_hash) != self.id.slot);
-        self.parser_mismatch += u64::from(flowscope::wire::classify(frame, SEED) != *m);
         let e = self.seen.entry(tuple(frame, m)).or_default();
         e.0 += 1;
         e.1 += frame.len() as u64;
@@ -74,6 +83,25 @@ fn every_frame_of_every_flow_reaches_exactly_one_socket() {
     if !kernel_tests_enabled("every_frame_of_every_flow_reaches_exactly_one_socket") {
         return;
     }
+    let allowed = common::xdp::features()
+        .get(flowscope::capture::Feature::XdpMeta)
+        .is_yes();
+    every_frame_once(true, allowed);
+}
+
+#[test]
+fn every_frame_of_every_flow_reaches_exactly_one_socket_without_metadata() {
+    if !kernel_tests_enabled(
+        "every_frame_of_every_flow_reaches_exactly_one_socket_without_metadata",
+    ) {
+        return;
+    }
+    every_frame_once(false, false);
+}
+
+/// The whole run with the metadata block asked for (`xdp_meta`) or forced
+/// off; `expect_meta`: whether frames must arrive with it.
+fn every_frame_once(xdp_meta: bool, expect_meta: bool) {
     const N: u64 = 40_000;
     const M: u32 = 400;
     let bed = TestBed::new(2);
@@ -91,20 +119,28 @@ fn every_frame_of_every_flow_reaches_exactly_one_socket() {
                 fill_ring: 16384,
                 ..RingSizes::default()
             },
+            xdp_meta,
             ..CaptureConfig::new(cap_if)
         };
         let cap = Capture::start(&cfg, |id| Recorder {
             id: id.clone(),
             seen: HashMap::new(),
-            missing_meta: 0,
+            with_meta: 0,
+            without_meta: 0,
             wrong_slot: 0,
             parser_mismatch: 0,
         })
         .expect("capture starts");
         assert!(
-            cap.zero_copy().iter().all(|zc| !zc),
+            cap.info().zero_copy.iter().all(|zc| !zc),
             "veth offers copy mode only"
         );
+        match (&cap.info().metadata, xdp_meta, expect_meta) {
+            (Metadata::On, true, true)
+            | (Metadata::Refused(_), true, false)
+            | (Metadata::Disabled, false, false) => {}
+            (m, ..) => panic!("metadata {m:?} with xdp_meta {xdp_meta}"),
+        }
         ready_tx.send(()).unwrap();
         let sent = sent_rx.recv().unwrap();
         // Wait, bounded, until every frame has been through a worker.
@@ -152,13 +188,20 @@ fn every_frame_of_every_flow_reaches_exactly_one_socket() {
             r.id.index
         );
         assert_eq!(
-            (
-                r.handler.missing_meta,
-                r.handler.wrong_slot,
-                r.handler.parser_mismatch
-            ),
-            (0, 0, 0),
+            (r.handler.wrong_slot, r.handler.parser_mismatch),
+            (0, 0),
             "worker {}",
+            r.id.index
+        );
+        let frames = r.handler.with_meta + r.handler.without_meta;
+        assert_eq!(
+            if expect_meta {
+                r.handler.with_meta
+            } else {
+                r.handler.without_meta
+            },
+            frames,
+            "worker {}: every frame with metadata: {expect_meta}",
             r.id.index
         );
     }

@@ -1,5 +1,6 @@
-//! Tier 2: the metadata the real XDP program writes (run with
-//! `BPF_PROG_TEST_RUN`) as a [`FrameHint`] never changes what [`FiveTuple`]
+//! Tier 2: the metadata block the real XDP program builds (run with
+//! `BPF_PROG_TEST_RUN`, read back from its per-CPU `PARSED` map, so on every
+//! kernel) as a [`FrameHint`] never changes what [`FiveTuple`]
 //! extracts. Frames built byte by byte (VLAN and QinQ, IPv4 options, IPv6
 //! extension chains, fragments, ICMP, not IP), every truncation of them and
 //! thousands of random mutations; for each, the hinted extraction must equal
@@ -91,8 +92,7 @@ fn seeds() -> Vec<Vec<u8>> {
 /// Runs `frame` through the program; asserts the hinted extraction equals
 /// the plain one. True when the program's metadata gave a hint.
 fn check(dp: &mut Datapath, frame: &[u8]) -> bool {
-    let (_, meta) = common::xdp::test_run(dp, frame);
-    let meta = meta.expect("metadata written in front of the frame");
+    let meta = common::xdp::test_run(dp, frame).parsed.meta;
     let Some(hint) = FrameHint::from_meta(&meta, frame.len()) else {
         return false;
     };
@@ -112,13 +112,12 @@ fn hints_from_the_xdp_program_never_change_the_extraction() {
     if !kernel_tests_enabled("hints_from_the_xdp_program_never_change_the_extraction") {
         return;
     }
-    let mut dp = Datapath::load_detached(XdpConfig {
+    let mut dp = common::xdp::load(XdpConfig {
         mode: MODE_REDIRECT,
         sockets_per_queue: 1,
         hash_seed: 0x5eed,
         _reserved: 0,
-    })
-    .expect("the XDP program loads");
+    });
     let seeds = seeds();
     let mut hinted = 0;
     let mut frames = 0;

@@ -93,16 +93,24 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
             std::thread::sleep(Duration::from_millis(50));
         };
         prometheus::publish(&snap, &mut flowscope::obs::MetricsPublisher::new());
+        prometheus::publish_datapath(live.info());
+        let info = live.info().clone();
         let text = scrape(&metrics_addr);
         let report = live.stop().unwrap();
         // The final figures: every batch's ring samples are published.
         prometheus::publish(&report.last, &mut flowscope::obs::MetricsPublisher::new());
-        (snap, text, report, scrape(&metrics_addr))
+        (snap, text, report, scrape(&metrics_addr), info)
     });
     ready_rx.recv().unwrap();
     let flows = fsgen::send(&bed, N, M, 2, 50_000);
     sent_tx.send(N).unwrap();
-    let (snap, text, report, last_text) = capture.join().expect("capture thread");
+    let (snap, text, report, last_text, info) = capture.join().expect("capture thread");
+    // What the datapath obtained, as one info series with static labels.
+    let want = format!(
+        "flowscope_datapath_info{{xdp_mode=\"drv\",metadata=\"{}\",attach=\"link\",zero_copy=\"false\"}} 1",
+        info.metadata.label()
+    );
+    assert!(text.lines().any(|l| l == want), "no {want} in {text}");
     ring_levels_scraped(&last_text, &report.last.sockets);
 
     // The scrape equals the merged shards and the traffic.

@@ -1,7 +1,9 @@
 //! Tier 2: the XDP program run with `BPF_PROG_TEST_RUN` on crafted frames.
 //!
-//! Each frame is built byte by byte; the test checks the metadata the program
-//! writes in front of it, every counter slot it moves, its verdict, and that
+//! Each frame is built byte by byte; the test checks what the program parsed
+//! (read back from its per-CPU `PARSED` map, so on every kernel), the
+//! metadata block it writes in front of the frame where the kernel allows
+//! `bpf_xdp_adjust_meta`, every counter slot it moves, its verdict, and that
 //! the userspace parser (`flowscope::wire::classify`) says exactly the same.
 
 mod common;
@@ -21,23 +23,29 @@ const XDP_PASS: u32 = 2;
 
 struct Outcome {
     action: u32,
-    meta: Option<XdpMeta>,
+    /// The block written in front of the frame.
+    written: Option<XdpMeta>,
+    /// What the program parsed.
+    meta: XdpMeta,
     delta: CounterBlock,
 }
 
-fn load(mode: u32) -> Datapath {
-    Datapath::load_detached(XdpConfig {
+fn config(mode: u32) -> XdpConfig {
+    XdpConfig {
         mode,
         sockets_per_queue: 2,
         hash_seed: SEED,
         _reserved: 0,
-    })
-    .expect("the XDP program loads and passes the verifier")
+    }
+}
+
+fn load(mode: u32) -> Datapath {
+    common::xdp::load(config(mode))
 }
 
 fn run(dp: &mut Datapath, frame: &[u8]) -> Outcome {
     let before = dp.counters().unwrap();
-    let (action, meta) = common::xdp::test_run(dp, frame);
+    let r = common::xdp::test_run(dp, frame);
     let after = dp.counters().unwrap();
     let mut delta = CounterBlock::default();
     for (d, (a, b)) in delta
@@ -49,8 +57,9 @@ fn run(dp: &mut Datapath, frame: &[u8]) -> Outcome {
         d.bytes = a.bytes - b.bytes;
     }
     Outcome {
-        action,
-        meta,
+        action: r.action,
+        written: r.written,
+        meta: r.parsed.meta,
         delta,
     }
 }
@@ -100,7 +109,12 @@ fn check(dp: &mut Datapath, frame: &[u8]) -> XdpMeta {
         o.action, XDP_PASS,
         "empty XSKMAP slot falls back to XDP_PASS"
     );
-    let m = o.meta.expect("metadata written in front of the frame");
+    let m = o.meta;
+    assert_eq!(
+        o.written,
+        dp.metadata().then_some(m),
+        "a block in front of the frame exactly when metadata is on"
+    );
     assert_eq!(
         (m.magic, m.version, usize::from(m.frame_len)),
         (META_MAGIC, META_VERSION, frame.len())
@@ -429,8 +443,12 @@ fn count_only_passes_everything() {
     for frame in [tcp4(v4a(1), 1, v4b(2), 2), eth(&[], 0x0806)] {
         let o = run(&mut dp, &frame);
         assert_eq!(o.action, XDP_PASS);
-        assert!(o.meta.is_none(), "count-only mode leaves the frame alone");
+        assert!(
+            o.written.is_none(),
+            "count-only mode leaves the frame alone"
+        );
         let m = userspace(&frame);
+        assert_eq!(o.meta, m, "count-only mode parses all the same");
         assert_eq!(o.delta, expected_delta(&m, Counter::PassCountOnly));
     }
 }
@@ -468,7 +486,49 @@ fn differential_on_mutated_frames() {
         let cut = 14 + (next() as usize) % (f.len() - 13);
         f.truncate(cut);
         let o = run(&mut dp, &f);
-        let m = o.meta.expect("metadata");
-        assert_eq!(userspace(&f), m, "disagreement on {f:02x?}");
+        assert_eq!(userspace(&f), o.meta, "disagreement on {f:02x?}");
     }
+}
+
+/// With the metadata block off, the verifier knows the helper call is dead
+/// and removes it: what lets the program load on kernels that refuse
+/// `bpf_xdp_adjust_meta`. With it on (where allowed), the call stays. A
+/// translated call names its helper by address, so a one-call reference
+/// program tells which call is `bpf_xdp_adjust_meta`.
+#[test]
+fn metadata_off_leaves_no_adjust_meta_call() {
+    if !kernel_tests_enabled("metadata_off_leaves_no_adjust_meta_call") {
+        return;
+    }
+    use flowscope::capture::bpf_sys::{self, helper};
+    use std::os::fd::AsFd;
+    let mut off = Datapath::load_detached(config(MODE_REDIRECT), false)
+        .expect("loads with metadata off, on every kernel");
+    let frame = tcp4(v4a(1), 1, v4b(2), 2);
+    let o = run(&mut off, &frame);
+    assert_eq!((o.written, o.meta), (None, userspace(&frame)));
+    if !common::xdp::metadata_block_enabled(
+        "metadata_off_leaves_no_adjust_meta_call (the call check)",
+    ) {
+        return;
+    }
+    let reference = bpf_sys::prog_load(
+        bpf_sys::PROG_TYPE_XDP,
+        &bpf_sys::only_calling(helper::XDP_ADJUST_META, 2),
+        "fs_ref_meta",
+    )
+    .expect("the kernel allows the helper");
+    let insns = bpf_sys::xlated_insns(reference.as_fd()).unwrap();
+    let adjust_meta: Vec<i32> = bpf_sys::helper_calls(&insns).collect();
+    assert_eq!(adjust_meta.len(), 1);
+    let calls = off.helper_calls().unwrap();
+    assert!(!calls.is_empty(), "the program calls helpers (map lookups)");
+    assert!(
+        calls.iter().all(|c| *c != adjust_meta[0]),
+        "bpf_xdp_adjust_meta ({}) still called: {calls:?}",
+        adjust_meta[0]
+    );
+    let mut on = Datapath::load_detached(config(MODE_REDIRECT), true).expect("loads");
+    assert!(on.helper_calls().unwrap().contains(&adjust_meta[0]));
+    assert_eq!(run(&mut on, &frame).written, Some(userspace(&frame)));
 }

@@ -127,13 +127,33 @@ fn main() {
         ),
     ] {
         for name in captures {
-            for (i, seed) in l7_flows(&pcaps.join(name), port, l4)
-                .into_iter()
-                .take(4)
-                .enumerate()
-            {
+            let flows = l7_flows(&pcaps.join(name), Some(port), l4, 4096, l7::encode_data);
+            for (i, seed) in flows.into_iter().take(4).enumerate() {
                 w.put(target, &format!("{name}-{i}"), &seed);
             }
+        }
+    }
+    // QUIC on any port: each UDP flow's first datagrams, whole.
+    for name in [
+        "ndpi__quic-27.pcap",
+        "ndpi__quic-29.pcap",
+        "ndpi__quic-mvfst-27.pcapng",
+        "ndpi__quic-v2-00.pcapng",
+        "ndpi__quic_0RTT.pcap",
+        "ndpi__quic_frags_ch_in_multiple_packets.pcapng",
+        "ndpi__quic_q46.pcap",
+        "ndpi__quic_t51.pcap",
+        "ndpi__http_ipv6.pcap",
+    ] {
+        let flows = l7_flows(
+            &pcaps.join(name),
+            None,
+            L4Proto::Udp,
+            3000,
+            l7::encode_datagram,
+        );
+        for (i, seed) in flows.into_iter().take(2).enumerate() {
+            w.put("l7_quic", &format!("{name}-{i}"), &seed);
         }
     }
     ssh_seeds(&mut w, &pcaps);
@@ -436,56 +456,45 @@ fn ipfrag_seeds(w: &mut Writer, pcaps: &Path) {
     }
 }
 
-/// The payloads of up to eight flows on `port` (tunnels decapsulated), in
-/// order with their sides, the first few KiB of each.
-fn l7_segments(path: &Path, port: u16, l4: L4Proto) -> Vec<Vec<(Side, Vec<u8>)>> {
+/// One seed per flow (on `port`, if given; tunnels decapsulated): its
+/// payloads in order, each written with `encode`, until the seed holds
+/// `max_bytes`.
+fn l7_flows(
+    path: &Path,
+    port: Option<u16>,
+    l4: L4Proto,
+    max_bytes: usize,
+    encode: fn(&mut Vec<u8>, Side, &[u8]),
+) -> Vec<Vec<u8>> {
     let mut r = PcapReader::open(path).expect("capture");
     let ft = AutoDetectEncap::new(FiveTuple::bidirectional());
-    let mut flows: Vec<(flowscope::extract::FiveTupleKey, Orientation, usize)> = Vec::new();
-    let mut segments: Vec<Vec<(Side, Vec<u8>)>> = Vec::new();
+    let mut flows: Vec<(flowscope::extract::FiveTupleKey, Orientation, Vec<u8>)> = Vec::new();
     while let Ok(Some(p)) = r.next_packet() {
         let Ok(x) = ft.extract(p) else { continue };
-        if x.l4 != l4 || !x.key.either_port(port) || x.payload_len == 0 {
+        if x.l4 != l4 || port.is_some_and(|p| !x.key.either_port(p)) || x.payload_len == 0 {
             continue;
         }
         let payload = &p.frame[x.payload_offset as usize..][..x.payload_len as usize];
         let i = match flows.iter().position(|f| f.0 == x.key) {
             Some(i) => i,
             None if flows.len() < 8 => {
-                flows.push((x.key, x.orientation, 0));
-                segments.push(Vec::new());
+                let first = vec![l7::WELL_KNOWN_PORT];
+                flows.push((x.key, x.orientation, first));
                 flows.len() - 1
             }
             None => continue,
         };
-        let (_, initiator, encoded) = &mut flows[i];
-        // As long as its seed (one byte, then two per 255-byte data
-        // operation and the bytes) is under 4 KiB.
-        if *encoded < 4095 {
-            *encoded += payload.len() + 2 * payload.len().div_ceil(255);
+        let (_, initiator, seed) = &mut flows[i];
+        if seed.len() < max_bytes {
             let side = if x.orientation == *initiator {
                 Side::Initiator
             } else {
                 Side::Responder
             };
-            segments[i].push((side, payload.to_vec()));
+            encode(seed, side, payload);
         }
     }
-    segments
-}
-
-/// One seed per flow on `port`: the first few KiB of its payloads in order.
-fn l7_flows(path: &Path, port: u16, l4: L4Proto) -> Vec<Vec<u8>> {
-    l7_segments(path, port, l4)
-        .into_iter()
-        .map(|flow| {
-            let mut seed = vec![l7::WELL_KNOWN_PORT];
-            for (side, payload) in flow {
-                l7::encode_data(&mut seed, side, &payload);
-            }
-            seed
-        })
-        .collect()
+    flows.into_iter().map(|f| f.2).collect()
 }
 
 /// Variations of the GRE sample's SSH connection: on a port nobody claims,
@@ -493,14 +502,14 @@ fn l7_flows(path: &Path, port: u16, l4: L4Proto) -> Vec<Vec<u8>> {
 /// it, with the server's stream ending inside its KEXINIT; and an SSH 1.5
 /// exchange.
 fn ssh_seeds(w: &mut Writer, pcaps: &Path) {
-    let flow = l7_segments(
+    let plain = l7_flows(
         &pcaps.join("zeek__tunnels_gre-sample.pcap"),
-        22,
+        Some(22),
         L4Proto::Tcp,
-    )
-    .into_iter()
-    .next()
-    .expect("the GRE sample's SSH connection");
+        4096,
+        l7::encode_data,
+    );
+    let flow = data_ops(plain.first().expect("the GRE sample's SSH connection"));
     let encode = |first: u8, edit: &dyn Fn(&mut Vec<u8>, Side, &[u8])| {
         let mut seed = vec![first];
         for (side, payload) in &flow {
@@ -557,4 +566,21 @@ fn ssh_seeds(w: &mut Writer, pcaps: &Path) {
         &[0, 0, 0, 9, 0, 0, 0, 2, 2, 1, 2, 3],
     );
     w.put("l7_ssh", "ssh-1.5", &ssh1);
+}
+
+/// The data operations of a seed `l7::encode_data` wrote, as (side, bytes).
+fn data_ops(seed: &[u8]) -> Vec<(Side, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut rest = seed.get(1..).unwrap_or_default();
+    while let [op, len, tail @ ..] = rest {
+        let side = if op & 1 == 0 {
+            Side::Initiator
+        } else {
+            Side::Responder
+        };
+        let (bytes, next) = tail.split_at(usize::from(*len).min(tail.len()));
+        out.push((side, bytes.to_vec()));
+        rest = next;
+    }
+    out
 }

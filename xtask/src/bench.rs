@@ -29,6 +29,9 @@ enum Which {
     Capture,
     /// SYN flood against a small flow table: peak RSS, evictions, rate ratio.
     Flood,
+    /// The XDP program's cost per frame (BPF_PROG_TEST_RUN), against a
+    /// minimal pass and a bare XSKMAP redirect (root).
+    Xdp,
 }
 
 /// Runs `cargo xtask bench`.
@@ -41,6 +44,10 @@ pub fn run(args: &Args) -> Result<()> {
     let bin = match args.which {
         Which::Track => "trackbench",
         Which::Pipeline => "pipebench",
+        Which::Xdp => {
+            cmd::require_root("bench xdp")?;
+            "xdpbench"
+        }
         Which::Capture | Which::Flood => {
             let dir = build::build_bins(
                 &obj,

@@ -221,6 +221,22 @@ fn report(sent: &Value, received: &Value) -> bool {
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_u64).collect())
         .unwrap_or_default();
+    let datapath = received.get("datapath").cloned().unwrap_or(Value::Null);
+    let text = |key: &str| datapath.get(key).and_then(Value::as_str).unwrap_or("?");
+    let metadata_on = text("metadata") == "on";
+    println!("\n== datapath ==");
+    println!(
+        "metadata {}{}, xdp {} attached by {}, zero-copy {}",
+        text("metadata"),
+        datapath
+            .get("metadata_reason")
+            .and_then(Value::as_str)
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default(),
+        text("xdp_mode"),
+        text("attach"),
+        text("zero_copy"),
+    );
     println!("\n== generator ==");
     println!(
         "sent {frames} frames, {} bytes in {} ms ({} pps); per TX queue: {per_queue:?}",
@@ -281,6 +297,8 @@ fn report(sent: &Value, received: &Value) -> bool {
     println!("received by sockets:      {socket_sum} (summary rx_packets {rx_total})");
     println!("per queue sent/received:  {per_queue:?} / {rx_per_queue:?}");
     println!("socket drops:             {losses}");
+    let with_meta = num(received, "rx_with_metadata");
+    println!("frames with metadata:     {with_meta}");
     let checks = [
         ("XDP saw every frame", xdp_count("all") == frames),
         (
@@ -294,6 +312,14 @@ fn report(sent: &Value, received: &Value) -> bool {
         (
             "each queue received what was sent on it",
             rx_per_queue == per_queue,
+        ),
+        (
+            if metadata_on {
+                "every frame came with its metadata block"
+            } else {
+                "no frame came with a metadata block (metadata off)"
+            },
+            with_meta == if metadata_on { socket_sum } else { 0 },
         ),
     ];
     let mut all = true;
@@ -318,6 +344,7 @@ mod tests {
             "xdp": {"all": {"packets": all, "bytes": 0}, "redirected": {"packets": all, "bytes": 0}},
             "sockets": sockets,
             "rx_packets": sock_rx.iter().sum::<u64>(),
+            "datapath": {"metadata": "off"},
         })
     }
 

@@ -330,6 +330,8 @@ fn install_bpf_linker(fresh: bool) -> Result<()> {
             "bpf-linker",
             "--version",
             BPF_LINKER_VERSION,
+            // Its own Cargo.lock: every machine builds the same linker.
+            "--locked",
             "--no-default-features",
         ])
         .args(["--features", &format!("llvm-{LLVM_MAJOR}")])

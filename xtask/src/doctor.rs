@@ -1,14 +1,12 @@
 //! `cargo xtask doctor`: what this machine offers (toolchain, kernel, BPF,
-//! XDP, AF_XDP, network namespaces) and, for each problem, what to do.
+//! the datapath's optional kernel features as `flowscope probe` finds them,
+//! network namespaces) and, for each problem, what to do.
 
 use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::{cmd, deps};
-
-/// `AF_XDP` address family (include/linux/socket.h); libc may not have it.
-const AF_XDP: libc::c_int = 44;
+use crate::{build, cmd, deps};
 
 struct Report {
     problems: usize,
@@ -120,7 +118,7 @@ pub fn run() -> Result<()> {
         );
     }
     check_bpf(&mut r);
-    check_af_xdp(&mut r);
+    check_features(&mut r, root);
     check_netns(&mut r, root);
 
     if r.problems > 0 {
@@ -162,57 +160,45 @@ fn check_bpf(r: &mut Report) {
     } else {
         r.info("BTF", "no /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF off); the XDP program does not need it");
     }
-    match load_xdp_pass() {
-        Ok(()) => r.ok("BPF + XDP", "a minimal XDP program (return XDP_PASS) loads"),
-        Err(e) => r.problem(
-            "BPF + XDP",
-            &format!("loading a minimal XDP program failed: {e}"),
-            "needs root (CAP_BPF + CAP_NET_ADMIN) and CONFIG_BPF_SYSCALL, CONFIG_XDP_SOCKETS",
-        ),
-    }
 }
 
-/// Loads `r0 = XDP_PASS; exit` as an XDP program through bpf(2), then
-/// closes it: proves the bpf syscall and the XDP program type work.
-fn load_xdp_pass() -> std::io::Result<()> {
-    const BPF_PROG_LOAD: libc::c_long = 5;
-    const BPF_PROG_TYPE_XDP: u32 = 6;
-    // struct bpf_insn: code, dst_reg:4|src_reg:4, off, imm.
-    // BPF_ALU64|BPF_MOV|BPF_K (0xb7) r0 = 2 (XDP_PASS); BPF_JMP|BPF_EXIT (0x95).
-    let insns: [u64; 2] = [0xb7 | (2u64 << 32), 0x95];
-    let license = c"GPL";
-    // The first fields of union bpf_attr for BPF_PROG_LOAD: prog_type,
-    // insn_cnt, insns, license; the rest stays zero.
-    let mut attr = [0u8; 128];
-    attr[0..4].copy_from_slice(&BPF_PROG_TYPE_XDP.to_ne_bytes());
-    attr[4..8].copy_from_slice(&2u32.to_ne_bytes());
-    attr[8..16].copy_from_slice(&(insns.as_ptr() as u64).to_ne_bytes());
-    attr[16..24].copy_from_slice(&(license.as_ptr() as u64).to_ne_bytes());
-    // SAFETY: `attr` is a bpf_attr-sized buffer whose pointers reference
-    // `insns` and `license`, both alive during the call.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_LOAD, attr.as_ptr(), attr.len()) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is the program descriptor just returned and owned here.
-    unsafe { libc::close(fd as libc::c_int) };
-    Ok(())
-}
-
-fn check_af_xdp(r: &mut Report) {
-    // SAFETY: plain syscall with constant arguments.
-    let fd = unsafe { libc::socket(AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd >= 0 {
-        // SAFETY: `fd` was just returned and is owned here.
-        unsafe { libc::close(fd) };
-        r.ok("AF_XDP", "socket(AF_XDP, SOCK_RAW) succeeds");
-    } else {
-        let e = std::io::Error::last_os_error();
+/// Builds the `flowscope` binary and runs `flowscope probe`: the datapath's
+/// optional kernel features, one line each, as the capture will find them.
+fn check_features(r: &mut Report, root: bool) {
+    let bin = build::build_ebpf()
+        .and_then(|obj| build::build_bins(&obj, false, &[("flowscope-user", "flowscope")]));
+    let out = match bin {
+        Ok(dir) => cmd::stdout(Command::new(dir.join("flowscope")).arg("probe")),
+        Err(e) => {
+            r.problem(
+                "kernel features",
+                &format!("cannot build flowscope to probe them: {e:#}"),
+                "cargo xtask deps",
+            );
+            return;
+        }
+    };
+    let Some(out) = out else {
         r.problem(
-            "AF_XDP",
-            &format!("socket(AF_XDP, SOCK_RAW) failed: {e}"),
-            "needs root (CAP_NET_RAW) and a kernel with CONFIG_XDP_SOCKETS",
+            "kernel features",
+            "`flowscope probe` failed",
+            "see its output above",
         );
+        return;
+    };
+    for line in out.lines() {
+        let (what, answer) = line.split_once(": ").unwrap_or((line, ""));
+        if answer == "yes" {
+            r.ok(what, answer);
+        } else if root {
+            r.info(what, answer);
+        } else {
+            r.problem(
+                what,
+                answer,
+                "the probes need root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)",
+            );
+        }
     }
 }
 

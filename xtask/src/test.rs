@@ -36,7 +36,7 @@ pub fn run(args: &Args) -> Result<()> {
     if root {
         test.env("FLOWSCOPE_KERNEL_TESTS", "1");
     }
-    let (passed, failed) = run_counting(&mut test)?;
+    let (passed, failed, skipped) = run_counting(&mut test)?;
     if std::env::var_os("FLOWSCOPE_SKIP_FUZZ").is_some_and(|v| v == "1") {
         eprintln!("xtask: fuzz smoke run SKIPPED (FLOWSCOPE_SKIP_FUZZ=1)");
     } else {
@@ -45,18 +45,25 @@ pub fn run(args: &Args) -> Result<()> {
     if !root {
         eprintln!("xtask: unit and pcap tests passed; kernel tests were SKIPPED (not root)");
     }
-    // The last line says what ran, whatever the fuzz step printed before.
-    println!("xtask test: {passed} passed, {failed} failed");
+    // The last lines say what ran, whatever the fuzz step printed before.
+    for line in &skipped {
+        println!("{line}");
+    }
+    println!(
+        "xtask test: {passed} passed, {failed} failed, {} skipped",
+        skipped.len()
+    );
     Ok(())
 }
 
 /// Runs `cargo test`, echoing its output, and adds up the `test result:`
-/// lines of every test binary: (passed, failed).
-fn run_counting(test: &mut std::process::Command) -> Result<(u64, u64)> {
+/// lines of every test binary: (passed, failed, the `*** SKIPPED` lines
+/// tests wrote).
+fn run_counting(test: &mut std::process::Command) -> Result<(u64, u64, Vec<String>)> {
     use std::io::{BufRead, BufReader};
     eprintln!("xtask: $ {}", cmd::display(test));
     let mut child = test.stdout(std::process::Stdio::piped()).spawn()?;
-    let (mut passed, mut failed) = (0, 0);
+    let (mut passed, mut failed, mut skipped) = (0, 0, Vec::new());
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines() {
             let line = line?;
@@ -65,6 +72,9 @@ fn run_counting(test: &mut std::process::Command) -> Result<(u64, u64)> {
                 passed += count(rest, " passed");
                 failed += count(rest, " failed");
             }
+            if let Some(at) = line.find("*** SKIPPED") {
+                skipped.push(line[at..].to_owned());
+            }
         }
     }
     let status = child.wait()?;
@@ -72,7 +82,7 @@ fn run_counting(test: &mut std::process::Command) -> Result<(u64, u64)> {
         status.success(),
         "cargo test failed ({status}): {failed} test(s) failed"
     );
-    Ok((passed, failed))
+    Ok((passed, failed, skipped))
 }
 
 /// The number before `word` in a `test result:` line (`ok. 3 passed; 0 failed; …`).

@@ -1,20 +1,26 @@
 //! The XDP program: load the embedded object, configure, attach, read counters.
 
+use std::{
+    os::fd::{AsFd, AsRawFd, OwnedFd},
+    path::PathBuf,
+};
+
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData, PerCpuArray, XskMap},
-    programs::{Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{ProgramError, Xdp},
 };
 use flowscope_common::{
     CounterBlock, XdpConfig,
     anomaly::{AnomalyBlock, PairFilter, SKETCH_SRC_PORTS, SKETCH_SYN_DST, Sketch},
     config::{
-        ANOMALIES_MAP, CONFIG_MAP, COUNTERS_MAP, MODE_COUNT_ONLY, MODE_REDIRECT, PAIR_FILTER_MAP,
-        PROGRAM_NAME, SKETCHES_MAP, XSKS_MAP,
+        ANOMALIES_MAP, CONFIG_MAP, COUNTERS_MAP, PAIR_FILTER_MAP, PARSED_MAP, PROGRAM_NAME,
+        SKETCHES_MAP, XDP_META_GLOBAL, XSKS_MAP,
     },
+    meta::Parsed,
 };
 
-use super::{CaptureConfig, CaptureError};
+use super::{CaptureError, bpf_sys, netlink, probe};
 
 /// The XDP object built by `cargo xtask build` (empty in a plain cargo build).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/flowscope.bpf.o"));
@@ -38,10 +44,83 @@ impl XdpAttachMode {
         }
     }
 
-    fn aya(self) -> XdpMode {
+    fn flags(self) -> u32 {
         match self {
-            Self::Driver => XdpMode::Driver,
-            Self::Skb => XdpMode::Skb,
+            Self::Driver => netlink::XDP_FLAGS_DRV_MODE,
+            Self::Skb => netlink::XDP_FLAGS_SKB_MODE,
+        }
+    }
+}
+
+/// How the program is attached to its interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachKind {
+    /// A BPF link (Linux 5.9): the kernel detaches it when the process dies.
+    Link,
+    /// rtnetlink `IFLA_XDP`: stays attached after a `kill -9` until the next
+    /// start replaces it.
+    Netlink,
+}
+
+impl AttachKind {
+    /// `link` or `netlink`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Link => "link",
+            Self::Netlink => "netlink",
+        }
+    }
+}
+
+/// Which attachment to use: the best the kernel offers, or a forced one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachPolicy {
+    /// A BPF link where the kernel has them, else netlink.
+    Auto,
+    /// Only a BPF link.
+    Link,
+    /// Only netlink.
+    Netlink,
+}
+
+impl std::str::FromStr for AttachPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "link" => Ok(Self::Link),
+            "netlink" => Ok(Self::Netlink),
+            other => Err(format!(
+                "unknown attach {other:?}: use auto, link or netlink"
+            )),
+        }
+    }
+}
+
+/// An attached program; dropping it detaches.
+enum Attachment {
+    /// The link, held: closing its descriptor detaches.
+    Link { _fd: OwnedFd },
+    /// Detached through netlink, only if it is still our program.
+    Netlink {
+        ifindex: u32,
+        mode_flags: u32,
+        prog_fd: i32,
+    },
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        if let Self::Netlink {
+            ifindex,
+            mode_flags,
+            prog_fd,
+        } = *self
+        {
+            // Kernels before 5.7 have no XDP_FLAGS_REPLACE: detach plainly.
+            if netlink::set_xdp_fd(ifindex, -1, mode_flags, Some(prog_fd)).is_err() {
+                let _ = netlink::set_xdp_fd(ifindex, -1, mode_flags, None);
+            }
         }
     }
 }
@@ -59,6 +138,8 @@ impl std::str::FromStr for XdpAttachMode {
 
 /// The loaded program and its maps. Dropping it detaches the program.
 pub struct Datapath {
+    /// First, so it is dropped (detached) while the program is still loaded.
+    attachment: Option<Attachment>,
     ebpf: Ebpf,
     iface: String,
     mode: XdpAttachMode,
@@ -67,7 +148,8 @@ pub struct Datapath {
     anomalies: PerCpuArray<MapData, AnomalyBlock>,
     sketches: PerCpuArray<MapData, Sketch>,
     pair_filter: PerCpuArray<MapData, PairFilter>,
-    link: Option<XdpLinkId>,
+    parsed: PerCpuArray<MapData, Parsed>,
+    metadata: bool,
 }
 
 /// The two sketches of one interval, per CPU (merged by `crate::anomaly`).
@@ -79,51 +161,29 @@ pub struct SketchSnapshot {
 }
 
 impl Datapath {
-    /// Loads the embedded object (verifier included) and writes its config.
+    /// Loads the embedded object (verifier included) for interface `iface`
+    /// and writes its config; `metadata` switches the metadata block on.
     ///
     /// # Errors
     ///
-    /// No object embedded, verifier rejection, map access.
-    pub fn load(cfg: &CaptureConfig) -> Result<Self, CaptureError> {
-        Self::load_object(
-            OBJECT,
-            &cfg.iface,
-            cfg.mode,
-            XdpConfig {
-                mode: if cfg.count_only {
-                    MODE_COUNT_ONLY
-                } else {
-                    MODE_REDIRECT
-                },
-                sockets_per_queue: cfg.sockets_per_queue,
-                hash_seed: cfg.hash_seed,
-                _reserved: 0,
-            },
-        )
-    }
-
-    /// The embedded object, for tests that run the program with
-    /// `BPF_PROG_TEST_RUN`; empty when built without it.
-    pub fn object() -> &'static [u8] {
-        OBJECT
-    }
-
-    fn load_object(
-        object: &[u8],
+    /// No object embedded, verifier rejection (one line, the log saved to a
+    /// file it names), map access.
+    pub fn load(
         iface: &str,
         mode: XdpAttachMode,
         config: XdpConfig,
+        metadata: bool,
     ) -> Result<Self, CaptureError> {
-        if object.is_empty() {
+        if OBJECT.is_empty() {
             return Err(CaptureError::NoEbpfObject);
         }
+        let on = u32::from(metadata);
         let mut ebpf = EbpfLoader::new()
-            .load(object)
+            .override_global(XDP_META_GLOBAL, &on, true)
+            .load(OBJECT)
             .map_err(|e| CaptureError::Load(format!("{e:#}")))?;
         let program: &mut Xdp = program_mut(&mut ebpf)?;
-        program
-            .load()
-            .map_err(|e| CaptureError::Load(verifier_message(&e)))?;
+        program.load().map_err(refused)?;
         let mut config_map: Array<_, XdpConfig> =
             Array::try_from(take_map(&mut ebpf, CONFIG_MAP)?).map_err(map_err(CONFIG_MAP))?;
         config_map.set(0, config, 0).map_err(map_err(CONFIG_MAP))?;
@@ -136,6 +196,8 @@ impl Datapath {
             .map_err(map_err(SKETCHES_MAP))?;
         let pair_filter = PerCpuArray::try_from(take_map(&mut ebpf, PAIR_FILTER_MAP)?)
             .map_err(map_err(PAIR_FILTER_MAP))?;
+        let parsed =
+            PerCpuArray::try_from(take_map(&mut ebpf, PARSED_MAP)?).map_err(map_err(PARSED_MAP))?;
         Ok(Self {
             ebpf,
             iface: iface.to_owned(),
@@ -145,8 +207,21 @@ impl Datapath {
             anomalies,
             sketches,
             pair_filter,
-            link: None,
+            parsed,
+            metadata,
+            attachment: None,
         })
+    }
+
+    /// The embedded object, for tests that run the program with
+    /// `BPF_PROG_TEST_RUN`; empty when built without it.
+    pub fn object() -> &'static [u8] {
+        OBJECT
+    }
+
+    /// Whether the program writes the metadata block.
+    pub fn metadata(&self) -> bool {
+        self.metadata
     }
 
     /// Puts the AF_XDP socket `fd` in XSKMAP slot `slot`.
@@ -158,52 +233,80 @@ impl Datapath {
         self.xsks.set(slot, fd, 0).map_err(map_err(XSKS_MAP))
     }
 
-    /// Attaches the program through a BPF link (it detaches if we die).
+    /// Attaches the program as `kind` (a refused link falls back to netlink
+    /// when `fallback`): how it is attached, and the id of a program of ours
+    /// that a killed flowscope had left attached through netlink, now
+    /// replaced. Any other program is left alone and is an error.
     ///
     /// # Errors
     ///
     /// [`CaptureError::Attach`] with the kernel's answer and what to try.
-    pub fn attach(&mut self) -> Result<(), CaptureError> {
+    pub fn attach(
+        &mut self,
+        kind: AttachKind,
+        fallback: bool,
+    ) -> Result<(AttachKind, Option<u32>), CaptureError> {
         let (iface, mode) = (self.iface.clone(), self.mode);
+        let fail = |reason: String, hint: &'static str| CaptureError::Attach {
+            iface: iface.clone(),
+            mode: mode.label(),
+            reason,
+            hint,
+        };
+        let cname = std::ffi::CString::new(iface.as_str())
+            .map_err(|_| CaptureError::NoSuchInterface(iface.clone()))?;
+        // SAFETY: a valid NUL-terminated name.
+        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        if ifindex == 0 {
+            return Err(CaptureError::NoSuchInterface(iface.clone()));
+        }
+        let replaced = remove_stale(ifindex).map_err(|(reason, hint)| fail(reason, hint))?;
         let program = program_mut(&mut self.ebpf)?;
-        let link = program.attach(&iface, mode.aya()).map_err(|e| {
-            let reason = format!("{e:#}");
-            let hint = if reason.contains("Unknown") || reason.contains("unknown") {
-                "check the interface name with `ip link`"
-            } else if reason.contains("busy")
-                || reason.contains("EBUSY")
-                || reason.contains("os error 16")
-            {
-                "another XDP program (another flowscope?) is attached; see `ip link show`"
-            } else if mode == XdpAttachMode::Driver {
-                "the driver may not support native XDP: try --xdp-mode skb"
-            } else {
-                "check `cargo xtask doctor`"
+        let prog_fd = program
+            .fd()
+            .map_err(|e| CaptureError::Load(format!("{e:#}")))?
+            .as_fd();
+        let by_netlink = || {
+            netlink::set_xdp_fd(ifindex, prog_fd.as_raw_fd(), mode.flags(), None).map(|()| {
+                Attachment::Netlink {
+                    ifindex,
+                    mode_flags: mode.flags(),
+                    prog_fd: prog_fd.as_raw_fd(),
+                }
+            })
+        };
+        let attachment = match kind {
+            AttachKind::Link => match bpf_sys::xdp_link_create(prog_fd, ifindex, mode.flags()) {
+                Ok(fd) => Ok(Attachment::Link { _fd: fd }),
+                Err(e) if fallback && e.raw_os_error() == Some(libc::EINVAL) => by_netlink(),
+                Err(e) => Err(e),
+            },
+            AttachKind::Netlink => by_netlink(),
+        }
+        .map_err(|e| {
+            let hint = match e.raw_os_error() {
+                Some(libc::EBUSY) | Some(libc::EEXIST) => {
+                    "another XDP program is attached to it; see `ip link show`"
+                }
+                _ if mode == XdpAttachMode::Driver => {
+                    "the driver may not support native XDP: try --xdp-mode skb"
+                }
+                _ => "check `cargo xtask doctor`",
             };
-            CaptureError::Attach {
-                iface: iface.clone(),
-                mode: mode.label(),
-                reason,
-                hint,
-            }
+            fail(format!("{} attach: {e}", kind.label()), hint)
         })?;
-        self.link = Some(link);
-        Ok(())
+        let kind = match attachment {
+            Attachment::Link { .. } => AttachKind::Link,
+            Attachment::Netlink { .. } => AttachKind::Netlink,
+        };
+        self.attachment = Some(attachment);
+        Ok((kind, replaced))
     }
 
     /// Detaches the program: frames stop being redirected (the sockets keep
     /// what they already hold); maps stay readable. Idempotent.
     pub fn detach(&mut self) {
-        if let Some(link) = self.link.take()
-            && let Ok(program) = program_mut(&mut self.ebpf)
-        {
-            let _ = program.detach(link);
-        }
-    }
-
-    /// The mode requested and obtained.
-    pub fn mode(&self) -> XdpAttachMode {
-        self.mode
+        self.attachment = None;
     }
 
     /// Class counters summed over every CPU (one per-CPU map lookup).
@@ -296,9 +399,171 @@ impl Datapath {
     /// # Errors
     ///
     /// As [`Datapath::load`].
-    pub fn load_detached(config: XdpConfig) -> Result<Self, CaptureError> {
-        Self::load_object(OBJECT, "", XdpAttachMode::Driver, config)
+    pub fn load_detached(config: XdpConfig, metadata: bool) -> Result<Self, CaptureError> {
+        Self::load("", XdpAttachMode::Driver, config, metadata)
     }
+
+    /// What the program parsed of the last frame it ran on, on CPU `cpu`
+    /// (for `BPF_PROG_TEST_RUN` on a pinned CPU).
+    ///
+    /// # Errors
+    ///
+    /// The map read failed, or there is no such CPU.
+    pub fn parsed_on(&self, cpu: usize) -> Result<Parsed, CaptureError> {
+        let per_cpu = self.parsed.get(&0, 0).map_err(map_err(PARSED_MAP))?;
+        per_cpu.get(cpu).copied().ok_or(CaptureError::Map {
+            map: PARSED_MAP,
+            reason: format!("no CPU {cpu}"),
+        })
+    }
+
+    /// The helper calls of the loaded program after verification (dead
+    /// branches removed), as [`bpf_sys::helper_calls`] gives them.
+    ///
+    /// # Errors
+    ///
+    /// The program info query failed.
+    pub fn helper_calls(&mut self) -> Result<Vec<i32>, CaptureError> {
+        let program = program_mut(&mut self.ebpf)?;
+        let fd = program
+            .fd()
+            .map_err(|e| CaptureError::Load(format!("{e:#}")))?;
+        let insns = bpf_sys::xlated_insns(fd.as_fd())
+            .map_err(|e| CaptureError::Load(format!("BPF_OBJ_GET_INFO_BY_FD: {e}")))?;
+        Ok(bpf_sys::helper_calls(&insns).collect())
+    }
+}
+
+/// Detaches a program of ours left attached to `ifindex` by a flowscope that
+/// died without detaching (netlink mode, `kill -9`): its id. Leaves any
+/// other program alone: (why, what to try).
+fn remove_stale(ifindex: u32) -> Result<Option<u32>, (String, &'static str)> {
+    let Some(found) = netlink::attached(ifindex).map_err(|e| {
+        (
+            format!("rtnetlink query: {e}"),
+            "check `cargo xtask doctor`",
+        )
+    })?
+    else {
+        return Ok(None);
+    };
+    let name = aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .find(|p| p.id() == found.prog_id)
+        .and_then(|p| p.name_as_str().map(str::to_owned))
+        .unwrap_or_default();
+    if name != PROGRAM_NAME {
+        return Err((
+            format!(
+                "XDP program {:?} (id {}) is already attached",
+                name, found.prog_id
+            ),
+            "flowscope replaces only its own programs: remove it with `ip link set dev IFACE xdp off` or capture elsewhere",
+        ));
+    }
+    if let Some(pid) = holder_of(found.prog_id) {
+        return Err((
+            format!(
+                "flowscope program id {} is attached and in use by process {pid}",
+                found.prog_id
+            ),
+            "another flowscope is capturing here; stop it first",
+        ));
+    }
+    match netlink::set_xdp_fd(ifindex, -1, found.mode_flags, None) {
+        Ok(()) => Ok(Some(found.prog_id)),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Err((
+            format!(
+                "flowscope program id {} is attached through a BPF link",
+                found.prog_id
+            ),
+            "another flowscope is capturing here; stop it first",
+        )),
+        Err(e) => Err((
+            format!("removing stale flowscope program id {}: {e}", found.prog_id),
+            "remove it with `ip link set dev IFACE xdp off`",
+        )),
+    }
+}
+
+/// A process (other than us) holding a descriptor of program `prog_id`, from
+/// `/proc/*/fdinfo` (`prog_id:` lines, as bpftool reads them).
+fn holder_of(prog_id: u32) -> Option<u32> {
+    let me = std::process::id();
+    let needle = format!("prog_id:\t{prog_id}\n");
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            if pid == me {
+                return None;
+            }
+            let fdinfo = std::fs::read_dir(entry.path().join("fdinfo")).ok()?;
+            fdinfo
+                .flatten()
+                .any(|f| std::fs::read_to_string(f.path()).is_ok_and(|t| t.contains(&needle)))
+                .then_some(pid)
+        })
+}
+
+/// One-line error for a program the kernel would not load; the verifier log
+/// goes to a file the line names.
+fn refused(e: ProgramError) -> CaptureError {
+    match &e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => CaptureError::from_verifier(io_error, &format!("{verifier_log:?}")),
+        _ => CaptureError::Load(format!("{e:#}")),
+    }
+}
+
+impl CaptureError {
+    /// The one-line error for a `BPF_PROG_LOAD` that failed with `io_error`
+    /// and verifier log `log`: what was refused and what to try; the log is
+    /// saved to a file the line names.
+    pub fn from_verifier(io_error: &std::io::Error, log: &str) -> Self {
+        let saved = save_verifier_log(log);
+        let (what, hint) = match probe::refused_helper_line(log) {
+            Some(line) => (
+                format!("the kernel refused a helper ({line})"),
+                "run `cargo xtask doctor` to see what this kernel offers; for bpf_xdp_adjust_meta use --no-xdp-meta",
+            ),
+            None if log.trim().is_empty() => (
+                format!("bpf(BPF_PROG_LOAD): {io_error}"),
+                "run as root (CAP_BPF + CAP_NET_ADMIN); see `cargo xtask doctor`",
+            ),
+            None => (
+                format!(
+                    "the verifier rejected it ({})",
+                    log.lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or_default()
+                        .trim()
+                ),
+                "this kernel's verifier differs from the tested ones (README: supported kernels)",
+            ),
+        };
+        CaptureError::Verifier {
+            what,
+            hint,
+            log: saved,
+        }
+    }
+}
+
+/// Writes the verifier log to `$RUNTIME_DIRECTORY` (systemd) or the
+/// temporary directory: its path, or why it could not be written.
+fn save_verifier_log(log: &str) -> Result<PathBuf, String> {
+    let dir = std::env::var_os("RUNTIME_DIRECTORY")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let path = dir.join(format!("flowscope-verifier-{}.log", std::process::id()));
+    std::fs::write(&path, log)
+        .map(|()| path.clone())
+        .map_err(|e| format!("not saved to {}: {e}", path.display()))
 }
 
 fn program_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, CaptureError> {
@@ -320,9 +585,4 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> CaptureError {
         map,
         reason: format!("{e:#}"),
     }
-}
-
-/// The error with the verifier log, which aya keeps in the error's Display.
-fn verifier_message(e: &aya::programs::ProgramError) -> String {
-    format!("{e:#}")
 }

@@ -36,6 +36,17 @@ pub enum CaptureError {
         "loading the XDP program failed: {0}; check `cargo xtask doctor` (BPF enabled, CAP_BPF)"
     )]
     Load(String),
+    /// The kernel would not load the program: one line, the verifier log in
+    /// a file.
+    #[error("loading the XDP program failed: {what}; {hint} (verifier log: {})", log_display(.log))]
+    Verifier {
+        /// What was refused.
+        what: String,
+        /// What to try.
+        hint: &'static str,
+        /// Where the full verifier log was saved, or why it was not.
+        log: Result<std::path::PathBuf, String>,
+    },
     /// Attaching failed in the requested mode.
     #[error("attaching XDP to {iface} in {mode} mode failed: {reason}; {hint}")]
     Attach {
@@ -74,4 +85,11 @@ pub enum CaptureError {
     /// A worker thread panicked.
     #[error("worker {0} panicked")]
     WorkerPanicked(usize),
+}
+
+fn log_display(log: &Result<std::path::PathBuf, String>) -> String {
+    match log {
+        Ok(path) => path.display().to_string(),
+        Err(why) => why.clone(),
+    }
 }

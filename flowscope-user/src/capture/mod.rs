@@ -1,22 +1,28 @@
 //! Linux live capture: the XDP program and AF_XDP sockets.
 //!
-//! [`Capture::start`] loads the embedded XDP object, attaches it to an
-//! interface through a BPF link in an explicit mode, creates `S` AF_XDP sockets
+//! [`Capture::start`] probes what the kernel offers ([`KernelFeatures`]),
+//! loads the embedded XDP object with the metadata block on or off to match,
+//! attaches it to an interface in an explicit mode (a BPF link, or netlink
+//! where the kernel has no XDP links), creates `S` AF_XDP sockets
 //! per RX queue (sharing that queue's UMEM), and runs one pinned worker thread
 //! per socket. Each worker hands its frames, in batches read straight from the
 //! UMEM, to a [`FrameHandler`] it owns, then returns them to the fill ring.
 //! This module holds all of the crate's `unsafe` code and syscalls.
 
+pub mod bpf_sys;
 mod datapath;
 mod error;
 mod iface;
+mod netlink;
+mod probe;
 mod socket;
 mod stats;
 mod worker;
 
-pub use datapath::{Datapath, SketchSnapshot, XdpAttachMode};
+pub use datapath::{AttachKind, AttachPolicy, Datapath, SketchSnapshot, XdpAttachMode};
 pub use error::CaptureError;
 pub use iface::rx_queue_count;
+pub use probe::{Answer, Feature, KernelFeatures};
 pub use stats::{RingLevel, RingLevels, SocketStats, WorkerStats};
 pub use worker::{FrameCtx, FrameHandler, HANDLER_BATCH, RxFrame, WorkerId};
 
@@ -28,7 +34,10 @@ use std::{
     thread::JoinHandle,
 };
 
-use flowscope_common::CounterBlock;
+use flowscope_common::{
+    CounterBlock, XdpConfig,
+    config::{MODE_COUNT_ONLY, MODE_REDIRECT},
+};
 
 /// Ring and UMEM sizes; all powers of two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +83,11 @@ pub struct CaptureConfig {
     pub rings: RingSizes,
     /// Pin worker `i` to core `i % cores`.
     pub pin_workers: bool,
+    /// Have the program write the metadata block when the kernel allows
+    /// it; false forces it off (`--no-xdp-meta`).
+    pub xdp_meta: bool,
+    /// How to attach.
+    pub attach: AttachPolicy,
 }
 
 impl CaptureConfig {
@@ -88,7 +102,93 @@ impl CaptureConfig {
             hash_seed: random_seed(),
             rings: RingSizes::default(),
             pin_workers: true,
+            xdp_meta: true,
+            attach: AttachPolicy::Auto,
         }
+    }
+}
+
+/// Whether the program writes the metadata block, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Metadata {
+    /// Written in front of every redirected frame.
+    On,
+    /// The kernel refused `bpf_xdp_adjust_meta` (the probe's answer).
+    Refused(String),
+    /// Forced off (`--no-xdp-meta`).
+    Disabled,
+    /// Count-only mode redirects nothing.
+    CountOnly,
+}
+
+impl Metadata {
+    /// `on` or `off`, the Prometheus label value.
+    pub fn label(&self) -> &'static str {
+        if *self == Self::On { "on" } else { "off" }
+    }
+}
+
+impl std::fmt::Display for Metadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::On => f.write_str("metadata on"),
+            Self::Refused(why) => write!(
+                f,
+                "metadata off because the kernel refused bpf_xdp_adjust_meta ({why}); workers parse headers themselves"
+            ),
+            Self::Disabled => f.write_str("metadata off (--no-xdp-meta)"),
+            Self::CountOnly => f.write_str("metadata off (count-only)"),
+        }
+    }
+}
+
+/// What the datapath obtained from the kernel, for the startup line, the
+/// summary and the `flowscope_datapath_info` series.
+#[derive(Debug, Clone)]
+pub struct DatapathInfo {
+    /// Attach mode in force.
+    pub xdp_mode: XdpAttachMode,
+    /// The metadata block.
+    pub metadata: Metadata,
+    /// How the program is attached.
+    pub attach: AttachKind,
+    /// Sockets bound with need-wakeup.
+    pub need_wakeup: bool,
+    /// Per socket: whether the kernel gave it zero-copy mode.
+    pub zero_copy: Vec<bool>,
+    /// Id of a program of ours a killed flowscope had left attached, now
+    /// replaced.
+    pub replaced_stale: Option<u32>,
+    /// Every probe's answer.
+    pub features: KernelFeatures,
+}
+
+impl DatapathInfo {
+    /// `true`, `false` or `mixed`: the sockets' zero-copy mode.
+    pub fn zero_copy_label(&self) -> &'static str {
+        match (
+            self.zero_copy.iter().any(|z| *z),
+            self.zero_copy.iter().all(|z| *z),
+        ) {
+            (_, true) if !self.zero_copy.is_empty() => "true",
+            (true, false) => "mixed",
+            _ => "false",
+        }
+    }
+
+    /// One line: mode, metadata (and why off), attachment, wake-ups.
+    pub fn line(&self) -> String {
+        let stale = self
+            .replaced_stale
+            .map(|id| format!(", replaced stale flowscope program id {id}"))
+            .unwrap_or_default();
+        format!(
+            "{}, xdp {} attached by {}{stale}, need-wakeup {}",
+            self.metadata,
+            self.xdp_mode.label(),
+            self.attach.label(),
+            if self.need_wakeup { "on" } else { "off" },
+        )
     }
 }
 
@@ -100,7 +200,7 @@ pub struct Capture<H: FrameHandler> {
     datapath: Datapath,
     stop: Arc<AtomicBool>,
     workers: Vec<Running<H>>,
-    zero_copy: Vec<bool>,
+    info: DatapathInfo,
 }
 
 /// A running worker: who it is, what it publishes, its socket, its thread.
@@ -162,19 +262,69 @@ impl<H: FrameHandler> Capture<H> {
                 flowscope_common::config::MAX_XSK_SLOTS
             )));
         }
+        let features = KernelFeatures::probe();
+        let metadata = if cfg.count_only {
+            Metadata::CountOnly
+        } else if !cfg.xdp_meta {
+            Metadata::Disabled
+        } else {
+            match features.get(Feature::XdpMeta) {
+                Answer::No(why) | Answer::Unknown(why) => Metadata::Refused(why.clone()),
+                Answer::Yes => Metadata::On,
+            }
+        };
+        // Unknown (no namespace to probe in): try a link, netlink if refused.
+        let (attach, fallback) = match (cfg.attach, features.get(Feature::XdpLink)) {
+            (AttachPolicy::Netlink, _) | (AttachPolicy::Auto, Answer::No(_)) => {
+                (AttachKind::Netlink, false)
+            }
+            (AttachPolicy::Link, _) | (AttachPolicy::Auto, Answer::Yes) => {
+                (AttachKind::Link, false)
+            }
+            (AttachPolicy::Auto, Answer::Unknown(_)) => (AttachKind::Link, true),
+        };
+        if spq > 1
+            && let Answer::No(why) = features.get(Feature::SharedUmem)
+        {
+            return Err(CaptureError::BadConfig(format!(
+                "--sockets-per-queue {spq} needs AF_XDP shared UMEM, which this kernel refused ({why}); use --sockets-per-queue 1"
+            )));
+        }
+        let need_wakeup = features.get(Feature::NeedWakeup).is_yes();
+        let config = XdpConfig {
+            mode: if cfg.count_only {
+                MODE_COUNT_ONLY
+            } else {
+                MODE_REDIRECT
+            },
+            sockets_per_queue: spq,
+            hash_seed: cfg.hash_seed,
+            _reserved: 0,
+        };
         // Built first so that an error below stops and joins what started.
         let mut cap = Self {
-            datapath: Datapath::load(cfg)?,
+            datapath: Datapath::load(&cfg.iface, cfg.mode, config, metadata == Metadata::On)?,
             stop: Arc::new(AtomicBool::new(false)),
             workers: Vec::new(),
-            zero_copy: Vec::new(),
+            info: DatapathInfo {
+                xdp_mode: cfg.mode,
+                metadata,
+                attach,
+                need_wakeup,
+                zero_copy: Vec::new(),
+                replaced_stale: None,
+                features,
+            },
         };
+        let read_meta = cap.info.metadata == Metadata::On;
         if !cfg.count_only {
             for queue in 0..queues {
-                for sock in socket::QueueSockets::create(&cfg.iface, queue, spq, &cfg.rings)? {
+                let sockets =
+                    socket::QueueSockets::create(&cfg.iface, queue, spq, &cfg.rings, need_wakeup)?;
+                for sock in sockets {
                     let slot = queue * spq + sock.index_in_queue;
                     cap.datapath.insert_socket(slot, sock.fd)?;
-                    cap.zero_copy.push(sock.zero_copy);
+                    cap.info.zero_copy.push(sock.zero_copy);
                     let index = cap.workers.len();
                     let id = WorkerId {
                         index,
@@ -191,6 +341,7 @@ impl<H: FrameHandler> Capture<H> {
                         Arc::clone(&cap.stop),
                         Arc::clone(&shared),
                         cfg.rings,
+                        read_meta,
                     )?;
                     cap.workers.push(Running {
                         id,
@@ -201,18 +352,13 @@ impl<H: FrameHandler> Capture<H> {
                 }
             }
         }
-        cap.datapath.attach()?;
+        (cap.info.attach, cap.info.replaced_stale) = cap.datapath.attach(attach, fallback)?;
         Ok(cap)
     }
 
-    /// The attach mode in force.
-    pub fn mode(&self) -> XdpAttachMode {
-        self.datapath.mode()
-    }
-
-    /// Per socket: whether the kernel gave it zero-copy mode (else copy mode).
-    pub fn zero_copy(&self) -> &[bool] {
-        &self.zero_copy
+    /// What the datapath obtained from the kernel.
+    pub fn info(&self) -> &DatapathInfo {
+        &self.info
     }
 
     /// The workers, in socket order.

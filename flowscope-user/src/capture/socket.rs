@@ -54,13 +54,15 @@ const XDP_OPTIONS_ZEROCOPY: u32 = 1;
 pub(super) struct QueueSockets;
 
 impl QueueSockets {
-    /// Creates the UMEM of `queue`, `count` sockets bound to it, and fills the
-    /// fill ring with every frame before any traffic is redirected.
+    /// Creates the UMEM of `queue`, `count` sockets bound to it (with
+    /// `XDP_USE_NEED_WAKEUP` when `need_wakeup`), and fills the fill ring
+    /// with every frame before any traffic is redirected.
     pub fn create(
         iface: &str,
         queue: u32,
         count: u32,
         rings: &RingSizes,
+        need_wakeup: bool,
     ) -> Result<Vec<XskSocket>, CaptureError> {
         let err = |reason: String| CaptureError::Socket {
             iface: iface.to_owned(),
@@ -87,7 +89,11 @@ impl QueueSockets {
             .rx_queue_size(qsize(rings.rx_ring, "RX ring")?)
             .tx_queue_size(qsize(64, "TX ring")?)
             .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-            .bind_flags(BindFlags::empty())
+            .bind_flags(if need_wakeup {
+                BindFlags::XDP_USE_NEED_WAKEUP
+            } else {
+                BindFlags::empty()
+            })
             .build();
         let name: Interface = iface
             .parse()
@@ -146,7 +152,8 @@ fn is_zero_copy(fd: i32) -> bool {
     rc == 0 && opts & XDP_OPTIONS_ZEROCOPY != 0
 }
 
-/// Reads the XDP metadata the program wrote in front of a received frame.
+/// A received frame, and the XDP metadata the program wrote in front of it
+/// when `read_meta` (the program was loaded with the block on).
 ///
 /// # Safety
 ///
@@ -156,6 +163,7 @@ pub(super) unsafe fn frame_and_meta<'a>(
     umem: &'a Umem,
     desc: &FrameDesc,
     frame_size: usize,
+    read_meta: bool,
 ) -> (&'a [u8], Option<XdpMeta>) {
     // SAFETY: per this function's contract the frame belongs to `umem` and is
     // ours until it goes back to the fill ring.
@@ -164,7 +172,7 @@ pub(super) unsafe fn frame_and_meta<'a>(
     // only ties it to the temporary segment handle.
     let data: &'a [u8] = unsafe { std::slice::from_raw_parts(data.as_ptr(), data.len()) };
     let offset_in_frame = desc.addr() % frame_size;
-    if offset_in_frame < XdpMeta::SIZE {
+    if !read_meta || offset_in_frame < XdpMeta::SIZE {
         return (data, None);
     }
     let mut raw = [0u8; XdpMeta::SIZE];

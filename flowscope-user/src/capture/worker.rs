@@ -95,6 +95,7 @@ pub(super) fn spawn<H: FrameHandler>(
     stop: Arc<AtomicBool>,
     shared: Arc<WorkerShared>,
     rings: RingSizes,
+    read_meta: bool,
 ) -> Result<JoinHandle<(H, SocketStats)>, CaptureError> {
     std::thread::Builder::new()
         .name(format!("fs-worker-{}", id.index))
@@ -105,7 +106,7 @@ pub(super) fn spawn<H: FrameHandler>(
                     core_affinity::set_for_current(*c);
                 }
             }
-            run(sock, handler, &stop, &shared, &rings)
+            run(sock, handler, &stop, &shared, &rings, read_meta)
         })
         .map_err(CaptureError::Thread)
 }
@@ -123,6 +124,7 @@ fn run<H: FrameHandler>(
     stop: &AtomicBool,
     shared: &WorkerShared,
     sizes: &RingSizes,
+    read_meta: bool,
 ) -> (H, SocketStats) {
     let mut descs: Vec<FrameDesc> = (0..sizes.batch.max(1))
         .map(|_| FrameDesc::default())
@@ -183,7 +185,7 @@ fn run<H: FrameHandler>(
                 // SAFETY: `desc` was just consumed from this socket's RX ring
                 // and goes back to the fill ring only after this loop.
                 let (frame, meta) =
-                    unsafe { socket::frame_and_meta(&sock.umem, desc, sock.frame_size) };
+                    unsafe { socket::frame_and_meta(&sock.umem, desc, sock.frame_size, read_meta) };
                 rx_bytes += frame.len() as u64;
                 *slot = RxFrame { frame, meta };
             }

@@ -18,6 +18,7 @@ use super::{
     signal,
 };
 use crate::anomaly::AnomalyInterval;
+use crate::capture::{CaptureError, DatapathInfo, Feature, Metadata};
 use crate::obs::MetricsPublisher;
 use crate::runtime::{Destination, LiveCapture, LiveReport, LiveSnapshot, prometheus};
 use crate::view::Timestamp;
@@ -54,16 +55,26 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         s.eve.clone(),
         s.record_ring,
         &s.others,
-    )?;
+    )
+    .inspect_err(|e| {
+        if s.verbose {
+            print_verifier_log(e);
+        }
+    })?;
+    eprintln!(
+        "flowscope: datapath on {}: {}",
+        s.capture.iface,
+        live.info().line()
+    );
     eprintln!(
         "flowscope: capturing on {} in {} mode, {} worker(s){}{}",
         s.capture.iface,
-        live.mode().label(),
+        live.info().xdp_mode.label(),
         live.workers(),
         if s.capture.count_only {
             ", count-only (frames pass to the stack)".to_owned()
         } else {
-            socket_modes(live.zero_copy())
+            socket_modes(&live.info().zero_copy)
         },
         s.metrics_listen
             .map(|a| format!(", metrics on http://{a}/metrics"))
@@ -79,10 +90,11 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let header = format!(
         " flowscope on {} ({} mode, {} workers) ",
         s.capture.iface,
-        live.mode().label(),
+        live.info().xdp_mode.label(),
         live.workers()
     );
     let mut publisher = MetricsPublisher::new();
+    prometheus::publish_datapath(live.info());
     let started = Instant::now();
     let mut last = live.snapshot()?;
     let mut next = started + s.interval;
@@ -116,12 +128,11 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let snap = live.snapshot()?;
     let anomalies = anomaly_interval(&mut live, &last, &snap)?;
     record_anomalies(&mut live, &s, &anomalies)?;
-    let zero_copy = live.zero_copy().to_vec();
     let report = live.stop()?;
     prometheus::publish(&report.last, &mut publisher);
     eprintln!("{}", summary_text(&report));
     if let Some(path) = &s.summary_json {
-        std::fs::write(path, format!("{}\n", summary_json(&report, &s, &zero_copy)))
+        std::fs::write(path, format!("{}\n", summary_json(&report, &s)))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
@@ -172,8 +183,37 @@ fn socket_modes(zc: &[bool]) -> String {
     format!(", sockets: {n} zero-copy, {} copy mode", zc.len() - n)
 }
 
-fn summary_json(r: &LiveReport, s: &Settings, zero_copy: &[bool]) -> serde_json::Value {
+/// Prints the verifier log a load failure saved, for `--verbose`.
+fn print_verifier_log(e: &anyhow::Error) {
+    if let Some(CaptureError::Verifier { log: Ok(path), .. }) = e.downcast_ref::<CaptureError>()
+        && let Ok(text) = std::fs::read_to_string(path)
+    {
+        eprintln!("{text}");
+    }
+}
+
+/// The datapath as `--summary-json` gives it.
+fn datapath_json(d: &DatapathInfo) -> serde_json::Value {
+    let reason = match &d.metadata {
+        Metadata::On => None,
+        Metadata::Refused(why) => Some(format!("the kernel refused bpf_xdp_adjust_meta: {why}")),
+        Metadata::Disabled => Some("--no-xdp-meta".to_owned()),
+        Metadata::CountOnly => Some("count-only".to_owned()),
+    };
+    let features: serde_json::Map<String, serde_json::Value> = Feature::ALL
+        .iter()
+        .map(|f| (f.key().to_owned(), json!(d.features.get(*f).to_string())))
+        .collect();
+    json!({
+        "xdp_mode": d.xdp_mode.label(), "metadata": d.metadata.label(), "metadata_reason": reason,
+        "attach": d.attach.label(), "need_wakeup": d.need_wakeup, "zero_copy": d.zero_copy_label(),
+        "replaced_stale_program": d.replaced_stale, "kernel_features": features,
+    })
+}
+
+fn summary_json(r: &LiveReport, s: &Settings) -> serde_json::Value {
     let last = &r.last;
+    let zero_copy = &r.datapath.zero_copy;
     let counters: serde_json::Map<String, serde_json::Value> = Counter::ALL
         .iter()
         .map(|c| {
@@ -202,6 +242,7 @@ fn summary_json(r: &LiveReport, s: &Settings, zero_copy: &[bool]) -> serde_json:
         .collect();
     json!({
         "iface": s.capture.iface,
+        "datapath": datapath_json(&r.datapath),
         "xdp": counters,
         "sockets": sockets,
         "rx_packets": last.sockets.iter().map(|w| w.socket.rx_packets).sum::<u64>(),
@@ -218,7 +259,10 @@ fn summary_json(r: &LiveReport, s: &Settings, zero_copy: &[bool]) -> serde_json:
 
 fn summary_text(r: &LiveReport) -> String {
     let last = &r.last;
-    let mut out = String::from("flowscope summary:\n  xdp:");
+    let mut out = format!(
+        "flowscope summary:\n  datapath: {}\n  xdp:",
+        r.datapath.line()
+    );
     for c in Counter::ALL {
         let v = last.xdp.get(*c);
         if v.packets > 0 {

@@ -20,7 +20,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::capture::{CaptureConfig, RingSizes, XdpAttachMode};
+use crate::capture::{AttachPolicy, CaptureConfig, RingSizes, XdpAttachMode};
 use crate::output::spec::OutputSpec;
 use crate::pipeline::PipelineConfig;
 use crate::runtime::Destination;
@@ -43,6 +43,19 @@ pub struct CaptureOpts {
     /// XDP attach mode: drv (native, default) or skb (generic, ~10× slower).
     #[arg(long)]
     pub xdp_mode: Option<String>,
+    /// Never write the XDP metadata block; workers parse every frame's
+    /// headers themselves (the path of kernels that refuse
+    /// bpf_xdp_adjust_meta, which flowscope takes on its own there).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub no_xdp_meta: Option<bool>,
+    /// How to attach the program: auto (a BPF link where the kernel has
+    /// them, else netlink), link or netlink.
+    #[arg(long)]
+    pub xdp_attach: Option<String>,
+    /// Print the whole verifier log when the kernel refuses the program
+    /// (it is always saved to the file the error names).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub verbose: Option<bool>,
     /// Count every frame in the XDP program and pass it to the stack.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub count_only: Option<bool>,
@@ -113,6 +126,9 @@ impl CaptureOpts {
             queues,
             sockets_per_queue,
             xdp_mode,
+            no_xdp_meta,
+            xdp_attach,
+            verbose,
             count_only,
             duration,
             interval,
@@ -193,6 +209,8 @@ pub struct Settings {
     pub plain: bool,
     /// Bare receivers (benchmark).
     pub bare: bool,
+    /// Print the whole verifier log on a load failure.
+    pub verbose: bool,
 }
 
 fn secs(name: &str, v: Option<f64>) -> anyhow::Result<Option<Duration>> {
@@ -225,6 +243,12 @@ impl TryFrom<CaptureOpts> for Settings {
             .unwrap_or("drv")
             .parse()
             .map_err(|e: String| anyhow::anyhow!("--xdp-mode: {e}"))?;
+        let attach: AttachPolicy = o
+            .xdp_attach
+            .as_deref()
+            .unwrap_or("auto")
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--xdp-attach: {e}"))?;
         if o.queues == Some(0) {
             bail!("--queues 0: must be at least 1");
         }
@@ -301,6 +325,8 @@ impl TryFrom<CaptureOpts> for Settings {
                 sockets_per_queue: spq,
                 mode,
                 count_only: o.count_only.unwrap_or(false),
+                xdp_meta: !o.no_xdp_meta.unwrap_or(false),
+                attach,
                 rings,
                 ..CaptureConfig::new(iface)
             },
@@ -318,6 +344,7 @@ impl TryFrom<CaptureOpts> for Settings {
             record_ring,
             plain: o.plain.unwrap_or(false),
             bare: o.bare.unwrap_or(false),
+            verbose: o.verbose.unwrap_or(false),
         })
     }
 }
@@ -388,6 +415,9 @@ mod tests {
             ("sockets_per_queue = 0", "--sockets-per-queue"),
             ("sockets_per_queue = 65", "--sockets-per-queue"),
             ("xdp_mode = \"turbo\"", "--xdp-mode"),
+            ("xdp_attach = \"glue\"", "--xdp-attach"),
+            ("no_xdp_meta = 1", "no_xdp_meta"),
+            ("verbose = \"loud\"", "verbose"),
             ("count_only = \"yes\"", "count_only"),
             ("duration = -1.0", "--duration"),
             ("interval = 0.0", "--interval"),

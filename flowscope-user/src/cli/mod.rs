@@ -6,5 +6,7 @@ pub mod capture;
 pub mod capture_opts;
 #[cfg(all(target_os = "linux", feature = "metrics"))]
 pub mod live_view;
+#[cfg(target_os = "linux")]
+pub mod probe;
 pub mod read;
 pub mod signal;

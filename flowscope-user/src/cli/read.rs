@@ -57,9 +57,9 @@ pub struct ReadArgs {
     #[arg(long)]
     pub decap: bool,
     /// Reassemble IP fragments and TCP streams, detect each flow's protocol
-    /// (`app_proto`) and write HTTP, TLS, DNS and SSH records (EVE
-    /// `event_type` `http`, `tls`, `dns`, `ssh`; Zeek ssh.log) next to the
-    /// flows.
+    /// (`app_proto`) and write HTTP, TLS, DNS, QUIC and SSH records (EVE
+    /// `event_type` `http`, `tls`, `dns`, `quic`, `ssh`; Zeek ssh.log) next
+    /// to the flows.
     #[arg(long)]
     pub l7: bool,
 }

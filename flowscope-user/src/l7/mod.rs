@@ -1,9 +1,9 @@
-//! L7 session parsers: HTTP/1.x, TLS, DNS and SSH.
+//! L7 session parsers: HTTP/1.x, TLS, DNS, QUIC and SSH.
 //!
 //! Each parser is an incremental core fed by the session layer with in-order
-//! bytes per [`Side`](crate::session::Side), explicit gaps and end of stream (or, for DNS over UDP,
-//! whole datagrams). They emit records shaped like Suricata EVE's `http`,
-//! `tls`, `dns` and `ssh` objects ([`L7Record`] serialises as `{"http": {…}}` etc.),
+//! bytes per [`Side`](crate::session::Side), explicit gaps and end of stream (or, for DNS and
+//! QUIC over UDP, whole datagrams). They emit records shaped like Suricata EVE's `http`,
+//! `tls`, `dns`, `quic` and `ssh` objects ([`L7Record`] serialises as `{"http": {…}}` etc.),
 //! keep their memory bounded, and count every drop in per-protocol counters.
 
 #[macro_use]
@@ -14,6 +14,7 @@ mod carry;
 pub mod dns;
 mod fingerprint;
 pub mod http;
+pub mod quic;
 #[cfg(test)]
 mod splits;
 pub mod ssh;
@@ -26,6 +27,9 @@ pub use self::dns::{
 };
 pub use self::fingerprint::Md5Fingerprint;
 pub use self::http::{HttpConfig, HttpCounters, HttpFactory, HttpParser, HttpRecord};
+pub use self::quic::{
+    QuicConfig, QuicCounters, QuicExtension, QuicFactory, QuicParser, QuicRecord,
+};
 pub use self::ssh::{
     SshAlgorithms, SshConfig, SshCounters, SshEndpoint, SshFactory, SshParser, SshRecord,
 };
@@ -42,6 +46,8 @@ pub enum L7Record {
     Tls(TlsRecord),
     /// A DNS query or answer.
     Dns(DnsRecord),
+    /// A QUIC client hello summary.
+    Quic(QuicRecord),
     /// An SSH connection's identification lines and KEXINITs.
     Ssh(SshRecord),
 }
@@ -64,6 +70,12 @@ impl From<DnsRecord> for L7Record {
     }
 }
 
+impl From<QuicRecord> for L7Record {
+    fn from(r: QuicRecord) -> Self {
+        Self::Quic(r)
+    }
+}
+
 impl From<SshRecord> for L7Record {
     fn from(r: SshRecord) -> Self {
         Self::Ssh(r)
@@ -83,6 +95,8 @@ pub struct L7Counters {
     pub tls: TlsCounters,
     /// DNS parsers (UDP and TCP).
     pub dns: DnsCounters,
+    /// QUIC parsers.
+    pub quic: QuicCounters,
     /// SSH parsers.
     pub ssh: SshCounters,
 }
@@ -93,6 +107,7 @@ impl L7Counters {
         self.http.add(&other.http);
         self.tls.add(&other.tls);
         self.dns.add(&other.dns);
+        self.quic.add(&other.quic);
         self.ssh.add(&other.ssh);
     }
 }

@@ -16,6 +16,7 @@ fn event_type(record: &L7Record) -> &'static str {
         L7Record::Http(_) => "http",
         L7Record::Tls(_) => "tls",
         L7Record::Dns(_) => "dns",
+        L7Record::Quic(_) => "quic",
         L7Record::Ssh(_) => "ssh",
     }
 }

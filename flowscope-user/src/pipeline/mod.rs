@@ -7,7 +7,7 @@
 //!            │ no                                               ▼
 //!            └──────────────────────────────────────────► FlowTracker ─► events
 //!   TCP packet ─► Reassembler (flow, side) ─► SessionDriver ─► HTTP/TLS/DNS/SSH ─► L7 records
-//!   UDP packet ─────────────────────────────► DatagramDriver ─► DNS ──────────► L7 records
+//!   UDP packet ─────────────────────────────► DatagramDriver ─► DNS/QUIC ─────► L7 records
 //!                                           (mDNS, LLMNR, DHCP, NTP, SSDP: recognised only)
 //! ```
 //!
@@ -53,8 +53,8 @@ use crate::extract::FiveTupleKey;
 use crate::extractor::FlowExtractor;
 use crate::l7::dns;
 use crate::l7::{
-    DnsConfig, DnsFactory, DnsTcpFactory, HttpConfig, HttpFactory, L7Record, SshConfig, SshFactory,
-    TlsConfig, TlsFactory,
+    DnsConfig, DnsFactory, DnsTcpFactory, HttpConfig, HttpFactory, L7Record, QuicConfig,
+    QuicFactory, SshConfig, SshFactory, TlsConfig, TlsFactory,
 };
 use crate::reassembly::ipfrag::{FragConfig, FragOutcome, FragmentReassembler};
 use crate::reassembly::{Delivery, ReassemblyBudget, ReassemblyConfig};
@@ -73,6 +73,8 @@ pub struct L7Config {
     pub tls: TlsConfig,
     /// DNS parser limits.
     pub dns: DnsConfig,
+    /// QUIC parser limits.
+    pub quic: QuicConfig,
     /// SSH parser limits.
     pub ssh: SshConfig,
 }
@@ -209,8 +211,8 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> std::fmt::Debug for Pipeline<E> {
 }
 
 impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
-    /// A pipeline with the HTTP, TLS, DNS and SSH parsers (when `config.l7` is
-    /// set). The flow table and the per-flow index are allocated now.
+    /// A pipeline with the HTTP, TLS, DNS, QUIC and SSH parsers (when
+    /// `config.l7` is set). The flow table and the per-flow index are allocated now.
     pub fn new(extractor: E, config: PipelineConfig) -> Self {
         let tracker = FlowTracker::with_config(extractor, config.tracker);
         let l7 = config.l7.unwrap_or_default();
@@ -223,6 +225,7 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
             let _ = streams.register(Box::new(DnsTcpFactory { config: l7.dns }));
             let _ = streams.register(Box::new(SshFactory { config: l7.ssh }));
             let _ = datagrams.register(Box::new(DnsFactory { config: l7.dns }));
+            let _ = datagrams.register(Box::new(QuicFactory { config: l7.quic }));
             // After DNS: they accept DNS messages too, and win on their ports.
             let _ = datagrams.register(Box::new(dns::MDNS));
             let _ = datagrams.register(Box::new(dns::LLMNR));

@@ -14,7 +14,7 @@ use super::{
     worker::FlowWorker,
 };
 use crate::capture::{
-    Capture, CaptureConfig, CaptureError, SketchSnapshot, WorkerStats, XdpAttachMode,
+    Capture, CaptureConfig, CaptureError, DatapathInfo, SketchSnapshot, WorkerStats,
 };
 use crate::output::spec::OutputSpec;
 use crate::pipeline::PipelineConfig;
@@ -43,6 +43,8 @@ pub struct LiveReport {
     pub last: LiveSnapshot,
     /// What the writer did.
     pub writer: WriterStats,
+    /// What the datapath obtained from the kernel.
+    pub datapath: DatapathInfo,
 }
 
 /// A running live capture.
@@ -111,14 +113,9 @@ impl LiveCapture {
         })
     }
 
-    /// Attach mode in force.
-    pub fn mode(&self) -> XdpAttachMode {
-        self.capture.mode()
-    }
-
-    /// Zero-copy flag per socket.
-    pub fn zero_copy(&self) -> &[bool] {
-        self.capture.zero_copy()
+    /// What the datapath obtained from the kernel.
+    pub fn info(&self) -> &DatapathInfo {
+        self.capture.info()
     }
 
     /// Number of workers.
@@ -182,6 +179,7 @@ impl LiveCapture {
     ///
     /// A worker panicked or the writer failed.
     pub fn stop(mut self) -> anyhow::Result<LiveReport> {
+        let datapath = self.capture.info().clone();
         let stopped = self.capture.stop()?;
         let (xdp, anomalies) = (stopped.xdp, stopped.anomalies);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -217,6 +215,7 @@ impl LiveCapture {
                 total,
             },
             writer,
+            datapath,
         })
     }
 }

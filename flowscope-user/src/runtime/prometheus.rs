@@ -8,6 +8,7 @@ use flowscope_common::Counter;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use super::LiveSnapshot;
+use crate::capture::DatapathInfo;
 use crate::obs::{Log2Histogram, MetricsPublisher};
 
 /// Starts the HTTP listener and installs the global recorder.
@@ -31,6 +32,20 @@ pub const XSK_DROP_REASONS: [&str; 4] = [
     "fill_ring_empty",
     "invalid_descs",
 ];
+
+/// Publishes `flowscope_datapath_info{xdp_mode, metadata, attach,
+/// zero_copy} 1`: what the datapath obtained from the kernel, as one
+/// info-style series with static labels.
+pub fn publish_datapath(d: &DatapathInfo) {
+    metrics::gauge!(
+        "flowscope_datapath_info",
+        "xdp_mode" => d.xdp_mode.label(),
+        "metadata" => d.metadata.label(),
+        "attach" => d.attach.label(),
+        "zero_copy" => d.zero_copy_label(),
+    )
+    .set(1.0);
+}
 
 /// Publishes one snapshot: the tracker vocabulary of the merged shards, and
 /// the capture's own figures, ring levels per worker among them

@@ -6,7 +6,7 @@
 //!   DNS over TCP). It is fed each side's bytes in order, as the reassembler
 //!   delivers them, plus explicit [gaps](SessionParser::on_gap) (bytes that
 //!   were never seen) and the end of each side's stream.
-//! - [`DatagramParser`] for datagram protocols over UDP (DNS): one L4 payload
+//! - [`DatagramParser`] for datagram protocols over UDP (DNS, QUIC): one L4 payload
 //!   at a time, with its side.
 //!
 //! A factory per protocol ([`SessionParserFactory`], [`DatagramParserFactory`])

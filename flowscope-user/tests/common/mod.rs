@@ -25,9 +25,20 @@ pub fn kernel_tests_enabled(test: &str) -> bool {
         );
         true
     } else {
-        eprintln!(
-            "\n*** SKIPPED {test}: kernel test (needs root and BPF); run `cargo xtask test` ***\n"
+        skipped(
+            test,
+            "kernel test (needs root and BPF); run `cargo xtask test`",
         );
         false
     }
+}
+
+/// Says loudly that `test` did not run, and why: one `*** SKIPPED` line
+/// written straight to standard output (past the test harness's capture,
+/// so it shows for a passing test too); `cargo xtask test` lists them all
+/// in its final summary.
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let line = format!("*** SKIPPED {test}: {why} ***\n");
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
 }
