@@ -30,7 +30,9 @@
 //!   `community_id` is present when the caller computed one.
 //! - `age` is whole seconds between start and end, as Suricata.
 //! - With the session pipeline ([`crate::pipeline`]), flow records also
-//!   carry `app_proto` (the parser chosen), for TCP a `reassembly` object
+//!   carry `app_proto` (the protocol detected by content, or Suricata's
+//!   `failed` when no probe recognised the flow's payload; absent for flows
+//!   without payload), for TCP a `reassembly` object
 //!   (bytes delivered, gap bytes, out-of-order segments, retransmits and
 //!   overflows per direction) and `bounds`, the limits the flow hit
 //!   (`reassembly_side_cap`, `reassembly_global_cap`, `parser_budget`).
