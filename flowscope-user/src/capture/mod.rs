@@ -290,7 +290,8 @@ impl<H: FrameHandler> Capture<H> {
                 "--sockets-per-queue {spq} needs AF_XDP shared UMEM, which this kernel refused ({why}); use --sockets-per-queue 1"
             )));
         }
-        let need_wakeup = features.get(Feature::NeedWakeup).is_yes();
+        // Unknown (no namespace to probe in): asked for, dropped if refused.
+        let need_wakeup = !matches!(features.get(Feature::NeedWakeup), Answer::No(_));
         let config = XdpConfig {
             mode: if cfg.count_only {
                 MODE_COUNT_ONLY
@@ -319,8 +320,19 @@ impl<H: FrameHandler> Capture<H> {
         let read_meta = cap.info.metadata == Metadata::On;
         if !cfg.count_only {
             for queue in 0..queues {
-                let sockets =
-                    socket::QueueSockets::create(&cfg.iface, queue, spq, &cfg.rings, need_wakeup)?;
+                let sockets = match socket::QueueSockets::create(
+                    &cfg.iface,
+                    queue,
+                    spq,
+                    &cfg.rings,
+                    cap.info.need_wakeup,
+                ) {
+                    Err(_) if cap.info.need_wakeup && queue == 0 => {
+                        cap.info.need_wakeup = false;
+                        socket::QueueSockets::create(&cfg.iface, queue, spq, &cfg.rings, false)?
+                    }
+                    other => other?,
+                };
                 for sock in sockets {
                     let slot = queue * spq + sock.index_in_queue;
                     cap.datapath.insert_socket(slot, sock.fd)?;
