@@ -158,7 +158,11 @@ fn boot_and_test(
         }
         let elapsed = start.elapsed();
         if stopped {
-            break Some("the VM stopped before every test binary had run".to_owned());
+            break Some(if up {
+                "the VM stopped before this binary finished".to_owned()
+            } else {
+                "the VM stopped without booting".to_owned()
+            });
         }
         if !up && elapsed > BOOT_LIMIT {
             break Some(format!(

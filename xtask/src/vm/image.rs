@@ -52,16 +52,15 @@ pub fn debian_6_1() -> Result<Image> {
 /// virtme-ng looks for them there.
 ///
 /// # Errors
-/// When the file cannot be read.
+/// When the file cannot be read or is no bzImage.
 pub fn given(vmlinuz: &Path) -> Result<Image> {
     let bytes = std::fs::read(vmlinuz).with_context(|| format!("reading {}", vmlinuz.display()))?;
-    let name = vmlinuz
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned());
-    let release = bzimage_release(&bytes)
-        .or_else(|| name.as_deref()?.strip_prefix("vmlinuz-").map(str::to_owned))
-        .or(name)
-        .context("the kernel path has no file name")?;
+    let release = bzimage_release(&bytes).with_context(|| {
+        format!(
+            "{} is no bzImage (it has no Linux boot protocol header with a version)",
+            vmlinuz.display()
+        )
+    })?;
     Ok(Image {
         vmlinuz: vmlinuz.to_path_buf(),
         release,

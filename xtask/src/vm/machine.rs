@@ -56,6 +56,8 @@ impl Machine {
             .arg(results)
             .arg("--exec")
             .arg(format!("sh {}", script.display()))
+            // virtme-ng's own messages reach the log even if it is killed.
+            .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -106,6 +108,7 @@ fn interrupt_stops_the_vm() -> Result<()> {
     let mut result = Ok(());
     ONCE.call_once(|| {
         result = ctrlc::set_handler(|| {
+            eprintln!("xtask: interrupted; stopping the VM");
             kill_group();
             std::process::exit(130);
         });
