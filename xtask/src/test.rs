@@ -87,7 +87,8 @@ pub fn run(args: &Args) -> Result<()> {
 
     let kernel_tests = ("FLOWSCOPE_KERNEL_TESTS", OsStr::new("1"));
     let fsgen_env = ("FLOWSCOPE_FSGEN", fsgen.as_os_str());
-    let mut counts: Vec<(String, Tally)> = Vec::new();
+    // (kernel release, where it ran, counts)
+    let mut counts: Vec<(String, &str, Tally)> = Vec::new();
     let mut host_ok = true;
     if host {
         let mut test = build::workspace_cargo(&obj, "test");
@@ -97,14 +98,18 @@ pub fn run(args: &Args) -> Result<()> {
         }
         let (tally, ok) = run_counting(&mut test)?;
         host_ok = ok;
-        let note = if root { "" } else { ", kernel tests SKIPPED" };
-        counts.push((format!("{} (this machine{note})", host_release()), tally));
+        let place = if root {
+            "this machine"
+        } else {
+            "this machine, kernel tests SKIPPED"
+        };
+        counts.push((host_release(), place, tally));
     }
     if !vms.is_empty() {
         let binaries = build::test_binaries(&obj)?;
         for kernel in &vms {
             let outcome = vm::run(kernel, &binaries, &[fsgen_env, kernel_tests]);
-            counts.push((format!("{} (VM)", outcome.release), outcome.tally));
+            counts.push((outcome.release, "VM", outcome.tally));
         }
     }
     let fuzz = if !host {
@@ -118,15 +123,15 @@ pub fn run(args: &Args) -> Result<()> {
 
     // The last lines say what ran, whatever the fuzz step printed before.
     let mut total = Tally::default();
-    for (kernel, tally) in &counts {
+    for (release, _, tally) in &counts {
         for line in &tally.skipped {
-            println!("[{kernel}] {line}");
+            println!("[{release}] {line}");
         }
         total.add(tally);
     }
-    for (kernel, tally) in &counts {
+    for (release, place, tally) in &counts {
         println!(
-            "xtask test: kernel {kernel}: {} passed, {} failed, {} skipped",
+            "xtask test: kernel {release} ({place}): {} passed, {} failed, {} skipped",
             tally.passed,
             tally.failed,
             tally.skipped.len()
@@ -143,7 +148,7 @@ pub fn run(args: &Args) -> Result<()> {
     );
     fuzz?;
     if !host_ok {
-        bail!("cargo test failed: {} test(s) failed", counts[0].1.failed);
+        bail!("cargo test failed: {} test(s) failed", counts[0].2.failed);
     }
     if total.failed > 0 {
         bail!("{} test(s) failed", total.failed);
