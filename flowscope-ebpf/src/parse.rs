@@ -45,6 +45,14 @@ fn word(ctx: &XdpContext, off: usize) -> Option<u32> {
     bytes::<4>(ctx, off).map(u32::from_le_bytes)
 }
 
+// The word layout `classify` writes.
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(offset_of!(XdpMeta, magic) == 0 && offset_of!(XdpMeta, version) == 2);
+    assert!(offset_of!(XdpMeta, frame_len) == 12 && offset_of!(Parsed, meta) == 0);
+    assert!(size_of::<Parsed>() % 8 == 0 && align_of::<Parsed>() == 8);
+};
+
 /// Parses the frame in `ctx` into `p` (hashes seeded with `seed`).
 ///
 /// `p` lives in map memory (see `program::PARSED`): the verifier does not
@@ -53,19 +61,21 @@ fn word(ctx: &XdpContext, off: usize) -> Option<u32> {
 #[inline(always)]
 pub fn classify(ctx: &XdpContext, seed: u32, p: &mut Parsed) {
     let len = ctx.data_end() - ctx.data();
-    *p = Parsed {
-        meta: XdpMeta {
-            magic: meta::META_MAGIC,
-            version: meta::META_VERSION,
-            frame_len: if len > 0xffff { 0xffff } else { len as u16 },
-            ..XdpMeta::default()
-        },
-        src: [0; 4],
-        dst: [0; 4],
-        family: 0,
-        sport: 0,
-        dport: 0,
-    };
+    let frame_len = if len > 0xffff { 0xffff } else { len as u64 };
+    // Whole 8-byte words: a struct literal here becomes a byte-by-byte
+    // memset subprogram of about 350 instructions per frame.
+    let words = (p as *mut Parsed).cast::<u64>();
+    let header = u64::from(meta::META_MAGIC) | u64::from(meta::META_VERSION) << 16;
+    for i in 0..core::mem::size_of::<Parsed>() / 8 {
+        let w = match i {
+            0 => header,
+            1 => frame_len << 32,
+            _ => 0,
+        };
+        // SAFETY: `p` is a valid, 8-aligned `Parsed` of 9 words; volatile so
+        // the stores are not merged back into a memset call.
+        unsafe { core::ptr::write_volatile(words.add(i), w) };
+    }
     parse_into(ctx, seed, len, p);
 }
 
