@@ -1,12 +1,18 @@
-//! Load-time configuration of the XDP program, stored in its `CONFIG` array.
+//! Load-time configuration of the XDP program: read-only globals the loader
+//! sets before the verifier runs (so it removes the code of the options not
+//! taken, and no map lookup reads them per frame).
 
 /// Redirect frames to the AF_XDP sockets in `XSKMAP`.
 pub const MODE_REDIRECT: u32 = 0;
 /// Count every frame, then pass it to the kernel stack untouched.
 pub const MODE_COUNT_ONLY: u32 = 1;
 
-/// Name of the one-entry array holding the [`XdpConfig`].
-pub const CONFIG_MAP: &str = "CONFIG";
+/// Name of the read-only global holding [`XdpConfig::mode`].
+pub const MODE_GLOBAL: &str = "MODE";
+/// Name of the read-only global holding [`XdpConfig::sockets_per_queue`].
+pub const SOCKETS_PER_QUEUE_GLOBAL: &str = "SOCKETS_PER_QUEUE";
+/// Name of the read-only global holding [`XdpConfig::hash_seed`].
+pub const HASH_SEED_GLOBAL: &str = "HASH_SEED";
 /// Name of the per-CPU array holding one [`crate::CounterBlock`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
 /// Name of the per-CPU array holding one [`crate::anomaly::AnomalyBlock`].
@@ -29,7 +35,7 @@ pub const PROGRAM_NAME: &str = "flowscope";
 /// Capacity of `XSKS`: queues × sockets per queue must fit.
 pub const MAX_XSK_SLOTS: u32 = 1024;
 
-/// Configuration written by userspace before the program is attached.
+/// Configuration the loader writes into the program's read-only globals.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct XdpConfig {

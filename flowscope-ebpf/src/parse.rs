@@ -297,8 +297,9 @@ fn parse_into(ctx: &XdpContext, seed: u32, len: usize, p: &mut Parsed) {
     } else {
         (0, 0)
     };
-    p.meta.steer_hash = hash::steer_hash(seed, &p.src, &p.dst, proto);
-    p.meta.flow_hash = hash::flow_hash(seed, &p.src, sport, &p.dst, dport, proto);
+    let (flow, steer) = hash::flow_and_steer(seed, &p.src, sport, &p.dst, dport, proto);
+    p.meta.flow_hash = flow;
+    p.meta.steer_hash = steer;
 }
 
 /// Ports go into the flow hash for complete TCP/UDP headers outside fragments.

@@ -4,11 +4,11 @@ use aya_ebpf::{
     bindings::xdp_action,
     helpers::generated::bpf_xdp_adjust_meta,
     macros::{map, xdp},
-    maps::{Array, PerCpuArray, XskMap},
+    maps::{PerCpuArray, XskMap},
     programs::XdpContext,
 };
 use flowscope_common::{
-    Counter, CounterBlock, XdpConfig,
+    Counter, CounterBlock,
     anomaly::{
         Anomaly, AnomalyBlock, PAIR_FILTER_BITS, PAIR_FILTER_SEED, PairFilter, SKETCH_DEPTH,
         SKETCH_KEY_SEED, SKETCH_SRC_PORTS, SKETCH_SYN_DST, SKETCH_TOP, Sketch, TopEntry,
@@ -32,9 +32,27 @@ use crate::parse::classify;
 #[unsafe(no_mangle)]
 static XDP_META: u32 = 1;
 
-/// Load-time configuration, one entry, written by userspace before attach.
-#[map(name = "CONFIG")]
-static CONFIG: Array<XdpConfig> = Array::with_max_entries(1, 0);
+/// [`MODE_REDIRECT`](flowscope_common::config::MODE_REDIRECT) or
+/// [`MODE_COUNT_ONLY`]: a read-only global like [`XDP_META`], so the
+/// verifier drops the other mode's code and no map lookup reads it.
+#[unsafe(no_mangle)]
+static MODE: u32 = 0;
+
+/// Sockets per RX queue (S, 0 taken as 1); read-only, set by the loader.
+#[unsafe(no_mangle)]
+static SOCKETS_PER_QUEUE: u32 = 1;
+
+/// Seed of the flow and steering hashes; read-only, set by the loader.
+#[unsafe(no_mangle)]
+static HASH_SEED: u32 = 0;
+
+/// The value the loader gave read-only global `g`.
+#[inline(always)]
+fn global(g: &'static u32) -> u32 {
+    // SAFETY: a volatile read of a global, so the compiler keeps the load
+    // the verifier resolves to the loader's value.
+    unsafe { core::ptr::read_volatile(g) }
+}
 
 /// Per-CPU class counters, one block.
 #[map(name = "COUNTERS")]
@@ -82,20 +100,19 @@ pub fn launder(v: usize) -> Option<usize> {
     }
 }
 
-/// AF_XDP sockets, slot `queue * S + steer % S`.
+/// AF_XDP sockets, slot [`xsk_slot`].
 #[map(name = "XSKS")]
 static XSKS: XskMap = XskMap::with_max_entries(MAX_XSK_SLOTS, 0);
 
 #[xdp]
 pub fn flowscope(ctx: XdpContext) -> u32 {
-    let cfg = CONFIG.get(0).copied().unwrap_or_default();
     let Some(parsed) = PARSED.get_ptr_mut(0) else {
         return xdp_action::XDP_PASS;
     };
     // SAFETY: per-CPU map value; this CPU is its only user while XDP runs
     // with preemption disabled.
     let parsed = unsafe { &mut *parsed };
-    classify(&ctx, cfg.hash_seed, parsed);
+    classify(&ctx, global(&HASH_SEED), parsed);
     let m = parsed.meta;
     let len = (ctx.data_end() - ctx.data()) as u64;
     let Some(block) = COUNTERS.get_ptr_mut(0) else {
@@ -109,18 +126,16 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
         count_anomalies(&parsed);
     }
 
-    if cfg.mode == MODE_COUNT_ONLY {
+    if global(&MODE) == MODE_COUNT_ONLY {
         bump(block, Counter::PassCountOnly, len);
         return xdp_action::XDP_PASS;
     }
-    // SAFETY: a volatile read of a global, so the compiler keeps the load the
-    // verifier resolves to the loader's value.
-    if unsafe { core::ptr::read_volatile(&XDP_META) } != 0 {
+    if global(&XDP_META) != 0 {
         write_meta(&ctx, &m);
     }
     // SAFETY: reads the RX queue index from the context the kernel passed in.
     let queue = unsafe { (*ctx.ctx).rx_queue_index };
-    let slot = xsk_slot(queue, cfg.sockets_per_queue, m.steer_hash);
+    let slot = xsk_slot(queue, global(&SOCKETS_PER_QUEUE), m.steer_hash);
     match XSKS.redirect(slot, u64::from(xdp_action::XDP_PASS)) {
         Ok(action) => {
             bump(block, Counter::Redirected, len);

@@ -7,15 +7,15 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapData, PerCpuArray, XskMap},
+    maps::{MapData, PerCpuArray, XskMap},
     programs::{ProgramError, Xdp},
 };
 use flowscope_common::{
     CounterBlock, XdpConfig,
     anomaly::{AnomalyBlock, PairFilter, SKETCH_SRC_PORTS, SKETCH_SYN_DST, Sketch},
     config::{
-        ANOMALIES_MAP, CONFIG_MAP, COUNTERS_MAP, PAIR_FILTER_MAP, PARSED_MAP, PROGRAM_NAME,
-        SKETCHES_MAP, XDP_META_GLOBAL, XSKS_MAP,
+        ANOMALIES_MAP, COUNTERS_MAP, HASH_SEED_GLOBAL, MODE_GLOBAL, PAIR_FILTER_MAP, PARSED_MAP,
+        PROGRAM_NAME, SKETCHES_MAP, SOCKETS_PER_QUEUE_GLOBAL, XDP_META_GLOBAL, XSKS_MAP,
     },
     meta::Parsed,
 };
@@ -180,13 +180,13 @@ impl Datapath {
         let on = u32::from(metadata);
         let mut ebpf = EbpfLoader::new()
             .override_global(XDP_META_GLOBAL, &on, true)
+            .override_global(MODE_GLOBAL, &config.mode, true)
+            .override_global(SOCKETS_PER_QUEUE_GLOBAL, &config.sockets_per_queue, true)
+            .override_global(HASH_SEED_GLOBAL, &config.hash_seed, true)
             .load(OBJECT)
             .map_err(|e| CaptureError::Load(format!("{e:#}")))?;
         let program: &mut Xdp = program_mut(&mut ebpf)?;
         program.load().map_err(refused)?;
-        let mut config_map: Array<_, XdpConfig> =
-            Array::try_from(take_map(&mut ebpf, CONFIG_MAP)?).map_err(map_err(CONFIG_MAP))?;
-        config_map.set(0, config, 0).map_err(map_err(CONFIG_MAP))?;
         let xsks = XskMap::try_from(take_map(&mut ebpf, XSKS_MAP)?).map_err(map_err(XSKS_MAP))?;
         let counters = PerCpuArray::try_from(take_map(&mut ebpf, COUNTERS_MAP)?)
             .map_err(map_err(COUNTERS_MAP))?;
