@@ -13,7 +13,7 @@ pub const MODE_GLOBAL: &str = "MODE";
 pub const SOCKETS_PER_QUEUE_GLOBAL: &str = "SOCKETS_PER_QUEUE";
 /// Name of the read-only global holding [`XdpConfig::hash_seed`].
 pub const HASH_SEED_GLOBAL: &str = "HASH_SEED";
-/// Name of the per-CPU array holding one [`crate::CounterBlock`].
+/// Name of the per-CPU array holding one [`crate::KindBlock`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
 /// Name of the per-CPU array holding one [`crate::anomaly::AnomalyBlock`].
 pub const ANOMALIES_MAP: &str = "ANOMALIES";
@@ -50,7 +50,3 @@ pub struct XdpConfig {
 }
 
 const _: () = assert!(core::mem::size_of::<XdpConfig>() == 16);
-
-#[cfg(feature = "user")]
-// SAFETY: repr(C), only u32 fields, no padding.
-unsafe impl aya::Pod for XdpConfig {}

@@ -8,16 +8,16 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use flowscope_common::{
-    Counter, CounterBlock,
+    ClassCounter, KindBlock,
     anomaly::{
         ANOMALY_SLOTS, Anomaly, AnomalyBlock, PAIR_FILTER_BITS, PAIR_FILTER_SEED, PairFilter, SKETCH_DEPTH,
         SKETCH_KEY_SEED, SKETCH_SRC_PORTS, SKETCH_SYN_DST, SKETCH_TOP, Sketch, TopEntry,
         sketch_column,
     },
     config::{MAX_XSK_SLOTS, MODE_COUNT_ONLY},
-    frame::{L3Class, L4Class},
+    counters::frame_kind,
     hash::xsk_slot,
-    meta::{self, Parsed, XdpMeta},
+    meta::{Parsed, XdpMeta},
 };
 
 use crate::parse::classify;
@@ -54,9 +54,9 @@ fn global(g: &'static u32) -> u32 {
     unsafe { core::ptr::read_volatile(g) }
 }
 
-/// Per-CPU class counters, one block.
+/// Per-CPU frame counters by kind, one block.
 #[map(name = "COUNTERS")]
-static COUNTERS: PerCpuArray<CounterBlock> = PerCpuArray::with_max_entries(1, 0);
+static COUNTERS: PerCpuArray<KindBlock> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per-CPU anomaly and indicator counters, one block.
 #[map(name = "ANOMALIES")]
@@ -115,19 +115,21 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
     classify(&ctx, global(&HASH_SEED), parsed);
     let m = parsed.meta;
     let len = (ctx.data_end() - ctx.data()) as u64;
+    let mode = global(&MODE);
     let Some(block) = COUNTERS.get_ptr_mut(0) else {
         return xdp_action::XDP_PASS;
     };
     // SAFETY: the pointer comes from a successful per-CPU map lookup; this CPU
     // is the only writer of its slot and XDP runs with preemption disabled.
     let block = unsafe { &mut *block };
-    count_classes(block, &m, len);
+    if let Some(slot) = block.kinds.get_mut(frame_kind(mode, m.l3, m.l4, m.flags)) {
+        bump(slot, len);
+    }
     if m.anomalies != 0 {
-        count_anomalies(&parsed);
+        count_anomalies(parsed);
     }
 
-    if global(&MODE) == MODE_COUNT_ONLY {
-        bump(block, Counter::PassCountOnly, len);
+    if mode == MODE_COUNT_ONLY {
         return xdp_action::XDP_PASS;
     }
     if global(&XDP_META) != 0 {
@@ -137,52 +139,18 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
     let queue = unsafe { (*ctx.ctx).rx_queue_index };
     let slot = xsk_slot(queue, global(&SOCKETS_PER_QUEUE), m.steer_hash);
     match XSKS.redirect(slot, u64::from(xdp_action::XDP_PASS)) {
-        Ok(action) => {
-            bump(block, Counter::Redirected, len);
-            action
-        }
+        Ok(action) => action,
         Err(_) => {
-            bump(block, Counter::PassFallback, len);
+            bump(&mut block.pass_fallback, len);
             xdp_action::XDP_PASS
         }
     }
 }
 
 #[inline(always)]
-fn bump(block: &mut CounterBlock, c: Counter, len: u64) {
-    let slot = &mut block.slots[c as usize];
+fn bump(slot: &mut ClassCounter, len: u64) {
     slot.packets += 1;
     slot.bytes += len;
-}
-
-#[inline(always)]
-fn count_classes(block: &mut CounterBlock, m: &XdpMeta, len: u64) {
-    bump(block, Counter::All, len);
-    match m.l3_class() {
-        L3Class::Ipv4 => bump(block, Counter::Ipv4, len),
-        L3Class::Ipv6 => bump(block, Counter::Ipv6, len),
-        L3Class::Other => bump(block, Counter::L3Other, len),
-    }
-    match m.l4_class() {
-        L4Class::Tcp => bump(block, Counter::Tcp, len),
-        L4Class::Udp => bump(block, Counter::Udp, len),
-        L4Class::Icmp => bump(block, Counter::Icmp, len),
-        L4Class::Icmpv6 => bump(block, Counter::Icmpv6, len),
-        L4Class::Other => bump(block, Counter::L4Other, len),
-        L4Class::None => {}
-    }
-    if m.flags & meta::FLAG_FRAGMENT != 0 {
-        bump(block, Counter::Fragment, len);
-    }
-    if m.flags & meta::FLAG_ERR_L2 != 0 {
-        bump(block, Counter::ErrL2, len);
-    }
-    if m.flags & meta::FLAG_ERR_L3 != 0 {
-        bump(block, Counter::ErrL3, len);
-    }
-    if m.flags & meta::FLAG_ERR_L4 != 0 {
-        bump(block, Counter::ErrL4, len);
-    }
 }
 
 /// Writes `m` into the metadata area in front of the frame. Drivers without

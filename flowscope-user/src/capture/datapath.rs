@@ -11,7 +11,7 @@ use aya::{
     programs::{ProgramError, Xdp},
 };
 use flowscope_common::{
-    CounterBlock, XdpConfig,
+    CounterBlock, KindBlock, XdpConfig,
     anomaly::{AnomalyBlock, PairFilter, SKETCH_SRC_PORTS, SKETCH_SYN_DST, Sketch},
     config::{
         ANOMALIES_MAP, COUNTERS_MAP, HASH_SEED_GLOBAL, MODE_GLOBAL, PAIR_FILTER_MAP, PARSED_MAP,
@@ -144,7 +144,7 @@ pub struct Datapath {
     iface: String,
     mode: XdpAttachMode,
     xsks: XskMap<MapData>,
-    counters: PerCpuArray<MapData, CounterBlock>,
+    counters: PerCpuArray<MapData, KindBlock>,
     anomalies: PerCpuArray<MapData, AnomalyBlock>,
     sketches: PerCpuArray<MapData, Sketch>,
     pair_filter: PerCpuArray<MapData, PairFilter>,
@@ -309,7 +309,8 @@ impl Datapath {
         self.attachment = None;
     }
 
-    /// Class counters summed over every CPU (one per-CPU map lookup).
+    /// Class counters summed over every CPU (one per-CPU map lookup; the
+    /// program counts frames by kind, see [`KindBlock::add_classes`]).
     ///
     /// # Errors
     ///
@@ -318,7 +319,7 @@ impl Datapath {
         let per_cpu = self.counters.get(&0, 0).map_err(map_err(COUNTERS_MAP))?;
         let mut sum = CounterBlock::default();
         for block in per_cpu.iter() {
-            sum.add(block);
+            block.add_classes(&mut sum);
         }
         Ok(sum)
     }
