@@ -77,29 +77,6 @@ const ANOMALY_BITS: usize = 36;
 #[map(name = "PARSED")]
 static PARSED: PerCpuArray<Parsed> = PerCpuArray::with_max_entries(1, 0);
 
-/// One scratch word per CPU, see [`launder`].
-#[map(name = "SCRATCH")]
-static SCRATCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
-
-/// Returns `v` with everything the verifier knew about it forgotten, by a
-/// round trip through map memory (which it does not track).
-///
-/// The paths through the L2/L3 parser (VLAN tags, IPv6 extension chains)
-/// reach the L4 parser with header offsets the verifier knows exactly, and it
-/// would verify the rest of the program once per distinct offset — past its
-/// one-million-instruction limit. Laundered, they all arrive as the same
-/// unknown value and the verifier prunes them to one. `None` if the map is
-/// unavailable (it never is once loaded).
-#[inline(always)]
-pub fn launder(v: usize) -> Option<usize> {
-    let slot = SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: per-CPU map value; this CPU is its only user.
-    unsafe {
-        core::ptr::write_volatile(slot, v as u64);
-        Some(core::ptr::read_volatile(slot) as usize)
-    }
-}
-
 /// AF_XDP sockets, slot [`xsk_slot`].
 #[map(name = "XSKS")]
 static XSKS: XskMap = XskMap::with_max_entries(MAX_XSK_SLOTS, 0);
@@ -113,7 +90,11 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
     // with preemption disabled.
     let parsed = unsafe { &mut *parsed };
     classify(&ctx, global(&HASH_SEED), parsed);
-    let m = parsed.meta;
+    // Read back from map memory (volatile, so not forwarded from the
+    // parser's registers): what the verifier knew per parser path is
+    // forgotten and the rest of the program is verified once.
+    // SAFETY: a read of a valid, initialised per-CPU value.
+    let m = unsafe { core::ptr::read_volatile(&parsed.meta) };
     let len = (ctx.data_end() - ctx.data()) as u64;
     let mode = global(&MODE);
     let Some(block) = COUNTERS.get_ptr_mut(0) else {
