@@ -229,8 +229,18 @@ fn parse_into(f: Frame, seed: u32, len: usize, p: &mut Parsed) -> Found {
             let Some(h) = f.header::<40>(off) else {
                 return found.with(meta::FLAG_ERR_L3, A::TruncatedL3);
             };
-            src = [h.word::<8>(), h.word::<12>(), h.word::<16>(), h.word::<20>()];
-            dst = [h.word::<24>(), h.word::<28>(), h.word::<32>(), h.word::<36>()];
+            src = [
+                h.word::<8>(),
+                h.word::<12>(),
+                h.word::<16>(),
+                h.word::<20>(),
+            ];
+            dst = [
+                h.word::<24>(),
+                h.word::<28>(),
+                h.word::<32>(),
+                h.word::<36>(),
+            ];
             (p.src, p.dst, p.family) = (src, dst, 6);
             proto = h.u8::<6>();
             ttl = h.u8::<7>();
@@ -323,7 +333,9 @@ fn parse_into(f: Frame, seed: u32, len: usize, p: &mut Parsed) -> Found {
         return found;
     }
     let l4_off = launder(m, l4_off);
-    let (sport, dport) = l4(f, p, &mut found, proto, l4_off, fragment, nonfirst, ip_payload);
+    let (sport, dport) = l4(
+        f, p, &mut found, proto, l4_off, fragment, nonfirst, ip_payload,
+    );
     let (flow, steer) = hash::flow_and_steer(seed, &src, sport, &dst, dport, proto);
     p.meta.flow_hash = flow;
     p.meta.steer_hash = steer;

@@ -10,9 +10,9 @@ use aya_ebpf::{
 use flowscope_common::{
     ClassCounter, KindBlock,
     anomaly::{
-        ANOMALY_SLOTS, Anomaly, AnomalyBlock, PAIR_FILTER_BITS, PAIR_FILTER_SEED, PairFilter, SKETCH_DEPTH,
-        SKETCH_KEY_SEED, SKETCH_SRC_PORTS, SKETCH_SYN_DST, SKETCH_TOP, Sketch, TopEntry,
-        sketch_column,
+        ANOMALY_SLOTS, Anomaly, AnomalyBlock, PAIR_FILTER_BITS, PAIR_FILTER_SEED, PairFilter,
+        SKETCH_DEPTH, SKETCH_KEY_SEED, SKETCH_SRC_PORTS, SKETCH_SYN_DST, SKETCH_TOP, Sketch,
+        TopEntry, sketch_column,
     },
     config::{MAX_XSK_SLOTS, MODE_COUNT_ONLY},
     counters::frame_kind,
@@ -93,8 +93,15 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
     // Read back from map memory (volatile, so not forwarded from the
     // parser's registers): what the verifier knew per parser path is
     // forgotten and the rest of the program is verified once.
-    // SAFETY: a read of a valid, initialised per-CPU value.
-    let m = unsafe { core::ptr::read_volatile(&parsed.meta) };
+    // SAFETY: reads of a valid, initialised per-CPU value; the first word
+    // holds the flags and classes (offsets asserted below).
+    let (head, anomalies) = unsafe {
+        (
+            core::ptr::read_volatile((&raw const parsed.meta).cast::<u64>()),
+            core::ptr::read_volatile(&parsed.meta.anomalies),
+        )
+    };
+    let [_, _, _, flags, l3, l4, _, _] = head.to_le_bytes();
     let len = (ctx.data_end() - ctx.data()) as u64;
     let mode = global(&MODE);
     let Some(block) = COUNTERS.get_ptr_mut(0) else {
@@ -103,22 +110,22 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
     // SAFETY: the pointer comes from a successful per-CPU map lookup; this CPU
     // is the only writer of its slot and XDP runs with preemption disabled.
     let block = unsafe { &mut *block };
-    if let Some(slot) = block.kinds.get_mut(frame_kind(mode, m.l3, m.l4, m.flags)) {
+    if let Some(slot) = block.kinds.get_mut(frame_kind(mode, l3, l4, flags)) {
         bump(slot, len);
     }
-    if m.anomalies != 0 {
-        count_anomalies(parsed);
+    if anomalies != 0 {
+        count_anomalies(parsed, anomalies);
     }
 
     if mode == MODE_COUNT_ONLY {
         return xdp_action::XDP_PASS;
     }
     if global(&XDP_META) != 0 {
-        write_meta(&ctx, &m);
+        write_meta(&ctx, &parsed.meta);
     }
     // SAFETY: reads the RX queue index from the context the kernel passed in.
     let queue = unsafe { (*ctx.ctx).rx_queue_index };
-    let slot = xsk_slot(queue, global(&SOCKETS_PER_QUEUE), m.steer_hash);
+    let slot = xsk_slot(queue, global(&SOCKETS_PER_QUEUE), parsed.meta.steer_hash);
     match XSKS.redirect(slot, u64::from(xdp_action::XDP_PASS)) {
         Ok(action) => action,
         Err(_) => {
@@ -127,6 +134,12 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
         }
     }
 }
+
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(XdpMeta, flags) == 3 && offset_of!(XdpMeta, l3) == 4);
+    assert!(offset_of!(XdpMeta, l4) == 5 && XdpMeta::SIZE % 8 == 0);
+};
 
 #[inline(always)]
 fn bump(slot: &mut ClassCounter, len: u64) {
@@ -148,13 +161,21 @@ fn write_meta(ctx: &XdpContext, m: &XdpMeta) {
         return;
     }
     // SAFETY: `start .. start + SIZE` is the metadata area just reserved,
-    // bounded by `data` as checked above.
-    unsafe { core::ptr::write_unaligned(start as *mut XdpMeta, *m) };
+    // bounded by `data` as checked above; `m` is a valid value of the same
+    // size, copied word by word (volatile: one load per word, not per field).
+    unsafe {
+        let from = (m as *const XdpMeta).cast::<u64>();
+        for i in 0..XdpMeta::SIZE / 8 {
+            core::ptr::write_unaligned(
+                (start as *mut u64).add(i),
+                core::ptr::read_volatile(from.add(i)),
+            );
+        }
+    }
 }
 
 #[inline(always)]
-fn count_anomalies(p: &Parsed) {
-    let mask = p.meta.anomalies;
+fn count_anomalies(p: &Parsed, mask: u64) {
     if let Some(block) = ANOMALIES.get_ptr_mut(0) {
         // SAFETY: per-CPU map value; this CPU is its only writer.
         let block = unsafe { &mut *block };
