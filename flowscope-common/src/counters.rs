@@ -126,7 +126,10 @@ pub const FRAME_KINDS: usize = 2 * 3 * 6 * FLAG_CODES;
 #[inline(always)]
 pub const fn frame_kind(mode: u32, l3: u8, l4: u8, flags: u8) -> usize {
     const _: () = assert!(
-        FLAG_FRAGMENT == 1 && FLAG_ERR_L2 == 1 << 3 && FLAG_ERR_L3 == 1 << 4 && FLAG_ERR_L4 == 1 << 5
+        FLAG_FRAGMENT == 1
+            && FLAG_ERR_L2 == 1 << 3
+            && FLAG_ERR_L3 == 1 << 4
+            && FLAG_ERR_L4 == 1 << 5
     );
     let codes = (flags & FLAG_FRAGMENT) | ((flags >> 2) & 0b1110);
     ((mode as usize * 3 + l3 as usize) * 6 + l4 as usize) * FLAG_CODES + codes as usize
@@ -282,7 +285,11 @@ mod tests {
                 c,
                 Counter::All | Counter::L3Other | Counter::ErrL2 | Counter::PassCountOnly
             );
-            assert_eq!(got[c as usize], if moved { (1, 9) } else { (0, 0) }, "{c:?}");
+            assert_eq!(
+                got[c as usize],
+                if moved { (1, 9) } else { (0, 0) },
+                "{c:?}"
+            );
         }
     }
 
