@@ -92,16 +92,18 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
     classify(&ctx, global(&HASH_SEED), parsed);
     // Read back from map memory (volatile, so not forwarded from the
     // parser's registers): what the verifier knew per parser path is
-    // forgotten and the rest of the program is verified once.
-    // SAFETY: reads of a valid, initialised per-CPU value; the first word
-    // holds the flags and classes (offsets asserted below).
-    let (head, anomalies) = unsafe {
+    // forgotten and the rest of the program is verified once. Each field
+    // is read at the width it was written (a wider load would wait for the
+    // narrower stores to leave the store buffer).
+    // SAFETY: reads of a valid, initialised per-CPU value.
+    let (flags, l3, l4, anomalies) = unsafe {
         (
-            core::ptr::read_volatile((&raw const parsed.meta).cast::<u64>()),
+            core::ptr::read_volatile(&parsed.meta.flags),
+            core::ptr::read_volatile(&parsed.meta.l3),
+            core::ptr::read_volatile(&parsed.meta.l4),
             core::ptr::read_volatile(&parsed.meta.anomalies),
         )
     };
-    let [_, _, _, flags, l3, l4, _, _] = head.to_le_bytes();
     let len = (ctx.data_end() - ctx.data()) as u64;
     let mode = global(&MODE);
     let Some(block) = COUNTERS.get_ptr_mut(0) else {
@@ -134,12 +136,6 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
         }
     }
 }
-
-const _: () = {
-    use core::mem::offset_of;
-    assert!(offset_of!(XdpMeta, flags) == 3 && offset_of!(XdpMeta, l3) == 4);
-    assert!(offset_of!(XdpMeta, l4) == 5 && XdpMeta::SIZE % 8 == 0);
-};
 
 #[inline(always)]
 fn bump(slot: &mut ClassCounter, len: u64) {
