@@ -70,7 +70,18 @@ pub const fn flow_and_steer(
     dport: u16,
     proto: u8,
 ) -> (u32, u32) {
-    let (a, b) = (address_hash(seed, src), address_hash(seed, dst));
+    flow_and_steer_of(
+        address_hash(seed, src),
+        sport,
+        address_hash(seed, dst),
+        dport,
+        proto,
+    )
+}
+
+/// [`flow_and_steer`] from the two [`address_hash`]es.
+#[inline(always)]
+pub const fn flow_and_steer_of(a: u32, sport: u16, b: u32, dport: u16, proto: u8) -> (u32, u32) {
     let steer = combine(a, b, proto);
     if sport == 0 && dport == 0 {
         return (steer, steer);

@@ -170,7 +170,9 @@ fn parse_into(f: Frame, seed: u32, len: usize, p: &mut Parsed) -> Found {
     // header's own length fields.
     let ip_payload: usize;
     let ttl: u8;
-    let (src, dst): ([u32; 4], [u32; 4]);
+    // The address hashes, taken where the addresses are read (IPv4 needs
+    // one word of each), and whether the addresses are equal.
+    let (src_hash, dst_hash, land): (u32, u32, bool);
     match ethertype {
         ETH_P_IPV4 => {
             m.l3 = L3Class::Ipv4 as u8;
@@ -201,9 +203,11 @@ fn parse_into(f: Frame, seed: u32, len: usize, p: &mut Parsed) -> Found {
             proto = h.u8::<9>();
             ttl = h.u8::<8>();
             let s = h.word::<12>();
-            src = [s, 0, 0, 0];
-            dst = [h.word::<16>(), 0, 0, 0];
+            let (src, dst) = ([s, 0, 0, 0], [h.word::<16>(), 0, 0, 0]);
             (p.src, p.dst, p.family) = (src, dst, 4);
+            src_hash = hash::address_hash(seed, &src);
+            dst_hash = hash::address_hash(seed, &dst);
+            land = s == dst[0];
             l4_off = off + ihl;
             ip_payload = total - ihl;
             // The first address byte is the word's low byte.
@@ -229,19 +233,22 @@ fn parse_into(f: Frame, seed: u32, len: usize, p: &mut Parsed) -> Found {
             let Some(h) = f.header::<40>(off) else {
                 return found.with(meta::FLAG_ERR_L3, A::TruncatedL3);
             };
-            src = [
+            let src = [
                 h.word::<8>(),
                 h.word::<12>(),
                 h.word::<16>(),
                 h.word::<20>(),
             ];
-            dst = [
+            let dst = [
                 h.word::<24>(),
                 h.word::<28>(),
                 h.word::<32>(),
                 h.word::<36>(),
             ];
             (p.src, p.dst, p.family) = (src, dst, 6);
+            src_hash = hash::address_hash(seed, &src);
+            dst_hash = hash::address_hash(seed, &dst);
+            land = src == dst;
             proto = h.u8::<6>();
             ttl = h.u8::<7>();
             let payload_len = usize::from(h.be16::<4>());
@@ -306,7 +313,7 @@ fn parse_into(f: Frame, seed: u32, len: usize, p: &mut Parsed) -> Found {
     if ttl <= 1 {
         found.anomalies |= A::TtlLow.bit();
     }
-    if src[0] == dst[0] && src[1] == dst[1] && src[2] == dst[2] && src[3] == dst[3] {
+    if land {
         found.anomalies |= A::Land.bit();
     }
     if !is_known_l4(proto) {
@@ -336,7 +343,7 @@ fn parse_into(f: Frame, seed: u32, len: usize, p: &mut Parsed) -> Found {
     let (sport, dport) = l4(
         f, p, &mut found, proto, l4_off, fragment, nonfirst, ip_payload,
     );
-    let (flow, steer) = hash::flow_and_steer(seed, &src, sport, &dst, dport, proto);
+    let (flow, steer) = hash::flow_and_steer_of(src_hash, sport, dst_hash, dport, proto);
     p.meta.flow_hash = flow;
     p.meta.steer_hash = steer;
     found
