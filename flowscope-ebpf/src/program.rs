@@ -157,17 +157,10 @@ fn write_meta(ctx: &XdpContext, m: &XdpMeta) {
         return;
     }
     // SAFETY: `start .. start + SIZE` is the metadata area just reserved,
-    // bounded by `data` as checked above; `m` is a valid value of the same
-    // size, copied word by word (volatile: one load per word, not per field).
-    unsafe {
-        let from = (m as *const XdpMeta).cast::<u64>();
-        for i in 0..XdpMeta::SIZE / 8 {
-            core::ptr::write_unaligned(
-                (start as *mut u64).add(i),
-                core::ptr::read_volatile(from.add(i)),
-            );
-        }
-    }
+    // bounded by `data` as checked above. `m` is read field by field at the
+    // width each was written (volatile, so not as wider words that would
+    // wait for the parser's stores to drain).
+    unsafe { core::ptr::write_unaligned(start as *mut XdpMeta, core::ptr::read_volatile(m)) };
 }
 
 #[inline(always)]
