@@ -13,16 +13,12 @@ pub const MODE_GLOBAL: &str = "MODE";
 pub const SOCKETS_PER_QUEUE_GLOBAL: &str = "SOCKETS_PER_QUEUE";
 /// Name of the read-only global holding [`XdpConfig::hash_seed`].
 pub const HASH_SEED_GLOBAL: &str = "HASH_SEED";
-/// Name of the per-CPU array holding one [`crate::KindBlock`].
+/// Name of the per-CPU array holding one [`crate::counters::CpuBlock`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
-/// Name of the per-CPU array holding one [`crate::anomaly::AnomalyBlock`].
-pub const ANOMALIES_MAP: &str = "ANOMALIES";
 /// Name of the per-CPU array of the two [`crate::anomaly::Sketch`]es.
 pub const SKETCHES_MAP: &str = "SKETCHES";
 /// Name of the per-CPU array holding one [`crate::anomaly::PairFilter`].
 pub const PAIR_FILTER_MAP: &str = "PAIR_FILTER";
-/// Name of the per-CPU array holding the current frame's [`crate::meta::Parsed`].
-pub const PARSED_MAP: &str = "PARSED";
 /// Name of the read-only global that switches the metadata block on (1) or
 /// off (0). The loader sets it before the verifier runs, so with 0 the
 /// `bpf_xdp_adjust_meta` call is dead code the verifier never checks, and

@@ -2,13 +2,15 @@
 //!
 //! The program counts each frame once, in the slot of its kind (what it did
 //! with the frame × L3 class × L4 class × the flags that are counters, see
-//! [`frame_kind`]) of a per-CPU [`KindBlock`]: one map lookup and one slot
-//! per frame. Userspace adds the kinds up into the classes of a
+//! [`frame_kind`]) of a per-CPU [`KindBlock`], which shares its map value
+//! ([`CpuBlock`]) with the parse result and the anomaly counters: one map
+//! lookup and one slot per frame. Userspace adds the kinds up into the classes of a
 //! [`CounterBlock`], one slot per [`Counter`], when it reads them.
 
+use crate::anomaly::AnomalyBlock;
 use crate::config::MODE_COUNT_ONLY;
 use crate::frame::{L3Class, L4Class};
-use crate::meta::{FLAG_ERR_L2, FLAG_ERR_L3, FLAG_ERR_L4, FLAG_FRAGMENT};
+use crate::meta::{FLAG_ERR_L2, FLAG_ERR_L3, FLAG_ERR_L4, FLAG_FRAGMENT, Parsed};
 
 /// Packets and bytes counted in one slot on one CPU.
 #[repr(C)]
@@ -224,9 +226,25 @@ impl KindBlock {
     }
 }
 
+/// The single value of the `COUNTERS` per-CPU array: the parse result of
+/// the frame the program last ran on, the frame counters and the anomaly
+/// counters, so that a frame costs one map lookup for all three.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuBlock {
+    /// What the program parsed of its last frame on this CPU (read back
+    /// after `BPF_PROG_TEST_RUN` on a pinned CPU by the differential tests).
+    pub parsed: Parsed,
+    /// Frames and bytes by kind.
+    pub counts: KindBlock,
+    /// Frames per anomaly kind and indicator.
+    pub anomalies: AnomalyBlock,
+}
+
 #[cfg(feature = "user")]
-// SAFETY: repr(C), an array of Pod values, no padding.
-unsafe impl aya::Pod for KindBlock {}
+// SAFETY: repr(C) of repr(C) integer-only structs whose sizes are multiples
+// of 8, no padding.
+unsafe impl aya::Pod for CpuBlock {}
 
 #[cfg(test)]
 mod tests {

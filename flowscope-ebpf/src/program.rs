@@ -8,14 +8,14 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use flowscope_common::{
-    ClassCounter, KindBlock,
+    ClassCounter,
     anomaly::{
         ANOMALY_SLOTS, Anomaly, AnomalyBlock, PAIR_FILTER_BITS, PAIR_FILTER_SEED, PairFilter,
         SKETCH_DEPTH, SKETCH_KEY_SEED, SKETCH_SRC_PORTS, SKETCH_SYN_DST, SKETCH_TOP, Sketch,
         TopEntry, sketch_column,
     },
     config::{MAX_XSK_SLOTS, MODE_COUNT_ONLY},
-    counters::frame_kind,
+    counters::{CpuBlock, frame_kind},
     hash::xsk_slot,
     meta::{Parsed, XdpMeta},
 };
@@ -54,13 +54,10 @@ fn global(g: &'static u32) -> u32 {
     unsafe { core::ptr::read_volatile(g) }
 }
 
-/// Per-CPU frame counters by kind, one block.
+/// Per CPU: the parse result of the current frame (see [`classify`]), the
+/// frame counters by kind and the anomaly counters, one block.
 #[map(name = "COUNTERS")]
-static COUNTERS: PerCpuArray<KindBlock> = PerCpuArray::with_max_entries(1, 0);
-
-/// Per-CPU anomaly and indicator counters, one block.
-#[map(name = "ANOMALIES")]
-static ANOMALIES: PerCpuArray<AnomalyBlock> = PerCpuArray::with_max_entries(1, 0);
+static COUNTERS: PerCpuArray<CpuBlock> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per-CPU sketches: SYN destinations, distinct destination ports per source.
 #[map(name = "SKETCHES")]
@@ -73,22 +70,22 @@ static PAIR_FILTER: PerCpuArray<PairFilter> = PerCpuArray::with_max_entries(1, 0
 /// Bits of the anomaly mask in use (kinds 0..29, indicators 32..36).
 const ANOMALY_BITS: usize = 36;
 
-/// The parse result of the current frame, per CPU, see [`classify`].
-#[map(name = "PARSED")]
-static PARSED: PerCpuArray<Parsed> = PerCpuArray::with_max_entries(1, 0);
-
 /// AF_XDP sockets, slot [`xsk_slot`].
 #[map(name = "XSKS")]
 static XSKS: XskMap = XskMap::with_max_entries(MAX_XSK_SLOTS, 0);
 
 #[xdp]
 pub fn flowscope(ctx: XdpContext) -> u32 {
-    let Some(parsed) = PARSED.get_ptr_mut(0) else {
+    let Some(state) = COUNTERS.get_ptr_mut(0) else {
         return xdp_action::XDP_PASS;
     };
     // SAFETY: per-CPU map value; this CPU is its only user while XDP runs
     // with preemption disabled.
-    let parsed = unsafe { &mut *parsed };
+    let CpuBlock {
+        parsed,
+        counts: block,
+        anomalies: anomaly_block,
+    } = unsafe { &mut *state };
     classify(&ctx, global(&HASH_SEED), parsed);
     // Read back from map memory (volatile, so not forwarded from the
     // parser's registers): what the verifier knew per parser path is
@@ -106,17 +103,11 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
     };
     let len = (ctx.data_end() - ctx.data()) as u64;
     let mode = global(&MODE);
-    let Some(block) = COUNTERS.get_ptr_mut(0) else {
-        return xdp_action::XDP_PASS;
-    };
-    // SAFETY: the pointer comes from a successful per-CPU map lookup; this CPU
-    // is the only writer of its slot and XDP runs with preemption disabled.
-    let block = unsafe { &mut *block };
     if let Some(slot) = block.kinds.get_mut(frame_kind(mode, l3, l4, flags)) {
         bump(slot, len);
     }
     if anomalies != 0 {
-        count_anomalies(parsed, anomalies);
+        count_anomalies(parsed, anomaly_block, anomalies);
     }
 
     if mode == MODE_COUNT_ONLY {
@@ -164,21 +155,17 @@ fn write_meta(ctx: &XdpContext, m: &XdpMeta) {
 }
 
 #[inline(always)]
-fn count_anomalies(p: &Parsed, mask: u64) {
-    if let Some(block) = ANOMALIES.get_ptr_mut(0) {
-        // SAFETY: per-CPU map value; this CPU is its only writer.
-        let block = unsafe { &mut *block };
-        // One step per bit set (a frame raises one or two kinds), the bit's
-        // index computed without branches so the verifier sees one state.
-        let mut rest = mask;
-        for _ in 0..ANOMALY_BITS {
-            if rest == 0 {
-                break;
-            }
-            let low = rest & rest.wrapping_neg();
-            rest ^= low;
-            block.counts[bit_index(low)] += 1;
+fn count_anomalies(p: &Parsed, block: &mut AnomalyBlock, mask: u64) {
+    // One step per bit set (a frame raises one or two kinds), the bit's
+    // index computed without branches so the verifier sees one state.
+    let mut rest = mask;
+    for _ in 0..ANOMALY_BITS {
+        if rest == 0 {
+            break;
         }
+        let low = rest & rest.wrapping_neg();
+        rest ^= low;
+        block.counts[bit_index(low)] += 1;
     }
     if mask & Anomaly::Syn.bit() != 0 {
         sketch_add(SKETCH_SYN_DST, &p.dst, p.family);

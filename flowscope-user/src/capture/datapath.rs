@@ -11,12 +11,13 @@ use aya::{
     programs::{ProgramError, Xdp},
 };
 use flowscope_common::{
-    CounterBlock, KindBlock, XdpConfig,
+    CounterBlock, XdpConfig,
     anomaly::{AnomalyBlock, PairFilter, SKETCH_SRC_PORTS, SKETCH_SYN_DST, Sketch},
     config::{
-        ANOMALIES_MAP, COUNTERS_MAP, HASH_SEED_GLOBAL, MODE_GLOBAL, PAIR_FILTER_MAP, PARSED_MAP,
-        PROGRAM_NAME, SKETCHES_MAP, SOCKETS_PER_QUEUE_GLOBAL, XDP_META_GLOBAL, XSKS_MAP,
+        COUNTERS_MAP, HASH_SEED_GLOBAL, MODE_GLOBAL, PAIR_FILTER_MAP, PROGRAM_NAME, SKETCHES_MAP,
+        SOCKETS_PER_QUEUE_GLOBAL, XDP_META_GLOBAL, XSKS_MAP,
     },
+    counters::CpuBlock,
     meta::Parsed,
 };
 
@@ -144,11 +145,9 @@ pub struct Datapath {
     iface: String,
     mode: XdpAttachMode,
     xsks: XskMap<MapData>,
-    counters: PerCpuArray<MapData, KindBlock>,
-    anomalies: PerCpuArray<MapData, AnomalyBlock>,
+    counters: PerCpuArray<MapData, CpuBlock>,
     sketches: PerCpuArray<MapData, Sketch>,
     pair_filter: PerCpuArray<MapData, PairFilter>,
-    parsed: PerCpuArray<MapData, Parsed>,
     metadata: bool,
 }
 
@@ -190,24 +189,18 @@ impl Datapath {
         let xsks = XskMap::try_from(take_map(&mut ebpf, XSKS_MAP)?).map_err(map_err(XSKS_MAP))?;
         let counters = PerCpuArray::try_from(take_map(&mut ebpf, COUNTERS_MAP)?)
             .map_err(map_err(COUNTERS_MAP))?;
-        let anomalies = PerCpuArray::try_from(take_map(&mut ebpf, ANOMALIES_MAP)?)
-            .map_err(map_err(ANOMALIES_MAP))?;
         let sketches = PerCpuArray::try_from(take_map(&mut ebpf, SKETCHES_MAP)?)
             .map_err(map_err(SKETCHES_MAP))?;
         let pair_filter = PerCpuArray::try_from(take_map(&mut ebpf, PAIR_FILTER_MAP)?)
             .map_err(map_err(PAIR_FILTER_MAP))?;
-        let parsed =
-            PerCpuArray::try_from(take_map(&mut ebpf, PARSED_MAP)?).map_err(map_err(PARSED_MAP))?;
         Ok(Self {
             ebpf,
             iface: iface.to_owned(),
             mode,
             xsks,
             counters,
-            anomalies,
             sketches,
             pair_filter,
-            parsed,
             metadata,
             attachment: None,
         })
@@ -319,7 +312,7 @@ impl Datapath {
         let per_cpu = self.counters.get(&0, 0).map_err(map_err(COUNTERS_MAP))?;
         let mut sum = CounterBlock::default();
         for block in per_cpu.iter() {
-            block.add_classes(&mut sum);
+            block.counts.add_classes(&mut sum);
         }
         Ok(sum)
     }
@@ -330,10 +323,10 @@ impl Datapath {
     ///
     /// The map read failed.
     pub fn anomalies(&self) -> Result<AnomalyBlock, CaptureError> {
-        let per_cpu = self.anomalies.get(&0, 0).map_err(map_err(ANOMALIES_MAP))?;
+        let per_cpu = self.counters.get(&0, 0).map_err(map_err(COUNTERS_MAP))?;
         let mut sum = AnomalyBlock::default();
         for block in per_cpu.iter() {
-            sum.add(block);
+            sum.add(&block.anomalies);
         }
         Ok(sum)
     }
@@ -411,9 +404,9 @@ impl Datapath {
     ///
     /// The map read failed, or there is no such CPU.
     pub fn parsed_on(&self, cpu: usize) -> Result<Parsed, CaptureError> {
-        let per_cpu = self.parsed.get(&0, 0).map_err(map_err(PARSED_MAP))?;
-        per_cpu.get(cpu).copied().ok_or(CaptureError::Map {
-            map: PARSED_MAP,
+        let per_cpu = self.counters.get(&0, 0).map_err(map_err(COUNTERS_MAP))?;
+        per_cpu.get(cpu).map(|b| b.parsed).ok_or(CaptureError::Map {
+            map: COUNTERS_MAP,
             reason: format!("no CPU {cpu}"),
         })
     }
