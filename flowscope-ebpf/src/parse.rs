@@ -204,7 +204,8 @@ fn parse_into(f: Frame, seed: u32, len: usize, p: &mut Parsed) -> Found {
             ttl = h.u8::<8>();
             let s = h.word::<12>();
             let (src, dst) = ([s, 0, 0, 0], [h.word::<16>(), 0, 0, 0]);
-            (p.src, p.dst, p.family) = (src, dst, 4);
+            // The other words stay 0 from `classify`.
+            (p.src[0], p.dst[0], p.family) = (s, dst[0], 4);
             src_hash = hash::address_hash(seed, &src);
             dst_hash = hash::address_hash(seed, &dst);
             land = s == dst[0];
