@@ -5,7 +5,7 @@
 //! two endpoint hashes are then combined in sorted order with one more
 //! multiply, so swapping source and destination gives the same value. Only integer
 //! arithmetic, no loops: the XDP program calls these functions directly, and
-//! [`flow_and_steer`] gives both hashes from one pass over the addresses.
+//! [`flow_and_steer`] gives both hashes from the two address hashes.
 //!
 //! Addresses are passed as four `u32` words built with `u32::from_le_bytes`
 //! from the address bytes in wire order (IPv4: the first word, others 0);
@@ -60,28 +60,9 @@ pub const fn combine(a: u32, b: u32, proto: u8) -> u32 {
 }
 
 /// The flow hash and the steering hash of a 5-tuple (ports 0 where the
-/// policy says so), each address hashed once.
+/// policy says so) from the [`address_hash`]es of its two addresses.
 #[inline(always)]
-pub const fn flow_and_steer(
-    seed: u32,
-    src: &[u32; 4],
-    sport: u16,
-    dst: &[u32; 4],
-    dport: u16,
-    proto: u8,
-) -> (u32, u32) {
-    flow_and_steer_of(
-        address_hash(seed, src),
-        sport,
-        address_hash(seed, dst),
-        dport,
-        proto,
-    )
-}
-
-/// [`flow_and_steer`] from the two [`address_hash`]es.
-#[inline(always)]
-pub const fn flow_and_steer_of(a: u32, sport: u16, b: u32, dport: u16, proto: u8) -> (u32, u32) {
+pub const fn flow_and_steer(a: u32, sport: u16, b: u32, dport: u16, proto: u8) -> (u32, u32) {
     let steer = combine(a, b, proto);
     if sport == 0 && dport == 0 {
         return (steer, steer);
@@ -102,13 +83,14 @@ pub const fn flow_hash(
     dport: u16,
     proto: u8,
 ) -> u32 {
-    flow_and_steer(seed, src, sport, dst, dport, proto).0
+    let (a, b) = (address_hash(seed, src), address_hash(seed, dst));
+    flow_and_steer(a, sport, b, dport, proto).0
 }
 
 /// Symmetric steering hash: addresses and protocol only.
 #[inline(always)]
 pub const fn steer_hash(seed: u32, src: &[u32; 4], dst: &[u32; 4], proto: u8) -> u32 {
-    flow_and_steer(seed, src, 0, dst, 0, proto).1
+    combine(address_hash(seed, src), address_hash(seed, dst), proto)
 }
 
 /// XSKMAP slot for a frame received on `queue`: `queue · S + ⌊steer · S / 2³²⌋`

@@ -344,7 +344,7 @@ fn parse_into(f: Frame, seed: u32, len: usize, p: &mut Parsed) -> Found {
     let (sport, dport) = l4(
         f, p, &mut found, proto, l4_off, fragment, nonfirst, ip_payload,
     );
-    let (flow, steer) = hash::flow_and_steer_of(src_hash, sport, dst_hash, dport, proto);
+    let (flow, steer) = hash::flow_and_steer(src_hash, sport, dst_hash, dport, proto);
     p.meta.flow_hash = flow;
     p.meta.steer_hash = steer;
     found
