@@ -108,7 +108,7 @@ impl Found {
 
 /// Parses the frame in `ctx` into `p` (hashes seeded with `seed`).
 ///
-/// `p` lives in map memory (see `program::PARSED`): the verifier does not
+/// `p` lives in map memory (see `program::COUNTERS`): the verifier does not
 /// track what is stored there, so the many paths through the parser, which
 /// set fields to different constants, reach the code after it as one state.
 #[inline(always)]
