@@ -103,7 +103,15 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
     };
     let len = (ctx.data_end() - ctx.data()) as u64;
     let mode = global(&MODE);
-    if let Some(slot) = block.kinds.get_mut(frame_kind(mode, l3, l4, flags)) {
+    // Opaque to the compiler, so the bounds check below stays whole: LLVM
+    // would otherwise prove part of it from the flag bits, and Linux 6.1's
+    // verifier loses the bounds of the bitwise OR in `frame_kind`
+    // ("math between map_value pointer and register with unbounded min
+    // value").
+    let kind = frame_kind(mode, l3, l4, flags);
+    // SAFETY: a volatile read of a local just written.
+    let kind = unsafe { core::ptr::read_volatile(&kind) };
+    if let Some(slot) = block.kinds.get_mut(kind) {
         bump(slot, len);
     }
     if anomalies != 0 {

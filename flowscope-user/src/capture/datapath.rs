@@ -533,9 +533,9 @@ impl CaptureError {
                     "the verifier rejected it ({})",
                     log.lines()
                         .rev()
-                        .find(|l| !l.trim().is_empty())
+                        .map(str::trim)
+                        .find(|l| !l.is_empty() && !is_verifier_statistics(l))
                         .unwrap_or_default()
-                        .trim()
                 ),
                 "this kernel's verifier differs from the tested ones (README: supported kernels)",
             ),
@@ -546,6 +546,11 @@ impl CaptureError {
             log: saved,
         }
     }
+}
+
+/// The summary lines a verifier log ends with, after the reason.
+fn is_verifier_statistics(line: &str) -> bool {
+    line.starts_with("processed ") || line.starts_with("verification time")
 }
 
 /// Writes the verifier log to `$RUNTIME_DIRECTORY` (systemd) or the
@@ -578,5 +583,28 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> CaptureError {
     move |e| CaptureError::Map {
         map,
         reason: format!("{e:#}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejection_names_the_reason_not_the_statistics() {
+        let log = "0: R1=ctx() R10=fp0\n12: (61) r2 = *(u32 *)(r1 +2)\n\
+                   misaligned packet access off 14+0+2 size 4\n\
+                   processed 88 insns (limit 1000000) max_states_per_insn 0 total_states 4\n";
+        let e = CaptureError::from_verifier(&std::io::Error::from_raw_os_error(libc::EACCES), log);
+        let text = e.to_string();
+        assert!(
+            text.contains("the verifier rejected it (misaligned packet access off 14+0+2 size 4)"),
+            "{text}"
+        );
+        let CaptureError::Verifier { log: Ok(path), .. } = e else {
+            panic!("log not saved: {text}");
+        };
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), log);
+        let _ = std::fs::remove_file(path);
     }
 }

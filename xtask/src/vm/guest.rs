@@ -31,7 +31,9 @@ pub fn script(results: &Path, env: &[(&str, &OsStr)], runs: &[Run]) -> String {
         "# Written by `cargo xtask test`; runs inside the VM.\n\
          R={r}\n\
          uname -r > \"$R/booted\"\n\
-         export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+         export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n\
+         # Verifier logs of refused programs land beside the results.\n\
+         export RUNTIME_DIRECTORY=\"$R\"\n"
     );
     for (key, value) in env {
         let _ = writeln!(s, "export {key}={}", quote(value));
