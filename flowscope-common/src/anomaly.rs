@@ -49,7 +49,7 @@ pub const fn is_known_l4(p: u8) -> bool {
 macro_rules! kinds {
     ($($(#[$doc:meta])* $name:ident = $bit:literal => $label:literal,)*) => {
         /// An anomaly kind or indicator: a bit of `XdpMeta::anomalies` and a
-        /// slot of the `ANOMALIES` per-CPU block.
+        /// slot of the per-CPU [`AnomalyBlock`].
         #[repr(u8)]
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Anomaly {
@@ -161,7 +161,7 @@ impl Anomaly {
 /// Slots in [`AnomalyBlock`]: one per possible bit.
 pub const ANOMALY_SLOTS: usize = 64;
 
-/// The single value of the `ANOMALIES` per-CPU array: frames per kind.
+/// Frames per kind, per CPU (in [`crate::counters::CpuBlock`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AnomalyBlock {
@@ -190,10 +190,6 @@ impl AnomalyBlock {
         }
     }
 }
-
-#[cfg(feature = "user")]
-// SAFETY: repr(C), an array of u64, no padding.
-unsafe impl aya::Pod for AnomalyBlock {}
 
 /// Rows of each count-min sketch.
 pub const SKETCH_DEPTH: usize = 4;

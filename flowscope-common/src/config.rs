@@ -1,22 +1,24 @@
-//! Load-time configuration of the XDP program, stored in its `CONFIG` array.
+//! Load-time configuration of the XDP program: read-only globals the loader
+//! sets before the verifier runs (so it removes the code of the options not
+//! taken, and no map lookup reads them per frame).
 
 /// Redirect frames to the AF_XDP sockets in `XSKMAP`.
 pub const MODE_REDIRECT: u32 = 0;
 /// Count every frame, then pass it to the kernel stack untouched.
 pub const MODE_COUNT_ONLY: u32 = 1;
 
-/// Name of the one-entry array holding the [`XdpConfig`].
-pub const CONFIG_MAP: &str = "CONFIG";
-/// Name of the per-CPU array holding one [`crate::CounterBlock`].
+/// Name of the read-only global holding [`XdpConfig::mode`].
+pub const MODE_GLOBAL: &str = "MODE";
+/// Name of the read-only global holding [`XdpConfig::sockets_per_queue`].
+pub const SOCKETS_PER_QUEUE_GLOBAL: &str = "SOCKETS_PER_QUEUE";
+/// Name of the read-only global holding [`XdpConfig::hash_seed`].
+pub const HASH_SEED_GLOBAL: &str = "HASH_SEED";
+/// Name of the per-CPU array holding one [`crate::counters::CpuBlock`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
-/// Name of the per-CPU array holding one [`crate::anomaly::AnomalyBlock`].
-pub const ANOMALIES_MAP: &str = "ANOMALIES";
 /// Name of the per-CPU array of the two [`crate::anomaly::Sketch`]es.
 pub const SKETCHES_MAP: &str = "SKETCHES";
 /// Name of the per-CPU array holding one [`crate::anomaly::PairFilter`].
 pub const PAIR_FILTER_MAP: &str = "PAIR_FILTER";
-/// Name of the per-CPU array holding the current frame's [`crate::meta::Parsed`].
-pub const PARSED_MAP: &str = "PARSED";
 /// Name of the read-only global that switches the metadata block on (1) or
 /// off (0). The loader sets it before the verifier runs, so with 0 the
 /// `bpf_xdp_adjust_meta` call is dead code the verifier never checks, and
@@ -29,7 +31,7 @@ pub const PROGRAM_NAME: &str = "flowscope";
 /// Capacity of `XSKS`: queues × sockets per queue must fit.
 pub const MAX_XSK_SLOTS: u32 = 1024;
 
-/// Configuration written by userspace before the program is attached.
+/// Configuration the loader writes into the program's read-only globals.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct XdpConfig {
@@ -44,7 +46,3 @@ pub struct XdpConfig {
 }
 
 const _: () = assert!(core::mem::size_of::<XdpConfig>() == 16);
-
-#[cfg(feature = "user")]
-// SAFETY: repr(C), only u32 fields, no padding.
-unsafe impl aya::Pod for XdpConfig {}

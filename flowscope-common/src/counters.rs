@@ -1,5 +1,16 @@
-//! Per-CPU class counters of the XDP program: one [`CounterBlock`] per CPU,
-//! one slot in it per [`Counter`], so a frame costs a single map lookup.
+//! Class counters of the XDP program.
+//!
+//! The program counts each frame once, in the slot of its kind (what it did
+//! with the frame × L3 class × L4 class × the flags that are counters, see
+//! [`frame_kind`]) of a per-CPU [`KindBlock`], which shares its map value
+//! ([`CpuBlock`]) with the parse result and the anomaly counters: one map
+//! lookup and one slot per frame. Userspace adds the kinds up into the classes of a
+//! [`CounterBlock`], one slot per [`Counter`], when it reads them.
+
+use crate::anomaly::AnomalyBlock;
+use crate::config::MODE_COUNT_ONLY;
+use crate::frame::{L3Class, L4Class};
+use crate::meta::{FLAG_ERR_L2, FLAG_ERR_L3, FLAG_ERR_L4, FLAG_FRAGMENT, Parsed};
 
 /// Packets and bytes counted in one slot on one CPU.
 #[repr(C)]
@@ -103,6 +114,221 @@ impl CounterBlock {
     }
 }
 
+/// Codes of the counted flags: fragment, then the layer that failed.
+const FLAG_CODES: usize = 16;
+
+/// Number of frame kinds: 2 modes × 3 L3 classes × 6 L4 classes × 16 flag
+/// codes (not all of them occur).
+pub const FRAME_KINDS: usize = 2 * 3 * 6 * FLAG_CODES;
+
+/// The kind of a frame: the program's `mode`
+/// ([`MODE_REDIRECT`](crate::config::MODE_REDIRECT) or [`MODE_COUNT_ONLY`]),
+/// the frame's `l3` and `l4` classes and its `FLAG_*` bits (of which
+/// fragment and the three errors count).
+#[inline(always)]
+pub const fn frame_kind(mode: u32, l3: u8, l4: u8, flags: u8) -> usize {
+    const _: () = assert!(
+        FLAG_FRAGMENT == 1
+            && FLAG_ERR_L2 == 1 << 3
+            && FLAG_ERR_L3 == 1 << 4
+            && FLAG_ERR_L4 == 1 << 5
+    );
+    let codes = (flags & FLAG_FRAGMENT) | ((flags >> 2) & 0b1110);
+    ((mode as usize * 3 + l3 as usize) * 6 + l4 as usize) * FLAG_CODES + codes as usize
+}
+
+/// The single value of the `COUNTERS` per-CPU array.
+///
+/// A frame is counted in its kind before the redirect; a redirect that
+/// fails is counted again in `pass_fallback`, so redirected frames are the
+/// redirect-mode kinds less `pass_fallback`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindBlock {
+    /// Redirects that failed (no socket in the slot): passed to the stack.
+    /// First, so a copy taken while the program runs reads it before the
+    /// kinds and never finds more fallbacks than redirect-mode frames.
+    pub pass_fallback: ClassCounter,
+    /// Frames and bytes, indexed by [`frame_kind`].
+    pub kinds: [ClassCounter; FRAME_KINDS],
+}
+
+const _: () = assert!(core::mem::size_of::<KindBlock>() <= 32 * 1024);
+
+impl Default for KindBlock {
+    fn default() -> Self {
+        Self {
+            pass_fallback: ClassCounter::default(),
+            kinds: [ClassCounter::default(); FRAME_KINDS],
+        }
+    }
+}
+
+impl KindBlock {
+    /// Adds the kinds up into the classes of `into`: each kind moves
+    /// [`Counter::All`], its L3 class, its L4 class (IP frames), fragment
+    /// and error counters by its flags, and its mode's verdict counter
+    /// ([`Counter::PassCountOnly`], or [`Counter::Redirected`] less the
+    /// fallbacks, which go to [`Counter::PassFallback`]).
+    pub fn add_classes(&self, into: &mut CounterBlock) {
+        let mut add = |counter: Counter, c: &ClassCounter| {
+            let slot = &mut into.slots[counter as usize];
+            slot.packets += c.packets;
+            slot.bytes += c.bytes;
+        };
+        let mut redirected = ClassCounter::default();
+        for (kind, c) in self.kinds.iter().enumerate() {
+            if c.packets == 0 && c.bytes == 0 {
+                continue;
+            }
+            let codes = kind % FLAG_CODES;
+            let l4 = kind / FLAG_CODES % 6;
+            let l3 = kind / (FLAG_CODES * 6) % 3;
+            add(Counter::All, c);
+            add(
+                match L3Class::from_u8(l3 as u8) {
+                    L3Class::Ipv4 => Counter::Ipv4,
+                    L3Class::Ipv6 => Counter::Ipv6,
+                    L3Class::Other => Counter::L3Other,
+                },
+                c,
+            );
+            match L4Class::from_u8(l4 as u8) {
+                L4Class::None => {}
+                L4Class::Tcp => add(Counter::Tcp, c),
+                L4Class::Udp => add(Counter::Udp, c),
+                L4Class::Icmp => add(Counter::Icmp, c),
+                L4Class::Icmpv6 => add(Counter::Icmpv6, c),
+                L4Class::Other => add(Counter::L4Other, c),
+            }
+            for (bit, counter) in [
+                (1, Counter::Fragment),
+                (2, Counter::ErrL2),
+                (4, Counter::ErrL3),
+                (8, Counter::ErrL4),
+            ] {
+                if codes & bit != 0 {
+                    add(counter, c);
+                }
+            }
+            if kind / (FLAG_CODES * 18) == MODE_COUNT_ONLY as usize {
+                add(Counter::PassCountOnly, c);
+            } else {
+                redirected.packets += c.packets;
+                redirected.bytes += c.bytes;
+            }
+        }
+        let fallback = self.pass_fallback;
+        add(Counter::PassFallback, &fallback);
+        redirected.packets = redirected.packets.saturating_sub(fallback.packets);
+        redirected.bytes = redirected.bytes.saturating_sub(fallback.bytes);
+        add(Counter::Redirected, &redirected);
+    }
+}
+
+/// The single value of the `COUNTERS` per-CPU array: the parse result of
+/// the frame the program last ran on, the frame counters and the anomaly
+/// counters, so that a frame costs one map lookup for all three.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuBlock {
+    /// What the program parsed of its last frame on this CPU (read back
+    /// after `BPF_PROG_TEST_RUN` on a pinned CPU by the differential tests).
+    pub parsed: Parsed,
+    /// Frames and bytes by kind.
+    pub counts: KindBlock,
+    /// Frames per anomaly kind and indicator.
+    pub anomalies: AnomalyBlock,
+}
+
 #[cfg(feature = "user")]
-// SAFETY: repr(C), an array of Pod values, no padding (size asserted above).
-unsafe impl aya::Pod for CounterBlock {}
+// SAFETY: repr(C) of repr(C) integer-only structs whose sizes are multiples
+// of 8, no padding.
+unsafe impl aya::Pod for CpuBlock {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MODE_REDIRECT;
+
+    fn classes(block: &KindBlock) -> [(u64, u64); Counter::COUNT as usize] {
+        let mut classes = CounterBlock::default();
+        block.add_classes(&mut classes);
+        classes.slots.map(|c| (c.packets, c.bytes))
+    }
+
+    #[test]
+    fn a_kind_adds_up_to_its_classes() {
+        let mut block = KindBlock::default();
+        let kind = frame_kind(
+            MODE_REDIRECT,
+            L3Class::Ipv6 as u8,
+            L4Class::Udp as u8,
+            FLAG_FRAGMENT | FLAG_ERR_L4 | crate::meta::FLAG_L4_VALID,
+        );
+        block.kinds[kind] = ClassCounter {
+            packets: 3,
+            bytes: 150,
+        };
+        block.pass_fallback = ClassCounter {
+            packets: 1,
+            bytes: 50,
+        };
+        let got = classes(&block);
+        for &c in Counter::ALL {
+            let want = match c {
+                Counter::All
+                | Counter::Ipv6
+                | Counter::Udp
+                | Counter::Fragment
+                | Counter::ErrL4 => (3, 150),
+                Counter::Redirected => (2, 100),
+                Counter::PassFallback => (1, 50),
+                _ => (0, 0),
+            };
+            assert_eq!(got[c as usize], want, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn count_only_kinds_are_passed() {
+        let mut block = KindBlock::default();
+        block.kinds[frame_kind(MODE_COUNT_ONLY, 0, 0, FLAG_ERR_L2)] = ClassCounter {
+            packets: 1,
+            bytes: 9,
+        };
+        let got = classes(&block);
+        for &c in Counter::ALL {
+            let moved = matches!(
+                c,
+                Counter::All | Counter::L3Other | Counter::ErrL2 | Counter::PassCountOnly
+            );
+            assert_eq!(
+                got[c as usize],
+                if moved { (1, 9) } else { (0, 0) },
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_are_distinct_and_in_range() {
+        let mut seen = [false; FRAME_KINDS];
+        for mode in [MODE_REDIRECT, MODE_COUNT_ONLY] {
+            for l3 in 0..3 {
+                for l4 in 0..6 {
+                    for flags in 0..64u8 {
+                        let k = frame_kind(mode, l3, l4, flags);
+                        let codes = (flags & 1) | (flags >> 2 & 0b1110);
+                        if flags & 0b110 == 0 {
+                            assert!(!seen[k], "kind {k} twice");
+                        }
+                        assert!(k < FRAME_KINDS && k % FLAG_CODES == codes as usize);
+                        seen[k] = true;
+                    }
+                }
+            }
+        }
+        assert!(seen.iter().all(|s| *s));
+    }
+}

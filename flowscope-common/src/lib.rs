@@ -20,5 +20,5 @@ pub mod hash;
 pub mod meta;
 
 pub use config::XdpConfig;
-pub use counters::{ClassCounter, Counter, CounterBlock};
+pub use counters::{ClassCounter, Counter, CounterBlock, KindBlock};
 pub use meta::XdpMeta;

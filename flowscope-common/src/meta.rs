@@ -129,8 +129,8 @@ impl XdpMeta {
 unsafe impl aya::Pod for XdpMeta {}
 
 /// The program's parse result for the frame it is running on, kept per CPU
-/// in the `PARSED` map: the metadata block plus the endpoints the anomaly
-/// sketches need.
+/// in [`crate::counters::CpuBlock`]: the metadata block plus the endpoints
+/// the anomaly sketches need.
 ///
 /// Userspace reads it back after `BPF_PROG_TEST_RUN` on a pinned CPU, so the
 /// differential tests see what the program parsed on every kernel, including
@@ -153,7 +153,3 @@ pub struct Parsed {
 }
 
 const _: () = assert!(core::mem::size_of::<Parsed>() == 72);
-
-#[cfg(feature = "user")]
-// SAFETY: repr(C), only integer fields, no implicit padding (size asserted above).
-unsafe impl aya::Pod for Parsed {}

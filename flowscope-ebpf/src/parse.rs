@@ -19,76 +19,143 @@ const MAX_OFFSET: usize = 0x3fff;
 
 const ETH_P_ARP: u16 = 0x0806;
 
-/// Reads `N` bytes at `off`, or `None` past the end of the frame.
-#[inline(always)]
-fn bytes<const N: usize>(ctx: &XdpContext, off: usize) -> Option<[u8; N]> {
-    if off > MAX_OFFSET {
-        return None;
-    }
-    let start = ctx.data();
-    let end = ctx.data_end();
-    if start + off + N > end {
-        return None;
-    }
-    // SAFETY: `start + off .. start + off + N` lies inside the packet, checked
-    // against data_end just above; the read is unaligned-safe.
-    Some(unsafe { core::ptr::read_unaligned((start + off) as *const [u8; N]) })
+/// The frame's bounds, read from the context once.
+#[derive(Clone, Copy)]
+struct Frame {
+    start: usize,
+    end: usize,
 }
 
-#[inline(always)]
-fn be16(ctx: &XdpContext, off: usize) -> Option<u16> {
-    bytes::<2>(ctx, off).map(u16::from_be_bytes)
+impl Frame {
+    /// The `N` bytes at `off`, or `None` past the end of the frame.
+    #[inline(always)]
+    fn header<const N: usize>(self, off: usize) -> Option<Header<N>> {
+        if off > MAX_OFFSET || self.start + off + N > self.end {
+            return None;
+        }
+        Some(Header(self.start + off))
+    }
+
+    /// True if the frame holds a byte at `off`.
+    #[inline(always)]
+    fn has(self, off: usize) -> bool {
+        self.header::<1>(off).is_some()
+    }
 }
 
-#[inline(always)]
-fn word(ctx: &XdpContext, off: usize) -> Option<u32> {
-    bytes::<4>(ctx, off).map(u32::from_le_bytes)
+/// `N` bytes of the frame at this address, checked against its end: field
+/// reads at constant offsets (checked at compile time) need no more checks,
+/// and each is one load (the program is built with misaligned loads).
+#[derive(Clone, Copy)]
+struct Header<const N: usize>(usize);
+
+impl<const N: usize> Header<N> {
+    #[inline(always)]
+    fn read<T: Copy, const I: usize>(self) -> T {
+        const { assert!(I + core::mem::size_of::<T>() <= N) };
+        // SAFETY: `I + size_of::<T>() <= N` (asserted at compile time) and
+        // the `N` bytes lie inside the packet (checked by `Frame::header`);
+        // the read is unaligned-safe.
+        unsafe { core::ptr::read_unaligned((self.0 + I) as *const T) }
+    }
+
+    /// Byte `I`.
+    #[inline(always)]
+    fn u8<const I: usize>(self) -> u8 {
+        self.read::<u8, I>()
+    }
+
+    /// Big-endian 16-bit field at `I`.
+    #[inline(always)]
+    fn be16<const I: usize>(self) -> u16 {
+        u16::from_be(self.read::<u16, I>())
+    }
+
+    /// Address word at `I`: a little-endian load, as `flowscope_common::hash`
+    /// wants it.
+    #[inline(always)]
+    fn word<const I: usize>(self) -> u32 {
+        u32::from_le(self.read::<u32, I>())
+    }
+}
+
+// The word layout `classify` writes.
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(offset_of!(XdpMeta, magic) == 0 && offset_of!(XdpMeta, version) == 2);
+    assert!(offset_of!(XdpMeta, frame_len) == 12 && offset_of!(Parsed, meta) == 0);
+    assert!(size_of::<Parsed>() % 8 == 0 && align_of::<Parsed>() == 8);
+};
+
+/// `FLAG_*` bits and anomaly bits found so far, kept in registers and
+/// written once.
+#[derive(Clone, Copy, Default)]
+struct Found {
+    flags: u8,
+    anomalies: u64,
+}
+
+impl Found {
+    /// Adds `flags` and the bit of `anomaly`.
+    #[inline(always)]
+    fn with(self, flags: u8, anomaly: A) -> Self {
+        Self {
+            flags: self.flags | flags,
+            anomalies: self.anomalies | anomaly.bit(),
+        }
+    }
 }
 
 /// Parses the frame in `ctx` into `p` (hashes seeded with `seed`).
 ///
-/// `p` lives in map memory (see `program::PARSED`): the verifier does not
+/// `p` lives in map memory (see `program::COUNTERS`): the verifier does not
 /// track what is stored there, so the many paths through the parser, which
 /// set fields to different constants, reach the code after it as one state.
 #[inline(always)]
 pub fn classify(ctx: &XdpContext, seed: u32, p: &mut Parsed) {
-    let len = ctx.data_end() - ctx.data();
-    *p = Parsed {
-        meta: XdpMeta {
-            magic: meta::META_MAGIC,
-            version: meta::META_VERSION,
-            frame_len: if len > 0xffff { 0xffff } else { len as u16 },
-            ..XdpMeta::default()
-        },
-        src: [0; 4],
-        dst: [0; 4],
-        family: 0,
-        sport: 0,
-        dport: 0,
+    let f = Frame {
+        start: ctx.data(),
+        end: ctx.data_end(),
     };
-    parse_into(ctx, seed, len, p);
+    let len = f.end - f.start;
+    let frame_len = if len > 0xffff { 0xffff } else { len as u64 };
+    // Whole 8-byte words: a struct literal here becomes a byte-by-byte
+    // memset subprogram of about 350 instructions per frame.
+    let words = (p as *mut Parsed).cast::<u64>();
+    let header = u64::from(meta::META_MAGIC) | u64::from(meta::META_VERSION) << 16;
+    for i in 0..core::mem::size_of::<Parsed>() / 8 {
+        let w = match i {
+            0 => header,
+            1 => frame_len << 32,
+            _ => 0,
+        };
+        // SAFETY: `p` is a valid, 8-aligned `Parsed` of 9 words; volatile so
+        // the stores are not merged back into a memset call.
+        unsafe { core::ptr::write_volatile(words.add(i), w) };
+    }
+    let found = parse_into(f, seed, len, p);
+    p.meta.flags = found.flags;
+    p.meta.anomalies = found.anomalies;
 }
 
 #[inline(always)]
-fn parse_into(ctx: &XdpContext, seed: u32, len: usize, p: &mut Parsed) {
+fn parse_into(f: Frame, seed: u32, len: usize, p: &mut Parsed) -> Found {
+    let mut found = Found::default();
     let m = &mut p.meta;
     // L2: Ethernet and up to two VLAN tags.
-    let Some(mut ethertype) = be16(ctx, 12) else {
-        m.flags |= meta::FLAG_ERR_L2;
-        m.anomalies |= A::TruncatedL2.bit();
-        return;
+    let Some(eth) = f.header::<{ ETH_HLEN }>(0) else {
+        return found.with(meta::FLAG_ERR_L2, A::TruncatedL2);
     };
+    let mut ethertype = eth.be16::<12>();
     let mut off = ETH_HLEN;
     for _ in 0..MAX_VLAN_TAGS {
         if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
             break;
         }
-        let Some(inner) = be16(ctx, off + 2) else {
-            m.flags |= meta::FLAG_ERR_L2;
-            m.anomalies |= A::TruncatedL2.bit();
-            return;
+        let Some(tag) = f.header::<{ VLAN_HLEN }>(off) else {
+            return found.with(meta::FLAG_ERR_L2, A::TruncatedL2);
         };
-        ethertype = inner;
+        ethertype = tag.be16::<2>();
         off += VLAN_HLEN;
         m.vlan_count += 1;
     }
@@ -103,116 +170,112 @@ fn parse_into(ctx: &XdpContext, seed: u32, len: usize, p: &mut Parsed) {
     // header's own length fields.
     let ip_payload: usize;
     let ttl: u8;
+    // The address hashes, taken where the addresses are read (IPv4 needs
+    // one word of each), and whether the addresses are equal.
+    let (src_hash, dst_hash, land): (u32, u32, bool);
     match ethertype {
         ETH_P_IPV4 => {
             m.l3 = L3Class::Ipv4 as u8;
-            let Some(h) = bytes::<20>(ctx, off) else {
-                m.flags |= meta::FLAG_ERR_L3;
-                m.anomalies |= A::TruncatedL3.bit();
-                return;
+            let Some(h) = f.header::<20>(off) else {
+                return found.with(meta::FLAG_ERR_L3, A::TruncatedL3);
             };
-            let ihl = usize::from(h[0] & 0x0f) * 4;
-            let total = usize::from(u16::from_be_bytes([h[2], h[3]]));
-            if h[0] >> 4 != 4 || ihl < 20 {
-                m.flags |= meta::FLAG_ERR_L3;
-                m.anomalies |= A::Ipv4BadHeaderLen.bit();
-                return;
+            let vihl = h.u8::<0>();
+            let ihl = usize::from(vihl & 0x0f) * 4;
+            let total = usize::from(h.be16::<2>());
+            if vihl >> 4 != 4 || ihl < 20 {
+                return found.with(meta::FLAG_ERR_L3, A::Ipv4BadHeaderLen);
             }
-            if bytes::<1>(ctx, off + ihl - 1).is_none() {
-                m.flags |= meta::FLAG_ERR_L3;
-                m.anomalies |= A::TruncatedL3.bit();
-                return;
+            if !f.has(off + ihl - 1) {
+                return found.with(meta::FLAG_ERR_L3, A::TruncatedL3);
             }
             if total < ihl {
-                m.flags |= meta::FLAG_ERR_L3;
-                m.anomalies |= A::Ipv4BadTotalLen.bit();
-                return;
+                return found.with(meta::FLAG_ERR_L3, A::Ipv4BadTotalLen);
             }
             if total > len - off {
-                m.anomalies |= A::Ipv4BadTotalLen.bit();
+                found.anomalies |= A::Ipv4BadTotalLen.bit();
             }
             if ihl > 20 {
-                m.anomalies |= A::Ipv4Options.bit();
+                found.anomalies |= A::Ipv4Options.bit();
             }
-            let frag = u16::from_be_bytes([h[6], h[7]]);
+            let frag = h.be16::<6>();
             fragment = frag & 0x3fff != 0;
             nonfirst = frag & 0x1fff != 0;
-            proto = h[9];
-            ttl = h[8];
-            p.src[0] = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
-            p.dst[0] = u32::from_le_bytes([h[16], h[17], h[18], h[19]]);
-            p.family = 4;
+            proto = h.u8::<9>();
+            ttl = h.u8::<8>();
+            let s = h.word::<12>();
+            let (src, dst) = ([s, 0, 0, 0], [h.word::<16>(), 0, 0, 0]);
+            // The other words stay 0 from `classify`.
+            (p.src[0], p.dst[0], p.family) = (s, dst[0], 4);
+            src_hash = hash::address_hash(seed, &src);
+            dst_hash = hash::address_hash(seed, &dst);
+            land = s == dst[0];
             l4_off = off + ihl;
             ip_payload = total - ihl;
-            let s = [h[12], h[13], h[14], h[15]];
-            if s == [255, 255, 255, 255] {
-                m.anomalies |= A::SrcBroadcast.bit();
-            } else if s[0] & 0xf0 == 0xe0 {
-                m.anomalies |= A::SrcMulticast.bit();
-            } else if s[0] == 127 {
-                m.anomalies |= A::SrcLoopback.bit();
-            } else if s == [0, 0, 0, 0] {
-                m.anomalies |= A::SrcUnspecified.bit();
+            // The first address byte is the word's low byte.
+            if s == u32::MAX {
+                found.anomalies |= A::SrcBroadcast.bit();
+            } else if s & 0xf0 == 0xe0 {
+                found.anomalies |= A::SrcMulticast.bit();
+            } else if s & 0xff == 127 {
+                found.anomalies |= A::SrcLoopback.bit();
+            } else if s == 0 {
+                found.anomalies |= A::SrcUnspecified.bit();
             }
         }
         ETH_P_IPV6 => {
             m.l3 = L3Class::Ipv6 as u8;
-            let Some(first) = bytes::<1>(ctx, off) else {
-                m.flags |= meta::FLAG_ERR_L3;
-                m.anomalies |= A::TruncatedL3.bit();
-                return;
+            let Some(first) = f.header::<1>(off) else {
+                return found.with(meta::FLAG_ERR_L3, A::TruncatedL3);
             };
-            if first[0] >> 4 != 6 {
-                m.flags |= meta::FLAG_ERR_L3;
-                return;
+            if first.u8::<0>() >> 4 != 6 {
+                found.flags |= meta::FLAG_ERR_L3;
+                return found;
             }
-            let Some(h) = bytes::<8>(ctx, off) else {
-                m.flags |= meta::FLAG_ERR_L3;
-                m.anomalies |= A::TruncatedL3.bit();
-                return;
+            let Some(h) = f.header::<40>(off) else {
+                return found.with(meta::FLAG_ERR_L3, A::TruncatedL3);
             };
-            if bytes::<40>(ctx, off).is_none() {
-                m.flags |= meta::FLAG_ERR_L3;
-                m.anomalies |= A::TruncatedL3.bit();
-                return;
-            }
-            for i in 0..4 {
-                p.src[i] = word(ctx, off + 8 + 4 * i).unwrap_or(0);
-                p.dst[i] = word(ctx, off + 24 + 4 * i).unwrap_or(0);
-            }
-            p.family = 6;
-            proto = h[6];
-            ttl = h[7];
-            let payload_len = usize::from(u16::from_be_bytes([h[4], h[5]]));
+            let src = [
+                h.word::<8>(),
+                h.word::<12>(),
+                h.word::<16>(),
+                h.word::<20>(),
+            ];
+            let dst = [
+                h.word::<24>(),
+                h.word::<28>(),
+                h.word::<32>(),
+                h.word::<36>(),
+            ];
+            (p.src, p.dst, p.family) = (src, dst, 6);
+            src_hash = hash::address_hash(seed, &src);
+            dst_hash = hash::address_hash(seed, &dst);
+            land = src == dst;
+            proto = h.u8::<6>();
+            ttl = h.u8::<7>();
+            let payload_len = usize::from(h.be16::<4>());
             l4_off = off + 40;
             let mut done = false;
             for _ in 0..MAX_IPV6_EXT_HEADERS {
                 match proto {
                     IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
-                        let Some(e) = bytes::<2>(ctx, l4_off) else {
-                            m.flags |= meta::FLAG_ERR_L3;
-                            m.anomalies |= A::TruncatedL3.bit();
-                            return;
+                        let Some(e) = f.header::<2>(l4_off) else {
+                            return found.with(meta::FLAG_ERR_L3, A::TruncatedL3);
                         };
-                        let hlen = (usize::from(e[1]) + 1) * 8;
-                        if bytes::<1>(ctx, l4_off + hlen - 1).is_none() {
-                            m.flags |= meta::FLAG_ERR_L3;
-                            m.anomalies |= A::TruncatedL3.bit();
-                            return;
+                        let hlen = (usize::from(e.u8::<1>()) + 1) * 8;
+                        if !f.has(l4_off + hlen - 1) {
+                            return found.with(meta::FLAG_ERR_L3, A::TruncatedL3);
                         }
-                        proto = e[0];
+                        proto = e.u8::<0>();
                         l4_off += hlen;
                     }
                     IPPROTO_FRAGMENT => {
-                        let Some(e) = bytes::<8>(ctx, l4_off) else {
-                            m.flags |= meta::FLAG_ERR_L3;
-                            m.anomalies |= A::TruncatedL3.bit();
-                            return;
+                        let Some(e) = f.header::<8>(l4_off) else {
+                            return found.with(meta::FLAG_ERR_L3, A::TruncatedL3);
                         };
                         fragment = true;
-                        proto = e[0];
+                        proto = e.u8::<0>();
                         l4_off += 8;
-                        if u16::from_be_bytes([e[2], e[3]]) & 0xfff8 != 0 {
+                        if e.be16::<2>() & 0xfff8 != 0 {
                             nonfirst = true;
                             done = true;
                             break;
@@ -225,45 +288,44 @@ fn parse_into(ctx: &XdpContext, seed: u32, len: usize, p: &mut Parsed) {
                 }
             }
             if !done && is_ext_header(proto) {
-                m.flags |= meta::FLAG_ERR_L3;
-                return;
+                found.flags |= meta::FLAG_ERR_L3;
+                return found;
             }
             ip_payload = (off + 40 + payload_len).saturating_sub(l4_off);
-            let s = &p.src;
+            let s = &src;
             if s[0] & 0xff == 0xff {
-                m.anomalies |= A::SrcMulticast.bit();
+                found.anomalies |= A::SrcMulticast.bit();
             } else if s[0] == 0
                 && s[1] == 0
                 && s[2] == 0
                 && s[3] == u32::from_le_bytes([0, 0, 0, 1])
             {
-                m.anomalies |= A::SrcLoopback.bit();
+                found.anomalies |= A::SrcLoopback.bit();
             } else if s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 {
-                m.anomalies |= A::SrcUnspecified.bit();
+                found.anomalies |= A::SrcUnspecified.bit();
             }
         }
-        ETH_P_ARP => return,
+        ETH_P_ARP => return found,
         _ => {
-            m.anomalies |= A::UnknownEthertype.bit();
-            return;
+            found.anomalies |= A::UnknownEthertype.bit();
+            return found;
         }
     }
-
     if ttl <= 1 {
-        m.anomalies |= A::TtlLow.bit();
+        found.anomalies |= A::TtlLow.bit();
     }
-    if p.src[0] == p.dst[0] && p.src[1] == p.dst[1] && p.src[2] == p.dst[2] && p.src[3] == p.dst[3]
-    {
-        m.anomalies |= A::Land.bit();
+    if land {
+        found.anomalies |= A::Land.bit();
     }
     if !is_known_l4(proto) {
-        m.anomalies |= A::UnknownL4Proto.bit();
+        found.anomalies |= A::UnknownL4Proto.bit();
     }
+    let m = &mut p.meta;
     m.ip_proto = proto;
     m.l4 = L4Class::from_ip_proto(proto) as u8;
     if fragment {
-        m.flags |= meta::FLAG_FRAGMENT;
-        m.anomalies |= if nonfirst {
+        found.flags |= meta::FLAG_FRAGMENT;
+        found.anomalies |= if nonfirst {
             A::FragNonFirst.bit()
         } else if ip_payload < min_l4_header(proto) {
             A::FragTinyFirst.bit()
@@ -272,107 +334,137 @@ fn parse_into(ctx: &XdpContext, seed: u32, len: usize, p: &mut Parsed) {
         };
     }
     if nonfirst {
-        m.flags |= meta::FLAG_NONFIRST_FRAGMENT;
+        found.flags |= meta::FLAG_NONFIRST_FRAGMENT;
     }
     // L4, then the hashes once for every path.
-    let Some(l4_off) = crate::program::launder(l4_off) else {
-        return;
-    };
     if l4_off > MAX_OFFSET {
-        return;
+        return found;
     }
-    l4(ctx, p, proto, l4_off, fragment, nonfirst, ip_payload);
-    let (sport, dport) = if m_ports(p) {
-        (p.sport, p.dport)
-    } else {
-        (0, 0)
-    };
-    p.meta.steer_hash = hash::steer_hash(seed, &p.src, &p.dst, proto);
-    p.meta.flow_hash = hash::flow_hash(seed, &p.src, sport, &p.dst, dport, proto);
+    let l4_off = launder(m, l4_off);
+    let (sport, dport) = l4(
+        f, p, &mut found, proto, l4_off, fragment, nonfirst, ip_payload,
+    );
+    let (flow, steer) = hash::flow_and_steer(src_hash, sport, dst_hash, dport, proto);
+    p.meta.flow_hash = flow;
+    p.meta.steer_hash = steer;
+    found
 }
 
-/// Ports go into the flow hash for complete TCP/UDP headers outside fragments.
+/// Returns `l4_off` with everything the verifier knew about it forgotten, by
+/// a round trip through `m.l4_offset` in map memory (which it does not
+/// track); [`l4`] leaves it there only for a complete L4 header.
+///
+/// The paths through the L2/L3 parser (VLAN tags, IPv6 extension chains)
+/// reach the L4 parser with header offsets the verifier knows exactly, and it
+/// would verify the rest of the program once per distinct offset — past its
+/// one-million-instruction limit. Laundered, they all arrive as the same
+/// unknown value and the verifier prunes them to one.
 #[inline(always)]
-fn m_ports(p: &Parsed) -> bool {
-    p.meta.flags & (meta::FLAG_L4_VALID | meta::FLAG_FRAGMENT) == meta::FLAG_L4_VALID
-        && (p.meta.ip_proto == IPPROTO_TCP || p.meta.ip_proto == IPPROTO_UDP)
+fn launder(m: &mut XdpMeta, l4_off: usize) -> usize {
+    // SAFETY: volatile accesses to a field of a valid, exclusive reference.
+    unsafe {
+        core::ptr::write_volatile(&mut m.l4_offset, l4_off as u16);
+        usize::from(core::ptr::read_volatile(&m.l4_offset))
+    }
 }
 
+/// Parses the L4 header at `l4_off` into `p` and `found`: the ports the
+/// flow hash takes (complete TCP/UDP headers outside fragments, else 0).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn l4(
-    ctx: &XdpContext,
+    f: Frame,
     p: &mut Parsed,
+    found: &mut Found,
     proto: u8,
     l4_off: usize,
     fragment: bool,
     nonfirst: bool,
     ip_payload: usize,
-) {
+) -> (u16, u16) {
     let m = &mut p.meta;
-    if nonfirst {
-        return;
-    }
-    let complete = match proto {
-        IPPROTO_TCP => match bytes::<20>(ctx, l4_off) {
-            Some(h) => {
-                let doff = usize::from(h[12] >> 4) * 4;
-                let ok = doff >= 20 && bytes::<1>(ctx, l4_off + doff - 1).is_some();
-                if ok {
-                    m.anomalies |= tcp_anomalies(&h, ip_payload > doff);
+    // The header's ports (0 for ICMP) when it is complete.
+    let ports = if nonfirst {
+        None
+    } else {
+        match proto {
+            IPPROTO_TCP => match f.header::<20>(l4_off) {
+                Some(h) => {
+                    let doff = usize::from(h.u8::<12>() >> 4) * 4;
+                    let ok = doff >= 20 && f.has(l4_off + doff - 1);
+                    if ok {
+                        found.anomalies |= tcp_anomalies(h, ip_payload > doff);
+                    }
+                    ok.then(|| (h.be16::<0>(), h.be16::<2>()))
                 }
-                ok
+                None => None,
+            },
+            IPPROTO_UDP => match f.header::<8>(l4_off) {
+                Some(h) => {
+                    let ports = (h.be16::<0>(), h.be16::<2>());
+                    if ports.0 == 0 || ports.1 == 0 {
+                        found.anomalies |= A::UdpPortZero.bit();
+                    }
+                    if !fragment && usize::from(h.be16::<4>()) != ip_payload {
+                        found.anomalies |= A::UdpLenMismatch.bit();
+                    }
+                    Some(ports)
+                }
+                None => None,
+            },
+            IPPROTO_ICMP | IPPROTO_ICMPV6 => match f.header::<4>(l4_off) {
+                Some(h) => {
+                    let t = h.u8::<0>();
+                    if (proto == IPPROTO_ICMP && t == 3) || (proto == IPPROTO_ICMPV6 && t == 1) {
+                        found.anomalies |= A::IcmpUnreachable.bit();
+                    }
+                    Some((0, 0))
+                }
+                None => None,
+            },
+            _ => {
+                m.l4_offset = 0;
+                return (0, 0);
             }
-            None => false,
-        },
-        IPPROTO_UDP => match bytes::<8>(ctx, l4_off) {
-            Some(h) => {
-                if (h[0] == 0 && h[1] == 0) || (h[2] == 0 && h[3] == 0) {
-                    m.anomalies |= A::UdpPortZero.bit();
-                }
-                if !fragment && usize::from(u16::from_be_bytes([h[4], h[5]])) != ip_payload {
-                    m.anomalies |= A::UdpLenMismatch.bit();
-                }
-                true
-            }
-            None => false,
-        },
-        IPPROTO_ICMP | IPPROTO_ICMPV6 => match bytes::<4>(ctx, l4_off) {
-            Some(h) => {
-                if (proto == IPPROTO_ICMP && h[0] == 3) || (proto == IPPROTO_ICMPV6 && h[0] == 1) {
-                    m.anomalies |= A::IcmpUnreachable.bit();
-                }
-                true
-            }
-            None => false,
-        },
-        _ => return,
-    };
-    if !complete {
-        m.flags |= meta::FLAG_ERR_L4;
-        if !fragment {
-            m.anomalies |= A::TruncatedL4.bit();
         }
-        return;
-    }
-    m.l4_offset = l4_off as u16;
-    m.flags |= meta::FLAG_L4_VALID;
-    if proto == IPPROTO_TCP || proto == IPPROTO_UDP {
-        p.sport = be16(ctx, l4_off).unwrap_or(0);
-        p.dport = be16(ctx, l4_off + 2).unwrap_or(0);
-    }
+    };
+    let Some((sport, dport)) = ports else {
+        m.l4_offset = 0;
+        if !nonfirst {
+            found.flags |= meta::FLAG_ERR_L4;
+            if !fragment {
+                found.anomalies |= A::TruncatedL4.bit();
+            }
+        }
+        return (0, 0);
+    };
+    found.flags |= meta::FLAG_L4_VALID;
+    p.sport = sport;
+    p.dport = dport;
+    if fragment { (0, 0) } else { (sport, dport) }
 }
 
 /// Flag, port and payload kinds of a complete TCP header `h`.
 #[inline(always)]
-fn tcp_anomalies(h: &[u8; 20], has_payload: bool) -> u64 {
+fn tcp_anomalies(h: Header<20>, has_payload: bool) -> u64 {
     const FIN: u8 = 0x01;
     const SYN: u8 = 0x02;
     const RST: u8 = 0x04;
     const PSH: u8 = 0x08;
     const ACK: u8 = 0x10;
     const URG: u8 = 0x20;
-    let f = h[13];
-    let mut a = 0u64;
+    let f = h.u8::<13>();
+    let port_zero = if h.be16::<0>() == 0 || h.be16::<2>() == 0 {
+        A::TcpPortZero.bit()
+    } else {
+        0
+    };
+    // The common segment (ACK, no SYN, FIN or RST) raises none of the flag
+    // kinds below.
+    if f & (ACK | SYN | FIN | RST) == ACK {
+        return port_zero;
+    }
+    let mut a = port_zero;
     a |= if f & 0x3f == 0 {
         A::TcpNull.bit()
     } else if f & (FIN | PSH | URG) == FIN | PSH | URG {
@@ -394,9 +486,6 @@ fn tcp_anomalies(h: &[u8; 20], has_payload: bool) -> u64 {
     };
     if f & SYN != 0 && has_payload {
         a |= A::TcpSynPayload.bit();
-    }
-    if (h[0] == 0 && h[1] == 0) || (h[2] == 0 && h[3] == 0) {
-        a |= A::TcpPortZero.bit();
     }
     if f & (SYN | ACK) == SYN {
         a |= A::Syn.bit();

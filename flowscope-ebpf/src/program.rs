@@ -4,20 +4,20 @@ use aya_ebpf::{
     bindings::xdp_action,
     helpers::generated::bpf_xdp_adjust_meta,
     macros::{map, xdp},
-    maps::{Array, PerCpuArray, XskMap},
+    maps::{PerCpuArray, XskMap},
     programs::XdpContext,
 };
 use flowscope_common::{
-    Counter, CounterBlock, XdpConfig,
+    ClassCounter,
     anomaly::{
-        Anomaly, AnomalyBlock, PAIR_FILTER_BITS, PAIR_FILTER_SEED, PairFilter, SKETCH_DEPTH,
-        SKETCH_KEY_SEED, SKETCH_SRC_PORTS, SKETCH_SYN_DST, SKETCH_TOP, Sketch, TopEntry,
-        sketch_column,
+        ANOMALY_SLOTS, Anomaly, AnomalyBlock, PAIR_FILTER_BITS, PAIR_FILTER_SEED, PairFilter,
+        SKETCH_DEPTH, SKETCH_KEY_SEED, SKETCH_SRC_PORTS, SKETCH_SYN_DST, SKETCH_TOP, Sketch,
+        TopEntry, sketch_column,
     },
     config::{MAX_XSK_SLOTS, MODE_COUNT_ONLY},
-    frame::{L3Class, L4Class},
+    counters::{CpuBlock, frame_kind},
     hash::xsk_slot,
-    meta::{self, Parsed, XdpMeta},
+    meta::{Parsed, XdpMeta},
 };
 
 use crate::parse::classify;
@@ -32,17 +32,32 @@ use crate::parse::classify;
 #[unsafe(no_mangle)]
 static XDP_META: u32 = 1;
 
-/// Load-time configuration, one entry, written by userspace before attach.
-#[map(name = "CONFIG")]
-static CONFIG: Array<XdpConfig> = Array::with_max_entries(1, 0);
+/// [`MODE_REDIRECT`](flowscope_common::config::MODE_REDIRECT) or
+/// [`MODE_COUNT_ONLY`]: a read-only global like [`XDP_META`], so the
+/// verifier drops the other mode's code and no map lookup reads it.
+#[unsafe(no_mangle)]
+static MODE: u32 = 0;
 
-/// Per-CPU class counters, one block.
+/// Sockets per RX queue (S, 0 taken as 1); read-only, set by the loader.
+#[unsafe(no_mangle)]
+static SOCKETS_PER_QUEUE: u32 = 1;
+
+/// Seed of the flow and steering hashes; read-only, set by the loader.
+#[unsafe(no_mangle)]
+static HASH_SEED: u32 = 0;
+
+/// The value the loader gave read-only global `g`.
+#[inline(always)]
+fn global(g: &'static u32) -> u32 {
+    // SAFETY: a volatile read of a global, so the compiler keeps the load
+    // the verifier resolves to the loader's value.
+    unsafe { core::ptr::read_volatile(g) }
+}
+
+/// Per CPU: the parse result of the current frame (see [`classify`]), the
+/// frame counters by kind and the anomaly counters, one block.
 #[map(name = "COUNTERS")]
-static COUNTERS: PerCpuArray<CounterBlock> = PerCpuArray::with_max_entries(1, 0);
-
-/// Per-CPU anomaly and indicator counters, one block.
-#[map(name = "ANOMALIES")]
-static ANOMALIES: PerCpuArray<AnomalyBlock> = PerCpuArray::with_max_entries(1, 0);
+static COUNTERS: PerCpuArray<CpuBlock> = PerCpuArray::with_max_entries(1, 0);
 
 /// Per-CPU sketches: SYN destinations, distinct destination ports per source.
 #[map(name = "SKETCHES")]
@@ -55,119 +70,76 @@ static PAIR_FILTER: PerCpuArray<PairFilter> = PerCpuArray::with_max_entries(1, 0
 /// Bits of the anomaly mask in use (kinds 0..29, indicators 32..36).
 const ANOMALY_BITS: usize = 36;
 
-/// The parse result of the current frame, per CPU, see [`classify`].
-#[map(name = "PARSED")]
-static PARSED: PerCpuArray<Parsed> = PerCpuArray::with_max_entries(1, 0);
-
-/// One scratch word per CPU, see [`launder`].
-#[map(name = "SCRATCH")]
-static SCRATCH: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
-
-/// Returns `v` with everything the verifier knew about it forgotten, by a
-/// round trip through map memory (which it does not track).
-///
-/// The paths through the L2/L3 parser (VLAN tags, IPv6 extension chains)
-/// reach the L4 parser with header offsets the verifier knows exactly, and it
-/// would verify the rest of the program once per distinct offset — past its
-/// one-million-instruction limit. Laundered, they all arrive as the same
-/// unknown value and the verifier prunes them to one. `None` if the map is
-/// unavailable (it never is once loaded).
-#[inline(always)]
-pub fn launder(v: usize) -> Option<usize> {
-    let slot = SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: per-CPU map value; this CPU is its only user.
-    unsafe {
-        core::ptr::write_volatile(slot, v as u64);
-        Some(core::ptr::read_volatile(slot) as usize)
-    }
-}
-
-/// AF_XDP sockets, slot `queue * S + steer % S`.
+/// AF_XDP sockets, slot [`xsk_slot`].
 #[map(name = "XSKS")]
 static XSKS: XskMap = XskMap::with_max_entries(MAX_XSK_SLOTS, 0);
 
 #[xdp]
 pub fn flowscope(ctx: XdpContext) -> u32 {
-    let cfg = CONFIG.get(0).copied().unwrap_or_default();
-    let Some(parsed) = PARSED.get_ptr_mut(0) else {
+    let Some(state) = COUNTERS.get_ptr_mut(0) else {
         return xdp_action::XDP_PASS;
     };
     // SAFETY: per-CPU map value; this CPU is its only user while XDP runs
     // with preemption disabled.
-    let parsed = unsafe { &mut *parsed };
-    classify(&ctx, cfg.hash_seed, parsed);
-    let m = parsed.meta;
-    let len = (ctx.data_end() - ctx.data()) as u64;
-    let Some(block) = COUNTERS.get_ptr_mut(0) else {
-        return xdp_action::XDP_PASS;
+    let CpuBlock {
+        parsed,
+        counts: block,
+        anomalies: anomaly_block,
+    } = unsafe { &mut *state };
+    classify(&ctx, global(&HASH_SEED), parsed);
+    // Read back from map memory (volatile, so not forwarded from the
+    // parser's registers): what the verifier knew per parser path is
+    // forgotten and the rest of the program is verified once. Each field
+    // is read at the width it was written (a wider load would wait for the
+    // narrower stores to leave the store buffer).
+    // SAFETY: reads of a valid, initialised per-CPU value.
+    let (flags, l3, l4, anomalies) = unsafe {
+        (
+            core::ptr::read_volatile(&parsed.meta.flags),
+            core::ptr::read_volatile(&parsed.meta.l3),
+            core::ptr::read_volatile(&parsed.meta.l4),
+            core::ptr::read_volatile(&parsed.meta.anomalies),
+        )
     };
-    // SAFETY: the pointer comes from a successful per-CPU map lookup; this CPU
-    // is the only writer of its slot and XDP runs with preemption disabled.
-    let block = unsafe { &mut *block };
-    count_classes(block, &m, len);
-    if m.anomalies != 0 {
-        count_anomalies(&parsed);
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    let mode = global(&MODE);
+    // Opaque to the compiler, so the bounds check below stays whole: LLVM
+    // would otherwise prove part of it from the flag bits, and Linux 6.1's
+    // verifier loses the bounds of the bitwise OR in `frame_kind`
+    // ("math between map_value pointer and register with unbounded min
+    // value").
+    let kind = frame_kind(mode, l3, l4, flags);
+    // SAFETY: a volatile read of a local just written.
+    let kind = unsafe { core::ptr::read_volatile(&kind) };
+    if let Some(slot) = block.kinds.get_mut(kind) {
+        bump(slot, len);
+    }
+    if anomalies != 0 {
+        count_anomalies(parsed, anomaly_block, anomalies);
     }
 
-    if cfg.mode == MODE_COUNT_ONLY {
-        bump(block, Counter::PassCountOnly, len);
+    if mode == MODE_COUNT_ONLY {
         return xdp_action::XDP_PASS;
     }
-    // SAFETY: a volatile read of a global, so the compiler keeps the load the
-    // verifier resolves to the loader's value.
-    if unsafe { core::ptr::read_volatile(&XDP_META) } != 0 {
-        write_meta(&ctx, &m);
+    if global(&XDP_META) != 0 {
+        write_meta(&ctx, &parsed.meta);
     }
     // SAFETY: reads the RX queue index from the context the kernel passed in.
     let queue = unsafe { (*ctx.ctx).rx_queue_index };
-    let slot = xsk_slot(queue, cfg.sockets_per_queue, m.steer_hash);
+    let slot = xsk_slot(queue, global(&SOCKETS_PER_QUEUE), parsed.meta.steer_hash);
     match XSKS.redirect(slot, u64::from(xdp_action::XDP_PASS)) {
-        Ok(action) => {
-            bump(block, Counter::Redirected, len);
-            action
-        }
+        Ok(action) => action,
         Err(_) => {
-            bump(block, Counter::PassFallback, len);
+            bump(&mut block.pass_fallback, len);
             xdp_action::XDP_PASS
         }
     }
 }
 
 #[inline(always)]
-fn bump(block: &mut CounterBlock, c: Counter, len: u64) {
-    let slot = &mut block.slots[c as usize];
+fn bump(slot: &mut ClassCounter, len: u64) {
     slot.packets += 1;
     slot.bytes += len;
-}
-
-#[inline(always)]
-fn count_classes(block: &mut CounterBlock, m: &XdpMeta, len: u64) {
-    bump(block, Counter::All, len);
-    match m.l3_class() {
-        L3Class::Ipv4 => bump(block, Counter::Ipv4, len),
-        L3Class::Ipv6 => bump(block, Counter::Ipv6, len),
-        L3Class::Other => bump(block, Counter::L3Other, len),
-    }
-    match m.l4_class() {
-        L4Class::Tcp => bump(block, Counter::Tcp, len),
-        L4Class::Udp => bump(block, Counter::Udp, len),
-        L4Class::Icmp => bump(block, Counter::Icmp, len),
-        L4Class::Icmpv6 => bump(block, Counter::Icmpv6, len),
-        L4Class::Other => bump(block, Counter::L4Other, len),
-        L4Class::None => {}
-    }
-    if m.flags & meta::FLAG_FRAGMENT != 0 {
-        bump(block, Counter::Fragment, len);
-    }
-    if m.flags & meta::FLAG_ERR_L2 != 0 {
-        bump(block, Counter::ErrL2, len);
-    }
-    if m.flags & meta::FLAG_ERR_L3 != 0 {
-        bump(block, Counter::ErrL3, len);
-    }
-    if m.flags & meta::FLAG_ERR_L4 != 0 {
-        bump(block, Counter::ErrL4, len);
-    }
 }
 
 /// Writes `m` into the metadata area in front of the frame. Drivers without
@@ -184,20 +156,24 @@ fn write_meta(ctx: &XdpContext, m: &XdpMeta) {
         return;
     }
     // SAFETY: `start .. start + SIZE` is the metadata area just reserved,
-    // bounded by `data` as checked above.
-    unsafe { core::ptr::write_unaligned(start as *mut XdpMeta, *m) };
+    // bounded by `data` as checked above. `m` is read field by field at the
+    // width each was written (volatile, so not as wider words that would
+    // wait for the parser's stores to drain).
+    unsafe { core::ptr::write_unaligned(start as *mut XdpMeta, core::ptr::read_volatile(m)) };
 }
 
 #[inline(always)]
-fn count_anomalies(p: &Parsed) {
-    let mask = p.meta.anomalies;
-    if let Some(block) = ANOMALIES.get_ptr_mut(0) {
-        // SAFETY: per-CPU map value; this CPU is its only writer.
-        let block = unsafe { &mut *block };
-        // Branch-free, so the verifier walks the loop once.
-        for (i, c) in block.counts.iter_mut().enumerate().take(ANOMALY_BITS) {
-            *c += (mask >> i) & 1;
+fn count_anomalies(p: &Parsed, block: &mut AnomalyBlock, mask: u64) {
+    // One step per bit set (a frame raises one or two kinds), the bit's
+    // index computed without branches so the verifier sees one state.
+    let mut rest = mask;
+    for _ in 0..ANOMALY_BITS {
+        if rest == 0 {
+            break;
         }
+        let low = rest & rest.wrapping_neg();
+        rest ^= low;
+        block.counts[bit_index(low)] += 1;
     }
     if mask & Anomaly::Syn.bit() != 0 {
         sketch_add(SKETCH_SYN_DST, &p.dst, p.family);
@@ -206,6 +182,17 @@ fn count_anomalies(p: &Parsed) {
     if probe && first_time_pair(p) {
         sketch_add(SKETCH_SRC_PORTS, &p.src, p.family);
     }
+}
+
+/// The index of the one bit set in `bit`: the population count of the bits
+/// below it (SWAR, no branches), masked so the verifier sees it in `0..64`.
+#[inline(always)]
+fn bit_index(bit: u64) -> usize {
+    let mut x = bit.wrapping_sub(1);
+    x -= (x >> 1) & 0x5555_5555_5555_5555;
+    x = (x & 0x3333_3333_3333_3333) + ((x >> 2) & 0x3333_3333_3333_3333);
+    x = (x + (x >> 4)) & 0x0f0f_0f0f_0f0f_0f0f;
+    (x.wrapping_mul(0x0101_0101_0101_0101) >> 56) as usize & (ANOMALY_SLOTS - 1)
 }
 
 /// Sets the filter bit of (source, destination port); true if it was clear.

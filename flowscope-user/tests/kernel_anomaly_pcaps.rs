@@ -4,7 +4,7 @@
 //! filters run over the same file at test time.
 //!
 //! - Every frame's metadata mask must equal `flowscope::anomaly::detect` on
-//!   the same bytes, and the kernel's `ANOMALIES` counters must move by the
+//!   the same bytes, and the kernel's anomaly counters must move by the
 //!   sum of the masks.
 //! - Every kind with a tshark equivalent has a [`Rule`]: our total must equal
 //!   tshark's count of `(filter && !(not_ours…)) || (!filter && (only_ours…))`,

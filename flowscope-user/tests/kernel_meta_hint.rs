@@ -1,5 +1,5 @@
 //! Tier 2: the metadata block the real XDP program builds (run with
-//! `BPF_PROG_TEST_RUN`, read back from its per-CPU `PARSED` map, so on every
+//! `BPF_PROG_TEST_RUN`, read back from its per-CPU `COUNTERS` map, so on every
 //! kernel) as a [`FrameHint`] never changes what [`FiveTuple`]
 //! extracts. Frames built byte by byte (VLAN and QinQ, IPv4 options, IPv6
 //! extension chains, fragments, ICMP, not IP), every truncation of them and

@@ -1,15 +1,14 @@
 //! Offline mode end to end: a capture through the runtime (one worker,
 //! flow records only) into EVE JSON lines, whole and truncated.
 
+mod common;
+
 use std::collections::HashSet;
-use std::sync::atomic::AtomicBool;
 
 use flowscope::extract::FiveTuple;
-use flowscope::output::OutputSpec;
 use flowscope::pcap::{PcapError, PcapReader};
 use flowscope::pipeline::PipelineConfig;
 use flowscope::runtime::RunConfig;
-use flowscope::runtime::offline::{self, OfflineConfig};
 use flowscope::tracker::FlowTracker;
 use serde_json::Value;
 
@@ -18,32 +17,14 @@ const PCAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps");
 /// The EVE records of a capture read from memory, the read error that
 /// ended it early, and the packets read.
 fn eve_of(bytes: &[u8]) -> (Vec<Value>, Result<(), PcapError>, u64) {
-    let dir = std::env::temp_dir().join(format!(
-        "fs-offline-eve-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("eve.json");
-    let cfg = OfflineConfig {
-        run: RunConfig {
-            pipeline: Some(PipelineConfig {
-                l7: None,
-                ..PipelineConfig::default()
-            }),
-            outputs: vec![OutputSpec::Eve(Some(path.clone()))],
-            ..RunConfig::default()
-        },
-        workers: 1,
+    let run = RunConfig {
+        pipeline: Some(PipelineConfig {
+            l7: None,
+            ..PipelineConfig::default()
+        }),
+        ..RunConfig::default()
     };
-    let reader = PcapReader::new(bytes).expect("header");
-    let report = offline::run(reader, &cfg, &AtomicBool::new(false), || {}).expect("runs");
-    let text = std::fs::read_to_string(&path).expect("EVE file");
-    std::fs::remove_dir_all(&dir).unwrap();
-    let lines = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
-        .collect();
+    let (lines, report) = common::read_eve(PcapReader::new(bytes).expect("header"), run, 1);
     let result = match report.error {
         Some(e) => Err(e),
         None => Ok(()),

@@ -15,47 +15,29 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use flowscope::output::OutputSpec;
 use flowscope::pcap::PcapReader;
 use flowscope::pipeline::PipelineConfig;
 use flowscope::runtime::RunConfig;
-use flowscope::runtime::offline::{self, OfflineConfig, OfflineReport};
+use flowscope::runtime::offline::OfflineReport;
 use serde_json::Value;
 
 /// A run's EVE records, in output order, and its report.
 fn run(capture: &Path, workers: usize, l7: bool, decap: bool) -> (Vec<Value>, OfflineReport) {
-    static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "fs-offline-runtime-{}-{}",
-        std::process::id(),
-        RUNS.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let eve = dir.join("eve.json");
     let mut pipeline = PipelineConfig::default();
     if !l7 {
         pipeline.l7 = None;
     }
-    let cfg = OfflineConfig {
-        run: RunConfig {
-            pipeline: Some(pipeline),
-            decap,
-            outputs: vec![OutputSpec::Eve(Some(eve.clone()))],
-            ..RunConfig::default()
-        },
-        workers,
+    let run = RunConfig {
+        pipeline: Some(pipeline),
+        decap,
+        ..RunConfig::default()
     };
-    let reader = PcapReader::open(capture).expect("open capture");
-    let report = offline::run(reader, &cfg, &AtomicBool::new(false), || {}).expect("runs");
-    let text = std::fs::read_to_string(&eve).expect("EVE file");
-    std::fs::remove_dir_all(&dir).unwrap();
-    let records = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
-    (records, report)
+    common::read_eve(
+        PcapReader::open(capture).expect("open capture"),
+        run,
+        workers,
+    )
 }
 
 /// The identity of each flow ID: `proto src:port dst:port first-start`.

@@ -190,6 +190,16 @@ fn unknown_protocol_is_given_up_and_counted() {
         T,
         &mut out,
     );
+    // The other side may still speak a known protocol.
+    assert_eq!(d.state(&s), SessionState::Probing);
+    d.on_data(
+        &mut s,
+        ports(1, 2),
+        Side::Responder,
+        b"SSH-2.0-OpenSSH",
+        T,
+        &mut out,
+    );
     assert_eq!(
         d.state(&s),
         SessionState::Stopped(StopReason::NoParser, None)

@@ -1,5 +1,5 @@
-//! The conn.log of `flowscope read FILE --output zeek:DIR` (and `zeek-json:`)
-//! against Zeek's own conn.log baselines (`../shared/pcaps/expected/zeek`),
+//! The conn.log and ssh.log of `flowscope read FILE --output zeek:DIR` (and
+//! `zeek-json:`) against Zeek's own baselines (`../shared/pcaps/expected/zeek`),
 //! row by row, keyed by (orig_h, orig_p, resp_h, resp_p, proto).
 //!
 //! Every field is compared. Where our definition differs from Zeek's, the
@@ -37,7 +37,10 @@ fn key_of(row: &Row) -> Key {
         port("id.orig_p"),
         row["id.resp_h"].clone(),
         port("id.resp_p"),
-        row["proto"].clone(),
+        // ssh.log has no proto: its connections are TCP.
+        row.get("proto")
+            .cloned()
+            .unwrap_or_else(|| "tcp".to_owned()),
     )
 }
 
@@ -85,12 +88,14 @@ fn zeek(capture: &str, log: &str) -> Log {
 }
 
 /// Runs the binary on `capture` with `args`, writing `kind:DIR`; returns
-/// DIR/conn.log.
-fn flowscope(capture: &str, kind: &str, args: &[&str]) -> String {
+/// DIR/`log`.
+fn flowscope(capture: &str, kind: &str, log: &str, args: &[&str]) -> String {
+    // One directory per run: tests run the same capture in parallel.
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir: PathBuf = std::env::temp_dir().join(format!(
-        "flowscope-zeek-conn-{}-{capture}-{kind}-{}",
+        "flowscope-zeek-{}-{run}-{capture}-{kind}",
         std::process::id(),
-        args.join("")
     ));
     let out = Command::new(env!("CARGO_BIN_EXE_flowscope"))
         .arg("read")
@@ -105,14 +110,19 @@ fn flowscope(capture: &str, kind: &str, args: &[&str]) -> String {
         "flowscope read {capture} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let log = std::fs::read_to_string(dir.join("conn.log")).expect("conn.log written");
+    let text = std::fs::read_to_string(dir.join(log)).unwrap_or_else(|e| panic!("{log}: {e}"));
     std::fs::remove_dir_all(&dir).expect("temporary directory removed");
-    log
+    text
 }
 
 /// Our TSV conn.log of `capture`, checked against our JSON one.
 fn ours(capture: &str, args: &[&str]) -> Log {
-    let text = flowscope(capture, "zeek", args);
+    ours_log(capture, "conn.log", args)
+}
+
+/// Our TSV `log` of `capture`, checked against our JSON one.
+fn ours_log(capture: &str, log: &str, args: &[&str]) -> Log {
+    let text = flowscope(capture, "zeek", log, args);
     let lines: Vec<&str> = text.lines().collect();
     assert!(
         lines.iter().any(|l| l.starts_with("#open\t")),
@@ -122,9 +132,10 @@ fn ours(capture: &str, args: &[&str]) -> Log {
         lines.last().is_some_and(|l| l.starts_with("#close\t")),
         "{capture}: the log ends with #close"
     );
-    let log = parse_tsv(&text);
-    assert_json_equals_tsv(capture, &flowscope(capture, "zeek-json", args), &log);
-    log
+    let json = flowscope(capture, "zeek-json", log, args);
+    let parsed = parse_tsv(&text);
+    assert_json_equals_tsv(capture, &json, &parsed);
+    parsed
 }
 
 /// Each JSON line is the TSV row of the same key: unset fields absent,
@@ -226,8 +237,8 @@ fn tcp_last_and_second_fin(capture: &str, k: &Key) -> (u64, u64) {
     (last, fins.into_values().max().unwrap_or_default())
 }
 
-/// Application protocols we parse (Zeek's `service` names).
-const PARSED: [&str; 3] = ["http", "dns", "ssl"];
+/// Application protocols we parse or recognise (Zeek's `service` names).
+const PARSED: [&str; 5] = ["http", "dns", "ssl", "ssh", "ntp"];
 
 /// Compares the rows of `keys` field by field.
 fn compare_rows(capture: &str, zeek: &Log, ours: &Log, keys: &[Key]) {
@@ -259,7 +270,7 @@ fn compare_rows(capture: &str, zeek: &Log, ours: &Log, keys: &[Key]) {
                     );
                     assert!(uids.insert(ov.to_owned()), "{ctx}: uid {ov} repeated");
                 }
-                // Without parsers for them (Zeek's ssh, ntp, vxlan), ours is unset.
+                // Without parsers for them (Zeek's vxlan), ours is unset.
                 "service" if !PARSED.contains(&zv) => assert_eq!(ov, "-", "{ctx}: service"),
                 // Zeek stops the clock of a TCP connection once both sides
                 // have closed (TCPSessionAdapter sets last_time only while
@@ -547,4 +558,37 @@ fn missed_bytes_from_reassembly_match_zeek() {
         }
     }
     assert!(compared >= 10, "{compared} flows compared");
+}
+
+#[test]
+fn gre_ssh_log() {
+    let capture = "zeek__tunnels_gre-sample.pcap";
+    let z = zeek(capture, "core.tunnels.gre.ssh.log");
+    let o = ours_log(capture, "ssh.log", &["--l7", "--decap"]);
+    assert_eq!(o.header, z.header, "{capture}: ssh.log header lines");
+    assert_eq!(
+        o.rows.keys().collect::<Vec<_>>(),
+        z.rows.keys().collect::<Vec<_>>()
+    );
+    let conn = ours(capture, &["--l7", "--decap"]);
+    for (k, zr) in &z.rows {
+        let or = &o.rows[k];
+        for f in &z.fields {
+            let (zv, ov) = (zr[f].as_str(), or[f].as_str());
+            match f.as_str() {
+                "ts" => assert!(micros(ov) > 0, "{k:?}: ts {ov}"),
+                // Joined to our conn.log by uid.
+                "uid" => assert_eq!(ov, conn.rows[k]["uid"], "{k:?}: uid"),
+                // Zeek counts auth attempts from the sizes of encrypted
+                // packets, sets direction from its local networks and
+                // fingerprints the host key of the key exchange reply; the
+                // parser stops before all three.
+                "auth_attempts" | "direction" | "host_key_fingerprint" => {
+                    assert_ne!(zv, "-", "{k:?}: Zeek's {f}");
+                    assert_eq!(ov, "-", "{k:?}: {f} unset");
+                }
+                _ => assert_eq!(ov, zv, "{k:?}: {f}"),
+            }
+        }
+    }
 }

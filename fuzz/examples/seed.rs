@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use flowscope::extract::FiveTuple;
+use flowscope::extract::{AutoDetectEncap, FiveTuple};
 use flowscope::pcap::PcapReader;
 use flowscope::session::Side;
 use flowscope::{FlowExtractor, L4Proto, LinkType, Orientation};
@@ -110,6 +110,12 @@ fn main() {
         ),
         ("l7_dns", 53, L4Proto::Tcp, &["tcpdump__dns_tcp.pcap"][..]),
         (
+            "l7_ssh",
+            22,
+            L4Proto::Tcp,
+            &["zeek__tunnels_gre-sample.pcap"][..],
+        ),
+        (
             "l7_dns",
             53,
             L4Proto::Udp,
@@ -121,15 +127,36 @@ fn main() {
         ),
     ] {
         for name in captures {
-            for (i, seed) in l7_flows(&pcaps.join(name), port, l4)
-                .into_iter()
-                .take(4)
-                .enumerate()
-            {
+            let flows = l7_flows(&pcaps.join(name), Some(port), l4, 4096, l7::encode_data);
+            for (i, seed) in flows.into_iter().take(4).enumerate() {
                 w.put(target, &format!("{name}-{i}"), &seed);
             }
         }
     }
+    // QUIC on any port: each UDP flow's first datagrams, whole.
+    for name in [
+        "ndpi__quic-27.pcap",
+        "ndpi__quic-29.pcap",
+        "ndpi__quic-mvfst-27.pcapng",
+        "ndpi__quic-v2-00.pcapng",
+        "ndpi__quic_0RTT.pcap",
+        "ndpi__quic_frags_ch_in_multiple_packets.pcapng",
+        "ndpi__quic_q46.pcap",
+        "ndpi__quic_t51.pcap",
+        "ndpi__http_ipv6.pcap",
+    ] {
+        let flows = l7_flows(
+            &pcaps.join(name),
+            None,
+            L4Proto::Udp,
+            3000,
+            l7::encode_datagram,
+        );
+        for (i, seed) in flows.into_iter().take(2).enumerate() {
+            w.put("l7_quic", &format!("{name}-{i}"), &seed);
+        }
+    }
+    ssh_seeds(&mut w, &pcaps);
     println!("wrote {} seeds into {}", w.count, w.corpus.display());
 }
 
@@ -429,14 +456,22 @@ fn ipfrag_seeds(w: &mut Writer, pcaps: &Path) {
     }
 }
 
-/// One seed per flow on `port`: the first few KiB of its payloads in order.
-fn l7_flows(path: &Path, port: u16, l4: L4Proto) -> Vec<Vec<u8>> {
+/// One seed per flow (on `port`, if given; tunnels decapsulated): its
+/// payloads in order, each written with `encode`, until the seed holds
+/// `max_bytes`.
+fn l7_flows(
+    path: &Path,
+    port: Option<u16>,
+    l4: L4Proto,
+    max_bytes: usize,
+    encode: fn(&mut Vec<u8>, Side, &[u8]),
+) -> Vec<Vec<u8>> {
     let mut r = PcapReader::open(path).expect("capture");
-    let ft = FiveTuple::bidirectional();
+    let ft = AutoDetectEncap::new(FiveTuple::bidirectional());
     let mut flows: Vec<(flowscope::extract::FiveTupleKey, Orientation, Vec<u8>)> = Vec::new();
     while let Ok(Some(p)) = r.next_packet() {
         let Ok(x) = ft.extract(p) else { continue };
-        if x.l4 != l4 || !x.key.either_port(port) || x.payload_len == 0 {
+        if x.l4 != l4 || port.is_some_and(|p| !x.key.either_port(p)) || x.payload_len == 0 {
             continue;
         }
         let payload = &p.frame[x.payload_offset as usize..][..x.payload_len as usize];
@@ -450,14 +485,102 @@ fn l7_flows(path: &Path, port: u16, l4: L4Proto) -> Vec<Vec<u8>> {
             None => continue,
         };
         let (_, initiator, seed) = &mut flows[i];
-        if seed.len() < 4096 {
+        if seed.len() < max_bytes {
             let side = if x.orientation == *initiator {
                 Side::Initiator
             } else {
                 Side::Responder
             };
-            l7::encode_data(seed, side, payload);
+            encode(seed, side, payload);
         }
     }
     flows.into_iter().map(|f| f.2).collect()
+}
+
+/// Variations of the GRE sample's SSH connection: on a port nobody claims,
+/// with a gap after the server's identification line, with lines before
+/// it, with the server's stream ending inside its KEXINIT; and an SSH 1.5
+/// exchange.
+fn ssh_seeds(w: &mut Writer, pcaps: &Path) {
+    let plain = l7_flows(
+        &pcaps.join("zeek__tunnels_gre-sample.pcap"),
+        Some(22),
+        L4Proto::Tcp,
+        4096,
+        l7::encode_data,
+    );
+    let flow = data_ops(plain.first().expect("the GRE sample's SSH connection"));
+    let encode = |first: u8, edit: &dyn Fn(&mut Vec<u8>, Side, &[u8])| {
+        let mut seed = vec![first];
+        for (side, payload) in &flow {
+            edit(&mut seed, *side, payload);
+        }
+        seed
+    };
+    let plain = |seed: &mut Vec<u8>, side: Side, p: &[u8]| l7::encode_data(seed, side, p);
+    w.put("l7_ssh", "gre-on-2222", &encode(0, &plain));
+    // The server's segment after its identification line loses 40 bytes.
+    let server_segments = std::cell::Cell::new(0);
+    let gap = |seed: &mut Vec<u8>, side: Side, p: &[u8]| {
+        if side == Side::Responder {
+            server_segments.set(server_segments.get() + 1);
+        }
+        if side == Side::Responder && server_segments.get() == 2 {
+            l7::encode_gap(seed, side, 40);
+            l7::encode_data(seed, side, p.get(40..).unwrap_or_default());
+        } else {
+            l7::encode_data(seed, side, p);
+        }
+    };
+    w.put(
+        "l7_ssh",
+        "gre-gap-after-banner",
+        &encode(l7::WELL_KNOWN_PORT, &gap),
+    );
+    let lines = |seed: &mut Vec<u8>, side: Side, p: &[u8]| {
+        if side == Side::Responder && p.starts_with(b"SSH-") {
+            l7::encode_data(seed, side, b"Welcome\r\nto the sample\n");
+        }
+        l7::encode_data(seed, side, p);
+    };
+    w.put("l7_ssh", "gre-pre-banner-lines", &encode(0, &lines));
+    let end = |seed: &mut Vec<u8>, side: Side, p: &[u8]| {
+        if side == Side::Responder && p.len() > 100 && !p.starts_with(b"SSH-") {
+            l7::encode_data(seed, side, &p[..100]);
+            l7::encode_end(seed, side);
+        } else {
+            l7::encode_data(seed, side, p);
+        }
+    };
+    w.put(
+        "l7_ssh",
+        "gre-server-ends-in-kexinit",
+        &encode(l7::WELL_KNOWN_PORT, &end),
+    );
+    let mut ssh1 = vec![l7::WELL_KNOWN_PORT];
+    l7::encode_data(&mut ssh1, Side::Responder, b"SSH-1.5-server\n");
+    l7::encode_data(&mut ssh1, Side::Initiator, b"SSH-1.5-client\n");
+    l7::encode_data(
+        &mut ssh1,
+        Side::Responder,
+        &[0, 0, 0, 9, 0, 0, 0, 2, 2, 1, 2, 3],
+    );
+    w.put("l7_ssh", "ssh-1.5", &ssh1);
+}
+
+/// The data operations of a seed `l7::encode_data` wrote, as (side, bytes).
+fn data_ops(seed: &[u8]) -> Vec<(Side, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut rest = seed.get(1..).unwrap_or_default();
+    while let [op, len, tail @ ..] = rest {
+        let side = if op & 1 == 0 {
+            Side::Initiator
+        } else {
+            Side::Responder
+        };
+        let (bytes, next) = tail.split_at(usize::from(*len).min(tail.len()));
+        out.push((side, bytes.to_vec()));
+        rest = next;
+    }
+    out
 }

@@ -26,7 +26,7 @@ pub mod tracker;
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target.
-pub const TARGETS: [Target; 9] = [
+pub const TARGETS: [Target; 11] = [
     ("frame", frame::run),
     ("decap", decap::run),
     ("pcap", pcap::run),
@@ -35,5 +35,7 @@ pub const TARGETS: [Target; 9] = [
     ("l7_http", l7::http),
     ("l7_tls", l7::tls),
     ("l7_dns", l7::dns),
+    ("l7_quic", l7::quic),
+    ("l7_ssh", l7::ssh),
     ("tracker", tracker::run),
 ];

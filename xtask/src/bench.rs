@@ -32,6 +32,9 @@ enum Which {
     /// `flowscope read` against flowscope 0.3.0, nfpcapd, ndpiReader, argus
     /// and tshark on two merged capture files.
     Peers,
+    /// The XDP program's cost per frame (BPF_PROG_TEST_RUN), against a
+    /// minimal pass and a bare XSKMAP redirect (root).
+    Xdp,
 }
 
 /// Runs `cargo xtask bench`.
@@ -54,6 +57,10 @@ pub fn run(args: &Args) -> Result<()> {
         }
         Which::Track => "trackbench",
         Which::Pipeline => "pipebench",
+        Which::Xdp => {
+            cmd::require_root("bench xdp")?;
+            "xdpbench"
+        }
         Which::Capture | Which::Flood => {
             let dir = build::build_bins(
                 &obj,

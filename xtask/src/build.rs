@@ -92,3 +92,55 @@ pub fn build_bins(obj: &std::path::Path, release: bool, bins: &[(&str, &str)]) -
     cmd::run(&mut c)?;
     Ok(cmd::target_dir().join(if release { "release" } else { "debug" }))
 }
+
+/// A test executable cargo built.
+pub struct TestBinary {
+    /// Target name (`kernel_xdp`).
+    pub name: String,
+    /// The executable.
+    pub exe: PathBuf,
+    /// Its package's directory, where `cargo test` runs it.
+    pub dir: PathBuf,
+}
+
+/// The test executables of `cargo test` (the same build as
+/// [`workspace_cargo`]`(obj, "test")`, so nothing is rebuilt after it), as
+/// `cargo test --no-run --message-format=json` reports them.
+///
+/// # Errors
+/// When the build fails or its report cannot be read.
+pub fn test_binaries(obj: &std::path::Path) -> Result<Vec<TestBinary>> {
+    let mut c = workspace_cargo(obj, "test");
+    c.args(["--no-run", "--message-format=json"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    eprintln!("xtask: $ {}", cmd::display(&c));
+    let out = c.output()?;
+    if !out.status.success() {
+        bail!("`{}` failed ({})", cmd::display(&c), out.status);
+    }
+    let mut bins = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let (Some(exe), Some(name), Some(manifest)) = (
+            msg["executable"].as_str(),
+            msg["target"]["name"].as_str(),
+            msg["manifest_path"].as_str(),
+        ) else {
+            continue;
+        };
+        if msg["reason"] == "compiler-artifact" && msg["profile"]["test"] == true {
+            bins.push(TestBinary {
+                name: name.to_owned(),
+                exe: exe.into(),
+                dir: std::path::Path::new(manifest)
+                    .parent()
+                    .map(PathBuf::from)
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    Ok(bins)
+}

@@ -1,6 +1,7 @@
 //! `cargo xtask deps`: checks the build and test toolchain and installs only
-//! what is missing (Debian packages, the nightly's `rust-src`, and
-//! `bpf-linker` built against the nightly's LLVM major).
+//! what is missing (Debian packages, the nightly's `rust-src`,
+//! `bpf-linker` built against the nightly's LLVM major, and virtme-ng for
+//! the kernel matrix's VM).
 
 use std::process::{Command, Stdio};
 
@@ -11,12 +12,16 @@ use crate::cmd;
 /// LLVM major of the nightly this project pins; bpf-linker must use the same.
 pub const LLVM_MAJOR: u32 = 22;
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// virtme-ng (PyPI), which boots the kernel matrix's VM.
+const VIRTME_NG_VERSION: &str = "1.42";
 
 /// Debian packages: C toolchain for libxdp/libbpf (xsk-rs), LLVM for
-/// bpf-linker, the network tools of the tests, perf for the capture
-/// benchmark's profile, and the peers of `cargo xtask bench peers` (Debian
-/// 12: nDPI 4.2, argus 3.0.8; tshark brings editcap and mergecap, nfdump
-/// brings nfpcapd).
+/// bpf-linker, the network tools of the tests (OpenSSH for the SSH sessions
+/// the SSH test makes between two namespaces), perf for the capture
+/// benchmark's profile, the peers of `cargo xtask bench peers` (Debian 12:
+/// nDPI 4.2, argus 3.0.8; tshark brings editcap and mergecap, nfdump brings
+/// nfpcapd), and QEMU, depmod and a static busybox (for virtme-ng's
+/// initramfs) for the kernel matrix's VM.
 const APT_PACKAGES: &[&str] = &[
     "clang",
     "llvm",
@@ -32,10 +37,15 @@ const APT_PACKAGES: &[&str] = &[
     "ethtool",
     "tshark",
     "nfdump",
+    "openssh-server",
+    "openssh-client",
     "linux-perf",
     "libndpi-bin",
     "argus-server",
     "argus-client",
+    "qemu-system-x86",
+    "kmod",
+    "busybox-static",
 ];
 
 /// How much to say when everything is present.
@@ -103,7 +113,86 @@ pub fn ensure(verbosity: Verbosity) -> Result<()> {
             install_bpf_linker(state == BpfLinker::Missing)?;
         }
     }
+
+    match virtme_ng() {
+        Some((version, _)) if version == VIRTME_NG_VERSION => {
+            say(format!("ok      virtme-ng {version}"));
+        }
+        found => {
+            let state = found.map_or("not installed".to_owned(), |(v, _)| {
+                format!("{v} installed")
+            });
+            println!("install virtme-ng {VIRTME_NG_VERSION} with pip ({state})");
+            install_virtme_ng()?;
+        }
+    }
     Ok(())
+}
+
+/// The installed virtme-ng's version and the directory of its `vng`
+/// script, as `python3` sees them.
+pub fn virtme_ng() -> Option<(String, std::path::PathBuf)> {
+    let out = cmd::stdout(Command::new("python3").args([
+        "-c",
+        "import importlib.metadata as m, sysconfig\n\
+         print(m.version('virtme-ng'))\nprint(sysconfig.get_path('scripts'))",
+    ]))?;
+    let mut lines = out.lines();
+    Some((lines.next()?.to_owned(), lines.next()?.into()))
+}
+
+/// The `vng` command of virtme-ng [`VIRTME_NG_VERSION`].
+///
+/// # Errors
+/// When another version or none is installed.
+pub fn vng() -> Result<std::path::PathBuf> {
+    match virtme_ng() {
+        Some((version, scripts)) if version == VIRTME_NG_VERSION => {
+            let vng = scripts.join("vng");
+            if vng.is_file() {
+                Ok(vng)
+            } else {
+                bail!(
+                    "virtme-ng is installed but {} is missing: run `cargo xtask deps`",
+                    vng.display()
+                )
+            }
+        }
+        Some((version, _)) => bail!(
+            "virtme-ng {version} is installed, the VM needs {VIRTME_NG_VERSION}: run `cargo xtask deps`"
+        ),
+        None => {
+            bail!("virtme-ng is not installed (python3 cannot import it): run `cargo xtask deps`")
+        }
+    }
+}
+
+/// `python3 -m pip install virtme-ng==VERSION`; where the Python is the
+/// distribution's own (PEP 668 marker), pip must be told that it may.
+fn install_virtme_ng() -> Result<()> {
+    let managed = cmd::stdout(Command::new("python3").args([
+        "-c",
+        "import os, sysconfig\n\
+         print(os.path.exists(os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')))",
+    ]))
+    .context("python3 not found: the kernel matrix's VM needs virtme-ng, a Python tool")?;
+    let mut pip = Command::new("python3");
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--root-user-action=ignore",
+    ])
+    .arg(format!("virtme-ng=={VIRTME_NG_VERSION}"))
+    .stdin(Stdio::null());
+    if managed.trim() == "True" {
+        pip.arg("--break-system-packages");
+    }
+    cmd::run(&mut pip).context(
+        "installing virtme-ng failed: is pip there (`python3 -m pip --version`; Debian: python3-pip)?",
+    )?;
+    vng().map(drop)
 }
 
 /// Packages of [`APT_PACKAGES`] that are not installed.
@@ -130,6 +219,37 @@ pub fn missing_packages() -> Result<Vec<&'static str>> {
         .copied()
         .filter(|p| !installed.contains(p))
         .collect())
+}
+
+/// A `policy-rc.d` that keeps package scripts from starting services
+/// (invoke-rc.d honours it), present while it lives; only written when the
+/// system has none.
+struct NoServiceStarts(Option<&'static str>);
+
+impl NoServiceStarts {
+    const PATH: &'static str = "/usr/sbin/policy-rc.d";
+
+    fn install() -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        if std::path::Path::new(Self::PATH).exists() {
+            return Ok(Self(None));
+        }
+        std::fs::write(
+            Self::PATH,
+            "#!/bin/sh\n# cargo xtask deps: no service starts\nexit 101\n",
+        )
+        .with_context(|| format!("cannot write {}", Self::PATH))?;
+        std::fs::set_permissions(Self::PATH, std::fs::Permissions::from_mode(0o755))?;
+        Ok(Self(Some(Self::PATH)))
+    }
+}
+
+impl Drop for NoServiceStarts {
+    fn drop(&mut self) {
+        if let Some(path) = self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 fn install_packages(missing: &[&str]) -> Result<()> {
@@ -160,6 +280,12 @@ fn install_packages(missing: &[&str]) -> Result<()> {
             .arg("update")
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
+    // The tests start their own sshd in a namespace; the system's ssh
+    // service is not started on install.
+    let _no_services = missing
+        .contains(&"openssh-server")
+        .then(NoServiceStarts::install)
+        .transpose()?;
     cmd::run(
         Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends"])

@@ -103,6 +103,13 @@ pub fn run() -> Result<()> {
             "install them by hand (README.md)",
         ),
     }
+    match deps::vng() {
+        Ok(vng) => r.ok(
+            "virtme-ng",
+            &format!("{} (boots the kernel matrix's VM)", vng.display()),
+        ),
+        Err(e) => r.problem("virtme-ng", &format!("{e:#}"), "sudo cargo xtask deps"),
+    }
     match first_line(Command::new("uname").arg("-r")) {
         Some(v) => r.ok("kernel", &v),
         None => r.problem("kernel", "uname -r failed", "is this Linux?"),

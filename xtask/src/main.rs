@@ -3,8 +3,9 @@
 //! `deps` installs the toolchain (idempotent; `build`, `test`, `run` and
 //! `demo` check it first), `doctor` reports what this machine supports,
 //! `build` builds the eBPF object and the workspace, `test` runs every test
-//! tier, `run` starts a live capture and `demo` runs a capture against the
-//! generator between two network namespaces.
+//! tier (on this machine's kernel and, in a VM, on Debian's 6.1), `run`
+//! starts a live capture and `demo` runs a capture against the generator
+//! between two network namespaces.
 
 mod bench;
 mod build;
@@ -15,11 +16,13 @@ mod deps;
 mod doctor;
 mod flood;
 mod fuzz;
+mod libtest;
 mod loss_free;
 mod netns;
 mod peers;
 mod run;
 mod test;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -41,7 +44,7 @@ enum Command {
     Doctor,
     /// Build the eBPF object, then the workspace with it embedded.
     Build(build::Args),
-    /// Run all tests (kernel tests too when root).
+    /// Run all tests (as root also the kernel tests, here and on Debian 6.1 in a VM).
     Test(test::Args),
     /// Build release and start `flowscope capture` on an interface.
     Run(run::Args),

@@ -44,7 +44,7 @@ pub struct AnomalyInterval {
 
 impl AnomalyInterval {
     /// The interval between two successive readings of the summed
-    /// `ANOMALIES` block, with the sketches taken at its end (per CPU) and
+    /// anomaly block, with the sketches taken at its end (per CPU) and
     /// the `top` heaviest keys of each. A counter that went backwards (the
     /// program was reloaded) counts from zero.
     pub fn new(

@@ -16,7 +16,7 @@ pub const METRIC_XDP_ANOMALIES: &str = "flowscope_xdp_anomalies_total";
 /// `flowscope_xdp_indicator_total{indicator}`.
 pub const METRIC_XDP_INDICATORS: &str = "flowscope_xdp_indicator_total";
 
-/// Publishes `totals` (the `ANOMALIES` block summed over CPUs since the
+/// Publishes `totals` (the anomaly block summed over CPUs since the
 /// program was loaded). Does nothing without the `metrics` feature.
 #[cfg(feature = "metrics")]
 pub fn publish_xdp_totals(totals: &AnomalyBlock) {
@@ -31,7 +31,7 @@ pub fn publish_xdp_totals(totals: &AnomalyBlock) {
     }
 }
 
-/// Publishes `totals` (the `ANOMALIES` block summed over CPUs since the
+/// Publishes `totals` (the anomaly block summed over CPUs since the
 /// program was loaded). Does nothing without the `metrics` feature.
 #[cfg(not(feature = "metrics"))]
 pub fn publish_xdp_totals(_totals: &AnomalyBlock) {}

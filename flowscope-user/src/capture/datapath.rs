@@ -7,16 +7,17 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, MapData, PerCpuArray, XskMap},
+    maps::{MapData, PerCpuArray, XskMap},
     programs::{ProgramError, Xdp},
 };
 use flowscope_common::{
     CounterBlock, XdpConfig,
     anomaly::{AnomalyBlock, PairFilter, SKETCH_SRC_PORTS, SKETCH_SYN_DST, Sketch},
     config::{
-        ANOMALIES_MAP, CONFIG_MAP, COUNTERS_MAP, PAIR_FILTER_MAP, PARSED_MAP, PROGRAM_NAME,
-        SKETCHES_MAP, XDP_META_GLOBAL, XSKS_MAP,
+        COUNTERS_MAP, HASH_SEED_GLOBAL, MODE_GLOBAL, PAIR_FILTER_MAP, PROGRAM_NAME, SKETCHES_MAP,
+        SOCKETS_PER_QUEUE_GLOBAL, XDP_META_GLOBAL, XSKS_MAP,
     },
+    counters::CpuBlock,
     meta::Parsed,
 };
 
@@ -144,11 +145,9 @@ pub struct Datapath {
     iface: String,
     mode: XdpAttachMode,
     xsks: XskMap<MapData>,
-    counters: PerCpuArray<MapData, CounterBlock>,
-    anomalies: PerCpuArray<MapData, AnomalyBlock>,
+    counters: PerCpuArray<MapData, CpuBlock>,
     sketches: PerCpuArray<MapData, Sketch>,
     pair_filter: PerCpuArray<MapData, PairFilter>,
-    parsed: PerCpuArray<MapData, Parsed>,
     metadata: bool,
 }
 
@@ -180,34 +179,28 @@ impl Datapath {
         let on = u32::from(metadata);
         let mut ebpf = EbpfLoader::new()
             .override_global(XDP_META_GLOBAL, &on, true)
+            .override_global(MODE_GLOBAL, &config.mode, true)
+            .override_global(SOCKETS_PER_QUEUE_GLOBAL, &config.sockets_per_queue, true)
+            .override_global(HASH_SEED_GLOBAL, &config.hash_seed, true)
             .load(OBJECT)
             .map_err(|e| CaptureError::Load(format!("{e:#}")))?;
         let program: &mut Xdp = program_mut(&mut ebpf)?;
         program.load().map_err(refused)?;
-        let mut config_map: Array<_, XdpConfig> =
-            Array::try_from(take_map(&mut ebpf, CONFIG_MAP)?).map_err(map_err(CONFIG_MAP))?;
-        config_map.set(0, config, 0).map_err(map_err(CONFIG_MAP))?;
         let xsks = XskMap::try_from(take_map(&mut ebpf, XSKS_MAP)?).map_err(map_err(XSKS_MAP))?;
         let counters = PerCpuArray::try_from(take_map(&mut ebpf, COUNTERS_MAP)?)
             .map_err(map_err(COUNTERS_MAP))?;
-        let anomalies = PerCpuArray::try_from(take_map(&mut ebpf, ANOMALIES_MAP)?)
-            .map_err(map_err(ANOMALIES_MAP))?;
         let sketches = PerCpuArray::try_from(take_map(&mut ebpf, SKETCHES_MAP)?)
             .map_err(map_err(SKETCHES_MAP))?;
         let pair_filter = PerCpuArray::try_from(take_map(&mut ebpf, PAIR_FILTER_MAP)?)
             .map_err(map_err(PAIR_FILTER_MAP))?;
-        let parsed =
-            PerCpuArray::try_from(take_map(&mut ebpf, PARSED_MAP)?).map_err(map_err(PARSED_MAP))?;
         Ok(Self {
             ebpf,
             iface: iface.to_owned(),
             mode,
             xsks,
             counters,
-            anomalies,
             sketches,
             pair_filter,
-            parsed,
             metadata,
             attachment: None,
         })
@@ -309,7 +302,8 @@ impl Datapath {
         self.attachment = None;
     }
 
-    /// Class counters summed over every CPU (one per-CPU map lookup).
+    /// Class counters summed over every CPU (one per-CPU map lookup; the
+    /// program counts frames by kind, see [`KindBlock::add_classes`]).
     ///
     /// # Errors
     ///
@@ -318,7 +312,7 @@ impl Datapath {
         let per_cpu = self.counters.get(&0, 0).map_err(map_err(COUNTERS_MAP))?;
         let mut sum = CounterBlock::default();
         for block in per_cpu.iter() {
-            sum.add(block);
+            block.counts.add_classes(&mut sum);
         }
         Ok(sum)
     }
@@ -329,10 +323,10 @@ impl Datapath {
     ///
     /// The map read failed.
     pub fn anomalies(&self) -> Result<AnomalyBlock, CaptureError> {
-        let per_cpu = self.anomalies.get(&0, 0).map_err(map_err(ANOMALIES_MAP))?;
+        let per_cpu = self.counters.get(&0, 0).map_err(map_err(COUNTERS_MAP))?;
         let mut sum = AnomalyBlock::default();
         for block in per_cpu.iter() {
-            sum.add(block);
+            sum.add(&block.anomalies);
         }
         Ok(sum)
     }
@@ -410,9 +404,9 @@ impl Datapath {
     ///
     /// The map read failed, or there is no such CPU.
     pub fn parsed_on(&self, cpu: usize) -> Result<Parsed, CaptureError> {
-        let per_cpu = self.parsed.get(&0, 0).map_err(map_err(PARSED_MAP))?;
-        per_cpu.get(cpu).copied().ok_or(CaptureError::Map {
-            map: PARSED_MAP,
+        let per_cpu = self.counters.get(&0, 0).map_err(map_err(COUNTERS_MAP))?;
+        per_cpu.get(cpu).map(|b| b.parsed).ok_or(CaptureError::Map {
+            map: COUNTERS_MAP,
             reason: format!("no CPU {cpu}"),
         })
     }
@@ -539,9 +533,9 @@ impl CaptureError {
                     "the verifier rejected it ({})",
                     log.lines()
                         .rev()
-                        .find(|l| !l.trim().is_empty())
+                        .map(str::trim)
+                        .find(|l| !l.is_empty() && !is_verifier_statistics(l))
                         .unwrap_or_default()
-                        .trim()
                 ),
                 "this kernel's verifier differs from the tested ones (README: supported kernels)",
             ),
@@ -552,6 +546,11 @@ impl CaptureError {
             log: saved,
         }
     }
+}
+
+/// The summary lines a verifier log ends with, after the reason.
+fn is_verifier_statistics(line: &str) -> bool {
+    line.starts_with("processed ") || line.starts_with("verification time")
 }
 
 /// Writes the verifier log to `$RUNTIME_DIRECTORY` (systemd) or the
@@ -584,5 +583,28 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> CaptureError {
     move |e| CaptureError::Map {
         map,
         reason: format!("{e:#}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejection_names_the_reason_not_the_statistics() {
+        let log = "0: R1=ctx() R10=fp0\n12: (61) r2 = *(u32 *)(r1 +2)\n\
+                   misaligned packet access off 14+0+2 size 4\n\
+                   processed 88 insns (limit 1000000) max_states_per_insn 0 total_states 4\n";
+        let e = CaptureError::from_verifier(&std::io::Error::from_raw_os_error(libc::EACCES), log);
+        let text = e.to_string();
+        assert!(
+            text.contains("the verifier rejected it (misaligned packet access off 14+0+2 size 4)"),
+            "{text}"
+        );
+        let CaptureError::Verifier { log: Ok(path), .. } = e else {
+            panic!("log not saved: {text}");
+        };
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), log);
+        let _ = std::fs::remove_file(path);
     }
 }

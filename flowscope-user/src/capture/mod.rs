@@ -47,13 +47,27 @@ use flowscope_common::{
 pub struct RingSizes {
     /// Descriptors in each socket's RX ring.
     pub rx_ring: u32,
-    /// Descriptors in each queue's fill ring; also the UMEM frames per queue,
-    /// so every frame fits in the fill ring and refills never partly fail.
+    /// UMEM frames per queue, all offered to the kernel through its fill
+    /// ring. The ring itself has twice as many slots (see
+    /// [`RingSizes::fill_slots`]).
     pub fill_ring: u32,
     /// Bytes per UMEM frame (2048 or 4096).
     pub frame_size: u32,
     /// Most descriptors read per batch.
     pub batch: u32,
+}
+
+impl RingSizes {
+    /// Slots of a queue's fill ring: twice its frames. The kernel publishes
+    /// how far it consumed the ring only when it has used up what it read
+    /// of it (`xskq_cons_peek_addr_unchecked` in net/xdp/xsk_queue.h), so
+    /// frames can come back through the RX ring while the ring still counts
+    /// them as unread: with as many slots as frames, a refill then finds no
+    /// room. With twice as many, the frames in flight and those the kernel
+    /// took but has not yet released always fit.
+    pub fn fill_slots(&self) -> u32 {
+        self.fill_ring.saturating_mul(2)
+    }
 }
 
 impl Default for RingSizes {
@@ -293,7 +307,8 @@ impl<H: FrameHandler> Capture<H> {
                 "--sockets-per-queue {spq} needs AF_XDP shared UMEM, which this kernel refused ({why}); use --sockets-per-queue 1"
             )));
         }
-        let need_wakeup = features.get(Feature::NeedWakeup).is_yes();
+        // Unknown (no namespace to probe in): asked for, dropped if refused.
+        let need_wakeup = !matches!(features.get(Feature::NeedWakeup), Answer::No(_));
         let config = XdpConfig {
             mode: if cfg.count_only {
                 MODE_COUNT_ONLY
@@ -322,8 +337,19 @@ impl<H: FrameHandler> Capture<H> {
         let read_meta = cap.info.metadata == Metadata::On;
         if !cfg.count_only {
             for queue in 0..queues {
-                let sockets =
-                    socket::QueueSockets::create(&cfg.iface, queue, spq, &cfg.rings, need_wakeup)?;
+                let sockets = match socket::QueueSockets::create(
+                    &cfg.iface,
+                    queue,
+                    spq,
+                    &cfg.rings,
+                    cap.info.need_wakeup,
+                ) {
+                    Err(_) if cap.info.need_wakeup && queue == 0 => {
+                        cap.info.need_wakeup = false;
+                        socket::QueueSockets::create(&cfg.iface, queue, spq, &cfg.rings, false)?
+                    }
+                    other => other?,
+                };
                 for sock in sockets {
                     let slot = queue * spq + sock.index_in_queue;
                     cap.datapath.insert_socket(slot, sock.fd)?;

@@ -240,9 +240,9 @@ fn probe_redirect_fallback() -> Answer {
             return Answer::Unknown(format!("probe program not loaded: {}", r.error));
         }
     };
-    match bpf_sys::test_run(prog.as_fd(), &[0u8; 64]) {
-        Ok(XDP_PASS) => Answer::Yes,
-        Ok(other) => Answer::No(format!("an empty slot gave action {other}, not XDP_PASS")),
+    match bpf_sys::test_run(prog.as_fd(), &[0u8; 64], 1) {
+        Ok((XDP_PASS, _)) => Answer::Yes,
+        Ok((other, _)) => Answer::No(format!("an empty slot gave action {other}, not XDP_PASS")),
         Err(e) => Answer::Unknown(format!("BPF_PROG_TEST_RUN: {e}")),
     }
 }

@@ -76,7 +76,7 @@ impl QueueSockets {
             .frame_size(
                 FrameSize::new(rings.frame_size).map_err(|e| err(format!("frame size: {e}")))?,
             )
-            .fill_queue_size(qsize(rings.fill_ring, "fill ring")?)
+            .fill_queue_size(qsize(rings.fill_slots(), "fill ring")?)
             .comp_queue_size(qsize(64, "completion ring")?)
             .frame_headroom(0)
             .build()
@@ -129,7 +129,8 @@ impl QueueSockets {
                 .lock()
                 .map_err(|_| err("fill ring lock poisoned".into()))?;
             // SAFETY: the descriptors are fresh frames of this UMEM, owned by
-            // nobody yet; the ring has room for all of them (frames == size).
+            // nobody yet; the ring has room for all of them (twice as many
+            // slots as frames).
             let produced = unsafe { guard.fill.produce(&descs) };
             if produced != descs.len() {
                 return Err(err(format!(

@@ -193,7 +193,7 @@ fn run<H: FrameHandler>(
         }
         rx_packets += n as u64;
         batches += 1;
-        give_back(&mut sock, &descs[..n], &mut levels.fill);
+        give_back(&mut sock, &descs[..n], &mut levels.fill, sizes.fill_slots());
         shared.publish(rx_packets, rx_bytes, batches);
         publish_rings_if_due(shared, &levels, &mut rings_published, ctx.timestamp);
         handler.on_tick(ctx.timestamp);
@@ -219,17 +219,18 @@ fn publish_rings_if_due(
 
 /// Returns a batch of frames to the queue's shared fill ring, once per batch,
 /// after sampling how many frames the ring still offered the kernel.
-fn give_back(sock: &mut XskSocket, descs: &[FrameDesc], fill_level: &mut RingLevel) {
+fn give_back(sock: &mut XskSocket, descs: &[FrameDesc], fill_level: &mut RingLevel, slots: u32) {
     let Ok(mut shared) = sock.fill.lock() else {
         return;
     };
-    // Entries = size − free; libxdp reloads the kernel's consumer index from
-    // the mmapped ring with acquire ordering (no syscall).
+    // Entries = slots − free; libxdp reloads the kernel's consumer index
+    // from the mmapped ring with acquire ordering (no syscall). They include
+    // frames the kernel took but has not released yet: at most every frame.
     let free = shared.fill.nb_free_exact();
-    fill_level.record(fill_level.size.saturating_sub(free));
+    fill_level.record(slots.saturating_sub(free).min(fill_level.size));
     // SAFETY: the frames were received on this UMEM and are no longer read;
-    // the ring has room for them because the UMEM holds exactly as many
-    // frames as the fill ring has slots.
+    // the ring has room for them: it has twice as many slots as the UMEM
+    // has frames (RingSizes::fill_slots).
     let produced = unsafe { shared.fill.produce(descs) };
     debug_assert_eq!(produced, descs.len());
     if shared.fill.needs_wakeup() {

@@ -73,7 +73,8 @@ options! {
         /// Descriptors per socket RX ring (power of two, default 2048).
         #[arg(long)]
         pub rx_ring: Option<u32>,
-        /// Fill ring size and UMEM frames per queue (power of two, default 8192).
+        /// UMEM frames per queue, all offered through the fill ring (which has
+        /// twice as many slots); power of two, default 8192.
         #[arg(long)]
         pub fill_ring: Option<u32>,
         /// Benchmark only: bare receivers that count and return frames, no

@@ -89,8 +89,10 @@ options! {
         /// IP-in-IP, GTP-U and Teredo tunnels instead of the outer one.
         #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
         pub decap: Option<bool>,
-        /// Reassemble TCP streams and parse HTTP, TLS and DNS (EVE `http`,
-        /// `tls`, `dns` records; default on).
+        /// Reassemble IP fragments and TCP streams, detect each flow's
+        /// protocol (`app_proto`) and parse HTTP, TLS, DNS, QUIC and SSH
+        /// (EVE `http`, `tls`, `dns`, `quic`, `ssh` records; Zeek ssh.log;
+        /// default on).
         #[arg(
             long,
             num_args = 0..=1,

@@ -1,9 +1,9 @@
-//! L7 session parsers: HTTP/1.x, TLS and DNS.
+//! L7 session parsers: HTTP/1.x, TLS, DNS, QUIC and SSH.
 //!
 //! Each parser is an incremental core fed by the session layer with in-order
-//! bytes per [`Side`](crate::session::Side), explicit gaps and end of stream (or, for DNS over UDP,
-//! whole datagrams). They emit records shaped like Suricata EVE's `http`,
-//! `tls` and `dns` objects ([`L7Record`] serialises as `{"http": {…}}` etc.),
+//! bytes per [`Side`](crate::session::Side), explicit gaps and end of stream (or, for DNS and
+//! QUIC over UDP, whole datagrams). They emit records shaped like Suricata EVE's `http`,
+//! `tls`, `dns`, `quic` and `ssh` objects ([`L7Record`] serialises as `{"http": {…}}` etc.),
 //! keep their memory bounded, and count every drop in per-protocol counters.
 
 #[macro_use]
@@ -12,7 +12,12 @@ mod stream_parser;
 pub(crate) mod counter_sum;
 mod carry;
 pub mod dns;
+mod fingerprint;
 pub mod http;
+pub mod quic;
+#[cfg(test)]
+mod splits;
+pub mod ssh;
 pub mod tls;
 
 use serde::Serialize;
@@ -20,7 +25,14 @@ use serde::Serialize;
 pub use self::dns::{
     DnsAnswer, DnsConfig, DnsCounters, DnsFactory, DnsKind, DnsParser, DnsRecord, DnsTcpFactory,
 };
+pub use self::fingerprint::Md5Fingerprint;
 pub use self::http::{HttpConfig, HttpCounters, HttpFactory, HttpParser, HttpRecord};
+pub use self::quic::{
+    QuicConfig, QuicCounters, QuicExtension, QuicFactory, QuicParser, QuicRecord,
+};
+pub use self::ssh::{
+    SshAlgorithms, SshConfig, SshCounters, SshEndpoint, SshFactory, SshParser, SshRecord,
+};
 pub use self::tls::{TlsConfig, TlsCounters, TlsFactory, TlsParser, TlsRecord};
 use crate::session::RecordSink;
 
@@ -34,6 +46,10 @@ pub enum L7Record {
     Tls(TlsRecord),
     /// A DNS query or answer.
     Dns(DnsRecord),
+    /// A QUIC client hello summary.
+    Quic(QuicRecord),
+    /// An SSH connection's identification lines and KEXINITs.
+    Ssh(SshRecord),
 }
 
 impl From<HttpRecord> for L7Record {
@@ -54,6 +70,18 @@ impl From<DnsRecord> for L7Record {
     }
 }
 
+impl From<QuicRecord> for L7Record {
+    fn from(r: QuicRecord) -> Self {
+        Self::Quic(r)
+    }
+}
+
+impl From<SshRecord> for L7Record {
+    fn from(r: SshRecord) -> Self {
+        Self::Ssh(r)
+    }
+}
+
 /// What the L7 parsers counted, all protocols; add them up per worker.
 ///
 /// Parsers hand their counters over through
@@ -67,6 +95,10 @@ pub struct L7Counters {
     pub tls: TlsCounters,
     /// DNS parsers (UDP and TCP).
     pub dns: DnsCounters,
+    /// QUIC parsers.
+    pub quic: QuicCounters,
+    /// SSH parsers.
+    pub ssh: SshCounters,
 }
 
 impl L7Counters {
@@ -75,6 +107,8 @@ impl L7Counters {
         self.http.add(&other.http);
         self.tls.add(&other.tls);
         self.dns.add(&other.dns);
+        self.quic.add(&other.quic);
+        self.ssh.add(&other.ssh);
     }
 }
 

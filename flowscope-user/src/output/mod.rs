@@ -1,6 +1,6 @@
 //! Record outputs: the [`Record`] type every record travels as, the writer
-//! stage ([`Outputs`]) and the formats it writes (EVE JSON, Zeek conn.log,
-//! IPFIX), with the `--output` specifications that name them.
+//! stage ([`Outputs`]) and the formats it writes (EVE JSON, Zeek conn.log and
+//! ssh.log, IPFIX), with the `--output` specifications that name them.
 
 mod community;
 pub mod eve;
@@ -9,6 +9,7 @@ mod outputs;
 mod record;
 pub mod spec;
 pub mod zeek;
+pub mod zeek_ssh;
 
 pub use eve::{EveEncoder, write_rfc3339_micros};
 pub use outputs::{FileOptions, OutputReport, Outputs, WriterStats};

@@ -1,12 +1,13 @@
 //! [`Outputs`]: the writer stage, the one place records are written, live
 //! and offline. It holds every output opened from the `--output`
-//! specifications (EVE files or standard output, Zeek conn.log
-//! directories, IPFIX collectors), encodes each record once per format and
-//! gives it to every output of that format, and keeps each output's own
-//! counts.
+//! specifications (EVE files or standard output, Zeek log directories,
+//! IPFIX collectors), encodes each record once per format and gives it to
+//! every output of that format, and keeps each output's own counts.
 //!
 //! EVE outputs get every record, with its flow's Community ID (computed
-//! once per flow, see `community`); Zeek and IPFIX outputs get flow records.
+//! once per flow, see `community`); Zeek outputs get flow records
+//! (conn.log) and SSH records (ssh.log, created when the first one
+//! arrives, as Zeek writes no empty logs); IPFIX outputs get flow records.
 //! An output that fails keeps its first error and drops (and counts) every
 //! record after it; the other outputs go on.
 //!
@@ -23,10 +24,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::community::CommunityIds;
 use super::eve::EveEncoder;
 use super::ipfix::{IpfixConfig, IpfixExporter};
-use super::record::{FlowEnd, Record};
+use super::record::{FlowEnd, FlowHeader, Record};
 use super::spec::{OutputSpec, SpecError};
-use super::zeek::ZeekConnWriter;
-use crate::pipeline::FlowSummary;
+use super::zeek::{ZeekConnWriter, ZeekFormat};
+use super::zeek_ssh::ZeekSshWriter;
+use crate::l7::SshRecord;
+use crate::pipeline::{FAILED, FlowSummary};
+use crate::view::Timestamp;
 
 /// How files are opened and rotated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -73,9 +77,56 @@ struct EveSink {
     opened: Instant,
 }
 
+/// The logs of one Zeek output directory: conn.log, and ssh.log once an
+/// SSH record arrives.
+struct ZeekLogs {
+    dir: PathBuf,
+    format: ZeekFormat,
+    conn: ZeekConnWriter<BufWriter<File>>,
+    ssh: Option<ZeekSshWriter<BufWriter<File>>>,
+}
+
+impl ZeekLogs {
+    fn create(dir: &Path, name: &str) -> io::Result<BufWriter<File>> {
+        File::create(dir.join(name)).map(BufWriter::new)
+    }
+
+    /// Writes `record` to ssh.log (created now if it is the first).
+    fn ssh(&mut self, header: &FlowHeader, ts: Timestamp, record: &SshRecord) -> io::Result<()> {
+        let ssh = match &mut self.ssh {
+            Some(w) => w,
+            None => self.ssh.insert(ZeekSshWriter::new(
+                Self::create(&self.dir, "ssh.log")?,
+                self.format,
+            )?),
+        };
+        ssh.write_ssh(header, ts, record).map(drop)
+    }
+
+    /// Records written, all logs.
+    fn records(&self) -> u64 {
+        self.conn.records() + self.ssh.as_ref().map_or(0, ZeekSshWriter::records)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.conn.flush()?;
+        self.ssh.as_mut().map_or(Ok(()), ZeekSshWriter::flush)
+    }
+
+    /// Flushes and closes every log, with the count of records written.
+    fn finish(self) -> (u64, io::Result<()>) {
+        let records = self.records();
+        let result = self
+            .conn
+            .finish()
+            .and_then(|_| self.ssh.map_or(Ok(()), |w| w.finish().map(drop)));
+        (records, result)
+    }
+}
+
 enum Sink {
     Eve(EveSink),
-    Zeek(ZeekConnWriter<BufWriter<File>>),
+    Zeek(ZeekLogs),
     Ipfix(IpfixExporter),
 }
 
@@ -154,11 +205,15 @@ fn open_sink(spec: &OutputSpec, label: &str, files: FileOptions) -> Result<Sink,
         ),
         OutputSpec::Zeek { dir, format } => {
             std::fs::create_dir_all(dir).map_err(open_err(label, dir))?;
-            let path = dir.join("conn.log");
-            let f = File::create(&path).map_err(open_err(label, &path))?;
-            Sink::Zeek(
-                ZeekConnWriter::new(BufWriter::new(f), *format).map_err(open_err(label, &path))?,
-            )
+            let conn = ZeekLogs::create(dir, "conn.log")
+                .and_then(|f| ZeekConnWriter::new(f, *format))
+                .map_err(open_err(label, &dir.join("conn.log")))?;
+            Sink::Zeek(ZeekLogs {
+                dir: dir.clone(),
+                format: *format,
+                conn,
+                ssh: None,
+            })
         }
         OutputSpec::Ipfix(s) => {
             let what = format!("collector {}", s.collector);
@@ -190,11 +245,15 @@ fn open_sink(spec: &OutputSpec, label: &str, files: FileOptions) -> Result<Sink,
     })
 }
 
-/// Zeek's `service` name of a parser's protocol.
-fn zeek_service(proto: &'static str) -> &'static str {
+/// Zeek's `service` name of a flow's application protocol: Zeek's DNS
+/// analyzer also takes mDNS and LLMNR; SSDP has no Zeek analyzer, and Zeek
+/// leaves a flow no analyzer recognised unset.
+fn zeek_service(proto: &'static str) -> Option<&'static str> {
     match proto {
-        "tls" => "ssl",
-        other => other,
+        "tls" => Some("ssl"),
+        "mdns" | "llmnr" => Some("dns"),
+        "ssdp" | FAILED => None,
+        other => Some(other),
     }
 }
 
@@ -251,8 +310,27 @@ impl Outputs {
                 o.account(result);
             }
         }
-        if let Record::Flow(f) = record {
-            self.write_flow(f);
+        match record {
+            Record::Flow(f) => self.write_flow(f),
+            Record::L7 { header, ts, record } => {
+                if let crate::l7::L7Record::Ssh(r) = &**record {
+                    self.write_ssh(header, *ts, r);
+                }
+            }
+            Record::Anomaly { .. } | Record::Interval(_) => {}
+        }
+    }
+
+    /// Gives an SSH record to the Zeek outputs (ssh.log).
+    fn write_ssh(&mut self, header: &FlowHeader, ts: Timestamp, r: &SshRecord) {
+        for o in &mut self.outputs {
+            let Sink::Zeek(z) = &mut o.sink else { continue };
+            if o.error.is_some() {
+                o.dropped += 1;
+                continue;
+            }
+            let result = z.ssh(header, ts, r);
+            o.account(result);
         }
     }
 
@@ -267,12 +345,12 @@ impl Outputs {
                 continue;
             }
             let result = match &mut o.sink {
-                Sink::Zeek(w) => w.write_flow_summary(
+                Sink::Zeek(w) => w.conn.write_flow_summary(
                     &f.flow,
                     f.summary
                         .as_ref()
                         .and_then(FlowSummary::app_proto)
-                        .map(zeek_service),
+                        .and_then(zeek_service),
                     f.summary.as_ref(),
                 ),
                 Sink::Ipfix(x) => {
@@ -340,7 +418,10 @@ impl Outputs {
             .map(|o| {
                 let (written, dropped, err) = match o.sink {
                     Sink::Eve(mut e) => (e.written, 0, e.out.flush().err()),
-                    Sink::Zeek(w) => (w.records(), 0, w.finish().err()),
+                    Sink::Zeek(w) => {
+                        let (written, result) = w.finish();
+                        (written, 0, result.err())
+                    }
                     Sink::Ipfix(x) => {
                         let st = x.finish();
                         (st.records_sent, st.records_dropped, None)

@@ -5,8 +5,9 @@
 //!   JSON to a file;
 //! - `ipfix:udp://HOST:PORT` or `ipfix:tcp://HOST:PORT`, optionally followed
 //!   by `?mode=biflow|uni&domain=N&ingress=N&mtu=N`;
-//! - `zeek:DIR` (conn.log, TSV) or `zeek-json:DIR` (conn.log, JSON lines);
-//!   the directory is created if needed.
+//! - `zeek:DIR` (conn.log, and ssh.log once an SSH connection is seen;
+//!   TSV) or `zeek-json:DIR` (the same logs as JSON lines); the directory is
+//!   created if needed.
 //!
 //! [`Outputs`](super::Outputs) opens them.
 
@@ -24,7 +25,7 @@ pub enum OutputSpec {
     Eve(Option<PathBuf>),
     /// IPFIX to a collector.
     Ipfix(IpfixSpec),
-    /// Zeek conn.log in a directory.
+    /// Zeek logs in a directory.
     Zeek {
         /// The directory.
         dir: PathBuf,

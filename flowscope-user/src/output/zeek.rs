@@ -1,5 +1,6 @@
 //! Zeek `conn.log` records, in Zeek's TSV format (with its `#` header) or
-//! its JSON-lines variant (`LogAscii::use_json`).
+//! its JSON-lines variant (`LogAscii::use_json`), and the log writer the
+//! other logs share (ssh.log: [`super::zeek_ssh`]).
 //!
 //! Fields are Zeek's, in Zeek's order. Values come from the tracker, whose
 //! flow definition is close to Zeek's but not the same:
@@ -23,9 +24,11 @@
 //!   `icmp`, as in Zeek; other protocols are `unknown_transport`.
 
 use std::io::{self, Write};
+use std::marker::PhantomData;
 
 use crate::extract::FiveTupleKey;
 use crate::extractor::L4Proto;
+use crate::output::record::FlowHeader;
 use crate::output::write_rfc3339_micros;
 use crate::pipeline::FlowSummary;
 use crate::tracker::{FlowRecord, FlowSide, SideStats};
@@ -93,7 +96,9 @@ pub enum ZeekFormat {
 }
 
 /// One field's value.
-enum Value<'a> {
+pub(super) enum Value<'a> {
+    /// A string; in TSV, control characters and backslashes are written
+    /// `\xNN`, as Zeek escapes them.
     Str(&'a str),
     Count(u64),
     /// Seconds with microseconds (`time`, `interval`).
@@ -101,14 +106,41 @@ enum Value<'a> {
     Unset,
 }
 
-/// Writes conn.log records to `W`, reusing one line buffer.
+/// One Zeek log of kind `K` (which gives it its records' writer, e.g.
+/// [`ZeekConnWriter::write_flow_summary`]) being written to `W`: its `#`
+/// header (TSV), then one line per record, reusing one line buffer.
 #[derive(Debug)]
-pub struct ZeekConnWriter<W: Write> {
+pub struct ZeekLog<W: Write, K> {
     out: W,
     format: ZeekFormat,
+    fields: &'static [&'static str],
     line: Vec<u8>,
     records: u64,
+    kind: PhantomData<K>,
 }
+
+/// What makes a [`ZeekLog`] one log: its path and fields.
+pub trait ZeekLogKind {
+    /// `#path`, the file's name without `.log`.
+    const PATH: &'static str;
+    /// `#fields`, in Zeek's order.
+    const FIELDS: &'static [&'static str];
+    /// `#types` of those fields.
+    const TYPES: &'static [&'static str];
+}
+
+/// The kind of [`ZeekConnWriter`].
+#[derive(Debug)]
+pub enum Conn {}
+
+impl ZeekLogKind for Conn {
+    const PATH: &'static str = "conn";
+    const FIELDS: &'static [&'static str] = &FIELDS;
+    const TYPES: &'static [&'static str] = &TYPES;
+}
+
+/// Writes conn.log records to `W`.
+pub type ZeekConnWriter<W> = ZeekLog<W, Conn>;
 
 /// Zeek's `#open`/`#close` stamp: `YYYY-MM-DD-HH-MM-SS`.
 fn log_stamp(out: &mut Vec<u8>, now: Timestamp) {
@@ -157,7 +189,42 @@ fn proto_name(l4: L4Proto) -> &'static str {
     }
 }
 
-impl<W: Write> ZeekConnWriter<W> {
+/// A record's `uid` and `id` fields: its connection, initiator first.
+pub(super) struct ConnId {
+    uid: String,
+    orig_h: String,
+    orig_p: u16,
+    resp_h: String,
+    resp_p: u16,
+}
+
+impl ConnId {
+    pub(super) fn of(flow: &FlowHeader) -> Self {
+        let k = flow.oriented();
+        let mut uid = Vec::with_capacity(12);
+        write_uid(&mut uid, flow.flow_id);
+        Self {
+            uid: String::from_utf8(uid).unwrap_or_default(),
+            orig_h: k.src_ip().to_string(),
+            orig_p: k.src_port(),
+            resp_h: k.dst_ip().to_string(),
+            resp_p: k.dst_port(),
+        }
+    }
+
+    /// `uid`, `id.orig_h`, `id.orig_p`, `id.resp_h`, `id.resp_p`.
+    pub(super) fn values(&self) -> [Value<'_>; 5] {
+        [
+            Value::Str(&self.uid),
+            Value::Str(&self.orig_h),
+            Value::Count(u64::from(self.orig_p)),
+            Value::Str(&self.resp_h),
+            Value::Count(u64::from(self.resp_p)),
+        ]
+    }
+}
+
+impl<W: Write, K: ZeekLogKind> ZeekLog<W, K> {
     /// A writer to `out` (wrap files in a `BufWriter`); the TSV header is
     /// written now.
     ///
@@ -165,24 +232,29 @@ impl<W: Write> ZeekConnWriter<W> {
     ///
     /// Writing the header.
     pub fn new(mut out: W, format: ZeekFormat) -> io::Result<Self> {
+        let (path, fields, types) = (K::PATH, K::FIELDS, K::TYPES);
         let mut line = Vec::with_capacity(1024);
         if format == ZeekFormat::Tsv {
             line.extend_from_slice(
-                b"#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\tconn\n#open\t",
+                b"#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\t",
             );
+            line.extend_from_slice(path.as_bytes());
+            line.extend_from_slice(b"\n#open\t");
             log_stamp(&mut line, wall_clock());
             line.extend_from_slice(b"\n#fields\t");
-            line.extend_from_slice(FIELDS.join("\t").as_bytes());
+            line.extend_from_slice(fields.join("\t").as_bytes());
             line.extend_from_slice(b"\n#types\t");
-            line.extend_from_slice(TYPES.join("\t").as_bytes());
+            line.extend_from_slice(types.join("\t").as_bytes());
             line.push(b'\n');
             out.write_all(&line)?;
         }
         Ok(Self {
             out,
             format,
+            fields,
             line,
             records: 0,
+            kind: PhantomData,
         })
     }
 
@@ -217,8 +289,27 @@ impl<W: Write> ZeekConnWriter<W> {
         Ok(self.out)
     }
 
+    /// Writes one record: one value per field.
+    ///
+    /// # Errors
+    ///
+    /// The underlying writer's I/O error.
+    pub(super) fn write(&mut self, values: &[Value<'_>]) -> io::Result<()> {
+        self.line.clear();
+        match self.format {
+            ZeekFormat::Tsv => self.tsv(values)?,
+            ZeekFormat::Json => self.json(values)?,
+        }
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
+        self.records += 1;
+        Ok(())
+    }
+}
+
+impl<W: Write> ZeekConnWriter<W> {
     /// Writes one conn.log record; `service` is the application protocol
-    /// when a parser recognised one (`http`, `ssl`, `dns`), `summary` what
+    /// when a parser recognised one (`http`, `ssl`, `dns`, `ssh`), `summary` what
     /// the pipeline's reassembly did for it (its gaps are `missed_bytes`).
     ///
     /// # Errors
@@ -230,7 +321,8 @@ impl<W: Write> ZeekConnWriter<W> {
         service: Option<&str>,
         summary: Option<&FlowSummary>,
     ) -> io::Result<()> {
-        let k = flow.key.oriented(flow.initiator);
+        let id = ConnId::of(&FlowHeader::of(flow));
+        let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
         let (o, r) = (
             flow.side(FlowSide::Initiator),
             flow.side(FlowSide::Responder),
@@ -238,10 +330,6 @@ impl<W: Write> ZeekConnWriter<W> {
         let dur = flow.duration();
         let timed = !dur.is_zero();
         let dur_us = u64::try_from(dur.as_micros()).unwrap_or(u64::MAX);
-        let (orig_h, resp_h) = (k.src_ip().to_string(), k.dst_ip().to_string());
-        let mut uid = Vec::with_capacity(12);
-        write_uid(&mut uid, flow.flow_id);
-        let uid = std::str::from_utf8(&uid).unwrap_or("C");
         let if_timed = |v: Value<'static>| if timed { v } else { Value::Unset };
         // The tracker's ICMP payload is the whole message; Zeek counts what
         // follows the header of each.
@@ -251,13 +339,13 @@ impl<W: Write> ZeekConnWriter<W> {
                 .saturating_sub(ICMP_HEADER.saturating_mul(s.packets)),
             _ => s.payload_bytes,
         };
-        let values: [Value<'_>; 22] = [
+        let values: [Value<'_>; FIELDS.len()] = [
             Value::Secs(flow.start().0 / 1000),
-            Value::Str(uid),
-            Value::Str(&orig_h),
-            Value::Count(u64::from(k.src_port())),
-            Value::Str(&resp_h),
-            Value::Count(u64::from(k.dst_port())),
+            uid,
+            orig_h,
+            orig_p,
+            resp_h,
+            resp_p,
             Value::Str(proto_name(flow.l4)),
             service.map_or(Value::Unset, Value::Str),
             if_timed(Value::Secs(dur_us)),
@@ -278,27 +366,27 @@ impl<W: Write> ZeekConnWriter<W> {
             Value::Unset,
             Value::Count(u64::from(flow.l4.number())),
         ];
-        self.line.clear();
-        match self.format {
-            ZeekFormat::Tsv => self.tsv(&values)?,
-            ZeekFormat::Json => self.json(&values)?,
-        }
-        self.line.push(b'\n');
-        self.out.write_all(&self.line)?;
-        self.records += 1;
-        Ok(())
+        self.write(&values)
     }
+}
 
+impl<W: Write, K> ZeekLog<W, K> {
     fn tsv(&mut self, values: &[Value<'_>]) -> io::Result<()> {
         for (i, v) in values.iter().enumerate() {
             if i > 0 {
                 self.line.push(b'\t');
             }
             match v {
-                // Addresses, codes, history letters and parser service
-                // names hold no tab, newline or backslash.
                 Value::Str("") => self.line.extend_from_slice(b"(empty)"),
-                Value::Str(s) => self.line.extend_from_slice(s.as_bytes()),
+                Value::Str(s) => {
+                    for &b in s.as_bytes() {
+                        if b < 0x20 || b == 0x7f || b == b'\\' {
+                            write!(self.line, "\\x{b:02x}")?;
+                        } else {
+                            self.line.push(b);
+                        }
+                    }
+                }
                 Value::Count(n) => write!(self.line, "{n}")?,
                 Value::Secs(us) => write!(self.line, "{}.{:06}", us / 1_000_000, us % 1_000_000)?,
                 Value::Unset => self.line.push(b'-'),
@@ -310,7 +398,7 @@ impl<W: Write> ZeekConnWriter<W> {
     fn json(&mut self, values: &[Value<'_>]) -> io::Result<()> {
         self.line.push(b'{');
         let mut first = true;
-        for (name, v) in FIELDS.iter().zip(values) {
+        for (name, v) in self.fields.iter().zip(values) {
             if matches!(v, Value::Unset) {
                 continue;
             }

@@ -51,6 +51,9 @@ pub struct SideReassembly {
     pub global_overflows: u64,
 }
 
+/// [`FlowSummary::app_proto`] of a flow whose payload no parser recognised.
+pub const FAILED: &str = "failed";
+
 /// What reassembly and parsing did for one flow record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowSummary {
@@ -61,10 +64,13 @@ pub struct FlowSummary {
 }
 
 impl FlowSummary {
-    /// The protocol a parser was chosen for, if any.
+    /// The protocol a parser was chosen for, or Suricata's `failed` when
+    /// the flow carried payload no parser recognised; `None` while probing
+    /// and for flows without payload.
     pub fn app_proto(&self) -> Option<&'static str> {
         match self.session {
             SessionState::Parsing(p) => Some(p),
+            SessionState::Stopped(StopReason::NoParser, None) => Some(FAILED),
             SessionState::Stopped(_, p) => p,
             SessionState::Probing => None,
         }

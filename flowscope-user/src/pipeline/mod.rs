@@ -5,8 +5,9 @@
 //! ```text
 //! frame ───────────────────────────────────────────────────► FlowTracker ─► events
 //!   └─ fragment? ─► FragmentReassembler ─(whole datagram)─► its flow's parsers
-//!   TCP packet ─► Reassembler (flow, side) ─► SessionDriver ─► HTTP/TLS/DNS ─► L7 records
-//!   UDP packet ─────────────────────────────► DatagramDriver ─► DNS ──────────► L7 records
+//!   TCP packet ─► Reassembler (flow, side) ─► SessionDriver ─► HTTP/TLS/DNS/SSH ─► L7 records
+//!   UDP packet ─────────────────────────────► DatagramDriver ─► DNS/QUIC ─────► L7 records
+//!                                           (mDNS, LLMNR, DHCP, NTP, SSDP: recognised only)
 //! ```
 //!
 //! The tracker counts every frame as it is, fragments included (a first
@@ -50,16 +51,18 @@ mod fragments;
 use std::collections::HashMap;
 
 pub use counters::{PipelineCounters, ReassemblyCounters};
-pub use flow::{Bound, FlowSummary, SideReassembly};
+pub use flow::{Bound, FAILED, FlowSummary, SideReassembly};
 
 use crate::extract::FiveTupleKey;
 use crate::extractor::FlowExtractor;
+use crate::l7::dns;
 use crate::l7::{
-    DnsConfig, DnsFactory, DnsTcpFactory, HttpConfig, HttpFactory, L7Record, TlsConfig, TlsFactory,
+    DnsConfig, DnsFactory, DnsTcpFactory, HttpConfig, HttpFactory, L7Record, QuicConfig,
+    QuicFactory, SshConfig, SshFactory, TlsConfig, TlsFactory,
 };
 use crate::reassembly::ipfrag::{FragConfig, FragOutcome, FragmentReassembler};
 use crate::reassembly::{Delivery, ReassemblyBudget, ReassemblyConfig};
-use crate::session::{DatagramDriver, DriverConfig, SessionDriver, Side};
+use crate::session::{DatagramDriver, DriverConfig, RecogniseFactory, SessionDriver, Side};
 use crate::tracker::{EndReason, FlowEvent, FlowRecord, FlowTracker, TrackerConfig};
 use crate::view::{LinkType, PacketView, Timestamp};
 
@@ -77,6 +80,10 @@ pub struct L7Config {
     pub tls: TlsConfig,
     /// DNS parser limits.
     pub dns: DnsConfig,
+    /// QUIC parser limits.
+    pub quic: QuicConfig,
+    /// SSH parser limits.
+    pub ssh: SshConfig,
 }
 
 /// Pipeline settings.
@@ -212,19 +219,27 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> std::fmt::Debug for Pipeline<E> {
 }
 
 impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
-    /// A pipeline with the HTTP, TLS and DNS parsers (when `config.l7` is
-    /// set). The flow table and the per-flow index are allocated now.
+    /// A pipeline with the HTTP, TLS, DNS, QUIC and SSH parsers (when
+    /// `config.l7` is set). The flow table and the per-flow index are allocated now.
     pub fn new(extractor: E, config: PipelineConfig) -> Self {
         let tracker = FlowTracker::with_config(extractor, config.tracker);
         let l7 = config.l7.unwrap_or_default();
         let mut streams = SessionDriver::new(l7.driver);
         let mut datagrams = DatagramDriver::new(l7.driver);
         if config.l7.is_some() {
-            // Three factories per driver: far below MAX_PARSERS.
+            // A few factories per driver: far below MAX_PARSERS.
             let _ = streams.register(Box::new(HttpFactory { config: l7.http }));
             let _ = streams.register(Box::new(TlsFactory { config: l7.tls }));
             let _ = streams.register(Box::new(DnsTcpFactory { config: l7.dns }));
+            let _ = streams.register(Box::new(SshFactory { config: l7.ssh }));
             let _ = datagrams.register(Box::new(DnsFactory { config: l7.dns }));
+            let _ = datagrams.register(Box::new(QuicFactory { config: l7.quic }));
+            // After DNS: they accept DNS messages too, and win on their ports.
+            let _ = datagrams.register(Box::new(dns::MDNS));
+            let _ = datagrams.register(Box::new(dns::LLMNR));
+            let _ = datagrams.register(Box::new(RecogniseFactory::DHCP));
+            let _ = datagrams.register(Box::new(RecogniseFactory::NTP));
+            let _ = datagrams.register(Box::new(RecogniseFactory::SSDP));
         }
         let core = flow::Core {
             enabled: config.l7.is_some(),

@@ -50,7 +50,9 @@ pub struct FlowPorts {
 /// Why a flow's parsing stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StopReason {
-    /// No factory recognised the flow.
+    /// The flow ended before it carried a payload byte: nothing to probe.
+    NoPayload,
+    /// No factory recognised the flow's payload (Suricata's `failed`).
     NoParser,
     /// The parser returned [`ParseStatus::Done`].
     Done,
@@ -66,6 +68,7 @@ impl StopReason {
     /// Static label for logs and metrics (`reason` label).
     pub const fn label(self) -> &'static str {
         match self {
+            Self::NoPayload => "no_payload",
             Self::NoParser => "no_parser",
             Self::Done => "done",
             Self::ParseError => "parse_error",
@@ -97,7 +100,7 @@ pub struct SessionCounters {
     pub budget_exhausted: Vec<u64>,
     /// Bytes (or datagram payload bytes) fed to each parser.
     pub bytes_parsed: Vec<u64>,
-    /// Flows no parser recognised.
+    /// Flows with payload no parser recognised.
     pub flows_undetected: u64,
     /// Bytes of a side that were not fed because a parser was chosen only
     /// after them while probing the other side (announced as a gap).
@@ -519,16 +522,12 @@ impl<R> SessionDriver<R> {
         );
         match selection {
             Selection::Wait => false,
-            Selection::NoParser
-                if *missed == [0, 0]
-                    && (0..factories.len())
-                        .any(|i| port_matches(|p| factories[i].is_well_known_port(p), ports)) =>
-            {
-                // No parser wants the first side's bytes, the other side
-                // has sent nothing and a parser claims the port: probe the
-                // other side's first bytes instead (an HTTP server
-                // answering a malformed request). The first side's bytes
-                // reach the chosen parser as a gap.
+            Selection::NoParser if *missed == [0, 0] => {
+                // No parser wants the first side's bytes and the other side
+                // has sent nothing yet: probe the other side's first bytes
+                // instead (an HTTP server answering a malformed request, a
+                // server that speaks first). The first side's bytes reach
+                // the chosen parser as a gap.
                 let mut missed = [0; 2];
                 missed[side.index()] = window.as_slice().len() as u64;
                 session.state = StreamState::Probing {
@@ -616,13 +615,18 @@ impl<R> SessionDriver<R> {
     }
 
     /// Drops the parser and records why (a flow still probing has no
-    /// parser: [`StopReason::NoParser`]).
+    /// parser: [`StopReason::NoParser`], or [`StopReason::NoPayload`] when
+    /// it sent nothing).
     fn stop(&mut self, session: &mut StreamSession<R>, reason: StopReason) {
         let (reason, factory) = match &mut session.state {
             StreamState::Stopped { .. } => return,
-            StreamState::Probing { .. } => {
-                self.counters.flows_undetected += 1;
-                (StopReason::NoParser, None)
+            StreamState::Probing { window, missed, .. } => {
+                if window.as_slice().is_empty() && *missed == [0, 0] {
+                    (StopReason::NoPayload, None)
+                } else {
+                    self.counters.flows_undetected += 1;
+                    (StopReason::NoParser, None)
+                }
             }
             StreamState::Parsing { factory, parser } => {
                 parser.flush_counters(&mut self.counters.parsers);
@@ -756,6 +760,10 @@ impl<R> DatagramDriver<R> {
         sink: &mut dyn RecordSink<R>,
     ) {
         if let DatagramState::Probing { rejected, probes } = &mut session.state {
+            if payload.is_empty() {
+                // Nothing to probe.
+                return;
+            }
             *probes = probes.saturating_add(1);
             let factories = &self.factories;
             let selection = select(
@@ -825,22 +833,20 @@ impl<R> DatagramDriver<R> {
         ts: Timestamp,
         sink: &mut dyn RecordSink<R>,
     ) {
-        let factory = match &mut session.state {
+        let (reason, factory) = match &mut session.state {
             DatagramState::Stopped { .. } => return,
+            DatagramState::Probing { probes: 0, .. } => (StopReason::NoPayload, None),
             DatagramState::Probing { .. } => {
                 self.counters.flows_undetected += 1;
-                None
+                (StopReason::NoParser, None)
             }
             DatagramState::Parsing { parser, factory } => {
                 parser.on_end(ts, sink);
                 parser.flush_counters(&mut self.counters.parsers);
-                Some(*factory)
+                (StopReason::Ended, Some(*factory))
             }
         };
-        session.state = DatagramState::Stopped {
-            reason: StopReason::Ended,
-            factory,
-        };
+        session.state = DatagramState::Stopped { reason, factory };
     }
 }
 
@@ -896,20 +902,31 @@ mod tests {
     }
 
     #[test]
-    fn a_rejected_side_on_an_unclaimed_port_stops_at_once() {
+    fn a_side_nobody_wants_lets_the_other_side_choose_on_any_port() {
         let (mut d, mut s, mut out, p) = setup(9);
-        d.on_data(
-            &mut s,
-            p,
-            Side::Initiator,
-            b"SSH-2.0-x\r\n",
-            Timestamp(1),
-            &mut out,
-        );
+        let t = Timestamp(1);
+        d.on_data(&mut s, p, Side::Initiator, b"\x00\x01binary", t, &mut out);
+        assert_eq!(d.state(&s), SessionState::Probing);
+        let answer = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+        d.on_data(&mut s, p, Side::Responder, answer, t, &mut out);
+        assert_eq!(d.state(&s), SessionState::Parsing("http"));
+        d.finish(&mut s, p, t, &mut out);
+        let [L7Record::Http(h)] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert_eq!(h.status, Some(400));
+        assert_eq!(d.counters().bytes_missed_while_probing, 8);
+    }
+
+    #[test]
+    fn a_flow_without_payload_is_not_undetected() {
+        let (mut d, mut s, mut out, p) = setup(80);
+        d.finish(&mut s, p, Timestamp(1), &mut out);
         assert_eq!(
             d.state(&s),
-            SessionState::Stopped(StopReason::NoParser, None)
+            SessionState::Stopped(StopReason::NoPayload, None)
         );
+        assert_eq!(d.counters().flows_undetected, 0);
     }
 
     #[test]
@@ -923,5 +940,6 @@ mod tests {
             SessionState::Stopped(StopReason::NoParser, None)
         );
         assert!(out.is_empty());
+        assert_eq!(d.counters().flows_undetected, 1);
     }
 }

@@ -6,16 +6,19 @@
 //!   DNS over TCP). It is fed each side's bytes in order, as the reassembler
 //!   delivers them, plus explicit [gaps](SessionParser::on_gap) (bytes that
 //!   were never seen) and the end of each side's stream.
-//! - [`DatagramParser`] for datagram protocols over UDP (DNS): one L4 payload
+//! - [`DatagramParser`] for datagram protocols over UDP (DNS, QUIC): one L4 payload
 //!   at a time, with its side.
 //!
 //! A factory per protocol ([`SessionParserFactory`], [`DatagramParserFactory`])
 //! says which ports are the protocol's well-known ones, [probes](Probe) the
 //! first bytes of a flow, and builds a parser once the driver has chosen it.
-//! The [`SessionDriver`] / [`DatagramDriver`] make that choice (port hint plus
-//! content probe, so HTTP on 8080 and TLS on 8443 are found) and enforce a
-//! per-flow parser budget in bytes, after which parsing stops while the flow
-//! is still tracked.
+//! The [`SessionDriver`] / [`DatagramDriver`] make that choice (content
+//! probe, with the port as a hint, so HTTP on 8080, TLS on 8443 and SSH on
+//! 2222 are found; the first bytes of each direction are probed, so a
+//! server that speaks first is recognised too) and enforce a per-flow parser
+//! budget in bytes, after which parsing stops while the flow is still
+//! tracked. Some datagram protocols are only [recognised](recognise): their
+//! flows get a protocol name and no records.
 //!
 //! # The record type `R`
 //!
@@ -36,12 +39,14 @@
 
 mod driver;
 mod probe_window;
+pub mod recognise;
 
 pub use driver::{
     DATAGRAM_PROBES, DatagramDriver, DatagramSession, DriverConfig, FlowPorts, MAX_PARSERS,
     SessionCounters, SessionDriver, SessionState, StopReason, StreamSession, TooManyParsers,
 };
 pub use probe_window::PROBE_WINDOW_BYTES;
+pub use recognise::{RecogniseFactory, Recognised};
 
 use crate::l7::L7Counters;
 use crate::view::Timestamp;

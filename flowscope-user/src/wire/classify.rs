@@ -25,7 +25,7 @@ use flowscope_common::frame::{
     ETH_HLEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_ICMPV6,
     IPPROTO_TCP, IPPROTO_UDP, L3Class, L4Class, MAX_VLAN_TAGS, VLAN_HLEN,
 };
-use flowscope_common::hash::{flow_hash, steer_hash};
+use flowscope_common::hash::{address_hash, flow_and_steer};
 use flowscope_common::meta::{
     FLAG_ERR_L2, FLAG_ERR_L3, FLAG_ERR_L4, FLAG_FRAGMENT, FLAG_L4_VALID, FLAG_NONFIRST_FRAGMENT,
     META_MAGIC, META_VERSION,
@@ -138,8 +138,8 @@ pub fn classify(frame: &[u8], seed: u32) -> XdpMeta {
             }
         }
     }
-    m.flow_hash = flow_hash(seed, &l3.src, ports.0, &l3.dst, ports.1, l3.proto);
-    m.steer_hash = steer_hash(seed, &l3.src, &l3.dst, l3.proto);
+    let (a, b) = (address_hash(seed, &l3.src), address_hash(seed, &l3.dst));
+    (m.flow_hash, m.steer_hash) = flow_and_steer(a, ports.0, b, ports.1, l3.proto);
     m
 }
 

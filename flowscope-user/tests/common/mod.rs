@@ -1,10 +1,13 @@
-//! Shared helpers of the kernel tests: gating, frame building, namespaces.
+//! Shared helpers of the tests: kernel-test gating, frame building,
+//! namespaces, temporary directories and captures edited at test time.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod capture;
+pub mod capture_edit;
 pub mod frames;
 pub mod fsgen;
 pub mod netns;
+pub mod temp;
 pub mod xdp;
 
 /// True when the kernel tests must run (`cargo xtask test` sets
@@ -71,4 +74,34 @@ pub fn shared_captures() -> Vec<std::path::PathBuf> {
     v.sort();
     assert!(v.len() > 40, "the shared captures are there");
     v
+}
+
+/// `reader` through `flowscope read`'s runtime with `run` on `workers`
+/// workers, EVE to a temporary file: the records, in output order, and the
+/// run's report.
+pub fn read_eve<R: std::io::Read>(
+    reader: flowscope::pcap::PcapReader<R>,
+    mut run: flowscope::runtime::RunConfig,
+    workers: usize,
+) -> (
+    Vec<serde_json::Value>,
+    flowscope::runtime::offline::OfflineReport,
+) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let dir = temp::TempDir::new(&format!(
+        "read-eve-{}",
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let eve = dir.path().join("eve.json");
+    run.outputs = vec![flowscope::output::OutputSpec::Eve(Some(eve.clone()))];
+    let cfg = flowscope::runtime::offline::OfflineConfig { run, workers };
+    let report = flowscope::runtime::offline::run(reader, &cfg, &AtomicBool::new(false), || {})
+        .expect("runs");
+    let text = std::fs::read_to_string(&eve).expect("EVE file");
+    let records = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    (records, report)
 }

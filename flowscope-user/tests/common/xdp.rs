@@ -13,7 +13,7 @@ pub struct Run {
     /// The metadata block written in front of the frame (`None` when the
     /// program wrote none: count-only mode, or metadata off).
     pub written: Option<XdpMeta>,
-    /// What the program parsed, read back from its per-CPU `PARSED` map:
+    /// What the program parsed, read back from its per-CPU `COUNTERS` map:
     /// available on every kernel, with or without the metadata block.
     pub parsed: Parsed,
 }
@@ -50,7 +50,7 @@ pub fn metadata_block_enabled(test: &str) -> bool {
 }
 
 /// Pins the calling thread to the CPU it runs on (once), so the per-CPU
-/// `PARSED` value read after a run is the one the run wrote; that CPU.
+/// `COUNTERS` value read after a run is the one the run wrote; that CPU.
 fn pinned_cpu() -> usize {
     thread_local! {
         static CPU: usize = {
@@ -101,7 +101,7 @@ pub fn test_run(dp: &mut Datapath, frame: &[u8]) -> Run {
     if written.is_none() {
         assert_eq!(&out[..size], frame, "the program must not change the frame");
     }
-    let parsed = dp.parsed_on(cpu).expect("read PARSED on the pinned CPU");
+    let parsed = dp.parsed_on(cpu).expect("read back the parse result");
     if let Some(w) = written {
         assert_eq!(w, parsed.meta, "the block written is the parse result");
     }

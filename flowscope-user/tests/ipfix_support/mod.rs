@@ -13,6 +13,10 @@ use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::pcap::PcapReader;
 use flowscope::tracker::{EndReason, EventSink, FlowEvent, FlowRecord, FlowTracker, TrackerConfig};
 
+#[path = "../common/temp.rs"]
+mod temp;
+pub use temp::TempDir;
+
 /// The shared captures.
 pub const PCAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps");
 
@@ -35,30 +39,6 @@ pub fn records(name: &str, config: TrackerConfig) -> Vec<(FlowRecord<FiveTupleKe
     }
     tracker.finish(&mut sink);
     sink.0
-}
-
-/// A fresh temporary directory, removed on drop (also when a test fails).
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    /// Creates `flowscope-TAG-PID` in the system's temporary directory.
-    pub fn new(tag: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("flowscope-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("temp dir");
-        Self(d)
-    }
-
-    /// Its path.
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The standard output of `cmd`, which must succeed (`what` names it in

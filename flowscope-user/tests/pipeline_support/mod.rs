@@ -1,11 +1,17 @@
 //! Shared by the pipeline tests: TCP segments of one connection built byte
-//! by byte (Ethernet, IPv4, TCP), and a sink that keeps the L7 records.
+//! by byte (Ethernet, IPv4, TCP), a sink that keeps the L7 records, and one
+//! that also keeps each flow's app_proto, for a capture file run through.
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-use flowscope::extract::FiveTupleKey;
+use std::collections::HashMap;
+use std::path::Path;
+
+use flowscope::FlowExtractor;
+use flowscope::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey};
 use flowscope::l7::L7Record;
-use flowscope::pipeline::{FlowSummary, PipelineSink};
+use flowscope::pcap::PcapReader;
+use flowscope::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
 use flowscope::tracker::{EndReason, FlowRecord};
 use flowscope::view::Timestamp;
 
@@ -140,5 +146,75 @@ impl PipelineSink<FiveTupleKey> for Records {
         _summary: Option<&FlowSummary>,
     ) {
         self.ended += 1;
+    }
+}
+
+/// What the whole pipeline produced for a capture file: its L7 records and
+/// each flow record's app_proto.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Every record, in emission order.
+    pub l7: Vec<L7Record>,
+    /// Each flow record's app_proto (`-` if none) by its endpoints
+    /// (`ip:port`, IPv6 in brackets as nDPI writes them), both orders.
+    pub protos: HashMap<(String, String), Vec<String>>,
+}
+
+impl PipelineSink<FiveTupleKey> for Outcome {
+    fn l7(&mut self, _: &FlowRecord<FiveTupleKey>, _: Timestamp, record: L7Record) {
+        self.l7.push(record);
+    }
+
+    fn flow_ended(
+        &mut self,
+        flow: &FlowRecord<FiveTupleKey>,
+        _: EndReason,
+        summary: Option<&FlowSummary>,
+    ) {
+        let k = flow.key.oriented(flow.initiator);
+        let (a, b) = (k.src().to_string(), k.dst().to_string());
+        let proto = summary
+            .and_then(FlowSummary::app_proto)
+            .unwrap_or("-")
+            .to_owned();
+        self.protos
+            .entry((a.clone(), b.clone()))
+            .or_default()
+            .push(proto.clone());
+        self.protos.entry((b, a)).or_default().push(proto);
+    }
+}
+
+impl Outcome {
+    /// `path` through the whole pipeline, tunnels decapsulated or not.
+    pub fn of(path: &Path, decap: bool) -> Self {
+        fn with<E: FlowExtractor<Key = FiveTupleKey>>(path: &Path, extractor: E) -> Outcome {
+            let mut reader = PcapReader::open(path).expect("open capture");
+            let mut pipeline = Pipeline::new(extractor, PipelineConfig::default());
+            let mut out = Outcome::default();
+            while let Some(view) = reader.next_packet().expect("read to the end") {
+                pipeline.process(view, &mut out);
+            }
+            pipeline.finish(&mut out);
+            out
+        }
+        if decap {
+            with(path, AutoDetectEncap::new(FiveTuple::bidirectional()))
+        } else {
+            with(path, FiveTuple::bidirectional())
+        }
+    }
+
+    /// The app_protos of the flow records between `a` and `b`.
+    pub fn proto(&self, a: &str, b: &str) -> Vec<String> {
+        self.protos
+            .get(&(a.to_owned(), b.to_owned()))
+            .unwrap_or_else(|| panic!("no flow {a} {b}"))
+            .clone()
+    }
+
+    /// The records `pick` takes (one protocol's).
+    pub fn records<T>(&self, pick: impl Fn(&L7Record) -> Option<&T>) -> Vec<&T> {
+        self.l7.iter().filter_map(pick).collect()
     }
 }

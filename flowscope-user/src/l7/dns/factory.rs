@@ -1,23 +1,24 @@
 //! DNS in the session layer: [`DatagramParser`] (UDP) and [`SessionParser`]
-//! (TCP) for [`DnsParser`], and their factories.
+//! (TCP) for [`DnsParser`], and their factories; and the factories that
+//! recognise mDNS and LLMNR, which carry DNS messages on ports of their own
+//! and are reported as themselves (Suricata's `mdns` and `llmnr`), without
+//! records.
 
 use super::{DnsConfig, DnsParser, DnsRecord, message};
 use crate::l7::{Convert, L7Counters};
 use crate::session::{
-    DatagramParser, DatagramParserFactory, ParseStatus, Probe, RecordSink, SessionParser,
-    SessionParserFactory, Side,
+    DatagramParser, DatagramParserFactory, ParseStatus, Probe, RecogniseFactory, RecordSink,
+    SessionParser, SessionParserFactory, Side,
 };
 use crate::view::Timestamp;
 
-/// DNS, mDNS and LLMNR ports.
-fn is_dns_port(port: u16) -> bool {
-    matches!(port, 53 | 5353 | 5355)
-}
-
-/// A message that parses and has at least one question is DNS.
-fn probe_message(msg: &[u8]) -> Probe {
+/// A message that parses and has at least one question is DNS. mDNS and
+/// LLMNR announcements and answers often carry no question: with
+/// `answer_alone`, a message with only answers may be theirs, on their port.
+fn probe_message(msg: &[u8], answer_alone: bool) -> Probe {
     match message::parse(msg) {
         Ok(r) if r.rrname.is_some() => Probe::Certain,
+        Ok(r) if answer_alone && !r.answers.is_empty() => Probe::Unsure,
         _ => Probe::NotForUs,
     }
 }
@@ -82,7 +83,8 @@ impl<R: From<DnsRecord>> SessionParser<R> for DnsParser {
     }
 }
 
-/// Builds [`DnsParser`]s for UDP flows on ports 53, 5353 and 5355.
+/// Builds [`DnsParser`]s for UDP flows on port 53, or on any port no other
+/// factory claims when the first datagram is a DNS message.
 #[derive(Debug, Default, Clone)]
 pub struct DnsFactory {
     /// Limits given to each parser.
@@ -95,11 +97,11 @@ impl<R: From<DnsRecord> + 'static> DatagramParserFactory<R> for DnsFactory {
     }
 
     fn is_well_known_port(&self, port: u16) -> bool {
-        is_dns_port(port)
+        port == 53
     }
 
     fn probe(&self, _side: Side, payload: &[u8]) -> Probe {
-        probe_message(payload)
+        probe_message(payload, false)
     }
 
     fn new_parser(&mut self) -> Box<dyn DatagramParser<R>> {
@@ -129,7 +131,7 @@ impl<R: From<DnsRecord> + 'static> SessionParserFactory<R> for DnsTcpFactory {
             return Probe::Unsure;
         };
         match rest.get(..usize::from(u16::from_be_bytes([*hi, *lo]))) {
-            Some(msg) => probe_message(msg),
+            Some(msg) => probe_message(msg, false),
             None => Probe::Unsure,
         }
     }
@@ -137,4 +139,20 @@ impl<R: From<DnsRecord> + 'static> SessionParserFactory<R> for DnsTcpFactory {
     fn new_parser(&mut self) -> Box<dyn SessionParser<R>> {
         Box::new(DnsParser::new(self.config))
     }
+}
+
+/// mDNS (`mdns`, RFC 6762): DNS messages on port 5353, reported as itself
+/// (as Suricata names it), without records.
+///
+/// Its probe accepts any DNS message with a question, as the DNS factory's
+/// does: register it after [`DnsFactory`], which then keeps DNS on ports
+/// nobody claims, while port 5353 puts this probe first.
+pub const MDNS: RecogniseFactory = RecogniseFactory::new("mdns", &[5353], probe_variant);
+
+/// LLMNR (`llmnr`, RFC 4795) on port 5355; like [`MDNS`].
+pub const LLMNR: RecogniseFactory = RecogniseFactory::new("llmnr", &[5355], probe_variant);
+
+/// The probe of [`MDNS`] and [`LLMNR`].
+fn probe_variant(payload: &[u8]) -> Probe {
+    probe_message(payload, true)
 }

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-pub use self::factory::{DnsFactory, DnsTcpFactory};
+pub use self::factory::{DnsFactory, DnsTcpFactory, LLMNR, MDNS};
 use super::carry::Carry;
 use crate::session::{RecordSink, Side};
 

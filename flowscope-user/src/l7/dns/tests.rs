@@ -64,23 +64,9 @@ fn tcp_framing_at_every_split() {
     client.extend(framed(&query(10, "www.example.com", 28)));
     let server = framed(&response(9));
     let steps: [(Side, &[u8]); 2] = [(C, &client), (S, &server)];
-    let whole = run_tcp(&steps);
+    let whole = crate::l7::splits::assert_split_invariant(&steps, run_tcp);
     assert_eq!(whole.len(), 3);
     assert_eq!(whole[2].answers.len(), 8);
-    for (i, (side, bytes)) in steps.iter().enumerate() {
-        for cut in 0..=bytes.len() {
-            let mut split: Vec<(Side, &[u8])> = steps[..i].to_vec();
-            split.push((*side, &bytes[..cut]));
-            split.push((*side, &bytes[cut..]));
-            split.extend_from_slice(&steps[i + 1..]);
-            assert_eq!(run_tcp(&split), whole, "step {i} cut {cut}");
-        }
-    }
-    let bytewise: Vec<(Side, &[u8])> = steps
-        .iter()
-        .flat_map(|(side, bytes)| bytes.chunks(1).map(move |b| (*side, b)))
-        .collect();
-    assert_eq!(run_tcp(&bytewise), whole);
 }
 
 #[test]
@@ -101,4 +87,65 @@ fn tcp_gap_inside_a_message_skips_it() {
     assert_eq!(p.counters().gaps_lost, 1);
     p.feed(C, &second, &mut out);
     assert_eq!(out.len(), 1);
+}
+
+/// An mDNS announcement: a response with no question and one PTR answer.
+fn announcement() -> Vec<u8> {
+    use super::message::tests::labels;
+    let mut m = vec![0, 0, 0x84, 0x00, 0, 0, 0, 1, 0, 0, 0, 0];
+    m.extend(labels("_ssh._tcp.local"));
+    m.extend_from_slice(&[0, 12, 0, 1, 0, 0, 0x11, 0x94]);
+    let target = labels("host._ssh._tcp.local");
+    m.extend_from_slice(&(target.len() as u16).to_be_bytes());
+    m.extend(target);
+    m
+}
+
+#[test]
+fn mdns_and_llmnr_win_on_their_ports_and_dns_keeps_the_rest() {
+    use crate::session::{DatagramDriver, DatagramSession, DriverConfig, FlowPorts, SessionState};
+    let mut d: DatagramDriver<L7Record> = DatagramDriver::new(DriverConfig::default());
+    d.register(Box::new(DnsFactory::default())).unwrap();
+    d.register(Box::new(MDNS)).unwrap();
+    d.register(Box::new(LLMNR)).unwrap();
+    let q = query(7, "printer.local", 1);
+    let cases: [(u16, u16, &[u8], &str); 6] = [
+        (40000, 53, &q, "dns"),
+        (40000, 5300, &q, "dns"),
+        (5353, 5353, &q, "mdns"),
+        (5353, 5353, &announcement(), "mdns"),
+        (40000, 5355, &q, "llmnr"),
+        (5353, 53, &q, "dns"),
+    ];
+    for (initiator, responder, payload, want) in cases {
+        let ports = FlowPorts {
+            initiator,
+            responder,
+        };
+        let mut s = DatagramSession::new();
+        let mut out = Vec::new();
+        d.on_datagram(&mut s, ports, C, payload, crate::Timestamp(1), &mut out);
+        let got = match d.state(&s) {
+            SessionState::Parsing(p) | SessionState::Stopped(_, Some(p)) => p,
+            other => panic!("{ports:?}: {other:?}"),
+        };
+        assert_eq!(got, want, "{ports:?}");
+        // Only DNS proper is parsed into records.
+        assert_eq!(out.len(), usize::from(want == "dns"), "{ports:?}");
+    }
+    // An announcement is no DNS question: on a port nobody claims, no parser.
+    let mut s = DatagramSession::new();
+    let ports = FlowPorts {
+        initiator: 40000,
+        responder: 5300,
+    };
+    d.on_datagram(
+        &mut s,
+        ports,
+        C,
+        &announcement(),
+        crate::Timestamp(1),
+        &mut Vec::new(),
+    );
+    assert_eq!(d.state(&s), SessionState::Probing);
 }

@@ -10,8 +10,15 @@
 //! else (inside a head, a chunk-size line, or past the body's end) makes the
 //! side resynchronise: it scans for the next line that starts a message
 //! (`METHOD ` on the client side, `HTTP/1.` on the server side) and goes on
-//! from there ([`HttpCounters::resyncs`]). Requests whose responses were lost
-//! stay queued, so pairing after a server-side resync is best effort.
+//! from there ([`HttpCounters::resyncs`]). A gap stops only its own side's
+//! message: the other side goes on, so requests after a hole in the
+//! responses are all reported. The first response after a server-side hole
+//! answers the latest request (a client that does not pipeline sends its
+//! next request only after the previous answer), and the requests before it,
+//! whose responses were lost, are emitted unanswered; once the client has
+//! been seen pipelining, it answers the oldest instead (best effort).
+//! Requests beyond [`HttpConfig::max_pending_requests`] push the oldest out
+//! unanswered, so none is lost.
 //! A side whose first bytes are not HTTP stops ([`HttpCounters::not_http`]),
 //! and so do both sides after `101 Switching Protocols` or a successful
 //! `CONNECT` ([`HttpCounters::tunnels`]).
@@ -64,7 +71,8 @@ pub struct HttpRecord {
 pub struct HttpConfig {
     /// Largest message head buffered across segments, in bytes.
     pub max_header_bytes: usize,
-    /// Most requests waiting for their response; more are dropped and counted.
+    /// Most requests waiting for their response; beyond it the oldest is
+    /// emitted unanswered and counted.
     pub max_pending_requests: usize,
 }
 
@@ -88,10 +96,11 @@ pub struct HttpCounters {
     pub interim_responses: u64,
     /// Responses that found no pending request.
     pub responses_without_request: u64,
-    /// Requests emitted unanswered when the server side ended.
+    /// Requests emitted unanswered: at the server side's end, after a
+    /// server-side hole, or pushed out of a full queue.
     pub unanswered_requests: u64,
-    /// Requests dropped because the pending queue was full.
-    pub pending_dropped: u64,
+    /// Of those, requests pushed out because the pending queue was full.
+    pub pending_evicted: u64,
     /// Heads that did not parse.
     pub header_errors: u64,
     /// Heads larger than the buffer limit.
@@ -117,7 +126,7 @@ impl HttpCounters {
             interim_responses,
             responses_without_request,
             unanswered_requests,
-            pending_dropped,
+            pending_evicted,
             header_errors,
             header_overflows,
             body_errors,
@@ -170,6 +179,11 @@ struct Pairing {
     current: Option<HttpRecord>,
     counters: HttpCounters,
     tunnel: bool,
+    /// The server side lost responses to a gap; the next final response
+    /// pairs by the rule in the module docs.
+    responses_lost: bool,
+    /// A response came while several requests waited: the client pipelines.
+    pipelining: bool,
 }
 
 impl Pairing {
@@ -177,6 +191,28 @@ impl Pairing {
         if let Some(rec) = self.current.take() {
             out.emit(rec);
         }
+    }
+
+    /// Emits the oldest pending request unanswered.
+    fn unanswered(&mut self, out: &mut dyn RecordSink<HttpRecord>) {
+        if let Some(rec) = self.pending.pop_front() {
+            self.counters.unanswered_requests += 1;
+            out.emit(rec);
+        }
+    }
+
+    /// The request a final response answers (see the module docs).
+    fn answered(&mut self, out: &mut dyn RecordSink<HttpRecord>) -> Option<HttpRecord> {
+        if std::mem::take(&mut self.responses_lost) {
+            if !self.pipelining {
+                while self.pending.len() > 1 {
+                    self.unanswered(out);
+                }
+            }
+        } else if self.pending.len() > 1 {
+            self.pipelining = true;
+        }
+        self.pending.pop_front()
     }
 }
 
@@ -206,6 +242,8 @@ impl HttpParser {
                 current: None,
                 counters: HttpCounters::default(),
                 tunnel: false,
+                responses_lost: false,
+                pipelining: false,
             },
         }
     }
@@ -269,6 +307,9 @@ impl HttpParser {
             },
             Phase::Stopped => {}
             _ => lose_sync(half, pairing, out),
+        }
+        if side == Side::Responder && matches!(half.phase, Phase::Resync { .. }) {
+            pairing.responses_lost = true;
         }
     }
 
@@ -383,7 +424,7 @@ fn step(
                     return 0;
                 }
                 let used = if request {
-                    request_head(phase, p, b)
+                    request_head(phase, p, b, out)
                 } else {
                     response_head(phase, p, b, out)
                 };
@@ -424,22 +465,27 @@ fn body_of(framing: Framing, until_close: bool) -> Option<Body> {
 }
 
 /// Parses a request head; `Some(bytes used)` (0 = partial) or `None` if invalid.
-fn request_head(phase: &mut Phase, p: &mut Pairing, b: &[u8]) -> Option<usize> {
+fn request_head(
+    phase: &mut Phase,
+    p: &mut Pairing,
+    b: &[u8],
+    out: &mut dyn RecordSink<HttpRecord>,
+) -> Option<usize> {
     match head::parse_request(b) {
         Parsed::Complete(len, h) => {
             p.counters.requests += 1;
             if p.pending.len() >= p.max_pending {
-                p.counters.pending_dropped += 1;
-            } else {
-                p.pending.push_back(HttpRecord {
-                    hostname: h.host,
-                    url: h.uri,
-                    http_method: Some(h.method),
-                    protocol: h.protocol,
-                    http_user_agent: h.user_agent,
-                    ..HttpRecord::default()
-                });
+                p.counters.pending_evicted += 1;
+                p.unanswered(out);
             }
+            p.pending.push_back(HttpRecord {
+                hostname: h.host,
+                url: h.uri,
+                http_method: Some(h.method),
+                protocol: h.protocol,
+                http_user_agent: h.user_agent,
+                ..HttpRecord::default()
+            });
             *phase = body_of(h.framing, false).map_or(Phase::Head, Phase::Body);
             Some(len)
         }
@@ -448,7 +494,7 @@ fn request_head(phase: &mut Phase, p: &mut Pairing, b: &[u8]) -> Option<usize> {
     }
 }
 
-/// Parses a response head and pairs it with the oldest pending request.
+/// Parses a response head and pairs it with the request it answers.
 fn response_head(
     phase: &mut Phase,
     p: &mut Pairing,
@@ -462,7 +508,7 @@ fn response_head(
                 return Some(len);
             }
             p.counters.responses += 1;
-            let mut rec = p.pending.pop_front().unwrap_or_else(|| {
+            let mut rec = p.answered(out).unwrap_or_else(|| {
                 p.counters.responses_without_request += 1;
                 HttpRecord::default()
             });

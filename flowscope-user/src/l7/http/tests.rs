@@ -24,22 +24,7 @@ fn run(steps: &[(Side, &[u8])]) -> Vec<HttpRecord> {
 
 /// Same records when any one step is cut in two anywhere, or fed byte by byte.
 fn assert_split_invariant(steps: &[(Side, &[u8])]) -> Vec<HttpRecord> {
-    let whole = run(steps);
-    for (i, (side, bytes)) in steps.iter().enumerate() {
-        for cut in 0..=bytes.len() {
-            let mut split: Vec<(Side, &[u8])> = steps[..i].to_vec();
-            split.push((*side, &bytes[..cut]));
-            split.push((*side, &bytes[cut..]));
-            split.extend_from_slice(&steps[i + 1..]);
-            assert_eq!(run(&split), whole, "step {i} cut at {cut}");
-        }
-    }
-    let bytewise: Vec<(Side, &[u8])> = steps
-        .iter()
-        .flat_map(|(side, bytes)| bytes.chunks(1).map(move |b| (*side, b)))
-        .collect();
-    assert_eq!(run(&bytewise), whole, "byte by byte");
-    whole
+    crate::l7::splits::assert_split_invariant(steps, run)
 }
 
 fn rec(method: &str, url: &str, status: Option<u16>, length: u64) -> HttpRecord {
@@ -215,11 +200,22 @@ fn pending_queue_is_bounded_and_counted() {
         ..HttpConfig::default()
     };
     let reqs = b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n";
-    let (out, counters) = run_with(config, &[(C, reqs)]);
-    assert_eq!(counters.requests, 3);
-    assert_eq!(counters.pending_dropped, 1);
-    assert_eq!(counters.unanswered_requests, 2);
-    assert_eq!(out.len(), 2);
+    let mut p = HttpParser::new(config);
+    let mut out = Vec::new();
+    p.feed(C, reqs, &mut out);
+    // The oldest is pushed out, unanswered, when the third arrives.
+    let urls = |out: &[HttpRecord]| -> Vec<String> {
+        out.iter()
+            .map(|r| r.url.clone().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(urls(&out), ["/1"]);
+    p.end(S, &mut out);
+    assert_eq!(urls(&out), ["/1", "/2", "/3"]);
+    let c = p.counters();
+    assert_eq!(c.requests, 3);
+    assert_eq!(c.pending_evicted, 1);
+    assert_eq!(c.unanswered_requests, 3);
 }
 
 #[test]
@@ -287,4 +283,102 @@ fn non_http_bytes_stop_the_side_and_upgrades_stop_the_flow() {
     assert!(p.is_done());
     assert_eq!(out, vec![rec("GET", "/ws", Some(101), 0)]);
     assert_eq!(p.counters().tunnels, 1);
+}
+
+fn get(url: &str) -> Vec<u8> {
+    format!("GET {url} HTTP/1.1\r\nHost: h.example\r\n\r\n").into_bytes()
+}
+
+fn ok(status: u16, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_hole_in_the_responses_stops_only_the_server_side() {
+    let mut p = HttpParser::default();
+    let mut out = Vec::new();
+    p.feed(C, &get("/1"), &mut out);
+    p.feed(S, &ok(200, "one"), &mut out);
+    // /2's whole response and the head of /3's are lost; the client's
+    // requests after the hole all arrive.
+    p.feed(C, &get("/2"), &mut out);
+    p.feed(C, &get("/3"), &mut out);
+    p.gap(S, 120, &mut out);
+    p.feed(S, b"dy of three\r\n", &mut out);
+    p.feed(C, &get("/4"), &mut out);
+    p.feed(S, &ok(404, ""), &mut out);
+    p.feed(C, &get("/5"), &mut out);
+    p.feed(S, &ok(200, "five"), &mut out);
+    p.end(C, &mut out);
+    p.end(S, &mut out);
+    assert_eq!(
+        out,
+        vec![
+            rec("GET", "/1", Some(200), 3),
+            rec("GET", "/2", None, 0),
+            rec("GET", "/3", None, 0),
+            rec("GET", "/4", Some(404), 0),
+            rec("GET", "/5", Some(200), 4),
+        ]
+    );
+    let c = p.counters();
+    assert_eq!((c.requests, c.unanswered_requests, c.resyncs), (5, 2, 1));
+}
+
+#[test]
+fn a_hole_in_the_requests_stops_only_the_client_side() {
+    let mut p = HttpParser::default();
+    let mut out = Vec::new();
+    p.feed(C, &get("/1")[..10], &mut out);
+    p.gap(C, 30, &mut out);
+    p.feed(S, &ok(200, "one"), &mut out);
+    p.feed(C, &get("/2"), &mut out);
+    p.feed(S, &ok(201, "two"), &mut out);
+    p.end(C, &mut out);
+    p.end(S, &mut out);
+    assert_eq!(
+        out,
+        vec![
+            HttpRecord {
+                status: Some(200),
+                length: 3,
+                ..HttpRecord::default()
+            },
+            rec("GET", "/2", Some(201), 3),
+        ]
+    );
+    assert_eq!(p.counters().responses_without_request, 1);
+}
+
+#[test]
+fn a_pipelining_client_keeps_answers_in_order_after_a_hole() {
+    let mut p = HttpParser::default();
+    let mut out = Vec::new();
+    p.feed(
+        C,
+        &[get("/1"), get("/2"), get("/3"), get("/4")].concat(),
+        &mut out,
+    );
+    p.feed(S, &ok(200, "one"), &mut out);
+    // /2's response is cut by a hole: the exchange in progress ends there,
+    // the next response answers the oldest waiting request.
+    p.feed(S, &ok(200, "two")[..38], &mut out);
+    p.gap(S, 10, &mut out);
+    p.feed(S, &ok(203, "three"), &mut out);
+    p.end(S, &mut out);
+    let got: Vec<(Option<&str>, Option<u16>)> =
+        out.iter().map(|r| (r.url.as_deref(), r.status)).collect();
+    assert_eq!(
+        got,
+        [
+            (Some("/1"), Some(200)),
+            (Some("/2"), Some(200)),
+            (Some("/3"), Some(203)),
+            (Some("/4"), None),
+        ]
+    );
 }

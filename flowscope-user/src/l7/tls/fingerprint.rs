@@ -1,49 +1,23 @@
 //! TLS client and server fingerprints: JA3 and JA3S (MD5 of a decimal
 //! string, <https://github.com/salesforce/ja3>) and JA4 (FoxIO's
 //! `a_b_c` form, <https://github.com/FoxIO-LLC/ja4/blob/main/technical_details/JA4.md>).
-//! GREASE values are left out of every list, as both specs say.
+//! GREASE values are left out of every list, as both specs say, except in
+//! the JA3 Suricata writes for QUIC ([`ja3_quic`]), which keeps them.
 
 use std::fmt::Write;
 
-use md5::Md5;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::hello::{ClientHello, ServerHello, is_grease};
+use crate::l7::fingerprint::{Md5Fingerprint, hex};
 
 /// A JA3 or JA3S fingerprint: the string and its MD5.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Ja3 {
-    /// Lowercase hex MD5 of `string`.
-    pub hash: String,
-    /// The fingerprint string.
-    pub string: String,
-}
+pub type Ja3 = Md5Fingerprint;
 
-impl Ja3 {
-    fn of(string: String) -> Self {
-        Self {
-            hash: hex(&Md5::digest(string.as_bytes())),
-            string,
-        }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-/// `sep`-joined decimal values, GREASE left out.
-fn join_dec<T: Copy + Into<u16>>(values: &[T], skip_grease: bool) -> String {
+/// Dash-joined decimal values.
+fn join_dec(values: impl IntoIterator<Item = u16>) -> String {
     let mut s = String::new();
-    for v in values.iter().map(|&v| v.into()) {
-        if skip_grease && is_grease(v) {
-            continue;
-        }
+    for v in values {
         if !s.is_empty() {
             s.push('-');
         }
@@ -52,15 +26,45 @@ fn join_dec<T: Copy + Into<u16>>(values: &[T], skip_grease: bool) -> String {
     s
 }
 
+/// `values` without GREASE.
+fn no_grease(values: &[u16]) -> impl Iterator<Item = u16> + '_ {
+    values.iter().copied().filter(|&v| !is_grease(v))
+}
+
 /// JA3 of a ClientHello.
 pub(super) fn ja3(ch: &ClientHello) -> Ja3 {
     Ja3::of(format!(
         "{},{},{},{},{}",
         ch.version,
-        join_dec(&ch.ciphers, true),
-        join_dec(&ch.extensions, true),
-        join_dec(&ch.groups, true),
-        join_dec(&ch.point_formats, false),
+        join_dec(no_grease(&ch.ciphers)),
+        join_dec(no_grease(&ch.extensions)),
+        join_dec(no_grease(&ch.groups)),
+        join_dec(ch.point_formats.iter().map(|&f| u16::from(f))),
+    ))
+}
+
+/// GREASE extension type as Suricata's QUIC JA3 writes every GREASE
+/// extension (tls-parser's one `Grease` type).
+const QUIC_JA3_GREASE_EXTENSION: u16 = 0xfafa;
+
+/// JA3 of a ClientHello carried by QUIC, as Suricata writes it
+/// (`rust/src/quic/frames.rs`): unlike [`ja3`], GREASE ciphers and groups
+/// stay in, and each GREASE extension is written as 64250.
+pub(in crate::l7) fn ja3_quic(ch: &ClientHello) -> Ja3 {
+    let extensions = ch.extensions.iter().map(|&e| {
+        if is_grease(e) {
+            QUIC_JA3_GREASE_EXTENSION
+        } else {
+            e
+        }
+    });
+    Ja3::of(format!(
+        "{},{},{},{},{}",
+        ch.version,
+        join_dec(ch.ciphers.iter().copied()),
+        join_dec(extensions),
+        join_dec(ch.groups.iter().copied()),
+        join_dec(ch.point_formats.iter().map(|&f| u16::from(f))),
     ))
 }
 
@@ -70,7 +74,7 @@ pub(super) fn ja3s(sh: &ServerHello) -> Ja3 {
         "{},{},{}",
         sh.version,
         sh.cipher,
-        join_dec(&sh.extensions, true)
+        join_dec(no_grease(&sh.extensions))
     ))
 }
 
@@ -122,8 +126,9 @@ fn alpn_code(first: Option<&str>) -> String {
     }
 }
 
-/// JA4 of a ClientHello seen over TCP.
-pub(super) fn ja4(ch: &ClientHello) -> String {
+/// JA4 of a ClientHello; `transport` is JA4's first character, `t` for
+/// TCP and `q` for QUIC.
+pub(in crate::l7) fn ja4(ch: &ClientHello, transport: char) -> String {
     let version = ch
         .supported_versions
         .iter()
@@ -145,7 +150,7 @@ pub(super) fn ja4(ch: &ClientHello) -> String {
         .collect();
     let sni = if exts.contains(&0) { 'd' } else { 'i' };
     let a = format!(
-        "t{}{}{:02}{:02}{}",
+        "{transport}{}{}{:02}{:02}{}",
         version_code(version),
         sni,
         ciphers.len().min(99),
@@ -190,7 +195,7 @@ mod tests {
     #[test]
     fn ja4_parts() {
         let ch = parse_client_hello(&client_hello_body()).unwrap();
-        let f = ja4(&ch);
+        let f = ja4(&ch, 't');
         // a: TCP, TLS 1.3 (highest supported_versions), SNI, 3 ciphers, 7 extensions, "h2".
         assert!(f.starts_with("t13d0307h2_"), "{f}");
         // sha256 prefixes computed with `printf %s … | sha256sum`.

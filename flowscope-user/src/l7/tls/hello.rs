@@ -16,16 +16,19 @@ mod ext {
     pub const SIGNATURE_ALGORITHMS: u16 = 13;
     pub const ALPN: u16 = 16;
     pub const SUPPORTED_VERSIONS: u16 = 43;
+    pub const QUIC_TRANSPORT_PARAMETERS: u16 = 57;
+    /// The drafts' codepoint of `quic_transport_parameters`.
+    pub const QUIC_TRANSPORT_PARAMETERS_DRAFT: u16 = 0xffa5;
 }
 
 /// GREASE values (RFC 8701): `0x?A?A` with equal bytes.
-pub(super) fn is_grease(v: u16) -> bool {
+pub(in crate::l7) fn is_grease(v: u16) -> bool {
     v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
 }
 
 /// What a ClientHello offers.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(super) struct ClientHello {
+pub(in crate::l7) struct ClientHello {
     /// Legacy `client_version`.
     pub version: u16,
     pub ciphers: Vec<u16>,
@@ -37,6 +40,9 @@ pub(super) struct ClientHello {
     pub supported_versions: Vec<u16>,
     pub sni: Option<String>,
     pub alpn: Vec<String>,
+    /// Body of the `quic_transport_parameters` extension (either codepoint),
+    /// empty when absent.
+    pub transport_parameters: Vec<u8>,
 }
 
 /// What a ServerHello selects.
@@ -71,8 +77,9 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Parses a ClientHello body (after the 4-byte handshake header).
-pub(super) fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
+/// Parses a ClientHello body (after the 4-byte handshake header): over TCP
+/// from the record layer, over QUIC from the reassembled CRYPTO stream.
+pub(in crate::l7) fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
     let (_, ch) = parse_tls_handshake_client_hello(body).ok()?;
     let mut out = ClientHello {
         version: ch.version.0,
@@ -81,6 +88,13 @@ pub(super) fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
     };
     for (ty, whole) in walk_extensions(ch.ext.unwrap_or_default()) {
         out.extensions.push(ty);
+        if matches!(
+            ty,
+            ext::QUIC_TRANSPORT_PARAMETERS | ext::QUIC_TRANSPORT_PARAMETERS_DRAFT
+        ) {
+            out.transport_parameters = whole.get(4..).unwrap_or_default().to_vec();
+            continue;
+        }
         if !matches!(
             ty,
             ext::SERVER_NAME
@@ -134,7 +148,7 @@ pub(super) fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(in crate::l7) mod tests {
     use super::*;
 
     /// A ClientHello body with GREASE, SNI, groups, point formats, sigalgs,

@@ -14,8 +14,8 @@
 
 mod cert;
 mod factory;
-mod fingerprint;
-mod hello;
+pub(super) mod fingerprint;
+pub(super) mod hello;
 
 use serde::Serialize;
 
@@ -338,7 +338,7 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
                     s.client_version = Some(ch.version);
                     s.record.sni = ch.sni.clone();
                     s.record.ja3 = Some(fingerprint::ja3(&ch));
-                    s.record.ja4 = Some(fingerprint::ja4(&ch));
+                    s.record.ja4 = Some(fingerprint::ja4(&ch, 't'));
                     s.record.alpn = ch.alpn;
                 }
                 None => s.counters.malformed += 1,

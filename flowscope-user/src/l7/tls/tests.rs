@@ -103,21 +103,8 @@ fn expected_1_2() -> TlsRecord {
 fn full_handshake_at_every_split() {
     let (client, server) = (client_flight(), server_flight(16_384));
     let steps: [(Side, &[u8]); 2] = [(C, &client), (S, &server)];
-    assert_eq!(run(&steps), vec![expected_1_2()]);
-    for (i, (side, bytes)) in steps.iter().enumerate() {
-        for cut in 0..=bytes.len() {
-            let mut split: Vec<(Side, &[u8])> = steps[..i].to_vec();
-            split.push((*side, &bytes[..cut]));
-            split.push((*side, &bytes[cut..]));
-            split.extend_from_slice(&steps[i + 1..]);
-            assert_eq!(run(&split), vec![expected_1_2()], "step {i} cut {cut}");
-        }
-    }
-    let bytewise: Vec<(Side, &[u8])> = steps
-        .iter()
-        .flat_map(|(side, bytes)| bytes.chunks(1).map(move |b| (*side, b)))
-        .collect();
-    assert_eq!(run(&bytewise), vec![expected_1_2()]);
+    let got = crate::l7::splits::assert_split_invariant(&steps, run);
+    assert_eq!(got, vec![expected_1_2()]);
 }
 
 #[test]

@@ -33,15 +33,17 @@
 //!   flows.
 //! - `age` is whole seconds between start and end, as Suricata.
 //! - With the session pipeline ([`crate::pipeline`]), flow records also
-//!   carry `app_proto` (the parser chosen), for TCP a `reassembly` object
+//!   carry `app_proto` (the protocol detected by content, or Suricata's
+//!   `failed` when no probe recognised the flow's payload; absent for flows
+//!   without payload), for TCP a `reassembly` object
 //!   (bytes delivered, gap bytes, out-of-order segments, retransmits and
 //!   overflows per direction) and `bounds`, the limits the flow hit
 //!   (`reassembly_side_cap`, `reassembly_global_cap`, `parser_budget`).
 //!
 //! The other records:
-//! - **L7** (`event_type` = the parser's key: `http`, `tls`, `dns`, …): the
-//!   header of their flow's records (`flow_id`, endpoints, `proto`,
-//!   `community_id`), the time of the packet that completed them as
+//! - **L7** (`event_type` = the parser's key: `http`, `tls`, `dns`, `quic`,
+//!   `ssh`): the header of their flow's records (`flow_id`, endpoints,
+//!   `proto`, `community_id`), the time of the packet that completed them as
 //!   `timestamp`, and the parser's object under that key (serialised by
 //!   `serde_json`, which writes integers with `itoa` and escapes strings in
 //!   one pass).

@@ -1,0 +1,194 @@
+//! Zeek `ssh.log` records from the SSH parser's records, in the format of
+//! the conn.log writer (TSV or JSON lines), one per connection whose two
+//! identification lines were seen (Zeek logs a connection once both
+//! versions are known).
+//!
+//! Fields are those of Zeek's ssh.log (Zeek 6: `host_key_fingerprint`),
+//! in Zeek's order, joined to conn.log by `uid`:
+//! - `ts` is the time the record was complete (Zeek's: the first
+//!   identification line).
+//! - `version` is 1 or 2 after the client's `SSH-` (as Zeek reads it).
+//! - `client`/`server` are the whole identification lines; the algorithms
+//!   are what both KEXINITs agree on, as Zeek chooses them (the first of
+//!   the client's list the server offers; `To server: …, to client: …`
+//!   when the directions differ), unset when a KEXINIT was not seen.
+//! - `auth_success`, `auth_attempts`, `direction` and
+//!   `host_key_fingerprint` are unset: the parser stops before the
+//!   encrypted part and the key exchange reply, and knows no local networks.
+
+use std::io::{self, Write};
+
+use super::record::FlowHeader;
+use super::zeek::{ConnId, Value, ZeekLog, ZeekLogKind};
+use crate::l7::{SshEndpoint, SshRecord};
+use crate::view::Timestamp;
+
+/// `#fields` of Zeek's ssh.log.
+const FIELDS: [&str; 18] = [
+    "ts",
+    "uid",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "version",
+    "auth_success",
+    "auth_attempts",
+    "direction",
+    "client",
+    "server",
+    "cipher_alg",
+    "mac_alg",
+    "compression_alg",
+    "kex_alg",
+    "host_key_alg",
+    "host_key_fingerprint",
+];
+
+/// `#types` of those fields.
+const TYPES: [&str; 18] = [
+    "time", "string", "addr", "port", "addr", "port", "count", "bool", "count", "enum", "string",
+    "string", "string", "string", "string", "string", "string", "string",
+];
+
+/// The kind of [`ZeekSshWriter`].
+#[derive(Debug)]
+pub enum Ssh {}
+
+impl ZeekLogKind for Ssh {
+    const PATH: &'static str = "ssh";
+    const FIELDS: &'static [&'static str] = &FIELDS;
+    const TYPES: &'static [&'static str] = &TYPES;
+}
+
+/// Writes ssh.log records to `W`.
+pub type ZeekSshWriter<W> = ZeekLog<W, Ssh>;
+
+impl<W: Write> ZeekSshWriter<W> {
+    /// Writes the record of `flow`'s SSH connection, completed at `ts`;
+    /// nothing unless both identification lines are known. Returns whether
+    /// a line was written.
+    ///
+    /// # Errors
+    ///
+    /// The underlying writer's I/O error.
+    pub fn write_ssh(
+        &mut self,
+        flow: &FlowHeader,
+        ts: Timestamp,
+        record: &SshRecord,
+    ) -> io::Result<bool> {
+        let banner = |e: &Option<SshEndpoint>| e.as_ref().and_then(|e| e.banner.clone());
+        let (Some(client), Some(server)) = (banner(&record.client), banner(&record.server)) else {
+            return Ok(false);
+        };
+        let id = ConnId::of(flow);
+        let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
+        let version = match client.as_bytes().get(4) {
+            Some(b'1') => Value::Count(1),
+            Some(b'2') => Value::Count(2),
+            _ => Value::Unset,
+        };
+        let a = record.algorithms.as_ref();
+        let alg = |f: fn(&crate::l7::SshAlgorithms) -> &String| {
+            a.map_or(Value::Unset, |a| Value::Str(f(a)))
+        };
+        let values: [Value<'_>; FIELDS.len()] = [
+            Value::Secs(ts.0 / 1000),
+            uid,
+            orig_h,
+            orig_p,
+            resp_h,
+            resp_p,
+            version,
+            Value::Unset,
+            Value::Unset,
+            Value::Unset,
+            Value::Str(&client),
+            Value::Str(&server),
+            alg(|a| &a.cipher),
+            alg(|a| &a.mac),
+            alg(|a| &a.compression),
+            alg(|a| &a.kex),
+            alg(|a| &a.host_key),
+            Value::Unset,
+        ];
+        self.write(&values)?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::FiveTupleKey;
+    use crate::extractor::{L4Proto, Orientation};
+    use crate::l7::SshAlgorithms;
+    use crate::output::zeek::ZeekFormat;
+
+    fn flow() -> FlowHeader {
+        FlowHeader {
+            key: FiveTupleKey::from_v4(
+                [192, 0, 2, 1].into(),
+                40000,
+                [198, 51, 100, 2].into(),
+                22,
+                6,
+            ),
+            flow_id: 62,
+            l4: L4Proto::Tcp,
+            initiator: Orientation::Forward,
+        }
+    }
+
+    fn side(banner: &str) -> Option<SshEndpoint> {
+        Some(SshEndpoint {
+            banner: Some(banner.into()),
+            ..SshEndpoint::default()
+        })
+    }
+
+    #[test]
+    fn rows_need_both_lines_and_escape_control_bytes() {
+        let mut w = ZeekSshWriter::new(Vec::new(), ZeekFormat::Tsv).unwrap();
+        let half = SshRecord {
+            client: side("SSH-2.0-x"),
+            ..SshRecord::default()
+        };
+        assert!(!w.write_ssh(&flow(), Timestamp(1), &half).unwrap());
+        let full = SshRecord {
+            client: side("SSH-1.5-a\tb\\c"),
+            server: side("SSH-2.0-OpenSSH_9.2p1 Debian-2"),
+            algorithms: Some(SshAlgorithms {
+                kex: "curve25519-sha256".into(),
+                host_key: "ssh-ed25519".into(),
+                cipher: "chacha20-poly1305@openssh.com".into(),
+                mac: "umac-64-etm@openssh.com".into(),
+                compression: "none".into(),
+            }),
+        };
+        assert!(
+            w.write_ssh(&flow(), Timestamp(1_500_000_000), &full)
+                .unwrap()
+        );
+        let out = String::from_utf8(w.finish().unwrap()).unwrap();
+        let row: Vec<&str> = out.lines().nth(8).unwrap().split('\t').collect();
+        let field = |name: &str| row[FIELDS.iter().position(|f| *f == name).unwrap()];
+        assert_eq!(row.len(), FIELDS.len());
+        assert_eq!(field("ts"), "1.500000");
+        assert_eq!(field("uid"), "C10");
+        assert_eq!(field("version"), "1");
+        assert_eq!(field("client"), "SSH-1.5-a\\x09b\\x5cc");
+        assert_eq!(field("server"), "SSH-2.0-OpenSSH_9.2p1 Debian-2");
+        assert_eq!(field("kex_alg"), "curve25519-sha256");
+        assert_eq!(field("auth_attempts"), "-");
+
+        let mut w = ZeekSshWriter::new(Vec::new(), ZeekFormat::Json).unwrap();
+        w.write_ssh(&flow(), Timestamp(1), &full).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&w.finish().unwrap()).expect("one JSON line");
+        assert_eq!(json["client"], "SSH-1.5-a\tb\\c");
+        assert_eq!(json["id.resp_p"], 22);
+        assert!(json.get("auth_success").is_none());
+    }
+}
