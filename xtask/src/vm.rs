@@ -21,7 +21,8 @@ use crate::{cmd, deps};
 /// The test binaries run in the VM, with the tests to run (empty: all):
 /// the `BPF_PROG_TEST_RUN` tiers, and the veth/AF_XDP tests whose outcome
 /// depends on the kernel (delivery with exact counts, the kernel's drop
-/// counters, teardown mid-traffic). Software emulation is slow, so
+/// counters, teardown mid-traffic, live records equal to `read`'s: about
+/// 20 s in the VM). Software emulation is slow, so
 /// `kernel_anomaly_pcaps` (each pcap also recounted by tshark: two minutes
 /// in the VM), `kernel_flood` and `kernel_runtime` (metrics and records,
 /// whose 20 s wait for the traffic an emulated guest under load can miss)
@@ -34,6 +35,7 @@ const TESTS: &[(&str, &[&str])] = &[
     ("kernel_e2e", &[]),
     ("kernel_accounting", &[]),
     ("kernel_shutdown", &[]),
+    ("kernel_replay", &[]),
 ];
 
 /// Up in 20 to 45 s; a boot that takes more than this is stuck.
