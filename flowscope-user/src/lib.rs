@@ -31,8 +31,7 @@ pub mod wire;
 
 #[cfg(target_os = "linux")]
 pub mod capture;
-// The live runtime needs the `metrics` feature (its Prometheus endpoint).
-#[cfg(all(target_os = "linux", feature = "metrics"))]
+#[cfg(target_os = "linux")]
 pub mod runtime;
 
 pub use extractor::{Extracted, FlowExtractor, L4Proto, Orientation, TcpFlags, TcpInfo, Unmatched};

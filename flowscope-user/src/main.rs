@@ -15,7 +15,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Capture live from an interface through XDP and AF_XDP (root).
-    #[cfg(all(target_os = "linux", feature = "metrics"))]
+    #[cfg(target_os = "linux")]
     Capture(Box<flowscope::cli::capture::CaptureArgs>),
     /// Track the flows of a pcap or pcapng file (`-` for stdin); EVE JSON out.
     Read(flowscope::cli::read::ReadArgs),
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        #[cfg(all(target_os = "linux", feature = "metrics"))]
+        #[cfg(target_os = "linux")]
         Command::Capture(args) => flowscope::cli::capture::run(*args),
         Command::Read(args) => flowscope::cli::read::run(args),
         #[cfg(target_os = "linux")]

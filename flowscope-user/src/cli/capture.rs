@@ -19,8 +19,9 @@ use super::{
 };
 use crate::anomaly::AnomalyInterval;
 use crate::capture::{CaptureError, DatapathInfo, Feature, Metadata};
-use crate::obs::MetricsPublisher;
-use crate::runtime::{Destination, LiveCapture, LiveReport, LiveSnapshot, prometheus};
+use crate::runtime::{
+    Destination, LiveCapture, LiveReport, LiveSnapshot, MetricsServer, prometheus,
+};
 use crate::view::Timestamp;
 
 /// Options of `flowscope capture`.
@@ -46,9 +47,14 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     };
     let s = Settings::try_from(args.opts.over(file))?;
     signal::install();
-    if let Some(addr) = s.metrics_listen {
-        prometheus::install(addr)?;
-    }
+    let metrics = s
+        .metrics_listen
+        .map(|addr| {
+            MetricsServer::start(addr).map_err(|e| {
+                anyhow::anyhow!("--metrics-listen {addr}: {e}; choose another address or `off`")
+            })
+        })
+        .transpose()?;
     let mut live = LiveCapture::start(
         &s.capture,
         (!s.bare).then_some(&s.pipeline),
@@ -93,10 +99,14 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         live.info().xdp_mode.label(),
         live.workers()
     );
-    let mut publisher = MetricsPublisher::new();
-    prometheus::publish_datapath(live.info());
+    let publish = |snap: &LiveSnapshot, live: &LiveCapture| {
+        if let Some(m) = &metrics {
+            m.publish(prometheus::render(snap, live.info()));
+        }
+    };
     let started = Instant::now();
     let mut last = live.snapshot()?;
+    publish(&last, &live);
     let mut next = started + s.interval;
     loop {
         let now = Instant::now();
@@ -106,7 +116,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         }
         if now >= next {
             let snap = live.snapshot()?;
-            prometheus::publish(&snap, &mut publisher);
+            publish(&snap, &live);
             let rates = LiveRates::between(&snap, &last);
             let anomalies = anomaly_interval(&mut live, &last, &snap)?;
             record_anomalies(&mut live, &s, &anomalies)?;
@@ -129,7 +139,9 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let anomalies = anomaly_interval(&mut live, &last, &snap)?;
     record_anomalies(&mut live, &s, &anomalies)?;
     let report = live.stop()?;
-    prometheus::publish(&report.last, &mut publisher);
+    if let Some(m) = &metrics {
+        m.publish(prometheus::render(&report.last, &report.datapath));
+    }
     eprintln!("{}", summary_text(&report));
     if let Some(path) = &s.summary_json {
         std::fs::write(path, format!("{}\n", summary_json(&report, &s)))

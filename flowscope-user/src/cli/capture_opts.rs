@@ -10,7 +10,7 @@
 //! xdp_mode = "drv"
 //! output = ["eve:/var/log/flowscope/eve.json", "ipfix:udp://192.0.2.10:4739"]
 //! rotate_bytes = 1073741824
-//! metrics_listen = "127.0.0.1:9100"
+//! metrics_listen = "127.0.0.1:19739"
 //! max_flows = 1000000      # per worker
 //! tcp_timeout = 300.0      # seconds
 //! ```
@@ -25,6 +25,11 @@ use crate::output::spec::OutputSpec;
 use crate::pipeline::PipelineConfig;
 use crate::runtime::Destination;
 use crate::tracker::TrackerConfig;
+
+/// Where `/metrics` listens unless told otherwise: loopback, port 19739 —
+/// outside the range of Prometheus's exporter port allocations (9100 is
+/// node_exporter's), unassigned at IANA, below Linux's ephemeral ports.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:19739";
 
 /// Options of `flowscope capture`; each is optional so a flag can be told
 /// apart from a value in the config file.
@@ -79,7 +84,7 @@ pub struct CaptureOpts {
     /// Rotate the output file after this many seconds.
     #[arg(long)]
     pub rotate_secs: Option<f64>,
-    /// Prometheus /metrics listener, or `off` (default 127.0.0.1:9100).
+    /// Prometheus /metrics listener, or `off` (default 127.0.0.1:19739).
     #[arg(long)]
     pub metrics_listen: Option<String>,
     /// Flow table capacity per worker (default 262144).
@@ -284,11 +289,11 @@ impl TryFrom<CaptureOpts> for Settings {
         if let Some(t) = secs("--other-timeout", o.other_timeout)? {
             tracker.idle_timeout_other = t;
         }
-        let metrics_listen = match o.metrics_listen.as_deref().unwrap_or("127.0.0.1:9100") {
+        let metrics_listen = match o.metrics_listen.as_deref().unwrap_or(DEFAULT_METRICS_LISTEN) {
             "off" | "none" => None,
             a => Some(a.parse().map_err(|_| {
                 anyhow::anyhow!(
-                    "--metrics-listen {a:?}: expected ADDR:PORT (e.g. 127.0.0.1:9100) or off"
+                    "--metrics-listen {a:?}: expected ADDR:PORT (e.g. {DEFAULT_METRICS_LISTEN}) or off"
                 )
             })?),
         };

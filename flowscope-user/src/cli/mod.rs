@@ -1,10 +1,10 @@
 //! Subcommands of the `flowscope` binary.
 
-#[cfg(all(target_os = "linux", feature = "metrics"))]
+#[cfg(target_os = "linux")]
 pub mod capture;
-#[cfg(all(target_os = "linux", feature = "metrics"))]
+#[cfg(target_os = "linux")]
 pub mod capture_opts;
-#[cfg(all(target_os = "linux", feature = "metrics"))]
+#[cfg(target_os = "linux")]
 pub mod live_view;
 #[cfg(target_os = "linux")]
 pub mod probe;

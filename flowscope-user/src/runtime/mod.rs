@@ -7,12 +7,14 @@
 //! they copy under a mutex a few times per second, and the ring.
 
 mod live;
+mod metrics_server;
 pub mod prometheus;
 mod records;
 mod shard;
 mod worker;
 
 pub use live::{LiveCapture, LiveReport, LiveSnapshot};
+pub use metrics_server::{METRICS_PATH, MetricsServer};
 pub use records::{Destination, RecordMsg, RecordWriter, WriterStats};
 pub use shard::{Shard, TopFlow};
 pub use worker::FlowWorker;
