@@ -17,7 +17,8 @@ const VIRTME_NG_VERSION: &str = "1.42";
 
 /// Debian packages: C toolchain for libxdp/libbpf (xsk-rs), LLVM for
 /// bpf-linker, the network tools of the tests (OpenSSH for the SSH sessions
-/// the SSH test makes between two namespaces), perf for the capture
+/// the SSH test makes between two namespaces), promtool (package
+/// `prometheus`) that checks the scraped metrics, perf for the capture
 /// benchmark's profile, and QEMU, depmod and a static busybox (for
 /// virtme-ng's initramfs) for the kernel matrix's VM.
 const APT_PACKAGES: &[&str] = &[
@@ -37,11 +38,17 @@ const APT_PACKAGES: &[&str] = &[
     "nfdump",
     "openssh-server",
     "openssh-client",
+    "prometheus",
     "linux-perf",
     "qemu-system-x86",
     "kmod",
     "busybox-static",
 ];
+
+/// Packages of [`APT_PACKAGES`] that ship a daemon their install would start
+/// (sshd, nfcapd, the Prometheus server on :9090); the tests start their own
+/// where they need one.
+const DAEMON_PACKAGES: &[&str] = &["openssh-server", "nfdump", "prometheus"];
 
 /// How much to say when everything is present.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -275,10 +282,10 @@ fn install_packages(missing: &[&str]) -> Result<()> {
             .arg("update")
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
-    // The tests start their own sshd in a namespace; the system's ssh
-    // service is not started on install.
+    // No daemon of these packages is started on install.
     let _no_services = missing
-        .contains(&"openssh-server")
+        .iter()
+        .any(|p| DAEMON_PACKAGES.contains(p))
         .then(NoServiceStarts::install)
         .transpose()?;
     cmd::run(
