@@ -577,3 +577,51 @@ fn a_refused_helper_is_one_line_with_the_log_in_a_file() {
     );
     let _ = std::fs::remove_file(path);
 }
+
+/// Without `--metrics-listen`, the binary serves `/metrics` on the default
+/// loopback port from its start: text promtool accepts, with the datapath
+/// it reported; any other path is 404.
+#[test]
+fn metrics_are_served_on_the_default_port_from_the_start() {
+    use std::io::{BufRead, BufReader};
+    if !kernel_tests_enabled("metrics_are_served_on_the_default_port_from_the_start") {
+        return;
+    }
+    let bed = TestBed::new(1);
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &bed.cap_ns, BIN, "capture", "--plain"])
+        .args(["--iface", &bed.cap_if, "--duration", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = lines
+        .find_map(|l| l.ok().filter(|l| l.contains("capturing on")))
+        .expect("the capturing line");
+    let (_, url) = started.split_once("metrics on http://").unwrap();
+    let addr = url.strip_suffix("/metrics").unwrap().to_owned();
+    assert_eq!(addr, "127.0.0.1:19739", "{started}");
+    let (text, elsewhere) = bed
+        .in_cap_ns(move || {
+            let addr = addr.parse().unwrap();
+            (
+                common::scrape::scrape(addr),
+                common::scrape::get(addr, "/").0,
+            )
+        })
+        .join()
+        .unwrap();
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+    common::scrape::promtool_accepts(&text);
+    assert_eq!(elsewhere, "HTTP/1.1 404 Not Found");
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("flowscope_datapath_info{xdp_mode=\"drv\",") && l.ends_with("} 1")
+        ),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE flowscope_flow_duration_seconds histogram\n"));
+}

@@ -67,6 +67,15 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             print_verifier_log(e);
         }
     })?;
+    // Every series is served from the start, before the first interval.
+    let publish = |snap: &LiveSnapshot, live: &LiveCapture| {
+        if let Some(m) = &metrics {
+            m.publish(prometheus::render(snap, live.info()));
+        }
+    };
+    let started = Instant::now();
+    let mut last = live.snapshot()?;
+    publish(&last, &live);
     eprintln!(
         "flowscope: datapath on {}: {}",
         s.capture.iface,
@@ -82,8 +91,9 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         } else {
             socket_modes(&live.info().zero_copy)
         },
-        s.metrics_listen
-            .map(|a| format!(", metrics on http://{a}/metrics"))
+        metrics
+            .as_ref()
+            .map(|m| format!(", metrics on http://{}/metrics", m.local_addr()))
             .unwrap_or_default(),
     );
     // Records on stdout: live lines go to stderr, and no full-screen view.
@@ -99,14 +109,6 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         live.info().xdp_mode.label(),
         live.workers()
     );
-    let publish = |snap: &LiveSnapshot, live: &LiveCapture| {
-        if let Some(m) = &metrics {
-            m.publish(prometheus::render(snap, live.info()));
-        }
-    };
-    let started = Instant::now();
-    let mut last = live.snapshot()?;
-    publish(&last, &live);
     let mut next = started + s.interval;
     loop {
         let now = Instant::now();
