@@ -2,8 +2,9 @@
 //! scrape with the exposition text last published (no work per scrape
 //! beyond copying it out). `GET` and `HEAD` of `/metrics` only; any other
 //! path is 404, any other method 405. One connection at a time, each
-//! closed after its answer, with read and write timeouts, so a stuck client
-//! delays a scrape but cannot hold the thread.
+//! closed after its answer; a client has 5 s to send its request and as
+//! long for each write of the answer, so a stuck client delays a scrape but
+//! cannot hold the thread.
 
 use std::{
     io::{self, Read, Write},
@@ -13,7 +14,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use crate::obs::CONTENT_TYPE;
@@ -105,11 +106,17 @@ fn current(text: &Mutex<Arc<str>>) -> Arc<str> {
 
 /// Reads one request from `conn` and answers it.
 fn answer(mut conn: TcpStream, metrics: &str) -> io::Result<()> {
-    conn.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     conn.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    let deadline = Instant::now() + CLIENT_TIMEOUT;
     let mut buf = vec![0u8; MAX_REQUEST];
     let mut len = 0;
     let response = loop {
+        // The whole request within the timeout, however it trickles in.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        conn.set_read_timeout(Some(left))?;
         let n = conn.read(&mut buf[len..])?;
         if n == 0 {
             return Ok(());
