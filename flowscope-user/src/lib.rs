@@ -17,6 +17,7 @@ pub mod cli;
 pub mod community_id;
 pub mod extract;
 pub mod extractor;
+pub mod filter;
 pub mod l7;
 pub mod obs;
 pub mod offline;
