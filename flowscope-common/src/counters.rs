@@ -78,10 +78,14 @@ counters! {
     ErrL4 = 12 => "error_l4",
     /// Redirected to an AF_XDP socket.
     Redirected = 13 => "redirected",
-    /// Redirect failed (no socket in the slot): passed to the stack instead.
+    /// Redirect failed (no socket in the slot), or the filter's tail call
+    /// to the rest of the program did: passed to the stack instead.
     PassFallback = 14 => "pass_fallback",
     /// Passed to the stack in count-only mode.
     PassCountOnly = 15 => "pass_count_only",
+    /// Rejected by the filter expression (`--filter`), then passed to the
+    /// stack or dropped (`--filter-action`).
+    FilterRejected = 16 => "filter_rejected",
 }
 
 impl Counter {
