@@ -555,7 +555,7 @@ fn is_verifier_statistics(line: &str) -> bool {
 
 /// Writes the verifier log to `$RUNTIME_DIRECTORY` (systemd) or the
 /// temporary directory: its path, or why it could not be written.
-fn save_verifier_log(log: &str) -> Result<PathBuf, String> {
+pub(super) fn save_verifier_log(log: &str) -> Result<PathBuf, String> {
     let dir = std::env::var_os("RUNTIME_DIRECTORY")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);

@@ -10,6 +10,7 @@
 //! This module holds all of the crate's `unsafe` code and syscalls.
 
 pub mod bpf_sys;
+mod cbpf;
 mod datapath;
 mod error;
 mod iface;
@@ -18,6 +19,7 @@ mod probe;
 mod socket;
 mod stats;
 mod worker;
+mod xdp_filter;
 
 pub use datapath::{AttachKind, AttachPolicy, Datapath, SketchSnapshot, XdpAttachMode};
 pub use error::CaptureError;
@@ -25,6 +27,7 @@ pub use iface::rx_queue_count;
 pub use probe::{Answer, Feature, KernelFeatures};
 pub use stats::{RingLevel, RingLevels, SocketStats, WorkerStats};
 pub use worker::{FrameCtx, FrameHandler, HANDLER_BATCH, RxFrame, WorkerId};
+pub use xdp_filter::{FilterAction, FilterMaps, XdpFilter, set_jump};
 
 use std::{
     sync::{
