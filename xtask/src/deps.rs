@@ -35,6 +35,7 @@ const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "ethtool",
     "tshark",
+    "tcpdump",
     "nfdump",
     "openssh-server",
     "openssh-client",

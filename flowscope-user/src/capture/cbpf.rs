@@ -15,8 +15,8 @@
 //!   the same way. Offsets no frame can reach reject unconditionally.
 //! - Arithmetic is 32-bit (`ALU`), comparisons compare the low 32 bits
 //!   (`JMP32`), both unsigned as in classic BPF; division and remainder by
-//!   X test X for zero and reject (eBPF would give 0 and go on). Shifts by
-//!   X use X's low 5 bits, as both libpcap's interpreter and eBPF do.
+//!   X test X for zero and reject (eBPF would give 0 and go on); a shift by
+//!   an X of 32 or more gives 0 (eBPF would shift by its low 5 bits).
 //! - Jumps stay forward; jumps to a `ret #k` go straight to the accept or
 //!   reject exit. Only instructions some path reaches are emitted (the
 //!   verifier refuses unreachable code).
@@ -227,12 +227,21 @@ impl Emitter {
                 };
                 match src {
                     Src::K(k) => self.push(alu32_imm(code, A, k as i32)),
-                    Src::X => {
-                        if matches!(alu, AluOp::Div | AluOp::Mod) {
+                    Src::X => match alu {
+                        AluOp::Div | AluOp::Mod => {
                             self.jump(jmp_imm(op::JMP32, op::JEQ, X, 0, 0), Target::Reject);
+                            self.push(alu32_reg(code, A, X));
                         }
-                        self.push(alu32_reg(code, A, X));
-                    }
+                        // A shift by 32 or more gives 0 (eBPF would use the
+                        // low 5 bits).
+                        AluOp::Lsh | AluOp::Rsh => {
+                            self.push(jmp_imm(op::JMP32, op::JLT, X, 32, 2));
+                            self.push(alu32_imm(op::MOV, A, 0));
+                            self.push(ja(1));
+                            self.push(alu32_reg(code, A, X));
+                        }
+                        _ => self.push(alu32_reg(code, A, X)),
+                    },
                 }
             }
             Op::Neg => self.push(alu32_imm(op::NEG, A, 0)),

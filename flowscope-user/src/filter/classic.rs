@@ -6,8 +6,8 @@
 //! (`bpf_filter.c`) executes, with its semantics: packet loads are big
 //! endian and a load past the captured bytes ends the filter with 0,
 //! `len` is the length on the wire, the arithmetic is unsigned 32-bit, a
-//! division or remainder by a zero `x` ends it with 0 and a shift by `x` of
-//! 32 or more gives 0. Refused are backward or out-of-range jumps, a last
+//! division or remainder by a zero `x` ends it with 0 and a shift by an `x`
+//! of 32 or more gives 0. Refused are backward or out-of-range jumps, a last
 //! instruction that is not a return, scratch indexes past 15, a division,
 //! remainder or shift by a constant that is 0 (resp. ≥ 32), unknown opcodes
 //! and Linux's ancillary loads, which only a live Linux socket can answer.
@@ -317,7 +317,7 @@ fn jump_target(at: usize, len: usize, off: u64) -> Result<u16, &'static str> {
         // len ≤ MAX_INSNS, so every index fits.
         Ok(t as u16)
     } else {
-        Err("jump past the end")
+        Err("jump outside the program (jumps go forward only)")
     }
 }
 
@@ -349,17 +349,17 @@ mod tests {
         // ja +1 from the last-but-one instruction lands past the end.
         assert_eq!(
             refused(&[insn(0x05, 0, 0, 1), RET_0]),
-            "instruction 0: jump past the end"
+            "instruction 0: jump outside the program (jumps go forward only)"
         );
         // jeq with jf past the end; jt in range.
         assert_eq!(
             refused(&[insn(0x15, 0, 1, 7), RET_0]),
-            "instruction 0: jump past the end"
+            "instruction 0: jump outside the program (jumps go forward only)"
         );
         // A huge ja offset does not wrap around to a backward jump.
         assert_eq!(
             refused(&[insn(0x05, 0, 0, u32::MAX), RET_0]),
-            "instruction 0: jump past the end"
+            "instruction 0: jump outside the program (jumps go forward only)"
         );
         assert_eq!(
             refused(&[insn(0x02, 0, 0, 16), RET_0]),

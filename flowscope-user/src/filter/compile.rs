@@ -7,7 +7,7 @@ use crate::view::LinkType;
 
 /// The `DLT_` value libpcap compiles for: the link-layer header the
 /// program expects in front of each frame.
-fn dlt(link: LinkType) -> i32 {
+pub fn dlt(link: LinkType) -> i32 {
     match link {
         LinkType::Ethernet => 1,
         LinkType::RawIp => 12,

@@ -60,11 +60,9 @@ impl Program {
                         AluOp::Or => a | s,
                         AluOp::And => a & s,
                         AluOp::Xor => a ^ s,
-                        // By x: its low 5 bits, as libpcap's `A <<= X`
-                        // compiles on x86-64 and arm64 and as eBPF defines
-                        // 32-bit shifts. Constants ≥ 32 were refused.
-                        AluOp::Lsh => a.wrapping_shl(s),
-                        AluOp::Rsh => a.wrapping_shr(s),
+                        // By 32 or more (only x can be): 0, as in libpcap.
+                        AluOp::Lsh => a.checked_shl(s).unwrap_or(0),
+                        AluOp::Rsh => a.checked_shr(s).unwrap_or(0),
                     };
                 }
                 Op::Neg => a = a.wrapping_neg(),
@@ -184,7 +182,9 @@ mod tests {
         assert_eq!(alu_x(7, 0x3c, 0), 0, "division by zero x rejects");
         assert_eq!(alu_x(7, 0x9c, 4), 3);
         assert_eq!(alu_x(7, 0x9c, 0), 0, "remainder by zero x rejects");
-        assert_eq!(alu_x(1, 0x6c, 33), 2, "shifts use x's low 5 bits");
+        assert_eq!(alu_x(1, 0x6c, 31), 0x8000_0000);
+        assert_eq!(alu_x(1, 0x6c, 32), 0, "a shift by 32 or more gives 0");
+        assert_eq!(alu_x(u32::MAX, 0x7c, 33), 0);
         assert_eq!(alu_x(0x8000_0000, 0x7c, 31), 1);
         assert_eq!(alu_x(0b1100, 0x5c, 0b1010), 0b1000);
         assert_eq!(alu_x(0b1100, 0x4c, 0b1010), 0b1110);

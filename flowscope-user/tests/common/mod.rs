@@ -4,6 +4,7 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod capture_edit;
+pub mod filters;
 pub mod frames;
 pub mod fsgen;
 pub mod netns;
