@@ -278,7 +278,6 @@ struct ProgLoadAttr {
 ///
 /// [`Refused`] with the verifier log.
 pub fn prog_load(prog_type: u32, insns: &[u64], name: &str) -> Result<OwnedFd, Refused> {
-    let mut log = vec![0u8; 64 * 1024];
     let mut prog_name = [0u8; 16];
     for (d, s) in prog_name.iter_mut().zip(name.bytes().take(15)) {
         *d = s;
@@ -288,12 +287,19 @@ pub fn prog_load(prog_type: u32, insns: &[u64], name: &str) -> Result<OwnedFd, R
         insn_cnt: insns.len() as u32,
         insns: insns.as_ptr() as u64,
         license: c"GPL".as_ptr() as u64,
-        log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
         prog_name,
         ..ProgLoadAttr::default()
     };
+    // Without a log first: a log that does not fit its buffer fails the
+    // load (ENOSPC), and a large program's log is large. Only a refused
+    // program is loaded again for its log, as libbpf does.
+    if let Ok(fd) = sys_bpf(BPF_PROG_LOAD, &mut attr) {
+        return Ok(owned(fd));
+    }
+    let mut log = vec![0u8; 4 << 20];
+    attr.log_level = 1;
+    attr.log_size = log.len() as u32;
+    attr.log_buf = log.as_mut_ptr() as u64;
     match sys_bpf(BPF_PROG_LOAD, &mut attr) {
         Ok(fd) => Ok(owned(fd)),
         Err(error) => {
