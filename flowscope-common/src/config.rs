@@ -24,6 +24,12 @@ pub const PAIR_FILTER_MAP: &str = "PAIR_FILTER";
 /// `bpf_xdp_adjust_meta` call is dead code the verifier never checks, and
 /// the program loads on kernels that refuse the helper.
 pub const XDP_META_GLOBAL: &str = "XDP_META";
+/// Name of the read-only global that switches the filter on (1) or off
+/// (0). With 0 the verifier removes the tail call: no filter, no cost.
+pub const FILTER_ON_GLOBAL: &str = "FILTER_ON";
+/// Name of the XDP program the filter program tail-calls for the frames
+/// it accepts (slot [`JUMP_ACCEPTED`]).
+pub const ACCEPTED_PROGRAM_NAME: &str = "flowscope_accepted";
 /// Name of the program array of the filter's tail calls: the main program
 /// jumps to [`JUMP_FILTER`], the filter on accepting a frame to
 /// [`JUMP_ACCEPTED`].

@@ -5,14 +5,15 @@
 //! through slot [`JUMP_FILTER`] of its `FILTER_JUMP` program array. This
 //! program runs the expression ([`super::cbpf`]) and then
 //!
-//! - on reject, counts the frame in [`Counter::FilterRejected`] (per CPU,
-//!   packets and bytes) and returns `XDP_PASS` or `XDP_DROP`
-//!   ([`FilterAction`]): no redirect, no copy;
+//! - on reject, counts the frame in the `filter_rejected` slot of this
+//!   CPU's [`KindBlock`] (packets and bytes; read back as
+//!   [`Counter::FilterRejected`](flowscope_common::Counter::FilterRejected))
+//!   and returns `XDP_PASS` or `XDP_DROP` ([`FilterAction`]): no redirect,
+//!   no copy;
 //! - on accept, tail-calls slot [`JUMP_ACCEPTED`]: the part of our object
-//!   that writes the metadata and redirects (the per-CPU `PARSED` map keeps
+//!   that writes the metadata and redirects (the per-CPU [`CpuBlock`] keeps
 //!   the parse result across the calls). Should that tail call fail (an
-//!   empty slot), the frame is counted in [`Counter::PassFallback`] and
-//!   passed.
+//!   empty slot), the frame is counted in `pass_fallback` and passed.
 //!
 //! It is loaded with raw `bpf(BPF_PROG_LOAD)` against the maps it is given,
 //! so it can run (and be tested) without the main program as well.
@@ -22,8 +23,9 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use flowscope_common::{
-    ClassCounter, Counter,
+    KindBlock,
     config::{JUMP_ACCEPTED, JUMP_FILTER},
+    counters::CpuBlock,
 };
 
 use super::{
@@ -81,7 +83,7 @@ impl std::str::FromStr for FilterAction {
 /// The maps the filter program uses.
 #[derive(Clone, Copy)]
 pub struct FilterMaps<'a> {
-    /// A per-CPU array whose value 0 is a `CounterBlock`.
+    /// A per-CPU array whose value 0 is a [`CpuBlock`] (`COUNTERS`).
     pub counters: BorrowedFd<'a>,
     /// The program array it tail-calls through ([`JUMP_ACCEPTED`]).
     pub jump: BorrowedFd<'a>,
@@ -109,12 +111,12 @@ impl XdpFilter {
             expr: filter.expression().to_owned(),
             reason,
         };
-        let mut on_reject = count(maps.counters, Counter::FilterRejected);
+        let mut on_reject = count(maps.counters, REJECTED);
         on_reject.extend([mov64_imm(0, action.xdp_action()), EXIT]);
         let mut on_accept = vec![mov64_reg(1, CTX)];
         on_accept.extend(ld_map_fd(2, maps.jump));
         on_accept.extend([mov64_imm(3, JUMP_ACCEPTED as i32), call(helper::TAIL_CALL)]);
-        on_accept.extend(count(maps.counters, Counter::PassFallback));
+        on_accept.extend(count(maps.counters, FALLBACK));
         on_accept.extend([mov64_imm(0, XDP_PASS), EXIT]);
         let insns = cbpf::translate(filter.program(), &on_accept, &on_reject)
             .map_err(|e| fail(e.to_string()))?;
@@ -170,11 +172,24 @@ pub fn set_jump(jump: BorrowedFd<'_>, slot: u32, prog: BorrowedFd<'_>) -> Result
     })
 }
 
-/// Adds the frame (one packet, `data_end - data` bytes) to slot `c` of the
-/// per-CPU `CounterBlock` in `counters`. Clobbers r0–r5; keeps r6–r9.
-fn count(counters: BorrowedFd<'_>, c: Counter) -> Vec<u64> {
+/// Offset of the `filter_rejected` counter in a [`CpuBlock`].
+const REJECTED: i16 = counter_offset(std::mem::offset_of!(KindBlock, filter_rejected));
+/// Offset of the `pass_fallback` counter in a [`CpuBlock`].
+const FALLBACK: i16 = counter_offset(std::mem::offset_of!(KindBlock, pass_fallback));
+
+/// Offset in a [`CpuBlock`] of the counter at `in_kinds` in its
+/// [`KindBlock`]; it must fit an instruction's 16-bit offset.
+const fn counter_offset(in_kinds: usize) -> i16 {
+    let at = std::mem::offset_of!(CpuBlock, counts) + in_kinds;
+    assert!(at + 16 <= i16::MAX as usize);
+    at as i16
+}
+
+/// Adds the frame (one packet, `data_end - data` bytes) to the counter at
+/// offset `packets` of the per-CPU [`CpuBlock`] in `counters`. Clobbers
+/// r0–r5; keeps r6–r9.
+fn count(counters: BorrowedFd<'_>, packets: i16) -> Vec<u64> {
     let key = -STACK_BYTES - 8;
-    let packets = (c as usize * std::mem::size_of::<ClassCounter>()) as i16;
     let bytes = packets + 8;
     let add = [
         mov64_reg(1, DATA_END),
