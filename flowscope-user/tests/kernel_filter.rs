@@ -9,6 +9,10 @@
 //! The filter runs standalone here: its program array's accept slot holds a
 //! tiny program returning `XDP_TX`, so an accepted frame is told apart from
 //! a rejected one (`XDP_PASS` or `XDP_DROP`, the `--filter-action`).
+//! Then through the main program (`Datapath` with a filter): every frame is
+//! classified and counted exactly as without the filter, the rejected ones
+//! are counted in `filter_rejected` and dropped, the others delivered by
+//! `flowscope_accepted`; without a filter no tail call is left in it.
 //! Raw-IP and loopback frames get a synthetic Ethernet header (both sides
 //! see the same bytes); frames longer than a test run's linear buffer or
 //! shorter than an Ethernet header are skipped and counted.
@@ -23,15 +27,16 @@ use common::kernel_tests_enabled;
 use flowscope::{
     LinkType,
     capture::{
-        FilterAction, FilterMaps, XdpFilter,
+        Datapath, FilterAction, FilterMaps, FilterSpec, XdpFilter,
         bpf_sys::{self, EXIT, mov64_imm},
         set_jump,
     },
     filter::Filter,
 };
 use flowscope_common::{
-    ClassCounter, Counter, CounterBlock,
-    config::{JUMP_ACCEPTED, JUMP_SLOTS},
+    ClassCounter, Counter, CounterBlock, XdpConfig,
+    config::{JUMP_ACCEPTED, JUMP_SLOTS, MODE_COUNT_ONLY, MODE_REDIRECT},
+    counters::CpuBlock,
 };
 
 const XDP_DROP: u32 = 1;
@@ -41,10 +46,11 @@ const XDP_TX: u32 = 3;
 /// kernel's head- and tailroom).
 const MAX_TEST_RUN_FRAME: usize = 3500;
 
-/// The maps the filter program uses, made here.
+/// The maps the filter program uses, made here (the counters as the main
+/// program's `COUNTERS`: one `CpuBlock` per CPU).
 struct Maps {
     counters: OwnedFd,
-    view: PerCpuArray<MapData, CounterBlock>,
+    view: PerCpuArray<MapData, CpuBlock>,
     jump: OwnedFd,
     /// The accept slot's program, kept loaded.
     _accepted: Option<OwnedFd>,
@@ -56,7 +62,7 @@ impl Maps {
         let counters = bpf_sys::map_create(
             bpf_sys::MAP_TYPE_PERCPU_ARRAY,
             4,
-            std::mem::size_of::<CounterBlock>() as u32,
+            std::mem::size_of::<CpuBlock>() as u32,
             1,
         )
         .expect("per-CPU array");
@@ -94,11 +100,11 @@ impl Maps {
         .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Slot `c` summed over CPUs.
+    /// Class `c` summed over CPUs, as `Datapath::counters` reads it.
     fn get(&self, c: Counter) -> ClassCounter {
         let mut sum = CounterBlock::default();
         for b in self.view.get(&0, 0).unwrap().iter() {
-            sum.add(b);
+            b.counts.add_classes(&mut sum);
         }
         sum.get(c)
     }
@@ -254,4 +260,142 @@ fn a_missing_accept_slot_passes_the_frame_and_counts_it() {
             }
         )
     );
+}
+
+/// Counter slots that say what became of a frame; all others describe it.
+const VERDICTS: [Counter; 4] = [
+    Counter::Redirected,
+    Counter::PassFallback,
+    Counter::PassCountOnly,
+    Counter::FilterRejected,
+];
+
+fn datapath(mode: u32, metadata: bool, filter: Option<&FilterSpec>) -> Datapath {
+    Datapath::load_detached(
+        XdpConfig {
+            mode,
+            sockets_per_queue: 2,
+            hash_seed: 7,
+            _reserved: 0,
+        },
+        metadata,
+        filter,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `frames` through `dp`'s main program: the verdicts and how much
+/// each counter slot moved.
+fn replay(dp: &mut Datapath, frames: &[&[u8]]) -> (Vec<u32>, CounterBlock) {
+    let before = dp.counters().unwrap();
+    let fd = dp.program().unwrap().fd().unwrap().as_fd();
+    let verdicts = frames
+        .iter()
+        .map(|f| bpf_sys::test_run(fd, f, 1).expect("BPF_PROG_TEST_RUN").0)
+        .collect();
+    let after = dp.counters().unwrap();
+    let mut delta = CounterBlock::default();
+    for ((d, a), b) in delta.slots.iter_mut().zip(&after.slots).zip(&before.slots) {
+        d.packets = a.packets - b.packets;
+        d.bytes = a.bytes - b.bytes;
+    }
+    (verdicts, delta)
+}
+
+#[test]
+fn main_program_counts_every_frame_then_filters() {
+    if !kernel_tests_enabled("main_program_counts_every_frame_then_filters") {
+        return;
+    }
+    let (all, _) = ethernet_frames();
+    let frames: Vec<&[u8]> = all.iter().map(|(_, _, f)| &f[..]).step_by(7).collect();
+    let expr = "tcp port 80 or vlan";
+    let filter = Filter::compile(expr, LinkType::Ethernet).unwrap();
+    let keep: Vec<bool> = frames
+        .iter()
+        .map(|f| filter.matches(f, f.len() as u32))
+        .collect();
+    let kept = |b: bool| ClassCounter {
+        packets: keep.iter().filter(|k| **k == b).count() as u64,
+        bytes: frames
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k == b)
+            .map(|(f, _)| f.len() as u64)
+            .sum(),
+    };
+    assert!(kept(true).packets > 1000 && kept(false).packets > 1000);
+    let spec = FilterSpec {
+        filter,
+        action: FilterAction::Drop,
+    };
+    for mode in [MODE_REDIRECT, MODE_COUNT_ONLY] {
+        let mut plain = datapath(mode, false, None);
+        let mut filtered = datapath(mode, false, Some(&spec));
+        assert_eq!(
+            plain.tail_calls().unwrap(),
+            0,
+            "no filter: no tail call left"
+        );
+        assert!(filtered.tail_calls().unwrap() > 0);
+        let (_, unfiltered) = replay(&mut plain, &frames);
+        let (verdicts, delta) = replay(&mut filtered, &frames);
+        // Every frame is classified and counted before the filter runs.
+        for c in Counter::ALL.iter().filter(|c| !VERDICTS.contains(c)) {
+            assert_eq!(
+                delta.get(*c),
+                unfiltered.get(*c),
+                "{expr}: {c:?}, mode {mode}"
+            );
+        }
+        assert_eq!(delta.get(Counter::All).packets, frames.len() as u64);
+        // Rejected: counted and dropped. Kept: delivered by
+        // flowscope_accepted (no socket in a test run: the pass fallback).
+        let delivered = if mode == MODE_REDIRECT {
+            Counter::PassFallback
+        } else {
+            Counter::PassCountOnly
+        };
+        assert_eq!(
+            delta.get(Counter::FilterRejected),
+            kept(false),
+            "mode {mode}"
+        );
+        assert_eq!(delta.get(delivered), kept(true), "mode {mode}");
+        for (v, k) in verdicts.iter().zip(&keep) {
+            assert_eq!(*v, if *k { XDP_PASS } else { XDP_DROP });
+        }
+        println!(
+            "{expr:?}, mode {mode}: {} frames counted, {} rejected and dropped, {} delivered",
+            frames.len(),
+            kept(false).packets,
+            kept(true).packets
+        );
+    }
+}
+
+#[test]
+fn accepted_frames_carry_the_main_programs_parse_result() {
+    if !kernel_tests_enabled("accepted_frames_carry_the_main_programs_parse_result")
+        || !common::xdp::metadata_block_enabled(
+            "accepted_frames_carry_the_main_programs_parse_result",
+        )
+    {
+        return;
+    }
+    let (all, _) = ethernet_frames();
+    let spec = FilterSpec {
+        filter: Filter::compile("ip or ip6", LinkType::Ethernet).unwrap(),
+        action: FilterAction::Pass,
+    };
+    let mut dp = datapath(MODE_REDIRECT, true, Some(&spec));
+    for (_, _, frame) in all.iter().step_by(97) {
+        // Checks that the block written in front of the frame (by
+        // flowscope_accepted, after two tail calls) is the parse result.
+        let run = common::xdp::test_run(&mut dp, frame);
+        assert_eq!(
+            run.written.is_some(),
+            spec.filter.matches(frame, frame.len() as u32)
+        );
+    }
 }

@@ -162,6 +162,7 @@ fn ours(mode: u32, metadata: bool) -> Datapath {
             _reserved: 0,
         },
         metadata,
+        None,
     )
     .expect("load flowscope's XDP program (build with `cargo xtask bench xdp`)")
 }

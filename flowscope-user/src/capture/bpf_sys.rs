@@ -269,10 +269,15 @@ struct ProgLoadAttr {
     kern_version: u32,
     prog_flags: u32,
     prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
 }
 
 /// Loads `insns` as a program of `prog_type` (GPL-licensed, so every helper
-/// is allowed by licence).
+/// is allowed by licence). XDP programs expect attach type `BPF_XDP`, as
+/// aya's and libbpf's do: a program array only takes programs whose attach
+/// type matches its first user's (this machine's 6.18 kernel refuses the
+/// load otherwise, after verification, with `EINVAL`).
 ///
 /// # Errors
 ///
@@ -288,6 +293,11 @@ pub fn prog_load(prog_type: u32, insns: &[u64], name: &str) -> Result<OwnedFd, R
         insns: insns.as_ptr() as u64,
         license: c"GPL".as_ptr() as u64,
         prog_name,
+        expected_attach_type: if prog_type == PROG_TYPE_XDP {
+            ATTACH_TYPE_XDP
+        } else {
+            0
+        },
         ..ProgLoadAttr::default()
     };
     // Without a log first: a log that does not fit its buffer fails the
@@ -488,6 +498,19 @@ pub fn helper_calls(insns: &[u64]) -> impl Iterator<Item = i32> + '_ {
         let (code, src) = (i as u8, (i >> 12) as u8 & 0xf);
         (code == 0x85 && src == 0).then_some((i >> 32) as u32 as i32)
     })
+}
+
+/// The tail calls in `insns`: `call bpf_tail_call` before verification,
+/// the verifier's own tail-call instruction (`BPF_JMP | 0xf0`) after.
+pub fn tail_calls(insns: &[u64]) -> usize {
+    insns
+        .iter()
+        .filter(|&&i| {
+            let (code, src, imm) = (i as u8, (i >> 12) as u8 & 0xf, (i >> 32) as i32);
+            code == op::JMP | 0xf0
+                || (code == op::JMP | op::CALL && src == 0 && imm == helper::TAIL_CALL)
+        })
+        .count()
 }
 
 #[cfg(test)]

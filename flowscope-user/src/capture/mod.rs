@@ -27,7 +27,7 @@ pub use iface::rx_queue_count;
 pub use probe::{Answer, Feature, KernelFeatures};
 pub use stats::{RingLevel, RingLevels, SocketStats, WorkerStats};
 pub use worker::{FrameCtx, FrameHandler, HANDLER_BATCH, RxFrame, WorkerId};
-pub use xdp_filter::{FilterAction, FilterMaps, XdpFilter, set_jump};
+pub use xdp_filter::{FilterAction, FilterMaps, FilterSpec, XdpFilter, set_jump};
 
 use std::{
     sync::{
@@ -105,6 +105,10 @@ pub struct CaptureConfig {
     pub xdp_meta: bool,
     /// How to attach.
     pub attach: AttachPolicy,
+    /// A filter expression run in XDP after counting (`--filter`): the
+    /// frames it rejects are counted and passed or dropped, never
+    /// redirected.
+    pub filter: Option<FilterSpec>,
 }
 
 impl CaptureConfig {
@@ -121,6 +125,7 @@ impl CaptureConfig {
             pin_workers: true,
             xdp_meta: true,
             attach: AttachPolicy::Auto,
+            filter: None,
         }
     }
 }
@@ -178,6 +183,8 @@ pub struct DatapathInfo {
     pub replaced_stale: Option<u32>,
     /// Every probe's answer.
     pub features: KernelFeatures,
+    /// The filter run after counting, if any.
+    pub filter: Option<FilterSpec>,
 }
 
 impl DatapathInfo {
@@ -199,8 +206,19 @@ impl DatapathInfo {
             .replaced_stale
             .map(|id| format!(", replaced stale flowscope program id {id}"))
             .unwrap_or_default();
+        let filter = self
+            .filter
+            .as_ref()
+            .map(|f| {
+                format!(
+                    ", filter {:?} in XDP (rejected frames: {})",
+                    f.filter.expression(),
+                    f.action.label()
+                )
+            })
+            .unwrap_or_default();
         format!(
-            "{}, xdp {} attached by {}{stale}, need-wakeup {}",
+            "{}, xdp {} attached by {}{stale}, need-wakeup {}{filter}",
             self.metadata,
             self.xdp_mode.label(),
             self.attach.label(),
@@ -321,7 +339,13 @@ impl<H: FrameHandler> Capture<H> {
         };
         // Built first so that an error below stops and joins what started.
         let mut cap = Self {
-            datapath: Datapath::load(&cfg.iface, cfg.mode, config, metadata == Metadata::On)?,
+            datapath: Datapath::load(
+                &cfg.iface,
+                cfg.mode,
+                config,
+                metadata == Metadata::On,
+                cfg.filter.as_ref(),
+            )?,
             stop: Arc::new(AtomicBool::new(false)),
             workers: Vec::new(),
             info: DatapathInfo {
@@ -332,6 +356,7 @@ impl<H: FrameHandler> Capture<H> {
                 zero_copy: Vec::new(),
                 replaced_stale: None,
                 features,
+                filter: cfg.filter.clone(),
             },
         };
         let read_meta = cap.info.metadata == Metadata::On;

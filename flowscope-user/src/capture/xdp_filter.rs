@@ -80,6 +80,16 @@ impl std::str::FromStr for FilterAction {
     }
 }
 
+/// A filter expression to run in XDP, and what becomes of the frames it
+/// rejects.
+#[derive(Debug, Clone)]
+pub struct FilterSpec {
+    /// The compiled expression (for Ethernet).
+    pub filter: Filter,
+    /// Pass or drop what it rejects.
+    pub action: FilterAction,
+}
+
 /// The maps the filter program uses.
 #[derive(Clone, Copy)]
 pub struct FilterMaps<'a> {
@@ -134,10 +144,14 @@ impl XdpFilter {
                     Ok(path) => format!("verifier log: {}", path.display()),
                     Err(why) => why,
                 };
-                fail(format!(
-                    "the kernel refused the program: {} ({last}); {saved}",
-                    refused.error
-                ))
+                // The verifier's summary last: it accepted the program and
+                // something after it (a map's compatibility) refused.
+                let what = if last.starts_with("processed ") {
+                    "the verifier accepted the program, then the kernel refused it"
+                } else {
+                    "the kernel refused the program"
+                };
+                fail(format!("{what}: {} ({last}); {saved}", refused.error))
             })?;
         Ok(Self { prog })
     }
