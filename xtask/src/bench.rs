@@ -30,7 +30,8 @@ enum Which {
     /// SYN flood against a small flow table: peak RSS, evictions, rate ratio.
     Flood,
     /// The XDP program's cost per frame (BPF_PROG_TEST_RUN), against a
-    /// minimal pass and a bare XSKMAP redirect (root).
+    /// minimal pass and a bare XSKMAP redirect, and a filter expression's
+    /// cost in it (root).
     Xdp,
 }
 
