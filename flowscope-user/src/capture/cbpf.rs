@@ -383,15 +383,7 @@ fn width(size: Size) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::filter::classic::Insn;
-
-    fn program(insns: &[(u16, u8, u8, u32)]) -> Program {
-        let insns: Vec<Insn> = insns
-            .iter()
-            .map(|&(code, jt, jf, k)| Insn { code, jt, jf, k })
-            .collect();
-        Program::validate(&insns).unwrap()
-    }
+    use crate::filter::classic::program;
 
     const ACCEPT: u64 = 0xaaaa;
     const REJECT: u64 = 0xbbbb;

@@ -309,6 +309,16 @@ fn decode(at: usize, len: usize, i: &Insn) -> Result<Op, &'static str> {
     })
 }
 
+/// A program from `(code, jt, jf, k)` rows, for tests; panics if refused.
+#[cfg(test)]
+pub(crate) fn program(rows: &[(u16, u8, u8, u32)]) -> Program {
+    let insns: Vec<Insn> = rows
+        .iter()
+        .map(|&(code, jt, jf, k)| Insn { code, jt, jf, k })
+        .collect();
+    Program::validate(&insns).unwrap()
+}
+
 /// The absolute target of a jump by `off` from `at`: forward by
 /// construction, and it must land inside the program.
 fn jump_target(at: usize, len: usize, off: u64) -> Result<u16, &'static str> {

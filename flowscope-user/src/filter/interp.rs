@@ -104,16 +104,7 @@ fn load(frame: &[u8], at: u64, size: Size) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::classic::Insn;
-    use super::*;
-
-    fn prog(insns: &[(u16, u8, u8, u32)]) -> Program {
-        let insns: Vec<Insn> = insns
-            .iter()
-            .map(|&(code, jt, jf, k)| Insn { code, jt, jf, k })
-            .collect();
-        Program::validate(&insns).unwrap()
-    }
+    use super::super::classic::program as prog;
 
     #[test]
     fn loads_are_big_endian_and_end_the_filter_past_the_captured_bytes() {
