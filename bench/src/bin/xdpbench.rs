@@ -27,8 +27,9 @@ use flowscope::{
     filter::Filter,
 };
 use flowscope_common::{
-    CounterBlock, XdpConfig,
+    XdpConfig,
     config::{JUMP_ACCEPTED, JUMP_SLOTS, MODE_COUNT_ONLY, MODE_REDIRECT},
+    counters::CpuBlock,
 };
 
 /// XDP program cost per frame (ns), ours against a minimal pass and a bare
@@ -192,7 +193,7 @@ fn filter_alone(filter: &Filter, accept: BorrowedFd<'_>) -> (XdpFilter, [OwnedFd
     let counters = bpf_sys::map_create(
         bpf_sys::MAP_TYPE_PERCPU_ARRAY,
         4,
-        std::mem::size_of::<CounterBlock>() as u32,
+        std::mem::size_of::<CpuBlock>() as u32,
         1,
     )
     .expect("create a per-CPU array");
