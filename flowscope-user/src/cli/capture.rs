@@ -18,7 +18,7 @@ use super::{
     signal,
 };
 use crate::anomaly::AnomalyInterval;
-use crate::capture::{CaptureError, DatapathInfo, Feature, Metadata};
+use crate::capture::{CaptureError, DatapathInfo, Feature, FilterAction, Metadata};
 use crate::runtime::{
     Destination, LiveCapture, LiveReport, LiveSnapshot, MetricsServer, prometheus,
 };
@@ -119,7 +119,7 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         if now >= next {
             let snap = live.snapshot()?;
             publish(&snap, &live);
-            let rates = LiveRates::between(&snap, &last);
+            let rates = LiveRates::between(&snap, &last, s.capture.filter.is_some());
             let anomalies = anomaly_interval(&mut live, &last, &snap)?;
             record_anomalies(&mut live, &s, &anomalies)?;
             match tui.as_mut() {
@@ -218,10 +218,14 @@ fn datapath_json(d: &DatapathInfo) -> serde_json::Value {
         .iter()
         .map(|f| (f.key().to_owned(), json!(d.features.get(*f).to_string())))
         .collect();
+    let filter = d
+        .filter
+        .as_ref()
+        .map(|f| json!({"expression": f.filter.expression(), "rejected_frames": f.action.label()}));
     json!({
         "xdp_mode": d.xdp_mode.label(), "metadata": d.metadata.label(), "metadata_reason": reason,
         "attach": d.attach.label(), "need_wakeup": d.need_wakeup, "zero_copy": d.zero_copy_label(),
-        "replaced_stale_program": d.replaced_stale, "kernel_features": features,
+        "replaced_stale_program": d.replaced_stale, "kernel_features": features, "filter": filter,
     })
 }
 
@@ -282,6 +286,19 @@ fn summary_text(r: &LiveReport) -> String {
         if v.packets > 0 {
             out.push_str(&format!(" {}={}", c.label(), v.packets));
         }
+    }
+    if let Some(f) = &r.datapath.filter {
+        let rejected = last.xdp.get(Counter::FilterRejected);
+        out.push_str(&format!(
+            "\n  filter {:?}: {} frames ({} bytes) filtered out, {}",
+            f.filter.expression(),
+            rejected.packets,
+            rejected.bytes,
+            match f.action {
+                FilterAction::Pass => "passed to the stack",
+                FilterAction::Drop => "dropped",
+            }
+        ));
     }
     for w in &last.sockets {
         let s = &w.socket;

@@ -8,6 +8,8 @@
 //! iface = "eth0"
 //! sockets_per_queue = 2
 //! xdp_mode = "drv"
+//! filter = "not (port 873 or net 203.0.113.0/24)"   # tcpdump syntax
+//! filter_action = "drop"   # what becomes of the frames it rejects
 //! output = ["eve:/var/log/flowscope/eve.json", "ipfix:udp://192.0.2.10:4739"]
 //! rotate_bytes = 1073741824
 //! metrics_listen = "127.0.0.1:19739"
@@ -20,7 +22,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::capture::{AttachPolicy, CaptureConfig, RingSizes, XdpAttachMode};
+use crate::capture::{
+    AttachPolicy, CaptureConfig, FilterAction, FilterSpec, RingSizes, XdpAttachMode,
+};
+use crate::filter::Filter;
 use crate::output::spec::OutputSpec;
 use crate::pipeline::PipelineConfig;
 use crate::runtime::Destination;
@@ -64,6 +69,16 @@ pub struct CaptureOpts {
     /// Count every frame in the XDP program and pass it to the stack.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub count_only: Option<bool>,
+    /// Keep only the frames this tcpdump expression matches (pcap-filter(7)
+    /// syntax, e.g. `not port 873`). It runs in the XDP program after the
+    /// frame is counted: a frame it rejects is counted in filter_rejected
+    /// and never reaches a socket or a worker.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// What becomes of the frames the filter rejects: pass (to the host's
+    /// own stack, the default, which keeps its traffic alive) or drop.
+    #[arg(long, value_name = "pass|drop")]
+    pub filter_action: Option<String>,
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -136,6 +151,8 @@ impl CaptureOpts {
             xdp_attach,
             verbose,
             count_only,
+            filter,
+            filter_action,
             duration,
             interval,
             summary_json,
@@ -236,6 +253,26 @@ fn pow2(name: &str, v: Option<u32>, default: u32) -> anyhow::Result<u32> {
     }
 }
 
+/// The filter expression compiled for Ethernet with its action; an action
+/// without an expression is an error.
+fn filter_spec(expr: Option<String>, action: Option<String>) -> anyhow::Result<Option<FilterSpec>> {
+    let Some(expr) = expr else {
+        if let Some(a) = action {
+            bail!(
+                "--filter-action {a}: there is no --filter whose rejected frames it would act on"
+            );
+        }
+        return Ok(None);
+    };
+    let action: FilterAction = action
+        .as_deref()
+        .map_or(Ok(FilterAction::default()), str::parse)
+        .map_err(|e: String| anyhow::anyhow!("--filter-action: {e}"))?;
+    let filter = Filter::compile(&expr, crate::LinkType::Ethernet)
+        .map_err(|e| anyhow::anyhow!("--filter: {e}"))?;
+    Ok(Some(FilterSpec { filter, action }))
+}
+
 impl TryFrom<CaptureOpts> for Settings {
     type Error = anyhow::Error;
 
@@ -303,6 +340,7 @@ impl TryFrom<CaptureOpts> for Settings {
             bail!("--rotate-bytes 0: must be at least 1");
         }
         let rotate_after = secs("--rotate-secs", o.rotate_secs)?;
+        let filter = filter_spec(o.filter, o.filter_action)?;
         let (mut eve, mut others) = (Destination::Discard, Vec::new());
         for text in o.output.unwrap_or_default() {
             match text
@@ -334,6 +372,7 @@ impl TryFrom<CaptureOpts> for Settings {
                 xdp_meta: !o.no_xdp_meta.unwrap_or(false),
                 attach,
                 rings,
+                filter,
                 ..CaptureConfig::new(iface)
             },
             pipeline: PipelineConfig {
@@ -407,6 +446,43 @@ mod tests {
         }
     }
 
+    /// A filter and its action from the file, the expression overridden by
+    /// a flag; the action defaults to pass.
+    #[test]
+    fn a_filter_from_the_file_or_a_flag() {
+        let file: CaptureOpts =
+            toml::from_str("iface = \"fsx0\"\nfilter = \"udp\"\nfilter_action = \"drop\"\n")
+                .unwrap();
+        let s = Settings::try_from(file.clone()).unwrap();
+        let f = s.capture.filter.expect("a filter");
+        assert_eq!(
+            (f.filter.expression(), f.action),
+            ("udp", FilterAction::Drop)
+        );
+        let flags = CaptureOpts {
+            filter: Some("tcp port 80".into()),
+            ..CaptureOpts::default()
+        };
+        let f = Settings::try_from(flags.over(file)).unwrap().capture.filter;
+        let f = f.expect("a filter");
+        assert_eq!(
+            (f.filter.expression(), f.action),
+            ("tcp port 80", FilterAction::Drop)
+        );
+        let plain = CaptureOpts {
+            iface: Some("x".into()),
+            filter: Some("ip6".into()),
+            ..CaptureOpts::default()
+        };
+        let f = Settings::try_from(plain).unwrap().capture.filter.unwrap();
+        assert_eq!(f.action, FilterAction::Pass);
+        let none = CaptureOpts {
+            iface: Some("x".into()),
+            ..CaptureOpts::default()
+        };
+        assert!(Settings::try_from(none).unwrap().capture.filter.is_none());
+    }
+
     /// Every option with a bad value, given in the config file: the error
     /// names the key (or its flag), whether the type or the value is wrong.
     #[test]
@@ -425,6 +501,15 @@ mod tests {
             ("no_xdp_meta = 1", "no_xdp_meta"),
             ("verbose = \"loud\"", "verbose"),
             ("count_only = \"yes\"", "count_only"),
+            ("filter = 3", "filter"),
+            ("filter = \"tcp port\"", "--filter"),
+            ("filter = \"portt 80\"", "--filter"),
+            (
+                "filter = \"tcp\"\nfilter_action = \"keep\"",
+                "--filter-action",
+            ),
+            ("filter_action = \"drop\"", "--filter-action"),
+            ("filter_action = 1", "filter_action"),
             ("duration = -1.0", "--duration"),
             ("interval = 0.0", "--interval"),
             ("summary_json = 1", "summary_json"),
