@@ -9,6 +9,7 @@ pub mod frames;
 pub mod fsgen;
 pub mod netns;
 pub mod scrape;
+pub mod tap;
 pub mod temp;
 pub mod xdp;
 
