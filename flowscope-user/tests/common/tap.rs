@@ -83,7 +83,7 @@ impl StackTap {
                 )
             };
             if let Ok(n) = usize::try_from(n) {
-                if from.sll_pkttype != libc::PACKET_OUTGOING as u8 {
+                if from.sll_pkttype != libc::PACKET_OUTGOING {
                     frames.push(buf[..n].to_vec());
                 }
                 continue;
