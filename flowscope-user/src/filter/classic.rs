@@ -201,6 +201,7 @@ impl Program {
                 why: "the last instruction must be a return",
             });
         }
+        check_scratch(&ops)?;
         Ok(Self { ops })
     }
 
@@ -208,6 +209,44 @@ impl Program {
     pub fn ops(&self) -> &[Op] {
         &self.ops
     }
+}
+
+/// Refuses a scratch load that some path reaches before a store to that
+/// word, as Linux's classic checker does: libpcap leaves the words
+/// uninitialised, so such a program has no defined result.
+fn check_scratch(ops: &[Op]) -> Result<(), Invalid> {
+    // The words stored on every path into each instruction; `None` while
+    // no path has reached it. Jumps go forward, so one pass settles it.
+    let mut stored: Vec<Option<u16>> = vec![None; ops.len()];
+    stored[0] = Some(0);
+    for (at, op) in ops.iter().enumerate() {
+        let Some(mut have) = stored[at] else {
+            continue;
+        };
+        match *op {
+            Op::LdMem(i) | Op::LdxMem(i) if have & (1 << i) == 0 => {
+                return Err(Invalid::Insn {
+                    at,
+                    why: "scratch word read before it is stored",
+                });
+            }
+            Op::St(i) | Op::Stx(i) => have |= 1 << i,
+            _ => {}
+        }
+        let mut reach = |to: usize| {
+            stored[to] = Some(stored[to].map_or(have, |m| m & have));
+        };
+        match *op {
+            Op::Ja(t) => reach(t.into()),
+            Op::Jmp { jt, jf, .. } => {
+                reach(jt.into());
+                reach(jf.into());
+            }
+            Op::RetK(_) | Op::RetA => {}
+            _ => reach(at + 1),
+        }
+    }
+    Ok(())
 }
 
 // Fields of a classic opcode (<linux/bpf_common.h>, <linux/filter.h>).
@@ -391,6 +430,31 @@ mod tests {
             refused(&[insn(0x64, 0, 0, 32), RET_0]),
             "instruction 0: shift by 32 or more"
         );
+        // ld M[0] with nothing stored; then on one branch only.
+        assert_eq!(
+            refused(&[insn(0x60, 0, 0, 0), insn(0x16, 0, 0, 0)]),
+            "instruction 0: scratch word read before it is stored"
+        );
+        assert_eq!(
+            refused(&[
+                insn(0x15, 0, 1, 7),
+                insn(0x02, 0, 0, 3),
+                insn(0x61, 0, 0, 3),
+                RET_0,
+            ]),
+            "instruction 2: scratch word read before it is stored"
+        );
+        // Stored on both branches: accepted.
+        assert!(
+            Program::validate(&[
+                insn(0x15, 0, 1, 7),
+                insn(0x02, 0, 0, 3),
+                insn(0x03, 0, 0, 3),
+                insn(0x61, 0, 0, 3),
+                RET_0,
+            ])
+            .is_ok()
+        );
         // SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT.
         assert_eq!(
             refused(&[insn(0x20, 0, 0, 0xffff_f030), RET_0]),
@@ -461,9 +525,9 @@ mod tests {
         ];
         for (code, op) in all {
             assert_eq!(
-                Program::validate(&[insn(code, 0, 0, 3), RET_0])
+                Program::validate(&[insn(0x02, 0, 0, 3), insn(code, 0, 0, 3), RET_0])
                     .unwrap()
-                    .ops()[0],
+                    .ops()[1],
                 op,
                 "opcode {code:#x}"
             );

@@ -25,7 +25,7 @@ mod interp;
 
 use crate::view::LinkType;
 pub use classic::{Insn, Invalid, Program};
-pub use compile::dlt;
+pub use compile::{compile, dlt};
 
 /// A compiled and validated filter expression.
 #[derive(Debug, Clone)]
