@@ -24,6 +24,22 @@ pub const PAIR_FILTER_MAP: &str = "PAIR_FILTER";
 /// `bpf_xdp_adjust_meta` call is dead code the verifier never checks, and
 /// the program loads on kernels that refuse the helper.
 pub const XDP_META_GLOBAL: &str = "XDP_META";
+/// Name of the read-only global that switches the filter on (1) or off
+/// (0). With 0 the verifier removes the tail call: no filter, no cost.
+pub const FILTER_ON_GLOBAL: &str = "FILTER_ON";
+/// Name of the XDP program the filter program tail-calls for the frames
+/// it accepts (slot [`JUMP_ACCEPTED`]).
+pub const ACCEPTED_PROGRAM_NAME: &str = "flowscope_accepted";
+/// Name of the program array of the filter's tail calls: the main program
+/// jumps to [`JUMP_FILTER`], the filter on accepting a frame to
+/// [`JUMP_ACCEPTED`].
+pub const FILTER_JUMP_MAP: &str = "FILTER_JUMP";
+/// Slot of the filter program (translated from `--filter` at start-up).
+pub const JUMP_FILTER: u32 = 0;
+/// Slot of the program that delivers the frames the filter accepted.
+pub const JUMP_ACCEPTED: u32 = 1;
+/// Slots of [`FILTER_JUMP_MAP`].
+pub const JUMP_SLOTS: u32 = 2;
 /// Name of the XSKMAP the program redirects into.
 pub const XSKS_MAP: &str = "XSKS";
 /// Name of the XDP program in the object file.

@@ -78,10 +78,14 @@ counters! {
     ErrL4 = 12 => "error_l4",
     /// Redirected to an AF_XDP socket.
     Redirected = 13 => "redirected",
-    /// Redirect failed (no socket in the slot): passed to the stack instead.
+    /// Redirect failed (no socket in the slot), or the filter's tail call
+    /// to the rest of the program did: passed to the stack instead.
     PassFallback = 14 => "pass_fallback",
     /// Passed to the stack in count-only mode.
     PassCountOnly = 15 => "pass_count_only",
+    /// Rejected by the filter expression (`--filter`), then passed to the
+    /// stack or dropped (`--filter-action`).
+    FilterRejected = 16 => "filter_rejected",
 }
 
 impl Counter {
@@ -137,18 +141,25 @@ pub const fn frame_kind(mode: u32, l3: u8, l4: u8, flags: u8) -> usize {
     ((mode as usize * 3 + l3 as usize) * 6 + l4 as usize) * FLAG_CODES + codes as usize
 }
 
-/// The single value of the `COUNTERS` per-CPU array.
+/// The frame counters of one CPU, part of its [`CpuBlock`].
 ///
-/// A frame is counted in its kind before the redirect; a redirect that
-/// fails is counted again in `pass_fallback`, so redirected frames are the
-/// redirect-mode kinds less `pass_fallback`.
+/// A frame is counted in its kind before the filter and the redirect; a
+/// frame the filter rejects is counted again in `filter_rejected`, a
+/// redirect that fails in `pass_fallback`. So the frames delivered in the
+/// program's mode (redirected, or passed in count-only mode) are that
+/// mode's kinds less `filter_rejected`, and redirected ones less
+/// `pass_fallback` too.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KindBlock {
     /// Redirects that failed (no socket in the slot): passed to the stack.
-    /// First, so a copy taken while the program runs reads it before the
-    /// kinds and never finds more fallbacks than redirect-mode frames.
+    /// Before the kinds, so a copy taken while the program runs reads it
+    /// first and never finds more fallbacks than redirect-mode frames.
     pub pass_fallback: ClassCounter,
+    /// Frames the filter expression rejected (counted by the filter
+    /// program, see `--filter`): passed or dropped, never delivered.
+    /// Before the kinds, like `pass_fallback`.
+    pub filter_rejected: ClassCounter,
     /// Frames and bytes, indexed by [`frame_kind`].
     pub kinds: [ClassCounter; FRAME_KINDS],
 }
@@ -159,6 +170,7 @@ impl Default for KindBlock {
     fn default() -> Self {
         Self {
             pass_fallback: ClassCounter::default(),
+            filter_rejected: ClassCounter::default(),
             kinds: [ClassCounter::default(); FRAME_KINDS],
         }
     }
@@ -169,14 +181,19 @@ impl KindBlock {
     /// [`Counter::All`], its L3 class, its L4 class (IP frames), fragment
     /// and error counters by its flags, and its mode's verdict counter
     /// ([`Counter::PassCountOnly`], or [`Counter::Redirected`] less the
-    /// fallbacks, which go to [`Counter::PassFallback`]).
+    /// fallbacks, which go to [`Counter::PassFallback`]), less the frames
+    /// the filter rejected, which go to [`Counter::FilterRejected`].
+    ///
+    /// A program runs in one mode, so a block's kinds are of one mode: the
+    /// rejected frames come out of the verdict of the mode that counted
+    /// frames.
     pub fn add_classes(&self, into: &mut CounterBlock) {
         let mut add = |counter: Counter, c: &ClassCounter| {
             let slot = &mut into.slots[counter as usize];
             slot.packets += c.packets;
             slot.bytes += c.bytes;
         };
-        let mut redirected = ClassCounter::default();
+        let (mut redirected, mut count_only) = (ClassCounter::default(), ClassCounter::default());
         for (kind, c) in self.kinds.iter().enumerate() {
             if c.packets == 0 && c.bytes == 0 {
                 continue;
@@ -211,19 +228,34 @@ impl KindBlock {
                     add(counter, c);
                 }
             }
-            if kind / (FLAG_CODES * 18) == MODE_COUNT_ONLY as usize {
-                add(Counter::PassCountOnly, c);
+            let verdict = if kind / (FLAG_CODES * 18) == MODE_COUNT_ONLY as usize {
+                &mut count_only
             } else {
-                redirected.packets += c.packets;
-                redirected.bytes += c.bytes;
-            }
+                &mut redirected
+            };
+            verdict.packets += c.packets;
+            verdict.bytes += c.bytes;
         }
-        let fallback = self.pass_fallback;
+        let (fallback, rejected) = (self.pass_fallback, self.filter_rejected);
         add(Counter::PassFallback, &fallback);
-        redirected.packets = redirected.packets.saturating_sub(fallback.packets);
-        redirected.bytes = redirected.bytes.saturating_sub(fallback.bytes);
+        add(Counter::FilterRejected, &rejected);
+        let delivered = if count_only.packets != 0 {
+            &mut count_only
+        } else {
+            &mut redirected
+        };
+        take(delivered, &rejected);
+        take(&mut redirected, &fallback);
         add(Counter::Redirected, &redirected);
+        add(Counter::PassCountOnly, &count_only);
     }
+}
+
+/// Takes `c` out of `from` (never below zero: a copy taken while the
+/// program runs may have a later `c` than `from`).
+fn take(from: &mut ClassCounter, c: &ClassCounter) {
+    from.packets = from.packets.saturating_sub(c.packets);
+    from.bytes = from.bytes.saturating_sub(c.bytes);
 }
 
 /// The single value of the `COUNTERS` per-CPU array: the parse result of
@@ -308,6 +340,35 @@ mod tests {
                 if moved { (1, 9) } else { (0, 0) },
                 "{c:?}"
             );
+        }
+    }
+
+    #[test]
+    fn rejected_frames_come_out_of_their_modes_verdict() {
+        for (mode, verdict) in [
+            (MODE_REDIRECT, Counter::Redirected),
+            (MODE_COUNT_ONLY, Counter::PassCountOnly),
+        ] {
+            let mut block = KindBlock::default();
+            block.kinds[frame_kind(mode, L3Class::Ipv4 as u8, L4Class::Tcp as u8, 0)] =
+                ClassCounter {
+                    packets: 5,
+                    bytes: 500,
+                };
+            block.filter_rejected = ClassCounter {
+                packets: 2,
+                bytes: 120,
+            };
+            let got = classes(&block);
+            for &c in Counter::ALL {
+                let want = match c {
+                    Counter::All | Counter::Ipv4 | Counter::Tcp => (5, 500),
+                    Counter::FilterRejected => (2, 120),
+                    c if c == verdict => (3, 380),
+                    _ => (0, 0),
+                };
+                assert_eq!(got[c as usize], want, "mode {mode}: {c:?}");
+            }
         }
     }
 

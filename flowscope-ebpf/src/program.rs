@@ -4,7 +4,7 @@ use aya_ebpf::{
     bindings::xdp_action,
     helpers::generated::bpf_xdp_adjust_meta,
     macros::{map, xdp},
-    maps::{PerCpuArray, XskMap},
+    maps::{PerCpuArray, ProgramArray, XskMap},
     programs::XdpContext,
 };
 use flowscope_common::{
@@ -14,8 +14,8 @@ use flowscope_common::{
         SKETCH_DEPTH, SKETCH_KEY_SEED, SKETCH_SRC_PORTS, SKETCH_SYN_DST, SKETCH_TOP, Sketch,
         TopEntry, sketch_column,
     },
-    config::{MAX_XSK_SLOTS, MODE_COUNT_ONLY},
-    counters::{CpuBlock, frame_kind},
+    config::{JUMP_FILTER, JUMP_SLOTS, MAX_XSK_SLOTS, MODE_COUNT_ONLY},
+    counters::{CpuBlock, KindBlock, frame_kind},
     hash::xsk_slot,
     meta::{Parsed, XdpMeta},
 };
@@ -45,6 +45,18 @@ static SOCKETS_PER_QUEUE: u32 = 1;
 /// Seed of the flow and steering hashes; read-only, set by the loader.
 #[unsafe(no_mangle)]
 static HASH_SEED: u32 = 0;
+
+/// 1: after counting, tail-call the filter program (`--filter`); 0: no
+/// filter, and no tail call either (read-only like [`XDP_META`], so the
+/// verifier removes the branch). See `flowscope_common::config::FILTER_ON_GLOBAL`.
+#[unsafe(no_mangle)]
+static FILTER_ON: u32 = 0;
+
+/// The filter's tail calls: slot [`JUMP_FILTER`] holds the filter program
+/// userspace translated from the expression, slot
+/// `flowscope_common::config::JUMP_ACCEPTED` [`flowscope_accepted`].
+#[map(name = "FILTER_JUMP")]
+static FILTER_JUMP: ProgramArray = ProgramArray::with_max_entries(JUMP_SLOTS, 0);
 
 /// The value the loader gave read-only global `g`.
 #[inline(always)]
@@ -117,16 +129,41 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
     if anomalies != 0 {
         count_anomalies(parsed, anomaly_block, anomalies);
     }
+    if global(&FILTER_ON) != 0 {
+        // SAFETY: a tail call with the context the kernel passed in; it
+        // returns only if the slot is empty, and then no filter runs.
+        unsafe { FILTER_JUMP.tail_call(&ctx, JUMP_FILTER) };
+    }
+    deliver(&ctx, &parsed.meta, block, len, mode)
+}
 
+/// The frames the filter program accepted, tail-called from it: delivered
+/// as the main program would have, from the parse result the main program
+/// left in this CPU's [`CpuBlock`].
+#[xdp]
+pub fn flowscope_accepted(ctx: XdpContext) -> u32 {
+    let Some(state) = COUNTERS.get_ptr_mut(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: as in `flowscope`: this CPU's value, preemption disabled.
+    let CpuBlock { parsed, counts, .. } = unsafe { &mut *state };
+    let len = (ctx.data_end() - ctx.data()) as u64;
+    deliver(&ctx, &parsed.meta, counts, len, global(&MODE))
+}
+
+/// Passes the frame (count-only mode) or writes its metadata `m` and
+/// redirects it to its socket; a failed redirect is counted in `block`.
+#[inline(always)]
+fn deliver(ctx: &XdpContext, m: &XdpMeta, block: &mut KindBlock, len: u64, mode: u32) -> u32 {
     if mode == MODE_COUNT_ONLY {
         return xdp_action::XDP_PASS;
     }
     if global(&XDP_META) != 0 {
-        write_meta(&ctx, &parsed.meta);
+        write_meta(ctx, m);
     }
     // SAFETY: reads the RX queue index from the context the kernel passed in.
     let queue = unsafe { (*ctx.ctx).rx_queue_index };
-    let slot = xsk_slot(queue, global(&SOCKETS_PER_QUEUE), parsed.meta.steer_hash);
+    let slot = xsk_slot(queue, global(&SOCKETS_PER_QUEUE), m.steer_hash);
     match XSKS.redirect(slot, u64::from(xdp_action::XDP_PASS)) {
         Ok(action) => action,
         Err(_) => {

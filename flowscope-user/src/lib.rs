@@ -5,7 +5,7 @@
 //! without root, a NIC or the eBPF object. [`runtime`] runs it on every
 //! core, with one of two frame sources: capture files (anywhere), or the
 //! Linux XDP/AF_XDP datapath in [`capture`] (socket and map access; the
-//! live half of the runtime, with Prometheus, needs the `metrics` feature).
+//! live half of the runtime, with its `/metrics` endpoint, is Linux only).
 //! `unsafe` is confined to [`capture`], to two one-function hints in the
 //! tracker (`tracker::prefetch`, `tracker::hugepage`) and to the signal
 //! handlers of [`cli`], each with a SAFETY note.
@@ -19,6 +19,7 @@ pub mod cli;
 pub mod community_id;
 pub mod extract;
 pub mod extractor;
+pub mod filter;
 pub mod l7;
 pub mod obs;
 pub mod output;

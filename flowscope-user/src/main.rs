@@ -15,7 +15,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Capture live from an interface through XDP and AF_XDP (root).
-    #[cfg(all(target_os = "linux", feature = "metrics"))]
+    #[cfg(target_os = "linux")]
     Capture(Box<flowscope::cli::capture::CaptureArgs>),
     /// Run a pcap or pcapng file (`-` for stdin) through the capture's
     /// workers on every core; EVE JSON out.
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        #[cfg(all(target_os = "linux", feature = "metrics"))]
+        #[cfg(target_os = "linux")]
         Command::Capture(args) => flowscope::cli::capture::run(*args),
         Command::Read(args) => flowscope::cli::read::run(args),
         #[cfg(target_os = "linux")]

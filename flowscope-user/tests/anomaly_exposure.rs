@@ -213,8 +213,9 @@ fn metrics_publish_absolute_totals_for_every_label() {
             .snapshot()
             .into_vec()
             .into_iter()
-            .map(|(key, _, _, value)| {
+            .map(|(key, _, help, value)| {
                 let (_, key) = key.into_parts();
+                assert!(help.is_some(), "{} has no description", key.name());
                 let labels: Vec<_> = key.labels().collect();
                 assert_eq!(labels.len(), 1, "one label on {}", key.name());
                 let DebugValue::Counter(v) = value else {
@@ -232,8 +233,9 @@ fn metrics_publish_absolute_totals_for_every_label() {
             .collect()
     };
     metrics::with_local_recorder(&recorder, || {
-        publish_xdp_totals(&block(&[(A::TcpXmas, 3), (A::Syn, 1_000)]));
-        publish_xdp_totals(&block(&[(A::TcpXmas, 5), (A::Syn, 1_200)]));
+        let mut facade = flowscope::obs::MetricsPublisher::new();
+        publish_xdp_totals(&block(&[(A::TcpXmas, 3), (A::Syn, 1_000)]), &mut facade);
+        publish_xdp_totals(&block(&[(A::TcpXmas, 5), (A::Syn, 1_200)]), &mut facade);
     });
     let got = read();
     assert_eq!(got.len(), A::ALL.len(), "{got:?}");

@@ -4,7 +4,8 @@
 mod common;
 
 use std::{
-    process::{Command, Output},
+    io::{Read, Write},
+    process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
@@ -43,6 +44,25 @@ fn bad_flag_values_are_named() {
         (&["--iface", "fsx", "--duration=-3"][..], "--duration"),
         (&["--iface", "fsx", "--interval", "0"][..], "--interval"),
         (&["--xdp-mode", "drv"][..], "--iface"),
+        (
+            &["--iface", "fsx", "--filter", "tcp port"][..],
+            "--filter: filter \"tcp port\": can't parse filter expression",
+        ),
+        (
+            &[
+                "--iface",
+                "fsx",
+                "--filter",
+                "udp",
+                "--filter-action",
+                "keep",
+            ][..],
+            "--filter-action: unknown filter action \"keep\"",
+        ),
+        (
+            &["--iface", "fsx", "--filter-action", "drop"][..],
+            "--filter-action drop: there is no --filter",
+        ),
     ] {
         let o = Command::new(BIN)
             .arg("capture")
@@ -537,4 +557,160 @@ fn a_refused_helper_is_one_line_with_the_log_in_a_file() {
         "{log}"
     );
     let _ = std::fs::remove_file(path);
+}
+
+/// Without `--metrics-listen`, the binary serves `/metrics` on the default
+/// loopback port from its start: text promtool accepts, with the datapath
+/// it reported; any other path is 404.
+#[test]
+fn metrics_are_served_on_the_default_port_from_the_start() {
+    use std::io::{BufRead, BufReader};
+    if !kernel_tests_enabled("metrics_are_served_on_the_default_port_from_the_start") {
+        return;
+    }
+    let bed = TestBed::new(1);
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &bed.cap_ns, BIN, "capture", "--plain"])
+        .args(["--iface", &bed.cap_if, "--duration", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = lines
+        .find_map(|l| l.ok().filter(|l| l.contains("capturing on")))
+        .expect("the capturing line");
+    let (_, url) = started.split_once("metrics on http://").unwrap();
+    let addr = url.strip_suffix("/metrics").unwrap().to_owned();
+    assert_eq!(addr, "127.0.0.1:19739", "{started}");
+    let (text, elsewhere) = bed
+        .in_cap_ns(move || {
+            let addr = addr.parse().unwrap();
+            (
+                common::scrape::scrape(addr),
+                common::scrape::get(addr, "/").0,
+            )
+        })
+        .join()
+        .unwrap();
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+    common::scrape::promtool_accepts(&text);
+    assert_eq!(elsewhere, "HTTP/1.1 404 Not Found");
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("flowscope_datapath_info{xdp_mode=\"drv\",") && l.ends_with("} 1")
+        ),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE flowscope_flow_duration_seconds histogram\n"));
+}
+
+/// `--filter` with `--filter-action drop` on a veth: the first line names
+/// the expression and the action; of fsgen's traffic the frames of the
+/// flows it rejects (IPv4 UDP: `tcp or ip6` keeps the rest) are what the
+/// live lines add up to as filtered out, what the summary, the summary
+/// JSON and the Prometheus scrape count in filter_rejected, and all that
+/// the sockets did not receive.
+#[test]
+fn a_filter_is_named_and_what_it_rejects_is_counted_everywhere() {
+    if !kernel_tests_enabled("a_filter_is_named_and_what_it_rejects_is_counted_everywhere") {
+        return;
+    }
+    const N: u64 = 4000;
+    let bed = TestBed::new(1);
+    let json = std::env::temp_dir().join(format!("{}-filter.json", bed.cap_ns));
+    let addr = format!("127.0.0.1:{}", 20_000 + std::process::id() % 20_000);
+    let child = Command::new("ip")
+        .args(["netns", "exec", &bed.cap_ns, BIN, "capture", "--plain"])
+        .args(["--iface", &bed.cap_if, "--interval", "0.3"])
+        .args(["--metrics-listen", &addr, "--summary-json"])
+        .arg(&json)
+        .args(["--filter", "tcp or ip6", "--filter-action", "drop"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !xdp_attached(&bed) {
+        assert!(Instant::now() < deadline, "capture did not attach");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let flows = common::fsgen::send(&bed, N, 40, 1, 20_000);
+    let rejected = flows
+        .iter()
+        .filter(|f| f.proto != 6 && f.a.is_ipv4())
+        .fold((0, 0), |(n, b), f| {
+            (n + f.frames_ab + f.frames_ba, b + f.bytes_ab + f.bytes_ba)
+        });
+    assert!(rejected.0 > 0 && rejected.0 < N, "{rejected:?}");
+    // Scrape (from inside the namespace) until an interval has published
+    // every frame.
+    let line =
+        |class: &str, v: u64| format!("flowscope_xdp_packets_total{{class=\"{class}\"}} {v}");
+    let all = line("all", N);
+    let scraped = bed
+        .in_cap_ns(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let mut s = std::net::TcpStream::connect(&addr).expect("connect to /metrics");
+                s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+                let mut text = String::new();
+                s.read_to_string(&mut text).unwrap();
+                if text.lines().any(|l| l == all) || Instant::now() > deadline {
+                    return text;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+        .join()
+        .unwrap();
+    for want in [line("all", N), line("filter_rejected", rejected.0)] {
+        assert!(scraped.lines().any(|l| l == want), "no {want} in {scraped}");
+    }
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.ends_with(", filter \"tcp or ip6\" in XDP (rejected frames: drop)"),
+        "{first}"
+    );
+    let want = format!(
+        "  filter \"tcp or ip6\": {} frames ({} bytes) filtered out, dropped",
+        rejected.0, rejected.1
+    );
+    assert!(err.lines().any(|l| l == want), "no {want:?} in {err}");
+    // The live lines' intervals add up to the total: the scrape above came
+    // from a snapshot whose line was printed.
+    let out = String::from_utf8_lossy(&o.stdout);
+    let per_interval: u64 = out
+        .lines()
+        .map(|l| {
+            let (_, rest) = l.split_once(" | filtered out ").expect(l);
+            rest.split(' ').next().unwrap().parse::<u64>().unwrap()
+        })
+        .sum();
+    assert_eq!(per_interval, rejected.0, "{out}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(
+        s["datapath"]["filter"],
+        serde_json::json!({"expression": "tcp or ip6", "rejected_frames": "drop"})
+    );
+    let xdp = |class: &str| s["xdp"][class]["packets"].as_u64().unwrap();
+    assert_eq!(
+        (
+            xdp("all"),
+            xdp("filter_rejected"),
+            s["xdp"]["filter_rejected"]["bytes"].as_u64()
+        ),
+        (N, rejected.0, Some(rejected.1))
+    );
+    assert_eq!(xdp("redirected"), N - rejected.0);
+    assert_eq!(s["rx_packets"].as_u64(), Some(N - rejected.0));
 }

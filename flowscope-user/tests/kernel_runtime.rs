@@ -1,6 +1,8 @@
 //! The multi-core runtime on a 2-queue veth with 2 sockets per queue: every
 //! flow's record comes from exactly one worker with the counts that were
-//! sent, and the Prometheus scrape equals the merged shards and the traffic.
+//! sent, and the Prometheus scrape equals the merged shards and the traffic:
+//! text that promtool accepts, the same series in the same order in every
+//! scrape, histograms whose buckets are the shards' log2 buckets.
 //! Ring fill levels: a worker held on its first frame while a burst arrives
 //! samples exactly the backlog and the fill ring that burst implies.
 
@@ -8,33 +10,55 @@ mod common;
 
 use std::{
     collections::HashMap,
-    io::{Read, Write},
-    net::{IpAddr, TcpStream},
+    net::IpAddr,
     sync::mpsc,
     time::{Duration, Instant},
 };
 
+use common::scrape::{get, promtool_accepts, scrape};
 use common::{fsgen, kernel_tests_enabled, netns::TestBed};
 use flowscope::capture::{Capture, CaptureConfig, FrameCtx, FrameHandler, RingSizes, WorkerStats};
 use flowscope::obs::Log2Histogram;
 use flowscope::output::{FileOptions, OutputSpec};
-use flowscope::runtime::{LiveCapture, RunConfig, prometheus};
+use flowscope::runtime::{LiveCapture, LiveSnapshot, MetricsServer, RunConfig, prometheus};
 use flowscope_common::Counter;
 
 const S: u32 = 2;
 
-fn scrape(addr: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect to /metrics");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-    body
+/// Publishes `snap` as the CLI does, then scrapes.
+fn publish_and_scrape(
+    server: &MetricsServer,
+    snap: &LiveSnapshot,
+    info: &flowscope::capture::DatapathInfo,
+) -> String {
+    server.publish(prometheus::render(snap, info));
+    scrape(server.local_addr())
+}
+
+/// The series of a scrape in order (sample lines without their values),
+/// with every family's HELP and TYPE before its first series.
+fn series(text: &str) -> Vec<&str> {
+    let mut typed: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix("# TYPE ") {
+            let name = rest.split(' ').next().unwrap();
+            assert!(!typed.contains(&name), "{name} typed twice");
+            typed.push(name);
+        } else if !l.starts_with('#') {
+            let (key, _value) = l.rsplit_once(' ').unwrap();
+            let name = key.split('{').next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| typed.last() == Some(f)))
+                .unwrap_or(name);
+            assert_eq!(typed.last(), Some(&family), "{key} outside its family");
+            out.push(key);
+        }
+    }
+    let helped = text.lines().filter(|l| l.starts_with("# HELP ")).count();
+    assert_eq!(helped, typed.len(), "a HELP line for every family");
+    out
 }
 
 /// Sum of every sample of `name` whose labels contain `label` (or all).
@@ -46,6 +70,74 @@ fn metric(text: &str, name: &str, label: &str) -> u64 {
         })
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64)
         .sum()
+}
+
+/// The histogram `name{labels}` of a scrape is `h`, exported in units of
+/// `per_unit` recorded ones: cumulative buckets, each `le` a bound between
+/// log2 buckets counting exactly the samples up to it, `+Inf` and `_count`
+/// all of them, `_sum` their sum.
+fn histogram_is(text: &str, name: &str, labels: &str, h: &Log2Histogram, per_unit: f64) {
+    let prefix = format!("{name}_bucket{{{labels}");
+    let buckets: Vec<(String, u64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|l| {
+            let le = l.split("le=\"").nth(1).unwrap();
+            let (le, value) = le.split_once("\"} ").unwrap();
+            (le.to_owned(), value.parse().unwrap())
+        })
+        .collect();
+    assert!(buckets.len() > 1, "no buckets for {prefix}");
+    let (inf, finite) = buckets.split_last().unwrap();
+    assert_eq!(inf, &("+Inf".to_owned(), h.count()), "{prefix}");
+    let mut previous = (-1.0, 0);
+    for (le, n) in finite {
+        let bound = (le.parse::<f64>().unwrap() * per_unit).round() as u64;
+        assert!(bound as f64 > previous.0, "{prefix}: le={le} out of order");
+        assert!(*n >= previous.1, "{prefix}: not cumulative at le={le}");
+        // The bound splits no log2 bucket: it is exact.
+        let want: u64 = (0..h.buckets.len())
+            .filter(|&i| Log2Histogram::upper_bound(i) <= bound)
+            .map(|i| h.buckets[i])
+            .sum();
+        assert!((0..h.buckets.len()).all(|i| h.buckets[i] == 0
+            || Log2Histogram::upper_bound(i) <= bound
+            || Log2Histogram::lower_bound(i) > bound));
+        assert_eq!(*n, want, "{prefix}: le={le}");
+        previous = (bound as f64, *n);
+    }
+    let tail = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", labels.trim_end_matches(','))
+    };
+    let value = |suffix: &str| -> f64 {
+        let key = format!("{name}{suffix}{tail} ");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&key))
+            .unwrap_or_else(|| panic!("no {key}"));
+        line[key.len()..].parse().unwrap()
+    };
+    assert_eq!(value("_count"), h.count() as f64, "{name}_count{tail}");
+    assert_eq!(value("_sum"), h.sum() as f64 / per_unit, "{name}_sum{tail}");
+}
+
+/// What the capture thread of the runtime test saw.
+struct Scrapes {
+    /// Scraped before any traffic.
+    idle: String,
+    /// Scraped once every frame sent was counted.
+    text: String,
+    /// Scraped right after `text`, nothing published in between.
+    again: String,
+    /// Scraped after the stop.
+    last: String,
+    /// Status lines of GETs on paths other than /metrics.
+    elsewhere: Vec<String>,
+    snap: LiveSnapshot,
+    report: flowscope::runtime::LiveReport,
+    info: flowscope::capture::DatapathInfo,
 }
 
 #[test]
@@ -62,11 +154,10 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
     let conn_log = zeek_dir.join("conn.log");
     let (ready_tx, ready_rx) = mpsc::channel();
     let (sent_tx, sent_rx) = mpsc::channel::<u64>();
-    let port = 20_000 + (std::process::id() % 20_000) as u16;
-    let addr = format!("127.0.0.1:{port}");
-    let metrics_addr = addr.clone();
     let capture = bed.in_cap_ns(move || {
-        prometheus::install(metrics_addr.parse().unwrap()).expect("metrics listener");
+        let server =
+            MetricsServer::start("127.0.0.1:0".parse().unwrap()).expect("metrics listener");
+        let addr = server.local_addr();
         let cfg = CaptureConfig {
             queues: Some(2),
             sockets_per_queue: S,
@@ -86,6 +177,9 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
             ..RunConfig::default()
         };
         let live = LiveCapture::start(&cfg, &run).expect("live capture starts");
+        let info = live.info().clone();
+        // Before any traffic, as the CLI publishes at start.
+        let idle = publish_and_scrape(&server, &live.snapshot().unwrap(), &info);
         ready_tx.send(()).unwrap();
         let sent = sent_rx.recv().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -97,19 +191,57 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        prometheus::publish(&snap, &mut flowscope::obs::MetricsPublisher::new());
-        prometheus::publish_datapath(live.info());
-        let info = live.info().clone();
-        let text = scrape(&metrics_addr);
+        let text = publish_and_scrape(&server, &snap, &info);
+        let again = scrape(addr);
+        let elsewhere: Vec<_> = ["/", "/metric", "/metrics/x", "/index.html"]
+            .iter()
+            .map(|p| get(addr, p).0)
+            .collect();
         let report = live.stop().unwrap();
-        // The final figures: every batch's ring samples are published.
-        prometheus::publish(&report.last, &mut flowscope::obs::MetricsPublisher::new());
-        (snap, text, report, scrape(&metrics_addr), info)
+        // The final figures: every flow ended, every batch's ring samples.
+        let last = publish_and_scrape(&server, &report.last, &report.datapath);
+        Scrapes {
+            idle,
+            text,
+            again,
+            last,
+            elsewhere,
+            snap,
+            report,
+            info,
+        }
     });
     ready_rx.recv().unwrap();
     let flows = fsgen::send(&bed, N, M, 2, 50_000);
     sent_tx.send(N).unwrap();
-    let (snap, text, report, last_text, info) = capture.join().expect("capture thread");
+    let Scrapes {
+        idle,
+        text,
+        again,
+        last: last_text,
+        elsewhere,
+        snap,
+        report,
+        info,
+    } = capture.join().expect("capture thread");
+    // Prometheus's own checker accepts the live scrapes as they are.
+    promtool_accepts(&text);
+    promtool_accepts(&last_text);
+    // The same series in the same order in every scrape, none twice: idle,
+    // under traffic, twice in a row, after the stop.
+    let order = series(&text);
+    let mut unique = order.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), order.len(), "a series listed twice");
+    assert_eq!(again, text, "two scrapes in a row");
+    assert_eq!(series(&idle), order);
+    assert_eq!(series(&last_text), order);
+    // Only /metrics serves the metrics.
+    assert!(
+        elsewhere.iter().all(|s| s == "HTTP/1.1 404 Not Found"),
+        "{elsewhere:?}"
+    );
     // What the datapath obtained, as one info series with static labels.
     let want = format!(
         "flowscope_datapath_info{{xdp_mode=\"drv\",metadata=\"{}\",attach=\"link\",zero_copy=\"false\"}} 1",
@@ -117,6 +249,37 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
     );
     assert!(text.lines().any(|l| l == want), "no {want} in {text}");
     ring_levels_scraped(&last_text, &report.last.sockets);
+    // Every histogram is the merged shards' log2 histogram, bucket by bucket.
+    let t = &report.last.total;
+    histogram_is(
+        &last_text,
+        "flowscope_xsk_batch_frames",
+        "",
+        &t.batch_sizes,
+        1.0,
+    );
+    let ended = &t.tracker;
+    let durations = &ended.flow_duration_ns;
+    histogram_is(
+        &last_text,
+        "flowscope_flow_duration_seconds",
+        "",
+        durations,
+        1e9,
+    );
+    for (side, h) in ["initiator", "responder"]
+        .iter()
+        .zip(&ended.reassembler_high_watermark_bytes)
+    {
+        let labels = format!("side=\"{side}\",");
+        histogram_is(
+            &last_text,
+            "flowscope_reassembler_high_watermark_bytes",
+            &labels,
+            h,
+            1.0,
+        );
+    }
 
     // The scrape equals the merged shards and the traffic.
     assert_eq!(
@@ -196,6 +359,14 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
         );
     }
     assert_eq!(seen.len(), flows.len());
+    // Per flow sent, its frames and bytes in the scraped histograms.
+    let (mut packets, mut bytes) = (Log2Histogram::default(), Log2Histogram::default());
+    for f in &flows {
+        packets.record(f.frames_ab + f.frames_ba);
+        bytes.record(f.bytes_ab + f.bytes_ba);
+    }
+    histogram_is(&last_text, "flowscope_flow_packets", "", &packets, 1.0);
+    histogram_is(&last_text, "flowscope_flow_bytes", "", &bytes, 1.0);
 }
 
 /// Per worker and ring, the final scrape shows the ring's size, one sample
@@ -215,29 +386,23 @@ fn ring_levels_scraped(text: &str, sockets: &[WorkerStats]) {
                 metric(text, "flowscope_xsk_ring_size", &labels),
                 u64::from(size)
             );
+            assert_eq!(level.entries.count(), s.batches);
+            let name = "flowscope_xsk_ring_batch_entries";
             assert_eq!(
-                metric(text, "flowscope_xsk_ring_samples_total", &labels),
+                metric(text, &format!("{name}_count"), &labels),
                 s.batches,
                 "{ring} ring of worker {}: one sample per batch",
                 w.id.index
             );
-            assert_eq!(level.entries.count(), s.batches);
+            histogram_is(text, name, &format!("{labels},"), &level.entries, 1.0);
             let last = metric(text, "flowscope_xsk_ring_entries", &labels);
             assert_eq!(last, u64::from(level.last));
             assert!(last <= u64::from(size));
-            // Every sample lies within the ring: no bucket above its size.
-            let le_max = text
-                .lines()
-                .filter(|l| {
-                    l.starts_with("flowscope_xsk_ring_samples_total{") && l.contains(&labels)
-                })
-                .map(|l| {
-                    let v = l.split("entries_le=\"").nth(1).unwrap();
-                    v[..v.find('"').unwrap()].parse::<u64>().unwrap()
-                })
-                .max()
-                .unwrap();
-            assert!(le_max < 2 * u64::from(size), "{ring}: bucket ≤ {le_max}");
+            // Every sample lies within the ring: all counted at the first
+            // bound at or above its size.
+            let le = Log2Histogram::upper_bound(Log2Histogram::bucket_of(u64::from(size)));
+            let at_size = format!("{name}_bucket{{{labels},le=\"{le}\"}} {}", s.batches);
+            assert!(text.lines().any(|l| l == at_size), "no {at_size}");
         }
         // Every RX sample counts at least the batch it was taken for.
         assert_eq!(s.rings.rx.entries.buckets[0], 0);

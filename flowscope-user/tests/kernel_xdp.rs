@@ -502,7 +502,7 @@ fn metadata_off_leaves_no_adjust_meta_call() {
     }
     use flowscope::capture::bpf_sys::{self, helper};
     use std::os::fd::AsFd;
-    let mut off = Datapath::load_detached(config(MODE_REDIRECT), false)
+    let mut off = Datapath::load_detached(config(MODE_REDIRECT), false, None)
         .expect("loads with metadata off, on every kernel");
     let frame = tcp4(v4a(1), 1, v4b(2), 2);
     let o = run(&mut off, &frame);
@@ -528,7 +528,7 @@ fn metadata_off_leaves_no_adjust_meta_call() {
         "bpf_xdp_adjust_meta ({}) still called: {calls:?}",
         adjust_meta[0]
     );
-    let mut on = Datapath::load_detached(config(MODE_REDIRECT), true).expect("loads");
+    let mut on = Datapath::load_detached(config(MODE_REDIRECT), true, None).expect("loads");
     assert!(on.helper_calls().unwrap().contains(&adjust_meta[0]));
     assert_eq!(run(&mut on, &frame).written, Some(userspace(&frame)));
 }

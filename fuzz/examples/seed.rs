@@ -12,7 +12,7 @@ use flowscope::extract::{AutoDetectEncap, FiveTuple};
 use flowscope::pcap::PcapReader;
 use flowscope::session::Side;
 use flowscope::{FlowExtractor, L4Proto, LinkType, Orientation};
-use flowscope_fuzz::{ipfrag, l7, tcp_reassembly as tcp, tracker};
+use flowscope_fuzz::{filter, ipfrag, l7, tcp_reassembly as tcp, tracker};
 
 #[path = "../../flowscope-user/tests/common/frames.rs"]
 #[allow(dead_code, reason = "a subset of the test frame builders is used")]
@@ -73,6 +73,7 @@ fn main() {
         w.put("frame", name, &f);
         w.put("decap", name, &f);
     }
+    filter_seeds(&mut w, &pcaps);
 
     for name in PCAP_CAPTURES {
         let bytes = fs::read(pcaps.join(name)).expect("capture");
@@ -171,6 +172,27 @@ impl Writer {
         fs::create_dir_all(&dir).expect("corpus directory");
         fs::write(dir.join(name), bytes).expect("seed file");
         self.count += 1;
+    }
+}
+
+/// Filter seeds: programs libpcap compiles from typical expressions, each
+/// over a frame of a shared capture.
+fn filter_seeds(w: &mut Writer, pcaps: &Path) {
+    let frames = first_frames(&pcaps.join("zeek__mixed-vlan-mpls.pcap"), 8);
+    for (i, expr) in [
+        "tcp port 80",
+        "host 192.0.2.1 or net 2001:db8::/32",
+        "vlan and udp",
+        "tcp[tcpflags] & tcp-syn != 0",
+        "ip[6:2] & 0x1fff != 0 or greater 1000",
+        "icmp6 or (ip and len < 100)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let insns = flowscope::filter::compile(expr, LinkType::Ethernet).expect("expression");
+        let frame = &frames[i % frames.len()].1;
+        w.put("filter", &format!("expr-{i}"), &filter::encode(&insns, 4, frame));
     }
 }
 

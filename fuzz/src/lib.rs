@@ -13,6 +13,7 @@
 //! (`examples/seed.rs`) uses to write seeds in that language.
 
 pub mod decap;
+pub mod filter;
 pub mod frame;
 pub mod input;
 pub mod ipfrag;
@@ -26,7 +27,7 @@ pub mod tracker;
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target.
-pub const TARGETS: [Target; 11] = [
+pub const TARGETS: [Target; 12] = [
     ("frame", frame::run),
     ("decap", decap::run),
     ("pcap", pcap::run),
@@ -38,4 +39,5 @@ pub const TARGETS: [Target; 11] = [
     ("l7_quic", l7::quic),
     ("l7_ssh", l7::ssh),
     ("tracker", tracker::run),
+    ("filter", filter::run),
 ];

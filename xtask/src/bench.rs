@@ -33,7 +33,8 @@ enum Which {
     /// and tshark on two merged capture files.
     Peers,
     /// The XDP program's cost per frame (BPF_PROG_TEST_RUN), against a
-    /// minimal pass and a bare XSKMAP redirect (root).
+    /// minimal pass and a bare XSKMAP redirect, and a filter expression's
+    /// cost in it (root).
     Xdp,
 }
 

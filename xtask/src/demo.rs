@@ -83,7 +83,7 @@ pub fn run(args: &Args) -> Result<()> {
             .args(["--sockets-per-queue", &SOCKETS_PER_QUEUE.to_string()])
             .args(["--xdp-mode", args.xdp_mode.as_str()])
             .args(["--duration", &args.duration.to_string()])
-            .args(["--plain", "--metrics-listen", "127.0.0.1:9100"])
+            .args(["--plain", "--metrics-listen", "127.0.0.1:19739"])
             .args(["--rx-ring", "8192", "--fill-ring", "16384"])
             .arg("--output")
             .arg(&records)

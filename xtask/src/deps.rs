@@ -17,7 +17,8 @@ const VIRTME_NG_VERSION: &str = "1.42";
 
 /// Debian packages: C toolchain for libxdp/libbpf (xsk-rs), LLVM for
 /// bpf-linker, the network tools of the tests (OpenSSH for the SSH sessions
-/// the SSH test makes between two namespaces), perf for the capture
+/// the SSH test makes between two namespaces), promtool (package
+/// `prometheus`) that checks the scraped metrics, perf for the capture
 /// benchmark's profile, the peers of `cargo xtask bench peers` (Debian 12:
 /// nDPI 4.2, argus 3.0.8; tshark brings editcap and mergecap, nfdump brings
 /// nfpcapd), and QEMU, depmod and a static busybox (for virtme-ng's
@@ -36,9 +37,11 @@ const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "ethtool",
     "tshark",
+    "tcpdump",
     "nfdump",
     "openssh-server",
     "openssh-client",
+    "prometheus",
     "linux-perf",
     "libndpi-bin",
     "argus-server",
@@ -47,6 +50,11 @@ const APT_PACKAGES: &[&str] = &[
     "kmod",
     "busybox-static",
 ];
+
+/// Packages of [`APT_PACKAGES`] that ship a daemon their install would start
+/// (sshd, nfcapd, the Prometheus server on :9090); the tests start their own
+/// where they need one.
+const DAEMON_PACKAGES: &[&str] = &["openssh-server", "nfdump", "prometheus"];
 
 /// How much to say when everything is present.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -280,10 +288,10 @@ fn install_packages(missing: &[&str]) -> Result<()> {
             .arg("update")
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
-    // The tests start their own sshd in a namespace; the system's ssh
-    // service is not started on install.
+    // No daemon of these packages is started on install.
     let _no_services = missing
-        .contains(&"openssh-server")
+        .iter()
+        .any(|p| DAEMON_PACKAGES.contains(p))
         .then(NoServiceStarts::install)
         .transpose()?;
     cmd::run(

@@ -21,17 +21,30 @@ use crate::{cmd, deps};
 /// The test binaries run in the VM, with the tests to run (empty: all):
 /// the `BPF_PROG_TEST_RUN` tiers, and the veth/AF_XDP tests whose outcome
 /// depends on the kernel (delivery with exact counts, the kernel's drop
-/// counters, teardown mid-traffic, live records equal to `read`'s: about
-/// 20 s in the VM). Software emulation is slow, so
+/// counters, teardown mid-traffic, the filter expression's program through
+/// this kernel's verifier, live records equal to `read`'s: about 20 s in
+/// the VM). Software emulation is slow, so
 /// `kernel_anomaly_pcaps` (each pcap also recounted by tshark: two minutes
-/// in the VM), `kernel_flood` and `kernel_runtime` (metrics and records,
+/// in the VM), `kernel_flood`, `kernel_runtime` (metrics and records,
 /// whose 20 s wait for the traffic an emulated guest under load can miss)
-/// run on the host only; the rest takes 2 to 4 minutes in the VM.
+/// and the filter's differential test on every frame (six million test
+/// runs; the VM runs it on a sample) run on the host only; the rest takes
+/// 2 to 4 minutes in the VM.
 const TESTS: &[(&str, &[&str])] = &[
     ("kernel_xdp", &[]),
     ("kernel_meta_hint", &[]),
     ("kernel_anomaly", &[]),
     ("fuzz_corpus", &["xdp_agrees_with_classify_on_frame_corpus"]),
+    (
+        "kernel_filter",
+        &[
+            "xdp_filter_decides_as_libpcap_on_a_sample",
+            "rejected_frames_are_dropped_with_the_drop_action",
+            "a_missing_accept_slot_passes_the_frame_and_counts_it",
+            "main_program_counts_every_frame_then_filters",
+            "accepted_frames_carry_the_main_programs_parse_result",
+        ],
+    ),
     ("kernel_e2e", &[]),
     ("kernel_accounting", &[]),
     ("kernel_shutdown", &[]),

@@ -1,9 +1,10 @@
 //! `xdpbench`: the XDP program's own cost per frame, with
 //! `BPF_PROG_TEST_RUN` and a large repeat count, next to a minimal program
 //! that returns `XDP_PASS` and a bare XSKMAP redirect by queue (what
-//! libxdp's default AF_XDP program does), on a set of frame kinds. Prints a
-//! Markdown table for BENCHMARKS.md. Run it as root with
-//! `cargo xtask bench xdp [-- ARGS]`.
+//! libxdp's default AF_XDP program does), on a set of frame kinds; then the
+//! cost of a filter expression (`--filter`): its XDP program alone, and our
+//! program with it against our program without. Prints Markdown tables for
+//! BENCHMARKS.md. Run it as root with `cargo xtask bench xdp [-- ARGS]`.
 //!
 //! The redirects find their XSKMAP slot empty and take the `XDP_PASS`
 //! fallback (both ours and the bare one): the lookup is the same work
@@ -16,13 +17,19 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::ExitCode;
 
 use clap::Parser;
-use flowscope::capture::{
-    Answer, Datapath, Feature, KernelFeatures,
-    bpf_sys::{self, EXIT, helper, ldx_u32, mov64_imm},
+use flowscope::{
+    LinkType,
+    capture::{
+        Answer, Datapath, Feature, FilterAction, FilterMaps, FilterSpec, KernelFeatures, XdpFilter,
+        bpf_sys::{self, EXIT, helper, ldx_u32, mov64_imm},
+        set_jump,
+    },
+    filter::Filter,
 };
 use flowscope_common::{
     XdpConfig,
-    config::{MODE_COUNT_ONLY, MODE_REDIRECT},
+    config::{JUMP_ACCEPTED, JUMP_SLOTS, MODE_COUNT_ONLY, MODE_REDIRECT},
+    counters::CpuBlock,
 };
 
 /// XDP program cost per frame (ns), ours against a minimal pass and a bare
@@ -39,6 +46,18 @@ struct Args {
     /// CPU to pin to (default: the last one allowed).
     #[arg(long)]
     cpu: Option<usize>,
+    /// Filter expression whose cost is measured: by default what a sensor
+    /// keeps out of its workers (rsync and NFS, a backup network).
+    #[arg(
+        long,
+        default_value = "not (port 873 or port 2049 or net 203.0.113.0/24)"
+    )]
+    filter: String,
+    /// Copies of each program loaded for the filter table: the same code
+    /// loaded twice can differ by 10–30 ns per frame (where the JIT places
+    /// it), so each figure pools every copy's runs.
+    #[arg(long, default_value_t = 5)]
+    copies: usize,
 }
 
 /// `struct xdp_md`'s `rx_queue_index` offset.
@@ -153,7 +172,7 @@ fn measure(prog: BorrowedFd<'_>, frame: &[u8], args: &Args) -> f64 {
     f64::from(ns[ns.len() / 2])
 }
 
-fn ours(mode: u32, metadata: bool) -> Datapath {
+fn ours(mode: u32, metadata: bool, filter: Option<&FilterSpec>) -> Datapath {
     Datapath::load_detached(
         XdpConfig {
             mode,
@@ -162,8 +181,31 @@ fn ours(mode: u32, metadata: bool) -> Datapath {
             _reserved: 0,
         },
         metadata,
+        filter,
     )
     .expect("load flowscope's XDP program (build with `cargo xtask bench xdp`)")
+}
+
+/// The filter program on its own: rejected frames counted and passed,
+/// accepted ones tail-calling `accept` (the minimal program). Returns the
+/// program and the maps it needs kept open.
+fn filter_alone(filter: &Filter, accept: BorrowedFd<'_>) -> (XdpFilter, [OwnedFd; 2]) {
+    let counters = bpf_sys::map_create(
+        bpf_sys::MAP_TYPE_PERCPU_ARRAY,
+        4,
+        std::mem::size_of::<CpuBlock>() as u32,
+        1,
+    )
+    .expect("create a per-CPU array");
+    let jump = bpf_sys::map_create(bpf_sys::MAP_TYPE_PROG_ARRAY, 4, 4, JUMP_SLOTS)
+        .expect("create a program array");
+    set_jump(jump.as_fd(), JUMP_ACCEPTED, accept).expect("fill the accept slot");
+    let maps = FilterMaps {
+        counters: counters.as_fd(),
+        jump: jump.as_fd(),
+    };
+    let prog = XdpFilter::load(filter, maps, FilterAction::Pass).expect("load the filter");
+    (prog, [counters, jump])
 }
 
 fn main() -> ExitCode {
@@ -182,14 +224,20 @@ fn main() -> ExitCode {
     let pass = minimal();
     let (bare, _map) = bare_redirect();
     let mut contenders: Vec<(String, Datapath)> = vec![
-        ("ours, count-only".into(), ours(MODE_COUNT_ONLY, false)),
+        (
+            "ours, count-only".into(),
+            ours(MODE_COUNT_ONLY, false, None),
+        ),
         (
             "ours, redirect, no metadata".into(),
-            ours(MODE_REDIRECT, false),
+            ours(MODE_REDIRECT, false, None),
         ),
     ];
     if metadata_allowed {
-        contenders.push(("ours, redirect, metadata".into(), ours(MODE_REDIRECT, true)));
+        contenders.push((
+            "ours, redirect, metadata".into(),
+            ours(MODE_REDIRECT, true, None),
+        ));
     } else {
         eprintln!("xdpbench: this kernel refuses bpf_xdp_adjust_meta: no metadata row");
     }
@@ -222,5 +270,99 @@ fn main() -> ExitCode {
         row.push_str(&format!(" {:.2}x |", worst_redirect / b));
         println!("{row}");
     }
+    filter_cost(&args, pass.as_fd())
+}
+
+/// The second table: the filter's cost per frame, alone and inside ours.
+/// Every copy of every contender is measured in turn within each run, so
+/// they share the machine's moments; each figure is the median of all its
+/// copies' runs, with the range of the copies' own medians. Plus a frame
+/// the default expression rejects.
+fn filter_cost(args: &Args, pass: BorrowedFd<'_>) -> ExitCode {
+    let filter = match Filter::compile(&args.filter, LinkType::Ethernet) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("xdpbench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let spec = FilterSpec {
+        filter: filter.clone(),
+        action: FilterAction::Pass,
+    };
+    let copies = args.copies.max(1);
+    let alone: Vec<_> = (0..copies).map(|_| filter_alone(&filter, pass)).collect();
+    let mut without: Vec<_> = (0..copies)
+        .map(|_| ours(MODE_REDIRECT, false, None))
+        .collect();
+    let mut with: Vec<_> = (0..copies)
+        .map(|_| ours(MODE_REDIRECT, false, Some(&spec)))
+        .collect();
+    let mut fds: Vec<BorrowedFd<'_>> = alone.iter().map(|(f, _)| f.fd()).collect();
+    for dp in without.iter_mut().chain(with.iter_mut()) {
+        fds.push(dp.program().expect("program").fd().expect("fd").as_fd());
+    }
+    println!(
+        "\nFilter `{}` ({} classic instructions), ns/frame: median of {copies} loaded copies × {} \
+         runs measured in turn (range of the copies' medians):\n",
+        args.filter,
+        filter.program().ops().len(),
+        args.runs
+    );
+    println!(
+        "| frame | verdict | filter alone | ours, redirect, no metadata | + filter | filter's share |"
+    );
+    println!("|---|---|--:|--:|--:|--:|");
+    let mut frames = frames();
+    let mut rsync = frames[0].1.clone();
+    rsync[36..38].copy_from_slice(&873u16.to_be_bytes());
+    frames.push(("IPv4 TCP to port 873", rsync));
+    for (name, frame) in frames {
+        let verdict = if filter.matches(&frame, frame.len() as u32) {
+            "accept"
+        } else {
+            "reject"
+        };
+        let ns = measure_in_turn(&fds, &frame, args);
+        let [a, o, w] = [0, 1, 2].map(|i| pooled(&ns[i * copies..(i + 1) * copies]));
+        println!(
+            "| {name} ({} B) | {verdict} | {} | {} | {} | {:+} ({:+.0} %) |",
+            frame.len(),
+            a.0,
+            o.0,
+            w.0,
+            w.1 - o.1,
+            100.0 * (w.1 - o.1) as f64 / o.1 as f64
+        );
+    }
     ExitCode::SUCCESS
+}
+
+/// `median (min–max of the copies' medians)`, and the median alone.
+fn pooled(copies: &[Vec<u32>]) -> (String, i64) {
+    let median = |v: &mut Vec<u32>| {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let mut all: Vec<u32> = copies.concat();
+    let m = median(&mut all);
+    let each: Vec<u32> = copies.iter().map(|c| median(&mut c.clone())).collect();
+    let (lo, hi) = (each.iter().min().unwrap(), each.iter().max().unwrap());
+    (format!("{m} ({lo}–{hi})"), i64::from(m))
+}
+
+/// `runs` measurements of each program, the programs measured one after
+/// the other within each run.
+fn measure_in_turn(progs: &[BorrowedFd<'_>], frame: &[u8], args: &Args) -> Vec<Vec<u32>> {
+    let mut ns = vec![Vec::with_capacity(args.runs); progs.len()];
+    for _ in 0..args.runs {
+        for (prog, v) in progs.iter().zip(ns.iter_mut()) {
+            v.push(
+                bpf_sys::test_run(*prog, frame, args.repeat)
+                    .expect("BPF_PROG_TEST_RUN")
+                    .1,
+            );
+        }
+    }
+    ns
 }

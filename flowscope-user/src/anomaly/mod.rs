@@ -10,7 +10,7 @@
 //! - [`AnomalyInterval`]: one interval's counts, rates and offenders, with its
 //!   EVE record (written by [`crate::output::eve`]) and one-line text form
 //!   (`Display`);
-//! - [`publish_xdp_totals`]: the running totals on the `metrics` facade.
+//! - [`publish_xdp_totals`]: the running totals as metric families.
 
 mod detect;
 mod interval;

@@ -1,7 +1,9 @@
 //! The few `bpf(2)` commands aya 0.14 does not offer for raw instructions:
-//! loading a hand-assembled program, creating a map for it, linking it to an
-//! interface, running it once, and reading back what the verifier made of a
-//! loaded program. Used by the feature probes and their tests.
+//! loading a hand-assembled program, creating a map for it and filling it,
+//! linking it to an interface, running it, and reading back what the
+//! verifier made of a loaded program; and the encoding of the instructions
+//! themselves. Used by the feature probes, the filter translation
+//! (`super::cbpf`) and their tests.
 //!
 //! Each attribute struct is the prefix of `union bpf_attr` its command reads
 //! (<https://docs.kernel.org/userspace-api/ebpf/syscall.html>); the kernel
@@ -16,18 +18,24 @@ use std::{
 pub const PROG_TYPE_SOCKET_FILTER: u32 = 1;
 /// `BPF_PROG_TYPE_XDP`.
 pub const PROG_TYPE_XDP: u32 = 6;
+/// `BPF_MAP_TYPE_PROG_ARRAY`: the programs a tail call jumps to.
+pub const MAP_TYPE_PROG_ARRAY: u32 = 3;
+/// `BPF_MAP_TYPE_PERCPU_ARRAY`.
+pub const MAP_TYPE_PERCPU_ARRAY: u32 = 6;
 /// `BPF_MAP_TYPE_XSKMAP`.
 pub const MAP_TYPE_XSKMAP: u32 = 17;
 /// `BPF_XDP`, the attach type of an XDP BPF link (Linux 5.9).
 pub const ATTACH_TYPE_XDP: u32 = 37;
 
 const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
 
-/// One eBPF instruction: opcode, registers, offset, immediate.
+/// One eBPF instruction: opcode, registers, offset, immediate
+/// (<https://docs.kernel.org/bpf/standardization/instruction-set.html>).
 pub const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
     (code as u64)
         | (((dst & 0xf) as u64) << 8)
@@ -36,18 +44,161 @@ pub const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> u64 {
         | ((imm as u32 as u64) << 32)
 }
 
+/// Opcode fields: instruction classes, operations, sizes and sources.
+pub mod op {
+    /// Class: load from memory into a register.
+    pub const LDX: u8 = 0x01;
+    /// Class: store an immediate.
+    pub const ST: u8 = 0x02;
+    /// Class: store a register.
+    pub const STX: u8 = 0x03;
+    /// Class: 32-bit arithmetic (the upper half of the result is zeroed).
+    pub const ALU: u8 = 0x04;
+    /// Class: 64-bit jumps.
+    pub const JMP: u8 = 0x05;
+    /// Class: jumps comparing the lower 32 bits.
+    pub const JMP32: u8 = 0x06;
+    /// Class: 64-bit arithmetic.
+    pub const ALU64: u8 = 0x07;
+    /// Source: the immediate.
+    pub const K: u8 = 0x00;
+    /// Source: the source register.
+    pub const X: u8 = 0x08;
+    /// Memory mode of loads and stores.
+    pub const MEM: u8 = 0x60;
+    /// Size: 4 bytes.
+    pub const W: u8 = 0x00;
+    /// Size: 2 bytes.
+    pub const H: u8 = 0x08;
+    /// Size: 1 byte.
+    pub const B: u8 = 0x10;
+    /// Size: 8 bytes.
+    pub const DW: u8 = 0x18;
+    /// `+`.
+    pub const ADD: u8 = 0x00;
+    /// `-`.
+    pub const SUB: u8 = 0x10;
+    /// `*`.
+    pub const MUL: u8 = 0x20;
+    /// Unsigned `/` (0 when dividing by 0).
+    pub const DIV: u8 = 0x30;
+    /// `|`.
+    pub const OR: u8 = 0x40;
+    /// `&`.
+    pub const AND: u8 = 0x50;
+    /// `<<` (by the low 5 bits in 32-bit arithmetic).
+    pub const LSH: u8 = 0x60;
+    /// Logical `>>`.
+    pub const RSH: u8 = 0x70;
+    /// Negation.
+    pub const NEG: u8 = 0x80;
+    /// Unsigned `%`.
+    pub const MOD: u8 = 0x90;
+    /// `^`.
+    pub const XOR: u8 = 0xa0;
+    /// Move.
+    pub const MOV: u8 = 0xb0;
+    /// Byte swap (`END`), with [`X`] as the source bit: to big endian.
+    pub const END: u8 = 0xd0;
+    /// Unconditional jump.
+    pub const JA: u8 = 0x00;
+    /// `==`.
+    pub const JEQ: u8 = 0x10;
+    /// Unsigned `>`.
+    pub const JGT: u8 = 0x20;
+    /// Unsigned `>=`.
+    pub const JGE: u8 = 0x30;
+    /// `&` is not zero.
+    pub const JSET: u8 = 0x40;
+    /// `!=`.
+    pub const JNE: u8 = 0x50;
+    /// Unsigned `<`.
+    pub const JLT: u8 = 0xa0;
+    /// Unsigned `<=`.
+    pub const JLE: u8 = 0xb0;
+    /// Helper call.
+    pub const CALL: u8 = 0x80;
+    /// Return r0.
+    pub const EXIT: u8 = 0x90;
+}
+
 /// `r{dst} = imm` (64-bit move).
 pub const fn mov64_imm(dst: u8, imm: i32) -> u64 {
-    insn(0xb7, dst, 0, 0, imm)
+    insn(op::ALU64 | op::MOV | op::K, dst, 0, 0, imm)
+}
+
+/// `r{dst} = r{src}`.
+pub const fn mov64_reg(dst: u8, src: u8) -> u64 {
+    insn(op::ALU64 | op::MOV | op::X, dst, src, 0, 0)
+}
+
+/// `r{dst} = r{dst} <operation> imm`, 64-bit.
+pub const fn alu64_imm(operation: u8, dst: u8, imm: i32) -> u64 {
+    insn(op::ALU64 | operation | op::K, dst, 0, 0, imm)
+}
+
+/// `r{dst} = r{dst} <operation> r{src}`, 64-bit.
+pub const fn alu64_reg(operation: u8, dst: u8, src: u8) -> u64 {
+    insn(op::ALU64 | operation | op::X, dst, src, 0, 0)
+}
+
+/// `w{dst} = w{dst} <operation> imm`, 32-bit (upper half zeroed).
+pub const fn alu32_imm(operation: u8, dst: u8, imm: i32) -> u64 {
+    insn(op::ALU | operation | op::K, dst, 0, 0, imm)
+}
+
+/// `w{dst} = w{dst} <operation> w{src}`, 32-bit (upper half zeroed).
+pub const fn alu32_reg(operation: u8, dst: u8, src: u8) -> u64 {
+    insn(op::ALU | operation | op::X, dst, src, 0, 0)
+}
+
+/// `r{dst}` = its low `bits` (16 or 32) in big-endian order.
+pub const fn to_be(dst: u8, bits: i32) -> u64 {
+    insn(op::ALU | op::END | op::X, dst, 0, 0, bits)
+}
+
+/// `r{dst} = *(size *)(r{src} + off)`, zero-extended.
+pub const fn ldx(size: u8, dst: u8, src: u8, off: i16) -> u64 {
+    insn(op::LDX | op::MEM | size, dst, src, off, 0)
+}
+
+/// `r{dst} = *(u32 *)(r{src} + off)`.
+pub const fn ldx_u32(dst: u8, src: u8, off: i16) -> u64 {
+    ldx(op::W, dst, src, off)
+}
+
+/// `*(size *)(r{dst} + off) = r{src}`.
+pub const fn stx(size: u8, dst: u8, off: i16, src: u8) -> u64 {
+    insn(op::STX | op::MEM | size, dst, src, off, 0)
+}
+
+/// `*(size *)(r{dst} + off) = imm`.
+pub const fn st_imm(size: u8, dst: u8, off: i16, imm: i32) -> u64 {
+    insn(op::ST | op::MEM | size, dst, 0, off, imm)
+}
+
+/// `if r{dst} <cond> imm goto +off` (`class` [`op::JMP`] or [`op::JMP32`]).
+pub const fn jmp_imm(class: u8, cond: u8, dst: u8, imm: i32, off: i16) -> u64 {
+    insn(class | cond | op::K, dst, 0, off, imm)
+}
+
+/// `if r{dst} <cond> r{src} goto +off`.
+pub const fn jmp_reg(class: u8, cond: u8, dst: u8, src: u8, off: i16) -> u64 {
+    insn(class | cond | op::X, dst, src, off, 0)
+}
+
+/// `goto +off`.
+pub const fn ja(off: i16) -> u64 {
+    insn(op::JMP | op::JA, 0, 0, off, 0)
 }
 
 /// `call helper`.
 pub const fn call(helper: i32) -> u64 {
-    insn(0x85, 0, 0, 0, helper)
+    insn(op::JMP | op::CALL, 0, 0, 0, helper)
 }
 
 /// `exit`.
-pub const EXIT: u64 = insn(0x95, 0, 0, 0, 0);
+pub const EXIT: u64 = insn(op::JMP | op::EXIT, 0, 0, 0, 0);
 
 /// A program that only calls `helper` (context in r1, 0 in r2) and returns
 /// `ret`: what a helper probe loads.
@@ -62,6 +213,10 @@ pub fn ld_map_fd(dst: u8, map: BorrowedFd<'_>) -> [u64; 2] {
 
 /// Helper numbers of `enum bpf_func_id`.
 pub mod helper {
+    /// `bpf_map_lookup_elem`.
+    pub const MAP_LOOKUP_ELEM: i32 = 1;
+    /// `bpf_tail_call`.
+    pub const TAIL_CALL: i32 = 12;
     /// `bpf_redirect_map`.
     pub const REDIRECT_MAP: i32 = 51;
     /// `bpf_xdp_adjust_meta`.
@@ -114,16 +269,20 @@ struct ProgLoadAttr {
     kern_version: u32,
     prog_flags: u32,
     prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
 }
 
 /// Loads `insns` as a program of `prog_type` (GPL-licensed, so every helper
-/// is allowed by licence).
+/// is allowed by licence). XDP programs expect attach type `BPF_XDP`, as
+/// aya's and libbpf's do: a program array only takes programs whose attach
+/// type matches its first user's (this machine's 6.18 kernel refuses the
+/// load otherwise, after verification, with `EINVAL`).
 ///
 /// # Errors
 ///
 /// [`Refused`] with the verifier log.
 pub fn prog_load(prog_type: u32, insns: &[u64], name: &str) -> Result<OwnedFd, Refused> {
-    let mut log = vec![0u8; 64 * 1024];
     let mut prog_name = [0u8; 16];
     for (d, s) in prog_name.iter_mut().zip(name.bytes().take(15)) {
         *d = s;
@@ -133,12 +292,24 @@ pub fn prog_load(prog_type: u32, insns: &[u64], name: &str) -> Result<OwnedFd, R
         insn_cnt: insns.len() as u32,
         insns: insns.as_ptr() as u64,
         license: c"GPL".as_ptr() as u64,
-        log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
         prog_name,
+        expected_attach_type: if prog_type == PROG_TYPE_XDP {
+            ATTACH_TYPE_XDP
+        } else {
+            0
+        },
         ..ProgLoadAttr::default()
     };
+    // Without a log first: a log that does not fit its buffer fails the
+    // load (ENOSPC), and a large program's log is large. Only a refused
+    // program is loaded again for its log, as libbpf does.
+    if let Ok(fd) = sys_bpf(BPF_PROG_LOAD, &mut attr) {
+        return Ok(owned(fd));
+    }
+    let mut log = vec![0u8; 4 << 20];
+    attr.log_level = 1;
+    attr.log_size = log.len() as u32;
+    attr.log_buf = log.as_mut_ptr() as u64;
     match sys_bpf(BPF_PROG_LOAD, &mut attr) {
         Ok(fd) => Ok(owned(fd)),
         Err(error) => {
@@ -180,6 +351,35 @@ pub fn map_create(
         map_flags: 0,
     };
     sys_bpf(BPF_MAP_CREATE, &mut attr).map(owned)
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct MapElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// Sets `map[key] = value` (both as the map lays them out; `flags`
+/// `BPF_ANY` = 0). A program array takes the program's descriptor as a
+/// `u32` value.
+///
+/// # Errors
+///
+/// The kernel refused: wrong sizes, index out of range, incompatible
+/// program.
+pub fn map_update(map: BorrowedFd<'_>, key: &[u8], value: &[u8], flags: u64) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: map.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_ptr() as u64,
+        flags,
+        ..MapElemAttr::default()
+    };
+    sys_bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
 }
 
 #[repr(C)]
@@ -237,11 +437,6 @@ pub fn test_run(prog: BorrowedFd<'_>, data: &[u8], repeat: u32) -> io::Result<(u
     };
     sys_bpf(BPF_PROG_TEST_RUN, &mut attr)?;
     Ok((attr.retval, attr.duration))
-}
-
-/// `r{dst} = *(u32 *)(r{src} + off)`.
-pub const fn ldx_u32(dst: u8, src: u8, off: i16) -> u64 {
-    insn(0x61, dst, src, off, 0)
 }
 
 #[repr(C)]
@@ -303,6 +498,19 @@ pub fn helper_calls(insns: &[u64]) -> impl Iterator<Item = i32> + '_ {
         let (code, src) = (i as u8, (i >> 12) as u8 & 0xf);
         (code == 0x85 && src == 0).then_some((i >> 32) as u32 as i32)
     })
+}
+
+/// The tail calls in `insns`: `call bpf_tail_call` before verification,
+/// the verifier's own tail-call instruction (`BPF_JMP | 0xf0`) after.
+pub fn tail_calls(insns: &[u64]) -> usize {
+    insns
+        .iter()
+        .filter(|&&i| {
+            let (code, src, imm) = (i as u8, (i >> 12) as u8 & 0xf, (i >> 32) as i32);
+            code == op::JMP | 0xf0
+                || (code == op::JMP | op::CALL && src == 0 && imm == helper::TAIL_CALL)
+        })
+        .count()
 }
 
 #[cfg(test)]

@@ -14,14 +14,18 @@ use flowscope_common::{
     CounterBlock, XdpConfig,
     anomaly::{AnomalyBlock, PairFilter, SKETCH_SRC_PORTS, SKETCH_SYN_DST, Sketch},
     config::{
-        COUNTERS_MAP, HASH_SEED_GLOBAL, MODE_GLOBAL, PAIR_FILTER_MAP, PROGRAM_NAME, SKETCHES_MAP,
+        ACCEPTED_PROGRAM_NAME, COUNTERS_MAP, FILTER_JUMP_MAP, FILTER_ON_GLOBAL, HASH_SEED_GLOBAL,
+        JUMP_ACCEPTED, MODE_GLOBAL, PAIR_FILTER_MAP, PROGRAM_NAME, SKETCHES_MAP,
         SOCKETS_PER_QUEUE_GLOBAL, XDP_META_GLOBAL, XSKS_MAP,
     },
     counters::CpuBlock,
     meta::Parsed,
 };
 
-use super::{CaptureError, bpf_sys, netlink, probe};
+use super::{
+    CaptureError, bpf_sys, netlink, probe,
+    xdp_filter::{FilterMaps, FilterSpec, XdpFilter, set_jump},
+};
 
 /// The XDP object built by `cargo xtask build` (empty in a plain cargo build).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/flowscope.bpf.o"));
@@ -149,6 +153,10 @@ pub struct Datapath {
     sketches: PerCpuArray<MapData, Sketch>,
     pair_filter: PerCpuArray<MapData, PairFilter>,
     metadata: bool,
+    /// The filter program, in slot 0 of `FILTER_JUMP` (which `ebpf` keeps
+    /// open: the kernel empties a program array when its last descriptor
+    /// closes).
+    filter: Option<XdpFilter>,
 }
 
 /// The two sketches of one interval, per CPU (merged by `crate::anomaly`).
@@ -161,31 +169,39 @@ pub struct SketchSnapshot {
 
 impl Datapath {
     /// Loads the embedded object (verifier included) for interface `iface`
-    /// and writes its config; `metadata` switches the metadata block on.
+    /// and writes its config; `metadata` switches the metadata block on;
+    /// `filter` translates and loads a filter expression the program
+    /// tail-calls after counting each frame.
     ///
     /// # Errors
     ///
     /// No object embedded, verifier rejection (one line, the log saved to a
-    /// file it names), map access.
+    /// file it names), a filter XDP cannot run, map access.
     pub fn load(
         iface: &str,
         mode: XdpAttachMode,
         config: XdpConfig,
         metadata: bool,
+        filter: Option<&FilterSpec>,
     ) -> Result<Self, CaptureError> {
         if OBJECT.is_empty() {
             return Err(CaptureError::NoEbpfObject);
         }
         let on = u32::from(metadata);
+        let filter_on = u32::from(filter.is_some());
         let mut ebpf = EbpfLoader::new()
             .override_global(XDP_META_GLOBAL, &on, true)
             .override_global(MODE_GLOBAL, &config.mode, true)
             .override_global(SOCKETS_PER_QUEUE_GLOBAL, &config.sockets_per_queue, true)
             .override_global(HASH_SEED_GLOBAL, &config.hash_seed, true)
+            .override_global(FILTER_ON_GLOBAL, &filter_on, true)
             .load(OBJECT)
             .map_err(|e| CaptureError::Load(format!("{e:#}")))?;
-        let program: &mut Xdp = program_mut(&mut ebpf)?;
+        let program: &mut Xdp = program_mut(&mut ebpf, PROGRAM_NAME)?;
         program.load().map_err(refused)?;
+        let filter = filter
+            .map(|spec| install_filter(&mut ebpf, spec))
+            .transpose()?;
         let xsks = XskMap::try_from(take_map(&mut ebpf, XSKS_MAP)?).map_err(map_err(XSKS_MAP))?;
         let counters = PerCpuArray::try_from(take_map(&mut ebpf, COUNTERS_MAP)?)
             .map_err(map_err(COUNTERS_MAP))?;
@@ -202,6 +218,7 @@ impl Datapath {
             sketches,
             pair_filter,
             metadata,
+            filter,
             attachment: None,
         })
     }
@@ -254,7 +271,7 @@ impl Datapath {
             return Err(CaptureError::NoSuchInterface(iface.clone()));
         }
         let replaced = remove_stale(ifindex).map_err(|(reason, hint)| fail(reason, hint))?;
-        let program = program_mut(&mut self.ebpf)?;
+        let program = program_mut(&mut self.ebpf, PROGRAM_NAME)?;
         let prog_fd = program
             .fd()
             .map_err(|e| CaptureError::Load(format!("{e:#}")))?
@@ -385,7 +402,7 @@ impl Datapath {
     ///
     /// The object has no program of the expected name.
     pub fn program(&mut self) -> Result<&mut Xdp, CaptureError> {
-        program_mut(&mut self.ebpf)
+        program_mut(&mut self.ebpf, PROGRAM_NAME)
     }
 
     /// Loads the embedded object without attaching it (for test runs).
@@ -393,8 +410,17 @@ impl Datapath {
     /// # Errors
     ///
     /// As [`Datapath::load`].
-    pub fn load_detached(config: XdpConfig, metadata: bool) -> Result<Self, CaptureError> {
-        Self::load("", XdpAttachMode::Driver, config, metadata)
+    pub fn load_detached(
+        config: XdpConfig,
+        metadata: bool,
+        filter: Option<&FilterSpec>,
+    ) -> Result<Self, CaptureError> {
+        Self::load("", XdpAttachMode::Driver, config, metadata, filter)
+    }
+
+    /// Whether a filter program runs after counting.
+    pub fn filtered(&self) -> bool {
+        self.filter.is_some()
     }
 
     /// What the program parsed of the last frame it ran on, on CPU `cpu`
@@ -418,13 +444,26 @@ impl Datapath {
     ///
     /// The program info query failed.
     pub fn helper_calls(&mut self) -> Result<Vec<i32>, CaptureError> {
-        let program = program_mut(&mut self.ebpf)?;
+        Ok(bpf_sys::helper_calls(&self.xlated()?).collect())
+    }
+
+    /// The tail calls left in the loaded program after verification (none
+    /// when no filter runs: the branch is removed).
+    ///
+    /// # Errors
+    ///
+    /// The program info query failed.
+    pub fn tail_calls(&mut self) -> Result<usize, CaptureError> {
+        Ok(bpf_sys::tail_calls(&self.xlated()?))
+    }
+
+    fn xlated(&mut self) -> Result<Vec<u64>, CaptureError> {
+        let program = program_mut(&mut self.ebpf, PROGRAM_NAME)?;
         let fd = program
             .fd()
             .map_err(|e| CaptureError::Load(format!("{e:#}")))?;
-        let insns = bpf_sys::xlated_insns(fd.as_fd())
-            .map_err(|e| CaptureError::Load(format!("BPF_OBJ_GET_INFO_BY_FD: {e}")))?;
-        Ok(bpf_sys::helper_calls(&insns).collect())
+        bpf_sys::xlated_insns(fd.as_fd())
+            .map_err(|e| CaptureError::Load(format!("BPF_OBJ_GET_INFO_BY_FD: {e}")))
     }
 }
 
@@ -555,7 +594,7 @@ fn is_verifier_statistics(line: &str) -> bool {
 
 /// Writes the verifier log to `$RUNTIME_DIRECTORY` (systemd) or the
 /// temporary directory: its path, or why it could not be written.
-fn save_verifier_log(log: &str) -> Result<PathBuf, String> {
+pub(super) fn save_verifier_log(log: &str) -> Result<PathBuf, String> {
     let dir = std::env::var_os("RUNTIME_DIRECTORY")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
@@ -565,11 +604,40 @@ fn save_verifier_log(log: &str) -> Result<PathBuf, String> {
         .map_err(|e| format!("not saved to {}: {e}", path.display()))
 }
 
-fn program_mut(ebpf: &mut Ebpf) -> Result<&mut Xdp, CaptureError> {
-    ebpf.program_mut(PROGRAM_NAME)
-        .ok_or_else(|| CaptureError::Load(format!("no program {PROGRAM_NAME:?} in the object")))?
+fn program_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp, CaptureError> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| CaptureError::Load(format!("no program {name:?} in the object")))?
         .try_into()
         .map_err(|e| CaptureError::Load(format!("{e:#}")))
+}
+
+/// Loads `flowscope_accepted` and the filter program of `spec`, and puts
+/// them in the object's program array: the filter in the slot the main
+/// program tail-calls, `flowscope_accepted` in the one the filter does.
+fn install_filter(ebpf: &mut Ebpf, spec: &FilterSpec) -> Result<XdpFilter, CaptureError> {
+    let accepted = program_mut(ebpf, ACCEPTED_PROGRAM_NAME)?;
+    accepted.load().map_err(refused)?;
+    let accepted = accepted
+        .fd()
+        .and_then(|fd| fd.try_clone().map_err(Into::into))
+        .map_err(|e| CaptureError::Load(format!("{e:#}")))?;
+    let fd_of = |name: &'static str| match ebpf.map(name) {
+        Some(aya::maps::Map::PerCpuArray(m) | aya::maps::Map::ProgramArray(m)) => {
+            Ok(m.fd().as_fd())
+        }
+        _ => Err(CaptureError::Map {
+            map: name,
+            reason: "missing from the object".into(),
+        }),
+    };
+    let maps = FilterMaps {
+        counters: fd_of(COUNTERS_MAP)?,
+        jump: fd_of(FILTER_JUMP_MAP)?,
+    };
+    let filter = XdpFilter::load(&spec.filter, maps, spec.action)?;
+    set_jump(maps.jump, JUMP_ACCEPTED, accepted.as_fd())?;
+    filter.install(maps.jump)?;
+    Ok(filter)
 }
 
 fn take_map(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, CaptureError> {

@@ -47,6 +47,14 @@ pub enum CaptureError {
         /// Where the full verifier log was saved, or why it was not.
         log: Result<std::path::PathBuf, String>,
     },
+    /// The filter expression cannot run in the XDP program.
+    #[error("filter {expr:?} in XDP: {reason}")]
+    Filter {
+        /// The expression.
+        expr: String,
+        /// Why.
+        reason: String,
+    },
     /// Attaching failed in the requested mode.
     #[error("attaching XDP to {iface} in {mode} mode failed: {reason}; {hint}")]
     Attach {

@@ -11,6 +11,7 @@
 //! This module holds all of the crate's `unsafe` code and syscalls.
 
 pub mod bpf_sys;
+mod cbpf;
 mod datapath;
 mod error;
 mod iface;
@@ -20,6 +21,7 @@ mod probe;
 mod socket;
 mod stats;
 mod worker;
+mod xdp_filter;
 
 pub use datapath::{AttachKind, AttachPolicy, Datapath, SketchSnapshot, XdpAttachMode};
 pub use error::CaptureError;
@@ -28,6 +30,7 @@ pub use mapped::MappedFile;
 pub use probe::{Answer, Feature, KernelFeatures};
 pub use stats::{RingLevel, RingLevels, SocketStats, WorkerStats};
 pub use worker::{FrameCtx, FrameHandler, HANDLER_BATCH, RxFrame, WorkerId};
+pub use xdp_filter::{FilterAction, FilterMaps, FilterSpec, XdpFilter, set_jump};
 
 use std::{
     sync::{
@@ -105,6 +108,10 @@ pub struct CaptureConfig {
     pub xdp_meta: bool,
     /// How to attach.
     pub attach: AttachPolicy,
+    /// A filter expression run in XDP after counting (`--filter`): the
+    /// frames it rejects are counted and passed or dropped, never
+    /// redirected.
+    pub filter: Option<FilterSpec>,
 }
 
 impl CaptureConfig {
@@ -121,6 +128,7 @@ impl CaptureConfig {
             pin_workers: true,
             xdp_meta: true,
             attach: AttachPolicy::Auto,
+            filter: None,
         }
     }
 }
@@ -178,6 +186,8 @@ pub struct DatapathInfo {
     pub replaced_stale: Option<u32>,
     /// Every probe's answer.
     pub features: KernelFeatures,
+    /// The filter run after counting, if any.
+    pub filter: Option<FilterSpec>,
 }
 
 impl DatapathInfo {
@@ -199,8 +209,19 @@ impl DatapathInfo {
             .replaced_stale
             .map(|id| format!(", replaced stale flowscope program id {id}"))
             .unwrap_or_default();
+        let filter = self
+            .filter
+            .as_ref()
+            .map(|f| {
+                format!(
+                    ", filter {:?} in XDP (rejected frames: {})",
+                    f.filter.expression(),
+                    f.action.label()
+                )
+            })
+            .unwrap_or_default();
         format!(
-            "{}, xdp {} attached by {}{stale}, need-wakeup {}",
+            "{}, xdp {} attached by {}{stale}, need-wakeup {}{filter}",
             self.metadata,
             self.xdp_mode.label(),
             self.attach.label(),
@@ -321,7 +342,13 @@ impl<H: FrameHandler> Capture<H> {
         };
         // Built first so that an error below stops and joins what started.
         let mut cap = Self {
-            datapath: Datapath::load(&cfg.iface, cfg.mode, config, metadata == Metadata::On)?,
+            datapath: Datapath::load(
+                &cfg.iface,
+                cfg.mode,
+                config,
+                metadata == Metadata::On,
+                cfg.filter.as_ref(),
+            )?,
             stop: Arc::new(AtomicBool::new(false)),
             workers: Vec::new(),
             info: DatapathInfo {
@@ -332,6 +359,7 @@ impl<H: FrameHandler> Capture<H> {
                 zero_copy: Vec::new(),
                 replaced_stale: None,
                 features,
+                filter: cfg.filter.clone(),
             },
         };
         let read_meta = cap.info.metadata == Metadata::On;

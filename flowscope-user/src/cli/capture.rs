@@ -19,10 +19,9 @@ use super::{
     signal,
 };
 use crate::anomaly::AnomalyInterval;
-use crate::capture::{CaptureError, DatapathInfo, Feature, Metadata};
-use crate::obs::MetricsPublisher;
+use crate::capture::{CaptureError, DatapathInfo, Feature, FilterAction, Metadata};
 use crate::output::{OutputSpec, Record};
-use crate::runtime::{LiveCapture, LiveReport, LiveSnapshot, prometheus};
+use crate::runtime::{LiveCapture, LiveReport, LiveSnapshot, MetricsServer, prometheus};
 use crate::view::Timestamp;
 
 /// Options of `flowscope capture`.
@@ -47,15 +46,29 @@ pub struct CaptureArgs {
 pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let s = Settings::with_file(args.run, args.opts, args.config.as_deref())?;
     signal::install();
-    if let Some(addr) = s.metrics_listen {
-        prometheus::install(addr)?;
-    }
+    let metrics = s
+        .metrics_listen
+        .map(|addr| {
+            MetricsServer::start(addr).map_err(|e| {
+                anyhow::anyhow!("--metrics-listen {addr}: {e}; choose another address or `off`")
+            })
+        })
+        .transpose()?;
     let mut live = LiveCapture::start(&s.capture, &s.run).inspect_err(|e| {
         if s.verbose {
             print_verifier_log(e);
         }
     })?;
     signal::listen();
+    // Every series is served from the start, before the first interval.
+    let publish = |snap: &LiveSnapshot, live: &LiveCapture| {
+        if let Some(m) = &metrics {
+            m.publish(prometheus::render(snap, live.info()));
+        }
+    };
+    let started = Instant::now();
+    let mut last = live.snapshot()?;
+    publish(&last, &live);
     eprintln!(
         "flowscope: datapath on {}: {}",
         s.capture.iface,
@@ -71,8 +84,9 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         } else {
             socket_modes(&live.info().zero_copy)
         },
-        s.metrics_listen
-            .map(|a| format!(", metrics on http://{a}/metrics"))
+        metrics
+            .as_ref()
+            .map(|m| format!(", metrics on http://{}/metrics", m.local_addr()))
             .unwrap_or_default(),
     );
     // Records on stdout: live lines go to stderr, and no full-screen view.
@@ -88,10 +102,6 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         live.info().xdp_mode.label(),
         live.workers()
     );
-    let mut publisher = MetricsPublisher::new();
-    prometheus::publish_datapath(live.info());
-    let started = Instant::now();
-    let mut last = live.snapshot()?;
     let mut next = started + s.interval;
     loop {
         let now = Instant::now();
@@ -101,8 +111,8 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         }
         if now >= next {
             let snap = live.snapshot()?;
-            prometheus::publish(&snap, &mut publisher);
-            let rates = LiveRates::between(&snap, &last);
+            publish(&snap, &live);
+            let rates = LiveRates::between(&snap, &last, s.capture.filter.is_some());
             let anomalies = anomaly_interval(&mut live, &last, &snap)?;
             record_anomalies(&mut live, &s, &anomalies)?;
             match tui.as_mut() {
@@ -124,7 +134,9 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let anomalies = anomaly_interval(&mut live, &last, &snap)?;
     record_anomalies(&mut live, &s, &anomalies)?;
     let report = live.stop()?;
-    prometheus::publish(&report.last, &mut publisher);
+    if let Some(m) = &metrics {
+        m.publish(prometheus::render(&report.last, &report.datapath));
+    }
     eprintln!("{}", summary_text(&report));
     if let Some(path) = &s.summary_json {
         std::fs::write(path, format!("{}\n", summary_json(&report, &s)))
@@ -202,10 +214,14 @@ fn datapath_json(d: &DatapathInfo) -> serde_json::Value {
         .iter()
         .map(|f| (f.key().to_owned(), json!(d.features.get(*f).to_string())))
         .collect();
+    let filter = d
+        .filter
+        .as_ref()
+        .map(|f| json!({"expression": f.filter.expression(), "rejected_frames": f.action.label()}));
     json!({
         "xdp_mode": d.xdp_mode.label(), "metadata": d.metadata.label(), "metadata_reason": reason,
         "attach": d.attach.label(), "need_wakeup": d.need_wakeup, "zero_copy": d.zero_copy_label(),
-        "replaced_stale_program": d.replaced_stale, "kernel_features": features,
+        "replaced_stale_program": d.replaced_stale, "kernel_features": features, "filter": filter,
     })
 }
 
@@ -266,6 +282,19 @@ fn summary_text(r: &LiveReport) -> String {
         if v.packets > 0 {
             out.push_str(&format!(" {}={}", c.label(), v.packets));
         }
+    }
+    if let Some(f) = &r.datapath.filter {
+        let rejected = last.xdp.get(Counter::FilterRejected);
+        out.push_str(&format!(
+            "\n  filter {:?}: {} frames ({} bytes) filtered out, {}",
+            f.filter.expression(),
+            rejected.packets,
+            rejected.bytes,
+            match f.action {
+                FilterAction::Pass => "passed to the stack",
+                FilterAction::Drop => "dropped",
+            }
+        ));
     }
     for w in &last.sockets {
         let s = &w.socket;

@@ -5,8 +5,10 @@
 //! iface = "eth0"
 //! sockets_per_queue = 2
 //! xdp_mode = "drv"
+//! filter = "not (port 873 or net 203.0.113.0/24)"   # tcpdump syntax
+//! filter_action = "drop"   # what becomes of the frames it rejects
 //! rotate_bytes = 1073741824
-//! metrics_listen = "127.0.0.1:9100"
+//! metrics_listen = "127.0.0.1:19739"
 //! ```
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -15,9 +17,17 @@ use anyhow::bail;
 use serde::Deserialize;
 
 use super::opts::{Defaults, RunOpts, options, secs};
-use crate::capture::{AttachPolicy, CaptureConfig, RingSizes, XdpAttachMode};
+use crate::capture::{
+    AttachPolicy, CaptureConfig, FilterAction, FilterSpec, RingSizes, XdpAttachMode,
+};
+use crate::filter::Filter;
 use crate::output::FileOptions;
 use crate::runtime::RunConfig;
+
+/// Where `/metrics` listens unless told otherwise: loopback, port 19739 —
+/// outside the range of Prometheus's exporter port allocations (9100 is
+/// node_exporter's), unassigned at IANA, below Linux's ephemeral ports.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:19739";
 
 options! {
     /// Options of `flowscope capture` besides the shared ones; each is
@@ -52,6 +62,18 @@ options! {
         /// Count every frame in the XDP program and pass it to the stack.
         #[arg(long, num_args = 0..=1, default_missing_value = "true")]
         pub count_only: Option<bool>,
+        /// Keep only the frames this tcpdump expression matches
+        /// (pcap-filter(7) syntax, e.g. `not port 873`). It runs in the XDP
+        /// program after the frame is counted: a frame it rejects is
+        /// counted in filter_rejected and never reaches a socket or a
+        /// worker.
+        #[arg(long, value_name = "EXPR")]
+        pub filter: Option<String>,
+        /// What becomes of the frames the filter rejects: pass (to the
+        /// host's own stack, the default, which keeps its traffic alive) or
+        /// drop.
+        #[arg(long, value_name = "pass|drop")]
+        pub filter_action: Option<String>,
         /// Stop after this many seconds (default: until SIGINT/SIGTERM).
         #[arg(long)]
         pub duration: Option<f64>,
@@ -67,7 +89,7 @@ options! {
         /// Rotate EVE output files after this many seconds.
         #[arg(long)]
         pub rotate_secs: Option<f64>,
-        /// Prometheus /metrics listener, or `off` (default 127.0.0.1:9100).
+        /// Prometheus /metrics listener, or `off` (default 127.0.0.1:19739).
         #[arg(long)]
         pub metrics_listen: Option<String>,
         /// Descriptors per socket RX ring (power of two, default 2048).
@@ -117,6 +139,26 @@ fn pow2(name: &str, v: Option<u32>, default: u32) -> anyhow::Result<u32> {
     }
 }
 
+/// The filter expression compiled for Ethernet with its action; an action
+/// without an expression is an error.
+fn filter_spec(expr: Option<String>, action: Option<String>) -> anyhow::Result<Option<FilterSpec>> {
+    let Some(expr) = expr else {
+        if let Some(a) = action {
+            bail!(
+                "--filter-action {a}: there is no --filter whose rejected frames it would act on"
+            );
+        }
+        return Ok(None);
+    };
+    let action: FilterAction = action
+        .as_deref()
+        .map_or(Ok(FilterAction::default()), str::parse)
+        .map_err(|e: String| anyhow::anyhow!("--filter-action: {e}"))?;
+    let filter = Filter::compile(&expr, crate::LinkType::Ethernet)
+        .map_err(|e| anyhow::anyhow!("--filter: {e}"))?;
+    Ok(Some(FilterSpec { filter, action }))
+}
+
 impl Settings {
     /// Validates the shared options `run` and the live ones `o`.
     ///
@@ -151,17 +193,18 @@ impl Settings {
             fill_ring: pow2("--fill-ring", o.fill_ring, RingSizes::default().fill_ring)?,
             ..RingSizes::default()
         };
-        let metrics_listen = match o.metrics_listen.as_deref().unwrap_or("127.0.0.1:9100") {
+        let metrics_listen = match o.metrics_listen.as_deref().unwrap_or(DEFAULT_METRICS_LISTEN) {
             "off" | "none" => None,
             a => Some(a.parse().map_err(|_| {
                 anyhow::anyhow!(
-                    "--metrics-listen {a:?}: expected ADDR:PORT (e.g. 127.0.0.1:9100) or off"
+                    "--metrics-listen {a:?}: expected ADDR:PORT (e.g. {DEFAULT_METRICS_LISTEN}) or off"
                 )
             })?),
         };
         if o.rotate_bytes == Some(0) {
             bail!("--rotate-bytes 0: must be at least 1");
         }
+        let filter = filter_spec(o.filter, o.filter_action)?;
         let files = FileOptions {
             append: true,
             rotate_bytes: o.rotate_bytes,
@@ -183,6 +226,7 @@ impl Settings {
                 xdp_meta: !o.no_xdp_meta.unwrap_or(false),
                 attach,
                 rings,
+                filter,
                 ..CaptureConfig::new(iface)
             },
             run,
@@ -279,6 +323,56 @@ mod tests {
         }
     }
 
+    /// A filter and its action from the file, the expression overridden by
+    /// a flag; the action defaults to pass.
+    #[test]
+    fn a_filter_from_the_file_or_a_flag() {
+        let file: CaptureOpts =
+            toml::from_str("iface = \"fsx0\"\nfilter = \"udp\"\nfilter_action = \"drop\"\n")
+                .unwrap();
+        let s = Settings::new(RunOpts::default(), file.clone()).unwrap();
+        let f = s.capture.filter.expect("a filter");
+        assert_eq!(
+            (f.filter.expression(), f.action),
+            ("udp", FilterAction::Drop)
+        );
+        let flags = CaptureOpts {
+            filter: Some("tcp port 80".into()),
+            ..CaptureOpts::default()
+        };
+        let f = Settings::new(RunOpts::default(), flags.over(file))
+            .unwrap()
+            .capture
+            .filter;
+        let f = f.expect("a filter");
+        assert_eq!(
+            (f.filter.expression(), f.action),
+            ("tcp port 80", FilterAction::Drop)
+        );
+        let plain = CaptureOpts {
+            iface: Some("x".into()),
+            filter: Some("ip6".into()),
+            ..CaptureOpts::default()
+        };
+        let f = Settings::new(RunOpts::default(), plain)
+            .unwrap()
+            .capture
+            .filter
+            .unwrap();
+        assert_eq!(f.action, FilterAction::Pass);
+        let none = CaptureOpts {
+            iface: Some("x".into()),
+            ..CaptureOpts::default()
+        };
+        assert!(
+            Settings::new(RunOpts::default(), none)
+                .unwrap()
+                .capture
+                .filter
+                .is_none()
+        );
+    }
+
     /// Every option with a bad value, given in the config file: the error
     /// names the key (or its flag), whether the type or the value is wrong.
     #[test]
@@ -297,6 +391,15 @@ mod tests {
             ("no_xdp_meta = 1", "no_xdp_meta"),
             ("verbose = \"loud\"", "verbose"),
             ("count_only = \"yes\"", "count_only"),
+            ("filter = 3", "filter"),
+            ("filter = \"tcp port\"", "--filter"),
+            ("filter = \"portt 80\"", "--filter"),
+            (
+                "filter = \"tcp\"\nfilter_action = \"keep\"",
+                "--filter-action",
+            ),
+            ("filter_action = \"drop\"", "--filter-action"),
+            ("filter_action = 1", "filter_action"),
             ("duration = -1.0", "--duration"),
             ("interval = 0.0", "--interval"),
             ("summary_json = 1", "summary_json"),

@@ -51,6 +51,9 @@ pub struct LiveRates {
     pub mbps: f64,
     /// Frames passed to the stack for want of a socket, in the interval.
     pub pass_fallback: u64,
+    /// Frames the filter expression rejected in the interval (`None`: no
+    /// filter).
+    pub filtered_out: Option<u64>,
     /// Socket drops summed over workers (see [`WorkerRates::drops`]).
     pub drops: [u64; 4],
     /// Records dropped on the way to the writer, in the interval.
@@ -66,8 +69,9 @@ pub struct LiveRates {
 }
 
 impl LiveRates {
-    /// The rates between two snapshots.
-    pub fn between(now: &LiveSnapshot, prev: &LiveSnapshot) -> Self {
+    /// The rates between two snapshots; `filtering`: whether a filter
+    /// expression runs (its rejected frames are shown).
+    pub fn between(now: &LiveSnapshot, prev: &LiveSnapshot, filtering: bool) -> Self {
         let secs = now.at.duration_since(prev.at).as_secs_f64().max(1e-6);
         let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
         let (all, all0) = (now.xdp.get(Counter::All), prev.xdp.get(Counter::All));
@@ -99,11 +103,17 @@ impl LiveRates {
                 *d += v;
             }
         }
-        let fb = |s: &LiveSnapshot| s.xdp.get(Counter::PassFallback).packets;
+        let moved = |c: Counter| {
+            now.xdp
+                .get(c)
+                .packets
+                .saturating_sub(prev.xdp.get(c).packets)
+        };
         Self {
             pps: rate(all.packets, all0.packets),
             mbps: rate(all.bytes, all0.bytes) * 8.0 / 1e6,
-            pass_fallback: fb(now).saturating_sub(fb(prev)),
+            pass_fallback: moved(Counter::PassFallback),
+            filtered_out: filtering.then(|| moved(Counter::FilterRejected)),
             drops,
             records_dropped: now
                 .total
@@ -123,9 +133,10 @@ impl LiveRates {
     pub fn line(&self) -> String {
         let [rxd, full, empty, inval] = self.drops;
         let mut line = format!(
-            "{:>10.0} pps {:>9.1} Mbit/s | drops: pass_fallback {} rx_dropped {rxd} ring_full {full} fill_empty {empty} invalid {inval} records {} | flows {} new/s {:.0}",
+            "{:>10.0} pps {:>9.1} Mbit/s{} | drops: pass_fallback {} rx_dropped {rxd} ring_full {full} fill_empty {empty} invalid {inval} records {} | flows {} new/s {:.0}",
             self.pps,
             self.mbps,
+            self.filtered(),
             self.pass_fallback,
             self.records_dropped,
             self.flows,
@@ -141,6 +152,13 @@ impl LiveRates {
             line.push_str(&format!(" | top {}", flow_label(t)));
         }
         line
+    }
+
+    /// ` | filtered out N` with a filter, else nothing.
+    fn filtered(&self) -> String {
+        self.filtered_out
+            .map(|n| format!(" | filtered out {n}"))
+            .unwrap_or_default()
     }
 }
 
@@ -215,8 +233,8 @@ impl Tui {
             .areas(f.area());
             let [rxd, full, empty, inval] = r.drops;
             let totals = format!(
-                "{:.0} pps  {:.1} Mbit/s   flows {}  new/s {:.0}\ndrops: pass_fallback {}  rx_dropped {rxd}  ring_full {full}  fill_empty {empty}  invalid {inval}  records {}",
-                r.pps, r.mbps, r.flows, r.new_flows, r.pass_fallback, r.records_dropped
+                "{:.0} pps  {:.1} Mbit/s   flows {}  new/s {:.0}{}\ndrops: pass_fallback {}  rx_dropped {rxd}  ring_full {full}  fill_empty {empty}  invalid {inval}  records {}",
+                r.pps, r.mbps, r.flows, r.new_flows, r.filtered(), r.pass_fallback, r.records_dropped
             );
             f.render_widget(Paragraph::new(totals).block(Block::default().borders(Borders::ALL).title(header.to_owned())), top);
             let rows = r.workers.iter().map(|w| {
@@ -297,7 +315,7 @@ mod tests {
         let t = Instant::now();
         let prev = snapshot(t, 0, 8192);
         let now = snapshot(t + Duration::from_secs(1), 1536, 2048);
-        let r = LiveRates::between(&now, &prev);
+        let r = LiveRates::between(&now, &prev, false);
         assert_eq!(
             (r.workers[0].rx_ring_pct, r.workers[0].fill_ring_pct),
             (75.0, 25.0)
@@ -306,5 +324,30 @@ mod tests {
             r.line()
                 .contains(" | w0 q0 0 pps 0.0 Mbit/s rx ring 75% fill 25%")
         );
+    }
+
+    #[test]
+    fn the_interval_shows_the_frames_the_filter_rejected_in_it() {
+        let t = Instant::now();
+        let (mut prev, mut now) = (
+            snapshot(t, 0, 0),
+            snapshot(t + Duration::from_secs(1), 0, 0),
+        );
+        let rejected = |packets| flowscope_common::ClassCounter {
+            packets,
+            bytes: 60 * packets,
+        };
+        prev.xdp.slots[Counter::FilterRejected as usize] = rejected(40);
+        now.xdp.slots[Counter::FilterRejected as usize] = rejected(47);
+        let r = LiveRates::between(&now, &prev, true);
+        assert_eq!(r.filtered_out, Some(7));
+        assert!(
+            r.line().contains(" Mbit/s | filtered out 7 | drops:"),
+            "{}",
+            r.line()
+        );
+        let r = LiveRates::between(&now, &prev, false);
+        assert_eq!(r.filtered_out, None);
+        assert!(!r.line().contains("filtered"), "{}", r.line());
     }
 }

@@ -1,10 +1,10 @@
 //! Subcommands of the `flowscope` binary.
 
-#[cfg(all(target_os = "linux", feature = "metrics"))]
+#[cfg(target_os = "linux")]
 pub mod capture;
-#[cfg(all(target_os = "linux", feature = "metrics"))]
+#[cfg(target_os = "linux")]
 pub mod capture_opts;
-#[cfg(all(target_os = "linux", feature = "metrics"))]
+#[cfg(target_os = "linux")]
 pub mod live_view;
 pub mod opts;
 #[cfg(target_os = "linux")]
@@ -15,8 +15,8 @@ pub mod signal;
 /// Config-file keys only `capture` has (a shared file's, which `read`
 /// ignores).
 fn live_keys() -> &'static [&'static str] {
-    #[cfg(all(target_os = "linux", feature = "metrics"))]
+    #[cfg(target_os = "linux")]
     return capture_opts::CaptureOpts::KEYS;
-    #[cfg(not(all(target_os = "linux", feature = "metrics")))]
+    #[cfg(not(target_os = "linux"))]
     return &[];
 }

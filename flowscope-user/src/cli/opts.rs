@@ -52,7 +52,7 @@ macro_rules! options {
     };
 }
 // `capture`'s options use it too.
-#[cfg(all(target_os = "linux", feature = "metrics"))]
+#[cfg(target_os = "linux")]
 pub(crate) use options;
 
 options! {

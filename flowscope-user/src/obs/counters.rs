@@ -4,26 +4,33 @@ use crate::extractor::Unmatched;
 use crate::tracker::{AnomalyKind, EndReason, FlowRecord, FlowSide};
 
 /// A histogram with one bucket per power of two: bucket 0 holds 0, bucket
-/// `i` holds values in `[2^(i-1), 2^i)`.
+/// `i` holds values in `[2^(i-1), 2^i)`; with the exact sum of the samples.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Log2Histogram {
     /// Sample count per bucket.
     pub buckets: [u64; 65],
+    sum: u128,
 }
 
 impl Default for Log2Histogram {
     fn default() -> Self {
-        Self { buckets: [0; 65] }
+        Self {
+            buckets: [0; 65],
+            sum: 0,
+        }
     }
 }
 
 impl Log2Histogram {
     /// Counts one sample.
     pub fn record(&mut self, value: u64) {
-        let i = (u64::BITS - value.leading_zeros()) as usize;
-        if let Some(b) = self.buckets.get_mut(i) {
-            *b += 1;
-        }
+        self.buckets[Self::bucket_of(value)] += 1;
+        self.sum += u128::from(value);
+    }
+
+    /// The bucket that holds `value`.
+    pub const fn bucket_of(value: u64) -> usize {
+        (u64::BITS - value.leading_zeros()) as usize
     }
 
     /// Lower bound of bucket `i`.
@@ -31,9 +38,20 @@ impl Log2Histogram {
         if i == 0 { 0 } else { 1u64 << (i - 1) }
     }
 
+    /// The largest value bucket `i` holds (`2^i - 1`).
+    pub const fn upper_bound(i: usize) -> u64 {
+        if i >= 64 { u64::MAX } else { (1u64 << i) - 1 }
+    }
+
     /// Number of samples.
     pub fn count(&self) -> u64 {
         self.buckets.iter().sum()
+    }
+
+    /// Sum of the samples (exact: a `u128` cannot overflow from `u64` samples
+    /// in any run).
+    pub fn sum(&self) -> u128 {
+        self.sum
     }
 
     /// Adds `other`'s samples.
@@ -41,6 +59,7 @@ impl Log2Histogram {
         for (a, b) in self.buckets.iter_mut().zip(other.buckets.iter()) {
             *a += b;
         }
+        self.sum += other.sum;
     }
 }
 
@@ -66,8 +85,8 @@ pub struct TrackerCounters {
     pub bytes: [u64; 2],
     /// Anomalies, per kind.
     pub anomalies: [u64; 5],
-    /// Durations of ended records, in microseconds.
-    pub flow_duration_us: Log2Histogram,
+    /// Durations of ended records, in nanoseconds.
+    pub flow_duration_ns: Log2Histogram,
     /// Packets of ended records.
     pub flow_packets: Log2Histogram,
     /// Bytes of ended records.
@@ -123,8 +142,8 @@ impl TrackerCounters {
     /// Counts an ended record (reason, histograms).
     pub(crate) fn count_ended<K>(&mut self, flow: &FlowRecord<K>, reason: EndReason) {
         self.flows_ended[reason.index()] += 1;
-        self.flow_duration_us
-            .record(flow.duration().as_micros().min(u128::from(u64::MAX)) as u64);
+        self.flow_duration_ns
+            .record(u64::try_from(flow.duration().as_nanos()).unwrap_or(u64::MAX));
         self.flow_packets.record(flow.packets());
         self.flow_bytes.record(flow.bytes());
     }
@@ -150,7 +169,7 @@ impl TrackerCounters {
         self.flows_active += other.flows_active;
         add(&mut self.bytes, &other.bytes);
         add(&mut self.anomalies, &other.anomalies);
-        self.flow_duration_us.merge(&other.flow_duration_us);
+        self.flow_duration_ns.merge(&other.flow_duration_ns);
         self.flow_packets.merge(&other.flow_packets);
         self.flow_bytes.merge(&other.flow_bytes);
         add(
@@ -190,6 +209,12 @@ mod tests {
         assert_eq!(h.buckets[64], 1);
         assert_eq!(Log2Histogram::lower_bound(11), 1024);
         assert_eq!(h.count(), 8);
+        assert_eq!(h.sum(), 1 + 2 + 3 + 4 + 1023 + 1024 + u128::from(u64::MAX));
+        // Every value lies within its bucket's bounds.
+        for v in [0, 1, 2, 3, 1023, 1024, u64::MAX] {
+            let i = Log2Histogram::bucket_of(v);
+            assert!((Log2Histogram::lower_bound(i)..=Log2Histogram::upper_bound(i)).contains(&v));
+        }
     }
 
     #[test]
@@ -207,6 +232,7 @@ mod tests {
         assert_eq!(b.packets_unmatched[4], 2);
         assert_eq!(b.unmatched_total(), 2);
         assert_eq!(b.flow_packets.count(), 2);
+        assert_eq!(b.flow_packets.sum(), 10);
         assert_eq!(b.flows_active, 2);
     }
 }

@@ -3,9 +3,10 @@
 //! Counting is split from publishing. Each tracker (one per worker) counts
 //! into its own plain [`TrackerCounters`] — no atomics, no facade call per
 //! packet. The owner of the metrics merges the shards with
-//! [`TrackerCounters::merge`] on scrape and hands the sum to
-//! [`MetricsPublisher::publish`], which feeds the `metrics` facade (feature
-//! `metrics`; without it publishing compiles to nothing).
+//! [`TrackerCounters::merge`] on scrape and writes the sum to a
+//! [`MetricSink`] with [`TrackerCounters::visit`]: an [`Exposition`] renders
+//! the Prometheus text format (what the live runtime serves on `/metrics`),
+//! a [`MetricsPublisher`] feeds the `metrics` facade (feature `metrics`).
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -13,29 +14,36 @@
 //! | `flowscope_flows_ended_total` | counter | `reason` |
 //! | `flowscope_flows_active` | gauge | — |
 //! | `flowscope_packets_unmatched_total` | counter | `reason` |
-//! | `flowscope_bytes_total` | counter | `side` |
-//! | `flowscope_flow_duration_seconds` | histogram | — |
-//! | `flowscope_flow_packets` | histogram | — |
-//! | `flowscope_flow_bytes` | histogram | — |
 //! | `flowscope_anomalies_total` | counter | `kind` |
+//! | `flowscope_bytes_total` | counter | `side` |
 //! | `flowscope_reassembly_dropped_ooo_total` | counter | `side` |
 //! | `flowscope_reassembly_bytes_dropped_oversize_total` | counter | `side` |
 //! | `flowscope_reassembler_high_watermark_bytes` | histogram | `side` |
+//! | `flowscope_flow_duration_seconds` | histogram | — |
+//! | `flowscope_flow_packets` | histogram | — |
+//! | `flowscope_flow_bytes` | histogram | — |
 //!
-//! Every label value is a `&'static str` from a fixed set (never a key).
-//! Histograms are kept as power-of-two buckets and published as one
-//! sample per bucket at the bucket's lower bound (weighted by its count).
+//! Every label value is a `&'static str` from a fixed set (never a key),
+//! and every value of the set is written, zeros included. Histograms are
+//! kept as power-of-two buckets ([`Log2Histogram`], with the exact sum) and
+//! exported as they are (see [`Exposition`]); durations are recorded in
+//! nanoseconds and exported in seconds.
 //!
 //! `tracing` events (feature `tracing`) go to the targets `flowscope.flow`
 //! (flow start and end, debug level), `flowscope.anomaly` (warn) and
 //! `flowscope.message` (L7 messages, debug).
 
 mod counters;
+mod exposition;
 mod publish;
+mod sink;
 mod trace;
+mod vocabulary;
 
 pub use counters::{Log2Histogram, TrackerCounters};
+pub use exposition::{CONTENT_TYPE, Exposition};
 pub use publish::MetricsPublisher;
+pub use sink::{Family, Labels, MetricKind, MetricSink};
 pub use trace::{trace_anomaly, trace_flow_ended, trace_flow_started, trace_message};
 
 /// `flowscope_flows_created_total{l4}`.

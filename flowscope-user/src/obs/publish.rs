@@ -1,19 +1,25 @@
-//! Feeding merged counters into the `metrics` facade.
+//! Feeding metric families into the `metrics` facade, for embedders whose
+//! own recorder exports them.
 
-use crate::obs::TrackerCounters;
+use super::sink::{Family, Labels, MetricSink};
+use super::{Log2Histogram, TrackerCounters};
 
-/// Publishes [`TrackerCounters`] (usually the merge of every worker's shard).
+/// A [`MetricSink`] that feeds the `metrics` facade (feature `metrics`;
+/// without it, it feeds nothing).
 ///
-/// Counters and the gauge are published as absolute values; histograms as
-/// the samples added since the previous call, so the publisher remembers what
-/// it published last. Call it from one thread, on scrape or on a timer.
+/// Each family is described once (its help text). Counters and gauges are
+/// published as absolute values; histograms as the samples added since the
+/// previous publication of the same series, one observation per sample at
+/// its bucket's lower bound (the facade takes observations, not buckets:
+/// counts are exact, values within a factor of two; for the exact buckets
+/// and sums serve an [`Exposition`](super::Exposition)). Use one publisher
+/// from one thread, on scrape or on a timer.
 #[derive(Debug, Default)]
 pub struct MetricsPublisher {
-    #[cfg_attr(
-        not(feature = "metrics"),
-        expect(dead_code, reason = "read only with metrics")
-    )]
-    last: TrackerCounters,
+    #[cfg(feature = "metrics")]
+    described: std::collections::HashSet<&'static str>,
+    #[cfg(feature = "metrics")]
+    last: std::collections::HashMap<String, Log2Histogram>,
 }
 
 impl MetricsPublisher {
@@ -22,69 +28,69 @@ impl MetricsPublisher {
         Self::default()
     }
 
-    /// Publishes `c`. Does nothing without the `metrics` feature.
-    #[cfg(not(feature = "metrics"))]
-    pub fn publish(&mut self, _c: &TrackerCounters) {}
-
-    /// Publishes `c`. Does nothing without the `metrics` feature.
-    #[cfg(feature = "metrics")]
+    /// Publishes the tracker families of `c` (usually the merge of every
+    /// worker's shard).
     pub fn publish(&mut self, c: &TrackerCounters) {
-        use crate::extractor::Unmatched;
-        use crate::obs::*;
-        use crate::tracker::{AnomalyKind, EndReason, FlowSide};
-
-        for (i, l4) in TrackerCounters::L4_LABELS.iter().enumerate() {
-            metrics::counter!(METRIC_FLOWS_CREATED, "l4" => *l4).absolute(c.flows_created[i]);
-        }
-        for r in EndReason::ALL {
-            metrics::counter!(METRIC_FLOWS_ENDED, "reason" => r.label()).absolute(c.ended(r));
-        }
-        metrics::gauge!(METRIC_FLOWS_ACTIVE).set(c.flows_active as f64);
-        for (i, r) in Unmatched::ALL.iter().enumerate() {
-            metrics::counter!(METRIC_PACKETS_UNMATCHED, "reason" => r.label())
-                .absolute(c.packets_unmatched[i]);
-        }
-        for k in AnomalyKind::ALL {
-            metrics::counter!(METRIC_ANOMALIES, "kind" => k.label()).absolute(c.anomaly(k));
-        }
-        for side in FlowSide::ALL {
-            let (s, l) = (side.index(), side.label());
-            metrics::counter!(METRIC_BYTES, "side" => l).absolute(c.bytes[s]);
-            metrics::counter!(METRIC_REASSEMBLY_DROPPED_OOO, "side" => l)
-                .absolute(c.reassembly_dropped_ooo[s]);
-            metrics::counter!(METRIC_REASSEMBLY_BYTES_DROPPED_OVERSIZE, "side" => l)
-                .absolute(c.reassembly_bytes_dropped_oversize[s]);
-            let h = metrics::histogram!(METRIC_REASSEMBLER_HIGH_WATERMARK, "side" => l);
-            publish_delta(
-                &h,
-                &c.reassembler_high_watermark_bytes[s],
-                &self.last.reassembler_high_watermark_bytes[s],
-                1.0,
-            );
-        }
-        let h = metrics::histogram!(METRIC_FLOW_DURATION_SECONDS);
-        publish_delta(&h, &c.flow_duration_us, &self.last.flow_duration_us, 1e-6);
-        let h = metrics::histogram!(METRIC_FLOW_PACKETS);
-        publish_delta(&h, &c.flow_packets, &self.last.flow_packets, 1.0);
-        let h = metrics::histogram!(METRIC_FLOW_BYTES);
-        publish_delta(&h, &c.flow_bytes, &self.last.flow_bytes, 1.0);
-        self.last = c.clone();
+        c.visit(self);
     }
 }
 
-/// Records the samples `now` has beyond `before`, at each bucket's lower bound times `scale`.
+#[cfg(not(feature = "metrics"))]
+impl MetricSink for MetricsPublisher {
+    fn counter(&mut self, _: &Family, _: Labels<'_>, _: u64) {}
+    fn gauge(&mut self, _: &Family, _: Labels<'_>, _: u64) {}
+    fn histogram(&mut self, _: &Family, _: Labels<'_>, _: &Log2Histogram, _: u64) {}
+}
+
 #[cfg(feature = "metrics")]
-fn publish_delta(
-    h: &metrics::Histogram,
-    now: &crate::obs::Log2Histogram,
-    before: &crate::obs::Log2Histogram,
-    scale: f64,
-) {
-    for (i, (n, b)) in now.buckets.iter().zip(before.buckets.iter()).enumerate() {
-        let delta = n.saturating_sub(*b);
-        if delta > 0 {
-            let value = crate::obs::Log2Histogram::lower_bound(i) as f64 * scale;
-            h.record_many(value, usize::try_from(delta).unwrap_or(usize::MAX));
+impl MetricsPublisher {
+    /// The facade's labels of a series, describing its family on first use.
+    fn labels(&mut self, family: &Family, labels: Labels<'_>) -> Vec<metrics::Label> {
+        use super::sink::MetricKind;
+        if self.described.insert(family.name) {
+            match family.kind {
+                MetricKind::Counter => metrics::describe_counter!(family.name, family.help),
+                MetricKind::Gauge => metrics::describe_gauge!(family.name, family.help),
+                MetricKind::Histogram { .. } => {
+                    metrics::describe_histogram!(family.name, family.help)
+                }
+            }
+        }
+        labels
+            .iter()
+            .map(|(k, v)| metrics::Label::new(*k, (*v).to_owned()))
+            .collect()
+    }
+}
+
+#[cfg(feature = "metrics")]
+impl MetricSink for MetricsPublisher {
+    fn counter(&mut self, family: &Family, labels: Labels<'_>, value: u64) {
+        let labels = self.labels(family, labels);
+        metrics::counter!(family.name, labels).absolute(value);
+    }
+
+    fn gauge(&mut self, family: &Family, labels: Labels<'_>, value: u64) {
+        let labels = self.labels(family, labels);
+        metrics::gauge!(family.name, labels).set(value as f64);
+    }
+
+    fn histogram(&mut self, family: &Family, labels: Labels<'_>, h: &Log2Histogram, _max: u64) {
+        use super::sink::MetricKind;
+        let per_unit = match family.kind {
+            MetricKind::Histogram { per_unit } => per_unit.max(1) as f64,
+            _ => 1.0,
+        };
+        let key = format!("{}{labels:?}", family.name);
+        let labels = self.labels(family, labels);
+        let before = self.last.insert(key, *h).unwrap_or_default();
+        let out = metrics::histogram!(family.name, labels);
+        for (i, (n, b)) in h.buckets.iter().zip(before.buckets.iter()).enumerate() {
+            let delta = n.saturating_sub(*b);
+            if delta > 0 {
+                let value = Log2Histogram::lower_bound(i) as f64 / per_unit;
+                out.record_many(value, usize::try_from(delta).unwrap_or(usize::MAX));
+            }
         }
     }
 }

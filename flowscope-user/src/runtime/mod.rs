@@ -18,19 +18,23 @@
 
 mod config;
 mod icmp_first;
-#[cfg(all(target_os = "linux", feature = "metrics"))]
+#[cfg(target_os = "linux")]
 mod live;
+#[cfg(target_os = "linux")]
+mod metrics_server;
 pub mod offline;
 mod out;
-#[cfg(all(target_os = "linux", feature = "metrics"))]
+#[cfg(target_os = "linux")]
 pub mod prometheus;
 mod shard;
 mod worker;
 mod writer;
 
 pub use config::RunConfig;
-#[cfg(all(target_os = "linux", feature = "metrics"))]
+#[cfg(target_os = "linux")]
 pub use live::{LiveCapture, LiveReport, LiveSnapshot, LiveWorker};
+#[cfg(target_os = "linux")]
+pub use metrics_server::{METRICS_PATH, MetricsServer};
 pub use out::{Backpressure, RecordOut};
 pub use shard::{Shard, TopFlow};
 pub use worker::{FlowWorker, WorkerConfig};

@@ -1,29 +1,29 @@
-//! The Prometheus endpoint: `metrics-exporter-prometheus` serving `/metrics`
-//! over HTTP, fed by the control thread from merged shards (absolute values,
-//! once per interval and at exit — never from a worker, never per packet).
-
-use std::net::SocketAddr;
+//! The live runtime's metric families: the tracker's (merged shards), the
+//! XDP program's counters and anomaly totals, the AF_XDP sockets (drops,
+//! batches, ring levels per worker), the record ring, the flow tables and
+//! the datapath. Written from a [`LiveSnapshot`] by the control thread, once
+//! per interval and at exit: absolute values, never from a worker, never
+//! per packet.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `flowscope_xdp_packets_total`, `flowscope_xdp_bytes_total` | counter | `class` |
+//! | `flowscope_xsk_rx_packets_total` | counter | — |
+//! | `flowscope_xsk_drops_total` | counter | `reason` |
+//! | `flowscope_xsk_batch_frames` | histogram | — |
+//! | `flowscope_xsk_ring_size`, `flowscope_xsk_ring_entries` | gauge | `ring`, `worker` |
+//! | `flowscope_xsk_ring_batch_entries` | histogram | `ring`, `worker` |
+//! | `flowscope_records_sent_total`, `flowscope_records_dropped_total` | counter | — |
+//! | `flowscope_flow_table_capacity`, `flowscope_flow_table_occupancy` | gauge | — |
+//! | `flowscope_flow_table_evictions_total` | counter | — |
+//! | `flowscope_frames_with_xdp_metadata_total` | counter | — |
+//! | `flowscope_datapath_info` | gauge | `xdp_mode`, `metadata`, `attach`, `zero_copy` |
 
 use flowscope_common::Counter;
-use metrics_exporter_prometheus::PrometheusBuilder;
 
 use super::LiveSnapshot;
 use crate::capture::DatapathInfo;
-use crate::obs::{Log2Histogram, MetricsPublisher};
-
-/// Starts the HTTP listener and installs the global recorder.
-///
-/// # Errors
-///
-/// The address cannot be bound or a recorder is already installed.
-pub fn install(addr: SocketAddr) -> anyhow::Result<()> {
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .install()
-        .map_err(|e| {
-            anyhow::anyhow!("--metrics-listen {addr}: {e}; choose another address or `off`")
-        })
-}
+use crate::obs::{Exposition, Family, MetricSink};
 
 /// XDP drop reasons of `flowscope_xsk_drops_total{reason}`.
 pub const XSK_DROP_REASONS: [&str; 4] = [
@@ -33,114 +33,144 @@ pub const XSK_DROP_REASONS: [&str; 4] = [
     "invalid_descs",
 ];
 
-/// Publishes `flowscope_datapath_info{xdp_mode, metadata, attach,
-/// zero_copy} 1`: what the datapath obtained from the kernel, as one
-/// info-style series with static labels.
-pub fn publish_datapath(d: &DatapathInfo) {
-    metrics::gauge!(
-        "flowscope_datapath_info",
-        "xdp_mode" => d.xdp_mode.label(),
-        "metadata" => d.metadata.label(),
-        "attach" => d.attach.label(),
-        "zero_copy" => d.zero_copy_label(),
-    )
-    .set(1.0);
-}
+const XDP_PACKETS: Family = Family::counter(
+    "flowscope_xdp_packets_total",
+    "Frames the XDP program counted, per class.",
+);
+const XDP_BYTES: Family = Family::counter(
+    "flowscope_xdp_bytes_total",
+    "Frame bytes the XDP program counted, per class.",
+);
+const XSK_RX_PACKETS: Family = Family::counter(
+    "flowscope_xsk_rx_packets_total",
+    "Frames the workers received from their AF_XDP sockets.",
+);
+const XSK_DROPS: Family = Family::counter(
+    "flowscope_xsk_drops_total",
+    "Frames or descriptors the kernel dropped for the AF_XDP sockets, per reason (XDP_STATISTICS).",
+);
+const XSK_BATCH_FRAMES: Family = Family::histogram(
+    "flowscope_xsk_batch_frames",
+    "Frames per receive batch, all workers.",
+    1,
+);
+const XSK_RING_SIZE: Family = Family::gauge(
+    "flowscope_xsk_ring_size",
+    "Entries a worker's ring holds at most, per ring (rx, fill) and worker.",
+);
+const XSK_RING_ENTRIES: Family = Family::gauge(
+    "flowscope_xsk_ring_entries",
+    "Entries in a worker's ring at its last batch, per ring (rx, fill) and worker.",
+);
+const XSK_RING_BATCH_ENTRIES: Family = Family::histogram(
+    "flowscope_xsk_ring_batch_entries",
+    "Entries in a worker's ring, sampled once per receive batch, per ring (rx, fill) and worker.",
+    1,
+);
+const RECORDS_SENT: Family = Family::counter(
+    "flowscope_records_sent_total",
+    "Records the workers handed to the writer.",
+);
+const RECORDS_DROPPED: Family = Family::counter(
+    "flowscope_records_dropped_total",
+    "Records dropped because the ring to the writer was full.",
+);
+const FLOW_TABLE_CAPACITY: Family = Family::gauge(
+    "flowscope_flow_table_capacity",
+    "Flows the workers' flow tables hold at most, summed.",
+);
+const FLOW_TABLE_OCCUPANCY: Family = Family::gauge(
+    "flowscope_flow_table_occupancy",
+    "Flows in the workers' flow tables now.",
+);
+const FLOW_TABLE_EVICTIONS: Family = Family::counter(
+    "flowscope_flow_table_evictions_total",
+    "Flows evicted from a full flow table.",
+);
+const FRAMES_WITH_META: Family = Family::counter(
+    "flowscope_frames_with_xdp_metadata_total",
+    "Frames that carried valid XDP metadata.",
+);
+const DATAPATH_INFO: Family = Family::gauge(
+    "flowscope_datapath_info",
+    "What the datapath obtained from the kernel, in its labels (the value is 1).",
+);
 
-/// Publishes one snapshot: the tracker vocabulary of the merged shards, and
-/// the capture's own figures, ring levels per worker among them
-/// (`flowscope_xsk_ring_{size,entries}` gauges, the last sample, and
-/// `flowscope_xsk_ring_samples_total{ring,worker,entries_le}`, one sample
-/// per batch in log2 buckets).
-pub fn publish(snap: &LiveSnapshot, tracker: &mut MetricsPublisher) {
-    tracker.publish(&snap.total.tracker);
-    crate::anomaly::publish_xdp_totals(&snap.anomalies);
+/// Ring sizes are `u32`: no ring level or batch exceeds this.
+const RING_MAX: u64 = u32::MAX as u64;
+
+/// Writes every family of `snap` and `datapath` to `sink`, in a fixed order
+/// and with a fixed set of series (every label value, every worker).
+pub fn visit(snap: &LiveSnapshot, datapath: &DatapathInfo, sink: &mut impl MetricSink) {
+    snap.total.tracker.visit(sink);
+    crate::anomaly::publish_xdp_totals(&snap.anomalies, sink);
     for c in Counter::ALL {
-        let v = snap.xdp.get(*c);
-        metrics::counter!("flowscope_xdp_packets_total", "class" => c.label()).absolute(v.packets);
-        metrics::counter!("flowscope_xdp_bytes_total", "class" => c.label()).absolute(v.bytes);
+        sink.counter(
+            &XDP_PACKETS,
+            &[("class", c.label())],
+            snap.xdp.get(*c).packets,
+        );
     }
+    for c in Counter::ALL {
+        sink.counter(&XDP_BYTES, &[("class", c.label())], snap.xdp.get(*c).bytes);
+    }
+    let sockets = || snap.sockets.iter().map(|w| &w.socket);
+    sink.counter(&XSK_RX_PACKETS, &[], sockets().map(|s| s.rx_packets).sum());
     let mut drops = [0u64; 4];
-    for w in &snap.sockets {
-        let s = &w.socket;
-        for (d, v) in drops.iter_mut().zip([
+    for s in sockets() {
+        let each = [
             s.rx_dropped,
             s.rx_ring_full,
             s.fill_ring_empty,
             s.invalid_descs,
-        ]) {
+        ];
+        for (d, v) in drops.iter_mut().zip(each) {
             *d += v;
         }
     }
     for (reason, v) in XSK_DROP_REASONS.iter().zip(drops) {
-        metrics::counter!("flowscope_xsk_drops_total", "reason" => *reason).absolute(v);
+        sink.counter(&XSK_DROPS, &[("reason", reason)], v);
     }
-    metrics::counter!("flowscope_xsk_rx_packets_total")
-        .absolute(snap.sockets.iter().map(|w| w.socket.rx_packets).sum());
-    metrics::counter!("flowscope_records_sent_total").absolute(snap.total.records_sent);
-    metrics::counter!("flowscope_records_dropped_total").absolute(snap.total.records_dropped);
-    metrics::gauge!("flowscope_flow_table_capacity").set(snap.total.flow_capacity as f64);
-    metrics::gauge!("flowscope_flow_table_occupancy").set(snap.total.flows_active as f64);
-    metrics::counter!("flowscope_flow_table_evictions_total")
-        .absolute(snap.total.tracker.ended(crate::tracker::EndReason::Evicted));
-    metrics::counter!("flowscope_frames_with_xdp_metadata_total")
-        .absolute(snap.total.frames_with_meta);
-    for (le, n) in log2_buckets(&snap.total.batch_sizes) {
-        metrics::counter!("flowscope_xsk_batches_total", "size_le" => le).absolute(n);
-    }
-    for w in &snap.sockets {
-        let worker = w.id.index.to_string();
-        let rings = &w.socket.rings;
-        for (ring, level) in [("rx", &rings.rx), ("fill", &rings.fill)] {
-            let labels = [("ring", ring.to_owned()), ("worker", worker.clone())];
-            metrics::gauge!("flowscope_xsk_ring_size", &labels).set(f64::from(level.size));
-            metrics::gauge!("flowscope_xsk_ring_entries", &labels).set(f64::from(level.last));
-            for (le, n) in log2_buckets(&level.entries) {
-                metrics::counter!(
-                    "flowscope_xsk_ring_samples_total",
-                    "ring" => ring,
-                    "worker" => worker.clone(),
-                    "entries_le" => le
-                )
-                .absolute(n);
-            }
-        }
-    }
-}
-
-/// The non-empty buckets of `h`, each labelled with the largest value it
-/// holds (the label value of `size_le` and `entries_le`).
-fn log2_buckets(h: &Log2Histogram) -> impl Iterator<Item = (String, u64)> + '_ {
-    h.buckets
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| **n > 0)
-        .map(|(i, n)| {
-            let le = if i + 1 < h.buckets.len() {
-                Log2Histogram::lower_bound(i + 1) - 1
-            } else {
-                u64::MAX
-            };
-            (le.to_string(), *n)
+    sink.histogram(&XSK_BATCH_FRAMES, &[], &snap.total.batch_sizes, RING_MAX);
+    let rings = || {
+        snap.sockets.iter().flat_map(|w| {
+            let worker = w.id.index.to_string();
+            let r = &w.socket.rings;
+            [("rx", r.rx), ("fill", r.fill)].map(|(ring, level)| (ring, worker.clone(), level))
         })
+    };
+    for (ring, worker, level) in rings() {
+        let labels = [("ring", ring), ("worker", worker.as_str())];
+        sink.gauge(&XSK_RING_SIZE, &labels, u64::from(level.size));
+    }
+    for (ring, worker, level) in rings() {
+        let labels = [("ring", ring), ("worker", worker.as_str())];
+        sink.gauge(&XSK_RING_ENTRIES, &labels, u64::from(level.last));
+    }
+    for (ring, worker, level) in rings() {
+        let labels = [("ring", ring), ("worker", worker.as_str())];
+        sink.histogram(&XSK_RING_BATCH_ENTRIES, &labels, &level.entries, RING_MAX);
+    }
+    let t = &snap.total;
+    sink.counter(&RECORDS_SENT, &[], t.records_sent);
+    sink.counter(&RECORDS_DROPPED, &[], t.records_dropped);
+    sink.gauge(&FLOW_TABLE_CAPACITY, &[], t.flow_capacity);
+    sink.gauge(&FLOW_TABLE_OCCUPANCY, &[], t.flows_active);
+    let evicted = t.tracker.ended(crate::tracker::EndReason::Evicted);
+    sink.counter(&FLOW_TABLE_EVICTIONS, &[], evicted);
+    sink.counter(&FRAMES_WITH_META, &[], t.frames_with_meta);
+    let labels = [
+        ("xdp_mode", datapath.xdp_mode.label()),
+        ("metadata", datapath.metadata.label()),
+        ("attach", datapath.attach.label()),
+        ("zero_copy", datapath.zero_copy_label()),
+    ];
+    sink.gauge(&DATAPATH_INFO, &labels, 1);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bucket_labels_are_the_largest_value_each_bucket_holds() {
-        let mut h = Log2Histogram::default();
-        for v in [0, 1, 5, 7, 8, u64::MAX] {
-            h.record(v);
-        }
-        let got: Vec<(String, u64)> = log2_buckets(&h).collect();
-        let want = [("0", 1), ("1", 1), ("7", 2), ("15", 1)]
-            .map(|(le, n)| (le.to_owned(), n))
-            .into_iter()
-            .chain([(u64::MAX.to_string(), 1)])
-            .collect::<Vec<_>>();
-        assert_eq!(got, want);
-    }
+/// The Prometheus text of [`visit`].
+pub fn render(snap: &LiveSnapshot, datapath: &DatapathInfo) -> String {
+    let mut text = Exposition::new();
+    visit(snap, datapath, &mut text);
+    text.into_text()
 }

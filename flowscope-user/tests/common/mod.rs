@@ -1,12 +1,16 @@
 //! Shared helpers of the tests: kernel-test gating, frame building,
-//! namespaces, temporary directories and captures edited at test time.
+//! namespaces, temporary directories, captures edited at test time and
+//! metrics scrapes.
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod capture;
 pub mod capture_edit;
+pub mod filters;
 pub mod frames;
 pub mod fsgen;
 pub mod netns;
+pub mod scrape;
+pub mod tap;
 pub mod temp;
 pub mod xdp;
 

@@ -27,7 +27,7 @@ pub fn features() -> &'static KernelFeatures {
 /// Loads the program with the metadata block on where the kernel allows
 /// `bpf_xdp_adjust_meta`, off where it refuses it.
 pub fn load(config: XdpConfig) -> Datapath {
-    Datapath::load_detached(config, features().get(Feature::XdpMeta).is_yes())
+    Datapath::load_detached(config, features().get(Feature::XdpMeta).is_yes(), None)
         .expect("the XDP program loads and passes the verifier")
 }
 
