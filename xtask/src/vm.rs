@@ -22,7 +22,7 @@ use crate::{cmd, deps};
 /// the `BPF_PROG_TEST_RUN` tiers, and the veth/AF_XDP tests whose outcome
 /// depends on the kernel (delivery with exact counts, the kernel's drop
 /// counters, teardown mid-traffic, the filter expression's program through
-/// this kernel's verifier, live records equal to `read`'s: about 20 s in
+/// this kernel's verifier, live records equal to `read`'s: 20 to 35 s in
 /// the VM). Software emulation is slow, so
 /// `kernel_anomaly_pcaps` (each pcap also recounted by tshark: two minutes
 /// in the VM), `kernel_flood`, `kernel_runtime` (metrics and records,
