@@ -14,6 +14,7 @@
 
 use crate::extract::FiveTupleKey;
 use crate::extractor::Orientation;
+use crate::wire::icmp_counterpart;
 use base64::Engine;
 use std::fmt;
 use std::net::IpAddr;
@@ -55,34 +56,6 @@ impl fmt::Debug for CommunityIdValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CommunityIdValue({})", self.as_str())
     }
-}
-
-/// The counterpart of an ICMP (`v6 == false`) or ICMPv6 request/reply type.
-fn icmp_counterpart(msg_type: u8, v6: bool) -> Option<u8> {
-    let pairs: &[(u8, u8)] = if v6 {
-        // Echo, multicast listener query/report, router and neighbour
-        // solicitation/advertisement, node information, home agent discovery.
-        &[
-            (128, 129),
-            (130, 131),
-            (133, 134),
-            (135, 136),
-            (139, 140),
-            (144, 145),
-        ]
-    } else {
-        // Echo, router solicitation/advertisement, timestamp, information, address mask.
-        &[(8, 0), (10, 9), (13, 14), (15, 16), (17, 18)]
-    };
-    pairs.iter().find_map(|&(a, b)| {
-        if msg_type == a {
-            Some(b)
-        } else if msg_type == b {
-            Some(a)
-        } else {
-            None
-        }
-    })
 }
 
 impl CommunityId {
@@ -156,25 +129,20 @@ impl CommunityId {
     }
 
     /// The ID of the flow `key`, seen in the direction of a packet that had
-    /// `orientation`. Flow keys carry no ICMP type and code (their ports are
-    /// 0): for ICMP and ICMPv6 pass those of the flow's first packet in
-    /// `icmp_type_code` (at [`crate::Extracted::payload_offset`]).
-    pub fn for_key(
-        &self,
-        key: &FiveTupleKey,
-        orientation: Orientation,
-        icmp_type_code: Option<(u8, u8)>,
-    ) -> CommunityIdValue {
+    /// `orientation`. ICMP and ICMPv6 keys hold the type and the counterpart
+    /// type or code as their ports (see [`crate::wire::IcmpMessage::flow_ports`]),
+    /// which give the same ID as the packet's type and code.
+    pub fn for_key(&self, key: &FiveTupleKey, orientation: Orientation) -> CommunityIdValue {
         let k = key.oriented(orientation);
-        let (sp, dp) = match icmp_type_code {
-            Some((t, c)) if k.protocol() == IPPROTO_ICMP || k.protocol() == IPPROTO_ICMPV6 => {
-                (u16::from(t), u16::from(c))
-            }
-            _ => (k.src_port(), k.dst_port()),
-        };
         // A key never mixes address families.
-        self.compute(k.src_ip(), k.dst_ip(), k.protocol(), sp, dp)
-            .unwrap_or(CommunityIdValue([b'?'; ID_LEN]))
+        self.compute(
+            k.src_ip(),
+            k.dst_ip(),
+            k.protocol(),
+            k.src_port(),
+            k.dst_port(),
+        )
+        .unwrap_or(CommunityIdValue([b'?'; ID_LEN]))
     }
 }
 

@@ -27,8 +27,9 @@ fn equals_tshark_for_every_packet() {
                     let at = e.payload_offset as usize;
                     (p.frame[at], p.frame[at + 1])
                 });
-                // From the key and orientation, and from the packet's own fields.
-                let by_key = ids.for_key(&e.key, e.orientation, icmp);
+                // From the key and orientation (ICMP keys hold the type and
+                // counterpart or code), and from the packet's own fields.
+                let by_key = ids.for_key(&e.key, e.orientation);
                 let k = e.key.oriented(e.orientation);
                 let (sp, dp) =
                     icmp.map_or((k.src_port(), k.dst_port()), |(t, c)| (t.into(), c.into()));

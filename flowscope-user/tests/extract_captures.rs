@@ -7,6 +7,7 @@ use flowscope::extract::{
     IpPair, MacPair, StripMpls, StripVlan,
 };
 use flowscope::pcap::PcapReader;
+use flowscope::wire::IcmpMessage;
 use flowscope::{FlowExtractor, Orientation, Unmatched};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -35,7 +36,26 @@ fn tshark_flows(pcap: &str) -> Flows {
     out
 }
 
-/// Runs `ex` over every packet: flows with packet counts, and unmatched reasons.
+/// `key` with ICMP and ICMPv6 ports zeroed: tshark's conversations key
+/// those by address pair only.
+fn as_tshark(key: FiveTupleKey) -> FiveTupleKey {
+    if !matches!(key.protocol(), 1 | 58) {
+        return key;
+    }
+    FiveTupleKey::new(
+        SocketAddr::new(key.src_ip(), 0),
+        SocketAddr::new(key.dst_ip(), 0),
+        key.protocol(),
+    )
+    .unwrap()
+    .canonical()
+    .0
+}
+
+/// Runs `ex` over every packet: flows with packet counts, and unmatched
+/// reasons. ICMP keys hold the message's type and counterpart or code
+/// (checked here against the message) and are counted by address pair, as
+/// tshark's conversations count them.
 fn run<E: FlowExtractor<Key = FiveTupleKey>>(
     pcap: &str,
     ex: &E,
@@ -49,7 +69,16 @@ fn run<E: FlowExtractor<Key = FiveTupleKey>>(
                 // The key is canonical and the orientation gives the packet's direction back.
                 assert_eq!(e.key.canonical(), (e.key, Orientation::Forward));
                 assert!(e.payload_offset as usize + e.payload_len as usize <= p.frame.len());
-                *flows.entry(e.key).or_default() += 1;
+                if matches!(e.key.protocol(), 1 | 58) {
+                    let m =
+                        IcmpMessage::new_checked(&p.frame[e.payload_offset as usize..]).unwrap();
+                    let k = e.key.oriented(e.orientation);
+                    assert_eq!(
+                        (k.src_port(), k.dst_port()),
+                        m.flow_ports(e.key.protocol() == 58)
+                    );
+                }
+                *flows.entry(as_tshark(e.key)).or_default() += 1;
             }
             Err(u) => *unmatched.entry(u.label()).or_default() += 1,
         }

@@ -255,17 +255,16 @@ fn ipv6_extension_headers_and_flow_label() {
 }
 
 #[test]
-fn icmp_is_keyed_without_ports_and_payload_starts_at_its_header() {
+fn icmp_is_keyed_by_type_and_payload_starts_at_its_header() {
     let f = cat(&[
         &eth(&[], 0x0800),
         &ipv4(1, A4, B4, 0, 0, 8),
         &[8, 0, 0xf7, 0xff, 0, 1, 0, 1],
     ]);
     let e = FiveTuple::bidirectional().extract(view(&f)).unwrap();
-    assert_eq!(
-        (e.key.src_port(), e.key.dst_port(), e.l4),
-        (0, 0, L4Proto::Icmp)
-    );
+    // Echo request: its type, and the reply's type (Zeek's ports).
+    let k = e.key.oriented(e.orientation);
+    assert_eq!((k.src_port(), k.dst_port(), e.l4), (8, 0, L4Proto::Icmp));
     assert_eq!((e.payload_offset, e.payload_len), (34, 8));
     assert_eq!(f[e.payload_offset as usize], 8, "ICMP type");
     let short = &f[..37];

@@ -16,6 +16,7 @@ use flowscope::output::ipfix::{IpfixConfig, IpfixExporter, IpfixMode, IpfixTrans
 use flowscope::output::write_rfc3339_micros;
 use flowscope::tracker::{EndReason, FlowRecord, FlowSide, TrackerConfig};
 use flowscope::view::Timestamp;
+use flowscope::wire::icmp_side_type_codes;
 use ipfix_support::*;
 
 /// IPv4 and IPv6, TCP, UDP and ICMP, active-timeout interim records.
@@ -66,23 +67,27 @@ fn nf_flags(flags: u8) -> String {
 }
 
 /// The rows nfdump must print for our records, byte columns left out
-/// ([`assert_ip_bytes`] checks them against tshark). ICMP ports are left out
-/// (nfdump prints type.code there).
+/// ([`assert_ip_bytes`] checks them against tshark). ICMP and ICMPv6 have
+/// no ports: nfdump shows `icmpTypeCodeIPv4`/`IPv6` as `0` and `type.code`
+/// there, the type and code of the record's direction.
 fn expected_rows(recs: &[(FlowRecord<FiveTupleKey>, EndReason)], mode: IpfixMode) -> Vec<String> {
     let mut rows = Vec::new();
     for (f, _) in recs {
         let k = f.key.oriented(f.initiator);
-        let portless = matches!(k.protocol(), 1 | 58);
+        let icmp = matches!(k.protocol(), 1 | 58)
+            .then(|| icmp_side_type_codes(k.src_port(), k.dst_port(), k.protocol() == 58));
         let ends = [(k.src_ip(), k.src_port()), (k.dst_ip(), k.dst_port())];
         let row =
             |a: usize, start: Timestamp, end: Timestamp, fwd: FlowSide, rev: Option<FlowSide>| {
                 let (s, d) = (ends[a], ends[1 - a]);
                 let fs = f.side(fwd);
                 let op = rev.map_or(0, |r| f.side(r).packets);
-                let ports = if portless {
-                    "-|-".to_owned()
-                } else {
-                    format!("{}|{}", s.1, d.1)
+                let ports = match icmp {
+                    Some(sides) => {
+                        let (t, c) = sides[fwd.index()];
+                        format!("0|{t}.{c}")
+                    }
+                    None => format!("{}|{}", s.1, d.1),
                 };
                 format!(
                     "{}|{}|{}|{}|{ports}|{}|{}|{}|{op}",
@@ -131,11 +136,7 @@ fn collected_rows(mut nf: Nfcapd) -> Vec<String> {
         .lines()
         .filter(|l| l.contains('|'))
         .map(|l| {
-            let mut f: Vec<String> = l.split('|').map(|x| x.trim().to_owned()).collect();
-            if matches!(f[6].as_str(), "1" | "58" | "ICMP" | "ICMP6") {
-                f[4] = "-".into();
-                f[5] = "-".into();
-            }
+            let f: Vec<String> = l.split('|').map(|x| x.trim().to_owned()).collect();
             f.join("|")
         })
         .collect();

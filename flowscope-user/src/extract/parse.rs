@@ -226,9 +226,11 @@ fn ipv6_len(field: u16, present: usize) -> u32 {
     payload.saturating_add(40)
 }
 
-/// Parses the transport header of `ip`. For protocols without ports (ICMP,
-/// ICMPv6, others) the ports are 0 and the payload is the whole L4 message,
-/// its header included (so ICMP type and code are at `payload_offset`).
+/// Parses the transport header of `ip`. ICMP and ICMPv6 get the ports
+/// [`IcmpMessage::flow_ports`] gives (type, then counterpart type or code);
+/// other protocols without ports get 0. For protocols without ports the
+/// payload is the whole L4 message, its header included (so ICMP type and
+/// code are at `payload_offset`).
 ///
 /// A non-first fragment is `Unmatched::Fragment`.
 #[inline(always)]
@@ -268,7 +270,8 @@ pub(crate) fn l4(frame: &[u8], ip: &Ip) -> Result<L4, Unmatched> {
             out.payload_len = u.payload().len();
         }
         L4Proto::Icmp | L4Proto::IcmpV6 => {
-            IcmpMessage::new_checked(bytes).map_err(|_| Unmatched::BadL4)?;
+            let m = IcmpMessage::new_checked(bytes).map_err(|_| Unmatched::BadL4)?;
+            (out.src_port, out.dst_port) = m.flow_ports(proto == L4Proto::IcmpV6);
         }
         L4Proto::Sctp => {
             // Common header: ports, verification tag, checksum (12 bytes).

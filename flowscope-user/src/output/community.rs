@@ -5,8 +5,7 @@
 //! that record and never stored. A flow with L7 or anomaly records first
 //! keeps its ID here from the first of them until its final flow record
 //! (an interim record keeps it too); the writer sees each flow's records in
-//! order, so an entry lives only while its flow has records to come. ICMP
-//! flows come with the type and code of their first packet.
+//! order, so an entry lives only while its flow has records to come.
 
 use std::collections::HashMap;
 
@@ -20,8 +19,8 @@ use crate::tracker::EndReason;
 #[derive(Debug, Default)]
 pub(super) struct CommunityIds(HashMap<u64, CommunityIdValue, ahash::RandomState>);
 
-fn compute(key: &FiveTupleKey, initiator: Orientation, icmp: Option<(u8, u8)>) -> CommunityIdValue {
-    CommunityId::default().for_key(key, initiator, icmp)
+fn compute(key: &FiveTupleKey, initiator: Orientation) -> CommunityIdValue {
+    CommunityId::default().for_key(key, initiator)
 }
 
 impl CommunityIds {
@@ -34,11 +33,11 @@ impl CommunityIds {
                     *self
                         .0
                         .entry(id)
-                        .or_insert_with(|| compute(&flow.key, flow.initiator, f.icmp))
+                        .or_insert_with(|| compute(&flow.key, flow.initiator))
                 } else {
                     match self.0.remove(&id) {
                         Some(v) => v,
-                        None => compute(&flow.key, flow.initiator, f.icmp),
+                        None => compute(&flow.key, flow.initiator),
                     }
                 })
             }
@@ -52,6 +51,6 @@ impl CommunityIds {
         *self
             .0
             .entry(h.flow_id)
-            .or_insert_with(|| compute(&h.key, h.initiator, None))
+            .or_insert_with(|| compute(&h.key, h.initiator))
     }
 }

@@ -285,12 +285,6 @@ impl Outputs {
         })
     }
 
-    /// True when an EVE output is open: ICMP flow records then need the type
-    /// and code of their first packet for their Community ID.
-    pub fn wants_community_id(&self) -> bool {
-        self.any_eve
-    }
-
     /// Writes one record to every output it concerns.
     pub fn write(&mut self, record: &Record) {
         self.records += 1;

@@ -5,8 +5,7 @@
 //! Flow records travel inline (a ring of records is preallocated, so a flow
 //! record costs no allocation); an L7 record carries its flow's identity
 //! ([`FlowHeader`]) rather than the whole flow. The writer stage computes
-//! each flow's Community ID once; an ICMP flow's record brings the type and
-//! code of its first packet for it.
+//! each flow's Community ID once.
 
 use crate::anomaly::AnomalyInterval;
 use crate::extract::FiveTupleKey;
@@ -27,9 +26,6 @@ pub struct FlowEnd {
     /// What reassembly and parsing did (absent for flows the pipeline kept
     /// no state for).
     pub summary: Option<FlowSummary>,
-    /// ICMP flows: the type and code of the first packet (noted by the
-    /// worker when an EVE output wants Community IDs).
-    pub icmp: Option<(u8, u8)>,
 }
 
 /// What every record of a flow says about the flow: enough to join records
@@ -100,13 +96,11 @@ impl Record {
         flow: &FlowRecord<FiveTupleKey>,
         reason: EndReason,
         summary: Option<&FlowSummary>,
-        icmp: Option<(u8, u8)>,
     ) -> Self {
         Self::Flow(FlowEnd {
             flow: *flow,
             reason,
             summary: summary.copied(),
-            icmp,
         })
     }
 }

@@ -20,7 +20,8 @@
 //!   reassembly ran) it is unset, as nothing is known about gaps.
 //! - `local_orig`, `local_resp` and `tunnel_parents` are unset (`-`, or
 //!   absent in JSON): the writer knows no local networks.
-//! - ICMP ports are 0 (Zeek puts the type and code there); ICMPv6 is
+//! - ICMP ports are the type and the counterpart type or code, as Zeek keys
+//!   ICMP connections (see [`crate::wire::IcmpMessage::flow_ports`]); ICMPv6 is
 //!   `icmp`, as in Zeek; other protocols are `unknown_transport`.
 
 use std::io::{self, Write};

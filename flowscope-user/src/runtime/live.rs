@@ -138,7 +138,6 @@ impl LiveCapture {
     /// says why).
     pub fn start(cfg: &CaptureConfig, run: &RunConfig) -> anyhow::Result<Self> {
         let outputs = Outputs::open(&run.outputs, run.files)?;
-        let community_id = outputs.wants_community_id();
         // Sized for the largest possible worker count; unused rings cost
         // only their allocation.
         let max_workers = if cfg.count_only { 0 } else { max_workers(cfg)? };
@@ -165,7 +164,6 @@ impl LiveCapture {
                     },
                     ..p.clone()
                 }),
-                community_id,
                 backpressure: Backpressure::Drop,
             };
             if run.decap {

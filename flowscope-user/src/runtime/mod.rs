@@ -17,7 +17,6 @@
 //! they copy under a mutex a few times per second (live), and the rings.
 
 mod config;
-mod icmp_first;
 #[cfg(target_os = "linux")]
 mod live;
 #[cfg(target_os = "linux")]

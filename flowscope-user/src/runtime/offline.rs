@@ -266,7 +266,7 @@ fn read_all<R: Read>(
 }
 
 /// Worker `index`'s settings.
-fn worker_config(run: &RunConfig, index: usize, community_id: bool) -> WorkerConfig {
+fn worker_config(run: &RunConfig, index: usize) -> WorkerConfig {
     WorkerConfig {
         pipeline: run.pipeline.as_ref().map(|p| PipelineConfig {
             tracker: TrackerConfig {
@@ -275,7 +275,6 @@ fn worker_config(run: &RunConfig, index: usize, community_id: bool) -> WorkerCon
             },
             ..p.clone()
         }),
-        community_id,
         backpressure: Backpressure::Wait,
     }
 }
@@ -317,12 +316,11 @@ where
     let mut reader = reader.interruptible();
     let reader = &mut reader;
     let outputs = Outputs::open(&cfg.run.outputs, cfg.run.files)?;
-    let community_id = outputs.wants_community_id();
     let n = cfg.workers.max(1);
     if n == 1 {
         let mut inline = Inline(FlowWorker::new(
             extractor(),
-            worker_config(&cfg.run, 0, community_id),
+            worker_config(&cfg.run, 0),
             outputs,
             None,
         ));
@@ -346,7 +344,7 @@ where
     let mut batch_rings = Vec::with_capacity(n);
     for (index, records) in producers.into_iter().enumerate() {
         let (tx, mut rx) = rtrb::RingBuffer::<Batch>::new(BATCH_RING);
-        let config = worker_config(&cfg.run, index, community_id);
+        let config = worker_config(&cfg.run, index);
         let handle = thread::Builder::new()
             .name(format!("fs-worker-{index}"))
             .spawn(move || {

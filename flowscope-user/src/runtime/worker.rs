@@ -7,7 +7,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::icmp_first::IcmpFirst;
 use super::out::{Backpressure, RecordOut, push_with};
 use super::shard::{Shard, TOP_FLOWS, TopFlow};
 use crate::extract::FiveTupleKey;
@@ -30,8 +29,6 @@ pub struct WorkerConfig {
     /// Its pipeline; `None` for a bare receiver that only counts frames
     /// (the capture benchmark's upper bound).
     pub pipeline: Option<PipelineConfig>,
-    /// Note what ICMP flows' Community IDs need (an EVE output is open).
-    pub community_id: bool,
     /// What to do when the way to the writer is full.
     pub backpressure: Backpressure,
 }
@@ -43,8 +40,6 @@ struct SinkState {
     dropped: u64,
     /// Heaviest flows of the interval (live workers with a shard).
     top: Option<[Option<TopFlow>; TOP_FLOWS]>,
-    /// ICMP flows' first type and code, when Community IDs are wanted.
-    icmp: Option<IcmpFirst>,
     backpressure: Backpressure,
 }
 
@@ -89,9 +84,6 @@ fn note_top(top: &mut [Option<TopFlow>; TOP_FLOWS], flow: &FlowRecord<FiveTupleK
 impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
     #[inline]
     fn event(&mut self, event: &FlowEvent<'_, FiveTupleKey>) {
-        if let Some(icmp) = &mut self.s.icmp {
-            icmp.observe(event);
-        }
         if let (Some(top), FlowEvent::Packet { flow, .. }) = (&mut self.s.top, event) {
             note_top(top, flow);
         }
@@ -121,8 +113,7 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
         reason: EndReason,
         summary: Option<&FlowSummary>,
     ) {
-        let icmp = self.s.icmp.as_mut().and_then(|i| i.take(flow, reason));
-        self.push(Record::flow(flow, reason, summary, icmp));
+        self.push(Record::flow(flow, reason, summary));
     }
 }
 
@@ -154,7 +145,6 @@ impl<E: FlowExtractor<Key = FiveTupleKey>, O: RecordOut> FlowWorker<E, O> {
             out,
             sink: SinkState {
                 top: shard.is_some().then_some([None; TOP_FLOWS]),
-                icmp: config.community_id.then(IcmpFirst::default),
                 backpressure: config.backpressure,
                 ..SinkState::default()
             },
@@ -272,7 +262,6 @@ mod tests {
         let (ring, _consumer) = rtrb::RingBuffer::<Record>::new(3);
         let config = WorkerConfig {
             pipeline: Some(PipelineConfig::default()),
-            community_id: false,
             backpressure: Backpressure::Drop,
         };
         let mut w = FlowWorker::new(FiveTuple::bidirectional(), config, ring, None);

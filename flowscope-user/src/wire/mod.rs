@@ -19,7 +19,9 @@ mod udp;
 
 pub use classify::{classify, steer_fields};
 pub use ethernet::{EthernetFrame, VlanTag};
-pub use icmp::IcmpMessage;
+pub use icmp::{
+    IcmpMessage, counterpart as icmp_counterpart, side_type_codes as icmp_side_type_codes,
+};
 pub use ipv4::Ipv4Packet;
 pub use ipv6::{Ipv6Fragment, Ipv6Packet, Ipv6Upper, walk_extension_headers};
 pub use link::{LoopbackHeader, Sll2Header, SllHeader};

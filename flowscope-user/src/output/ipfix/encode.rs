@@ -9,6 +9,8 @@
 //!
 //! Elements, in record order: `flowId`(148), source/destination address
 //! (8/12 or 27/28), `sourceTransportPort`(7), `destinationTransportPort`(11),
+//! `icmpTypeCodeIPv4`(32) or `icmpTypeCodeIPv6`(139) (type × 256 + code of
+//! the record's direction; 0 and the ports 0 for other protocols),
 //! `protocolIdentifier`(4), `ipVersion`(60), `vlanId`(58),
 //! `ingressInterface`(10), `flowStartMilliseconds`(152),
 //! `flowEndMilliseconds`(153), `octetDeltaCount`(1), `packetDeltaCount`(2),
@@ -30,8 +32,10 @@
 use std::net::IpAddr;
 
 use crate::extract::FiveTupleKey;
+use crate::extractor::L4Proto;
 use crate::tracker::{EndReason, FlowRecord, FlowSide, SideStats};
 use crate::view::Timestamp;
+use crate::wire::icmp_side_type_codes;
 
 /// The Private Enterprise Number of RFC 5103 reverse information elements.
 pub const REVERSE_PEN: u32 = 29305;
@@ -69,17 +73,19 @@ type Field = (u16, u16, Option<u32>);
 
 /// Index in [`common_fields`] of the forward counters (`octetDeltaCount`);
 /// biflow templates insert [`REVERSE_FIELDS`] there.
-const COUNTERS_AT: usize = 11;
+const COUNTERS_AT: usize = 12;
 
 /// The common part of every template; the two address fields are inserted.
-const fn common_fields(v6: bool) -> [Field; 15] {
+const fn common_fields(v6: bool) -> [Field; 16] {
     let (src, dst, alen) = if v6 { (27, 28, 16) } else { (8, 12, 4) };
+    let icmp = if v6 { 139 } else { 32 };
     [
         (148, 8, None),
         (src, alen, None),
         (dst, alen, None),
         (7, 2, None),
         (11, 2, None),
+        (icmp, 2, None),
         (4, 1, None),
         (60, 1, None),
         (58, 2, None),
@@ -103,7 +109,7 @@ const REVERSE_FIELDS: [Field; 3] = [
 /// Length of one data record.
 const fn record_len(mode: IpfixMode, v6: bool) -> usize {
     let addrs = if v6 { 32 } else { 8 };
-    let common = 8 + addrs + 2 + 2 + 1 + 1 + 2 + 4 + 8 + 8 + 8 + 8 + 2 + 1;
+    let common = 8 + addrs + 2 + 2 + 2 + 1 + 1 + 2 + 4 + 8 + 8 + 8 + 8 + 2 + 1;
     match mode {
         IpfixMode::Biflow => common + 8 + 8 + 2,
         IpfixMode::Unidirectional => common,
@@ -179,6 +185,9 @@ pub struct IpfixFlow {
     pub src_port: u16,
     /// Responder port.
     pub dst_port: u16,
+    /// ICMP and ICMPv6 (whose ports are 0 here): type × 256 + code sent by
+    /// the initiator, then by the responder; 0 for other protocols.
+    pub icmp_type_code: [u16; 2],
     /// IP protocol number.
     pub proto: u8,
     /// Outermost VLAN ID (0 = untagged).
@@ -200,12 +209,19 @@ impl IpfixFlow {
     /// `ingress_interface`.
     pub fn new(flow: &FlowRecord<FiveTupleKey>, reason: EndReason, ingress_interface: u32) -> Self {
         let k = flow.key.oriented(flow.initiator);
+        let (mut src_port, mut dst_port, mut icmp_type_code) = (k.src_port(), k.dst_port(), [0; 2]);
+        if let L4Proto::Icmp | L4Proto::IcmpV6 = flow.l4 {
+            let sides = icmp_side_type_codes(src_port, dst_port, flow.l4 == L4Proto::IcmpV6);
+            icmp_type_code = sides.map(|(t, c)| u16::from_be_bytes([t, c]));
+            (src_port, dst_port) = (0, 0);
+        }
         Self {
             flow_id: flow.flow_id,
             src: k.src_ip(),
             dst: k.dst_ip(),
-            src_port: k.src_port(),
-            dst_port: k.dst_port(),
+            src_port,
+            dst_port,
+            icmp_type_code,
             proto: k.protocol(),
             vlan: flow.vlan[0],
             ingress_interface,
@@ -383,10 +399,10 @@ impl MessageEncoder {
     /// The common elements before the counters, endpoints swapped when
     /// `reversed`.
     fn write_head(&mut self, f: &IpfixFlow, reversed: bool, start_ms: u64, end_ms: u64) {
-        let (src, dst, sp, dp) = if reversed {
-            (f.dst, f.src, f.dst_port, f.src_port)
+        let (src, dst, sp, dp, icmp) = if reversed {
+            (f.dst, f.src, f.dst_port, f.src_port, f.icmp_type_code[1])
         } else {
-            (f.src, f.dst, f.src_port, f.dst_port)
+            (f.src, f.dst, f.src_port, f.dst_port, f.icmp_type_code[0])
         };
         self.put_u64(f.flow_id);
         for a in [src, dst] {
@@ -397,6 +413,7 @@ impl MessageEncoder {
         }
         self.buf.extend_from_slice(&sp.to_be_bytes());
         self.buf.extend_from_slice(&dp.to_be_bytes());
+        self.buf.extend_from_slice(&icmp.to_be_bytes());
         self.buf.push(f.proto);
         self.buf.push(if f.is_v6() { 6 } else { 4 });
         self.buf.extend_from_slice(&f.vlan.to_be_bytes());
@@ -440,6 +457,7 @@ mod tests {
             dst,
             src_port: 1234,
             dst_port: 80,
+            icmp_type_code: [0; 2],
             proto: 6,
             vlan: 0,
             ingress_interface: 0,
@@ -542,6 +560,38 @@ mod tests {
         assert_eq!(value((1, 0)), 300u64.to_be_bytes());
         assert_eq!(value((136, 0)), [3]);
         assert_eq!(value((8, 0)), [192, 0, 2, 1]);
+    }
+
+    #[test]
+    fn icmp_type_code_follows_the_direction() {
+        let mut f = flow(false, 2);
+        (f.proto, f.src_port, f.dst_port) = (1, 0, 0);
+        // Timestamp request (13) and reply (14).
+        f.icmp_type_code = [0x0d00, 0x0e00];
+        let mut e = MessageEncoder::new(IpfixMode::Biflow, 1, 1500);
+        let rec = decode_first(e.encode(&[f], true, 0));
+        let value = |ie| {
+            rec.iter()
+                .find(|r| r.0 == ie && r.1 == 0)
+                .unwrap()
+                .2
+                .clone()
+        };
+        assert_eq!(value(32), [13, 0]);
+        assert_eq!((value(7), value(11)), (vec![0, 0], vec![0, 0]));
+        // One record per direction: the responder's is the reply's.
+        let mut u = MessageEncoder::new(IpfixMode::Unidirectional, 1, 1500);
+        let msg = u.encode(&[f], true, 0).to_vec();
+        let first = decode_first(&msg);
+        let len: usize = first.iter().map(|r| r.2.len()).sum();
+        let at = msg.len() - len;
+        let icmp_at = first
+            .iter()
+            .take_while(|r| r.0 != 32)
+            .map(|r| r.2.len())
+            .sum::<usize>();
+        assert_eq!(msg[at + icmp_at..at + icmp_at + 2], [14, 0]);
+        assert_eq!(first.iter().find(|r| r.0 == 32).unwrap().2, [13, 0]);
     }
 
     #[test]
