@@ -277,6 +277,7 @@ proptest! {
                     http_user_agent: Some("props/1".into()),
                     http_content_type: Some("text/plain".into()),
                     length: e.body as u64,
+                    ..HttpRecord::default()
                 })
             })
             .collect();

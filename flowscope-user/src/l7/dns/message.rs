@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use simple_dns::rdata::RData;
 use simple_dns::{Packet, PacketFlag, RCODE};
 
-use super::{DnsAnswer, DnsKind, DnsRecord};
+use super::{DNS_EVE_VERSION, DnsAnswer, DnsKind, DnsRecord};
 
 /// Smallest wire size of a question (root name, type, class).
 const MIN_QUESTION_BYTES: usize = 5;
@@ -99,13 +99,27 @@ pub(super) fn parse(msg: &[u8]) -> Result<DnsRecord, Malformed> {
     let packet = Packet::parse(msg).map_err(|_| Malformed)?;
     let response = packet.has_flags(PacketFlag::RESPONSE);
     let question = packet.questions.first();
+    let flags = msg
+        .get(2..)
+        .and_then(|b| b.first_chunk::<2>())
+        .map_or(0, |b| u16::from_be_bytes(*b));
+    let answer_flag = |bit: u16| response && flags & bit != 0;
     let mut record = DnsRecord {
+        version: DNS_EVE_VERSION,
         kind: if response {
             DnsKind::Answer
         } else {
             DnsKind::Query
         },
         id: packet.id(),
+        flags: response.then(|| format!("{flags:x}")),
+        qr: answer_flag(0x8000),
+        aa: answer_flag(0x0400),
+        tc: answer_flag(0x0200),
+        rd: answer_flag(0x0100),
+        ra: answer_flag(0x0080),
+        z: flags & 0x0040 != 0,
+        opcode: ((flags >> 11) & 0xf) as u8,
         rrname: question.map(|q| q.qname.to_string()),
         rrtype: question.map(|q| type_name(q.qtype.into())),
         rcode: response.then(|| rcode_name(packet.rcode())),

@@ -43,14 +43,45 @@ pub struct DnsAnswer {
     pub rdata: Option<String>,
 }
 
-/// One DNS message, in Suricata EVE `dns` names.
+/// The EVE DNS format version of [`DnsRecord`]: Suricata's version 2
+/// (one record per message, the first question's name and type at the top).
+pub const DNS_EVE_VERSION: u8 = 2;
+
+/// One DNS message, in Suricata EVE `dns` names (version 2 records: an
+/// answer carries the header flags as Suricata writes them, `flags` in hex
+/// and one boolean per flag that is set).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DnsRecord {
+    /// [`DNS_EVE_VERSION`].
+    pub version: u8,
     /// `query` or `answer`.
     #[serde(rename = "type")]
     pub kind: DnsKind,
     /// Transaction ID.
     pub id: u16,
+    /// The header's flags field in lowercase hex, unpadded (answers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flags: Option<String>,
+    /// Response (answers only, when set).
+    #[serde(skip_serializing_if = "is_false")]
+    pub qr: bool,
+    /// Authoritative answer (answers only, when set).
+    #[serde(skip_serializing_if = "is_false")]
+    pub aa: bool,
+    /// Truncated (answers only, when set).
+    #[serde(skip_serializing_if = "is_false")]
+    pub tc: bool,
+    /// Recursion desired (answers only, when set).
+    #[serde(skip_serializing_if = "is_false")]
+    pub rd: bool,
+    /// Recursion available (answers only, when set).
+    #[serde(skip_serializing_if = "is_false")]
+    pub ra: bool,
+    /// The reserved Z bit (when set).
+    #[serde(skip_serializing_if = "is_false")]
+    pub z: bool,
+    /// Operation code (0: standard query).
+    pub opcode: u8,
     /// Name of the first question.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rrname: Option<String>,
@@ -63,6 +94,14 @@ pub struct DnsRecord {
     /// Answer section.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub answers: Vec<DnsAnswer>,
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Limits of one DNS parser.

@@ -45,8 +45,24 @@ fn datagrams_correlate_by_id_with_a_bounded_table() {
     let q = serde_json::to_value(L7Record::Dns(out[0].clone())).unwrap();
     assert_eq!(
         q,
-        serde_json::json!({"dns": {"type": "query", "id": 1, "rrname": "www.example.com", "rrtype": "A"}})
+        serde_json::json!({"dns": {"version": 2, "type": "query", "id": 1, "opcode": 0,
+            "rrname": "www.example.com", "rrtype": "A"}})
     );
+    // Suricata's v2 answer header: flags 0x8180 in hex, QR, RD and RA set.
+    let a = &json["dns"];
+    assert_eq!(
+        (&a["version"], &a["flags"], &a["opcode"]),
+        (
+            &serde_json::json!(2),
+            &serde_json::json!("8180"),
+            &serde_json::json!(0)
+        )
+    );
+    assert_eq!(
+        (&a["qr"], &a["rd"], &a["ra"]),
+        (&true.into(), &true.into(), &true.into())
+    );
+    assert!(a.get("aa").is_none() && a.get("tc").is_none() && a.get("z").is_none());
 }
 
 fn run_tcp(steps: &[(Side, &[u8])]) -> Vec<DnsRecord> {

@@ -39,6 +39,9 @@ pub(super) struct RequestHead {
     pub protocol: Option<String>,
     pub host: Option<String>,
     pub user_agent: Option<String>,
+    pub referer: Option<String>,
+    /// `X-Forwarded-For`.
+    pub xff: Option<String>,
     pub framing: Framing,
 }
 
@@ -55,6 +58,8 @@ pub(super) struct ResponseHead {
 struct Fields {
     host: Option<String>,
     user_agent: Option<String>,
+    referer: Option<String>,
+    xff: Option<String>,
     content_type: Option<String>,
     framing: Framing,
 }
@@ -71,6 +76,10 @@ fn read_fields(headers: &[Header<'_>]) -> Fields {
             f.host = Some(text(h.value));
         } else if name.eq_ignore_ascii_case("user-agent") {
             f.user_agent = Some(text(h.value));
+        } else if name.eq_ignore_ascii_case("referer") {
+            f.referer = Some(text(h.value));
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            f.xff = Some(text(h.value));
         } else if name.eq_ignore_ascii_case("content-type") {
             f.content_type = Some(text(h.value));
         } else if name.eq_ignore_ascii_case("content-length") {
@@ -107,6 +116,8 @@ pub(super) fn parse_request(buf: &[u8]) -> Parsed<RequestHead> {
                     protocol: version_text(req.version),
                     host: f.host,
                     user_agent: f.user_agent,
+                    referer: f.referer,
+                    xff: f.xff,
                     framing: f.framing,
                 },
             )
@@ -162,6 +173,8 @@ fn parse_lenient_request(buf: &[u8]) -> Parsed<RequestHead> {
                     protocol: version.map(text),
                     host: f.host,
                     user_agent: f.user_agent,
+                    referer: f.referer,
+                    xff: f.xff,
                     framing: f.framing,
                 },
             )
@@ -235,7 +248,7 @@ mod tests {
     #[test]
     fn request_head_fields() {
         let raw = b"POST /up?x=1 HTTP/1.1\r\nHost: example.org:8080\r\nUser-Agent: curl/8\r\n\
-Content-Length: 12\r\nTransfer-Encoding: gzip, chunked\r\n\r\nbody";
+Referer: http://example.org/\r\nX-Forwarded-For: 192.0.2.7\r\nContent-Length: 12\r\nTransfer-Encoding: gzip, chunked\r\n\r\nbody";
         let Parsed::Complete(len, head) = parse_request(raw) else {
             panic!("not parsed")
         };
@@ -245,6 +258,8 @@ Content-Length: 12\r\nTransfer-Encoding: gzip, chunked\r\n\r\nbody";
         assert_eq!(head.protocol.as_deref(), Some("HTTP/1.1"));
         assert_eq!(head.host.as_deref(), Some("example.org:8080"));
         assert_eq!(head.user_agent.as_deref(), Some("curl/8"));
+        assert_eq!(head.referer.as_deref(), Some("http://example.org/"));
+        assert_eq!(head.xff.as_deref(), Some("192.0.2.7"));
         assert_eq!(
             head.framing,
             Framing {

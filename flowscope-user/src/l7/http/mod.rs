@@ -41,9 +41,16 @@ use crate::session::{RecordSink, Side};
 /// One request/response exchange, in Suricata EVE `http` names.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct HttpRecord {
-    /// `Host` header of the request, as sent (port included).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `Host` header of the request, as sent (port included; EVE writes
+    /// the host part, as Suricata, and the port as `http_port`).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_host"
+    )]
     pub hostname: Option<String>,
+    /// The port the `Host` header names, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_port: Option<u16>,
     /// Request target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -59,11 +66,41 @@ pub struct HttpRecord {
     /// `User-Agent` header of the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_user_agent: Option<String>,
+    /// `Referer` header of the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_refer: Option<String>,
+    /// `X-Forwarded-For` header of the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xff: Option<String>,
     /// `Content-Type` header of the response.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_content_type: Option<String>,
     /// Response body bytes seen (after de-chunking; gaps inside it included).
     pub length: u64,
+}
+
+/// A `Host` header's host and port: `example.org:8080` is
+/// (`example.org`, 8080), `[2001:db8::1]:80` is (`[2001:db8::1]`, 80); a
+/// value without a valid port is all host.
+fn split_host(value: &str) -> (&str, Option<u16>) {
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.ends_with(']') => match port.parse() {
+            Ok(p) => (host, Some(p)),
+            Err(_) => (value, None),
+        },
+        _ => (value, None),
+    }
+}
+
+#[expect(
+    clippy::ref_option,
+    reason = "serde's serialize_with passes a reference"
+)]
+fn serialize_host<S: serde::Serializer>(host: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match host {
+        Some(h) => s.serialize_str(split_host(h).0),
+        None => s.serialize_none(),
+    }
 }
 
 /// Limits of one HTTP parser.
@@ -479,11 +516,14 @@ fn request_head(
                 p.unanswered(out);
             }
             p.pending.push_back(HttpRecord {
+                http_port: h.host.as_deref().and_then(|v| split_host(v).1),
                 hostname: h.host,
                 url: h.uri,
                 http_method: Some(h.method),
                 protocol: h.protocol,
                 http_user_agent: h.user_agent,
+                http_refer: h.referer,
+                xff: h.xff,
                 ..HttpRecord::default()
             });
             *phase = body_of(h.framing, false).map_or(Phase::Head, Phase::Body);

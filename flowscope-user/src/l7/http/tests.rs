@@ -61,6 +61,33 @@ fn one_exchange_has_every_field() {
     );
 }
 
+/// Suricata's names: the Host header's host part as `hostname` and its
+/// port as `http_port`, `Referer` as `http_refer`, `X-Forwarded-For` as
+/// `xff`.
+#[test]
+fn host_port_referer_and_forwarded_for() {
+    let req = b"GET / HTTP/1.1\r\nHost: h.example:8080\r\nReferer: http://r.example/x\r\n\
+X-Forwarded-For: 192.0.2.9, 198.51.100.1\r\n\r\n";
+    let resp = b"HTTP/1.1 204 No Content\r\n\r\n";
+    let got = assert_split_invariant(&[(C, req), (S, resp)]);
+    let json = serde_json::to_value(L7Record::Http(got[0].clone())).unwrap();
+    let http = &json["http"];
+    assert_eq!(http["hostname"], "h.example");
+    assert_eq!(http["http_port"], 8080);
+    assert_eq!(http["http_refer"], "http://r.example/x");
+    assert_eq!(http["xff"], "192.0.2.9, 198.51.100.1");
+    // The record keeps the header as sent (Zeek's http.log `host`).
+    assert_eq!(got[0].hostname.as_deref(), Some("h.example:8080"));
+    for (value, host, port) in [
+        ("[2001:db8::1]:81", "[2001:db8::1]", Some(81)),
+        ("[2001:db8::1]", "[2001:db8::1]", None),
+        ("2001:db8::1", "2001:db8::1", None),
+        ("h.example:x", "h.example:x", None),
+    ] {
+        assert_eq!(super::split_host(value), (host, port), "{value}");
+    }
+}
+
 #[test]
 fn pipelined_requests_pair_in_order_with_every_framing() {
     let reqs = b"GET /1 HTTP/1.1\r\nHost: h.example\r\n\r\n\

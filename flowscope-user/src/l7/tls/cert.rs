@@ -1,5 +1,8 @@
 //! The fields of a server certificate the record shows, read with
-//! `x509-parser`: subject and issuer distinguished names, validity bounds.
+//! `x509-parser`: subject and issuer distinguished names, serial number,
+//! validity bounds; and its SHA-1 fingerprint. Serial and fingerprint are
+//! written as Suricata writes them: bytes in hex separated by colons,
+//! upper case for the serial, lower case for the fingerprint.
 
 use x509_parser::parse_x509_certificate;
 use x509_parser::time::ASN1Time;
@@ -9,6 +12,10 @@ use x509_parser::time::ASN1Time;
 pub(super) struct CertInfo {
     pub subject: String,
     pub issuer: String,
+    /// Serial number bytes, `0A:1B:…`.
+    pub serial: String,
+    /// SHA-1 of the DER certificate, `0a:1b:…`.
+    pub fingerprint: String,
     /// `YYYY-MM-DDTHH:MM:SS`, UTC, as Suricata prints it.
     pub not_before: String,
     pub not_after: String,
@@ -21,9 +28,27 @@ pub(super) fn parse(der: &[u8]) -> Option<CertInfo> {
     Some(CertInfo {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
+        serial: hex_colons(cert.tbs_certificate.raw_serial(), b"0123456789ABCDEF"),
+        fingerprint: hex_colons(
+            &sha1_smol::Sha1::from(der).digest().bytes(),
+            b"0123456789abcdef",
+        ),
         not_before: utc(validity.not_before),
         not_after: utc(validity.not_after),
     })
+}
+
+/// `bytes` in hex with `digits`, separated by colons.
+fn hex_colons(bytes: &[u8], digits: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            s.push(':');
+        }
+        s.push(char::from(digits[usize::from(b >> 4)]));
+        s.push(char::from(digits[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 /// Formats a time as `YYYY-MM-DDTHH:MM:SS` (civil-from-days conversion).

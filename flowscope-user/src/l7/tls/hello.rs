@@ -32,6 +32,8 @@ pub(in crate::l7) struct ClientHello {
     /// Legacy `client_version`.
     pub version: u16,
     pub ciphers: Vec<u16>,
+    /// Legacy session ID (empty when none).
+    pub session_id: Vec<u8>,
     /// Extension types in wire order.
     pub extensions: Vec<u16>,
     pub groups: Vec<u16>,
@@ -51,6 +53,8 @@ pub(super) struct ServerHello {
     /// Legacy `server_version`.
     pub version: u16,
     pub cipher: u16,
+    /// Legacy session ID echo (empty when none).
+    pub session_id: Vec<u8>,
     pub extensions: Vec<u16>,
     /// `supported_versions` selection (TLS 1.3).
     pub selected_version: Option<u16>,
@@ -84,6 +88,7 @@ pub(in crate::l7) fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
     let mut out = ClientHello {
         version: ch.version.0,
         ciphers: ch.ciphers.iter().map(|c| c.0).collect(),
+        session_id: ch.session_id.unwrap_or_default().to_vec(),
         ..ClientHello::default()
     };
     for (ty, whole) in walk_extensions(ch.ext.unwrap_or_default()) {
@@ -131,6 +136,7 @@ pub(super) fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
     let mut out = ServerHello {
         version: sh.version.0,
         cipher: sh.cipher.0,
+        session_id: sh.session_id.unwrap_or_default().to_vec(),
         ..ServerHello::default()
     };
     for (ty, whole) in walk_extensions(sh.ext.unwrap_or_default()) {

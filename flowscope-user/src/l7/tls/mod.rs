@@ -43,15 +43,30 @@ pub struct TlsRecord {
     /// JA4 client fingerprint.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ja4: Option<String>,
-    /// Protocols the client offered (ALPN), in its order.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Protocols the client offered (ALPN), in its order (Suricata's
+    /// `client_alpns`).
+    #[serde(rename = "client_alpns", skip_serializing_if = "Vec::is_empty")]
     pub alpn: Vec<String>,
+    /// The protocol the server chose (ALPN; Suricata's `server_alpns`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server_alpns: Vec<String>,
     /// Subject DN of the server's first certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// Issuer DN of that certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issuerdn: Option<String>,
+    /// Its serial number (`0A:1B:…`, as Suricata writes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// SHA-1 of it (`0a:1b:…`, as Suricata writes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// The server resumed the client's session (TLS 1.2 and before: it
+    /// echoed the client's non-empty session ID), as Suricata marks it;
+    /// absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_resumed: Option<bool>,
     /// Start of its validity, `YYYY-MM-DDTHH:MM:SS` UTC.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notbefore: Option<String>,
@@ -158,6 +173,8 @@ impl Half {
 struct Summary {
     record: TlsRecord,
     client_version: Option<u16>,
+    /// The ClientHello's session ID, to tell a resumption.
+    client_session_id: Vec<u8>,
     server_version: Option<u16>,
     seen: bool,
     emitted: bool,
@@ -339,6 +356,7 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
                     s.record.sni = ch.sni.clone();
                     s.record.ja3 = Some(fingerprint::ja3(&ch));
                     s.record.ja4 = Some(fingerprint::ja4(&ch, 't'));
+                    s.client_session_id = ch.session_id;
                     s.record.alpn = ch.alpn;
                 }
                 None => s.counters.malformed += 1,
@@ -350,6 +368,13 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
                 let version = sh.selected_version.unwrap_or(sh.version);
                 s.server_version = Some(version);
                 s.record.ja3s = Some(fingerprint::ja3s(&sh));
+                s.record.server_alpns = sh.alpn.clone().into_iter().collect();
+                if version < 0x0304
+                    && !sh.session_id.is_empty()
+                    && sh.session_id == s.client_session_id
+                {
+                    s.record.session_resumed = Some(true);
+                }
                 if version >= 0x0304 {
                     // The rest of a TLS 1.3 server flight is encrypted.
                     *active = false;
@@ -373,6 +398,8 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
                     s.counters.certificates += 1;
                     s.record.subject = Some(info.subject);
                     s.record.issuerdn = Some(info.issuer);
+                    s.record.serial = Some(info.serial);
+                    s.record.fingerprint = Some(info.fingerprint);
                     s.record.notbefore = Some(info.not_before);
                     s.record.notafter = Some(info.not_after);
                 }

@@ -38,6 +38,12 @@ fn records(ty: u8, payload: &[u8], max: usize) -> Vec<u8> {
     out
 }
 
+/// `openssl x509 -inform der -noout -serial -fingerprint -sha1` of
+/// [`CERT_HEX`]: `serial=07`, `8F:EC:…:09` (Suricata writes the
+/// fingerprint in lower case).
+const CERT_SERIAL: &str = "07";
+const CERT_SHA1: &str = "8f:ec:6d:a4:eb:a9:e6:61:11:0c:42:7f:99:ac:c7:63:0d:28:00:09";
+
 fn certificate_message() -> Vec<u8> {
     let der = unhex(CERT_HEX);
     let mut list = (der.len() as u32).to_be_bytes()[1..].to_vec();
@@ -92,8 +98,12 @@ fn expected_1_2() -> TlsRecord {
         }),
         ja4: Some("t13d0307h2_58a34ed92d94_38dbf9c86be1".into()),
         alpn: vec!["h2".into(), "http/1.1".into()],
+        server_alpns: vec!["h2".into()],
         subject: Some("C=US, O=Flowscope Test, CN=example.com".into()),
         issuerdn: Some("C=US, O=Flowscope Test, CN=example.com".into()),
+        serial: Some(CERT_SERIAL.into()),
+        fingerprint: Some(CERT_SHA1.into()),
+        session_resumed: None,
         notbefore: Some("2026-11-25T18:12:01".into()),
         notafter: Some("2036-11-22T18:12:01".into()),
     }
@@ -126,7 +136,10 @@ fn handshake_messages_split_across_records() {
         json["tls"]["issuerdn"],
         "C=US, O=Flowscope Test, CN=example.com"
     );
-    assert_eq!(json["tls"]["alpn"], serde_json::json!(["h2", "http/1.1"]));
+    assert_eq!(
+        json["tls"]["client_alpns"],
+        serde_json::json!(["h2", "http/1.1"])
+    );
 }
 
 #[test]
