@@ -55,8 +55,14 @@ fn scan_interval() -> AnomalyInterval {
 }
 
 fn eve(i: &AnomalyInterval) -> String {
-    let mut encoder = flowscope::output::EveEncoder::new();
+    // Intervals have a shape of flowscope's own: written with the extras only.
     let record = flowscope::output::Record::Interval(Box::new(i.clone()));
+    let mut plain = flowscope::output::EveEncoder::new();
+    assert!(plain.encode(&record, None).unwrap().is_empty());
+    let mut encoder = flowscope::output::EveEncoder::with_options(flowscope::output::EveOptions {
+        extras: true,
+        in_iface: None,
+    });
     String::from_utf8(encoder.encode(&record, None).unwrap().to_vec()).unwrap()
 }
 
@@ -65,7 +71,7 @@ fn eve_record_is_byte_exact() {
     assert_eq!(
         eve(&scan_interval()),
         concat!(
-            r#"{"timestamp":"2024-05-01T12:00:10.000000Z","event_type":"anomaly","interval_s":10.0,"#,
+            r#"{"timestamp":"2024-05-01T12:00:10.000000+0000","event_type":"anomaly","interval_s":10.0,"#,
             r#""anomalies":{"ttl_low":4,"tcp_xmas":30},"#,
             r#""indicators":{"syn":12000,"syn_ack":3000,"rst":9000,"icmp_unreachable":0},"#,
             r#""syn_half_open_ratio":0.75,"#,
@@ -88,7 +94,7 @@ fn quiet_interval_has_no_ratio_and_empty_lists() {
     assert_eq!(
         eve(&quiet),
         concat!(
-            r#"{"timestamp":"2024-05-01T12:00:10.250000Z","event_type":"anomaly","interval_s":1.5,"#,
+            r#"{"timestamp":"2024-05-01T12:00:10.250000+0000","event_type":"anomaly","interval_s":1.5,"#,
             r#""anomalies":{},"indicators":{"syn":0,"syn_ack":0,"rst":0,"icmp_unreachable":2},"#,
             r#""top_syn_targets":[],"top_port_scanners":[]}"#,
             "\n"

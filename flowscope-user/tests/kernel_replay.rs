@@ -10,7 +10,9 @@
 //! anomaly intervals, which carry no flow) are left out. The captures
 //! chosen have every frame within the veth's MTU and last less than any
 //! idle timeout, so no timer ends a flow on one side only; ICMP flows check
-//! that the live Community ID has the ICMP type and code.
+//! that live keys ICMP by type and code as offline does. Every record of
+//! both runs validates against Suricata's EVE schema, and every live one
+//! names the capture interface (`in_iface`), which offline records lack.
 
 mod common;
 
@@ -86,7 +88,8 @@ fn send(bed: &TestBed, frames: Vec<Vec<u8>>) {
 }
 
 /// Records by flow (five-tuple and rank among the flows of that
-/// five-tuple), each without its flow ID and times, in output order.
+/// five-tuple), each without its flow ID, interface and times, in output
+/// order.
 fn by_flow(text: &str) -> BTreeMap<String, Vec<String>> {
     let records: Vec<Value> = text
         .lines()
@@ -98,7 +101,7 @@ fn by_flow(text: &str) -> BTreeMap<String, Vec<String>> {
         format!(
             "{} {}:{} {}:{}",
             r["proto"], r["src_ip"], r["src_port"], r["dest_ip"], r["dest_port"]
-        )
+        ) + &format!(" {}/{}", r["icmp_type"], r["icmp_code"])
     };
     for r in &records {
         let ids = rank.entry(tuple(r)).or_default();
@@ -115,6 +118,7 @@ fn by_flow(text: &str) -> BTreeMap<String, Vec<String>> {
         if let Some(o) = r.as_object_mut() {
             o.remove("flow_id");
             o.remove("timestamp");
+            o.remove("in_iface");
         }
         if let Some(f) = r.get_mut("flow").and_then(Value::as_object_mut) {
             for k in ["start", "end", "age"] {
@@ -169,6 +173,16 @@ fn replay(name: &str) {
         .output()
         .unwrap();
     assert!(o.status.success(), "{name}: read");
+    common::eve_schema::assert_valid(&format!("{name} live"), std::slice::from_ref(&live_eve));
+    common::eve_schema::assert_valid(
+        &format!("{name} offline"),
+        std::slice::from_ref(&offline_eve),
+    );
+    for r in common::eve_schema::records(&live_eve) {
+        if r.get("flow_id").is_some() {
+            assert_eq!(r["in_iface"], bed.cap_if.as_str(), "{name}: {r}");
+        }
+    }
     let live = by_flow(&std::fs::read_to_string(&live_eve).unwrap());
     let offline = by_flow(&std::fs::read_to_string(&offline_eve).unwrap());
     std::fs::remove_dir_all(&dir).unwrap();

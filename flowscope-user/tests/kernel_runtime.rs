@@ -19,7 +19,7 @@ use common::scrape::{get, promtool_accepts, scrape};
 use common::{fsgen, kernel_tests_enabled, netns::TestBed};
 use flowscope::capture::{Capture, CaptureConfig, FrameCtx, FrameHandler, RingSizes, WorkerStats};
 use flowscope::obs::Log2Histogram;
-use flowscope::output::{FileOptions, OutputSpec};
+use flowscope::output::{EveOptions, FileOptions, OutputSpec};
 use flowscope::runtime::{LiveCapture, LiveSnapshot, MetricsServer, RunConfig, prometheus};
 use flowscope_common::Counter;
 
@@ -173,6 +173,11 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
             files: FileOptions {
                 append: true,
                 ..FileOptions::default()
+            },
+            // The tracker's flow IDs say which worker wrote a record.
+            eve: EveOptions {
+                extras: true,
+                in_iface: None,
             },
             ..RunConfig::default()
         };
@@ -348,9 +353,11 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
             ),
             (Some(f.bytes_ab), Some(f.bytes_ba))
         );
-        assert_eq!(flow["reason"], "force_closed");
+        assert_eq!(flow["reason"], "shutdown");
+        assert_eq!(r["end_reason"], "force_closed");
+        assert_eq!(r["in_iface"], bed.cap_if.as_str());
         // Worker w serves queue w / S; its flow ids carry w in the top bits.
-        let worker = r["flow_id"].as_u64().unwrap() >> 48;
+        let worker = r["tracker_flow_id"].as_u64().unwrap() >> 48;
         assert_eq!(
             worker as u32 / S,
             f.queue,

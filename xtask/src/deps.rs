@@ -1,7 +1,7 @@
 //! `cargo xtask deps`: checks the build and test toolchain and installs only
 //! what is missing (Debian packages, the nightly's `rust-src`,
-//! `bpf-linker` built against the nightly's LLVM major, and virtme-ng for
-//! the kernel matrix's VM).
+//! `bpf-linker` built against the nightly's LLVM major, virtme-ng for the
+//! kernel matrix's VM, and jsonschema for the EVE schema test).
 
 use std::process::{Command, Stdio};
 
@@ -14,6 +14,9 @@ pub const LLVM_MAJOR: u32 = 22;
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// virtme-ng (PyPI), which boots the kernel matrix's VM.
 const VIRTME_NG_VERSION: &str = "1.42";
+/// jsonschema (PyPI), which checks EVE records against Suricata's schema
+/// (Draft 7) in `tests/eve_schema.rs`, as Suricata's own tests do.
+const JSONSCHEMA_VERSION: &str = "4.26.0";
 
 /// Debian packages: C toolchain for libxdp/libbpf (xsk-rs), LLVM for
 /// bpf-linker, the network tools of the tests (OpenSSH for the SSH sessions
@@ -134,7 +137,27 @@ pub fn ensure(verbosity: Verbosity) -> Result<()> {
             install_virtme_ng()?;
         }
     }
+
+    match pip_version("jsonschema") {
+        Some(version) if version == JSONSCHEMA_VERSION => {
+            say(format!("ok      jsonschema {version}"));
+        }
+        found => {
+            let state = found.map_or("not installed".to_owned(), |v| format!("{v} installed"));
+            println!("install jsonschema {JSONSCHEMA_VERSION} with pip ({state})");
+            pip_install("jsonschema", JSONSCHEMA_VERSION)?;
+        }
+    }
     Ok(())
+}
+
+/// The version of the Python package `name` that `python3` imports.
+fn pip_version(name: &str) -> Option<String> {
+    let out = cmd::stdout(Command::new("python3").args([
+        "-c",
+        &format!("import importlib.metadata as m\nprint(m.version('{name}'))"),
+    ]))?;
+    Some(out.trim().to_owned())
 }
 
 /// The installed virtme-ng's version and the directory of its `vng`
@@ -175,15 +198,21 @@ pub fn vng() -> Result<std::path::PathBuf> {
     }
 }
 
-/// `python3 -m pip install virtme-ng==VERSION`; where the Python is the
-/// distribution's own (PEP 668 marker), pip must be told that it may.
+/// `python3 -m pip install virtme-ng==VERSION`.
 fn install_virtme_ng() -> Result<()> {
+    pip_install("virtme-ng", VIRTME_NG_VERSION)?;
+    vng().map(drop)
+}
+
+/// `python3 -m pip install NAME==VERSION`; where the Python is the
+/// distribution's own (PEP 668 marker), pip must be told that it may.
+fn pip_install(name: &str, version: &str) -> Result<()> {
     let managed = cmd::stdout(Command::new("python3").args([
         "-c",
         "import os, sysconfig\n\
          print(os.path.exists(os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')))",
     ]))
-    .context("python3 not found: the kernel matrix's VM needs virtme-ng, a Python tool")?;
+    .with_context(|| format!("python3 not found: {name} is a Python package"))?;
     let mut pip = Command::new("python3");
     pip.args([
         "-m",
@@ -192,15 +221,16 @@ fn install_virtme_ng() -> Result<()> {
         "--quiet",
         "--root-user-action=ignore",
     ])
-    .arg(format!("virtme-ng=={VIRTME_NG_VERSION}"))
+    .arg(format!("{name}=={version}"))
     .stdin(Stdio::null());
     if managed.trim() == "True" {
         pip.arg("--break-system-packages");
     }
-    cmd::run(&mut pip).context(
-        "installing virtme-ng failed: is pip there (`python3 -m pip --version`; Debian: python3-pip)?",
-    )?;
-    vng().map(drop)
+    cmd::run(&mut pip).with_context(|| {
+        format!(
+            "installing {name} failed: is pip there (`python3 -m pip --version`; Debian: python3-pip)?"
+        )
+    })
 }
 
 /// Packages of [`APT_PACKAGES`] that are not installed.

@@ -2,11 +2,12 @@
 //! offenders, as an EVE record (written by [`crate::output::eve`]) and as
 //! one line of text.
 //!
-//! EVE record (one line; `anomalies` lists the non-zero kinds in bit order,
-//! `syn_half_open_ratio` appears when the interval saw a SYN):
+//! EVE record (written with `--eve-extras` only, its shape being
+//! flowscope's own; one line; `anomalies` lists the non-zero kinds in bit
+//! order, `syn_half_open_ratio` appears when the interval saw a SYN):
 //!
 //! ```json
-//! {"timestamp":"2024-05-01T12:00:10.000000Z","event_type":"anomaly","interval_s":10.0,
+//! {"timestamp":"2024-05-01T12:00:10.000000+0000","event_type":"anomaly","interval_s":10.0,
 //!  "anomalies":{"ttl_low":4,"tcp_xmas":30},
 //!  "indicators":{"syn":12000,"syn_ack":3000,"rst":9000,"icmp_unreachable":0},
 //!  "syn_half_open_ratio":0.75,

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::output::{FileOptions, OutputSpec};
+use crate::output::{EveOptions, FileOptions, OutputSpec};
 use crate::pipeline::PipelineConfig;
 use crate::runtime::RunConfig;
 use crate::tracker::TrackerConfig;
@@ -107,6 +107,12 @@ options! {
         /// Records buffered per worker on the way to the writer (default 65536).
         #[arg(long)]
         pub record_ring: Option<usize>,
+        /// EVE: also write flowscope's own fields and records, which
+        /// Suricata's EVE schema does not allow (Zeek `history` and
+        /// `conn_state`, `end_reason`, `reassembly`, `bounds`, anomaly
+        /// counts and intervals).
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+        pub eve_extras: Option<bool>,
     }
 }
 
@@ -199,6 +205,10 @@ impl RunOpts {
             record_ring,
             outputs,
             files: d.files,
+            eve: EveOptions {
+                extras: self.eve_extras.unwrap_or(false),
+                in_iface: None,
+            },
         })
     }
 }

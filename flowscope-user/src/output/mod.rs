@@ -11,7 +11,7 @@ pub mod spec;
 pub mod zeek;
 pub mod zeek_ssh;
 
-pub use eve::{EveEncoder, write_rfc3339_micros};
+pub use eve::{EveEncoder, EveOptions, write_rfc3339_micros};
 pub use outputs::{FileOptions, OutputReport, Outputs, WriterStats};
 pub use record::{FlowEnd, FlowHeader, Record};
 pub use spec::{OutputSpec, SpecError};

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::community::CommunityIds;
-use super::eve::EveEncoder;
+use super::eve::{EveEncoder, EveOptions};
 use super::ipfix::{IpfixConfig, IpfixExporter};
 use super::record::{FlowEnd, FlowHeader, Record};
 use super::spec::{OutputSpec, SpecError};
@@ -285,6 +285,13 @@ impl Outputs {
         })
     }
 
+    /// EVE lines from now on as `opts` asks.
+    #[must_use]
+    pub fn with_eve(mut self, opts: EveOptions) -> Self {
+        self.eve = EveEncoder::with_options(opts);
+        self
+    }
+
     /// Writes one record to every output it concerns.
     pub fn write(&mut self, record: &Record) {
         self.records += 1;
@@ -298,6 +305,7 @@ impl Outputs {
                     continue;
                 }
                 let result = match &line {
+                    Ok([]) => continue,
                     Ok(line) => e.out.write_all(line).map(|()| e.written += 1),
                     Err(err) => Err(io::Error::new(err.kind(), err.to_string())),
                 };

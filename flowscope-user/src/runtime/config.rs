@@ -2,7 +2,7 @@
 //! capture and for capture files.
 
 use crate::extract::{AutoDetectEncap, FiveTuple};
-use crate::output::{FileOptions, OutputSpec};
+use crate::output::{EveOptions, FileOptions, OutputSpec};
 use crate::pipeline::PipelineConfig;
 
 /// Settings shared by live capture and capture files.
@@ -21,6 +21,9 @@ pub struct RunConfig {
     pub outputs: Vec<OutputSpec>,
     /// How output files are opened and rotated.
     pub files: FileOptions,
+    /// What EVE outputs write besides Suricata's fields (live, the
+    /// capture fills in `in_iface`).
+    pub eve: EveOptions,
 }
 
 impl Default for RunConfig {
@@ -31,6 +34,7 @@ impl Default for RunConfig {
             record_ring: 1 << 16,
             outputs: Vec::new(),
             files: FileOptions::default(),
+            eve: EveOptions::default(),
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::capture::{
 };
 use crate::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey, FrameHint};
 use crate::extractor::FlowExtractor;
-use crate::output::{Outputs, Record, WriterStats};
+use crate::output::{EveOptions, Outputs, Record, WriterStats};
 use crate::pipeline::PipelineConfig;
 use crate::view::{PacketView, Timestamp};
 
@@ -137,7 +137,10 @@ impl LiveCapture {
     /// The capture, an output or the writer could not start (the error
     /// says why).
     pub fn start(cfg: &CaptureConfig, run: &RunConfig) -> anyhow::Result<Self> {
-        let outputs = Outputs::open(&run.outputs, run.files)?;
+        let outputs = Outputs::open(&run.outputs, run.files)?.with_eve(EveOptions {
+            in_iface: Some(cfg.iface.clone()),
+            ..run.eve.clone()
+        });
         // Sized for the largest possible worker count; unused rings cost
         // only their allocation.
         let max_workers = if cfg.count_only { 0 } else { max_workers(cfg)? };

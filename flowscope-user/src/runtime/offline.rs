@@ -315,7 +315,7 @@ where
 {
     let mut reader = reader.interruptible();
     let reader = &mut reader;
-    let outputs = Outputs::open(&cfg.run.outputs, cfg.run.files)?;
+    let outputs = Outputs::open(&cfg.run.outputs, cfg.run.files)?.with_eve(cfg.run.eve.clone());
     let n = cfg.workers.max(1);
     if n == 1 {
         let mut inline = Inline(FlowWorker::new(

@@ -5,6 +5,7 @@
 
 pub mod capture;
 pub mod capture_edit;
+pub mod eve_schema;
 pub mod filters;
 pub mod frames;
 pub mod fsgen;
@@ -49,7 +50,7 @@ pub fn skipped(test: &str, why: &str) {
 }
 
 /// A live run with `pipeline`, `record_ring` records per worker ring and
-/// EVE appended to `path`.
+/// EVE with its extras appended to `path`.
 pub fn eve_run(
     pipeline: flowscope::pipeline::PipelineConfig,
     record_ring: usize,
@@ -62,6 +63,11 @@ pub fn eve_run(
         files: flowscope::output::FileOptions {
             append: true,
             ..Default::default()
+        },
+        // The tests read flowscope's own fields (`end_reason`, …).
+        eve: flowscope::output::EveOptions {
+            extras: true,
+            in_iface: None,
         },
         ..Default::default()
     }

@@ -1,12 +1,12 @@
 //! The EVE flow record (see the [module docs](super)).
 
 use super::json;
-use super::{community_id, header};
+use super::{Head, community_id, header, icmp_sides};
 use crate::community_id::CommunityIdValue;
 use crate::extractor::{L4Proto, TcpFlags};
 use crate::output::record::{FlowEnd, FlowHeader};
 use crate::pipeline::FlowSummary;
-use crate::tracker::{FlowRecord, FlowSide, FlowState};
+use crate::tracker::{EndReason, FlowRecord, FlowSide, FlowState};
 
 /// Suricata's flow state from ours.
 fn suricata_state<K>(flow: &FlowRecord<K>) -> &'static str {
@@ -15,6 +15,30 @@ fn suricata_state<K>(flow: &FlowRecord<K>) -> &'static str {
         FlowState::SynSent | FlowState::MidStream => "new",
         FlowState::Active if flow.sides[1].packets == 0 => "new",
         _ => "established",
+    }
+}
+
+/// Suricata's `flow.reason` of ours (see the [module docs](super)).
+fn suricata_reason(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::ForceClosed => "shutdown",
+        EndReason::Evicted | EndReason::BufferOverflow | EndReason::ParseError => "forced",
+        EndReason::Fin | EndReason::Rst | EndReason::IdleTimeout | EndReason::ActiveTimeout => {
+            "timeout"
+        }
+    }
+}
+
+/// Suricata's `tcp.state` name of ours (a flow picked up mid-stream is
+/// established, as Suricata's stream engine takes it; a reset one closed).
+fn suricata_tcp_state(state: FlowState) -> &'static str {
+    match state {
+        FlowState::SynSent => "syn_sent",
+        FlowState::SynReceived => "syn_recv",
+        FlowState::Established | FlowState::MidStream | FlowState::Active => "established",
+        FlowState::FinWait => "fin_wait1",
+        FlowState::Closing => "closing",
+        FlowState::Closed | FlowState::Reset => "closed",
     }
 }
 
@@ -32,18 +56,25 @@ const FLAG_NAMES: [(TcpFlags, &str); 8] = [
     (TcpFlags::PSH, "psh"),
     (TcpFlags::ACK, "ack"),
     (TcpFlags::URG, "urg"),
-    (TcpFlags::ECE, "ece"),
+    // Suricata names the ECE flag `ecn`.
+    (TcpFlags::ECE, "ecn"),
     (TcpFlags::CWR, "cwr"),
 ];
 
-pub(super) fn flow(out: &mut Vec<u8>, f: &FlowEnd, id: Option<&CommunityIdValue>) {
+pub(super) fn flow(out: &mut Vec<u8>, head: &Head<'_>, f: &FlowEnd, id: Option<&CommunityIdValue>) {
     let flow = &f.flow;
     let h = FlowHeader::of(flow);
     let (ts, tc) = (
         flow.side(FlowSide::Initiator),
         flow.side(FlowSide::Responder),
     );
-    header(out, &h, flow.end(), "flow");
+    header(out, head, &h, flow.end(), "flow");
+    if let Some([_, (t, c)]) = icmp_sides(&h)
+        && tc.packets > 0
+    {
+        json::uint_field(out, "response_icmp_type", u64::from(t));
+        json::uint_field(out, "response_icmp_code", u64::from(c));
+    }
     if let Some(p) = f.summary.as_ref().and_then(FlowSummary::app_proto) {
         json::label_field(out, "app_proto", p);
     }
@@ -71,8 +102,8 @@ pub(super) fn flow(out: &mut Vec<u8>, f: &FlowEnd, id: Option<&CommunityIdValue>
         flow.end().sec().saturating_sub(flow.start().sec()),
     );
     json::label_field(out, "state", suricata_state(flow));
-    json::label_field(out, "reason", f.reason.label());
-    out.push(b'}');
+    json::label_field(out, "reason", suricata_reason(f.reason));
+    out.extend_from_slice(b",\"alerted\":false}");
     if flow.l4 == L4Proto::Tcp {
         let all = ts.tcp_flags | tc.tcp_flags;
         out.extend_from_slice(b",\"tcp\":{\"tcp_flags\":\"");
@@ -88,15 +119,18 @@ pub(super) fn flow(out: &mut Vec<u8>, f: &FlowEnd, id: Option<&CommunityIdValue>
                 out.extend_from_slice(b"true");
             }
         }
-        json::label_field(out, "state", flow.state.label());
+        json::label_field(out, "state", suricata_tcp_state(flow.state));
         out.push(b'}');
     }
-    // History letters, conn_state codes and Community IDs need no escaping.
-    json::label_field(out, "history", flow.history.as_str());
-    json::label_field(out, "conn_state", flow.conn_state());
     community_id(out, id);
-    if let Some(s) = &f.summary {
-        summary(out, s);
+    if head.extras {
+        // History letters and conn_state codes need no escaping.
+        json::label_field(out, "history", flow.history.as_str());
+        json::label_field(out, "conn_state", flow.conn_state());
+        json::label_field(out, "end_reason", f.reason.label());
+        if let Some(s) = &f.summary {
+            summary(out, s);
+        }
     }
     out.push(b'}');
 }

@@ -44,6 +44,12 @@ pub(crate) fn label_field(out: &mut Vec<u8>, name: &str, value: &str) {
     out.push(b'"');
 }
 
+/// Appends `value` as a JSON string, escaped (by `serde_json`).
+pub(crate) fn string(out: &mut Vec<u8>, value: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Two decimal digits of `n` (< 100).
@@ -98,11 +104,20 @@ pub fn write_rfc3339_micros(out: &mut Vec<u8>, ts: Timestamp) {
     out.push(b'Z');
 }
 
-/// `,"name":"<RFC 3339 time>"`.
+/// Appends `ts` as Suricata writes EVE times: [`write_rfc3339_micros`]
+/// with the offset `+0000` for `Z` (`YYYY-MM-DDTHH:MM:SS.ffffff+0000`, the
+/// form Suricata's schema requires), without quotes.
+pub(crate) fn eve_time(out: &mut Vec<u8>, ts: Timestamp) {
+    write_rfc3339_micros(out, ts);
+    out.pop();
+    out.extend_from_slice(b"+0000");
+}
+
+/// `,"name":"<EVE time>"`.
 pub(crate) fn time_field(out: &mut Vec<u8>, name: &str, ts: Timestamp) {
     key(out, name);
     out.push(b'"');
-    write_rfc3339_micros(out, ts);
+    eve_time(out, ts);
     out.push(b'"');
 }
 
