@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::frames::{FrameTap, FrameTapCounts};
 use super::icmp_first::IcmpFirst;
 use super::out::{Backpressure, RecordOut, push_with};
 use super::shard::{Shard, TOP_FLOWS, TopFlow};
@@ -45,6 +46,8 @@ struct SinkState {
     top: Option<[Option<TopFlow>; TOP_FLOWS]>,
     /// ICMP flows' first type and code, when Community IDs are wanted.
     icmp: Option<IcmpFirst>,
+    /// Frames of chosen flows to the pcap writer (`--write-pcap`).
+    tap: Option<FrameTap>,
     backpressure: Backpressure,
 }
 
@@ -95,6 +98,9 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
         if let (Some(top), FlowEvent::Packet { flow, .. }) = (&mut self.s.top, event) {
             note_top(top, flow);
         }
+        if let (Some(tap), FlowEvent::Packet { flow, view, .. }) = (&mut self.s.tap, event) {
+            tap.offer(flow, view, self.s.backpressure);
+        }
     }
 
     fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, ts: Timestamp, record: L7Record) {
@@ -121,6 +127,9 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
         reason: EndReason,
         summary: Option<&FlowSummary>,
     ) {
+        if let Some(tap) = &mut self.s.tap {
+            tap.ended(flow);
+        }
         let icmp = self.s.icmp.as_mut().and_then(|i| i.take(flow, reason));
         self.push(Record::flow(flow, reason, summary, icmp));
     }
@@ -164,6 +173,22 @@ impl<E: FlowExtractor<Key = FiveTupleKey>, O: RecordOut> FlowWorker<E, O> {
             frames_with_meta: 0,
             last_publish: Timestamp::default(),
         }
+    }
+
+    /// Hands the frames of chosen flows to `tap` (`--write-pcap`).
+    #[must_use]
+    pub fn with_tap(mut self, tap: Option<FrameTap>) -> Self {
+        self.sink.tap = tap;
+        self
+    }
+
+    /// The frame tap's counts.
+    pub fn tap_counts(&self) -> FrameTapCounts {
+        self.sink
+            .tap
+            .as_ref()
+            .map(FrameTap::counts)
+            .unwrap_or_default()
     }
 
     /// Processes one batch of frames, in order (`with_meta`: how many of
