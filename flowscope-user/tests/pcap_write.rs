@@ -280,3 +280,89 @@ fn pcap_options_without_write_pcap_are_refused() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("need --write-pcap DIR"), "{err}");
 }
+
+/// `--pcap-flows sni:DOMAIN`: the flows whose ClientHello (as tshark reads
+/// it) names a server in the domain, each from the moment its TLS record
+/// is formed to its end, and nothing of any other flow.
+#[test]
+fn pcap_flows_sni_writes_the_rest_of_the_flows_in_the_domain() {
+    let file = capture("ndpi__android.pcap");
+    let dir = temp("sni");
+    read(
+        &file,
+        &[
+            "--write-pcap",
+            dir.to_str().unwrap(),
+            "--pcap-flows",
+            "sni:google.com",
+        ],
+    );
+    // Each TCP flow's frames (by client and server port) in order, and the
+    // server names tshark finds in the hellos.
+    let rows = |f: &Path, extra: &[&str]| -> Vec<Vec<String>> {
+        let o = Command::new("tshark")
+            .arg("-r")
+            .arg(f)
+            .args(["-o", "frame.generate_md5_hash:TRUE", "-T", "fields"])
+            .args([
+                "-e",
+                "tcp.srcport",
+                "-e",
+                "tcp.dstport",
+                "-e",
+                "frame.md5_hash",
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| l.split('\t').map(str::to_owned).collect())
+            .collect()
+    };
+    let key = |r: &[String]| {
+        let mut p = [r[0].clone(), r[1].clone()];
+        p.sort();
+        p.join("-")
+    };
+    let mut input: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for r in rows(&file, &["-Y", "tcp"]) {
+        input.entry(key(&r)).or_default().push(r[2].clone());
+    }
+    let hellos = rows(
+        &file,
+        &[
+            "-Y",
+            "tls.handshake.type == 1",
+            "-e",
+            "tls.handshake.extensions_server_name",
+        ],
+    );
+    let chosen: std::collections::BTreeSet<String> = hellos
+        .iter()
+        .filter(|r| r[3] == "google.com" || r[3].ends_with(".google.com"))
+        .map(|r| key(r))
+        .collect();
+    assert!(chosen.len() >= 5, "{chosen:?}");
+    let mut written: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for f in files(&dir) {
+        for r in rows(&f, &[]) {
+            written.entry(key(&r)).or_default().push(r[2].clone());
+        }
+    }
+    assert_eq!(
+        written
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        chosen,
+        "the flows in the domain, and only those"
+    );
+    for (k, frames) in &written {
+        let all = &input[k];
+        assert!(frames.len() < all.len(), "{k}: not before its hello");
+        same(frames, &all[all.len() - frames.len()..], k);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -115,10 +115,12 @@ options! {
         /// files (nanosecond timestamps) into this directory.
         #[arg(long, value_name = "DIR")]
         pub write_pcap: Option<PathBuf>,
-        /// Which flows `--write-pcap` writes: `all` (default), or those
-        /// whose first frame a tcpdump expression matches (every frame of
-        /// the flow, both directions).
-        #[arg(long, value_name = "all|EXPR")]
+        /// Which flows `--write-pcap` writes: `all` (default), those whose
+        /// first frame a tcpdump expression matches (every frame of the
+        /// flow, both directions), or from the moment it holds:
+        /// `sni:DOMAIN` (TLS/QUIC server name), `http-host:DOMAIN`,
+        /// `anomaly`.
+        #[arg(long, value_name = "all|EXPR|sni:D|http-host:D|anomaly")]
         pub pcap_flows: Option<String>,
         /// Write only each flow's frames until it has carried this many
         /// bytes on the wire (the frame crossing the limit is the last).
@@ -274,15 +276,16 @@ fn pcap_config(
     {
         bail!("--pcap-flow-bytes, --pcap-rotate-bytes and --pcap-max-bytes must be at least 1");
     }
-    let flows = match flows.as_deref() {
-        None | Some("all") => PcapFlows::All,
-        Some(expr) => {
-            // Refuse a bad expression now, with its flag.
-            Filter::compile(expr, LinkType::Ethernet)
-                .map_err(|e| anyhow::anyhow!("--pcap-flows: {e}"))?;
-            PcapFlows::Matching(expr.to_owned())
-        }
-    };
+    let flows: PcapFlows = flows
+        .as_deref()
+        .unwrap_or("all")
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--pcap-flows {e}"))?;
+    if let PcapFlows::Matching(expr) = &flows {
+        // Refuse a bad expression now, with its flag.
+        Filter::compile(expr, LinkType::Ethernet)
+            .map_err(|e| anyhow::anyhow!("--pcap-flows: {e}"))?;
+    }
     Ok(Some(PcapConfig {
         files: PcapngConfig {
             dir,

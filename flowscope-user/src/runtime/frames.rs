@@ -5,9 +5,12 @@
 //! the decision and one copy. A full ring drops the frame (live) or waits
 //! (capture files), and every frame not written is counted.
 //!
-//! Which flows: all, or those whose first frame a tcpdump expression
-//! matches (`--pcap-flows EXPR`), every frame of the flow from then on, in
-//! both directions; optionally only while the flow has carried fewer than
+//! Which flows: all, those whose first frame a tcpdump expression matches
+//! (`--pcap-flows EXPR`: every frame of the flow, in both directions), or,
+//! from the moment the condition holds (as Suricata's conditional pcap
+//! logging), flows whose TLS/QUIC server name or HTTP host is in a domain
+//! (`sni:DOMAIN`, `http-host:DOMAIN`) or that raised an anomaly
+//! (`anomaly`); optionally only while the flow has carried fewer than
 //! `--pcap-flow-bytes` bytes on the wire (the frame that crosses the limit
 //! is the last). Frames that are in no flow (non-first IP fragments,
 //! non-IP) are not written.
@@ -22,6 +25,7 @@ use std::time::Duration;
 use super::out::Backpressure;
 use crate::extract::FiveTupleKey;
 use crate::filter::{FilterError, LinkFilters};
+use crate::l7::L7Record;
 use crate::output::pcapng::{PcapngConfig, PcapngStats, PcapngWriter};
 use crate::tracker::FlowRecord;
 use crate::view::{LinkType, PacketView, Timestamp};
@@ -40,6 +44,45 @@ pub enum PcapFlows {
     All,
     /// Flows whose first frame this tcpdump expression matches.
     Matching(String),
+    /// From their TLS or QUIC hello on, flows whose server name is this
+    /// domain or under it (`sni:example.com`).
+    Sni(String),
+    /// From the request on, HTTP flows whose host is this domain or under
+    /// it (`http-host:example.com`).
+    HttpHost(String),
+    /// From the anomaly on, flows the tracker saw an anomaly in (`anomaly`).
+    Anomaly,
+}
+
+impl std::str::FromStr for PcapFlows {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let domain = |d: &str| {
+            if d.is_empty() {
+                Err(format!("{s:?}: a domain is missing"))
+            } else {
+                Ok(d.trim_end_matches('.').to_ascii_lowercase())
+            }
+        };
+        Ok(match s {
+            "all" => Self::All,
+            "anomaly" => Self::Anomaly,
+            _ => match s.split_once(':') {
+                Some(("sni", d)) => Self::Sni(domain(d)?),
+                Some(("http-host", d)) => Self::HttpHost(domain(d)?),
+                _ => Self::Matching(s.to_owned()),
+            },
+        })
+    }
+}
+
+/// `name` is `domain` or a name under it, ignoring case.
+fn in_domain(name: &str, domain: &str) -> bool {
+    let name = name.trim_end_matches('.');
+    name.len() >= domain.len()
+        && name[name.len() - domain.len()..].eq_ignore_ascii_case(domain)
+        && (name.len() == domain.len() || name.as_bytes()[name.len() - domain.len() - 1] == b'.')
 }
 
 /// `--write-pcap` and its options.
@@ -100,7 +143,12 @@ impl PcapReport {
 /// One worker's side: the choice of flows and the ring's producer.
 pub struct FrameTap {
     ring: rtrb::Producer<u8>,
-    flows: Option<(LinkFilters, HashSet<u64, ahash::RandomState>)>,
+    flows: PcapFlows,
+    /// The expression of [`PcapFlows::Matching`].
+    filter: Option<LinkFilters>,
+    /// Flows chosen so far (all but [`PcapFlows::All`]), at most the
+    /// flow table's size.
+    chosen: HashSet<u64, ahash::RandomState>,
     flow_bytes: Option<u64>,
     ring_full: u64,
     past_flow_bytes: u64,
@@ -115,17 +163,16 @@ impl FrameTap {
         view: &PacketView<'_>,
         policy: Backpressure,
     ) {
-        if let Some((filter, chosen)) = &mut self.flows {
-            if flow.packets() == 1
-                && filter
-                    .pass(view.frame, view.orig_len, view.link)
-                    .unwrap_or(false)
-            {
-                chosen.insert(flow.flow_id);
-            }
-            if !chosen.contains(&flow.flow_id) {
-                return;
-            }
+        if let Some(filter) = &mut self.filter
+            && flow.packets() == 1
+            && filter
+                .pass(view.frame, view.orig_len, view.link)
+                .unwrap_or(false)
+        {
+            self.chosen.insert(flow.flow_id);
+        }
+        if self.flows != PcapFlows::All && !self.chosen.contains(&flow.flow_id) {
+            return;
         }
         let len = view.frame.len();
         if let Some(limit) = self.flow_bytes
@@ -160,12 +207,30 @@ impl FrameTap {
         push_frame(&mut self.ring, &head, view.frame);
     }
 
+    /// Chooses `flow` from now on if `record` meets the L7 condition.
+    pub fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, record: &L7Record) {
+        let name = match (&self.flows, record) {
+            (PcapFlows::Sni(d), L7Record::Tls(r)) => r.sni.as_deref().map(|n| (n, d)),
+            (PcapFlows::Sni(d), L7Record::Quic(r)) => r.sni.as_deref().map(|n| (n, d)),
+            (PcapFlows::HttpHost(d), L7Record::Http(r)) => r.hostname.as_deref().map(|n| (n, d)),
+            _ => None,
+        };
+        if name.is_some_and(|(n, d)| in_domain(n, d)) {
+            self.chosen.insert(flow.flow_id);
+        }
+    }
+
+    /// Chooses `flow` from now on for [`PcapFlows::Anomaly`].
+    pub fn anomaly(&mut self, flow: &FlowRecord<FiveTupleKey>) {
+        if self.flows == PcapFlows::Anomaly {
+            self.chosen.insert(flow.flow_id);
+        }
+    }
+
     /// Forgets an ended flow's choice.
     #[inline]
     pub fn ended(&mut self, flow: &FlowRecord<FiveTupleKey>) {
-        if let Some((_, chosen)) = &mut self.flows {
-            chosen.remove(&flow.flow_id);
-        }
+        self.chosen.remove(&flow.flow_id);
     }
 }
 
@@ -222,19 +287,22 @@ pub fn start(
     let mut consumers = Vec::with_capacity(workers);
     for _ in 0..workers {
         let (p, c) = rtrb::RingBuffer::new(FRAME_RING_BYTES);
-        let flows = match &cfg.flows {
-            PcapFlows::All => None,
-            PcapFlows::Matching(expr) => {
-                let filter = LinkFilters::new(expr, Some(LinkType::Ethernet))
-                    .map_err(|e: FilterError| anyhow::anyhow!("--pcap-flows: {e}"))?;
-                let chosen =
-                    HashSet::with_capacity_and_hasher(max_flows, ahash::RandomState::new());
-                Some((filter, chosen))
-            }
+        let filter = match &cfg.flows {
+            PcapFlows::Matching(expr) => Some(
+                LinkFilters::new(expr, Some(LinkType::Ethernet))
+                    .map_err(|e: FilterError| anyhow::anyhow!("--pcap-flows: {e}"))?,
+            ),
+            _ => None,
+        };
+        let chosen = match cfg.flows {
+            PcapFlows::All => HashSet::default(),
+            _ => HashSet::with_capacity_and_hasher(max_flows, ahash::RandomState::new()),
         };
         taps.push(FrameTap {
             ring: p,
-            flows,
+            flows: cfg.flows.clone(),
+            filter,
+            chosen,
             flow_bytes: cfg.flow_bytes,
             ring_full: 0,
             past_flow_bytes: 0,
@@ -365,5 +433,33 @@ mod tests {
             assert_eq!(buf, frame);
         }
         assert!(pop_frame(&mut c, &mut buf).is_none());
+    }
+}
+
+#[cfg(test)]
+mod condition_tests {
+    use super::*;
+
+    #[test]
+    fn conditions_parse_and_domains_match_whole_labels() {
+        assert_eq!("all".parse(), Ok(PcapFlows::All));
+        assert_eq!("anomaly".parse(), Ok(PcapFlows::Anomaly));
+        assert_eq!(
+            "sni:Example.COM.".parse(),
+            Ok(PcapFlows::Sni("example.com".into()))
+        );
+        assert_eq!(
+            "http-host:example.org".parse(),
+            Ok(PcapFlows::HttpHost("example.org".into()))
+        );
+        assert!("sni:".parse::<PcapFlows>().is_err());
+        assert_eq!(
+            "udp port 53".parse(),
+            Ok(PcapFlows::Matching("udp port 53".into()))
+        );
+        assert!(in_domain("example.com", "example.com"));
+        assert!(in_domain("www.EXAMPLE.com.", "example.com"));
+        assert!(!in_domain("badexample.com", "example.com"));
+        assert!(!in_domain("com", "example.com"));
     }
 }

@@ -98,12 +98,24 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
         if let (Some(top), FlowEvent::Packet { flow, .. }) = (&mut self.s.top, event) {
             note_top(top, flow);
         }
-        if let (Some(tap), FlowEvent::Packet { flow, view, .. }) = (&mut self.s.tap, event) {
-            tap.offer(flow, view, self.s.backpressure);
+        match (&mut self.s.tap, event) {
+            (Some(tap), FlowEvent::Packet { flow, view, .. }) => {
+                tap.offer(flow, view, self.s.backpressure);
+            }
+            (
+                Some(tap),
+                FlowEvent::Anomaly {
+                    flow: Some(flow), ..
+                },
+            ) => tap.anomaly(flow),
+            _ => {}
         }
     }
 
     fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, ts: Timestamp, record: L7Record) {
+        if let Some(tap) = &mut self.s.tap {
+            tap.l7(flow, &record);
+        }
         let header = FlowHeader::of(flow);
         self.push(Record::L7 {
             header,
