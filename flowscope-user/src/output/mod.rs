@@ -6,6 +6,7 @@ mod community;
 pub mod eve;
 pub mod ipfix;
 mod outputs;
+pub mod pcapng;
 mod record;
 pub mod spec;
 pub mod zeek;

@@ -5,6 +5,8 @@ use crate::extract::{AutoDetectEncap, FiveTuple};
 use crate::output::{EveOptions, FileOptions, OutputSpec};
 use crate::pipeline::PipelineConfig;
 
+use super::frames::PcapConfig;
+
 /// Settings shared by live capture and capture files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunConfig {
@@ -24,6 +26,8 @@ pub struct RunConfig {
     /// What EVE outputs write besides Suricata's fields (live, the
     /// capture fills in `in_iface`).
     pub eve: EveOptions,
+    /// Frames of chosen flows to pcapng files (`--write-pcap`).
+    pub pcap: Option<PcapConfig>,
 }
 
 impl Default for RunConfig {
@@ -35,6 +39,7 @@ impl Default for RunConfig {
             outputs: Vec::new(),
             files: FileOptions::default(),
             eve: EveOptions::default(),
+            pcap: None,
         }
     }
 }

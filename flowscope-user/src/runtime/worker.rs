@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::frames::{FrameTap, FrameTapCounts};
 use super::out::{Backpressure, RecordOut, push_with};
 use super::shard::{Shard, TOP_FLOWS, TopFlow};
 use crate::extract::FiveTupleKey;
@@ -40,6 +41,8 @@ struct SinkState {
     dropped: u64,
     /// Heaviest flows of the interval (live workers with a shard).
     top: Option<[Option<TopFlow>; TOP_FLOWS]>,
+    /// Frames of chosen flows to the pcap writer (`--write-pcap`).
+    tap: Option<FrameTap>,
     backpressure: Backpressure,
 }
 
@@ -87,9 +90,24 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
         if let (Some(top), FlowEvent::Packet { flow, .. }) = (&mut self.s.top, event) {
             note_top(top, flow);
         }
+        match (&mut self.s.tap, event) {
+            (Some(tap), FlowEvent::Packet { flow, view, .. }) => {
+                tap.offer(flow, view, self.s.backpressure);
+            }
+            (
+                Some(tap),
+                FlowEvent::Anomaly {
+                    flow: Some(flow), ..
+                },
+            ) => tap.anomaly(flow),
+            _ => {}
+        }
     }
 
     fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, ts: Timestamp, record: L7Record) {
+        if let Some(tap) = &mut self.s.tap {
+            tap.l7(flow, &record);
+        }
         let header = FlowHeader::of(flow);
         self.push(Record::L7 {
             header,
@@ -113,6 +131,9 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
         reason: EndReason,
         summary: Option<&FlowSummary>,
     ) {
+        if let Some(tap) = &mut self.s.tap {
+            tap.ended(flow);
+        }
         self.push(Record::flow(flow, reason, summary));
     }
 }
@@ -154,6 +175,22 @@ impl<E: FlowExtractor<Key = FiveTupleKey>, O: RecordOut> FlowWorker<E, O> {
             frames_with_meta: 0,
             last_publish: Timestamp::default(),
         }
+    }
+
+    /// Hands the frames of chosen flows to `tap` (`--write-pcap`).
+    #[must_use]
+    pub fn with_tap(mut self, tap: Option<FrameTap>) -> Self {
+        self.sink.tap = tap;
+        self
+    }
+
+    /// The frame tap's counts.
+    pub fn tap_counts(&self) -> FrameTapCounts {
+        self.sink
+            .tap
+            .as_ref()
+            .map(FrameTap::counts)
+            .unwrap_or_default()
     }
 
     /// Processes one batch of frames, in order (`with_meta`: how many of
