@@ -363,13 +363,8 @@ where
     let mut tap = |i: usize| taps.get_mut(i).and_then(Option::take);
     if n == 1 {
         let mut inline = Inline(
-            FlowWorker::new(
-                extractor(),
-                worker_config(&cfg.run, 0),
-                outputs,
-                None,
-            )
-            .with_tap(tap(0)),
+            FlowWorker::new(extractor(), worker_config(&cfg.run, 0), outputs, None)
+                .with_tap(tap(0)),
         );
         ready();
         let end = read_all(reader, 1, &mut inline, stop, filter.as_mut());
