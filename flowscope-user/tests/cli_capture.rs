@@ -286,7 +286,18 @@ fn a_syn_flood_shows_in_the_eve_anomaly_records() {
     let bed = TestBed::new(2);
     let eve = std::env::temp_dir().join(format!("{}.anomaly.json", bed.cap_ns));
     let out = format!("eve:{}", eve.display());
-    let capture = start(&bed, &["--plain", "--output", &out, "--duration", "4"]);
+    // The interval records are flowscope's own shape: an EVE extra.
+    let capture = start(
+        &bed,
+        &[
+            "--plain",
+            "--output",
+            &out,
+            "--eve-extras",
+            "--duration",
+            "4",
+        ],
+    );
     let fsgen = std::env::var("FLOWSCOPE_FSGEN").expect("FLOWSCOPE_FSGEN");
     let o = Command::new("ip")
         .args([

@@ -1,5 +1,5 @@
 //! Every EVE record `flowscope read` writes for every shared capture, with
-//! the default options and with `--decap`, validates against Suricata's own
+//! the default options (L7 on), with `--decap` and with `--no-l7`, validates against Suricata's own
 //! schema (see `common/eve_schema.rs`), and the fields Suricata defines
 //! mean what they mean in Suricata: `flow.reason`, `flow.alerted`, `proto`
 //! names, ICMP type and code instead of ports, DNS version 2, `flow_id`
@@ -30,8 +30,8 @@ fn read(capture: &Path, args: &[&str], out: &Path) {
     );
 }
 
-/// The EVE files of every shared capture, default options then `--decap`,
-/// written once for all the tests of this file.
+/// The EVE files of every shared capture, default options, `--decap` and
+/// `--no-l7`, written once for all the tests of this file.
 fn outputs() -> &'static (TempDir, Vec<PathBuf>) {
     static OUT: OnceLock<(TempDir, Vec<PathBuf>)> = OnceLock::new();
     OUT.get_or_init(|| {
@@ -39,7 +39,11 @@ fn outputs() -> &'static (TempDir, Vec<PathBuf>) {
         let mut files = Vec::new();
         for capture in common::shared_captures() {
             let name = capture.file_name().unwrap().to_string_lossy().into_owned();
-            for (tag, args) in [("plain", &[][..]), ("decap", &["--decap"][..])] {
+            for (tag, args) in [
+                ("plain", &[][..]),
+                ("decap", &["--decap"][..]),
+                ("no-l7", &["--no-l7"][..]),
+            ] {
                 let out = dir.path().join(format!("{name}.{tag}.json"));
                 read(&capture, args, &out);
                 files.push(out);
@@ -52,7 +56,7 @@ fn outputs() -> &'static (TempDir, Vec<PathBuf>) {
 #[test]
 fn every_record_of_every_capture_validates() {
     let (_, files) = outputs();
-    let report = assert_valid("read and read --decap of every capture", files);
+    let report = assert_valid("read, read --decap, read --no-l7 of every capture", files);
     // Every kind flowscope writes by default was among them.
     for kind in ["flow", "dns", "http", "tls", "quic", "ssh", "anomaly"] {
         assert!(
