@@ -21,7 +21,7 @@ use crate::capture::{
     AttachPolicy, CaptureConfig, FilterAction, FilterSpec, RingSizes, XdpAttachMode,
 };
 use crate::filter::Filter;
-use crate::output::FileOptions;
+use crate::output::OutputSpec;
 use crate::runtime::RunConfig;
 
 /// Where `/metrics` listens unless told otherwise: loopback, port 19739 —
@@ -83,10 +83,12 @@ options! {
         /// Write a JSON summary here at exit.
         #[arg(long)]
         pub summary_json: Option<PathBuf>,
-        /// Rotate EVE output files when they reach this many bytes.
+        /// Rotate every file output (EVE files, each Zeek log) when it
+        /// reaches this many bytes.
         #[arg(long)]
         pub rotate_bytes: Option<u64>,
-        /// Rotate EVE output files after this many seconds.
+        /// Rotate every file output (EVE files, each Zeek log) after this
+        /// many seconds.
         #[arg(long)]
         pub rotate_secs: Option<f64>,
         /// Prometheus /metrics listener, or `off` (default 127.0.0.1:19739).
@@ -205,15 +207,15 @@ impl Settings {
             bail!("--rotate-bytes 0: must be at least 1");
         }
         let filter = filter_spec(o.filter, o.filter_action)?;
-        let files = FileOptions {
-            append: true,
-            rotate_bytes: o.rotate_bytes,
-            rotate_after: secs("--rotate-secs", o.rotate_secs)?,
-        };
-        let mut run = run.settings(Defaults {
-            stdout: false,
-            files,
-        })?;
+        let mut run = run.settings(Defaults { stdout: false })?;
+        run.files.rotate_bytes = o.rotate_bytes;
+        run.files.rotate_after = secs("--rotate-secs", o.rotate_secs)?;
+        let rotating = run.files.rotate_bytes.is_some() || run.files.rotate_after.is_some();
+        if rotating && !run.outputs.iter().any(OutputSpec::is_file) {
+            bail!(
+                "--rotate-bytes/--rotate-secs: no file output to rotate (give -o eve:FILE or -o zeek:DIR)"
+            );
+        }
         if o.bare.unwrap_or(false) {
             run.pipeline = None;
         }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::output::{FileOptions, OutputSpec};
+use crate::output::{DEFAULT_CLOSE_WAIT, FileOptions, OutputSpec, check_distinct};
 use crate::pipeline::PipelineConfig;
 use crate::runtime::RunConfig;
 use crate::tracker::TrackerConfig;
@@ -107,6 +107,15 @@ options! {
         /// Records buffered per worker on the way to the writer (default 65536).
         #[arg(long)]
         pub record_ring: Option<usize>,
+        /// Truncate existing EVE files and Zeek logs instead of appending
+        /// to them (appending is the default, as Suricata does).
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+        pub overwrite: Option<bool>,
+        /// At exit, wait at most this many seconds for an IPFIX collector
+        /// to take the queued records; what is left is counted failed
+        /// (default 5).
+        #[arg(long, value_name = "SECS")]
+        pub close_wait: Option<f64>,
     }
 }
 
@@ -126,8 +135,6 @@ pub(crate) fn secs(name: &str, v: Option<f64>) -> anyhow::Result<Option<Duration
 pub struct Defaults {
     /// Write EVE to standard output when no output is given.
     pub stdout: bool,
-    /// How files are opened and rotated.
-    pub files: FileOptions,
 }
 
 impl RunOpts {
@@ -193,12 +200,23 @@ impl RunOpts {
                     .map_err(|e| anyhow::anyhow!("--output {t:?}: {e}"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        check_distinct(&outputs).map_err(|e| anyhow::anyhow!("--output: {e}"))?;
+        let files = FileOptions {
+            overwrite: self.overwrite.unwrap_or(false),
+            close_wait: match self.close_wait {
+                Some(w) if w.is_finite() && w >= 0.0 => Duration::try_from_secs_f64(w)
+                    .map_err(|e| anyhow::anyhow!("--close-wait {w}: {e}"))?,
+                Some(w) => bail!("--close-wait {w}: must be 0 or more seconds"),
+                None => DEFAULT_CLOSE_WAIT,
+            },
+            ..FileOptions::default()
+        };
         Ok(RunConfig {
             pipeline: Some(pipeline),
             decap: self.decap.unwrap_or(false),
             record_ring,
             outputs,
-            files: d.files,
+            files,
         })
     }
 }

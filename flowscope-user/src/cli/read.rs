@@ -12,7 +12,6 @@ use anyhow::Context;
 use super::opts::{Defaults, RunOpts, config_text, parse_config};
 use super::signal;
 use crate::extractor::Unmatched;
-use crate::output::FileOptions;
 use crate::pcap::{PcapReader, ReaderStats};
 use crate::pipeline::PipelineCounters;
 use crate::reassembly::ipfrag::FragDrop;
@@ -50,9 +49,9 @@ pub struct ReadArgs {
 /// Runs `flowscope read`: records to the outputs, a summary to standard
 /// error.
 ///
-/// Exit status 0 when the whole file was read; 1 when it was truncated or
-/// corrupt (the records formed up to there are still written) or an output
-/// failed; 128 + the signal's number when SIGINT or SIGTERM stopped the
+/// Exit status 0 when the whole file was read and every record written;
+/// 1 when it was truncated or corrupt (the records formed up to there are
+/// still written) or an output failed or lost records; 128 + the signal's number when SIGINT or SIGTERM stopped the
 /// reading (every open flow still ended `force_closed` and written).
 ///
 /// # Errors
@@ -67,16 +66,16 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
         }
         None => RunOpts::default(),
     };
-    let run = args.run.merged(file_run).settings(Defaults {
-        stdout: true,
-        files: FileOptions::default(),
-    })?;
+    let run = args
+        .run
+        .merged(file_run)
+        .settings(Defaults { stdout: true })?;
     let workers = match args.workers {
         Some(0) => anyhow::bail!("--workers 0: must be at least 1"),
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    signal::install();
+    signal::install(false);
     let file = if args.file.as_os_str() == "-" {
         let fd = io::stdin()
             .as_fd()
@@ -94,18 +93,29 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
     eprint!("{}", summary(&report.counters, &report.reader));
     let mut code = ExitCode::SUCCESS;
     for r in &report.writer.outputs {
-        eprintln!(
-            "output {}: {} records written, {} dropped",
-            r.spec, r.written, r.dropped
-        );
+        eprintln!("{}", r.line());
+        if r.trimmed > 0 {
+            eprintln!(
+                "output {} ({}): trimmed a partial last line of {} bytes an earlier run left",
+                r.name, r.spec, r.trimmed
+            );
+        }
     }
     if let Some(e) = &report.error {
         eprintln!("error: {}: {}", args.file.display(), error_chain(e));
         code = ExitCode::FAILURE;
     }
     for r in &report.writer.outputs {
-        if let Some(e) = &r.error {
-            eprintln!("error: writing records to {}: {e}", r.spec);
+        if r.lost_any() {
+            let cause = r.error.as_deref().unwrap_or("no error reported");
+            eprintln!(
+                "error: output {} ({}) lost {} records ({} dropped, {} failed): {cause}",
+                r.name,
+                r.spec,
+                r.dropped + r.failed,
+                r.dropped,
+                r.failed
+            );
             code = ExitCode::FAILURE;
         }
     }

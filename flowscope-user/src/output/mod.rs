@@ -4,6 +4,7 @@
 
 mod community;
 pub mod eve;
+mod file;
 pub mod ipfix;
 mod outputs;
 mod record;
@@ -12,6 +13,6 @@ pub mod zeek;
 pub mod zeek_ssh;
 
 pub use eve::{EveEncoder, write_rfc3339_micros};
-pub use outputs::{FileOptions, OutputReport, Outputs, WriterStats};
+pub use outputs::{DEFAULT_CLOSE_WAIT, FileOptions, OutputReport, Outputs, WriterStats};
 pub use record::{FlowEnd, FlowHeader, Record};
-pub use spec::{OutputSpec, SpecError};
+pub use spec::{OutputSpec, SpecError, check_distinct};

@@ -263,6 +263,17 @@ impl<W: Write, K: ZeekLogKind> ZeekLog<W, K> {
         self.records
     }
 
+    /// The underlying writer (the writer stage accounts each record's
+    /// bytes with it).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    /// The underlying writer, read-only.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
     /// Flushes the underlying writer.
     ///
     /// # Errors

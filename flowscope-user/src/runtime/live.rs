@@ -20,7 +20,7 @@ use crate::capture::{
 };
 use crate::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey, FrameHint};
 use crate::extractor::FlowExtractor;
-use crate::output::{Outputs, Record, WriterStats};
+use crate::output::{OutputReport, Outputs, Record, WriterStats};
 use crate::pipeline::PipelineConfig;
 use crate::view::{PacketView, Timestamp};
 
@@ -104,6 +104,8 @@ pub struct LiveSnapshot {
     pub shards: Vec<Shard>,
     /// All shards merged.
     pub total: Shard,
+    /// Every output's counts (as the writer last published them).
+    pub outputs: Vec<OutputReport>,
 }
 
 /// What a finished capture hands back.
@@ -209,6 +211,14 @@ impl LiveCapture {
         }
     }
 
+    /// Asks the writer to reopen every file output (EVE files, Zeek logs)
+    /// between two records: after logrotate moved them, new files.
+    pub fn reopen(&self) {
+        if let Some(w) = &self.writer {
+            w.reopen();
+        }
+    }
+
     /// Records [`send`](Self::send) dropped.
     pub fn control_dropped(&self) -> u64 {
         self.control_dropped
@@ -246,6 +256,11 @@ impl LiveCapture {
             sockets: self.capture.worker_stats(),
             shards,
             total,
+            outputs: self
+                .writer
+                .as_ref()
+                .map(WriterThread::outputs)
+                .unwrap_or_default(),
         })
     }
 
@@ -291,6 +306,7 @@ impl LiveCapture {
                 sockets,
                 shards,
                 total,
+                outputs: writer.outputs.clone(),
             },
             writer,
             datapath,

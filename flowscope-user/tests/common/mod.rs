@@ -59,10 +59,6 @@ pub fn eve_run(
         pipeline: Some(pipeline),
         record_ring,
         outputs: vec![flowscope::output::OutputSpec::Eve(Some(path))],
-        files: flowscope::output::FileOptions {
-            append: true,
-            ..Default::default()
-        },
         ..Default::default()
     }
 }
