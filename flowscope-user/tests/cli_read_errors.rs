@@ -152,13 +152,58 @@ fn corrupt_record_length() {
     damaged_keeps_records("long-record.pcap", &bytes, at, &[&format!("offset {at}")]);
 }
 
+/// A header with snap length 0 is read as libpcap reads it (no limit):
+/// tshark counts every packet, and flowscope writes exactly the records of
+/// the unchanged file.
 #[test]
-fn zero_snap_length() {
-    let (mut bytes, _) = good();
+fn zero_snap_length_is_no_limit() {
+    let (mut bytes, offsets) = good();
     bytes[16..20].copy_from_slice(&[0; 4]);
     let path = temp("snaplen0.pcap", &bytes);
+    let tshark = Command::new("tshark")
+        .args([
+            "-r",
+            path.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ])
+        .output()
+        .expect("tshark");
+    assert!(tshark.status.success(), "{}", stderr(&tshark));
+    let frames = String::from_utf8_lossy(&tshark.stdout).lines().count();
+    assert_eq!(frames, offsets.len(), "tshark reads every packet");
     let o = flowscope(&["read", path.to_str().unwrap()]);
-    assert_one_error(&o, &["snap length 0", "offset 0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let clean = flowscope(&["read", Path::new(PCAPS).join(GOOD).to_str().unwrap()]);
+    assert_eq!(o.stdout, clean.stdout);
+    assert!(
+        stderr(&o).contains(&format!("packets: {frames} ")),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A record whose captured length exceeds its original length is
+/// malformed: counted unmatched (`caplen_over_len`) in the summary and in
+/// no flow; the other records are read as before.
+#[test]
+fn captured_longer_than_original_is_counted_malformed() {
+    let (mut bytes, offsets) = good();
+    let at = offsets[offsets.len() / 2];
+    let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+    bytes[at + 12..at + 16].copy_from_slice(&(caplen - 1).to_le_bytes());
+    let path = temp("caplen-over-len.pcap", &bytes);
+    let o = flowscope(&["read", path.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("unmatched: caplen_over_len=1"), "{err}");
+    let n = offsets.len();
+    assert!(
+        err.contains(&format!("packets: {n} ({} in flows, 1 unmatched)", n - 1)),
+        "{err}"
+    );
 }
 
 #[test]
