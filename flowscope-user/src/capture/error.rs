@@ -87,6 +87,16 @@ pub enum CaptureError {
         /// What failed.
         reason: String,
     },
+    /// The queue already has an AF_XDP socket (the kernel said EBUSY).
+    #[error(
+        "queue {queue} of {iface} is already bound by another AF_XDP socket — another flowscope? (stop it, or capture other queues with --queues)"
+    )]
+    QueueBusy {
+        /// Interface.
+        iface: String,
+        /// Queue.
+        queue: u32,
+    },
     /// Spawning a worker thread failed.
     #[error("starting worker thread: {0}")]
     Thread(#[source] io::Error),
