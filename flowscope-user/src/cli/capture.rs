@@ -157,8 +157,9 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         m.publish(prometheus::render(&report.last, &report.datapath));
     }
     eprintln!("{}", summary_text(&report));
+    // A failure the live view has not named yet (the summary above has
+    // every output's final counts).
     for (o, seen) in report.writer.outputs.iter().zip(failed.iter_mut()) {
-        *seen = false;
         if let Some(line) = failure_line(o, seen) {
             eprintln!("{line}");
         }
