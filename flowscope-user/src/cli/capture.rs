@@ -315,21 +315,9 @@ fn summary_json(r: &LiveReport, s: &Settings) -> serde_json::Value {
         "records_to_outputs": r.writer.records,
         "rotations": r.writer.rotations,
         "reopens": r.writer.reopens,
-        "outputs": outputs_json(&r.writer.outputs),
+        "outputs": super::read::outputs_json(&r.writer.outputs),
+        "pcap": r.pcap.as_ref().map(crate::runtime::frames::PcapReport::json),
     })
-}
-
-/// Every output's counts, as `--summary-json` gives them.
-pub(super) fn outputs_json(outputs: &[OutputReport]) -> serde_json::Value {
-    outputs
-        .iter()
-        .map(|o| {
-            json!({
-                "output": o.name, "spec": o.spec, "records": o.records, "written": o.written,
-                "dropped": o.dropped, "failed": o.failed, "trimmed_bytes": o.trimmed, "error": o.error,
-            })
-        })
-        .collect()
 }
 
 fn summary_text(r: &LiveReport) -> String {
@@ -374,6 +362,9 @@ fn summary_text(r: &LiveReport) -> String {
     ));
     for o in &r.writer.outputs {
         out.push_str(&format!("\n  {}", o.line()));
+    }
+    if let Some(p) = &r.pcap {
+        out.push_str(&format!("\n  {}", p.summary_line()));
     }
     out
 }

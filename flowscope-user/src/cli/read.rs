@@ -15,6 +15,7 @@ use crate::extractor::Unmatched;
 use crate::pcap::{PcapReader, ReaderStats};
 use crate::pipeline::PipelineCounters;
 use crate::reassembly::ipfrag::FragDrop;
+use crate::runtime::frames::PcapReport;
 use crate::runtime::offline::{self, OfflineConfig, OfflineReport};
 use crate::tracker::EndReason;
 
@@ -41,6 +42,15 @@ pub struct ReadArgs {
     /// on one thread.
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Keep only the frames this tcpdump expression matches (pcap-filter(7)
+    /// syntax), compiled by libpcap for the file's link type; the others
+    /// are counted and skipped before any tracking.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Write a JSON summary here at exit (what the standard error summary
+    /// says, as numbers).
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
     /// The options `read` shares with `capture`.
     #[command(flatten)]
     pub run: RunOpts,
@@ -88,9 +98,22 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
     };
     let reader = PcapReader::from_file(file)
         .with_context(|| format!("cannot read capture file {}", args.file.display()))?;
-    let cfg = OfflineConfig { run, workers };
+    let cfg = OfflineConfig {
+        run,
+        workers,
+        filter: args.filter,
+    };
     let report = offline::run(reader, &cfg, signal::stop_flag(), signal::listen)?;
     eprint!("{}", summary(&report.counters, &report.reader));
+    if let Some(f) = &report.filter {
+        let r = f.rejected();
+        eprintln!(
+            "filter {:?}: {} frames ({} bytes) filtered out",
+            f.expression(),
+            r.frames,
+            r.bytes
+        );
+    }
     let mut code = ExitCode::SUCCESS;
     for r in &report.writer.outputs {
         eprintln!("{}", r.line());
@@ -103,6 +126,17 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(e) = &report.error {
         eprintln!("error: {}: {}", args.file.display(), error_chain(e));
+        code = ExitCode::FAILURE;
+    }
+    if let Some(p) = &report.pcap {
+        eprintln!("{}", p.summary_line());
+        if let Some(e) = &p.error {
+            eprintln!("error: writing frames to {}: {e}", p.dir.display());
+            code = ExitCode::FAILURE;
+        }
+    }
+    if let Some(e) = &report.filter_error {
+        eprintln!("error: {}: --{e}", args.file.display());
         code = ExitCode::FAILURE;
     }
     for r in &report.writer.outputs {
@@ -123,7 +157,51 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
         eprintln!("flowscope: interrupted: reading stopped, every open flow ended and written");
         code = ExitCode::from(status);
     }
+    if let Some(path) = &args.summary_json {
+        std::fs::write(path, format!("{}\n", summary_json(&args.file, &report)))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(code)
+}
+
+/// `--summary-json`: the summary's figures.
+fn summary_json(file: &std::path::Path, r: &OfflineReport) -> serde_json::Value {
+    use serde_json::json;
+    let c = &r.counters.tracker;
+    let unmatched: serde_json::Map<_, _> = Unmatched::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.label().to_owned(), json!(c.packets_unmatched[i])))
+        .collect();
+    let ended: serde_json::Map<_, _> = EndReason::ALL
+        .iter()
+        .map(|e| (e.label().to_owned(), json!(c.ended(*e))))
+        .collect();
+    let f = &r.counters.fragments;
+    json!({
+        "file": file.display().to_string(),
+        "workers": r.workers,
+        "frames_read": r.reader.packets,
+        "skipped_link_type": r.reader.skipped_link_type,
+        "filter": r.filter.as_ref().map(|f| json!({
+            "expression": f.expression(),
+            "rejected_frames": f.rejected().frames,
+            "rejected_bytes": f.rejected().bytes,
+        })),
+        "packets": c.packets,
+        "packets_in_flows": c.packets_matched,
+        "packets_unmatched": unmatched,
+        "flows": c.ended_total(),
+        "flows_ended": ended,
+        "ip_fragments": f.fragments,
+        "ip_datagrams_reassembled": f.completed,
+        "records": r.writer.records,
+        "outputs": outputs_json(&r.writer.outputs),
+        "pcap": r.pcap.as_ref().map(PcapReport::json),
+        "interrupted": r.interrupted,
+        "error": r.error.as_ref().map(|e| error_chain(e))
+            .or_else(|| r.filter_error.as_ref().map(ToString::to_string)),
+    })
 }
 
 /// The exit status of a run a signal stopped.
@@ -195,4 +273,18 @@ pub fn summary(p: &PipelineCounters, reader: &ReaderStats) -> String {
         ));
     }
     s
+}
+
+/// Every output's counts, as `--summary-json` gives them.
+pub(super) fn outputs_json(outputs: &[crate::output::OutputReport]) -> serde_json::Value {
+    use serde_json::json;
+    outputs
+        .iter()
+        .map(|o| {
+            json!({
+                "output": o.name, "spec": o.spec, "records": o.records, "written": o.written,
+                "dropped": o.dropped, "failed": o.failed, "trimmed_bytes": o.trimmed, "error": o.error,
+            })
+        })
+        .collect()
 }

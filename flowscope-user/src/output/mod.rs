@@ -7,6 +7,7 @@ pub mod eve;
 mod file;
 pub mod ipfix;
 mod outputs;
+pub mod pcapng;
 mod record;
 pub mod spec;
 pub mod zeek;

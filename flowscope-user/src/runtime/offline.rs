@@ -29,7 +29,9 @@
 //! (those bounds hold per worker). Records of one flow come out in order;
 //! records of different flows interleave as the workers go.
 //!
-//! Nothing is dropped: a worker waits for room in its record ring, the
+//! With a filter (`--filter`), the reader skips the frames it rejects
+//! before steering, and counts them. Nothing else is dropped: a worker
+//! waits for room in its record ring, the
 //! reader for room in a batch ring (memory is bounded by the ring sizes).
 //! The reader stops early when asked (`stop`, a signal): every flow is then
 //! ended, as at the end of the file.
@@ -42,13 +44,15 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::config::{RunConfig, decap, plain};
+use super::frames::{self, FrameTapCounts, PcapReport};
 use super::out::{Backpressure, RecordOut};
 use super::worker::{FlowWorker, WorkerConfig};
 use super::writer::{WriterThread, rings};
 use crate::extract::{FiveTupleKey, SteerKey};
 use crate::extractor::FlowExtractor;
+use crate::filter::{FilterError, LinkFilters};
 use crate::output::{Outputs, WriterStats};
-use crate::pcap::{Chunk, FrameRef, PcapError, PcapReader, ReaderStats};
+use crate::pcap::{Chunk, FrameRef, PcapError, PcapReader, ReaderStats, link_type_from_pcap};
 use crate::pipeline::{PipelineConfig, PipelineCounters};
 use crate::tracker::TrackerConfig;
 use crate::view::{PacketView, Timestamp};
@@ -72,6 +76,9 @@ pub struct OfflineConfig {
     pub run: RunConfig,
     /// Worker threads; 1 runs everything on the calling thread.
     pub workers: usize,
+    /// A tcpdump expression: the reader passes on only the frames it
+    /// matches (`--filter`).
+    pub filter: Option<String>,
 }
 
 /// What a capture-file run did.
@@ -90,6 +97,13 @@ pub struct OfflineReport {
     pub error: Option<PcapError>,
     /// Reading stopped because `stop` was set.
     pub interrupted: bool,
+    /// The filter and what it rejected.
+    pub filter: Option<LinkFilters>,
+    /// What `--write-pcap` wrote.
+    pub pcap: Option<PcapReport>,
+    /// The filter could not be compiled for a link type met in the file,
+    /// which ended the reading (every flow was still ended and written).
+    pub filter_error: Option<FilterError>,
 }
 
 /// Frames of one worker, in file order, with the reader's clock at the first.
@@ -192,6 +206,7 @@ impl Dispatch for Threads {
 /// What the reader loop ended with.
 struct ReadEnd {
     error: Option<PcapError>,
+    filter_error: Option<FilterError>,
     interrupted: bool,
 }
 
@@ -201,6 +216,7 @@ fn read_all<R: Read>(
     workers: usize,
     to: &mut impl Dispatch,
     stop: &AtomicBool,
+    mut filter: Option<&mut LinkFilters>,
 ) -> ReadEnd {
     let mut open: Vec<Batch> = (0..workers)
         .map(|_| Batch::new(reader.chunk().clone(), Timestamp(0)))
@@ -211,6 +227,7 @@ fn read_all<R: Read>(
     let mut steer: (Option<SteerKey>, u32) = (None, 0);
     let mut end = ReadEnd {
         error: None,
+        filter_error: None,
         interrupted: false,
     };
     loop {
@@ -228,6 +245,17 @@ fn read_all<R: Read>(
             }
         };
         let chunk = reader.chunk();
+        if let Some(filter) = filter.as_deref_mut() {
+            let v = f.view(chunk.bytes());
+            match filter.pass(v.frame, f.orig_len, f.link) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    end.filter_error = Some(e);
+                    break;
+                }
+            }
+        }
         let w = if workers > 1 {
             let v = f.view(chunk.bytes());
             let key = SteerKey::of(v.frame, v.link);
@@ -314,43 +342,68 @@ where
     E: FlowExtractor<Key = FiveTupleKey> + Send + 'static,
     R: Read,
 {
+    let mut filter = match &cfg.filter {
+        Some(expr) => {
+            let link = reader.pcap_link_type().and_then(link_type_from_pcap);
+            Some(LinkFilters::new(expr, link).context("--filter")?)
+        }
+        None => None,
+    };
     let mut reader = reader.interruptible();
     let reader = &mut reader;
     let outputs = Outputs::open(&cfg.run.outputs, cfg.run.files)?;
     let community_id = outputs.wants_community_id();
     let n = cfg.workers.max(1);
+    let (mut taps, pcap) = match &cfg.run.pcap {
+        Some(p) => {
+            let max_flows = cfg.run.pipeline.as_ref().map_or(0, |p| p.tracker.max_flows);
+            let (taps, thread) = frames::start(p, n, max_flows)?;
+            (taps.into_iter().map(Some).collect(), Some(thread))
+        }
+        None => (Vec::new(), None),
+    };
+    let mut tap = |i: usize| taps.get_mut(i).and_then(Option::take);
     if n == 1 {
-        let mut inline = Inline(FlowWorker::new(
-            extractor(),
-            worker_config(&cfg.run, 0, community_id),
-            outputs,
-            None,
-        ));
+        let mut inline = Inline(
+            FlowWorker::new(
+                extractor(),
+                worker_config(&cfg.run, 0, community_id),
+                outputs,
+                None,
+            )
+            .with_tap(tap(0)),
+        );
         ready();
-        let end = read_all(reader, 1, &mut inline, stop);
+        let end = read_all(reader, 1, &mut inline, stop, filter.as_mut());
         let mut w = inline.0;
         w.finish(Backpressure::Wait);
         let counters = w.counters().unwrap_or_default();
+        let pcap = pcap.map(|p| p.finish(&[w.tap_counts()])).transpose()?;
         return Ok(OfflineReport {
+            pcap,
             counters,
             reader: reader.stats(),
             writer: w.into_out().finish(),
             workers: 1,
             error: end.error,
             interrupted: end.interrupted,
+            filter,
+            filter_error: end.filter_error,
         });
     }
     let (producers, consumers) = rings(n, cfg.run.record_ring);
     let writer = WriterThread::start(consumers, outputs).context("starting the writer thread")?;
-    let mut handles: Vec<JoinHandle<Option<PipelineCounters>>> = Vec::with_capacity(n);
+    let mut handles: Vec<JoinHandle<(Option<PipelineCounters>, FrameTapCounts)>> =
+        Vec::with_capacity(n);
     let mut batch_rings = Vec::with_capacity(n);
     for (index, records) in producers.into_iter().enumerate() {
         let (tx, mut rx) = rtrb::RingBuffer::<Batch>::new(BATCH_RING);
         let config = worker_config(&cfg.run, index, community_id);
+        let tap = tap(index);
         let handle = thread::Builder::new()
             .name(format!("fs-worker-{index}"))
             .spawn(move || {
-                let mut w = FlowWorker::new(extractor(), config, records, None);
+                let mut w = FlowWorker::new(extractor(), config, records, None).with_tap(tap);
                 loop {
                     match rx.pop() {
                         Ok(b) => run_batch(&mut w, &b),
@@ -365,7 +418,7 @@ where
                     }
                 }
                 w.finish(Backpressure::Wait);
-                w.counters()
+                (w.counters(), w.tap_counts())
             })
             .context("starting a worker thread")?;
         batch_rings.push(tx);
@@ -376,27 +429,33 @@ where
         rings: batch_rings,
     };
     ready();
-    let end = read_all(reader, n, &mut threads, stop);
+    let end = read_all(reader, n, &mut threads, stop, filter.as_mut());
     // Dropping the rings tells every worker the reading is over; the
     // unparks below wake those waiting for their last batches.
     drop(threads);
     let mut counters = PipelineCounters::default();
+    let mut tap_counts = Vec::with_capacity(n);
     for h in handles {
         h.thread().unpark();
-        let c = h
+        let (c, t) = h
             .join()
             .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
         if let Some(c) = c {
             counters.merge(&c);
         }
+        tap_counts.push(t);
     }
     let writer = writer.finish()?;
+    let pcap = pcap.map(|p| p.finish(&tap_counts)).transpose()?;
     Ok(OfflineReport {
+        pcap,
         counters,
         reader: reader.stats(),
         writer,
         workers: n,
         error: end.error,
         interrupted: end.interrupted,
+        filter,
+        filter_error: end.filter_error,
     })
 }
