@@ -253,3 +253,41 @@ fn output_directory_missing() {
     ]);
     assert_one_error(&o, &["/nonexistent-flowscope-dir/out.json"]);
 }
+
+/// Outputs named wrongly: each is one error line that says what is wrong
+/// (not the bare OS error), before anything is read or written.
+#[test]
+fn misnamed_outputs_say_what_is_wrong() {
+    let good = Path::new(PCAPS).join(GOOD);
+    let file = temp("not-a-dir", b"x");
+    let dir = file.parent().unwrap().to_owned();
+    let f = file.to_str().unwrap();
+    let d = dir.to_str().unwrap();
+    for (spec, needles) in [
+        (
+            vec![format!("zeek:{f}")],
+            vec!["is a file, but a Zeek output needs a directory"],
+        ),
+        (
+            vec![format!("eve:{d}")],
+            vec!["is a directory; this output writes a file"],
+        ),
+        (
+            vec![format!("{d}/a.json"), format!("eve:{d}/./a.json")],
+            vec!["writes to the same place as", "name each output once"],
+        ),
+        (vec!["-".into(), "eve:-".into()], vec!["same place"]),
+    ] {
+        let mut args = vec!["read".to_owned()];
+        for s in &spec {
+            args.extend(["-o".to_owned(), s.clone()]);
+        }
+        args.push(good.to_str().unwrap().to_owned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = flowscope(&args);
+        assert_one_error(&o, &needles);
+        assert!(o.stdout.is_empty(), "{spec:?}: nothing written");
+        assert!(!dir.join("a.json").exists(), "{spec:?}: no file created");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"x", "the file is untouched");
+}
