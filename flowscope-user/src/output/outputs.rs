@@ -175,7 +175,11 @@ impl<K: ZeekLogKind> LogFile<K> {
         let Some(mut log) = self.log.take() else {
             return Ok(());
         };
-        log.flush()?;
+        if let Err(e) = log.flush() {
+            // Kept, with its counts: the output has failed.
+            self.log = Some(log);
+            return Err(e);
+        }
         let (w, x) = (log.get_mut().written, log.get_mut().failed);
         let mut file = match log.finish() {
             Ok(f) => f,
