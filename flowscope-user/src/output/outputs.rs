@@ -6,8 +6,8 @@
 //!
 //! EVE outputs get every record, with its flow's Community ID (computed
 //! once per flow, see `community`); Zeek outputs get flow records
-//! (conn.log) and SSH records (ssh.log, created when the first one
-//! arrives, as Zeek writes no empty logs); IPFIX outputs get flow records.
+//! (conn.log) and L7 records (their logs, see `zeek_logs`); IPFIX outputs
+//! get flow records.
 //! An output that fails keeps its first error and drops (and counts) every
 //! record after it; the other outputs go on.
 //!
@@ -26,10 +26,8 @@ use super::eve::EveEncoder;
 use super::ipfix::{IpfixConfig, IpfixExporter};
 use super::record::{FlowEnd, FlowHeader, Record};
 use super::spec::{OutputSpec, SpecError};
-use super::zeek::{ZeekConnWriter, ZeekFormat};
-use super::zeek_ssh::ZeekSshWriter;
-use crate::l7::SshRecord;
-use crate::pipeline::{FAILED, FlowSummary};
+use super::zeek_logs::ZeekLogs;
+use crate::l7::L7Record;
 use crate::view::Timestamp;
 
 /// How files are opened and rotated.
@@ -75,53 +73,6 @@ struct EveSink {
     out: BufWriter<Box<dyn Write + Send>>,
     written: u64,
     opened: Instant,
-}
-
-/// The logs of one Zeek output directory: conn.log, and ssh.log once an
-/// SSH record arrives.
-struct ZeekLogs {
-    dir: PathBuf,
-    format: ZeekFormat,
-    conn: ZeekConnWriter<BufWriter<File>>,
-    ssh: Option<ZeekSshWriter<BufWriter<File>>>,
-}
-
-impl ZeekLogs {
-    fn create(dir: &Path, name: &str) -> io::Result<BufWriter<File>> {
-        File::create(dir.join(name)).map(BufWriter::new)
-    }
-
-    /// Writes `record` to ssh.log (created now if it is the first).
-    fn ssh(&mut self, header: &FlowHeader, ts: Timestamp, record: &SshRecord) -> io::Result<()> {
-        let ssh = match &mut self.ssh {
-            Some(w) => w,
-            None => self.ssh.insert(ZeekSshWriter::new(
-                Self::create(&self.dir, "ssh.log")?,
-                self.format,
-            )?),
-        };
-        ssh.write_ssh(header, ts, record).map(drop)
-    }
-
-    /// Records written, all logs.
-    fn records(&self) -> u64 {
-        self.conn.records() + self.ssh.as_ref().map_or(0, ZeekSshWriter::records)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.conn.flush()?;
-        self.ssh.as_mut().map_or(Ok(()), ZeekSshWriter::flush)
-    }
-
-    /// Flushes and closes every log, with the count of records written.
-    fn finish(self) -> (u64, io::Result<()>) {
-        let records = self.records();
-        let result = self
-            .conn
-            .finish()
-            .and_then(|_| self.ssh.map_or(Ok(()), |w| w.finish().map(drop)));
-        (records, result)
-    }
 }
 
 enum Sink {
@@ -204,16 +155,7 @@ fn open_sink(spec: &OutputSpec, label: &str, files: FileOptions) -> Result<Sink,
                 .map_err(open_err(label, path.as_deref().unwrap_or(Path::new("-"))))?,
         ),
         OutputSpec::Zeek { dir, format } => {
-            std::fs::create_dir_all(dir).map_err(open_err(label, dir))?;
-            let conn = ZeekLogs::create(dir, "conn.log")
-                .and_then(|f| ZeekConnWriter::new(f, *format))
-                .map_err(open_err(label, &dir.join("conn.log")))?;
-            Sink::Zeek(ZeekLogs {
-                dir: dir.clone(),
-                format: *format,
-                conn,
-                ssh: None,
-            })
+            Sink::Zeek(ZeekLogs::open(dir, *format).map_err(|(path, e)| open_err(label, &path)(e))?)
         }
         OutputSpec::Ipfix(s) => {
             let what = format!("collector {}", s.collector);
@@ -243,18 +185,6 @@ fn open_sink(spec: &OutputSpec, label: &str, files: FileOptions) -> Result<Sink,
             Sink::Ipfix(IpfixExporter::start(config).map_err(err)?)
         }
     })
-}
-
-/// Zeek's `service` name of a flow's application protocol: Zeek's DNS
-/// analyzer also takes mDNS and LLMNR; SSDP has no Zeek analyzer, and Zeek
-/// leaves a flow no analyzer recognised unset.
-fn zeek_service(proto: &'static str) -> Option<&'static str> {
-    match proto {
-        "tls" => Some("ssl"),
-        "mdns" | "llmnr" => Some("dns"),
-        "ssdp" | FAILED => None,
-        other => Some(other),
-    }
 }
 
 impl Outputs {
@@ -312,24 +242,20 @@ impl Outputs {
         }
         match record {
             Record::Flow(f) => self.write_flow(f),
-            Record::L7 { header, ts, record } => {
-                if let crate::l7::L7Record::Ssh(r) = &**record {
-                    self.write_ssh(header, *ts, r);
-                }
-            }
+            Record::L7 { header, ts, record } => self.write_l7(header, *ts, record),
             Record::Anomaly { .. } | Record::Interval(_) => {}
         }
     }
 
-    /// Gives an SSH record to the Zeek outputs (ssh.log).
-    fn write_ssh(&mut self, header: &FlowHeader, ts: Timestamp, r: &SshRecord) {
+    /// Gives an L7 record to the Zeek outputs (its log).
+    fn write_l7(&mut self, header: &FlowHeader, ts: Timestamp, r: &L7Record) {
         for o in &mut self.outputs {
             let Sink::Zeek(z) = &mut o.sink else { continue };
             if o.error.is_some() {
                 o.dropped += 1;
                 continue;
             }
-            let result = z.ssh(header, ts, r);
+            let result = z.l7(header, ts, r);
             o.account(result);
         }
     }
@@ -345,14 +271,7 @@ impl Outputs {
                 continue;
             }
             let result = match &mut o.sink {
-                Sink::Zeek(w) => w.conn.write_flow_summary(
-                    &f.flow,
-                    f.summary
-                        .as_ref()
-                        .and_then(FlowSummary::app_proto)
-                        .and_then(zeek_service),
-                    f.summary.as_ref(),
-                ),
+                Sink::Zeek(w) => w.flow(f),
                 Sink::Ipfix(x) => {
                     x.flow(&f.flow, f.reason);
                     Ok(())

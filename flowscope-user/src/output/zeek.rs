@@ -4,9 +4,11 @@
 //!
 //! Fields are Zeek's, in Zeek's order. Values come from the tracker, whose
 //! flow definition is close to Zeek's but not the same:
-//! - `ts` is the record's first packet; `uid` is `C` and the flow ID in
-//!   base 62 (deterministic rather than random; the interim records of an
-//!   active timeout share it).
+//! - `ts` is the record's first packet; `uid` is Zeek's form (`C` and 96
+//!   bits in base 62): a keyed hash of the flow (its ID and key) under a
+//!   key drawn at random when the process starts, so every record of a
+//!   flow (its interim records, its L7 logs) shares it, and it differs
+//!   across runs and sensors, as Zeek's random uids do.
 //! - `orig_bytes`/`resp_bytes` are the L4 payload bytes seen (retransmissions
 //!   included; Zeek counts the TCP sequence space); for ICMP, as in Zeek,
 //!   the message after its 8-byte header. Like `duration` they are unset
@@ -23,8 +25,13 @@
 //! - ICMP ports are 0 (Zeek puts the type and code there); ICMPv6 is
 //!   `icmp`, as in Zeek; other protocols are `unknown_transport`.
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::io::{self, Write};
 use std::marker::PhantomData;
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
 
 use crate::extract::FiveTupleKey;
 use crate::extractor::L4Proto;
@@ -103,7 +110,21 @@ pub(super) enum Value<'a> {
     Count(u64),
     /// Seconds with microseconds (`time`, `interval`).
     Secs(u64),
+    /// `T` or `F`.
+    Bool(bool),
+    /// A `set` or `vector` of strings: `,`-separated (a `,` inside an
+    /// element escaped), `(empty)` when it has none.
+    Strs(Vec<String>),
+    /// A `vector[interval]`.
+    SecsList(Vec<u64>),
     Unset,
+}
+
+impl<'a> Value<'a> {
+    /// A string, or unset.
+    pub(super) fn text(s: Option<&'a str>) -> Self {
+        s.map_or(Self::Unset, Self::Str)
+    }
 }
 
 /// One Zeek log of kind `K` (which gives it its records' writer, e.g.
@@ -164,9 +185,9 @@ fn wall_clock() -> Timestamp {
 const ICMP_HEADER: u64 = 8;
 
 /// `C` and `n` in base 62.
-fn write_uid(out: &mut Vec<u8>, mut n: u64) {
+fn write_uid(out: &mut Vec<u8>, mut n: u128) {
     const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut tmp = [0u8; 11];
+    let mut tmp = [0u8; 22];
     let mut i = tmp.len();
     loop {
         i -= 1;
@@ -178,6 +199,46 @@ fn write_uid(out: &mut Vec<u8>, mut n: u64) {
     }
     out.push(b'C');
     out.extend_from_slice(&tmp[i..]);
+}
+
+/// This process's uid key: random (the standard library's OS-seeded hash
+/// keys, the clock and the process ID), drawn once.
+fn uid_key() -> &'static [u8; 16] {
+    static KEY: OnceLock<[u8; 16]> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let seed = wall_clock().0 ^ (u64::from(std::process::id()) << 32);
+        let a = RandomState::new().hash_one(seed);
+        let b = RandomState::new().hash_one((a, seed));
+        let mut key = [0; 16];
+        key[..8].copy_from_slice(&a.to_le_bytes());
+        key[8..].copy_from_slice(&b.to_le_bytes());
+        key
+    })
+}
+
+/// The 96 bits of `flow`'s uid: SHA-256 of the process's key, the flow ID
+/// (unique in the process, shared by the flow's records) and its key.
+fn uid_bits(flow: &FlowHeader) -> u128 {
+    let k = flow.oriented();
+    let mut h = Sha256::new();
+    h.update(uid_key());
+    h.update(flow.flow_id.to_le_bytes());
+    h.update(k.src_ip().to_string());
+    h.update(k.src_port().to_le_bytes());
+    h.update(k.dst_ip().to_string());
+    h.update(k.dst_port().to_le_bytes());
+    h.update([flow.l4.number()]);
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b[4..].copy_from_slice(&d[..12]);
+    u128::from_be_bytes(b)
+}
+
+/// `flow`'s Zeek uid.
+pub(super) fn uid(flow: &FlowHeader) -> String {
+    let mut out = Vec::with_capacity(18);
+    write_uid(&mut out, uid_bits(flow));
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn proto_name(l4: L4Proto) -> &'static str {
@@ -201,10 +262,8 @@ pub(super) struct ConnId {
 impl ConnId {
     pub(super) fn of(flow: &FlowHeader) -> Self {
         let k = flow.oriented();
-        let mut uid = Vec::with_capacity(12);
-        write_uid(&mut uid, flow.flow_id);
         Self {
-            uid: String::from_utf8(uid).unwrap_or_default(),
+            uid: uid(flow),
             orig_h: k.src_ip().to_string(),
             orig_p: k.src_port(),
             resp_h: k.dst_ip().to_string(),
@@ -378,17 +437,28 @@ impl<W: Write, K> ZeekLog<W, K> {
             }
             match v {
                 Value::Str("") => self.line.extend_from_slice(b"(empty)"),
-                Value::Str(s) => {
-                    for &b in s.as_bytes() {
-                        if b < 0x20 || b == 0x7f || b == b'\\' {
-                            write!(self.line, "\\x{b:02x}")?;
-                        } else {
-                            self.line.push(b);
+                Value::Str(s) => escape(&mut self.line, s, b'\\')?,
+                Value::Count(n) => write!(self.line, "{n}")?,
+                Value::Secs(us) => secs(&mut self.line, *us)?,
+                Value::Bool(b) => self.line.push(if *b { b'T' } else { b'F' }),
+                Value::Strs(v) if v.is_empty() => self.line.extend_from_slice(b"(empty)"),
+                Value::Strs(v) => {
+                    for (i, s) in v.iter().enumerate() {
+                        if i > 0 {
+                            self.line.push(b',');
                         }
+                        escape(&mut self.line, s, b',')?;
                     }
                 }
-                Value::Count(n) => write!(self.line, "{n}")?,
-                Value::Secs(us) => write!(self.line, "{}.{:06}", us / 1_000_000, us % 1_000_000)?,
+                Value::SecsList(v) if v.is_empty() => self.line.extend_from_slice(b"(empty)"),
+                Value::SecsList(v) => {
+                    for (i, us) in v.iter().enumerate() {
+                        if i > 0 {
+                            self.line.push(b',');
+                        }
+                        secs(&mut self.line, *us)?;
+                    }
+                }
                 Value::Unset => self.line.push(b'-'),
             }
         }
@@ -410,13 +480,43 @@ impl<W: Write, K> ZeekLog<W, K> {
             match v {
                 Value::Str(s) => serde_json::to_writer(&mut self.line, s)?,
                 Value::Count(n) => write!(self.line, "{n}")?,
-                Value::Secs(us) => write!(self.line, "{}.{:06}", us / 1_000_000, us % 1_000_000)?,
+                Value::Secs(us) => secs(&mut self.line, *us)?,
+                Value::Bool(b) => write!(self.line, "{b}")?,
+                Value::Strs(v) => serde_json::to_writer(&mut self.line, v)?,
+                Value::SecsList(v) => {
+                    self.line.push(b'[');
+                    for (i, us) in v.iter().enumerate() {
+                        if i > 0 {
+                            self.line.push(b',');
+                        }
+                        secs(&mut self.line, *us)?;
+                    }
+                    self.line.push(b']');
+                }
                 Value::Unset => {}
             }
         }
         self.line.push(b'}');
         Ok(())
     }
+}
+
+/// Seconds with six decimals, from microseconds.
+fn secs(out: &mut Vec<u8>, us: u64) -> io::Result<()> {
+    write!(out, "{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+/// `s` as Zeek's ASCII writer writes it: control bytes, backslashes and
+/// `also` (the set separator inside a set) as `\xNN`.
+fn escape(out: &mut Vec<u8>, s: &str, also: u8) -> io::Result<()> {
+    for &b in s.as_bytes() {
+        if b < 0x20 || b == 0x7f || b == b'\\' || b == also {
+            write!(out, "\\x{b:02x}")?;
+        } else {
+            out.push(b);
+        }
+    }
+    Ok(())
 }
 
 /// Zeek's `missed_bytes`: the sequence-space bytes of both sides that
@@ -444,7 +544,24 @@ mod tests {
         assert_eq!(uid(0), "C0");
         assert_eq!(uid(61), "Cz");
         assert_eq!(uid(62), "C10");
-        assert_eq!(uid(u64::MAX), "CLygHa16AHYF");
+        assert_eq!(uid(u128::from(u64::MAX)), "CLygHa16AHYF");
+        // 96 bits: at most 17 digits, as Zeek's.
+        assert_eq!(uid((1 << 96) - 1).len(), 18);
+    }
+
+    #[test]
+    fn uids_are_per_flow_hashes() {
+        let flow = |flow_id| FlowHeader {
+            flow_id,
+            key: FiveTupleKey::from_v4([192, 0, 2, 1].into(), 1, [198, 51, 100, 2].into(), 2, 6),
+            initiator: crate::extractor::Orientation::Forward,
+            l4: L4Proto::Tcp,
+        };
+        assert_eq!(uid(&flow(1)), uid(&flow(1)), "stable for the flow");
+        assert_ne!(uid(&flow(1)), uid(&flow(2)), "one per flow");
+        // The random key: not the flow ID in base 62.
+        assert_ne!(uid(&flow(1)), "C1");
+        assert!(uid(&flow(1)).len() > 10);
     }
 
     #[test]
@@ -477,7 +594,7 @@ mod tests {
         let out = String::from_utf8(w.finish().unwrap()).unwrap();
         let row: Vec<&str> = out.lines().nth(8).unwrap().split('\t').collect();
         let field = |name: &str| row[FIELDS.iter().position(|f| *f == name).unwrap()];
-        assert_eq!(field("uid"), "C10");
+        assert_eq!(field("uid"), uid(&FlowHeader::of(&flow)));
         assert_eq!(field("proto"), "icmp");
         assert_eq!(field("duration"), "1.500000");
         // 64-byte messages: 56 bytes after each 8-byte header.
