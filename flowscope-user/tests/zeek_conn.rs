@@ -22,15 +22,18 @@ fn zeek(capture: &str, log: &str) -> Log {
     z
 }
 
-/// Our TSV conn.log of `capture` (one row per connection).
-fn ours(capture: &str, args: &[&str]) -> Log {
-    ours_log(capture, "conn.log", args)
-}
+/// The private address space, which Zeek's baselines call local
+/// (`Site::private_address_space_is_local`).
+const PRIVATE: &str =
+    "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,127.0.0.0/8,fc00::/7,fe80::/10,::1/128";
 
-/// Our TSV `log` of `capture`, one row per connection.
-fn ours_log(capture: &str, log: &str, args: &[&str]) -> Log {
-    let o = common::zeek::ours_log(capture, log, args);
-    assert_eq!(o.repeated_keys, 0, "{capture} {log}: one row per key");
+/// Our TSV conn.log of `capture` (one row per connection), the private
+/// address space local as in the baselines.
+fn ours(capture: &str, args: &[&str]) -> Log {
+    let mut args = args.to_vec();
+    args.extend(["--local-nets", PRIVATE]);
+    let o = common::zeek::ours_log(capture, "conn.log", &args);
+    assert_eq!(o.repeated_keys, 0, "{capture} conn.log: one row per key");
     o
 }
 
@@ -123,11 +126,9 @@ fn compare_rows(capture: &str, zeek: &Log, ours: &Log, keys: &[Key]) {
                     assert_eq!(z["missed_bytes"], "0", "{ctx}: no gaps");
                     assert_eq!(ov, zv, "{ctx}: {f}");
                 }
-                // We know no local networks (the baselines come from Zeek's
-                // Site::private_address_space_is_local); with decapsulation
-                // the outer tunnel connection is not logged, so it is no
-                // parent.
-                "local_orig" | "local_resp" | "tunnel_parents" => {
+                // With decapsulation the tracker keys the inner connection
+                // only: the outer one is not logged, so it is no parent.
+                "tunnel_parents" => {
                     assert_ne!(zv, "", "{ctx}: Zeek's {f}");
                     assert_eq!(ov, "-", "{ctx}: {f} unset");
                 }
@@ -161,11 +162,22 @@ fn compare_all(capture: &str, log: &str, args: &[&str]) {
 
 #[test]
 fn vlan_mpls() {
-    compare_all(
-        "zeek__mixed-vlan-mpls.pcap",
-        "core.vlan-mpls.conn.log",
-        &["--l7"],
-    );
+    // L7 (and with it `service`) is on by default.
+    compare_all("zeek__mixed-vlan-mpls.pcap", "core.vlan-mpls.conn.log", &[]);
+}
+
+/// Without `--local-nets`, `local_orig`/`local_resp` are unset, as Zeek
+/// leaves them with an empty `Site::local_nets`.
+#[test]
+fn no_local_nets_leaves_locality_unset() {
+    let o = common::zeek::ours_log("zeek__q-in-q.pcap", "conn.log", &[]);
+    assert!(!o.all.is_empty());
+    for row in &o.all {
+        assert_eq!(
+            (row["local_orig"].as_str(), row["local_resp"].as_str()),
+            ("-", "-")
+        );
+    }
 }
 
 #[test]
@@ -334,7 +346,7 @@ fn missed_bytes_from_reassembly_match_zeek() {
             summary: Option<&FlowSummary>,
         ) {
             self.0
-                .write_flow_summary(flow, None, summary)
+                .write_flow_summary(flow, None, summary, None)
                 .expect("write");
         }
     }

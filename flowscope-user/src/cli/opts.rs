@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::output::{FileOptions, OutputSpec};
+use crate::output::{FileOptions, LocalNets, OutputSpec};
 use crate::pipeline::PipelineConfig;
 use crate::runtime::RunConfig;
 use crate::tracker::TrackerConfig;
@@ -104,6 +104,11 @@ options! {
         /// Flow records only: no stream reassembly, no L7 parsing.
         #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
         pub no_l7: Option<bool>,
+        /// Networks whose addresses are local, `CIDR,CIDR,…` (Zeek's
+        /// `Site::local_nets`): conn.log's `local_orig` and `local_resp`
+        /// (unset without them, as in Zeek).
+        #[arg(long, value_name = "CIDRS")]
+        pub local_nets: Option<String>,
         /// Records buffered per worker on the way to the writer (default 65536).
         #[arg(long)]
         pub record_ring: Option<usize>,
@@ -186,11 +191,22 @@ impl RunOpts {
             None if d.stdout => vec!["-".to_owned()],
             None => Vec::new(),
         };
+        let nets: LocalNets = match &self.local_nets {
+            Some(n) => n
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--local-nets: {e}"))?,
+            None => LocalNets::default(),
+        };
         let outputs = texts
             .iter()
             .map(|t| {
-                t.parse::<OutputSpec>()
-                    .map_err(|e| anyhow::anyhow!("--output {t:?}: {e}"))
+                let mut spec = t
+                    .parse::<OutputSpec>()
+                    .map_err(|e| anyhow::anyhow!("--output {t:?}: {e}"))?;
+                if let OutputSpec::Zeek { local_nets, .. } = &mut spec {
+                    local_nets.clone_from(&nets);
+                }
+                Ok(spec)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(RunConfig {

@@ -6,6 +6,7 @@
 mod community;
 pub mod eve;
 pub mod ipfix;
+pub mod local_nets;
 mod outputs;
 mod record;
 pub mod spec;
@@ -18,6 +19,7 @@ pub mod zeek_ssh;
 pub mod zeek_ssl;
 
 pub use eve::{EveEncoder, write_rfc3339_micros};
+pub use local_nets::LocalNets;
 pub use outputs::{FileOptions, OutputReport, Outputs, WriterStats};
 pub use record::{FlowEnd, FlowHeader, Record};
 pub use spec::{OutputSpec, SpecError};

@@ -154,9 +154,14 @@ fn open_sink(spec: &OutputSpec, label: &str, files: FileOptions) -> Result<Sink,
             open_eve(path.as_deref(), files.append)
                 .map_err(open_err(label, path.as_deref().unwrap_or(Path::new("-"))))?,
         ),
-        OutputSpec::Zeek { dir, format } => {
-            Sink::Zeek(ZeekLogs::open(dir, *format).map_err(|(path, e)| open_err(label, &path)(e))?)
-        }
+        OutputSpec::Zeek {
+            dir,
+            format,
+            local_nets,
+        } => Sink::Zeek(
+            ZeekLogs::open(dir, *format, local_nets.clone())
+                .map_err(|(path, e)| open_err(label, &path)(e))?,
+        ),
         OutputSpec::Ipfix(s) => {
             let what = format!("collector {}", s.collector);
             let err = |source| SpecError::Open {

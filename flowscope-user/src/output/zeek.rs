@@ -20,8 +20,11 @@
 //!   space never seen, both sides; 0 for flows other than TCP) when the
 //!   writer is given the pipeline's [`FlowSummary`]; without one (no
 //!   reassembly ran) it is unset, as nothing is known about gaps.
-//! - `local_orig`, `local_resp` and `tunnel_parents` are unset (`-`, or
-//!   absent in JSON): the writer knows no local networks.
+//! - `local_orig`/`local_resp` say whether each endpoint is in the
+//!   `--local-nets` networks (Zeek's `Site::local_nets`), unset (`-`, or
+//!   absent in JSON) when none were given, as in Zeek.
+//! - `tunnel_parents` is unset: with `--decap` the tracker keys the inner
+//!   connection only, and the outer one has no record to name.
 //! - ICMP ports are 0 (Zeek puts the type and code there); ICMPv6 is
 //!   `icmp`, as in Zeek; other protocols are `unknown_transport`.
 
@@ -369,7 +372,9 @@ impl<W: Write, K: ZeekLogKind> ZeekLog<W, K> {
 impl<W: Write> ZeekConnWriter<W> {
     /// Writes one conn.log record; `service` is the application protocol
     /// when a parser recognised one (`http`, `ssl`, `dns`, `ssh`), `summary` what
-    /// the pipeline's reassembly did for it (its gaps are `missed_bytes`).
+    /// the pipeline's reassembly did for it (its gaps are `missed_bytes`),
+    /// `local` whether its originator and responder are local (unset
+    /// without local networks).
     ///
     /// # Errors
     ///
@@ -379,6 +384,7 @@ impl<W: Write> ZeekConnWriter<W> {
         flow: &FlowRecord<FiveTupleKey>,
         service: Option<&str>,
         summary: Option<&FlowSummary>,
+        local: Option<[bool; 2]>,
     ) -> io::Result<()> {
         let id = ConnId::of(&FlowHeader::of(flow));
         let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
@@ -411,8 +417,8 @@ impl<W: Write> ZeekConnWriter<W> {
             if_timed(Value::Count(app_bytes(o))),
             if_timed(Value::Count(app_bytes(r))),
             Value::Str(flow.conn_state()),
-            Value::Unset,
-            Value::Unset,
+            local.map_or(Value::Unset, |[o, _]| Value::Bool(o)),
+            local.map_or(Value::Unset, |[_, r]| Value::Bool(r)),
             summary.map_or(Value::Unset, |s| Value::Count(missed_bytes(s))),
             match flow.history.as_str() {
                 "" => Value::Unset,
@@ -590,7 +596,7 @@ mod tests {
             continued: false,
         };
         let mut w = ZeekConnWriter::new(Vec::new(), ZeekFormat::Tsv).unwrap();
-        w.write_flow_summary(&flow, None, None).unwrap();
+        w.write_flow_summary(&flow, None, None, None).unwrap();
         let out = String::from_utf8(w.finish().unwrap()).unwrap();
         let row: Vec<&str> = out.lines().nth(8).unwrap().split('\t').collect();
         let field = |name: &str| row[FIELDS.iter().position(|f| *f == name).unwrap()];

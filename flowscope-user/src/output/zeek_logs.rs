@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 
+use super::local_nets::LocalNets;
 use super::record::{FlowEnd, FlowHeader};
 use super::zeek::{ZeekConnWriter, ZeekFormat, ZeekLog, ZeekLogKind};
 use super::zeek_dns::ZeekDnsWriter;
@@ -29,6 +30,7 @@ type Log<K> = ZeekLog<BufWriter<File>, K>;
 pub(super) struct ZeekLogs {
     dir: PathBuf,
     format: ZeekFormat,
+    local_nets: LocalNets,
     conn: ZeekConnWriter<BufWriter<File>>,
     ssh: Option<ZeekSshWriter<BufWriter<File>>>,
     http: Option<ZeekHttpWriter<BufWriter<File>>>,
@@ -50,12 +52,17 @@ fn zeek_service(proto: &'static str) -> Option<&'static str> {
 }
 
 impl ZeekLogs {
-    /// Creates `dir` if needed and opens its conn.log.
+    /// Creates `dir` if needed and opens its conn.log; `local_nets` are
+    /// Zeek's `Site::local_nets`.
     ///
     /// # Errors
     ///
     /// Creating the directory or conn.log (with the path that failed).
-    pub(super) fn open(dir: &Path, format: ZeekFormat) -> Result<Self, (PathBuf, io::Error)> {
+    pub(super) fn open(
+        dir: &Path,
+        format: ZeekFormat,
+        local_nets: LocalNets,
+    ) -> Result<Self, (PathBuf, io::Error)> {
         std::fs::create_dir_all(dir).map_err(|e| (dir.to_owned(), e))?;
         let conn = Self::open_file(dir, "conn")
             .and_then(|f| ZeekConnWriter::new(f, format))
@@ -63,6 +70,7 @@ impl ZeekLogs {
         Ok(Self {
             dir: dir.to_owned(),
             format,
+            local_nets,
             conn,
             ssh: None,
             http: None,
@@ -98,8 +106,10 @@ impl ZeekLogs {
             .as_ref()
             .and_then(FlowSummary::app_proto)
             .and_then(zeek_service);
+        let k = f.flow.key.oriented(f.flow.initiator);
+        let local = self.local_nets.of(k.src_ip(), k.dst_ip());
         self.conn
-            .write_flow_summary(&f.flow, service, f.summary.as_ref())?;
+            .write_flow_summary(&f.flow, service, f.summary.as_ref(), local)?;
         match &mut self.dns {
             Some(dns) if f.reason != EndReason::ActiveTimeout => dns.flow_ended(f.flow.flow_id),
             _ => Ok(()),
