@@ -19,7 +19,7 @@ enum Command {
     Capture(Box<flowscope::cli::capture::CaptureArgs>),
     /// Run a pcap or pcapng file (`-` for stdin) through the capture's
     /// workers on every core; EVE JSON out.
-    Read(flowscope::cli::read::ReadArgs),
+    Read(Box<flowscope::cli::read::ReadArgs>),
     /// Probe the kernel features the live datapath uses (root).
     #[cfg(target_os = "linux")]
     Probe,
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         #[cfg(target_os = "linux")]
         Command::Capture(args) => flowscope::cli::capture::run(*args),
-        Command::Read(args) => flowscope::cli::read::run(args),
+        Command::Read(args) => flowscope::cli::read::run(*args),
         #[cfg(target_os = "linux")]
         Command::Probe => Ok(flowscope::cli::probe::run()),
     };

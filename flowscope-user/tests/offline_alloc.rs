@@ -61,6 +61,7 @@ fn allocations(bytes: &[u8], workers: usize) -> (u64, u64) {
             ..RunConfig::default()
         },
         workers,
+        filter: None,
     };
     let reader = PcapReader::new(bytes).expect("header");
     let before = alloc_support::allocations();

@@ -42,6 +42,15 @@ pub struct ReadArgs {
     /// on one thread.
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Keep only the frames this tcpdump expression matches (pcap-filter(7)
+    /// syntax), compiled by libpcap for the file's link type; the others
+    /// are counted and skipped before any tracking.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Write a JSON summary here at exit (what the standard error summary
+    /// says, as numbers).
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
     /// The options `read` shares with `capture`.
     #[command(flatten)]
     pub run: RunOpts,
@@ -89,9 +98,22 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
     };
     let reader = PcapReader::from_file(file)
         .with_context(|| format!("cannot read capture file {}", args.file.display()))?;
-    let cfg = OfflineConfig { run, workers };
+    let cfg = OfflineConfig {
+        run,
+        workers,
+        filter: args.filter,
+    };
     let report = offline::run(reader, &cfg, signal::stop_flag(), signal::listen)?;
     eprint!("{}", summary(&report.counters, &report.reader));
+    if let Some(f) = &report.filter {
+        let r = f.rejected();
+        eprintln!(
+            "filter {:?}: {} frames ({} bytes) filtered out",
+            f.expression(),
+            r.frames,
+            r.bytes
+        );
+    }
     let mut code = ExitCode::SUCCESS;
     for r in &report.writer.outputs {
         eprintln!(
@@ -101,6 +123,10 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(e) = &report.error {
         eprintln!("error: {}: {}", args.file.display(), error_chain(e));
+        code = ExitCode::FAILURE;
+    }
+    if let Some(e) = &report.filter_error {
+        eprintln!("error: {}: --{e}", args.file.display());
         code = ExitCode::FAILURE;
     }
     for r in &report.writer.outputs {
@@ -113,7 +139,59 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
         eprintln!("flowscope: interrupted: reading stopped, every open flow ended and written");
         code = ExitCode::from(status);
     }
+    if let Some(path) = &args.summary_json {
+        std::fs::write(path, format!("{}\n", summary_json(&args.file, &report)))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(code)
+}
+
+/// `--summary-json`: the summary's figures.
+fn summary_json(file: &std::path::Path, r: &OfflineReport) -> serde_json::Value {
+    use serde_json::json;
+    let c = &r.counters.tracker;
+    let unmatched: serde_json::Map<_, _> = Unmatched::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (u.label().to_owned(), json!(c.packets_unmatched[i])))
+        .collect();
+    let ended: serde_json::Map<_, _> = EndReason::ALL
+        .iter()
+        .map(|e| (e.label().to_owned(), json!(c.ended(*e))))
+        .collect();
+    let f = &r.counters.fragments;
+    let outputs: Vec<_> = r
+        .writer
+        .outputs
+        .iter()
+        .map(|o| {
+            json!({"spec": o.spec, "written": o.written, "dropped": o.dropped,
+                   "error": o.error})
+        })
+        .collect();
+    json!({
+        "file": file.display().to_string(),
+        "workers": r.workers,
+        "frames_read": r.reader.packets,
+        "skipped_link_type": r.reader.skipped_link_type,
+        "filter": r.filter.as_ref().map(|f| json!({
+            "expression": f.expression(),
+            "rejected_frames": f.rejected().frames,
+            "rejected_bytes": f.rejected().bytes,
+        })),
+        "packets": c.packets,
+        "packets_in_flows": c.packets_matched,
+        "packets_unmatched": unmatched,
+        "flows": c.ended_total(),
+        "flows_ended": ended,
+        "ip_fragments": f.fragments,
+        "ip_datagrams_reassembled": f.completed,
+        "records": r.writer.records,
+        "outputs": outputs,
+        "interrupted": r.interrupted,
+        "error": r.error.as_ref().map(|e| error_chain(e))
+            .or_else(|| r.filter_error.as_ref().map(ToString::to_string)),
+    })
 }
 
 /// The exit status of a run a signal stopped.

@@ -93,3 +93,80 @@ impl Filter {
         &self.program
     }
 }
+
+/// One expression for a capture file's frames, compiled for each link type
+/// the file uses (as tcpdump compiles it for the file's link type), with
+/// what it rejected.
+#[derive(Debug, Clone)]
+pub struct LinkFilters {
+    expr: String,
+    compiled: Vec<(LinkType, Filter)>,
+    rejected: FilterCount,
+}
+
+/// Frames a filter rejected and their length on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FilterCount {
+    /// Frames.
+    pub frames: u64,
+    /// Their bytes on the wire.
+    pub bytes: u64,
+}
+
+impl LinkFilters {
+    /// `expr`, compiled now for `link` when the file says which it is, so
+    /// that a bad expression fails before anything is read.
+    ///
+    /// # Errors
+    ///
+    /// [`FilterError`] for `link`.
+    pub fn new(expr: &str, link: Option<LinkType>) -> Result<Self, FilterError> {
+        let compiled = match link {
+            Some(l) => vec![(l, Filter::compile(expr, l)?)],
+            None => Vec::new(),
+        };
+        Ok(Self {
+            expr: expr.to_owned(),
+            compiled,
+            rejected: FilterCount::default(),
+        })
+    }
+
+    /// Whether a frame of `link` passes, counting it when it does not; the
+    /// first frame of a link type compiles the expression for it.
+    ///
+    /// # Errors
+    ///
+    /// [`FilterError`]: the expression cannot be compiled for `link`.
+    #[inline]
+    pub fn pass(
+        &mut self,
+        frame: &[u8],
+        wire_len: u32,
+        link: LinkType,
+    ) -> Result<bool, FilterError> {
+        let f = match self.compiled.iter().position(|(l, _)| *l == link) {
+            Some(i) => &self.compiled[i].1,
+            None => {
+                let f = Filter::compile(&self.expr, link)?;
+                &self.compiled.push_mut((link, f)).1
+            }
+        };
+        let pass = f.matches(frame, wire_len);
+        if !pass {
+            self.rejected.frames += 1;
+            self.rejected.bytes += u64::from(wire_len);
+        }
+        Ok(pass)
+    }
+
+    /// The expression as given.
+    pub fn expression(&self) -> &str {
+        &self.expr
+    }
+
+    /// What was rejected so far.
+    pub fn rejected(&self) -> FilterCount {
+        self.rejected
+    }
+}

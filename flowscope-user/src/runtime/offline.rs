@@ -29,7 +29,9 @@
 //! (those bounds hold per worker). Records of one flow come out in order;
 //! records of different flows interleave as the workers go.
 //!
-//! Nothing is dropped: a worker waits for room in its record ring, the
+//! With a filter (`--filter`), the reader skips the frames it rejects
+//! before steering, and counts them. Nothing else is dropped: a worker
+//! waits for room in its record ring, the
 //! reader for room in a batch ring (memory is bounded by the ring sizes).
 //! The reader stops early when asked (`stop`, a signal): every flow is then
 //! ended, as at the end of the file.
@@ -47,8 +49,9 @@ use super::worker::{FlowWorker, WorkerConfig};
 use super::writer::{WriterThread, rings};
 use crate::extract::{FiveTupleKey, SteerKey};
 use crate::extractor::FlowExtractor;
+use crate::filter::{FilterError, LinkFilters};
 use crate::output::{Outputs, WriterStats};
-use crate::pcap::{Chunk, FrameRef, PcapError, PcapReader, ReaderStats};
+use crate::pcap::{Chunk, FrameRef, PcapError, PcapReader, ReaderStats, link_type_from_pcap};
 use crate::pipeline::{PipelineConfig, PipelineCounters};
 use crate::tracker::TrackerConfig;
 use crate::view::{PacketView, Timestamp};
@@ -72,6 +75,9 @@ pub struct OfflineConfig {
     pub run: RunConfig,
     /// Worker threads; 1 runs everything on the calling thread.
     pub workers: usize,
+    /// A tcpdump expression: the reader passes on only the frames it
+    /// matches (`--filter`).
+    pub filter: Option<String>,
 }
 
 /// What a capture-file run did.
@@ -90,6 +96,11 @@ pub struct OfflineReport {
     pub error: Option<PcapError>,
     /// Reading stopped because `stop` was set.
     pub interrupted: bool,
+    /// The filter and what it rejected.
+    pub filter: Option<LinkFilters>,
+    /// The filter could not be compiled for a link type met in the file,
+    /// which ended the reading (every flow was still ended and written).
+    pub filter_error: Option<FilterError>,
 }
 
 /// Frames of one worker, in file order, with the reader's clock at the first.
@@ -192,6 +203,7 @@ impl Dispatch for Threads {
 /// What the reader loop ended with.
 struct ReadEnd {
     error: Option<PcapError>,
+    filter_error: Option<FilterError>,
     interrupted: bool,
 }
 
@@ -201,6 +213,7 @@ fn read_all<R: Read>(
     workers: usize,
     to: &mut impl Dispatch,
     stop: &AtomicBool,
+    mut filter: Option<&mut LinkFilters>,
 ) -> ReadEnd {
     let mut open: Vec<Batch> = (0..workers)
         .map(|_| Batch::new(reader.chunk().clone(), Timestamp(0)))
@@ -211,6 +224,7 @@ fn read_all<R: Read>(
     let mut steer: (Option<SteerKey>, u32) = (None, 0);
     let mut end = ReadEnd {
         error: None,
+        filter_error: None,
         interrupted: false,
     };
     loop {
@@ -228,6 +242,17 @@ fn read_all<R: Read>(
             }
         };
         let chunk = reader.chunk();
+        if let Some(filter) = filter.as_deref_mut() {
+            let v = f.view(chunk.bytes());
+            match filter.pass(v.frame, f.orig_len, f.link) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    end.filter_error = Some(e);
+                    break;
+                }
+            }
+        }
         let w = if workers > 1 {
             let v = f.view(chunk.bytes());
             let key = SteerKey::of(v.frame, v.link);
@@ -314,6 +339,13 @@ where
     E: FlowExtractor<Key = FiveTupleKey> + Send + 'static,
     R: Read,
 {
+    let mut filter = match &cfg.filter {
+        Some(expr) => {
+            let link = reader.pcap_link_type().and_then(link_type_from_pcap);
+            Some(LinkFilters::new(expr, link).context("--filter")?)
+        }
+        None => None,
+    };
     let mut reader = reader.interruptible();
     let reader = &mut reader;
     let outputs = Outputs::open(&cfg.run.outputs, cfg.run.files)?;
@@ -327,7 +359,7 @@ where
             None,
         ));
         ready();
-        let end = read_all(reader, 1, &mut inline, stop);
+        let end = read_all(reader, 1, &mut inline, stop, filter.as_mut());
         let mut w = inline.0;
         w.finish(Backpressure::Wait);
         let counters = w.counters().unwrap_or_default();
@@ -338,6 +370,8 @@ where
             workers: 1,
             error: end.error,
             interrupted: end.interrupted,
+            filter,
+            filter_error: end.filter_error,
         });
     }
     let (producers, consumers) = rings(n, cfg.run.record_ring);
@@ -376,7 +410,7 @@ where
         rings: batch_rings,
     };
     ready();
-    let end = read_all(reader, n, &mut threads, stop);
+    let end = read_all(reader, n, &mut threads, stop, filter.as_mut());
     // Dropping the rings tells every worker the reading is over; the
     // unparks below wake those waiting for their last batches.
     drop(threads);
@@ -398,5 +432,7 @@ where
         workers: n,
         error: end.error,
         interrupted: end.interrupted,
+        filter,
+        filter_error: end.filter_error,
     })
 }

@@ -100,7 +100,11 @@ pub fn read_eve<R: std::io::Read>(
     ));
     let eve = dir.path().join("eve.json");
     run.outputs = vec![flowscope::output::OutputSpec::Eve(Some(eve.clone()))];
-    let cfg = flowscope::runtime::offline::OfflineConfig { run, workers };
+    let cfg = flowscope::runtime::offline::OfflineConfig {
+        run,
+        workers,
+        filter: None,
+    };
     let report = flowscope::runtime::offline::run(reader, &cfg, &AtomicBool::new(false), || {})
         .expect("runs");
     let text = std::fs::read_to_string(&eve).expect("EVE file");
