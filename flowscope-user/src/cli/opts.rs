@@ -91,7 +91,8 @@ options! {
         pub decap: Option<bool>,
         /// Reassemble IP fragments and TCP streams, detect each flow's
         /// protocol (`app_proto`) and parse HTTP, TLS, DNS, QUIC and SSH
-        /// (EVE `http`, `tls`, `dns`, `quic`, `ssh` records; Zeek ssh.log;
+        /// (EVE `http`, `tls`, `dns`, `quic`, `ssh` records; Zeek http, dns,
+        /// ssl, ssh and quic logs;
         /// default on).
         #[arg(
             long,

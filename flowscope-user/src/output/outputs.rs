@@ -77,7 +77,7 @@ struct EveSink {
 
 enum Sink {
     Eve(EveSink),
-    Zeek(ZeekLogs),
+    Zeek(Box<ZeekLogs>),
     Ipfix(IpfixExporter),
 }
 
@@ -158,10 +158,10 @@ fn open_sink(spec: &OutputSpec, label: &str, files: FileOptions) -> Result<Sink,
             dir,
             format,
             local_nets,
-        } => Sink::Zeek(
+        } => Sink::Zeek(Box::new(
             ZeekLogs::open(dir, *format, local_nets.clone())
                 .map_err(|(path, e)| open_err(label, &path)(e))?,
-        ),
+        )),
         OutputSpec::Ipfix(s) => {
             let what = format!("collector {}", s.collector);
             let err = |source| SpecError::Open {

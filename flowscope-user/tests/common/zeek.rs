@@ -77,10 +77,11 @@ pub fn parse_tsv(text: &str) -> Log {
             .cloned()
             .zip(values.iter().map(|v| (*v).to_owned()))
             .collect();
-        if rows.contains_key(&key_of(&row)) {
-            repeated_keys += 1;
-        } else {
-            rows.insert(key_of(&row), row.clone());
+        match rows.entry(key_of(&row)) {
+            std::collections::btree_map::Entry::Occupied(_) => repeated_keys += 1,
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(row.clone());
+            }
         }
         all.push(row);
     }
@@ -276,12 +277,14 @@ fn unescape(t: &str) -> String {
     let b = t.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') && i + 4 <= b.len() {
-            if let Ok(n) = u8::from_str_radix(&t[i + 2..i + 4], 16) {
-                out.push(n);
-                i += 4;
-                continue;
-            }
+        if b[i] == b'\\'
+            && b.get(i + 1) == Some(&b'x')
+            && i + 4 <= b.len()
+            && let Ok(n) = u8::from_str_radix(&t[i + 2..i + 4], 16)
+        {
+            out.push(n);
+            i += 4;
+            continue;
         }
         out.push(b[i]);
         i += 1;
