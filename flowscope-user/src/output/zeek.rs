@@ -5,10 +5,11 @@
 //! Fields are Zeek's, in Zeek's order. Values come from the tracker, whose
 //! flow definition is close to Zeek's but not the same:
 //! - `ts` is the record's first packet; `uid` is Zeek's form (`C` and 96
-//!   bits in base 62): a keyed hash of the flow (its ID and key) under a
-//!   key drawn at random when the process starts, so every record of a
-//!   flow (its interim records, its L7 logs) shares it, and it differs
-//!   across runs and sensors, as Zeek's random uids do.
+//!   bits in base 62): the first 96 bits of the flow's
+//!   [`FlowHeader::digest`], a keyed hash under a key drawn at random when
+//!   the process starts, so every record of a flow (its interim records,
+//!   its L7 logs) shares it, and it differs across runs and sensors, as
+//!   Zeek's random uids do.
 //! - `orig_bytes`/`resp_bytes` are the L4 payload bytes seen (retransmissions
 //!   included; Zeek counts the TCP sequence space); for ICMP, as in Zeek,
 //!   the message after its 8-byte header. Like `duration` they are unset
@@ -28,13 +29,8 @@
 //! - ICMP ports are 0 (Zeek puts the type and code there); ICMPv6 is
 //!   `icmp`, as in Zeek; other protocols are `unknown_transport`.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::io::{self, Write};
 use std::marker::PhantomData;
-use std::sync::OnceLock;
-
-use sha2::{Digest, Sha256};
 
 use crate::extract::FiveTupleKey;
 use crate::extractor::L4Proto;
@@ -204,36 +200,11 @@ fn write_uid(out: &mut Vec<u8>, mut n: u128) {
     out.extend_from_slice(&tmp[i..]);
 }
 
-/// This process's uid key: random (the standard library's OS-seeded hash
-/// keys, the clock and the process ID), drawn once.
-fn uid_key() -> &'static [u8; 16] {
-    static KEY: OnceLock<[u8; 16]> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let seed = wall_clock().0 ^ (u64::from(std::process::id()) << 32);
-        let a = RandomState::new().hash_one(seed);
-        let b = RandomState::new().hash_one((a, seed));
-        let mut key = [0; 16];
-        key[..8].copy_from_slice(&a.to_le_bytes());
-        key[8..].copy_from_slice(&b.to_le_bytes());
-        key
-    })
-}
-
-/// The 96 bits of `flow`'s uid: SHA-256 of the process's key, the flow ID
-/// (unique in the process, shared by the flow's records) and its key.
+/// The 96 bits of `flow`'s uid: the first 96 of its
+/// [`FlowHeader::digest`].
 fn uid_bits(flow: &FlowHeader) -> u128 {
-    let k = flow.oriented();
-    let mut h = Sha256::new();
-    h.update(uid_key());
-    h.update(flow.flow_id.to_le_bytes());
-    h.update(k.src_ip().to_string());
-    h.update(k.src_port().to_le_bytes());
-    h.update(k.dst_ip().to_string());
-    h.update(k.dst_port().to_le_bytes());
-    h.update([flow.l4.number()]);
-    let d = h.finalize();
     let mut b = [0u8; 16];
-    b[4..].copy_from_slice(&d[..12]);
+    b[4..].copy_from_slice(&flow.digest()[..12]);
     u128::from_be_bytes(b)
 }
 

@@ -253,7 +253,7 @@ impl<W: Write> ZeekDnsWriter<W> {
             return Ok(());
         };
         let question = query.unwrap_or(msg);
-        let flags = msg.flags;
+        let flags = msg.header_flags;
         let rtt = match (query, answer) {
             (Some(_), Some((at, _))) => Value::Secs(at.0.saturating_sub(ts.0) / 1000),
             _ => Value::Unset,

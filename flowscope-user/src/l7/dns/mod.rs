@@ -63,7 +63,7 @@ pub struct DnsRecord {
     /// The header's flags word (QR, opcode, AA, TC, RD, RA, Z, rcode), for
     /// Zeek's dns.log (not in EVE).
     #[serde(skip)]
-    pub flags: u16,
+    pub header_flags: u16,
     /// Class and type numbers of the first question (Zeek's `qclass`,
     /// `qtype`; not in EVE).
     #[serde(skip)]
