@@ -57,6 +57,17 @@ pub enum LinkType {
     Loopback,
 }
 
+impl LinkType {
+    /// Every link type.
+    pub const ALL: [LinkType; 5] = [
+        LinkType::Ethernet,
+        LinkType::RawIp,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::Loopback,
+    ];
+}
+
 /// One captured frame, borrowed; nothing is copied.
 #[derive(Debug, Clone, Copy)]
 pub struct PacketView<'a> {

@@ -714,3 +714,82 @@ fn a_filter_is_named_and_what_it_rejects_is_counted_everywhere() {
     assert_eq!(xdp("redirected"), N - rejected.0);
     assert_eq!(s["rx_packets"].as_u64(), Some(N - rejected.0));
 }
+
+/// `--write-pcap` live: the frames of the flows `--pcap-flows` chooses (here
+/// UDP, by their first frame) are written, every one of them, in a pcapng
+/// file tshark reads without a warning, whose interface block names the
+/// captured interface; the summary counts them.
+#[test]
+fn write_pcap_keeps_every_frame_of_the_chosen_flows() {
+    if !kernel_tests_enabled("write_pcap_keeps_every_frame_of_the_chosen_flows") {
+        return;
+    }
+    const N: u64 = 3000;
+    let bed = TestBed::new(1);
+    let dir = std::env::temp_dir().join(format!("{}-pcap", bed.cap_ns));
+    let json = std::env::temp_dir().join(format!("{}-pcap.json", bed.cap_ns));
+    let _ = std::fs::remove_dir_all(&dir);
+    let child = start(
+        &bed,
+        &[
+            "--plain",
+            "--write-pcap",
+            dir.to_str().unwrap(),
+            "--pcap-flows",
+            "udp",
+            "--summary-json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let flows = common::fsgen::send(&bed, N, 40, 1, 20_000);
+    let udp: u64 = flows
+        .iter()
+        .filter(|f| f.proto == 17)
+        .map(|f| f.frames_ab + f.frames_ba)
+        .sum();
+    assert!(udp > 0 && udp < N, "{udp}");
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(s["pcap"]["frames_written"], udp, "{}", s["pcap"]);
+    assert_eq!(s["pcap"]["frames_ring_full"], 0);
+    let files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let t = Command::new("tshark")
+        .arg("-r")
+        .arg(&files[0])
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.interface_name",
+            "-e",
+            "udp.srcport",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&t.stderr);
+    assert!(
+        t.status.success() && err.lines().all(|l| l.starts_with("Running as user")),
+        "{err}"
+    );
+    let rows: Vec<String> = String::from_utf8_lossy(&t.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(rows.len() as u64, udp);
+    for r in &rows {
+        let (iface, port) = r.split_once('\t').unwrap();
+        assert_eq!(iface, bed.cap_if, "{r}");
+        assert!(!port.is_empty(), "a UDP frame: {r}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

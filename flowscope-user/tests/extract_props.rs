@@ -13,13 +13,7 @@ use flowscope::{
 use proptest::prelude::*;
 use wire_support::{cat, eth, ipv4, ipv6, tcp, udp};
 
-const LINKS: [LinkType; 5] = [
-    LinkType::Ethernet,
-    LinkType::RawIp,
-    LinkType::LinuxSll,
-    LinkType::LinuxSll2,
-    LinkType::Loopback,
-];
+const LINKS: [LinkType; 5] = LinkType::ALL;
 
 fn check<K>(frame: &[u8], r: Result<Extracted<K>, Unmatched>) {
     if let Ok(e) = r {

@@ -268,6 +268,7 @@ fn summary_json(r: &LiveReport, s: &Settings) -> serde_json::Value {
         "records_dropped": last.total.records_dropped,
         "records_written": r.writer.records,
         "rotations": r.writer.rotations,
+        "pcap": r.pcap.as_ref().map(crate::runtime::frames::PcapReport::json),
     })
 }
 
@@ -311,5 +312,8 @@ fn summary_text(r: &LiveReport) -> String {
         r.writer.records,
         t.records_dropped
     ));
+    if let Some(p) = &r.pcap {
+        out.push_str(&format!("\n  {}", p.summary_line()));
+    }
     out
 }

@@ -15,16 +15,20 @@
 //! l7 = true
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use crate::filter::Filter;
+use crate::output::pcapng::PcapngConfig;
 use crate::output::{FileOptions, LocalNets, OutputSpec};
 use crate::pipeline::PipelineConfig;
 use crate::runtime::RunConfig;
+use crate::runtime::frames::{PcapConfig, PcapFlows};
 use crate::tracker::TrackerConfig;
+use crate::view::LinkType;
 
 /// Defines an options struct whose fields are all `Option`s, with its
 /// config-file keys and the flags-over-file merge.
@@ -113,6 +117,31 @@ options! {
         /// Records buffered per worker on the way to the writer (default 65536).
         #[arg(long)]
         pub record_ring: Option<usize>,
+        /// Write the frames of chosen flows (`--pcap-flows`) as pcapng
+        /// files (nanosecond timestamps) into this directory.
+        #[arg(long, value_name = "DIR")]
+        pub write_pcap: Option<PathBuf>,
+        /// Which flows `--write-pcap` writes: `all` (default), those whose
+        /// first frame a tcpdump expression matches (every frame of the
+        /// flow, both directions), or from the moment it holds:
+        /// `sni:DOMAIN` (TLS/QUIC server name), `http-host:DOMAIN`,
+        /// `anomaly`.
+        #[arg(long, value_name = "all|EXPR|sni:D|http-host:D|anomaly")]
+        pub pcap_flows: Option<String>,
+        /// Write only each flow's frames until it has carried this many
+        /// bytes on the wire (the frame crossing the limit is the last).
+        #[arg(long, value_name = "BYTES")]
+        pub pcap_flow_bytes: Option<u64>,
+        /// Start a new pcap file after this many bytes (default 100 MB).
+        #[arg(long, value_name = "BYTES")]
+        pub pcap_rotate_bytes: Option<u64>,
+        /// Start a new pcap file after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        pub pcap_rotate_secs: Option<f64>,
+        /// Keep this run's pcap files under this many bytes in total,
+        /// removing the oldest (counted in the summary).
+        #[arg(long, value_name = "BYTES")]
+        pub pcap_max_bytes: Option<u64>,
     }
 }
 
@@ -210,14 +239,81 @@ impl RunOpts {
                 Ok(spec)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let pcap = pcap_config(
+            self.write_pcap,
+            self.pcap_flows,
+            self.pcap_flow_bytes,
+            self.pcap_rotate_bytes,
+            secs("--pcap-rotate-secs", self.pcap_rotate_secs)?,
+            self.pcap_max_bytes,
+        )?;
         Ok(RunConfig {
             pipeline: Some(pipeline),
             decap: self.decap.unwrap_or(false),
             record_ring,
             outputs,
             files: d.files,
+            pcap,
         })
     }
+}
+
+/// `--write-pcap` and its options; a `--pcap-*` option without it is an
+/// error.
+fn pcap_config(
+    dir: Option<PathBuf>,
+    flows: Option<String>,
+    flow_bytes: Option<u64>,
+    rotate_bytes: Option<u64>,
+    rotate_after: Option<Duration>,
+    max_total_bytes: Option<u64>,
+) -> anyhow::Result<Option<PcapConfig>> {
+    let Some(dir) = dir else {
+        if flows.is_some()
+            || flow_bytes.is_some()
+            || rotate_bytes.is_some()
+            || rotate_after.is_some()
+            || max_total_bytes.is_some()
+        {
+            bail!(
+                "--pcap-flows, --pcap-flow-bytes, --pcap-rotate-* and --pcap-max-bytes need --write-pcap DIR"
+            );
+        }
+        return Ok(None);
+    };
+    if dir.is_file() {
+        bail!(
+            "--write-pcap {}: is a file; it takes a directory",
+            dir.display()
+        );
+    }
+    if matches!(flow_bytes, Some(0))
+        || matches!(rotate_bytes, Some(0))
+        || matches!(max_total_bytes, Some(0))
+    {
+        bail!("--pcap-flow-bytes, --pcap-rotate-bytes and --pcap-max-bytes must be at least 1");
+    }
+    let flows: PcapFlows = flows
+        .as_deref()
+        .unwrap_or("all")
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--pcap-flows {e}"))?;
+    if let PcapFlows::Matching(expr) = &flows {
+        // Refuse a bad expression now, with its flag.
+        Filter::compile(expr, LinkType::Ethernet)
+            .map_err(|e| anyhow::anyhow!("--pcap-flows: {e}"))?;
+    }
+    Ok(Some(PcapConfig {
+        files: PcapngConfig {
+            dir,
+            rotate_bytes: Some(rotate_bytes.unwrap_or(100_000_000)),
+            rotate_after,
+            max_total_bytes,
+            iface: None,
+        },
+        flows,
+        flow_bytes,
+    }))
 }
 
 /// Reads a config file into `T`, ignoring keys `T` does not have.

@@ -16,6 +16,7 @@ use crate::output::FileOptions;
 use crate::pcap::{PcapReader, ReaderStats};
 use crate::pipeline::PipelineCounters;
 use crate::reassembly::ipfrag::FragDrop;
+use crate::runtime::frames::PcapReport;
 use crate::runtime::offline::{self, OfflineConfig, OfflineReport};
 use crate::tracker::EndReason;
 
@@ -125,6 +126,13 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: {}: {}", args.file.display(), error_chain(e));
         code = ExitCode::FAILURE;
     }
+    if let Some(p) = &report.pcap {
+        eprintln!("{}", p.summary_line());
+        if let Some(e) = &p.error {
+            eprintln!("error: writing frames to {}: {e}", p.dir.display());
+            code = ExitCode::FAILURE;
+        }
+    }
     if let Some(e) = &report.filter_error {
         eprintln!("error: {}: --{e}", args.file.display());
         code = ExitCode::FAILURE;
@@ -188,6 +196,7 @@ fn summary_json(file: &std::path::Path, r: &OfflineReport) -> serde_json::Value 
         "ip_datagrams_reassembled": f.completed,
         "records": r.writer.records,
         "outputs": outputs,
+        "pcap": r.pcap.as_ref().map(PcapReport::json),
         "interrupted": r.interrupted,
         "error": r.error.as_ref().map(|e| error_chain(e))
             .or_else(|| r.filter_error.as_ref().map(ToString::to_string)),

@@ -8,6 +8,7 @@ pub mod eve;
 pub mod ipfix;
 pub mod local_nets;
 mod outputs;
+pub mod pcapng;
 mod record;
 pub mod spec;
 pub mod zeek;

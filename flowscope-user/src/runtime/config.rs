@@ -5,6 +5,8 @@ use crate::extract::{AutoDetectEncap, FiveTuple};
 use crate::output::{FileOptions, OutputSpec};
 use crate::pipeline::PipelineConfig;
 
+use super::frames::PcapConfig;
+
 /// Settings shared by live capture and capture files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunConfig {
@@ -21,6 +23,8 @@ pub struct RunConfig {
     pub outputs: Vec<OutputSpec>,
     /// How output files are opened and rotated.
     pub files: FileOptions,
+    /// Frames of chosen flows to pcapng files (`--write-pcap`).
+    pub pcap: Option<PcapConfig>,
 }
 
 impl Default for RunConfig {
@@ -31,6 +35,7 @@ impl Default for RunConfig {
             record_ring: 1 << 16,
             outputs: Vec::new(),
             files: FileOptions::default(),
+            pcap: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use std::{
 use flowscope_common::{CounterBlock, XdpMeta, anomaly::AnomalyBlock};
 
 use super::config::{RunConfig, decap, plain};
+use super::frames::{self, FrameTapCounts, PcapReport, PcapThread};
 use super::out::{Backpressure, push_with};
 use super::shard::Shard;
 use super::worker::{FlowWorker, WorkerConfig};
@@ -64,6 +65,14 @@ impl LiveWorker {
             Self::Decap(w) => w.finish(Backpressure::WaitUntil(deadline)),
         }
     }
+
+    /// Its frame tap's counts.
+    fn tap_counts(&self) -> FrameTapCounts {
+        match self {
+            Self::Plain(w) => w.tap_counts(),
+            Self::Decap(w) => w.tap_counts(),
+        }
+    }
 }
 
 impl FrameHandler for LiveWorker {
@@ -115,6 +124,8 @@ pub struct LiveReport {
     pub writer: WriterStats,
     /// What the datapath obtained from the kernel.
     pub datapath: DatapathInfo,
+    /// What `--write-pcap` wrote.
+    pub pcap: Option<PcapReport>,
 }
 
 /// A running live capture.
@@ -124,6 +135,7 @@ pub struct LiveCapture {
     control: Ring,
     control_dropped: u64,
     writer: Option<WriterThread>,
+    pcap: Option<PcapThread>,
 }
 
 impl LiveCapture {
@@ -150,8 +162,19 @@ impl LiveCapture {
             .pop()
             .flatten()
             .expect("the control thread's ring");
+        let (mut taps, pcap) = match &run.pcap {
+            Some(p) => {
+                let mut p = p.clone();
+                p.files.iface = Some(cfg.iface.clone());
+                let max_flows = run.pipeline.as_ref().map_or(0, |c| c.tracker.max_flows);
+                let (taps, thread) = frames::start(&p, max_workers, max_flows)?;
+                (taps.into_iter().map(Some).collect(), Some(thread))
+            }
+            None => (Vec::new(), None),
+        };
         let mut shards = Vec::new();
         let capture = Capture::start(cfg, |id| {
+            let tap = taps.get_mut(id.index).and_then(Option::take);
             let shard = Arc::new(Mutex::new(Shard::default()));
             shards.push(Arc::clone(&shard));
             let ring = producers[id.index]
@@ -169,9 +192,9 @@ impl LiveCapture {
                 backpressure: Backpressure::Drop,
             };
             if run.decap {
-                LiveWorker::Decap(FlowWorker::new(decap(), config, ring, Some(shard)))
+                LiveWorker::Decap(FlowWorker::new(decap(), config, ring, Some(shard)).with_tap(tap))
             } else {
-                LiveWorker::Plain(FlowWorker::new(plain(), config, ring, Some(shard)))
+                LiveWorker::Plain(FlowWorker::new(plain(), config, ring, Some(shard)).with_tap(tap))
             }
         });
         let capture = match capture {
@@ -179,6 +202,9 @@ impl LiveCapture {
             Err(e) => {
                 drop(producers);
                 let _ = writer.finish();
+                if let Some(p) = pcap {
+                    let _ = p.finish(&[]);
+                }
                 return Err(e.into());
             }
         };
@@ -188,6 +214,7 @@ impl LiveCapture {
             control,
             control_dropped: 0,
             writer: Some(writer),
+            pcap,
         })
     }
 
@@ -263,8 +290,10 @@ impl LiveCapture {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut sockets = Vec::new();
         let mut shards = Vec::new();
+        let mut tap_counts = Vec::new();
         for mut r in stopped.workers {
             r.handler.finish(deadline);
+            tap_counts.push(r.handler.tap_counts());
             sockets.push(WorkerStats {
                 id: r.id.clone(),
                 socket: r.stats,
@@ -279,6 +308,11 @@ impl LiveCapture {
             .map(WriterThread::finish)
             .transpose()?
             .unwrap_or_default();
+        let pcap = self
+            .pcap
+            .take()
+            .map(|p| p.finish(&tap_counts))
+            .transpose()?;
         let mut total = Shard::default();
         for s in &shards {
             total.merge(s);
@@ -294,6 +328,7 @@ impl LiveCapture {
             },
             writer,
             datapath,
+            pcap,
         })
     }
 }

@@ -17,6 +17,7 @@
 //! they copy under a mutex a few times per second (live), and the rings.
 
 mod config;
+pub mod frames;
 mod icmp_first;
 #[cfg(target_os = "linux")]
 mod live;

@@ -44,6 +44,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::config::{RunConfig, decap, plain};
+use super::frames::{self, FrameTapCounts, PcapReport};
 use super::out::{Backpressure, RecordOut};
 use super::worker::{FlowWorker, WorkerConfig};
 use super::writer::{WriterThread, rings};
@@ -98,6 +99,8 @@ pub struct OfflineReport {
     pub interrupted: bool,
     /// The filter and what it rejected.
     pub filter: Option<LinkFilters>,
+    /// What `--write-pcap` wrote.
+    pub pcap: Option<PcapReport>,
     /// The filter could not be compiled for a link type met in the file,
     /// which ended the reading (every flow was still ended and written).
     pub filter_error: Option<FilterError>,
@@ -351,19 +354,33 @@ where
     let outputs = Outputs::open(&cfg.run.outputs, cfg.run.files)?;
     let community_id = outputs.wants_community_id();
     let n = cfg.workers.max(1);
+    let (mut taps, pcap) = match &cfg.run.pcap {
+        Some(p) => {
+            let max_flows = cfg.run.pipeline.as_ref().map_or(0, |p| p.tracker.max_flows);
+            let (taps, thread) = frames::start(p, n, max_flows)?;
+            (taps.into_iter().map(Some).collect(), Some(thread))
+        }
+        None => (Vec::new(), None),
+    };
+    let mut tap = |i: usize| taps.get_mut(i).and_then(Option::take);
     if n == 1 {
-        let mut inline = Inline(FlowWorker::new(
-            extractor(),
-            worker_config(&cfg.run, 0, community_id),
-            outputs,
-            None,
-        ));
+        let mut inline = Inline(
+            FlowWorker::new(
+                extractor(),
+                worker_config(&cfg.run, 0, community_id),
+                outputs,
+                None,
+            )
+            .with_tap(tap(0)),
+        );
         ready();
         let end = read_all(reader, 1, &mut inline, stop, filter.as_mut());
         let mut w = inline.0;
         w.finish(Backpressure::Wait);
         let counters = w.counters().unwrap_or_default();
+        let pcap = pcap.map(|p| p.finish(&[w.tap_counts()])).transpose()?;
         return Ok(OfflineReport {
+            pcap,
             counters,
             reader: reader.stats(),
             writer: w.into_out().finish(),
@@ -376,15 +393,17 @@ where
     }
     let (producers, consumers) = rings(n, cfg.run.record_ring);
     let writer = WriterThread::start(consumers, outputs).context("starting the writer thread")?;
-    let mut handles: Vec<JoinHandle<Option<PipelineCounters>>> = Vec::with_capacity(n);
+    let mut handles: Vec<JoinHandle<(Option<PipelineCounters>, FrameTapCounts)>> =
+        Vec::with_capacity(n);
     let mut batch_rings = Vec::with_capacity(n);
     for (index, records) in producers.into_iter().enumerate() {
         let (tx, mut rx) = rtrb::RingBuffer::<Batch>::new(BATCH_RING);
         let config = worker_config(&cfg.run, index, community_id);
+        let tap = tap(index);
         let handle = thread::Builder::new()
             .name(format!("fs-worker-{index}"))
             .spawn(move || {
-                let mut w = FlowWorker::new(extractor(), config, records, None);
+                let mut w = FlowWorker::new(extractor(), config, records, None).with_tap(tap);
                 loop {
                     match rx.pop() {
                         Ok(b) => run_batch(&mut w, &b),
@@ -399,7 +418,7 @@ where
                     }
                 }
                 w.finish(Backpressure::Wait);
-                w.counters()
+                (w.counters(), w.tap_counts())
             })
             .context("starting a worker thread")?;
         batch_rings.push(tx);
@@ -415,17 +434,21 @@ where
     // unparks below wake those waiting for their last batches.
     drop(threads);
     let mut counters = PipelineCounters::default();
+    let mut tap_counts = Vec::with_capacity(n);
     for h in handles {
         h.thread().unpark();
-        let c = h
+        let (c, t) = h
             .join()
             .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
         if let Some(c) = c {
             counters.merge(&c);
         }
+        tap_counts.push(t);
     }
     let writer = writer.finish()?;
+    let pcap = pcap.map(|p| p.finish(&tap_counts)).transpose()?;
     Ok(OfflineReport {
+        pcap,
         counters,
         reader: reader.stats(),
         writer,

@@ -7,6 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::frames::{FrameTap, FrameTapCounts};
 use super::icmp_first::IcmpFirst;
 use super::out::{Backpressure, RecordOut, push_with};
 use super::shard::{Shard, TOP_FLOWS, TopFlow};
@@ -45,6 +46,8 @@ struct SinkState {
     top: Option<[Option<TopFlow>; TOP_FLOWS]>,
     /// ICMP flows' first type and code, when Community IDs are wanted.
     icmp: Option<IcmpFirst>,
+    /// Frames of chosen flows to the pcap writer (`--write-pcap`).
+    tap: Option<FrameTap>,
     backpressure: Backpressure,
 }
 
@@ -95,9 +98,24 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
         if let (Some(top), FlowEvent::Packet { flow, .. }) = (&mut self.s.top, event) {
             note_top(top, flow);
         }
+        match (&mut self.s.tap, event) {
+            (Some(tap), FlowEvent::Packet { flow, view, .. }) => {
+                tap.offer(flow, view, self.s.backpressure);
+            }
+            (
+                Some(tap),
+                FlowEvent::Anomaly {
+                    flow: Some(flow), ..
+                },
+            ) => tap.anomaly(flow),
+            _ => {}
+        }
     }
 
     fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, ts: Timestamp, record: L7Record) {
+        if let Some(tap) = &mut self.s.tap {
+            tap.l7(flow, &record);
+        }
         let header = FlowHeader::of(flow);
         self.push(Record::L7 {
             header,
@@ -121,6 +139,9 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
         reason: EndReason,
         summary: Option<&FlowSummary>,
     ) {
+        if let Some(tap) = &mut self.s.tap {
+            tap.ended(flow);
+        }
         let icmp = self.s.icmp.as_mut().and_then(|i| i.take(flow, reason));
         self.push(Record::flow(flow, reason, summary, icmp));
     }
@@ -164,6 +185,22 @@ impl<E: FlowExtractor<Key = FiveTupleKey>, O: RecordOut> FlowWorker<E, O> {
             frames_with_meta: 0,
             last_publish: Timestamp::default(),
         }
+    }
+
+    /// Hands the frames of chosen flows to `tap` (`--write-pcap`).
+    #[must_use]
+    pub fn with_tap(mut self, tap: Option<FrameTap>) -> Self {
+        self.sink.tap = tap;
+        self
+    }
+
+    /// The frame tap's counts.
+    pub fn tap_counts(&self) -> FrameTapCounts {
+        self.sink
+            .tap
+            .as_ref()
+            .map(FrameTap::counts)
+            .unwrap_or_default()
     }
 
     /// Processes one batch of frames, in order (`with_meta`: how many of
