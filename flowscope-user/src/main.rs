@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Passive network flow and session tracker.
 #[derive(Debug, Parser)]
@@ -14,14 +14,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Capture live from an interface through XDP and AF_XDP (root).
+    /// Capture live from an interface through XDP and AF_XDP (root, or five
+    /// capabilities).
     #[cfg(target_os = "linux")]
+    #[command(after_long_help = flowscope::cli::capture::NOTES)]
     Capture(Box<flowscope::cli::capture::CaptureArgs>),
     /// Track the flows of a pcap or pcapng file (`-` for stdin); EVE JSON out.
     Read(flowscope::cli::read::ReadArgs),
     /// Probe the kernel features the live datapath uses (root).
     #[cfg(target_os = "linux")]
     Probe,
+    /// Write the man pages or a shell's completion script (packaging).
+    #[command(subcommand, hide = true)]
+    Generate(flowscope::cli::generate::Generate),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
         Command::Read(args) => flowscope::cli::read::run(args),
         #[cfg(target_os = "linux")]
         Command::Probe => Ok(flowscope::cli::probe::run()),
+        Command::Generate(what) => flowscope::cli::generate::run(Cli::command(), what),
     };
     match result {
         Ok(code) => code,
