@@ -483,6 +483,42 @@ mod tests {
         assert!(Settings::try_from(none).unwrap().capture.filter.is_none());
     }
 
+    /// The example the package installs as /etc/flowscope/flowscope.toml:
+    /// valid once an interface is named (it names none, so the service
+    /// cannot start on a guess), and still valid with every commented
+    /// `key = value` example taken in.
+    #[test]
+    fn the_packaged_example_config_is_valid() {
+        let text = include_str!("../../debian/flowscope.toml");
+        let shipped: CaptureOpts = toml::from_str(text).unwrap();
+        let e = Settings::try_from(shipped.clone()).unwrap_err();
+        assert!(e.to_string().contains("no interface"), "{e}");
+        let iface = CaptureOpts {
+            iface: Some("fsx0".into()),
+            ..CaptureOpts::default()
+        };
+        let s = Settings::try_from(iface.clone().over(shipped)).unwrap();
+        assert!(
+            matches!(&s.eve, Destination::File { path, .. } if path.starts_with("/var/log/flowscope")),
+            "{:?}",
+            s.eve
+        );
+        let examples: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| {
+                l.split_once(" = ")
+                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            })
+            .collect();
+        assert!(examples.len() >= 20, "{examples:?}");
+        let all = format!("{text}\n{}\n", examples.join("\n"));
+        let all: CaptureOpts = toml::from_str(&all).unwrap();
+        let s = Settings::try_from(all).unwrap();
+        assert_eq!(s.capture.iface, "eth0");
+        assert!(s.capture.filter.is_some());
+    }
+
     /// Every option with a bad value, given in the config file: the error
     /// names the key (or its flag), whether the type or the value is wrong.
     #[test]
