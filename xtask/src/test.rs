@@ -90,22 +90,26 @@ pub fn run(args: &Args) -> Result<()> {
     // Built once: what the host tier runs, what the package holds, what
     // the VMs run.
     let built = build::test_binaries(&obj)?;
+    let flowscope = built
+        .bins
+        .iter()
+        .find(|b| b.name == "flowscope")
+        .context("cargo test built no flowscope binary")?;
+    let deb = package::make(
+        &flowscope.exe,
+        package::Kind::Test,
+        &cmd::target_dir().join("package/test"),
+    )?;
     let kernel_tests = ("FLOWSCOPE_KERNEL_TESTS", OsStr::new("1"));
     let fsgen_env = ("FLOWSCOPE_FSGEN", fsgen.as_os_str());
+    let deb_env = ("FLOWSCOPE_DEB", deb.as_os_str());
     // (kernel release, where it ran, counts)
     let mut counts: Vec<(String, &str, Tally)> = Vec::new();
     let mut host_ok = true;
     if host {
-        let flowscope = built
-            .bins
-            .iter()
-            .find(|b| b.name == "flowscope")
-            .context("cargo test built no flowscope binary")?;
-        let stage = cmd::target_dir().join("package/test");
-        let deb = package::make(&flowscope.exe, package::Kind::Test, &stage)?;
         let mut test = build::workspace_cargo(&obj, "test");
         test.env(fsgen_env.0, fsgen_env.1)
-            .env("FLOWSCOPE_DEB", deb)
+            .env(deb_env.0, deb_env.1)
             .args(&args.cargo_args);
         if root {
             test.env(kernel_tests.0, kernel_tests.1);
@@ -121,7 +125,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if !vms.is_empty() {
         for kernel in &vms {
-            let outcome = vm::run(kernel, &built.tests, &[fsgen_env, kernel_tests]);
+            let outcome = vm::run(kernel, &built.tests, &[fsgen_env, deb_env, kernel_tests]);
             counts.push((outcome.release, "VM", outcome.tally));
         }
     }

@@ -22,13 +22,14 @@ use crate::{cmd, deps};
 /// the `BPF_PROG_TEST_RUN` tiers, and the veth/AF_XDP tests whose outcome
 /// depends on the kernel (delivery with exact counts, the kernel's drop
 /// counters, teardown mid-traffic, the filter expression's program through
-/// this kernel's verifier). Software emulation is slow, so
-/// `kernel_anomaly_pcaps` (each pcap also recounted by tshark: two minutes
-/// in the VM), `kernel_flood`, `kernel_runtime` (metrics and records,
-/// whose 20 s wait for the traffic an emulated guest under load can miss)
-/// and the filter's differential test on every frame (six million test
-/// runs; the VM runs it on a sample) run on the host only; the rest takes
-/// 2 to 4 minutes in the VM.
+/// this kernel's verifier, the package's unit run with only its
+/// capabilities). Software emulation is slow, so `kernel_anomaly_pcaps`
+/// (each pcap also recounted by tshark: two minutes in the VM),
+/// `kernel_flood`, `kernel_runtime` (metrics and records, whose 20 s wait
+/// for the traffic an emulated guest under load can miss) and the filter's
+/// differential test on every frame (six million test runs; the VM runs it
+/// on a sample) run on the host only; the rest takes 2 to 4 minutes in the
+/// VM.
 const TESTS: &[(&str, &[&str])] = &[
     ("kernel_xdp", &[]),
     ("kernel_meta_hint", &[]),
@@ -47,6 +48,10 @@ const TESTS: &[(&str, &[&str])] = &[
     ("kernel_e2e", &[]),
     ("kernel_accounting", &[]),
     ("kernel_shutdown", &[]),
+    (
+        "package",
+        &["the_units_command_captures_with_only_the_units_capabilities"],
+    ),
 ];
 
 /// Up in 20 to 45 s; a boot that takes more than this is stuck.
