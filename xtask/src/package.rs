@@ -76,7 +76,7 @@ pub fn make(bin: &Path, kind: Kind, out_dir: &Path) -> Result<PathBuf> {
             .with_context(|| format!("removing {}", release.display()))?;
     }
     std::fs::create_dir_all(&release)?;
-    // A copy: cargo-deb strips the file it packages in place.
+    // A copy: whatever cargo-deb does to the file it packages stays here.
     std::fs::copy(bin, release.join("flowscope"))
         .with_context(|| format!("copying {}", bin.display()))?;
     generate(bin, &release.join("generated"))?;
