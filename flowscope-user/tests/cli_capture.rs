@@ -127,7 +127,7 @@ fn not_root_is_refused_with_a_hint() {
             .output()
             .unwrap()
     };
-    assert_one_line_error(&o, "needs root");
+    assert_one_line_error(&o, "live capture needs root or the capabilities CAP_BPF");
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
 }
 

@@ -38,6 +38,23 @@ pub struct CaptureArgs {
     pub opts: CaptureOpts,
 }
 
+/// What `flowscope capture --help` and its man page say after the options:
+/// privileges, files, signals.
+pub const NOTES: &str = "\
+Privileges: root, or the capabilities CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_NET_RAW and \
+CAP_IPC_LOCK. CAP_IPC_LOCK is needed only while RLIMIT_MEMLOCK is below the UMEM (queues × \
+fill_ring × 4096 bytes), and --count-only needs neither it nor CAP_NET_RAW. Without \
+CAP_SYS_ADMIN the kernel-feature probes that need a private network namespace are skipped, and \
+the features they would have asked about are tried directly (the first line says so). The \
+flowscope.service unit runs the capture as a dynamic user with exactly these capabilities.
+
+Files: /etc/flowscope/flowscope.toml, the service's config file (--config), takes every option \
+above as a key with `_` for `-`; /var/log/flowscope/ holds the service's records, rotated by \
+/etc/logrotate.d/flowscope.
+
+Signals: SIGINT or SIGTERM stops the capture cleanly (the program is detached, every flow's \
+record written, the summary printed); a second one exits at once.";
+
 /// Runs the subcommand.
 ///
 /// # Errors
@@ -367,4 +384,15 @@ fn summary_text(r: &LiveReport) -> String {
         out.push_str(&format!("\n  {}", p.summary_line()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    /// The help names every capability the capture checks for.
+    #[test]
+    fn the_notes_name_every_capability() {
+        for cap in crate::capture::CAPABILITIES {
+            assert!(super::NOTES.contains(cap), "{cap}");
+        }
+    }
 }

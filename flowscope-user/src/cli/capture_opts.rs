@@ -268,6 +268,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::OutputSpec;
 
     #[test]
     fn flags_override_the_file_and_bad_values_are_named() {
@@ -373,6 +374,47 @@ mod tests {
                 .filter
                 .is_none()
         );
+    }
+
+    /// The example the package installs as /etc/flowscope/flowscope.toml:
+    /// valid once an interface is named (it names none, so the service
+    /// cannot start on a guess), and still valid with every commented
+    /// `key = value` example taken in.
+    #[test]
+    fn the_packaged_example_config_is_valid() {
+        let text = include_str!("../../debian/flowscope.toml");
+        let dir = std::env::temp_dir().join(format!("fs-shipped-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let settings = |text: &str, iface: Option<&str>| {
+            let path = dir.join("flowscope.toml");
+            std::fs::write(&path, text).unwrap();
+            let flags = CaptureOpts {
+                iface: iface.map(str::to_owned),
+                ..CaptureOpts::default()
+            };
+            Settings::with_file(RunOpts::default(), flags, Some(&path))
+        };
+        let e = settings(text, None).unwrap_err();
+        assert!(e.to_string().contains("no interface"), "{e}");
+        let s = settings(text, Some("fsx0")).unwrap();
+        assert!(
+            matches!(&s.run.outputs[..], [OutputSpec::Eve(Some(p))] if p.starts_with("/var/log/flowscope")),
+            "{:?}",
+            s.run.outputs
+        );
+        let examples: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| {
+                l.split_once(" = ")
+                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            })
+            .collect();
+        assert!(examples.len() >= 20, "{examples:?}");
+        let s = settings(&format!("{text}\n{}\n", examples.join("\n")), None).unwrap();
+        assert_eq!(s.capture.iface, "eth0");
+        assert!(s.capture.filter.is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Every option with a bad value, given in the config file: the error

@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use crate::filter::Filter;
 use crate::output::pcapng::PcapngConfig;
-use crate::output::{DEFAULT_CLOSE_WAIT, FileOptions, OutputSpec, check_distinct};
+use crate::output::{DEFAULT_CLOSE_WAIT, FileOptions, LocalNets, OutputSpec, check_distinct};
 use crate::pipeline::PipelineConfig;
 use crate::runtime::RunConfig;
 use crate::runtime::frames::{PcapConfig, PcapFlows};
@@ -95,7 +95,8 @@ options! {
         pub decap: Option<bool>,
         /// Reassemble IP fragments and TCP streams, detect each flow's
         /// protocol (`app_proto`) and parse HTTP, TLS, DNS, QUIC and SSH
-        /// (EVE `http`, `tls`, `dns`, `quic`, `ssh` records; Zeek ssh.log;
+        /// (EVE `http`, `tls`, `dns`, `quic`, `ssh` records; Zeek http, dns,
+        /// ssl, ssh and quic logs;
         /// default on).
         #[arg(
             long,
@@ -108,6 +109,11 @@ options! {
         /// Flow records only: no stream reassembly, no L7 parsing.
         #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
         pub no_l7: Option<bool>,
+        /// Networks whose addresses are local, `CIDR,CIDR,…` (Zeek's
+        /// `Site::local_nets`): conn.log's `local_orig` and `local_resp`
+        /// (unset without them, as in Zeek).
+        #[arg(long, value_name = "CIDRS")]
+        pub local_nets: Option<String>,
         /// Records buffered per worker on the way to the writer (default 65536).
         #[arg(long)]
         pub record_ring: Option<usize>,
@@ -222,11 +228,22 @@ impl RunOpts {
             None if d.stdout => vec!["-".to_owned()],
             None => Vec::new(),
         };
+        let nets: LocalNets = match &self.local_nets {
+            Some(n) => n
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--local-nets: {e}"))?,
+            None => LocalNets::default(),
+        };
         let outputs = texts
             .iter()
             .map(|t| {
-                t.parse::<OutputSpec>()
-                    .map_err(|e| anyhow::anyhow!("--output {t:?}: {e}"))
+                let mut spec = t
+                    .parse::<OutputSpec>()
+                    .map_err(|e| anyhow::anyhow!("--output {t:?}: {e}"))?;
+                if let OutputSpec::Zeek { local_nets, .. } = &mut spec {
+                    local_nets.clone_from(&nets);
+                }
+                Ok(spec)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         check_distinct(&outputs).map_err(|e| anyhow::anyhow!("--output: {e}"))?;

@@ -8,6 +8,10 @@
 //! one counts them failed, cuts the file back to its last whole line (so a
 //! full disk leaves no half line) and keeps the error.
 //!
+//! A file opened with [`RecordFile::open_lines`] (a Zeek log) counts every
+//! write that does not start with `#` as one record: a Zeek log writes
+//! each record line, and each block of `#` header lines, in one call.
+//!
 //! Opening in append mode trims a partial last line an earlier, killed run
 //! left (its bytes are reported), so the file holds only whole lines.
 
@@ -20,12 +24,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 const BUFFER: usize = 1 << 16;
 
 /// Where the bytes go.
+#[derive(Debug)]
 enum Dest {
     Stdout(io::Stdout),
     File(File),
 }
 
 /// A buffered record file (or standard output). See the [module docs](self).
+#[derive(Debug)]
 pub(super) struct RecordFile {
     path: Option<PathBuf>,
     dest: Dest,
@@ -41,11 +47,20 @@ pub(super) struct RecordFile {
     opened: Instant,
     /// Bytes of a partial last line trimmed when opening.
     pub(super) trimmed: u64,
+    /// Every write not starting with `#` is one record.
+    lines: bool,
 }
 
 impl Write for RecordFile {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.lines && data.first().is_some_and(|&b| b != b'#') {
+            self.pending += 1;
+        }
         self.buf.extend_from_slice(data);
+        if self.lines {
+            // Its records failed if this fails (counted in `push_out`).
+            self.maybe_push()?;
+        }
         Ok(data.len())
     }
 
@@ -123,7 +138,34 @@ impl RecordFile {
             len,
             opened: Instant::now(),
             trimmed,
+            lines: false,
         })
+    }
+
+    /// Opens `path` for a log whose every write is one record line, or a
+    /// block of `#` lines (see the [module docs](self)).
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    pub(super) fn open_lines(path: &Path, append: bool) -> io::Result<Self> {
+        let mut f = Self::open(Some(path), append)?;
+        f.lines = true;
+        Ok(f)
+    }
+
+    /// Records buffered, not yet written.
+    pub(super) fn pending(&self) -> u64 {
+        self.pending
+    }
+
+    /// Writes the buffer out when it is large.
+    fn maybe_push(&mut self) -> io::Result<()> {
+        if self.buf.len() >= BUFFER {
+            self.push_out()
+        } else {
+            Ok(())
+        }
     }
 
     /// The file's path (none: standard output).
@@ -139,11 +181,7 @@ impl RecordFile {
     /// Writing the buffer out failed (its records are counted failed).
     pub(super) fn end_record(&mut self) -> io::Result<()> {
         self.pending += 1;
-        if self.buf.len() >= BUFFER {
-            self.push_out()
-        } else {
-            Ok(())
-        }
+        self.maybe_push()
     }
 
     /// Writes the buffer to the file.

@@ -6,10 +6,12 @@
 //!
 //! EVE outputs get every record, with its flow's Community ID (computed
 //! once per flow, see `community`); Zeek outputs get flow records
-//! (conn.log) and SSH records (ssh.log, created when the first one
-//! arrives, as Zeek writes no empty logs); IPFIX outputs get flow records.
+//! (conn.log) and L7 records (their logs, see `zeek_logs`); IPFIX outputs
+//! get flow records.
 //!
-//! Every output counts the records it took: written (a file's bytes
+//! Every output counts the records it took (a Zeek output: the log lines
+//! it formed, as one L7 record may give none or several, plus the records
+//! it refused once failed): written (a file's bytes
 //! accepted by the kernel, see `file`; an IPFIX message sent), failed (a
 //! write or send that failed) and dropped (never tried: the output had
 //! already failed, or the IPFIX queue was full); the rest are still
@@ -25,7 +27,7 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use super::community::CommunityIds;
@@ -34,10 +36,8 @@ use super::file::RecordFile;
 use super::ipfix::{IpfixConfig, IpfixExporter};
 use super::record::{FlowEnd, FlowHeader, Record};
 use super::spec::{OutputSpec, SpecError};
-use super::zeek::{ZeekConnWriter, ZeekFormat, ZeekLog, ZeekLogKind};
-use super::zeek_ssh::ZeekSshWriter;
-use crate::l7::SshRecord;
-use crate::pipeline::{FAILED, FlowSummary};
+use super::zeek_logs::ZeekLogs;
+use crate::l7::L7Record;
 use crate::view::Timestamp;
 
 /// How outputs are opened, rotated and closed.
@@ -129,156 +129,6 @@ pub struct WriterStats {
     pub outputs: Vec<OutputReport>,
 }
 
-/// One Zeek log file of kind `K`, with the counts of the files it closed
-/// when a close failed (the writer is then lost with its counts).
-struct LogFile<K: ZeekLogKind> {
-    log: Option<ZeekLog<RecordFile, K>>,
-    written: u64,
-    failed: u64,
-}
-
-impl<K: ZeekLogKind> LogFile<K> {
-    fn create(dir: &Path, format: ZeekFormat, append: bool) -> io::Result<Self> {
-        let file = RecordFile::open(Some(&dir.join(format!("{}.log", K::PATH))), append)?;
-        Ok(Self {
-            log: Some(ZeekLog::new(file, format)?),
-            written: 0,
-            failed: 0,
-        })
-    }
-
-    /// Accounts a record `write` put in the log (`true`: one was written).
-    fn account(
-        &mut self,
-        write: impl FnOnce(&mut ZeekLog<RecordFile, K>) -> io::Result<bool>,
-    ) -> Option<io::Result<()>> {
-        let log = self.log.as_mut()?;
-        match write(log) {
-            Ok(true) => Some(log.get_mut().end_record()),
-            Ok(false) => None,
-            Err(e) => Some(Err(e)),
-        }
-    }
-
-    fn counts(&self) -> (u64, u64, u64) {
-        let f = self.log.as_ref().map(|l| {
-            let f = l.get_ref();
-            (f.written, f.failed, f.trimmed)
-        });
-        let (w, x, t) = f.unwrap_or_default();
-        (self.written + w, self.failed + x, t)
-    }
-
-    /// Closes the log (`#close`), renames it aside when `rotate`, and
-    /// opens a new one at the same path.
-    fn cycle(&mut self, format: ZeekFormat, rotate: bool) -> io::Result<()> {
-        let Some(mut log) = self.log.take() else {
-            return Ok(());
-        };
-        if let Err(e) = log.flush() {
-            // Kept, with its counts: the output has failed.
-            self.log = Some(log);
-            return Err(e);
-        }
-        let (w, x) = (log.get_mut().written, log.get_mut().failed);
-        let mut file = match log.finish() {
-            Ok(f) => f,
-            Err(e) => {
-                self.written += w;
-                self.failed += x;
-                return Err(e);
-            }
-        };
-        let reopened = file.reopen(rotate);
-        self.log = Some(ZeekLog::new(file, format)?);
-        reopened
-    }
-
-    fn due(&self, o: &FileOptions) -> bool {
-        self.log
-            .as_ref()
-            .is_some_and(|l| l.get_ref().due(o.rotate_bytes, o.rotate_after))
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.log.as_mut().map_or(Ok(()), ZeekLog::flush)
-    }
-
-    /// Closes the log; its counts stay.
-    fn close(&mut self) -> io::Result<()> {
-        let Some(mut log) = self.log.take() else {
-            return Ok(());
-        };
-        let flushed = log.flush();
-        self.written += log.get_mut().written;
-        self.failed += log.get_mut().failed;
-        flushed?;
-        log.finish().map(drop)
-    }
-}
-
-/// The logs of one Zeek output directory: conn.log, and ssh.log once an
-/// SSH record arrives.
-struct ZeekLogs {
-    dir: PathBuf,
-    format: ZeekFormat,
-    append: bool,
-    conn: LogFile<super::zeek::Conn>,
-    ssh: Option<LogFile<super::zeek_ssh::Ssh>>,
-}
-
-impl ZeekLogs {
-    /// Writes `record` to ssh.log (created now if it is the first).
-    fn ssh(
-        &mut self,
-        header: &FlowHeader,
-        ts: Timestamp,
-        record: &SshRecord,
-    ) -> Option<io::Result<()>> {
-        let ssh = match &mut self.ssh {
-            Some(w) => w,
-            None => match LogFile::create(&self.dir, self.format, self.append) {
-                Ok(l) => self.ssh.insert(l),
-                Err(e) => return Some(Err(e)),
-            },
-        };
-        ssh.account(|w: &mut ZeekSshWriter<RecordFile>| w.write_ssh(header, ts, record))
-    }
-
-    fn counts(&self) -> (u64, u64, u64) {
-        let (a, b, c) = self.conn.counts();
-        let (x, y, z) = self.ssh.as_ref().map(LogFile::counts).unwrap_or_default();
-        (a + x, b + y, c + z)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.conn.flush()?;
-        self.ssh.as_mut().map_or(Ok(()), LogFile::flush)
-    }
-
-    /// Cycles every log that is due (all when `force`).
-    fn cycle(&mut self, o: &FileOptions, force: bool) -> io::Result<u64> {
-        let mut n = 0;
-        if force || self.conn.due(o) {
-            self.conn.cycle(self.format, !force)?;
-            n += 1;
-        }
-        if let Some(ssh) = &mut self.ssh
-            && (force || ssh.due(o))
-        {
-            ssh.cycle(self.format, !force)?;
-            n += 1;
-        }
-        Ok(n)
-    }
-
-    fn close(&mut self) -> io::Result<()> {
-        let conn = self.conn.close();
-        let ssh = self.ssh.as_mut().map_or(Ok(()), LogFile::close);
-        conn.and(ssh)
-    }
-}
-
 enum Sink {
     Eve(RecordFile),
     Zeek(Box<ZeekLogs>),
@@ -318,8 +168,8 @@ impl Output {
         let (written, dropped, failed, trimmed) = match &self.sink {
             Sink::Eve(f) => (f.written, 0, f.failed, f.trimmed),
             Sink::Zeek(z) => {
-                let (w, f, t) = z.counts();
-                (w, 0, f, t)
+                let c = z.counts();
+                (c.written, 0, c.failed, c.trimmed)
             }
             Sink::Ipfix(x) => {
                 let st = x.stats();
@@ -331,10 +181,18 @@ impl Output {
                 )
             }
         };
+        let records = match &self.sink {
+            // Log lines formed, and records refused once failed.
+            Sink::Zeek(z) => {
+                let c = z.counts();
+                c.written + c.failed + c.pending + self.dropped
+            }
+            Sink::Eve(_) | Sink::Ipfix(_) => self.records,
+        };
         OutputReport {
             name: self.name.clone(),
             spec: self.spec.clone(),
-            records: self.records,
+            records,
             written,
             dropped: dropped + self.dropped,
             failed: failed + self.failed,
@@ -381,26 +239,24 @@ fn open_sink(spec: &OutputSpec, label: &str, files: FileOptions) -> Result<Sink,
             RecordFile::open(path.as_deref(), append)
                 .map_err(open_err(label, path.as_deref().unwrap_or(Path::new("-"))))?,
         ),
-        OutputSpec::Zeek { dir, format } => {
+        OutputSpec::Zeek {
+            dir,
+            format,
+            local_nets,
+        } => {
             if dir.exists() && !dir.is_dir() {
                 return Err(SpecError::Invalid {
                     spec: label.to_owned(),
                     problem: format!(
-                        "{} is a file, but a Zeek output needs a directory (it writes conn.log and ssh.log there)",
+                        "{} is a file, but a Zeek output needs a directory (it writes its logs there)",
                         dir.display()
                     ),
                 });
             }
-            std::fs::create_dir_all(dir).map_err(open_err(label, dir))?;
-            let conn = LogFile::create(dir, *format, append)
-                .map_err(open_err(label, &dir.join("conn.log")))?;
-            Sink::Zeek(Box::new(ZeekLogs {
-                dir: dir.clone(),
-                format: *format,
-                append,
-                conn,
-                ssh: None,
-            }))
+            Sink::Zeek(Box::new(
+                ZeekLogs::open(dir, *format, local_nets.clone(), append)
+                    .map_err(|(path, e)| open_err(label, &path)(e))?,
+            ))
         }
         OutputSpec::Ipfix(s) => {
             let what = format!("collector {}", s.collector);
@@ -431,18 +287,6 @@ fn open_sink(spec: &OutputSpec, label: &str, files: FileOptions) -> Result<Sink,
             Sink::Ipfix(IpfixExporter::start(config).map_err(err)?)
         }
     })
-}
-
-/// Zeek's `service` name of a flow's application protocol: Zeek's DNS
-/// analyzer also takes mDNS and LLMNR; SSDP has no Zeek analyzer, and Zeek
-/// leaves a flow no analyzer recognised unset.
-fn zeek_service(proto: &'static str) -> Option<&'static str> {
-    match proto {
-        "tls" => Some("ssl"),
-        "mdns" | "llmnr" => Some("dns"),
-        "ssdp" | FAILED => None,
-        other => Some(other),
-    }
 }
 
 impl Outputs {
@@ -508,29 +352,20 @@ impl Outputs {
         }
         match record {
             Record::Flow(f) => self.write_flow(f),
-            Record::L7 { header, ts, record } => {
-                if let crate::l7::L7Record::Ssh(r) = &**record {
-                    self.write_ssh(header, *ts, r);
-                }
-            }
+            Record::L7 { header, ts, record } => self.write_l7(header, *ts, record),
             Record::Anomaly { .. } | Record::Interval(_) => {}
         }
     }
 
-    /// Gives an SSH record to the Zeek outputs (ssh.log).
-    fn write_ssh(&mut self, header: &FlowHeader, ts: Timestamp, r: &SshRecord) {
+    /// Gives an L7 record to the Zeek outputs (its log).
+    fn write_l7(&mut self, header: &FlowHeader, ts: Timestamp, r: &L7Record) {
         for o in &mut self.outputs {
-            let Sink::Zeek(z) = &mut o.sink else { continue };
-            if o.error.is_some() {
-                o.take();
+            if !matches!(o.sink, Sink::Zeek(_)) || !o.take() {
                 continue;
             }
-            // A record ssh.log has no line for is not taken.
-            if let Some(result) = z.ssh(header, ts, r) {
-                o.records += 1;
-                if let Err(e) = result {
-                    o.fail(e);
-                }
+            let Sink::Zeek(z) = &mut o.sink else { continue };
+            if let Err(e) = z.l7(header, ts, r) {
+                o.fail(e);
             }
         }
     }
@@ -542,24 +377,14 @@ impl Outputs {
                 continue;
             }
             let result = match &mut o.sink {
-                Sink::Zeek(z) => {
-                    let service = f
-                        .summary
-                        .as_ref()
-                        .and_then(FlowSummary::app_proto)
-                        .and_then(zeek_service);
-                    z.conn.account(|w: &mut ZeekConnWriter<RecordFile>| {
-                        w.write_flow_summary(&f.flow, service, f.summary.as_ref())
-                            .map(|()| true)
-                    })
-                }
+                Sink::Zeek(z) => z.flow(f),
                 Sink::Ipfix(x) => {
                     x.flow(&f.flow, f.reason);
-                    None
+                    Ok(())
                 }
-                Sink::Eve(_) => None,
+                Sink::Eve(_) => Ok(()),
             };
-            if let Some(Err(e)) = result {
+            if let Err(e) = result {
                 o.fail(e);
             }
         }
@@ -676,6 +501,8 @@ impl Outputs {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use crate::tracker::EndReason;
 
@@ -743,10 +570,7 @@ mod tests {
         let (eve, zeek) = (d.join("eve.json"), d.join("zeek"));
         let specs = [
             OutputSpec::Eve(Some(eve.clone())),
-            OutputSpec::Zeek {
-                dir: zeek.clone(),
-                format: ZeekFormat::Tsv,
-            },
+            format!("zeek:{}", zeek.display()).parse().unwrap(),
         ];
         let mut out = Outputs::open(&specs, FileOptions::default()).unwrap();
         let recs = flows(50);
@@ -782,10 +606,7 @@ mod tests {
     fn zeek_logs_rotate_by_size_and_files_are_appended_to_unless_overwrite() {
         let d = dir("zrotate");
         let zeek = d.join("zeek");
-        let specs = [OutputSpec::Zeek {
-            dir: zeek.clone(),
-            format: ZeekFormat::Json,
-        }];
+        let specs: [OutputSpec; 1] = [format!("zeek-json:{}", zeek.display()).parse().unwrap()];
         let files = FileOptions {
             rotate_bytes: Some(1500),
             ..FileOptions::default()
@@ -827,10 +648,7 @@ mod tests {
         let d = dir("zfile");
         let f = d.join("logs");
         std::fs::write(&f, "x").unwrap();
-        let spec = OutputSpec::Zeek {
-            dir: f.clone(),
-            format: ZeekFormat::Tsv,
-        };
+        let spec: OutputSpec = format!("zeek:{}", f.display()).parse().unwrap();
         let e = Outputs::open(&[spec], FileOptions::default())
             .err()
             .unwrap()

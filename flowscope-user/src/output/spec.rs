@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::output::ipfix::{IpfixMode, IpfixTransport};
+use crate::output::local_nets::LocalNets;
 use crate::output::zeek::ZeekFormat;
 
 /// Where flow records go.
@@ -31,6 +32,9 @@ pub enum OutputSpec {
         dir: PathBuf,
         /// TSV or JSON.
         format: ZeekFormat,
+        /// The networks `--local-nets` calls local (not part of the
+        /// specification's text).
+        local_nets: LocalNets,
     },
 }
 
@@ -40,7 +44,7 @@ impl std::fmt::Display for OutputSpec {
         match self {
             Self::Eve(None) => f.write_str("-"),
             Self::Eve(Some(p)) => write!(f, "eve:{}", p.display()),
-            Self::Zeek { dir, format } => {
+            Self::Zeek { dir, format, .. } => {
                 let kind = match format {
                     ZeekFormat::Tsv => "zeek",
                     ZeekFormat::Json => "zeek-json",
@@ -276,10 +280,12 @@ impl FromStr for OutputSpec {
             "zeek" => Ok(Self::Zeek {
                 dir: need_path("a directory")?,
                 format: ZeekFormat::Tsv,
+                local_nets: LocalNets::default(),
             }),
             "zeek-json" => Ok(Self::Zeek {
                 dir: need_path("a directory")?,
                 format: ZeekFormat::Json,
+                local_nets: LocalNets::default(),
             }),
             _ => Err(SpecError::UnknownKind {
                 spec: spec.to_owned(),
@@ -325,7 +331,8 @@ mod tests {
             parse("zeek-json:logs"),
             Ok(OutputSpec::Zeek {
                 dir: "logs".into(),
-                format: ZeekFormat::Json
+                format: ZeekFormat::Json,
+                local_nets: LocalNets::default(),
             })
         );
     }

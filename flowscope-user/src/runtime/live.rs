@@ -151,11 +151,12 @@ impl LiveCapture {
     /// The capture, an output or the writer could not start (the error
     /// says why).
     pub fn start(cfg: &CaptureConfig, run: &RunConfig) -> anyhow::Result<Self> {
+        // Sized for the largest possible worker count; unused rings cost
+        // only their allocation. Asked first: a missing interface is named
+        // before any output file is created.
+        let max_workers = if cfg.count_only { 0 } else { max_workers(cfg)? };
         let outputs = Outputs::open(&run.outputs, run.files)?;
         let community_id = outputs.wants_community_id();
-        // Sized for the largest possible worker count; unused rings cost
-        // only their allocation.
-        let max_workers = if cfg.count_only { 0 } else { max_workers(cfg)? };
         // One ring per worker, and the last for the control thread.
         let (producers, consumers) = rings(max_workers + 1, run.record_ring);
         let writer = WriterThread::start(consumers, outputs)?;

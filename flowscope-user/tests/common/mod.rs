@@ -13,6 +13,7 @@ pub mod scrape;
 pub mod tap;
 pub mod temp;
 pub mod xdp;
+pub mod zeek;
 
 /// True when the kernel tests must run (`cargo xtask test` sets
 /// `FLOWSCOPE_KERNEL_TESTS=1` as root). Otherwise prints a loud SKIPPED line.

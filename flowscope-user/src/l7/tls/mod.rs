@@ -58,6 +58,17 @@ pub struct TlsRecord {
     /// End of its validity.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notafter: Option<String>,
+    /// Cipher suite the ServerHello chose (Zeek's `cipher`; not in EVE).
+    #[serde(skip)]
+    pub cipher: Option<u16>,
+    /// Protocol the ServerHello's ALPN chose (Zeek's `next_protocol`; not
+    /// in EVE).
+    #[serde(skip)]
+    pub server_alpn: Option<String>,
+    /// SHA-256 of each certificate of the server's chain, in hex, in its
+    /// order (Zeek's `cert_chain_fps`; not in EVE).
+    #[serde(skip)]
+    pub cert_chain_fps: Vec<String>,
 }
 
 /// Limits of one TLS parser.
@@ -176,6 +187,12 @@ impl Default for TlsParser {
     fn default() -> Self {
         Self::new(TlsConfig::default())
     }
+}
+
+/// SHA-256 of `bytes` in lower-case hex.
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    crate::l7::fingerprint::hex(&Sha256::digest(bytes))
 }
 
 fn version_name(v: u16) -> String {
@@ -350,6 +367,8 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
                 let version = sh.selected_version.unwrap_or(sh.version);
                 s.server_version = Some(version);
                 s.record.ja3s = Some(fingerprint::ja3s(&sh));
+                s.record.cipher = Some(sh.cipher);
+                s.record.server_alpn.clone_from(&sh.alpn);
                 if version >= 0x0304 {
                     // The rest of a TLS 1.3 server flight is encrypted.
                     *active = false;
@@ -364,6 +383,11 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
             *active = false;
             let first = match tls_parser::parse_tls_handshake_msg_certificate(body) {
                 Ok((_, tls_parser::TlsMessageHandshake::Certificate(c))) => {
+                    s.record.cert_chain_fps = c
+                        .cert_chain
+                        .iter()
+                        .map(|raw| hex_sha256(raw.data))
+                        .collect();
                     c.cert_chain.first().and_then(|raw| cert::parse(raw.data))
                 }
                 _ => None,

@@ -96,6 +96,13 @@ fn expected_1_2() -> TlsRecord {
         issuerdn: Some("C=US, O=Flowscope Test, CN=example.com".into()),
         notbefore: Some("2026-11-25T18:12:01".into()),
         notafter: Some("2036-11-22T18:12:01".into()),
+        // TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, as the JA3S says.
+        cipher: Some(0xc02b),
+        server_alpn: Some("h2".into()),
+        // `sha256sum` of the certificate's DER.
+        cert_chain_fps: vec![
+            "9a3fac5f88192ebf663b63c7bf43450b50963526f624f2700dd0af62f5c2cc84".into(),
+        ],
     }
 }
 
