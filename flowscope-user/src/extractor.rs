@@ -199,17 +199,21 @@ pub enum Unmatched {
     Fragment,
     /// An encapsulation the extractor was told to expect is absent or broken.
     BadEncap,
+    /// A capture record claims more bytes captured than were on the wire:
+    /// a malformed record, not parsed.
+    CaplenOverLen,
 }
 
 impl Unmatched {
     /// Every reason, for summaries and metrics.
-    pub const ALL: [Unmatched; 6] = [
+    pub const ALL: [Unmatched; 7] = [
         Self::NotIp,
         Self::BadL2,
         Self::BadL3,
         Self::BadL4,
         Self::Fragment,
         Self::BadEncap,
+        Self::CaplenOverLen,
     ];
 
     /// Static label (`reason` label of `flowscope_packets_unmatched_total`).
@@ -221,6 +225,7 @@ impl Unmatched {
             Self::BadL4 => "bad_l4",
             Self::Fragment => "fragment",
             Self::BadEncap => "bad_encap",
+            Self::CaplenOverLen => "caplen_over_len",
         }
     }
 }

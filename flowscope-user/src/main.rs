@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Passive network flow and session tracker.
 #[derive(Debug, Parser)]
@@ -14,8 +14,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Capture live from an interface through XDP and AF_XDP (root).
+    /// Capture live from an interface through XDP and AF_XDP (root, or five
+    /// capabilities).
     #[cfg(target_os = "linux")]
+    #[command(after_long_help = flowscope::cli::capture::NOTES)]
     Capture(Box<flowscope::cli::capture::CaptureArgs>),
     /// Run a pcap or pcapng file (`-` for stdin) through the capture's
     /// workers on every core; EVE JSON out.
@@ -23,6 +25,9 @@ enum Command {
     /// Probe the kernel features the live datapath uses (root).
     #[cfg(target_os = "linux")]
     Probe,
+    /// Write the man pages or a shell's completion script (packaging).
+    #[command(subcommand, hide = true)]
+    Generate(flowscope::cli::generate::Generate),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +42,7 @@ fn main() -> ExitCode {
         Command::Read(args) => flowscope::cli::read::run(*args),
         #[cfg(target_os = "linux")]
         Command::Probe => Ok(flowscope::cli::probe::run()),
+        Command::Generate(what) => flowscope::cli::generate::run(Cli::command(), what),
     };
     match result {
         Ok(code) => code,

@@ -157,13 +157,58 @@ fn corrupt_record_length() {
     damaged_keeps_records("long-record.pcap", &bytes, at, &[&format!("offset {at}")]);
 }
 
+/// A header with snap length 0 is read as libpcap reads it (no limit):
+/// tshark counts every packet, and flowscope writes exactly the records of
+/// the unchanged file.
 #[test]
-fn zero_snap_length() {
-    let (mut bytes, _) = good();
+fn zero_snap_length_is_no_limit() {
+    let (mut bytes, offsets) = good();
     bytes[16..20].copy_from_slice(&[0; 4]);
     let path = temp("snaplen0.pcap", &bytes);
+    let tshark = Command::new("tshark")
+        .args([
+            "-r",
+            path.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ])
+        .output()
+        .expect("tshark");
+    assert!(tshark.status.success(), "{}", stderr(&tshark));
+    let frames = String::from_utf8_lossy(&tshark.stdout).lines().count();
+    assert_eq!(frames, offsets.len(), "tshark reads every packet");
     let o = flowscope(&["read", path.to_str().unwrap()]);
-    assert_one_error(&o, &["snap length 0", "offset 0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let clean = flowscope(&["read", Path::new(PCAPS).join(GOOD).to_str().unwrap()]);
+    assert_eq!(o.stdout, clean.stdout);
+    assert!(
+        stderr(&o).contains(&format!("packets: {frames} ")),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A record whose captured length exceeds its original length is
+/// malformed: counted unmatched (`caplen_over_len`) in the summary and in
+/// no flow; the other records are read as before.
+#[test]
+fn captured_longer_than_original_is_counted_malformed() {
+    let (mut bytes, offsets) = good();
+    let at = offsets[offsets.len() / 2];
+    let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+    bytes[at + 12..at + 16].copy_from_slice(&(caplen - 1).to_le_bytes());
+    let path = temp("caplen-over-len.pcap", &bytes);
+    let o = flowscope(&["read", path.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("unmatched: caplen_over_len=1"), "{err}");
+    let n = offsets.len();
+    assert!(
+        err.contains(&format!("packets: {n} ({} in flows, 1 unmatched)", n - 1)),
+        "{err}"
+    );
 }
 
 #[test]
@@ -212,4 +257,42 @@ fn output_directory_missing() {
         path.to_str().unwrap(),
     ]);
     assert_one_error(&o, &["/nonexistent-flowscope-dir/out.json"]);
+}
+
+/// Outputs named wrongly: each is one error line that says what is wrong
+/// (not the bare OS error), before anything is read or written.
+#[test]
+fn misnamed_outputs_say_what_is_wrong() {
+    let good = Path::new(PCAPS).join(GOOD);
+    let file = temp("not-a-dir", b"x");
+    let dir = file.parent().unwrap().to_owned();
+    let f = file.to_str().unwrap();
+    let d = dir.to_str().unwrap();
+    for (spec, needles) in [
+        (
+            vec![format!("zeek:{f}")],
+            vec!["is a file, but a Zeek output needs a directory"],
+        ),
+        (
+            vec![format!("eve:{d}")],
+            vec!["is a directory; this output writes a file"],
+        ),
+        (
+            vec![format!("{d}/a.json"), format!("eve:{d}/./a.json")],
+            vec!["writes to the same place as", "name each output once"],
+        ),
+        (vec!["-".into(), "eve:-".into()], vec!["same place"]),
+    ] {
+        let mut args = vec!["read".to_owned()];
+        for s in &spec {
+            args.extend(["-o".to_owned(), s.clone()]);
+        }
+        args.push(good.to_str().unwrap().to_owned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = flowscope(&args);
+        assert_one_error(&o, &needles);
+        assert!(o.stdout.is_empty(), "{spec:?}: nothing written");
+        assert!(!dir.join("a.json").exists(), "{spec:?}: no file created");
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"x", "the file is untouched");
 }

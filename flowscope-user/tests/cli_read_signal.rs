@@ -60,6 +60,14 @@ fn interrupted_by(signal: libc::c_int, workers: &str) {
         .expect("flows line");
     assert!(packets > 1000, "flowscope read the pipe: {err}");
     let text = String::from_utf8(out.stdout).unwrap();
+    // The books balance: every record the output took was written.
+    let n = text.lines().count();
+    assert!(
+        err.contains(&format!(
+            "output eve0 (-): {n} records, {n} written, 0 dropped, 0 failed"
+        )),
+        "{err}"
+    );
     let records: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("whole JSON lines"))

@@ -48,11 +48,15 @@ fn every_output_gets_every_record() {
     // One summary line per output, in the order given, nothing dropped.
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("output ")).collect();
     assert_eq!(lines.len(), 3, "{err}");
-    for (line, spec) in lines.iter().zip(&specs) {
-        let want = format!("{} records written, 0 dropped", recs.len());
-        assert!(line.contains(&want), "{line:?} lacks {want:?}");
+    for (i, (line, spec)) in lines.iter().zip(&specs).enumerate() {
+        let n = recs.len();
+        let want = format!("): {n} records, {n} written, 0 dropped, 0 failed");
+        assert!(line.ends_with(&want), "{line:?} lacks {want:?}");
         let kind = &spec[..spec.find(':').unwrap_or(0)];
-        assert!(line.starts_with(&format!("output {kind}:")), "{line}");
+        assert!(
+            line.starts_with(&format!("output {kind}{i} ({kind}:")),
+            "{line}"
+        );
     }
     // The EVE file: a flow record per line.
     let eve_text = std::fs::read_to_string(&eve).expect("eve file");
@@ -91,7 +95,9 @@ fn default_output_is_eve_on_stdout() {
     assert!(n > 0 && text.lines().all(|l| l.starts_with('{')), "{text}");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains(&format!("output -: {n} records written, 0 dropped")),
+        err.contains(&format!(
+            "output eve0 (-): {n} records, {n} written, 0 dropped, 0 failed"
+        )),
         "{err}"
     );
 }

@@ -19,7 +19,7 @@ use common::scrape::{get, promtool_accepts, scrape};
 use common::{fsgen, kernel_tests_enabled, netns::TestBed};
 use flowscope::capture::{Capture, CaptureConfig, FrameCtx, FrameHandler, RingSizes, WorkerStats};
 use flowscope::obs::Log2Histogram;
-use flowscope::output::{EveOptions, FileOptions, OutputSpec};
+use flowscope::output::{EveOptions, OutputSpec};
 use flowscope::runtime::{LiveCapture, LiveSnapshot, MetricsServer, RunConfig, prometheus};
 use flowscope_common::Counter;
 
@@ -170,10 +170,6 @@ fn records_from_one_worker_each_and_scrape_equals_shards() {
                 OutputSpec::Eve(Some(path)),
                 format!("zeek:{}", zeek_dir.display()).parse().unwrap(),
             ],
-            files: FileOptions {
-                append: true,
-                ..FileOptions::default()
-            },
             // The tracker's flow IDs say which worker wrote a record.
             eve: EveOptions {
                 extras: true,

@@ -222,11 +222,13 @@ fn classic_errors_name_the_offset() {
             ..
         })
     ));
-    let zero = pcap_header(0xA1B2_C3D4, false, 0, 1);
-    assert!(matches!(
-        read_all(&zero),
-        Err(PcapError::ZeroSnapLen { offset: 0 })
-    ));
+    // Snap length 0 limits nothing (libpcap reads it so): each record
+    // keeps all its captured bytes.
+    let mut zero = pcap_header(0xA1B2_C3D4, false, 0, 1);
+    pcap_record(&mut zero, false, 1, 0, &[7; 300], 300);
+    let got = read_all(&zero).expect("snap length 0 is no limit");
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].0.len(), got[0].3), (300, 300));
 
     let mut f = hdr.clone();
     pcap_record(&mut f, false, 1, 0, &[9; 10], 10);

@@ -267,7 +267,8 @@ proptest! {
         // The in-order records are what was generated.
         let want: Vec<L7Record> = exchanges
             .iter()
-            .map(|e| {
+            .enumerate()
+            .map(|(i, e)| {
                 L7Record::Http(HttpRecord {
                     hostname: Some("example.org".into()),
                     url: Some(e.path.clone()),
@@ -277,6 +278,10 @@ proptest! {
                     http_user_agent: Some("props/1".into()),
                     http_content_type: Some("text/plain".into()),
                     length: e.body as u64,
+                    request_body_len: if e.post { e.request_body as u64 } else { 0 },
+                    trans_depth: i as u32 + 1,
+                    status_msg: Some("X".into()),
+                    response_protocol: Some("HTTP/1.1".into()),
                     ..HttpRecord::default()
                 })
             })

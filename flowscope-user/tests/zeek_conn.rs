@@ -7,199 +7,34 @@
 //! the other lacks are named, with theirs. btest masks `ts` and the
 //! `#open`/`#close` times; the baselines' uids are Zeek's (seeded random).
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::Command;
 
-const PCAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps");
+use common::filters::PCAPS;
+use common::zeek::{Key, Log, Row, micros, parse_tsv};
 
-/// A conn.log row key: (orig_h, orig_p, resp_h, resp_p, proto).
-type Key = (String, u16, String, u16, String);
-
-/// A row: field name → value as written in TSV.
-type Row = BTreeMap<String, String>;
-
-/// A parsed TSV log.
-struct Log {
-    /// `#` lines but the times (`#open`, `#close`) and btest's banner.
-    header: Vec<String>,
-    /// `#fields`.
-    fields: Vec<String>,
-    /// `#types`, by field.
-    types: BTreeMap<String, String>,
-    rows: BTreeMap<Key, Row>,
-}
-
-fn key_of(row: &Row) -> Key {
-    let port = |f: &str| row[f].parse::<u16>().expect("port");
-    (
-        row["id.orig_h"].clone(),
-        port("id.orig_p"),
-        row["id.resp_h"].clone(),
-        port("id.resp_p"),
-        // ssh.log has no proto: its connections are TCP.
-        row.get("proto")
-            .cloned()
-            .unwrap_or_else(|| "tcp".to_owned()),
-    )
-}
-
-fn parse_tsv(text: &str) -> Log {
-    let mut header = Vec::new();
-    let (mut fields, mut types) = (Vec::new(), Vec::new());
-    let mut rows = BTreeMap::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix('#') {
-            if rest.starts_with("##") || rest.starts_with("open") || rest.starts_with("close") {
-                continue;
-            }
-            if let Some(f) = rest.strip_prefix("fields\t") {
-                fields = f.split('\t').map(str::to_owned).collect();
-            }
-            if let Some(t) = rest.strip_prefix("types\t") {
-                types = t.split('\t').map(str::to_owned).collect();
-            }
-            header.push(line.to_owned());
-            continue;
-        }
-        let values: Vec<&str> = line.split('\t').collect();
-        assert_eq!(values.len(), fields.len(), "row {line:?}");
-        let row: Row = fields
-            .iter()
-            .cloned()
-            .zip(values.iter().map(|v| (*v).to_owned()))
-            .collect();
-        assert!(rows.insert(key_of(&row), row).is_none(), "duplicate key");
-    }
-    assert_eq!(fields.len(), types.len(), "#fields and #types");
-    let types = fields.iter().cloned().zip(types).collect();
-    Log {
-        header,
-        fields,
-        types,
-        rows,
-    }
-}
-
-/// Zeek's baseline `log` of `capture`.
+/// Zeek's baseline conn.log (one row per connection).
 fn zeek(capture: &str, log: &str) -> Log {
-    let path = format!("{PCAPS}/expected/zeek/{capture}/{log}");
-    parse_tsv(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+    let z = common::zeek::zeek(capture, log);
+    assert_eq!(z.repeated_keys, 0, "{capture} {log}: one row per key");
+    z
 }
 
-/// Runs the binary on `capture` with `args`, writing `kind:DIR`; returns
-/// DIR/`log`.
-fn flowscope(capture: &str, kind: &str, log: &str, args: &[&str]) -> String {
-    // One directory per run: tests run the same capture in parallel.
-    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir: PathBuf = std::env::temp_dir().join(format!(
-        "flowscope-zeek-{}-{run}-{capture}-{kind}",
-        std::process::id(),
-    ));
-    let out = Command::new(env!("CARGO_BIN_EXE_flowscope"))
-        .arg("read")
-        .arg(format!("{PCAPS}/{capture}"))
-        .args(args)
-        .arg("--output")
-        .arg(format!("{kind}:{}", dir.display()))
-        .output()
-        .expect("flowscope runs");
-    assert!(
-        out.status.success(),
-        "flowscope read {capture} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = std::fs::read_to_string(dir.join(log)).unwrap_or_else(|e| panic!("{log}: {e}"));
-    std::fs::remove_dir_all(&dir).expect("temporary directory removed");
-    text
-}
+/// The private address space, which Zeek's baselines call local
+/// (`Site::private_address_space_is_local`).
+const PRIVATE: &str =
+    "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,127.0.0.0/8,fc00::/7,fe80::/10,::1/128";
 
-/// Our TSV conn.log of `capture`, checked against our JSON one.
+/// Our TSV conn.log of `capture` (one row per connection), the private
+/// address space local as in the baselines.
 fn ours(capture: &str, args: &[&str]) -> Log {
-    ours_log(capture, "conn.log", args)
-}
-
-/// Our TSV `log` of `capture`, checked against our JSON one.
-fn ours_log(capture: &str, log: &str, args: &[&str]) -> Log {
-    let text = flowscope(capture, "zeek", log, args);
-    let lines: Vec<&str> = text.lines().collect();
-    assert!(
-        lines.iter().any(|l| l.starts_with("#open\t")),
-        "{capture}: #open"
-    );
-    assert!(
-        lines.last().is_some_and(|l| l.starts_with("#close\t")),
-        "{capture}: the log ends with #close"
-    );
-    let json = flowscope(capture, "zeek-json", log, args);
-    let parsed = parse_tsv(&text);
-    assert_json_equals_tsv(capture, &json, &parsed);
-    parsed
-}
-
-/// Each JSON line is the TSV row of the same key: unset fields absent,
-/// `(empty)` as `""`, counts, ports, times and intervals as numbers.
-fn assert_json_equals_tsv(capture: &str, json: &str, tsv: &Log) {
-    let mut seen = BTreeSet::new();
-    for line in json.lines() {
-        let obj: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("{capture}: {line}: {e}"));
-        let mut as_tsv = Row::new();
-        for (k, v) in &obj {
-            let s = match v {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Number(n) => n.to_string(),
-                other => panic!("{capture}: {k} is {other}"),
-            };
-            as_tsv.insert(k.clone(), s);
-        }
-        let key = key_of(&as_tsv);
-        let row = tsv
-            .rows
-            .get(&key)
-            .unwrap_or_else(|| panic!("{capture}: JSON row {key:?} not in TSV"));
-        for f in &tsv.fields {
-            let (t, j) = (&row[f], obj.get(f));
-            match (t.as_str(), j) {
-                ("-", None) => {}
-                ("-", Some(v)) => panic!("{capture} {key:?} {f}: unset in TSV, {v} in JSON"),
-                (_, None) => panic!("{capture} {key:?} {f}: {t} in TSV, absent in JSON"),
-                (t, Some(v)) => match tsv.types[f].as_str() {
-                    "time" | "interval" => {
-                        let (a, b) = (t.parse::<f64>().expect("secs"), v.as_f64().expect("secs"));
-                        assert!((a - b).abs() < 5e-7, "{capture} {key:?} {f}: {t} vs {v}");
-                    }
-                    "count" | "port" => assert_eq!(
-                        Some(t.parse::<u64>().expect("count")),
-                        v.as_u64(),
-                        "{capture} {key:?} {f}"
-                    ),
-                    _ => {
-                        let t = if t == "(empty)" { "" } else { t };
-                        assert_eq!(Some(t), v.as_str(), "{capture} {key:?} {f}");
-                    }
-                },
-            }
-        }
-        assert!(
-            obj.keys().all(|k| tsv.fields.contains(k)),
-            "{capture}: {obj:?}"
-        );
-        seen.insert(key);
-    }
-    assert_eq!(
-        seen,
-        tsv.rows.keys().cloned().collect(),
-        "{capture}: JSON rows"
-    );
-}
-
-/// Seconds with six decimals, in microseconds.
-fn micros(s: &str) -> u64 {
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let frac = format!("{frac:0<6}");
-    secs.parse::<u64>().expect("secs") * 1_000_000 + frac[..6].parse::<u64>().expect("micros")
+    let mut args = args.to_vec();
+    args.extend(["--local-nets", PRIVATE]);
+    let o = common::zeek::ours_log(capture, "conn.log", &args);
+    assert_eq!(o.repeated_keys, 0, "{capture} conn.log: one row per key");
+    o
 }
 
 /// tshark's times (µs) of a TCP connection's frames and of the FIN that
@@ -259,11 +94,12 @@ fn compare_rows(capture: &str, zeek: &Log, ours: &Log, keys: &[Key]) {
                     assert_eq!(zv, "XXXXXXXXXX.XXXXXX", "{ctx}: masked");
                     assert!(micros(ov) > 0, "{ctx}: ts {ov}");
                 }
-                // Zeek's are random; ours are C and the flow ID in base 62.
+                // Zeek's are random; ours are keyed hashes of the flow, in
+                // Zeek's form (C and 96 bits in base 62).
                 "uid" => {
                     assert!(zv.starts_with('C'), "{ctx}: Zeek uid {zv}");
                     assert!(
-                        ov.len() > 1
+                        (12..=18).contains(&ov.len())
                             && ov.starts_with('C')
                             && ov[1..].bytes().all(|b| b.is_ascii_alphanumeric()),
                         "{ctx}: uid {ov}"
@@ -297,11 +133,9 @@ fn compare_rows(capture: &str, zeek: &Log, ours: &Log, keys: &[Key]) {
                     assert_eq!(z["missed_bytes"], "0", "{ctx}: no gaps");
                     assert_eq!(ov, zv, "{ctx}: {f}");
                 }
-                // We know no local networks (the baselines come from Zeek's
-                // Site::private_address_space_is_local); with decapsulation
-                // the outer tunnel connection is not logged, so it is no
-                // parent.
-                "local_orig" | "local_resp" | "tunnel_parents" => {
+                // With decapsulation the tracker keys the inner connection
+                // only: the outer one is not logged, so it is no parent.
+                "tunnel_parents" => {
                     assert_ne!(zv, "", "{ctx}: Zeek's {f}");
                     assert_eq!(ov, "-", "{ctx}: {f} unset");
                 }
@@ -335,11 +169,22 @@ fn compare_all(capture: &str, log: &str, args: &[&str]) {
 
 #[test]
 fn vlan_mpls() {
-    compare_all(
-        "zeek__mixed-vlan-mpls.pcap",
-        "core.vlan-mpls.conn.log",
-        &["--l7"],
-    );
+    // L7 (and with it `service`) is on by default.
+    compare_all("zeek__mixed-vlan-mpls.pcap", "core.vlan-mpls.conn.log", &[]);
+}
+
+/// Without `--local-nets`, `local_orig`/`local_resp` are unset, as Zeek
+/// leaves them with an empty `Site::local_nets`.
+#[test]
+fn no_local_nets_leaves_locality_unset() {
+    let o = common::zeek::ours_log("zeek__q-in-q.pcap", "conn.log", &[]);
+    assert!(!o.all.is_empty());
+    for row in &o.all {
+        assert_eq!(
+            (row["local_orig"].as_str(), row["local_resp"].as_str()),
+            ("-", "-")
+        );
+    }
 }
 
 #[test]
@@ -477,7 +322,7 @@ fn missed_bytes_from_reassembly_match_zeek() {
             summary: Option<&FlowSummary>,
         ) {
             self.0
-                .write_flow_summary(flow, None, summary)
+                .write_flow_summary(flow, None, summary, None)
                 .expect("write");
         }
     }
@@ -544,13 +389,14 @@ fn missed_bytes_from_reassembly_match_zeek() {
 fn gre_ssh_log() {
     let capture = "zeek__tunnels_gre-sample.pcap";
     let z = zeek(capture, "core.tunnels.gre.ssh.log");
-    let o = ours_log(capture, "ssh.log", &["--l7", "--decap"]);
+    // conn.log and ssh.log of one run: uids differ from run to run.
+    let logs = common::zeek::ours_logs(capture, &["--l7", "--decap"]);
+    let (o, conn) = (&logs["ssh.log"], &logs["conn.log"]);
     assert_eq!(o.header, z.header, "{capture}: ssh.log header lines");
     assert_eq!(
         o.rows.keys().collect::<Vec<_>>(),
         z.rows.keys().collect::<Vec<_>>()
     );
-    let conn = ours(capture, &["--l7", "--decap"]);
     for (k, zr) in &z.rows {
         let or = &o.rows[k];
         for f in &z.fields {

@@ -93,7 +93,7 @@ pub fn build_bins(obj: &std::path::Path, release: bool, bins: &[(&str, &str)]) -
     Ok(cmd::target_dir().join(if release { "release" } else { "debug" }))
 }
 
-/// A test executable cargo built.
+/// An executable cargo built for `cargo test`.
 pub struct TestBinary {
     /// Target name (`kernel_xdp`).
     pub name: String,
@@ -103,13 +103,22 @@ pub struct TestBinary {
     pub dir: PathBuf,
 }
 
-/// The test executables of `cargo test` (the same build as
+/// What `cargo test` builds: the test executables, and the binaries the
+/// integration tests run (`flowscope`).
+pub struct TestBuild {
+    /// The test executables.
+    pub tests: Vec<TestBinary>,
+    /// The binary targets.
+    pub bins: Vec<TestBinary>,
+}
+
+/// The executables of `cargo test` (the same build as
 /// [`workspace_cargo`]`(obj, "test")`, so nothing is rebuilt after it), as
 /// `cargo test --no-run --message-format=json` reports them.
 ///
 /// # Errors
 /// When the build fails or its report cannot be read.
-pub fn test_binaries(obj: &std::path::Path) -> Result<Vec<TestBinary>> {
+pub fn test_binaries(obj: &std::path::Path) -> Result<TestBuild> {
     let mut c = workspace_cargo(obj, "test");
     c.args(["--no-run", "--message-format=json"])
         .stdin(std::process::Stdio::null())
@@ -119,7 +128,10 @@ pub fn test_binaries(obj: &std::path::Path) -> Result<Vec<TestBinary>> {
     if !out.status.success() {
         bail!("`{}` failed ({})", cmd::display(&c), out.status);
     }
-    let mut bins = Vec::new();
+    let mut build = TestBuild {
+        tests: Vec::new(),
+        bins: Vec::new(),
+    };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -131,16 +143,25 @@ pub fn test_binaries(obj: &std::path::Path) -> Result<Vec<TestBinary>> {
         ) else {
             continue;
         };
-        if msg["reason"] == "compiler-artifact" && msg["profile"]["test"] == true {
-            bins.push(TestBinary {
-                name: name.to_owned(),
-                exe: exe.into(),
-                dir: std::path::Path::new(manifest)
-                    .parent()
-                    .map(PathBuf::from)
-                    .unwrap_or_default(),
-            });
+        if msg["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let binary = TestBinary {
+            name: name.to_owned(),
+            exe: exe.into(),
+            dir: std::path::Path::new(manifest)
+                .parent()
+                .map(PathBuf::from)
+                .unwrap_or_default(),
+        };
+        if msg["profile"]["test"] == true {
+            build.tests.push(binary);
+        } else if msg["target"]["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        {
+            build.bins.push(binary);
         }
     }
-    Ok(bins)
+    Ok(build)
 }

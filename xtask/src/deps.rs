@@ -1,7 +1,8 @@
 //! `cargo xtask deps`: checks the build and test toolchain and installs only
 //! what is missing (Debian packages, the nightly's `rust-src`,
-//! `bpf-linker` built against the nightly's LLVM major, virtme-ng for the
-//! kernel matrix's VM, and jsonschema for the EVE schema test).
+//! `bpf-linker` built against the nightly's LLVM major, cargo-deb for the
+//! package, virtme-ng for the kernel matrix's VM, and jsonschema for the
+//! EVE schema test).
 
 use std::process::{Command, Stdio};
 
@@ -12,6 +13,8 @@ use crate::cmd;
 /// LLVM major of the nightly this project pins; bpf-linker must use the same.
 pub const LLVM_MAJOR: u32 = 22;
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// cargo-deb, which makes the Debian package (MSRV 1.85).
+const CARGO_DEB_VERSION: &str = "3.8.0";
 /// virtme-ng (PyPI), which boots the kernel matrix's VM.
 const VIRTME_NG_VERSION: &str = "1.42";
 /// jsonschema (PyPI), which checks EVE records against Suricata's schema
@@ -24,8 +27,10 @@ const JSONSCHEMA_VERSION: &str = "4.26.0";
 /// `prometheus`) that checks the scraped metrics, perf for the capture
 /// benchmark's profile, the peers of `cargo xtask bench peers` (Debian 12:
 /// nDPI 4.2, argus 3.0.8; tshark brings editcap and mergecap, nfdump brings
-/// nfpcapd), and QEMU, depmod and a static busybox (for virtme-ng's
-/// initramfs) for the kernel matrix's VM.
+/// nfpcapd), QEMU, depmod and a static busybox (for virtme-ng's initramfs)
+/// for the kernel matrix's VM, dpkg-shlibdeps and strip for cargo-deb, and
+/// what the package test checks the package with (man, logrotate, and the
+/// shells its completions are for).
 const APT_PACKAGES: &[&str] = &[
     "clang",
     "llvm",
@@ -52,6 +57,12 @@ const APT_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "kmod",
     "busybox-static",
+    "dpkg-dev",
+    "binutils",
+    "man-db",
+    "logrotate",
+    "zsh",
+    "fish",
 ];
 
 /// Packages of [`APT_PACKAGES`] that ship a daemon their install would start
@@ -122,6 +133,19 @@ pub fn ensure(verbosity: Verbosity) -> Result<()> {
                 "install bpf-linker {BPF_LINKER_VERSION} against LLVM {LLVM_MAJOR} ({state}; takes minutes)"
             );
             install_bpf_linker(state == BpfLinker::Missing)?;
+        }
+    }
+
+    match cargo_deb() {
+        Some(version) if version == CARGO_DEB_VERSION => {
+            say(format!("ok      cargo-deb {version}"));
+        }
+        found => {
+            println!(
+                "install cargo-deb {CARGO_DEB_VERSION} ({}; takes minutes)",
+                found.map_or("not installed".to_owned(), |v| format!("{v} installed"))
+            );
+            install_cargo_deb()?;
         }
     }
 
@@ -341,6 +365,31 @@ fn install_packages(missing: &[&str]) -> Result<()> {
         bail!("still missing after apt-get install: {}", still.join(" "));
     }
     Ok(())
+}
+
+/// The installed cargo-deb's version (`cargo deb --version`: `cargo-deb
+/// 3.8.0`).
+fn cargo_deb() -> Option<String> {
+    let out = cmd::stdout(Command::new("cargo").args(["deb", "--version"]))?;
+    Some(out.trim().strip_prefix("cargo-deb ")?.to_owned())
+}
+
+/// `cargo install cargo-deb` at [`CARGO_DEB_VERSION`] with its own lock file.
+fn install_cargo_deb() -> Result<()> {
+    cmd::run(
+        Command::new("cargo")
+            .args(["install", "cargo-deb", "--version", CARGO_DEB_VERSION])
+            .args(["--locked", "--force"])
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .stdin(Stdio::null()),
+    )
+    .context("installing cargo-deb failed")?;
+    match cargo_deb() {
+        Some(v) if v == CARGO_DEB_VERSION => Ok(()),
+        found => bail!(
+            "cargo-deb after install: {found:?}; is ~/.cargo/bin on PATH, before any other cargo-deb?"
+        ),
+    }
 }
 
 /// Installs cargo-fuzz unless `cargo +nightly fuzz` already runs (only the

@@ -4,8 +4,8 @@
 //! `demo` check it first), `doctor` reports what this machine supports,
 //! `build` builds the eBPF object and the workspace, `test` runs every test
 //! tier (on this machine's kernel and, in a VM, on Debian's 6.1), `run`
-//! starts a live capture and `demo` runs a capture against the generator
-//! between two network namespaces.
+//! starts a live capture, `demo` runs a capture against the generator
+//! between two network namespaces and `package` makes the Debian package.
 
 mod bench;
 mod build;
@@ -19,6 +19,7 @@ mod fuzz;
 mod libtest;
 mod loss_free;
 mod netns;
+mod package;
 mod peers;
 mod run;
 mod test;
@@ -54,6 +55,9 @@ enum Command {
     Bench(bench::Args),
     /// Fuzz each target for a while (cargo-fuzz, nightly), or write the seeds.
     Fuzz(fuzz::Args),
+    /// Build the Debian package: release binary, systemd unit, config, man
+    /// pages, completions.
+    Package(package::Args),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Fuzz(args) => fuzz::run(&args),
+        Command::Package(args) => package::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,16 +1,18 @@
 //! `cargo xtask test`: every test tier, on a matrix of kernels. Builds the
-//! eBPF object and the generator, runs `cargo test --workspace` with
-//! `FLOWSCOPE_EBPF_OBJ`, `FLOWSCOPE_FSGEN` and, as root,
-//! `FLOWSCOPE_KERNEL_TESTS=1` on this machine's kernel; then, as root, the
-//! kernel tests again on Debian's 6.1 in a VM ([`crate::vm`]). The last
-//! lines give the counts per kernel and in all.
+//! eBPF object, the generator and the tests, makes a Debian package of the
+//! tests' own flowscope binary ([`crate::package`]: no release build), runs
+//! `cargo test --workspace` with `FLOWSCOPE_EBPF_OBJ`, `FLOWSCOPE_FSGEN`,
+//! `FLOWSCOPE_DEB` and, as root, `FLOWSCOPE_KERNEL_TESTS=1` on this
+//! machine's kernel; then, as root, the kernel tests again on Debian's 6.1
+//! in a VM ([`crate::vm`]). The last lines give the counts per kernel and in
+//! all.
 
 use std::ffi::OsStr;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::libtest::Tally;
-use crate::{build, cmd, deps, vm};
+use crate::{build, cmd, deps, package, vm};
 
 /// Options of `cargo xtask test`.
 #[derive(clap::Args)]
@@ -85,14 +87,30 @@ pub fn run(args: &Args) -> Result<()> {
         vms.push(vm::Kernel::Debian61);
     }
 
+    // Built once: what the host tier runs, what the package holds, what
+    // the VMs run.
+    let built = build::test_binaries(&obj)?;
+    let flowscope = built
+        .bins
+        .iter()
+        .find(|b| b.name == "flowscope")
+        .context("cargo test built no flowscope binary")?;
+    let deb = package::make(
+        &flowscope.exe,
+        package::Kind::Test,
+        &cmd::target_dir().join("package/test"),
+    )?;
     let kernel_tests = ("FLOWSCOPE_KERNEL_TESTS", OsStr::new("1"));
     let fsgen_env = ("FLOWSCOPE_FSGEN", fsgen.as_os_str());
+    let deb_env = ("FLOWSCOPE_DEB", deb.as_os_str());
     // (kernel release, where it ran, counts)
     let mut counts: Vec<(String, &str, Tally)> = Vec::new();
     let mut host_ok = true;
     if host {
         let mut test = build::workspace_cargo(&obj, "test");
-        test.env(fsgen_env.0, fsgen_env.1).args(&args.cargo_args);
+        test.env(fsgen_env.0, fsgen_env.1)
+            .env(deb_env.0, deb_env.1)
+            .args(&args.cargo_args);
         if root {
             test.env(kernel_tests.0, kernel_tests.1);
         }
@@ -106,9 +124,8 @@ pub fn run(args: &Args) -> Result<()> {
         counts.push((host_release(), place, tally));
     }
     if !vms.is_empty() {
-        let binaries = build::test_binaries(&obj)?;
         for kernel in &vms {
-            let outcome = vm::run(kernel, &binaries, &[fsgen_env, kernel_tests]);
+            let outcome = vm::run(kernel, &built.tests, &[fsgen_env, deb_env, kernel_tests]);
             counts.push((outcome.release, "VM", outcome.tally));
         }
     }

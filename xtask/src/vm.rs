@@ -23,7 +23,8 @@ use crate::{cmd, deps};
 /// depends on the kernel (delivery with exact counts, the kernel's drop
 /// counters, teardown mid-traffic, the filter expression's program through
 /// this kernel's verifier, live records equal to `read`'s: 20 to 35 s in
-/// the VM). Software emulation is slow, so
+/// the VM; the package's unit run with only its capabilities). Software
+/// emulation is slow, so
 /// `kernel_anomaly_pcaps` (each pcap also recounted by tshark: two minutes
 /// in the VM), `kernel_flood`, `kernel_runtime` (metrics and records,
 /// whose 20 s wait for the traffic an emulated guest under load can miss)
@@ -49,6 +50,10 @@ const TESTS: &[(&str, &[&str])] = &[
     ("kernel_accounting", &[]),
     ("kernel_shutdown", &[]),
     ("kernel_replay", &[]),
+    (
+        "package",
+        &["the_units_command_captures_with_only_the_units_capabilities"],
+    ),
 ];
 
 /// Up in 20 to 45 s; a boot that takes more than this is stuck.

@@ -480,11 +480,25 @@ fn remove_stale(ifindex: u32) -> Result<Option<u32>, (String, &'static str)> {
     else {
         return Ok(None);
     };
-    let name = aya::programs::loaded_programs()
-        .filter_map(Result::ok)
-        .find(|p| p.id() == found.prog_id)
-        .and_then(|p| p.name_as_str().map(str::to_owned))
-        .unwrap_or_default();
+    // Listing programs needs CAP_SYS_ADMIN: without it, whose program this
+    // is cannot be told, and it is left alone.
+    let name = match aya::programs::loaded_programs().find(|p| match p {
+        Ok(p) => p.id() == found.prog_id,
+        Err(_) => true,
+    }) {
+        Some(Ok(p)) => p.name_as_str().map(str::to_owned).unwrap_or_default(),
+        Some(Err(e)) => {
+            return Err((
+                format!(
+                    "XDP program id {} is already attached and whose it is cannot be read ({e})",
+                    found.prog_id
+                ),
+                "flowscope replaces only its own programs and needs CAP_SYS_ADMIN to tell them; \
+                 if it is a stale one of flowscope's, remove it with `ip link set dev IFACE xdp off`",
+            ));
+        }
+        None => String::new(),
+    };
     if name != PROGRAM_NAME {
         return Err((
             format!(
@@ -589,7 +603,9 @@ impl CaptureError {
 
 /// The summary lines a verifier log ends with, after the reason.
 fn is_verifier_statistics(line: &str) -> bool {
-    line.starts_with("processed ") || line.starts_with("verification time")
+    ["processed ", "verification time", "stack depth"]
+        .iter()
+        .any(|s| line.starts_with(s))
 }
 
 /// Writes the verifier log to `$RUNTIME_DIRECTORY` (systemd) or the

@@ -5,9 +5,14 @@ use std::io;
 /// Why a capture could not start or run.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    /// Not running as root (CAP_NET_ADMIN and CAP_BPF are needed).
-    #[error("flowscope capture needs root (CAP_NET_ADMIN + CAP_BPF); run it with sudo or as root")]
-    NotRoot,
+    /// The capabilities that the capture needs and this process lacks.
+    #[error(
+        "live capture needs root or the capabilities {}; this process lacks {}: run it as root or \
+         grant those (the systemd unit grants exactly them)",
+        super::iface::CAPABILITIES.join(", "),
+        .0.join(", ")
+    )]
+    MissingCapabilities(Vec<&'static str>),
     /// The interface does not exist.
     #[error("no interface named {0:?}; list interfaces with `ip link`")]
     NoSuchInterface(String),
@@ -86,6 +91,16 @@ pub enum CaptureError {
         queue: u32,
         /// What failed.
         reason: String,
+    },
+    /// The queue already has an AF_XDP socket (the kernel said EBUSY).
+    #[error(
+        "queue {queue} of {iface} is already bound by another AF_XDP socket — another flowscope? (stop it, or capture other queues with --queues)"
+    )]
+    QueueBusy {
+        /// Interface.
+        iface: String,
+        /// Queue.
+        queue: u32,
     },
     /// Spawning a worker thread failed.
     #[error("starting worker thread: {0}")]

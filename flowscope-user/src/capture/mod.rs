@@ -25,7 +25,7 @@ mod xdp_filter;
 
 pub use datapath::{AttachKind, AttachPolicy, Datapath, SketchSnapshot, XdpAttachMode};
 pub use error::CaptureError;
-pub use iface::rx_queue_count;
+pub use iface::{CAPABILITIES, rx_queue_count};
 pub use mapped::MappedFile;
 pub use probe::{Answer, Feature, KernelFeatures};
 pub use stats::{RingLevel, RingLevels, SocketStats, WorkerStats};
@@ -203,7 +203,8 @@ impl DatapathInfo {
         }
     }
 
-    /// One line: mode, metadata (and why off), attachment, wake-ups.
+    /// One line: mode, metadata (and why off), attachment, wake-ups, the
+    /// filter, and the features that could not be probed.
     pub fn line(&self) -> String {
         let stale = self
             .replaced_stale
@@ -220,8 +221,13 @@ impl DatapathInfo {
                 )
             })
             .unwrap_or_default();
+        let unprobed = self
+            .features
+            .unprobed()
+            .map(|u| format!("; not probed, so tried directly: {u}"))
+            .unwrap_or_default();
         format!(
-            "{}, xdp {} attached by {}{stale}, need-wakeup {}{filter}",
+            "{}, xdp {} attached by {}{stale}, need-wakeup {}{filter}{unprobed}",
             self.metadata,
             self.xdp_mode.label(),
             self.attach.label(),
@@ -283,9 +289,11 @@ impl<H: FrameHandler> Capture<H> {
         cfg: &CaptureConfig,
         mut make_handler: impl FnMut(&WorkerId) -> H,
     ) -> Result<Self, CaptureError> {
-        iface::check_root()?;
         let available = iface::rx_queue_count(&cfg.iface)?;
         let queues = cfg.queues.unwrap_or(available);
+        let umem_bytes =
+            u64::from(queues) * u64::from(cfg.rings.fill_ring) * u64::from(cfg.rings.frame_size);
+        iface::check_privileges(!cfg.count_only, umem_bytes)?;
         if queues == 0 || queues > available {
             return Err(CaptureError::QueueOutOfRange {
                 iface: cfg.iface.clone(),

@@ -170,6 +170,28 @@ impl KernelFeatures {
         }
     }
 
+    /// The features whose probe could not ask, other than the metadata
+    /// helper (the metadata's own words say that one), with why: `a, b (why)`
+    /// per reason. Capture then tries each and falls back if refused.
+    pub fn unprobed(&self) -> Option<String> {
+        let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+        for f in Feature::ALL.iter().filter(|f| **f != Feature::XdpMeta) {
+            if let Answer::Unknown(why) = self.get(*f) {
+                match groups.iter_mut().find(|(w, _)| w == why) {
+                    Some((_, keys)) => keys.push(f.key()),
+                    None => groups.push((why, vec![f.key()])),
+                }
+            }
+        }
+        (!groups.is_empty()).then(|| {
+            groups
+                .iter()
+                .map(|(why, keys)| format!("{} ({why})", keys.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
     /// One line per feature: what it is, the answer, and the cost when no.
     pub fn report(&self) -> Vec<String> {
         Feature::ALL
@@ -253,9 +275,14 @@ fn in_private_netns<T: Send + 'static>(f: fn() -> T) -> Result<T, String> {
     std::thread::spawn(move || {
         // SAFETY: unshare only changes this thread's namespaces.
         if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            let e = std::io::Error::last_os_error();
+            let needs = if e.raw_os_error() == Some(libc::EPERM) {
+                " (unshare needs CAP_SYS_ADMIN)"
+            } else {
+                ""
+            };
             return Err(format!(
-                "no private network namespace to probe in: {}",
-                std::io::Error::last_os_error()
+                "no private network namespace to probe in{needs}: {e}"
             ));
         }
         Ok(f())
@@ -345,6 +372,15 @@ mod tests {
         assert!(f.get(Feature::SharedUmem).is_yes());
         f.assume("xdp_meta=yes");
         assert!(f.get(Feature::XdpMeta).is_yes());
+        assert_eq!(f.unprobed(), None);
+        f.answers[Feature::XdpMeta as usize] = Answer::Unknown("a".into());
+        f.answers[Feature::XdpLink as usize] = Answer::Unknown("a".into());
+        f.answers[Feature::NeedWakeup as usize] = Answer::Unknown("b".into());
+        f.answers[Feature::SharedUmem as usize] = Answer::Unknown("a".into());
+        assert_eq!(
+            f.unprobed().as_deref(),
+            Some("xdp_link, shared_umem (a); need_wakeup (b)")
+        );
         let report = f.report();
         assert_eq!(report.len(), Feature::ALL.len());
         assert!(report[1].contains("netlink"), "{}", report[1]);

@@ -104,8 +104,18 @@ impl QueueSockets {
             // SAFETY: INHIBIT_PROG_LOAD is set, as xsk-rs requires for a UMEM
             // shared by several sockets on one (interface, queue).
             let (tx, rx, rings_pair) =
-                unsafe { xsk_rs::Socket::new(sock_cfg, &umem, &name, queue) }
-                    .map_err(|e| err(format!("socket {i}: {e}")))?;
+                unsafe { xsk_rs::Socket::new(sock_cfg, &umem, &name, queue) }.map_err(|e| {
+                    let errno = std::error::Error::source(&e)
+                        .and_then(|s| s.downcast_ref::<std::io::Error>())
+                        .and_then(std::io::Error::raw_os_error);
+                    match errno {
+                        Some(libc::EBUSY) => CaptureError::QueueBusy {
+                            iface: iface.to_owned(),
+                            queue,
+                        },
+                        _ => err(format!("socket {i}: {e}")),
+                    }
+                })?;
             if let Some((fill, comp)) = rings_pair {
                 shared = Some(Arc::new(Mutex::new(SharedFill { fill, _comp: comp })));
             }

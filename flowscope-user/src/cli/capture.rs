@@ -20,7 +20,7 @@ use super::{
 };
 use crate::anomaly::AnomalyInterval;
 use crate::capture::{CaptureError, DatapathInfo, Feature, FilterAction, Metadata};
-use crate::output::{OutputSpec, Record};
+use crate::output::{OutputReport, OutputSpec, Record};
 use crate::runtime::{LiveCapture, LiveReport, LiveSnapshot, MetricsServer, prometheus};
 use crate::view::Timestamp;
 
@@ -38,6 +38,23 @@ pub struct CaptureArgs {
     pub opts: CaptureOpts,
 }
 
+/// What `flowscope capture --help` and its man page say after the options:
+/// privileges, files, signals.
+pub const NOTES: &str = "\
+Privileges: root, or the capabilities CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, CAP_NET_RAW and \
+CAP_IPC_LOCK. CAP_IPC_LOCK is needed only while RLIMIT_MEMLOCK is below the UMEM (queues × \
+fill_ring × 4096 bytes), and --count-only needs neither it nor CAP_NET_RAW. Without \
+CAP_SYS_ADMIN the kernel-feature probes that need a private network namespace are skipped, and \
+the features they would have asked about are tried directly (the first line says so). The \
+flowscope.service unit runs the capture as a dynamic user with exactly these capabilities.
+
+Files: /etc/flowscope/flowscope.toml, the service's config file (--config), takes every option \
+above as a key with `_` for `-`; /var/log/flowscope/ holds the service's records, rotated by \
+/etc/logrotate.d/flowscope.
+
+Signals: SIGINT or SIGTERM stops the capture cleanly (the program is detached, every flow's \
+record written, the summary printed); a second one exits at once.";
+
 /// Runs the subcommand.
 ///
 /// # Errors
@@ -45,7 +62,7 @@ pub struct CaptureArgs {
 /// Bad options, or the capture could not start (the message says why).
 pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let s = Settings::with_file(args.run, args.opts, args.config.as_deref())?;
-    signal::install();
+    signal::install(true);
     let metrics = s
         .metrics_listen
         .map(|addr| {
@@ -103,11 +120,18 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         live.workers()
     );
     let mut next = started + s.interval;
+    let mut failed = vec![false; s.run.outputs.len()];
     loop {
         let now = Instant::now();
         let quit = tui.as_ref().is_some_and(Tui::quit_requested);
         if quit || signal::stop_requested() || s.duration.is_some_and(|d| now >= started + d) {
             break;
+        }
+        if signal::take_reopen() {
+            live.reopen();
+            if tui.is_none() {
+                eprintln!("flowscope: SIGHUP: reopening every file output");
+            }
         }
         if now >= next {
             let snap = live.snapshot()?;
@@ -115,8 +139,20 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             let rates = LiveRates::between(&snap, &last, s.capture.filter.is_some());
             let anomalies = anomaly_interval(&mut live, &last, &snap)?;
             record_anomalies(&mut live, &s, &anomalies)?;
+            let mut extra = vec![anomalies.to_string()];
+            for (o, seen) in snap.outputs.iter().zip(failed.iter_mut()) {
+                if let Some(line) = failure_line(o, seen) {
+                    match tui {
+                        Some(_) => extra.push(line),
+                        None => eprintln!("{line}"),
+                    }
+                }
+                if *seen && tui.is_some() {
+                    extra.push(failure_text(o));
+                }
+            }
             match tui.as_mut() {
-                Some(t) => t.draw(&header, &rates, &[anomalies.to_string()])?,
+                Some(t) => t.draw(&header, &rates, &extra)?,
                 None if records_on_stdout => eprintln!("{} | {anomalies}", rates.line()),
                 None => {
                     println!("{} | {anomalies}", rates.line());
@@ -138,11 +174,37 @@ pub fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         m.publish(prometheus::render(&report.last, &report.datapath));
     }
     eprintln!("{}", summary_text(&report));
+    // A failure the live view has not named yet (the summary above has
+    // every output's final counts).
+    for (o, seen) in report.writer.outputs.iter().zip(failed.iter_mut()) {
+        if let Some(line) = failure_line(o, seen) {
+            eprintln!("{line}");
+        }
+    }
     if let Some(path) = &s.summary_json {
         std::fs::write(path, format!("{}\n", summary_json(&report, &s)))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one line that says an output failed or lost records, the first
+/// time it does (`seen` remembers).
+fn failure_line(o: &OutputReport, seen: &mut bool) -> Option<String> {
+    if *seen || !o.lost_any() {
+        return None;
+    }
+    *seen = true;
+    Some(format!("flowscope: {}", failure_text(o)))
+}
+
+/// What went wrong with an output: its name, specification and cause.
+fn failure_text(o: &OutputReport) -> String {
+    let cause = o.error.as_deref().unwrap_or("no error reported");
+    format!(
+        "output {} ({}) lost records ({} dropped, {} failed): {cause}",
+        o.name, o.spec, o.dropped, o.failed
+    )
 }
 
 /// The XDP anomaly counts, rates and top offenders between two snapshots
@@ -266,8 +328,11 @@ fn summary_json(r: &LiveReport, s: &Settings) -> serde_json::Value {
         "flow_capacity": last.total.flow_capacity,
         "records_sent": last.total.records_sent,
         "records_dropped": last.total.records_dropped,
-        "records_written": r.writer.records,
+        "records_written": r.writer.outputs.iter().map(|o| o.written).sum::<u64>(),
+        "records_to_outputs": r.writer.records,
         "rotations": r.writer.rotations,
+        "reopens": r.writer.reopens,
+        "outputs": super::read::outputs_json(&r.writer.outputs),
         "pcap": r.pcap.as_ref().map(crate::runtime::frames::PcapReport::json),
     })
 }
@@ -306,14 +371,28 @@ fn summary_text(r: &LiveReport) -> String {
     }
     let t = &last.total;
     out.push_str(&format!(
-        "\n  total received by sockets: {}\n  flows: {} created, {} records written, {} dropped on the way to the writer",
+        "\n  total received by sockets: {}\n  flows: {} created, {} records to the outputs, {} dropped on the way to the writer",
         last.sockets.iter().map(|w| w.socket.rx_packets).sum::<u64>(),
         t.tracker.created_total(),
         r.writer.records,
         t.records_dropped
     ));
+    for o in &r.writer.outputs {
+        out.push_str(&format!("\n  {}", o.line()));
+    }
     if let Some(p) = &r.pcap {
         out.push_str(&format!("\n  {}", p.summary_line()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    /// The help names every capability the capture checks for.
+    #[test]
+    fn the_notes_name_every_capability() {
+        for cap in crate::capture::CAPABILITIES {
+            assert!(super::NOTES.contains(cap), "{cap}");
+        }
+    }
 }

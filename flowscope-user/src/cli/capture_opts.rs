@@ -21,7 +21,7 @@ use crate::capture::{
     AttachPolicy, CaptureConfig, FilterAction, FilterSpec, RingSizes, XdpAttachMode,
 };
 use crate::filter::Filter;
-use crate::output::FileOptions;
+use crate::output::OutputSpec;
 use crate::runtime::RunConfig;
 
 /// Where `/metrics` listens unless told otherwise: loopback, port 19739 —
@@ -83,10 +83,12 @@ options! {
         /// Write a JSON summary here at exit.
         #[arg(long)]
         pub summary_json: Option<PathBuf>,
-        /// Rotate EVE output files when they reach this many bytes.
+        /// Rotate every file output (EVE files, each Zeek log) when it
+        /// reaches this many bytes.
         #[arg(long)]
         pub rotate_bytes: Option<u64>,
-        /// Rotate EVE output files after this many seconds.
+        /// Rotate every file output (EVE files, each Zeek log) after this
+        /// many seconds.
         #[arg(long)]
         pub rotate_secs: Option<f64>,
         /// Prometheus /metrics listener, or `off` (default 127.0.0.1:19739).
@@ -205,15 +207,15 @@ impl Settings {
             bail!("--rotate-bytes 0: must be at least 1");
         }
         let filter = filter_spec(o.filter, o.filter_action)?;
-        let files = FileOptions {
-            append: true,
-            rotate_bytes: o.rotate_bytes,
-            rotate_after: secs("--rotate-secs", o.rotate_secs)?,
-        };
-        let mut run = run.settings(Defaults {
-            stdout: false,
-            files,
-        })?;
+        let mut run = run.settings(Defaults { stdout: false })?;
+        run.files.rotate_bytes = o.rotate_bytes;
+        run.files.rotate_after = secs("--rotate-secs", o.rotate_secs)?;
+        let rotating = run.files.rotate_bytes.is_some() || run.files.rotate_after.is_some();
+        if rotating && !run.outputs.iter().any(OutputSpec::is_file) {
+            bail!(
+                "--rotate-bytes/--rotate-secs: no file output to rotate (give -o eve:FILE or -o zeek:DIR)"
+            );
+        }
         if o.bare.unwrap_or(false) {
             run.pipeline = None;
         }
@@ -266,6 +268,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::OutputSpec;
 
     #[test]
     fn flags_override_the_file_and_bad_values_are_named() {
@@ -371,6 +374,47 @@ mod tests {
                 .filter
                 .is_none()
         );
+    }
+
+    /// The example the package installs as /etc/flowscope/flowscope.toml:
+    /// valid once an interface is named (it names none, so the service
+    /// cannot start on a guess), and still valid with every commented
+    /// `key = value` example taken in.
+    #[test]
+    fn the_packaged_example_config_is_valid() {
+        let text = include_str!("../../debian/flowscope.toml");
+        let dir = std::env::temp_dir().join(format!("fs-shipped-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let settings = |text: &str, iface: Option<&str>| {
+            let path = dir.join("flowscope.toml");
+            std::fs::write(&path, text).unwrap();
+            let flags = CaptureOpts {
+                iface: iface.map(str::to_owned),
+                ..CaptureOpts::default()
+            };
+            Settings::with_file(RunOpts::default(), flags, Some(&path))
+        };
+        let e = settings(text, None).unwrap_err();
+        assert!(e.to_string().contains("no interface"), "{e}");
+        let s = settings(text, Some("fsx0")).unwrap();
+        assert!(
+            matches!(&s.run.outputs[..], [OutputSpec::Eve(Some(p))] if p.starts_with("/var/log/flowscope")),
+            "{:?}",
+            s.run.outputs
+        );
+        let examples: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| {
+                l.split_once(" = ")
+                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            })
+            .collect();
+        assert!(examples.len() >= 20, "{examples:?}");
+        let s = settings(&format!("{text}\n{}\n", examples.join("\n")), None).unwrap();
+        assert_eq!(s.capture.iface, "eth0");
+        assert!(s.capture.filter.is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Every option with a bad value, given in the config file: the error

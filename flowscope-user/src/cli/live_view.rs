@@ -18,6 +18,7 @@ use ratatui::{
 };
 
 use crate::capture::RingLevel;
+use crate::output::OutputReport;
 use crate::runtime::{LiveSnapshot, TopFlow};
 
 /// One worker's rates over an interval.
@@ -66,6 +67,8 @@ pub struct LiveRates {
     pub workers: Vec<WorkerRates>,
     /// Heaviest flows.
     pub top: Vec<TopFlow>,
+    /// Every output's counts since the start.
+    pub outputs: Vec<OutputReport>,
 }
 
 impl LiveRates {
@@ -126,6 +129,7 @@ impl LiveRates {
             ),
             workers,
             top: now.total.top.clone(),
+            outputs: now.outputs.clone(),
         }
     }
 
@@ -148,6 +152,9 @@ impl LiveRates {
                 w.index, w.queue, w.pps, w.mbps, w.rx_ring_pct, w.fill_ring_pct
             ));
         }
+        for o in &self.outputs {
+            line.push_str(&format!(" | {}", output_counts(o)));
+        }
         if let Some(t) = self.top.first() {
             line.push_str(&format!(" | top {}", flow_label(t)));
         }
@@ -160,6 +167,19 @@ impl LiveRates {
             .map(|n| format!(" | filtered out {n}"))
             .unwrap_or_default()
     }
+}
+
+/// An output's counts: `eve0 written 12 dropped 0 failed 0`, and
+/// `FAILED` once it has failed.
+pub fn output_counts(o: &OutputReport) -> String {
+    format!(
+        "{} written {} dropped {} failed {}{}",
+        o.name,
+        o.written,
+        o.dropped,
+        o.failed,
+        if o.error.is_some() { " FAILED" } else { "" }
+    )
 }
 
 /// A ring's last sample as a share of its size.
@@ -307,6 +327,7 @@ mod tests {
             }],
             shards: vec![Shard::default()],
             total: Shard::default(),
+            outputs: Vec::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 pub mod capture;
 #[cfg(target_os = "linux")]
 pub mod capture_opts;
+pub mod generate;
 #[cfg(target_os = "linux")]
 pub mod live_view;
 pub mod opts;

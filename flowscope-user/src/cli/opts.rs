@@ -23,7 +23,9 @@ use serde::Deserialize;
 
 use crate::filter::Filter;
 use crate::output::pcapng::PcapngConfig;
-use crate::output::{EveOptions, FileOptions, OutputSpec};
+use crate::output::{
+    DEFAULT_CLOSE_WAIT, EveOptions, FileOptions, LocalNets, OutputSpec, check_distinct,
+};
 use crate::pipeline::PipelineConfig;
 use crate::runtime::RunConfig;
 use crate::runtime::frames::{PcapConfig, PcapFlows};
@@ -95,7 +97,8 @@ options! {
         pub decap: Option<bool>,
         /// Reassemble IP fragments and TCP streams, detect each flow's
         /// protocol (`app_proto`) and parse HTTP, TLS, DNS, QUIC and SSH
-        /// (EVE `http`, `tls`, `dns`, `quic`, `ssh` records; Zeek ssh.log;
+        /// (EVE `http`, `tls`, `dns`, `quic`, `ssh` records; Zeek http, dns,
+        /// ssl, ssh and quic logs;
         /// default on).
         #[arg(
             long,
@@ -108,6 +111,11 @@ options! {
         /// Flow records only: no stream reassembly, no L7 parsing.
         #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
         pub no_l7: Option<bool>,
+        /// Networks whose addresses are local, `CIDR,CIDR,…` (Zeek's
+        /// `Site::local_nets`): conn.log's `local_orig` and `local_resp`
+        /// (unset without them, as in Zeek).
+        #[arg(long, value_name = "CIDRS")]
+        pub local_nets: Option<String>,
         /// Records buffered per worker on the way to the writer (default 65536).
         #[arg(long)]
         pub record_ring: Option<usize>,
@@ -117,6 +125,15 @@ options! {
         /// counts and intervals).
         #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
         pub eve_extras: Option<bool>,
+        /// Truncate existing EVE files and Zeek logs instead of appending
+        /// to them (appending is the default, as Suricata does).
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+        pub overwrite: Option<bool>,
+        /// At exit, wait at most this many seconds for an IPFIX collector
+        /// to take the queued records; what is left is counted failed
+        /// (default 5).
+        #[arg(long, value_name = "SECS")]
+        pub close_wait: Option<f64>,
         /// Write the frames of chosen flows (`--pcap-flows`) as pcapng
         /// files (nanosecond timestamps) into this directory.
         #[arg(long, value_name = "DIR")]
@@ -161,8 +178,6 @@ pub(crate) fn secs(name: &str, v: Option<f64>) -> anyhow::Result<Option<Duration
 pub struct Defaults {
     /// Write EVE to standard output when no output is given.
     pub stdout: bool,
-    /// How files are opened and rotated.
-    pub files: FileOptions,
 }
 
 impl RunOpts {
@@ -221,13 +236,35 @@ impl RunOpts {
             None if d.stdout => vec!["-".to_owned()],
             None => Vec::new(),
         };
+        let nets: LocalNets = match &self.local_nets {
+            Some(n) => n
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--local-nets: {e}"))?,
+            None => LocalNets::default(),
+        };
         let outputs = texts
             .iter()
             .map(|t| {
-                t.parse::<OutputSpec>()
-                    .map_err(|e| anyhow::anyhow!("--output {t:?}: {e}"))
+                let mut spec = t
+                    .parse::<OutputSpec>()
+                    .map_err(|e| anyhow::anyhow!("--output {t:?}: {e}"))?;
+                if let OutputSpec::Zeek { local_nets, .. } = &mut spec {
+                    local_nets.clone_from(&nets);
+                }
+                Ok(spec)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        check_distinct(&outputs).map_err(|e| anyhow::anyhow!("--output: {e}"))?;
+        let files = FileOptions {
+            overwrite: self.overwrite.unwrap_or(false),
+            close_wait: match self.close_wait {
+                Some(w) if w.is_finite() && w >= 0.0 => Duration::try_from_secs_f64(w)
+                    .map_err(|e| anyhow::anyhow!("--close-wait {w}: {e}"))?,
+                Some(w) => bail!("--close-wait {w}: must be 0 or more seconds"),
+                None => DEFAULT_CLOSE_WAIT,
+            },
+            ..FileOptions::default()
+        };
         let pcap = pcap_config(
             self.write_pcap,
             self.pcap_flows,
@@ -241,7 +278,7 @@ impl RunOpts {
             decap: self.decap.unwrap_or(false),
             record_ring,
             outputs,
-            files: d.files,
+            files,
             eve: EveOptions {
                 extras: self.eve_extras.unwrap_or(false),
                 in_iface: None,

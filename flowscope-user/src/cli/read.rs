@@ -12,7 +12,6 @@ use anyhow::Context;
 use super::opts::{Defaults, RunOpts, config_text, parse_config};
 use super::signal;
 use crate::extractor::Unmatched;
-use crate::output::FileOptions;
 use crate::pcap::{PcapReader, ReaderStats};
 use crate::pipeline::PipelineCounters;
 use crate::reassembly::ipfrag::FragDrop;
@@ -60,9 +59,9 @@ pub struct ReadArgs {
 /// Runs `flowscope read`: records to the outputs, a summary to standard
 /// error.
 ///
-/// Exit status 0 when the whole file was read; 1 when it was truncated or
-/// corrupt (the records formed up to there are still written) or an output
-/// failed; 128 + the signal's number when SIGINT or SIGTERM stopped the
+/// Exit status 0 when the whole file was read and every record written;
+/// 1 when it was truncated or corrupt (the records formed up to there are
+/// still written) or an output failed or lost records; 128 + the signal's number when SIGINT or SIGTERM stopped the
 /// reading (every open flow still ended `force_closed` and written).
 ///
 /// # Errors
@@ -77,16 +76,16 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
         }
         None => RunOpts::default(),
     };
-    let run = args.run.merged(file_run).settings(Defaults {
-        stdout: true,
-        files: FileOptions::default(),
-    })?;
+    let run = args
+        .run
+        .merged(file_run)
+        .settings(Defaults { stdout: true })?;
     let workers = match args.workers {
         Some(0) => anyhow::bail!("--workers 0: must be at least 1"),
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    signal::install();
+    signal::install(false);
     let file = if args.file.as_os_str() == "-" {
         let fd = io::stdin()
             .as_fd()
@@ -117,10 +116,13 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
     }
     let mut code = ExitCode::SUCCESS;
     for r in &report.writer.outputs {
-        eprintln!(
-            "output {}: {} records written, {} dropped",
-            r.spec, r.written, r.dropped
-        );
+        eprintln!("{}", r.line());
+        if r.trimmed > 0 {
+            eprintln!(
+                "output {} ({}): trimmed a partial last line of {} bytes an earlier run left",
+                r.name, r.spec, r.trimmed
+            );
+        }
     }
     if let Some(e) = &report.error {
         eprintln!("error: {}: {}", args.file.display(), error_chain(e));
@@ -138,8 +140,16 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
         code = ExitCode::FAILURE;
     }
     for r in &report.writer.outputs {
-        if let Some(e) = &r.error {
-            eprintln!("error: writing records to {}: {e}", r.spec);
+        if r.lost_any() {
+            let cause = r.error.as_deref().unwrap_or("no error reported");
+            eprintln!(
+                "error: output {} ({}) lost {} records ({} dropped, {} failed): {cause}",
+                r.name,
+                r.spec,
+                r.dropped + r.failed,
+                r.dropped,
+                r.failed
+            );
             code = ExitCode::FAILURE;
         }
     }
@@ -168,15 +178,6 @@ fn summary_json(file: &std::path::Path, r: &OfflineReport) -> serde_json::Value 
         .map(|e| (e.label().to_owned(), json!(c.ended(*e))))
         .collect();
     let f = &r.counters.fragments;
-    let outputs: Vec<_> = r
-        .writer
-        .outputs
-        .iter()
-        .map(|o| {
-            json!({"spec": o.spec, "written": o.written, "dropped": o.dropped,
-                   "error": o.error})
-        })
-        .collect();
     json!({
         "file": file.display().to_string(),
         "workers": r.workers,
@@ -195,7 +196,7 @@ fn summary_json(file: &std::path::Path, r: &OfflineReport) -> serde_json::Value 
         "ip_fragments": f.fragments,
         "ip_datagrams_reassembled": f.completed,
         "records": r.writer.records,
-        "outputs": outputs,
+        "outputs": outputs_json(&r.writer.outputs),
         "pcap": r.pcap.as_ref().map(PcapReport::json),
         "interrupted": r.interrupted,
         "error": r.error.as_ref().map(|e| error_chain(e))
@@ -272,4 +273,18 @@ pub fn summary(p: &PipelineCounters, reader: &ReaderStats) -> String {
         ));
     }
     s
+}
+
+/// Every output's counts, as `--summary-json` gives them.
+pub(super) fn outputs_json(outputs: &[crate::output::OutputReport]) -> serde_json::Value {
+    use serde_json::json;
+    outputs
+        .iter()
+        .map(|o| {
+            json!({
+                "output": o.name, "spec": o.spec, "records": o.records, "written": o.written,
+                "dropped": o.dropped, "failed": o.failed, "trimmed_bytes": o.trimmed, "error": o.error,
+            })
+        })
+        .collect()
 }

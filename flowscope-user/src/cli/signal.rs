@@ -1,4 +1,6 @@
 //! SIGINT/SIGTERM: the first asks for a clean stop, the second exits at once.
+//! SIGHUP (`capture` only): asks for every file output to be reopened, and
+//! the capture goes on.
 //!
 //! The handlers are installed without `SA_RESTART`, so a blocking read (of
 //! a slow pipe) returns `EINTR` and the reader sees the request. Both
@@ -10,6 +12,7 @@
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 static STOP: AtomicBool = AtomicBool::new(false);
+static REOPEN: AtomicBool = AtomicBool::new(false);
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn on_signal(sig: libc::c_int) {
@@ -20,8 +23,12 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
 }
 
+extern "C" fn on_hup(_: libc::c_int) {
+    REOPEN.store(true, Ordering::SeqCst);
+}
+
 /// The signals handled.
-const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// Blocks (`SIG_BLOCK`) or unblocks (`SIG_UNBLOCK`) [`SIGNALS`] in the
 /// calling thread.
@@ -38,13 +45,22 @@ fn mask(how: libc::c_int) {
     }
 }
 
-/// Installs the handlers for SIGINT and SIGTERM and blocks both in the
-/// calling thread until [`listen`].
-pub fn install() {
+/// Installs the handlers for SIGINT and SIGTERM, and for SIGHUP when
+/// `reopen` (else it keeps its default action, ending the program), and
+/// blocks them in the calling thread until [`listen`].
+pub fn install(reopen: bool) {
     mask(libc::SIG_BLOCK);
-    let handler: extern "C" fn(libc::c_int) = on_signal;
+    let stop: extern "C" fn(libc::c_int) = on_signal;
+    let hup: extern "C" fn(libc::c_int) = on_hup;
     for sig in SIGNALS {
-        // SAFETY: the handler only touches atomics and calls _exit, both
+        let handler = if sig != libc::SIGHUP {
+            stop
+        } else if reopen {
+            hup
+        } else {
+            continue;
+        };
+        // SAFETY: the handlers only touch atomics and call _exit, both
         // async-signal-safe; the sigaction struct is zeroed (no flags: no
         // SA_RESTART) with an empty mask, and lives for the call.
         unsafe {
@@ -56,10 +72,15 @@ pub fn install() {
     }
 }
 
-/// Lets SIGINT and SIGTERM reach the calling thread (after the threads
+/// Lets the signals reach the calling thread (after the threads
 /// that must not see them were started).
 pub fn listen() {
     mask(libc::SIG_UNBLOCK);
+}
+
+/// True once if a reopen was asked for since the last call.
+pub fn take_reopen() -> bool {
+    REOPEN.swap(false, Ordering::SeqCst)
 }
 
 /// True once a stop was asked for.

@@ -74,7 +74,7 @@ pub struct TrackerCounters {
     /// Packets counted in a flow.
     pub packets_matched: u64,
     /// Packets in no flow, per reason.
-    pub packets_unmatched: [u64; 6],
+    pub packets_unmatched: [u64; Unmatched::ALL.len()],
     /// Flow records created, per `l4`.
     pub flows_created: [u64; 6],
     /// Flow records ended, per reason.

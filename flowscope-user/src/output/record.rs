@@ -7,6 +7,13 @@
 //! ([`FlowHeader`]) rather than the whole flow. The writer stage computes
 //! each flow's Community ID once.
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::net::IpAddr;
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+
 use crate::anomaly::AnomalyInterval;
 use crate::extract::FiveTupleKey;
 use crate::extractor::{L4Proto, Orientation};
@@ -57,6 +64,46 @@ impl FlowHeader {
     pub fn oriented(&self) -> FiveTupleKey {
         self.key.oriented(self.initiator)
     }
+
+    /// SHA-256 of a key drawn at random once per process, the flow ID
+    /// (unique in the process, the same in all the flow's records) and the
+    /// oriented key: the same for every record of the flow, unrelated
+    /// across runs and sensors. Zeek's `uid` is its first 96 bits; an
+    /// identifier of another format can take its own share.
+    pub fn digest(&self) -> [u8; 32] {
+        let k = self.oriented();
+        let mut h = Sha256::new();
+        h.update(process_key());
+        h.update(self.flow_id.to_le_bytes());
+        for ip in [k.src_ip(), k.dst_ip()] {
+            match ip {
+                IpAddr::V4(a) => h.update(a.octets()),
+                IpAddr::V6(a) => h.update(a.octets()),
+            }
+        }
+        h.update(k.src_port().to_le_bytes());
+        h.update(k.dst_port().to_le_bytes());
+        h.update([self.l4.number()]);
+        h.finalize().into()
+    }
+}
+
+/// This process's key for [`FlowHeader::digest`]: random (the standard
+/// library's OS-seeded hash keys, the clock and the process ID), drawn once.
+fn process_key() -> &'static [u8; 16] {
+    static KEY: OnceLock<[u8; 16]> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let seed = (clock, std::process::id());
+        let a = RandomState::new().hash_one(seed);
+        let b = RandomState::new().hash_one((a, seed));
+        let mut key = [0; 16];
+        key[..8].copy_from_slice(&a.to_le_bytes());
+        key[8..].copy_from_slice(&b.to_le_bytes());
+        key
+    })
 }
 
 /// One record on its way to the outputs.

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::output::ipfix::{IpfixMode, IpfixTransport};
+use crate::output::local_nets::LocalNets;
 use crate::output::zeek::ZeekFormat;
 
 /// Where flow records go.
@@ -31,6 +32,9 @@ pub enum OutputSpec {
         dir: PathBuf,
         /// TSV or JSON.
         format: ZeekFormat,
+        /// The networks `--local-nets` calls local (not part of the
+        /// specification's text).
+        local_nets: LocalNets,
     },
 }
 
@@ -40,7 +44,7 @@ impl std::fmt::Display for OutputSpec {
         match self {
             Self::Eve(None) => f.write_str("-"),
             Self::Eve(Some(p)) => write!(f, "eve:{}", p.display()),
-            Self::Zeek { dir, format } => {
+            Self::Zeek { dir, format, .. } => {
                 let kind = match format {
                     ZeekFormat::Tsv => "zeek",
                     ZeekFormat::Json => "zeek-json",
@@ -66,6 +70,69 @@ impl std::fmt::Display for OutputSpec {
             }
         }
     }
+}
+
+impl OutputSpec {
+    /// The kind: `eve`, `zeek`, `zeek-json` or `ipfix`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Eve(_) => "eve",
+            Self::Zeek {
+                format: ZeekFormat::Tsv,
+                ..
+            } => "zeek",
+            Self::Zeek {
+                format: ZeekFormat::Json,
+                ..
+            } => "zeek-json",
+            Self::Ipfix(_) => "ipfix",
+        }
+    }
+
+    /// True for outputs that write files (EVE to a file, Zeek logs).
+    pub fn is_file(&self) -> bool {
+        matches!(self, Self::Eve(Some(_)) | Self::Zeek { .. })
+    }
+
+    /// Where it writes, comparable across specifications: the absolute
+    /// path (through the symbolic links of what exists), `-`, or the
+    /// collector with its transport.
+    fn destination(&self) -> (Option<PathBuf>, String) {
+        let path = |p: &std::path::Path| {
+            let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+            Some(std::fs::canonicalize(&abs).unwrap_or(abs))
+        };
+        match self {
+            Self::Eve(None) => (None, "-".to_owned()),
+            Self::Eve(Some(p)) => (path(p), String::new()),
+            Self::Zeek { dir, .. } => (path(dir), String::new()),
+            Self::Ipfix(s) => (None, format!("{:?}://{}", s.transport, s.collector)),
+        }
+    }
+}
+
+/// Refuses two specifications that write to the same place (the same file,
+/// directory, standard output or collector): their records would be
+/// interleaved or counted twice.
+///
+/// # Errors
+///
+/// The second of the two, naming the first.
+pub fn check_distinct(specs: &[OutputSpec]) -> Result<(), SpecError> {
+    for (i, a) in specs.iter().enumerate() {
+        for b in &specs[..i] {
+            if a.destination() == b.destination() {
+                return Err(invalid(
+                    &a.to_string(),
+                    format!(
+                        "writes to the same place as {b:?}; name each output once",
+                        b = b.to_string()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The IPFIX part of a specification.
@@ -213,10 +280,12 @@ impl FromStr for OutputSpec {
             "zeek" => Ok(Self::Zeek {
                 dir: need_path("a directory")?,
                 format: ZeekFormat::Tsv,
+                local_nets: LocalNets::default(),
             }),
             "zeek-json" => Ok(Self::Zeek {
                 dir: need_path("a directory")?,
                 format: ZeekFormat::Json,
+                local_nets: LocalNets::default(),
             }),
             _ => Err(SpecError::UnknownKind {
                 spec: spec.to_owned(),
@@ -262,7 +331,8 @@ mod tests {
             parse("zeek-json:logs"),
             Ok(OutputSpec::Zeek {
                 dir: "logs".into(),
-                format: ZeekFormat::Json
+                format: ZeekFormat::Json,
+                local_nets: LocalNets::default(),
             })
         );
     }
@@ -299,5 +369,33 @@ mod tests {
             let e = parse(spec).expect_err(spec);
             assert!(e.contains(needle), "{spec}: {e}");
         }
+    }
+
+    #[test]
+    fn the_same_destination_twice_is_refused() {
+        let specs = |list: &[&str]| -> Vec<OutputSpec> {
+            list.iter().map(|s| s.parse().unwrap()).collect()
+        };
+        for list in [
+            &["a.json", "a.json"][..],
+            &["a.json", "eve:./a.json"],
+            &["-", "eve:-"],
+            &["zeek:logs", "zeek-json:logs/"],
+            &[
+                "ipfix:udp://127.0.0.1:4739",
+                "ipfix:udp://127.0.0.1:4739?mode=uni",
+            ],
+        ] {
+            let e = check_distinct(&specs(list)).expect_err(list[1]).to_string();
+            assert!(e.contains("writes to the same place as"), "{e}");
+        }
+        check_distinct(&specs(&[
+            "a.json",
+            "b.json",
+            "zeek:a",
+            "ipfix:tcp://127.0.0.1:4739",
+            "ipfix:udp://127.0.0.1:4739",
+        ]))
+        .unwrap();
     }
 }

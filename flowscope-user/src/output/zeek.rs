@@ -4,9 +4,12 @@
 //!
 //! Fields are Zeek's, in Zeek's order. Values come from the tracker, whose
 //! flow definition is close to Zeek's but not the same:
-//! - `ts` is the record's first packet; `uid` is `C` and the flow ID in
-//!   base 62 (deterministic rather than random; the interim records of an
-//!   active timeout share it).
+//! - `ts` is the record's first packet; `uid` is Zeek's form (`C` and 96
+//!   bits in base 62): the first 96 bits of the flow's
+//!   [`FlowHeader::digest`], a keyed hash under a key drawn at random when
+//!   the process starts, so every record of a flow (its interim records,
+//!   its L7 logs) shares it, and it differs across runs and sensors, as
+//!   Zeek's random uids do.
 //! - `orig_bytes`/`resp_bytes` are the L4 payload bytes seen (retransmissions
 //!   included; Zeek counts the TCP sequence space); for ICMP, as in Zeek,
 //!   the message after its 8-byte header. Like `duration` they are unset
@@ -18,8 +21,11 @@
 //!   space never seen, both sides; 0 for flows other than TCP) when the
 //!   writer is given the pipeline's [`FlowSummary`]; without one (no
 //!   reassembly ran) it is unset, as nothing is known about gaps.
-//! - `local_orig`, `local_resp` and `tunnel_parents` are unset (`-`, or
-//!   absent in JSON): the writer knows no local networks.
+//! - `local_orig`/`local_resp` say whether each endpoint is in the
+//!   `--local-nets` networks (Zeek's `Site::local_nets`), unset (`-`, or
+//!   absent in JSON) when none were given, as in Zeek.
+//! - `tunnel_parents` is unset: with `--decap` the tracker keys the inner
+//!   connection only, and the outer one has no record to name.
 //! - ICMP ports are the type and the counterpart type or code, as Zeek keys
 //!   ICMP connections (see [`crate::wire::IcmpMessage::flow_ports`]); ICMPv6 is
 //!   `icmp`, as in Zeek; other protocols are `unknown_transport`.
@@ -104,7 +110,21 @@ pub(super) enum Value<'a> {
     Count(u64),
     /// Seconds with microseconds (`time`, `interval`).
     Secs(u64),
+    /// `T` or `F`.
+    Bool(bool),
+    /// A `set` or `vector` of strings: `,`-separated (a `,` inside an
+    /// element escaped), `(empty)` when it has none.
+    Strs(Vec<String>),
+    /// A `vector[interval]`.
+    SecsList(Vec<u64>),
     Unset,
+}
+
+impl<'a> Value<'a> {
+    /// A string, or unset.
+    pub(super) fn text(s: Option<&'a str>) -> Self {
+        s.map_or(Self::Unset, Self::Str)
+    }
 }
 
 /// One Zeek log of kind `K` (which gives it its records' writer, e.g.
@@ -165,9 +185,9 @@ fn wall_clock() -> Timestamp {
 const ICMP_HEADER: u64 = 8;
 
 /// `C` and `n` in base 62.
-fn write_uid(out: &mut Vec<u8>, mut n: u64) {
+fn write_uid(out: &mut Vec<u8>, mut n: u128) {
     const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut tmp = [0u8; 11];
+    let mut tmp = [0u8; 22];
     let mut i = tmp.len();
     loop {
         i -= 1;
@@ -179,6 +199,21 @@ fn write_uid(out: &mut Vec<u8>, mut n: u64) {
     }
     out.push(b'C');
     out.extend_from_slice(&tmp[i..]);
+}
+
+/// The 96 bits of `flow`'s uid: the first 96 of its
+/// [`FlowHeader::digest`].
+fn uid_bits(flow: &FlowHeader) -> u128 {
+    let mut b = [0u8; 16];
+    b[4..].copy_from_slice(&flow.digest()[..12]);
+    u128::from_be_bytes(b)
+}
+
+/// `flow`'s Zeek uid.
+pub(super) fn uid(flow: &FlowHeader) -> String {
+    let mut out = Vec::with_capacity(18);
+    write_uid(&mut out, uid_bits(flow));
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn proto_name(l4: L4Proto) -> &'static str {
@@ -202,10 +237,8 @@ pub(super) struct ConnId {
 impl ConnId {
     pub(super) fn of(flow: &FlowHeader) -> Self {
         let k = flow.oriented();
-        let mut uid = Vec::with_capacity(12);
-        write_uid(&mut uid, flow.flow_id);
         Self {
-            uid: String::from_utf8(uid).unwrap_or_default(),
+            uid: uid(flow),
             orig_h: k.src_ip().to_string(),
             orig_p: k.src_port(),
             resp_h: k.dst_ip().to_string(),
@@ -232,36 +265,84 @@ impl<W: Write, K: ZeekLogKind> ZeekLog<W, K> {
     /// # Errors
     ///
     /// Writing the header.
-    pub fn new(mut out: W, format: ZeekFormat) -> io::Result<Self> {
-        let (path, fields, types) = (K::PATH, K::FIELDS, K::TYPES);
-        let mut line = Vec::with_capacity(1024);
-        if format == ZeekFormat::Tsv {
+    pub fn new(out: W, format: ZeekFormat) -> io::Result<Self> {
+        let mut log = Self {
+            out,
+            format,
+            fields: K::FIELDS,
+            line: Vec::with_capacity(1024),
+            records: 0,
+            kind: PhantomData,
+        };
+        log.header()?;
+        Ok(log)
+    }
+
+    /// Writes the TSV header (nothing for JSON).
+    fn header(&mut self) -> io::Result<()> {
+        if self.format == ZeekFormat::Tsv {
+            let line = &mut self.line;
+            line.clear();
             line.extend_from_slice(
                 b"#separator \\x09\n#set_separator\t,\n#empty_field\t(empty)\n#unset_field\t-\n#path\t",
             );
-            line.extend_from_slice(path.as_bytes());
+            line.extend_from_slice(K::PATH.as_bytes());
             line.extend_from_slice(b"\n#open\t");
-            log_stamp(&mut line, wall_clock());
+            log_stamp(line, wall_clock());
             line.extend_from_slice(b"\n#fields\t");
-            line.extend_from_slice(fields.join("\t").as_bytes());
+            line.extend_from_slice(K::FIELDS.join("\t").as_bytes());
             line.extend_from_slice(b"\n#types\t");
-            line.extend_from_slice(types.join("\t").as_bytes());
+            line.extend_from_slice(K::TYPES.join("\t").as_bytes());
             line.push(b'\n');
-            out.write_all(&line)?;
+            self.out.write_all(line)?;
         }
-        Ok(Self {
-            out,
-            format,
-            fields,
-            line,
-            records: 0,
-            kind: PhantomData,
-        })
+        Ok(())
+    }
+
+    /// Writes the TSV `#close` line (nothing for JSON) and flushes; the
+    /// log takes no record after it (see [`cycle`](Self::cycle)).
+    ///
+    /// # Errors
+    ///
+    /// The underlying writer's I/O error.
+    pub fn close(&mut self) -> io::Result<()> {
+        if self.format == ZeekFormat::Tsv {
+            self.line.clear();
+            self.line.extend_from_slice(b"#close\t");
+            log_stamp(&mut self.line, wall_clock());
+            self.line.push(b'\n');
+            self.out.write_all(&self.line)?;
+        }
+        self.out.flush()
+    }
+
+    /// Ends the current file (`#close`, flushed), lets `reopen` point the
+    /// writer at a new one (a reopen on SIGHUP, a rotation) and writes its
+    /// header; the log's own state goes on.
+    ///
+    /// # Errors
+    ///
+    /// Writing, or `reopen`'s error.
+    pub fn cycle(&mut self, reopen: impl FnOnce(&mut W) -> io::Result<()>) -> io::Result<()> {
+        self.close()?;
+        reopen(&mut self.out)?;
+        self.header()
     }
 
     /// Records written so far.
     pub fn records(&self) -> u64 {
         self.records
+    }
+
+    /// The underlying writer (the writer stage accounts each record's
+    /// bytes with it).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    /// The underlying writer, read-only.
+    pub fn get_ref(&self) -> &W {
+        &self.out
     }
 
     /// Flushes the underlying writer.
@@ -279,14 +360,7 @@ impl<W: Write, K: ZeekLogKind> ZeekLog<W, K> {
     ///
     /// The underlying writer's I/O error.
     pub fn finish(mut self) -> io::Result<W> {
-        if self.format == ZeekFormat::Tsv {
-            self.line.clear();
-            self.line.extend_from_slice(b"#close\t");
-            log_stamp(&mut self.line, wall_clock());
-            self.line.push(b'\n');
-            self.out.write_all(&self.line)?;
-        }
-        self.out.flush()?;
+        self.close()?;
         Ok(self.out)
     }
 
@@ -311,7 +385,9 @@ impl<W: Write, K: ZeekLogKind> ZeekLog<W, K> {
 impl<W: Write> ZeekConnWriter<W> {
     /// Writes one conn.log record; `service` is the application protocol
     /// when a parser recognised one (`http`, `ssl`, `dns`, `ssh`), `summary` what
-    /// the pipeline's reassembly did for it (its gaps are `missed_bytes`).
+    /// the pipeline's reassembly did for it (its gaps are `missed_bytes`),
+    /// `local` whether its originator and responder are local (unset
+    /// without local networks).
     ///
     /// # Errors
     ///
@@ -321,6 +397,7 @@ impl<W: Write> ZeekConnWriter<W> {
         flow: &FlowRecord<FiveTupleKey>,
         service: Option<&str>,
         summary: Option<&FlowSummary>,
+        local: Option<[bool; 2]>,
     ) -> io::Result<()> {
         let id = ConnId::of(&FlowHeader::of(flow));
         let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
@@ -353,8 +430,8 @@ impl<W: Write> ZeekConnWriter<W> {
             if_timed(Value::Count(app_bytes(o))),
             if_timed(Value::Count(app_bytes(r))),
             Value::Str(flow.conn_state()),
-            Value::Unset,
-            Value::Unset,
+            local.map_or(Value::Unset, |[o, _]| Value::Bool(o)),
+            local.map_or(Value::Unset, |[_, r]| Value::Bool(r)),
             summary.map_or(Value::Unset, |s| Value::Count(missed_bytes(s))),
             match flow.history.as_str() {
                 "" => Value::Unset,
@@ -379,17 +456,28 @@ impl<W: Write, K> ZeekLog<W, K> {
             }
             match v {
                 Value::Str("") => self.line.extend_from_slice(b"(empty)"),
-                Value::Str(s) => {
-                    for &b in s.as_bytes() {
-                        if b < 0x20 || b == 0x7f || b == b'\\' {
-                            write!(self.line, "\\x{b:02x}")?;
-                        } else {
-                            self.line.push(b);
+                Value::Str(s) => escape(&mut self.line, s, b'\\')?,
+                Value::Count(n) => write!(self.line, "{n}")?,
+                Value::Secs(us) => secs(&mut self.line, *us)?,
+                Value::Bool(b) => self.line.push(if *b { b'T' } else { b'F' }),
+                Value::Strs(v) if v.is_empty() => self.line.extend_from_slice(b"(empty)"),
+                Value::Strs(v) => {
+                    for (i, s) in v.iter().enumerate() {
+                        if i > 0 {
+                            self.line.push(b',');
                         }
+                        escape(&mut self.line, s, b',')?;
                     }
                 }
-                Value::Count(n) => write!(self.line, "{n}")?,
-                Value::Secs(us) => write!(self.line, "{}.{:06}", us / 1_000_000, us % 1_000_000)?,
+                Value::SecsList(v) if v.is_empty() => self.line.extend_from_slice(b"(empty)"),
+                Value::SecsList(v) => {
+                    for (i, us) in v.iter().enumerate() {
+                        if i > 0 {
+                            self.line.push(b',');
+                        }
+                        secs(&mut self.line, *us)?;
+                    }
+                }
                 Value::Unset => self.line.push(b'-'),
             }
         }
@@ -411,13 +499,43 @@ impl<W: Write, K> ZeekLog<W, K> {
             match v {
                 Value::Str(s) => serde_json::to_writer(&mut self.line, s)?,
                 Value::Count(n) => write!(self.line, "{n}")?,
-                Value::Secs(us) => write!(self.line, "{}.{:06}", us / 1_000_000, us % 1_000_000)?,
+                Value::Secs(us) => secs(&mut self.line, *us)?,
+                Value::Bool(b) => write!(self.line, "{b}")?,
+                Value::Strs(v) => serde_json::to_writer(&mut self.line, v)?,
+                Value::SecsList(v) => {
+                    self.line.push(b'[');
+                    for (i, us) in v.iter().enumerate() {
+                        if i > 0 {
+                            self.line.push(b',');
+                        }
+                        secs(&mut self.line, *us)?;
+                    }
+                    self.line.push(b']');
+                }
                 Value::Unset => {}
             }
         }
         self.line.push(b'}');
         Ok(())
     }
+}
+
+/// Seconds with six decimals, from microseconds.
+fn secs(out: &mut Vec<u8>, us: u64) -> io::Result<()> {
+    write!(out, "{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+/// `s` as Zeek's ASCII writer writes it: control bytes, backslashes and
+/// `also` (the set separator inside a set) as `\xNN`.
+fn escape(out: &mut Vec<u8>, s: &str, also: u8) -> io::Result<()> {
+    for &b in s.as_bytes() {
+        if b < 0x20 || b == 0x7f || b == b'\\' || b == also {
+            write!(out, "\\x{b:02x}")?;
+        } else {
+            out.push(b);
+        }
+    }
+    Ok(())
 }
 
 /// Zeek's `missed_bytes`: the sequence-space bytes of both sides that
@@ -445,7 +563,24 @@ mod tests {
         assert_eq!(uid(0), "C0");
         assert_eq!(uid(61), "Cz");
         assert_eq!(uid(62), "C10");
-        assert_eq!(uid(u64::MAX), "CLygHa16AHYF");
+        assert_eq!(uid(u128::from(u64::MAX)), "CLygHa16AHYF");
+        // 96 bits: at most 17 digits, as Zeek's.
+        assert_eq!(uid((1 << 96) - 1).len(), 18);
+    }
+
+    #[test]
+    fn uids_are_per_flow_hashes() {
+        let flow = |flow_id| FlowHeader {
+            flow_id,
+            key: FiveTupleKey::from_v4([192, 0, 2, 1].into(), 1, [198, 51, 100, 2].into(), 2, 6),
+            initiator: crate::extractor::Orientation::Forward,
+            l4: L4Proto::Tcp,
+        };
+        assert_eq!(uid(&flow(1)), uid(&flow(1)), "stable for the flow");
+        assert_ne!(uid(&flow(1)), uid(&flow(2)), "one per flow");
+        // The random key: not the flow ID in base 62.
+        assert_ne!(uid(&flow(1)), "C1");
+        assert!(uid(&flow(1)).len() > 10);
     }
 
     #[test]
@@ -474,11 +609,11 @@ mod tests {
             continued: false,
         };
         let mut w = ZeekConnWriter::new(Vec::new(), ZeekFormat::Tsv).unwrap();
-        w.write_flow_summary(&flow, None, None).unwrap();
+        w.write_flow_summary(&flow, None, None, None).unwrap();
         let out = String::from_utf8(w.finish().unwrap()).unwrap();
         let row: Vec<&str> = out.lines().nth(8).unwrap().split('\t').collect();
         let field = |name: &str| row[FIELDS.iter().position(|f| *f == name).unwrap()];
-        assert_eq!(field("uid"), "C10");
+        assert_eq!(field("uid"), uid(&FlowHeader::of(&flow)));
         assert_eq!(field("proto"), "icmp");
         assert_eq!(field("duration"), "1.500000");
         // 64-byte messages: 56 bytes after each 8-byte header.

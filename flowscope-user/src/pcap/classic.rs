@@ -41,9 +41,9 @@ pub(super) fn read_header<R: Read>(
             available: have,
         });
     };
-    if endian.u32([h[16], h[17], h[18], h[19]]) == 0 {
-        return Err(PcapError::ZeroSnapLen { offset });
-    }
+    // The snap length (bytes 16..20) limits nothing here: every record
+    // gives its own captured length, and 0 means "no limit", as libpcap
+    // and tshark read it.
     let raw_link = endian.u32([h[20], h[21], h[22], h[23]]) as u16;
     src.consume(FILE_HEADER_BYTES);
     Ok(Header {

@@ -49,12 +49,6 @@ pub enum PcapError {
         /// Minor version.
         minor: u16,
     },
-    /// The pcap file header declares a snap length of 0.
-    #[error("snap length 0 in the pcap file header at byte offset {offset}")]
-    ZeroSnapLen {
-        /// Offset of the file header.
-        offset: u64,
-    },
     /// The file ends inside a file header, record header or block header.
     #[error("truncated header at byte offset {offset}: {needed} bytes needed, {available} present")]
     TruncatedHeader {

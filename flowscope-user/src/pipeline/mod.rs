@@ -274,6 +274,11 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
     /// packet may be a fragment.
     fn fragment_candidate<'a>(&self, view: &PacketView<'a>) -> Option<&'a [u8]> {
         self.fragments.as_ref()?;
+        // A malformed record (captured > original length) is the tracker's
+        // to count, never reassembled.
+        if view.frame.len() > view.orig_len as usize {
+            return None;
+        }
         fragments::fragment_candidate(view)
     }
 

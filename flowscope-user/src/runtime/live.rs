@@ -21,7 +21,7 @@ use crate::capture::{
 };
 use crate::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey, FrameHint};
 use crate::extractor::FlowExtractor;
-use crate::output::{EveOptions, Outputs, Record, WriterStats};
+use crate::output::{EveOptions, OutputReport, Outputs, Record, WriterStats};
 use crate::pipeline::PipelineConfig;
 use crate::view::{PacketView, Timestamp};
 
@@ -113,6 +113,8 @@ pub struct LiveSnapshot {
     pub shards: Vec<Shard>,
     /// All shards merged.
     pub total: Shard,
+    /// Every output's counts (as the writer last published them).
+    pub outputs: Vec<OutputReport>,
 }
 
 /// What a finished capture hands back.
@@ -149,13 +151,14 @@ impl LiveCapture {
     /// The capture, an output or the writer could not start (the error
     /// says why).
     pub fn start(cfg: &CaptureConfig, run: &RunConfig) -> anyhow::Result<Self> {
+        // Sized for the largest possible worker count; unused rings cost
+        // only their allocation. Asked first: a missing interface is named
+        // before any output file is created.
+        let max_workers = if cfg.count_only { 0 } else { max_workers(cfg)? };
         let outputs = Outputs::open(&run.outputs, run.files)?.with_eve(EveOptions {
             in_iface: Some(cfg.iface.clone()),
             ..run.eve.clone()
         });
-        // Sized for the largest possible worker count; unused rings cost
-        // only their allocation.
-        let max_workers = if cfg.count_only { 0 } else { max_workers(cfg)? };
         // One ring per worker, and the last for the control thread.
         let (producers, consumers) = rings(max_workers + 1, run.record_ring);
         let writer = WriterThread::start(consumers, outputs)?;
@@ -237,6 +240,14 @@ impl LiveCapture {
         }
     }
 
+    /// Asks the writer to reopen every file output (EVE files, Zeek logs)
+    /// between two records: after logrotate moved them, new files.
+    pub fn reopen(&self) {
+        if let Some(w) = &self.writer {
+            w.reopen();
+        }
+    }
+
     /// Records [`send`](Self::send) dropped.
     pub fn control_dropped(&self) -> u64 {
         self.control_dropped
@@ -274,6 +285,11 @@ impl LiveCapture {
             sockets: self.capture.worker_stats(),
             shards,
             total,
+            outputs: self
+                .writer
+                .as_ref()
+                .map(WriterThread::outputs)
+                .unwrap_or_default(),
         })
     }
 
@@ -326,6 +342,7 @@ impl LiveCapture {
                 sockets,
                 shards,
                 total,
+                outputs: writer.outputs.clone(),
             },
             writer,
             datapath,

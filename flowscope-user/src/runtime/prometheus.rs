@@ -18,6 +18,7 @@
 //! | `flowscope_flow_table_evictions_total` | counter | — |
 //! | `flowscope_frames_with_xdp_metadata_total` | counter | — |
 //! | `flowscope_datapath_info` | gauge | `xdp_mode`, `metadata`, `attach`, `zero_copy` |
+//! | `flowscope_output_records_total` | counter | `output` (kind and index: `eve0`, `zeek1`, `ipfix2`), `result` (`written`, `dropped`, `failed`) |
 
 use flowscope_common::Counter;
 
@@ -96,6 +97,11 @@ const DATAPATH_INFO: Family = Family::gauge(
     "What the datapath obtained from the kernel, in its labels (the value is 1).",
 );
 
+const OUTPUT_RECORDS: Family = Family::counter(
+    "flowscope_output_records_total",
+    "Records each output took, by result: written (bytes accepted by the kernel, or sent to the collector), dropped (never tried: the output had failed or its queue was full) or failed (the write or send failed).",
+);
+
 /// Ring sizes are `u32`: no ring level or batch exceeds this.
 const RING_MAX: u64 = u32::MAX as u64;
 
@@ -166,6 +172,16 @@ pub fn visit(snap: &LiveSnapshot, datapath: &DatapathInfo, sink: &mut impl Metri
         ("zero_copy", datapath.zero_copy_label()),
     ];
     sink.gauge(&DATAPATH_INFO, &labels, 1);
+    for o in &snap.outputs {
+        for (result, v) in [
+            ("written", o.written),
+            ("dropped", o.dropped),
+            ("failed", o.failed),
+        ] {
+            let labels = [("output", o.name.as_str()), ("result", result)];
+            sink.counter(&OUTPUT_RECORDS, &labels, v);
+        }
+    }
 }
 
 /// The Prometheus text of [`visit`].

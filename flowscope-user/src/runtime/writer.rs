@@ -1,17 +1,30 @@
 //! The writer thread: drains every worker's ring (and the control
-//! thread's) into the [`Outputs`], flushing when idle and rotating files
-//! when due. One thread serves every output kind, live and offline.
+//! thread's) into the [`Outputs`], flushing when idle, rotating files when
+//! due and reopening them when asked (SIGHUP). One thread serves every
+//! output kind, live and offline. It publishes each output's counts a few
+//! times per second for the live view and Prometheus.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::output::{Outputs, Record, WriterStats};
+use crate::output::{OutputReport, Outputs, Record, WriterStats};
 
 /// How long the writer naps when every ring is empty.
 const IDLE_NAP: Duration = Duration::from_millis(2);
+
+/// How often the writer publishes its outputs' counts.
+const PUBLISH_EVERY: Duration = Duration::from_millis(200);
+
+/// What the writer thread and its owner share.
+#[derive(Default)]
+struct Control {
+    done: AtomicBool,
+    reopen: AtomicBool,
+    outputs: Mutex<Vec<OutputReport>>,
+}
 
 /// `n` rings of `capacity` records each: producers for the workers,
 /// consumers for the writer.
@@ -26,7 +39,7 @@ pub fn rings(
 
 /// The running writer thread and the flag that tells it to drain and stop.
 pub struct WriterThread {
-    done: Arc<AtomicBool>,
+    control: Arc<Control>,
     thread: JoinHandle<WriterStats>,
 }
 
@@ -40,21 +53,27 @@ impl WriterThread {
         mut consumers: Vec<rtrb::Consumer<Record>>,
         mut outputs: Outputs,
     ) -> io::Result<Self> {
-        let done = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&done);
+        let control = Arc::new(Control::default());
+        *lock(&control.outputs) = outputs.reports();
+        let shared = Arc::clone(&control);
         let thread = std::thread::Builder::new()
             .name("fs-writer".into())
             .spawn(move || {
+                let mut published = Instant::now();
                 loop {
                     // Read the flag before draining: after it is set, one
                     // more full pass empties every ring.
-                    let last = flag.load(Ordering::Acquire);
+                    let last = shared.done.load(Ordering::Acquire);
                     let mut any = false;
                     for c in &mut consumers {
                         while let Ok(record) = c.pop() {
                             outputs.write(&record);
                             any = true;
                         }
+                    }
+                    // Between two records: the reopen cuts no record.
+                    if shared.reopen.swap(false, Ordering::AcqRel) {
+                        outputs.reopen();
                     }
                     outputs.rotate_due();
                     if last {
@@ -64,10 +83,27 @@ impl WriterThread {
                         outputs.flush();
                         std::thread::sleep(IDLE_NAP);
                     }
+                    if published.elapsed() >= PUBLISH_EVERY {
+                        *lock(&shared.outputs) = outputs.reports();
+                        published = Instant::now();
+                    }
                 }
-                outputs.finish()
+                let stats = outputs.finish();
+                *lock(&shared.outputs) = stats.outputs.clone();
+                stats
             })?;
-        Ok(Self { done, thread })
+        Ok(Self { control, thread })
+    }
+
+    /// Asks the writer to reopen every file output, between two records.
+    pub fn reopen(&self) {
+        self.control.reopen.store(true, Ordering::Release);
+    }
+
+    /// Every output's counts, as last published (at most a fraction of a
+    /// second old).
+    pub fn outputs(&self) -> Vec<OutputReport> {
+        lock(&self.control.outputs).clone()
     }
 
     /// Drains every ring, flushes and closes every output.
@@ -76,11 +112,16 @@ impl WriterThread {
     ///
     /// The thread panicked.
     pub fn finish(self) -> io::Result<WriterStats> {
-        self.done.store(true, Ordering::Release);
+        self.control.done.store(true, Ordering::Release);
         self.thread
             .join()
             .map_err(|_| io::Error::other("record writer thread panicked"))
     }
+}
+
+/// The published counts, even if a panicking writer poisoned the lock.
+fn lock(m: &Mutex<Vec<OutputReport>>) -> std::sync::MutexGuard<'_, Vec<OutputReport>> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -96,9 +137,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("eve.json");
         let files = FileOptions {
-            append: true,
             rotate_bytes: Some(2000),
-            rotate_after: None,
+            ..FileOptions::default()
         };
         let outputs = Outputs::open(&[OutputSpec::Eve(Some(path.clone()))], files).unwrap();
         let (mut producers, consumers) = rings(2, 64);

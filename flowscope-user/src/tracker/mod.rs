@@ -281,9 +281,19 @@ impl<E: FlowExtractor> FlowTracker<E> {
         self.slots.get(slot as usize).is_some_and(|r| r.key == *key)
     }
 
+    /// Extracts `view`'s key; a frame longer than its length on the wire
+    /// (a malformed capture record) is unmatched.
+    #[inline(always)]
+    fn extract(&self, view: PacketView<'_>) -> Result<Extracted<E::Key>, Unmatched> {
+        if view.frame.len() > view.orig_len as usize {
+            return Err(Unmatched::CaplenOverLen);
+        }
+        self.extractor.extract(view)
+    }
+
     /// Tracks one packet.
     pub fn track(&mut self, view: PacketView<'_>, sink: &mut impl EventSink<E::Key>) {
-        let result = self.extractor.extract(view);
+        let result = self.extract(view);
         let hash = match &result {
             Ok(ext) => self.hasher.hash_one(ext.key) as u32,
             Err(_) => 0,
@@ -349,7 +359,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
     /// Extracts and hashes `view`, prefetching its index entry.
     #[inline(always)]
     fn extract_prefetched(&self, view: PacketView<'_>) -> Pending<E::Key> {
-        let result = self.extractor.extract(view);
+        let result = self.extract(view);
         let hash = match &result {
             Ok(ext) => {
                 let hash = self.hasher.hash_one(ext.key) as u32;

@@ -14,6 +14,7 @@ pub mod scrape;
 pub mod tap;
 pub mod temp;
 pub mod xdp;
+pub mod zeek;
 
 /// True when the kernel tests must run (`cargo xtask test` sets
 /// `FLOWSCOPE_KERNEL_TESTS=1` as root). Otherwise prints a loud SKIPPED line.
@@ -60,10 +61,6 @@ pub fn eve_run(
         pipeline: Some(pipeline),
         record_ring,
         outputs: vec![flowscope::output::OutputSpec::Eve(Some(path))],
-        files: flowscope::output::FileOptions {
-            append: true,
-            ..Default::default()
-        },
         // The tests read flowscope's own fields (`end_reason`, …).
         eve: flowscope::output::EveOptions {
             extras: true,

@@ -123,6 +123,8 @@ pub(super) fn parse(msg: &[u8]) -> Result<DnsRecord, Malformed> {
         rrname: question.map(|q| q.qname.to_string()),
         rrtype: question.map(|q| type_name(q.qtype.into())),
         rcode: response.then(|| rcode_name(packet.rcode())),
+        header_flags: u16::from_be_bytes([msg[2], msg[3]]),
+        qclass_qtype: question.map(|q| (q.qclass.into(), q.qtype.into())),
         answers: Vec::new(),
     };
     record.answers = packet

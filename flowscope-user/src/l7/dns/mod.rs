@@ -91,6 +91,14 @@ pub struct DnsRecord {
     /// Response code name (`NOERROR`, `NXDOMAIN`), answers only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rcode: Option<String>,
+    /// The header's flags word (QR, opcode, AA, TC, RD, RA, Z, rcode), for
+    /// Zeek's dns.log (not in EVE).
+    #[serde(skip)]
+    pub header_flags: u16,
+    /// Class and type numbers of the first question (Zeek's `qclass`,
+    /// `qtype`; not in EVE).
+    #[serde(skip)]
+    pub qclass_qtype: Option<(u16, u16)>,
     /// Answer section.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub answers: Vec<DnsAnswer>,

@@ -49,6 +49,9 @@ pub(super) struct RequestHead {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct ResponseHead {
     pub status: u16,
+    /// `HTTP/1.x`.
+    pub protocol: Option<String>,
+    pub reason: Option<String>,
     pub content_type: Option<String>,
     pub framing: Framing,
 }
@@ -195,6 +198,8 @@ pub(super) fn parse_response(buf: &[u8]) -> Parsed<ResponseHead> {
                 len,
                 ResponseHead {
                     status: resp.code.unwrap_or_default(),
+                    protocol: version_text(resp.version),
+                    reason: resp.reason.map(str::to_owned),
                     content_type: f.content_type,
                     framing: f.framing,
                 },

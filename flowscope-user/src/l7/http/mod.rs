@@ -77,6 +77,21 @@ pub struct HttpRecord {
     pub http_content_type: Option<String>,
     /// Response body bytes seen (after de-chunking; gaps inside it included).
     pub length: u64,
+    /// Request body bytes seen, counted the same way (Zeek's
+    /// `request_body_len`; not in EVE).
+    #[serde(skip)]
+    pub request_body_len: u64,
+    /// The request's place in its connection, from 1 (Zeek's `trans_depth`;
+    /// not in EVE).
+    #[serde(skip)]
+    pub trans_depth: u32,
+    /// Reason phrase of the final response (Zeek's `status_msg`; not in EVE).
+    #[serde(skip)]
+    pub status_msg: Option<String>,
+    /// Protocol version of the final response (`HTTP/1.1`; Zeek's
+    /// `version` is the response's; not in EVE).
+    #[serde(skip)]
+    pub response_protocol: Option<String>,
 }
 
 /// A `Host` header's host and port: `example.org:8080` is
@@ -221,6 +236,8 @@ struct Pairing {
     responses_lost: bool,
     /// A response came while several requests waited: the client pipelines.
     pipelining: bool,
+    /// Requests parsed so far on this connection.
+    requests: u32,
 }
 
 impl Pairing {
@@ -281,6 +298,7 @@ impl HttpParser {
                 tunnel: false,
                 responses_lost: false,
                 pipelining: false,
+                requests: 0,
             },
         }
     }
@@ -435,6 +453,8 @@ fn step(
                     BodyStep::Took { used, data, done } => {
                         if !request && let Some(rec) = &mut p.current {
                             rec.length += data;
+                        } else if request && let Some(rec) = p.pending.back_mut() {
+                            rec.request_body_len += data;
                         }
                         if done {
                             *phase = Phase::Head;
@@ -515,8 +535,10 @@ fn request_head(
                 p.counters.pending_evicted += 1;
                 p.unanswered(out);
             }
+            p.requests = p.requests.saturating_add(1);
             p.pending.push_back(HttpRecord {
                 http_port: h.host.as_deref().and_then(|v| split_host(v).1),
+                trans_depth: p.requests,
                 hostname: h.host,
                 url: h.uri,
                 http_method: Some(h.method),
@@ -550,9 +572,15 @@ fn response_head(
             p.counters.responses += 1;
             let mut rec = p.answered(out).unwrap_or_else(|| {
                 p.counters.responses_without_request += 1;
-                HttpRecord::default()
+                p.requests = p.requests.saturating_add(1);
+                HttpRecord {
+                    trans_depth: p.requests,
+                    ..HttpRecord::default()
+                }
             });
             rec.status = Some(h.status);
+            rec.status_msg = h.reason;
+            rec.response_protocol = h.protocol;
             rec.http_content_type = h.content_type;
             let method = rec.http_method.as_deref().unwrap_or_default();
             let no_body = method == "HEAD" || h.status == 204 || h.status == 304;

@@ -7,7 +7,7 @@ const C: Side = Side::Initiator;
 const S: Side = Side::Responder;
 
 /// Feeds each `(side, bytes)` in order, then ends both sides.
-fn run_with(config: HttpConfig, steps: &[(Side, &[u8])]) -> (Vec<HttpRecord>, HttpCounters) {
+fn run_whole(config: HttpConfig, steps: &[(Side, &[u8])]) -> (Vec<HttpRecord>, HttpCounters) {
     let mut p = HttpParser::new(config);
     let mut out = Vec::new();
     for (side, bytes) in steps {
@@ -16,6 +16,27 @@ fn run_with(config: HttpConfig, steps: &[(Side, &[u8])]) -> (Vec<HttpRecord>, Ht
     p.end(C, &mut out);
     p.end(S, &mut out);
     (out, *p.counters())
+}
+
+/// [`run_whole`]'s records with only their EVE fields: the fields kept for
+/// Zeek's http.log are checked in `zeek_fields_count_transactions_and_bodies`.
+fn run_with(config: HttpConfig, steps: &[(Side, &[u8])]) -> (Vec<HttpRecord>, HttpCounters) {
+    let (records, counters) = run_whole(config, steps);
+    (eve_fields(&records), counters)
+}
+
+/// `records` with only their EVE fields (see [`run_with`]).
+fn eve_fields(records: &[HttpRecord]) -> Vec<HttpRecord> {
+    records
+        .iter()
+        .map(|r| HttpRecord {
+            request_body_len: 0,
+            trans_depth: 0,
+            status_msg: None,
+            response_protocol: None,
+            ..r.clone()
+        })
+        .collect()
 }
 
 fn run(steps: &[(Side, &[u8])]) -> Vec<HttpRecord> {
@@ -111,6 +132,41 @@ HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n";
 }
 
 #[test]
+fn zeek_fields_count_transactions_and_bodies() {
+    let reqs = b"GET /1 HTTP/1.1\r\nHost: h.example\r\n\r\n\
+POST /2 HTTP/1.1\r\nHost: h.example\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n\
+PUT /3 HTTP/1.1\r\nHost: h.example\r\nContent-Length: 4\r\n\r\nwxyz";
+    let resps = b"HTTP/1.0 200 Fine\r\nContent-Length: 2\r\n\r\nok\
+HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n\
+HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n\
+HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n";
+    let got = crate::l7::splits::assert_split_invariant(&[(C, reqs), (S, resps)], |steps| {
+        run_whole(HttpConfig::default(), steps).0
+    });
+    let zeek: Vec<_> = got
+        .iter()
+        .map(|r| {
+            (
+                r.trans_depth,
+                r.request_body_len,
+                r.status_msg.as_deref(),
+                r.response_protocol.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        zeek,
+        [
+            (1, 0, Some("Fine"), Some("HTTP/1.0")),
+            (2, 5, Some("Created"), Some("HTTP/1.1")),
+            (3, 4, Some("Not Found"), Some("HTTP/1.1")),
+            // A response without a request is a transaction of its own.
+            (4, 0, Some("Oops"), Some("HTTP/1.1")),
+        ]
+    );
+}
+
+#[test]
 fn continue_interim_response_is_skipped() {
     let head = b"POST /up HTTP/1.1\r\nHost: h.example\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
     let steps: [(Side, &[u8]); 4] = [
@@ -162,7 +218,7 @@ fn gap_inside_a_body_is_skipped() {
         &mut out,
     );
     assert_eq!(
-        out,
+        eve_fields(&out),
         vec![
             rec("GET", "/1", Some(200), 100),
             rec("GET", "/2", Some(404), 0)
@@ -185,13 +241,16 @@ fn gap_inside_a_head_resyncs_at_the_next_message() {
         &mut out,
     );
     p.feed(S, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", &mut out);
-    assert_eq!(out, vec![rec("GET", "/2", Some(200), 0)]);
+    assert_eq!(eve_fields(&out), vec![rec("GET", "/2", Some(200), 0)]);
     assert_eq!(p.counters().resyncs, 1);
     // A gap at a message boundary resyncs at once on the next bytes.
     p.gap(S, 10, &mut out);
     p.feed(C, b"GET /3 HTTP/1.1\r\nHost: h.example\r\n\r\n", &mut out);
     p.feed(S, b"HTTP/1.1 304 Not Modified\r\n\r\n", &mut out);
-    assert_eq!(out.last(), Some(&rec("GET", "/3", Some(304), 0)));
+    assert_eq!(
+        eve_fields(&out).last(),
+        Some(&rec("GET", "/3", Some(304), 0))
+    );
     assert_eq!(p.counters().resyncs, 2);
 }
 
@@ -210,13 +269,16 @@ fn gap_past_a_body_emits_the_exchange_and_resyncs() {
         &mut out,
     );
     p.gap(S, 30, &mut out);
-    assert_eq!(out, vec![rec("GET", "/1", Some(200), 2)]);
+    assert_eq!(eve_fields(&out), vec![rec("GET", "/1", Some(200), 2)]);
     p.feed(
         S,
         b"junk\r\nHTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n",
         &mut out,
     );
-    assert_eq!(out.last(), Some(&rec("GET", "/2", Some(500), 0)));
+    assert_eq!(
+        eve_fields(&out).last(),
+        Some(&rec("GET", "/2", Some(500), 0))
+    );
     assert_eq!(p.counters().resyncs, 1);
 }
 
@@ -278,7 +340,7 @@ fn response_without_request_is_still_recorded() {
     assert_eq!(counters.not_http, 1);
     assert_eq!(counters.responses_without_request, 1);
     assert_eq!(
-        out,
+        eve_fields(&out),
         vec![HttpRecord {
             status: Some(400),
             length: 1,
@@ -308,7 +370,7 @@ fn non_http_bytes_stop_the_side_and_upgrades_stop_the_flow() {
         &mut out,
     );
     assert!(p.is_done());
-    assert_eq!(out, vec![rec("GET", "/ws", Some(101), 0)]);
+    assert_eq!(eve_fields(&out), vec![rec("GET", "/ws", Some(101), 0)]);
     assert_eq!(p.counters().tunnels, 1);
 }
 
@@ -343,7 +405,7 @@ fn a_hole_in_the_responses_stops_only_the_server_side() {
     p.end(C, &mut out);
     p.end(S, &mut out);
     assert_eq!(
-        out,
+        eve_fields(&out),
         vec![
             rec("GET", "/1", Some(200), 3),
             rec("GET", "/2", None, 0),
@@ -368,7 +430,7 @@ fn a_hole_in_the_requests_stops_only_the_client_side() {
     p.end(C, &mut out);
     p.end(S, &mut out);
     assert_eq!(
-        out,
+        eve_fields(&out),
         vec![
             HttpRecord {
                 status: Some(200),

@@ -82,6 +82,18 @@ pub struct QuicRecord {
     /// The ClientHello's extensions in wire order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<QuicExtension>,
+    /// The version number (Zeek's quic.log names it; not in EVE).
+    #[serde(skip)]
+    pub version_number: u32,
+    /// Destination connection ID of the client's first Initial, in hex
+    /// (Zeek's `client_initial_dcid`; not in EVE, whose schema has no such
+    /// field). Unset for gQUIC's clear-text CHLO packets.
+    #[serde(skip)]
+    pub client_initial_dcid: Option<String>,
+    /// Source connection ID of the client's first Initial, in hex (Zeek's
+    /// `client_scid`; not in EVE).
+    #[serde(skip)]
+    pub client_scid: Option<String>,
 }
 
 impl QuicRecord {
@@ -234,6 +246,9 @@ pub struct QuicParser {
     scratch: Vec<u8>,
     /// The client has sent an Initial (or a gQUIC CHLO packet).
     seen_initial: bool,
+    /// Destination and source connection IDs of the client's first
+    /// Initial, in hex.
+    client_cids: Option<(String, String)>,
     done: bool,
     counters: QuicCounters,
 }
@@ -253,6 +268,7 @@ impl QuicParser {
             limit: config.max_crypto_bytes,
             scratch: Vec::new(),
             seen_initial: false,
+            client_cids: None,
             done: false,
             counters: QuicCounters::default(),
         }
@@ -332,12 +348,18 @@ impl QuicParser {
                     version,
                     ty,
                     dcid,
+                    scid,
                     pn_offset,
                     end,
-                    ..
                 } => {
                     match ty {
                         PacketType::Initial => {
+                            self.client_cids.get_or_insert_with(|| {
+                                (
+                                    crate::l7::fingerprint::hex(dcid),
+                                    crate::l7::fingerprint::hex(scid),
+                                )
+                            });
                             self.initial(&version, dcid, &rest[..end], pn_offset, out);
                         }
                         PacketType::Handshake => return self.give_up(),
@@ -456,8 +478,12 @@ impl QuicParser {
             }),
         };
         match record {
-            Some(r) => {
+            Some(mut r) => {
                 self.done = true;
+                if let Some((dcid, scid)) = self.client_cids.take() {
+                    r.client_initial_dcid = Some(dcid);
+                    r.client_scid = Some(scid);
+                }
                 out.emit(r);
             }
             None => {

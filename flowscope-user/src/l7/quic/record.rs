@@ -148,6 +148,9 @@ pub(super) fn from_client_hello(version: u32, varints: bool, ch: &ClientHello) -
         ja3: Some(ja3_quic(ch)),
         ja4: Some(ja4(ch, 'q')),
         extensions: extensions(ch),
+        version_number: version,
+        client_initial_dcid: None,
+        client_scid: None,
     }
 }
 
@@ -169,6 +172,9 @@ pub(super) fn from_chlo(version: u32, chlo: Chlo) -> QuicRecord {
         ja3: None,
         ja4: None,
         extensions: Vec::new(),
+        version_number: version,
+        client_initial_dcid: None,
+        client_scid: None,
     }
 }
 

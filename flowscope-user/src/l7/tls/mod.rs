@@ -47,9 +47,6 @@ pub struct TlsRecord {
     /// `client_alpns`).
     #[serde(rename = "client_alpns", skip_serializing_if = "Vec::is_empty")]
     pub alpn: Vec<String>,
-    /// The protocol the server chose (ALPN; Suricata's `server_alpns`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub server_alpns: Vec<String>,
     /// Subject DN of the server's first certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
@@ -73,6 +70,21 @@ pub struct TlsRecord {
     /// End of its validity.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notafter: Option<String>,
+    /// Cipher suite the ServerHello chose (Zeek's `cipher`; not in EVE).
+    #[serde(skip)]
+    pub cipher: Option<u16>,
+    /// Protocol the ServerHello's ALPN chose (Zeek's `next_protocol`;
+    /// EVE's `server_alpns`, a list of it, as Suricata writes it).
+    #[serde(
+        rename = "server_alpns",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "one_item_list"
+    )]
+    pub server_alpn: Option<String>,
+    /// SHA-256 of each certificate of the server's chain, in hex, in its
+    /// order (Zeek's `cert_chain_fps`; not in EVE).
+    #[serde(skip)]
+    pub cert_chain_fps: Vec<String>,
 }
 
 /// Limits of one TLS parser.
@@ -193,6 +205,12 @@ impl Default for TlsParser {
     fn default() -> Self {
         Self::new(TlsConfig::default())
     }
+}
+
+/// SHA-256 of `bytes` in lower-case hex.
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    crate::l7::fingerprint::hex(&Sha256::digest(bytes))
 }
 
 fn version_name(v: u16) -> String {
@@ -334,6 +352,14 @@ impl TlsParser {
     }
 }
 
+#[expect(
+    clippy::ref_option,
+    reason = "serde's serialize_with passes a reference"
+)]
+fn one_item_list<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v)
+}
+
 /// Consumes one handshake message at the start of `m`; 0 if incomplete.
 fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -> usize {
     if !*active {
@@ -368,7 +394,8 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
                 let version = sh.selected_version.unwrap_or(sh.version);
                 s.server_version = Some(version);
                 s.record.ja3s = Some(fingerprint::ja3s(&sh));
-                s.record.server_alpns = sh.alpn.clone().into_iter().collect();
+                s.record.cipher = Some(sh.cipher);
+                s.record.server_alpn.clone_from(&sh.alpn);
                 if version < 0x0304
                     && !sh.session_id.is_empty()
                     && sh.session_id == s.client_session_id
@@ -389,6 +416,11 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
             *active = false;
             let first = match tls_parser::parse_tls_handshake_msg_certificate(body) {
                 Ok((_, tls_parser::TlsMessageHandshake::Certificate(c))) => {
+                    s.record.cert_chain_fps = c
+                        .cert_chain
+                        .iter()
+                        .map(|raw| hex_sha256(raw.data))
+                        .collect();
                     c.cert_chain.first().and_then(|raw| cert::parse(raw.data))
                 }
                 _ => None,

@@ -98,7 +98,6 @@ fn expected_1_2() -> TlsRecord {
         }),
         ja4: Some("t13d0307h2_58a34ed92d94_38dbf9c86be1".into()),
         alpn: vec!["h2".into(), "http/1.1".into()],
-        server_alpns: vec!["h2".into()],
         subject: Some("C=US, O=Flowscope Test, CN=example.com".into()),
         issuerdn: Some("C=US, O=Flowscope Test, CN=example.com".into()),
         serial: Some(CERT_SERIAL.into()),
@@ -106,6 +105,13 @@ fn expected_1_2() -> TlsRecord {
         session_resumed: None,
         notbefore: Some("2026-11-25T18:12:01".into()),
         notafter: Some("2036-11-22T18:12:01".into()),
+        // TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, as the JA3S says.
+        cipher: Some(0xc02b),
+        server_alpn: Some("h2".into()),
+        // `sha256sum` of the certificate's DER.
+        cert_chain_fps: vec![
+            "9a3fac5f88192ebf663b63c7bf43450b50963526f624f2700dd0af62f5c2cc84".into(),
+        ],
     }
 }
 
@@ -140,6 +146,8 @@ fn handshake_messages_split_across_records() {
         json["tls"]["client_alpns"],
         serde_json::json!(["h2", "http/1.1"])
     );
+    assert_eq!(json["tls"]["server_alpns"], serde_json::json!(["h2"]));
+    assert!(json["tls"].get("cipher").is_none(), "Zeek's only");
 }
 
 #[test]

@@ -24,10 +24,11 @@
 //!   moment the record was complete, so offline output is deterministic and
 //!   ordered by completion.
 //! - `flow_id` is, as Suricata's, a number every record of a flow shares
-//!   and no other flow has, across workers, restarts and sensors: a keyed
-//!   hash (SipHash-1-3, keys drawn from the OS's randomness when the writer
-//!   starts) of the tracker's flow ID, cut to 53 bits so that consumers
-//!   reading JSON numbers as doubles keep it exact. Two runs over the same
+//!   and no other flow has, across workers, restarts and sensors: 53 bits
+//!   (exact for consumers reading JSON numbers as doubles) of the flow's
+//!   keyed digest ([`FlowHeader::digest`]: SHA-256 under a key drawn at
+//!   random per process, of the tracker's flow ID and key), whose first 96
+//!   bits are Zeek's `uid`. Two runs over the same
 //!   file therefore give different `flow_id`s; join records within a run,
 //!   or across runs on `community_id`.
 //! - `in_iface` (live): the interface captured.
@@ -96,7 +97,6 @@ mod flow;
 pub(crate) mod json;
 mod proto;
 
-use std::hash::{BuildHasher, RandomState};
 use std::io;
 
 use super::record::{FlowHeader, Record};
@@ -128,12 +128,19 @@ pub struct EveEncoder {
     line: Vec<u8>,
     body: Vec<u8>,
     opts: EveOptions,
-    /// Keys of the `flow_id` hash, drawn when the encoder is made.
-    flow_ids: RandomState,
 }
 
 /// `flow_id`s are cut to this many bits (exact as JSON doubles).
 const FLOW_ID_BITS: u32 = 53;
+
+/// EVE's `flow_id` of a flow whose [`FlowHeader::digest`] is `digest`: its
+/// bytes 12 to 19 (Zeek's `uid` takes bytes 0 to 11), cut to
+/// [`FLOW_ID_BITS`].
+fn eve_flow_id(digest: &[u8; 32]) -> u64 {
+    let mut b = [0; 8];
+    b.copy_from_slice(&digest[12..20]);
+    u64::from_le_bytes(b) & ((1 << FLOW_ID_BITS) - 1)
+}
 
 impl EveEncoder {
     /// An encoder with empty buffers and Suricata's fields only.
@@ -147,7 +154,6 @@ impl EveEncoder {
             line: Vec::with_capacity(1024),
             body: Vec::with_capacity(1024),
             opts,
-            flow_ids: RandomState::new(),
         }
     }
 
@@ -166,15 +172,16 @@ impl EveEncoder {
             in_iface: self.opts.in_iface.as_deref(),
             extras: self.opts.extras,
         };
-        let flow_id = |id: u64| self.flow_ids.hash_one(id) & ((1 << FLOW_ID_BITS) - 1);
+        let flow_id = |h: &FlowHeader| eve_flow_id(&h.digest());
         let line = &mut self.line;
         match record {
             Record::Flow(f) => {
-                (head.flow_id, head.tracker_flow_id) = (flow_id(f.flow.flow_id), f.flow.flow_id);
+                (head.flow_id, head.tracker_flow_id) =
+                    (flow_id(&FlowHeader::of(&f.flow)), f.flow.flow_id);
                 flow::flow(line, &head, f, id);
             }
             Record::L7 { header, ts, record } => {
-                (head.flow_id, head.tracker_flow_id) = (flow_id(header.flow_id), header.flow_id);
+                (head.flow_id, head.tracker_flow_id) = (flow_id(header), header.flow_id);
                 l7(line, &mut self.body, &head, header, id, *ts, record)?;
             }
             Record::Anomaly {
@@ -182,7 +189,7 @@ impl EveEncoder {
                 ts,
                 anomaly,
             } => {
-                (head.flow_id, head.tracker_flow_id) = (flow_id(header.flow_id), header.flow_id);
+                (head.flow_id, head.tracker_flow_id) = (flow_id(header), header.flow_id);
                 flow_anomaly(line, &head, header, id, *ts, anomaly);
             }
             Record::Interval(i) if self.opts.extras => interval(line, i),

@@ -17,7 +17,9 @@
 //!   a new connection, retried with exponential backoff. While the collector
 //!   is away the queue fills and its overflow is counted. At
 //!   [`IpfixExporter::finish`] the sender keeps trying for
-//!   [`IpfixConfig::finish_timeout`], then counts what is left as dropped.
+//!   [`IpfixConfig::finish_timeout`] (connects and writes cut to what is
+//!   left of it, so a stalled collector holds the exit no longer), then
+//!   counts what is left as dropped.
 //!   Data the collector's kernel acknowledged but the collector never read
 //!   cannot be detected: IPFIX has no application-level acknowledgement.
 //!
@@ -294,6 +296,17 @@ fn export_secs() -> u32 {
     u32::try_from(secs).unwrap_or(u32::MAX)
 }
 
+/// `t`, cut to what is left until `deadline` (at least 1 ms: a zero
+/// timeout means none).
+fn cut(t: Duration, deadline: Option<Instant>) -> Duration {
+    match deadline {
+        Some(d) => t
+            .min(d.saturating_duration_since(Instant::now()))
+            .max(Duration::from_millis(1)),
+        None => t,
+    }
+}
+
 /// True if the collector closed (or broke) the connection.
 fn peer_closed(s: &TcpStream) -> bool {
     if s.set_nonblocking(true).is_err() {
@@ -387,10 +400,15 @@ impl Sender {
         self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
+    /// The I/O timeout, cut to what is left of the finish deadline, so
+    /// closing never waits past it for a stalled collector.
+    fn io_timeout(&self) -> Duration {
+        cut(self.config.io_timeout, self.deadline)
+    }
+
     fn connect(&mut self) -> Option<TcpStream> {
-        let c = &self.config;
-        let s = TcpStream::connect_timeout(&c.collector, c.io_timeout).ok()?;
-        s.set_write_timeout(Some(c.io_timeout)).ok()?;
+        let s = TcpStream::connect_timeout(&self.config.collector, self.io_timeout()).ok()?;
+        s.set_write_timeout(Some(self.io_timeout())).ok()?;
         s.set_nodelay(true).ok()?;
         Some(s)
     }
@@ -426,6 +444,12 @@ impl Sender {
                     continue;
                 }
             };
+            if self.deadline.is_some() {
+                // Finishing: a stalled collector gets no longer than the
+                // deadline.
+                let t = cut(self.config.io_timeout, self.deadline);
+                let _ = stream.set_write_timeout(Some(t));
+            }
             let templates = self.templates_at.is_none();
             let msg = self.encoder.encode(&self.pending, templates, export_secs());
             if stream.write_all(msg).is_ok() {

@@ -1,0 +1,344 @@
+//! Zeek `dns.log` records from the DNS parser's records, joined to conn.log
+//! by `uid`: one row per query, completed by the first answer with its
+//! transaction ID (`rtt` the time between them), as Zeek pairs them.
+//!
+//! The parser reports queries and answers as they come (EVE's shape); this
+//! log keeps each flow's unanswered queries (at most
+//! [`MAX_PENDING`] per flow, the oldest written unanswered beyond it) and
+//! writes them unanswered when the flow ends, as Zeek does when the
+//! connection is removed. An answer without a query is a row of its own.
+//!
+//! Fields are Zeek's, in Zeek's order. `ts` is the query's time (the
+//! answer's for an answer alone). The flags (`AA`, `TC`, `RD`, `RA`, `Z`,
+//! `opcode`) are the answer's when there is one, the query's otherwise.
+//! `answers`/`TTLs` list the answer records the parser renders (A, AAAA,
+//! CNAME, NS, PTR, MX, TXT; TXT written `TXT <length> <text>` with the
+//! record's strings joined, where Zeek writes each string that way).
+//! `rejected` is Zeek's rule: an answer with an error code and no question.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Write};
+
+use super::record::FlowHeader;
+use super::zeek::{ConnId, Value, ZeekLog, ZeekLogKind};
+use crate::extractor::L4Proto;
+use crate::l7::{DnsKind, DnsRecord};
+use crate::view::Timestamp;
+
+/// `#fields` of Zeek's dns.log.
+const FIELDS: [&str; 26] = [
+    "ts",
+    "uid",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "proto",
+    "trans_id",
+    "rtt",
+    "query",
+    "qclass",
+    "qclass_name",
+    "qtype",
+    "qtype_name",
+    "rcode",
+    "rcode_name",
+    "AA",
+    "TC",
+    "RD",
+    "RA",
+    "Z",
+    "answers",
+    "TTLs",
+    "rejected",
+    "opcode",
+    "opcode_name",
+];
+
+/// `#types` of those fields.
+const TYPES: [&str; 26] = [
+    "time",
+    "string",
+    "addr",
+    "port",
+    "addr",
+    "port",
+    "enum",
+    "count",
+    "interval",
+    "string",
+    "count",
+    "string",
+    "count",
+    "string",
+    "count",
+    "string",
+    "bool",
+    "bool",
+    "bool",
+    "bool",
+    "count",
+    "vector[string]",
+    "vector[interval]",
+    "bool",
+    "count",
+    "string",
+];
+
+/// Most unanswered queries kept per flow.
+pub const MAX_PENDING: usize = 64;
+
+/// The kind of [`ZeekDnsWriter`].
+#[derive(Debug)]
+pub enum Dns {}
+
+impl ZeekLogKind for Dns {
+    const PATH: &'static str = "dns";
+    const FIELDS: &'static [&'static str] = &FIELDS;
+    const TYPES: &'static [&'static str] = &TYPES;
+}
+
+/// A query waiting for its answer.
+#[derive(Debug)]
+struct Pending {
+    header: FlowHeader,
+    ts: Timestamp,
+    query: DnsRecord,
+}
+
+/// Writes dns.log records to `W`, pairing queries with answers.
+#[derive(Debug)]
+pub struct ZeekDnsWriter<W: Write> {
+    log: ZeekLog<W, Dns>,
+    pending: HashMap<u64, VecDeque<Pending>>,
+}
+
+/// Zeek's `classes` names.
+fn qclass_name(c: u16) -> String {
+    match c {
+        1 => "C_INTERNET".into(),
+        2 => "C_CSNET".into(),
+        3 => "C_CHAOS".into(),
+        4 => "C_HESIOD".into(),
+        254 => "C_NONE".into(),
+        255 => "C_ANY".into(),
+        n => format!("qclass-{n}"),
+    }
+}
+
+/// Zeek's `opcodes` names.
+fn opcode_name(op: u16) -> String {
+    match op {
+        0 => "query".into(),
+        1 => "inverse-query".into(),
+        2 => "status".into(),
+        4 => "notify".into(),
+        5 => "dynamic-update".into(),
+        n => format!("opcode-{n}"),
+    }
+}
+
+/// A flag bit of the header's flags word.
+fn bit(flags: u16, n: u16) -> Value<'static> {
+    Value::Bool(flags & (1 << n) != 0)
+}
+
+impl<W: Write> ZeekDnsWriter<W> {
+    /// A writer to `out`; the TSV header is written now.
+    ///
+    /// # Errors
+    ///
+    /// Writing the header.
+    pub fn new(out: W, format: super::zeek::ZeekFormat) -> io::Result<Self> {
+        Ok(Self {
+            log: ZeekLog::new(out, format)?,
+            pending: HashMap::new(),
+        })
+    }
+
+    /// Takes one DNS record of `flow`, seen at `ts`: a query waits for its
+    /// answer; an answer completes the oldest query with its ID, or is
+    /// written alone.
+    ///
+    /// # Errors
+    ///
+    /// The underlying writer's I/O error.
+    pub fn write_dns(&mut self, flow: &FlowHeader, ts: Timestamp, r: &DnsRecord) -> io::Result<()> {
+        match r.kind {
+            DnsKind::Query => {
+                let queue = self.pending.entry(flow.flow_id).or_default();
+                let evicted = if queue.len() >= MAX_PENDING {
+                    queue.pop_front()
+                } else {
+                    None
+                };
+                queue.push_back(Pending {
+                    header: *flow,
+                    ts,
+                    query: r.clone(),
+                });
+                evicted.map_or(Ok(()), |p| self.row(&p.header, p.ts, Some(&p.query), None))
+            }
+            DnsKind::Answer => {
+                let query = self.pending.get_mut(&flow.flow_id).and_then(|q| {
+                    let at = q.iter().position(|p| p.query.id == r.id)?;
+                    q.remove(at)
+                });
+                match query {
+                    Some(p) => self.row(flow, p.ts, Some(&p.query), Some((ts, r))),
+                    None => self.row(flow, ts, None, Some((ts, r))),
+                }
+            }
+        }
+    }
+
+    /// The flow ended: its unanswered queries are written.
+    ///
+    /// # Errors
+    ///
+    /// The underlying writer's I/O error.
+    pub fn flow_ended(&mut self, flow_id: u64) -> io::Result<()> {
+        for p in self.pending.remove(&flow_id).unwrap_or_default() {
+            self.row(&p.header, p.ts, Some(&p.query), None)?;
+        }
+        Ok(())
+    }
+
+    /// Records written so far.
+    pub fn records(&self) -> u64 {
+        self.log.records()
+    }
+
+    /// The log itself (to account for its file, reopen or rotate it).
+    pub fn log_mut(&mut self) -> &mut ZeekLog<W, Dns> {
+        &mut self.log
+    }
+
+    /// The log itself, read-only.
+    pub fn log_ref(&self) -> &ZeekLog<W, Dns> {
+        &self.log
+    }
+
+    /// Flushes the underlying writer.
+    ///
+    /// # Errors
+    ///
+    /// The flush's I/O error.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.log.flush()
+    }
+
+    /// Writes every query still waiting, unanswered (the input ended).
+    ///
+    /// # Errors
+    ///
+    /// The underlying writer's I/O error.
+    pub fn end_all(&mut self) -> io::Result<()> {
+        let mut flows: Vec<u64> = self.pending.keys().copied().collect();
+        flows.sort_unstable();
+        flows.into_iter().try_for_each(|f| self.flow_ended(f))
+    }
+
+    /// Writes the queries still waiting, unanswered, then closes the log.
+    ///
+    /// # Errors
+    ///
+    /// The underlying writer's I/O error.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.end_all()?;
+        self.log.finish()
+    }
+
+    /// One row: a query and/or its answer (at its time).
+    fn row(
+        &mut self,
+        flow: &FlowHeader,
+        ts: Timestamp,
+        query: Option<&DnsRecord>,
+        answer: Option<(Timestamp, &DnsRecord)>,
+    ) -> io::Result<()> {
+        let id = ConnId::of(flow);
+        let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
+        let Some(msg) = answer.map(|a| a.1).or(query) else {
+            return Ok(());
+        };
+        let question = query.unwrap_or(msg);
+        let flags = msg.header_flags;
+        let rtt = match (query, answer) {
+            (Some(_), Some((at, _))) => Value::Secs(at.0.saturating_sub(ts.0) / 1000),
+            _ => Value::Unset,
+        };
+        let (qclass, qtype) = question
+            .qclass_qtype
+            .map_or((None, None), |(c, t)| (Some(c), Some(t)));
+        let qtype_name = question.rrtype.as_deref().map(|t| match t {
+            "ANY" => "*",
+            t => t,
+        });
+        let rendered: Vec<_> = answer
+            .map(|(_, a)| a.answers.iter().filter(|rr| rr.rdata.is_some()).collect())
+            .unwrap_or_default();
+        let answers: Vec<String> = rendered
+            .iter()
+            .filter_map(|rr| {
+                let data = rr.rdata.as_deref()?;
+                Some(if rr.rrtype == "TXT" {
+                    format!("TXT {} {data}", data.len())
+                } else {
+                    data.to_owned()
+                })
+            })
+            .collect();
+        let ttls: Vec<u64> = rendered
+            .iter()
+            .map(|rr| u64::from(rr.ttl) * 1_000_000)
+            .collect();
+        let rcode = answer.map(|_| flags & 0xf);
+        let opcode = (flags >> 11) & 0xf;
+        let proto = if flow.l4 == L4Proto::Tcp {
+            "tcp"
+        } else {
+            "udp"
+        };
+        let (qclass_name, opcode_name) = (qclass.map(qclass_name), opcode_name(opcode));
+        let values: [Value<'_>; FIELDS.len()] = [
+            Value::Secs(ts.0 / 1000),
+            uid,
+            orig_h,
+            orig_p,
+            resp_h,
+            resp_p,
+            Value::Str(proto),
+            Value::Count(u64::from(msg.id)),
+            rtt,
+            question.rrname.as_deref().map_or(Value::Unset, Value::Str),
+            qclass.map_or(Value::Unset, |c| Value::Count(u64::from(c))),
+            qclass_name.as_deref().map_or(Value::Unset, Value::Str),
+            qtype.map_or(Value::Unset, |t| Value::Count(u64::from(t))),
+            qtype_name.map_or(Value::Unset, Value::Str),
+            rcode.map_or(Value::Unset, |c| Value::Count(u64::from(c))),
+            answer
+                .and_then(|(_, a)| a.rcode.as_deref())
+                .map_or(Value::Unset, Value::Str),
+            bit(flags, 10),
+            bit(flags, 9),
+            bit(flags, 8),
+            bit(flags, 7),
+            Value::Count(u64::from((flags >> 4) & 0x7)),
+            if answers.is_empty() {
+                Value::Unset
+            } else {
+                Value::Strs(answers)
+            },
+            if ttls.is_empty() {
+                Value::Unset
+            } else {
+                Value::SecsList(ttls)
+            },
+            Value::Bool(rcode.is_some_and(|c| c != 0) && question.rrname.is_none()),
+            Value::Count(u64::from(opcode)),
+            Value::Str(&opcode_name),
+        ];
+        self.log.write(&values)
+    }
+}

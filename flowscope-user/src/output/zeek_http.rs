@@ -1,0 +1,168 @@
+//! Zeek `http.log` records from the HTTP parser's records (one per
+//! request/response exchange), joined to conn.log by `uid`.
+//!
+//! Fields are those of Zeek's http.log, in Zeek's order; what the parser
+//! does not know is unset (`-`) rather than guessed:
+//! - `ts` is the time the exchange was complete (Zeek's: the request).
+//! - `host` is the `Host` header without its port, as Zeek splits it;
+//!   `version` the response's (`1.1`; the request's when no response came),
+//!   as Zeek's `http_reply` sets it.
+//! - `request_body_len`/`response_body_len` are the body bytes seen after
+//!   de-chunking, as Zeek counts them.
+//! - `referrer`, `origin`, `username`, `password`, `proxied` and the
+//!   `info_*` fields of interim responses are unset: the parser keeps none
+//!   of those headers. `tags` is empty, as Zeek leaves it without policy
+//!   scripts.
+//! - The file-analysis fields (`*_fuids`, `*_filenames`, `*_mime_types`)
+//!   are unset: Zeek fills them by running its file analysis (libmagic
+//!   sniffing) on the bodies, which flowscope does not do.
+
+use std::io::{self, Write};
+
+use super::record::FlowHeader;
+use super::zeek::{ConnId, Value, ZeekLog, ZeekLogKind};
+use crate::l7::HttpRecord;
+use crate::view::Timestamp;
+
+/// `#fields` of Zeek's http.log.
+const FIELDS: [&str; 30] = [
+    "ts",
+    "uid",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "trans_depth",
+    "method",
+    "host",
+    "uri",
+    "referrer",
+    "version",
+    "user_agent",
+    "origin",
+    "request_body_len",
+    "response_body_len",
+    "status_code",
+    "status_msg",
+    "info_code",
+    "info_msg",
+    "tags",
+    "username",
+    "password",
+    "proxied",
+    "orig_fuids",
+    "orig_filenames",
+    "orig_mime_types",
+    "resp_fuids",
+    "resp_filenames",
+    "resp_mime_types",
+];
+
+/// `#types` of those fields.
+const TYPES: [&str; 30] = [
+    "time",
+    "string",
+    "addr",
+    "port",
+    "addr",
+    "port",
+    "count",
+    "string",
+    "string",
+    "string",
+    "string",
+    "string",
+    "string",
+    "string",
+    "count",
+    "count",
+    "count",
+    "string",
+    "count",
+    "string",
+    "set[enum]",
+    "string",
+    "string",
+    "set[string]",
+    "vector[string]",
+    "vector[string]",
+    "vector[string]",
+    "vector[string]",
+    "vector[string]",
+    "vector[string]",
+];
+
+/// The kind of [`ZeekHttpWriter`].
+#[derive(Debug)]
+pub enum Http {}
+
+impl ZeekLogKind for Http {
+    const PATH: &'static str = "http";
+    const FIELDS: &'static [&'static str] = &FIELDS;
+    const TYPES: &'static [&'static str] = &TYPES;
+}
+
+/// Writes http.log records to `W`.
+pub type ZeekHttpWriter<W> = ZeekLog<W, Http>;
+
+impl<W: Write> ZeekHttpWriter<W> {
+    /// Writes the record of one exchange of `flow`, completed at `ts`.
+    ///
+    /// # Errors
+    ///
+    /// The underlying writer's I/O error.
+    pub fn write_http(
+        &mut self,
+        flow: &FlowHeader,
+        ts: Timestamp,
+        r: &HttpRecord,
+    ) -> io::Result<()> {
+        let id = ConnId::of(flow);
+        let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
+        // Zeek keeps what precedes the first `:` of the Host header.
+        let host = r
+            .hostname
+            .as_deref()
+            .map(|h| h.split(':').next().unwrap_or(h));
+        // Zeek's is the response's (the request's while none came).
+        let version = r
+            .response_protocol
+            .as_deref()
+            .or(r.protocol.as_deref())
+            .map(|p| p.strip_prefix("HTTP/").unwrap_or(p));
+        let values: [Value<'_>; FIELDS.len()] = [
+            Value::Secs(ts.0 / 1000),
+            uid,
+            orig_h,
+            orig_p,
+            resp_h,
+            resp_p,
+            Value::Count(u64::from(r.trans_depth)),
+            Value::text(r.http_method.as_deref()),
+            host.map_or(Value::Unset, Value::Str),
+            Value::text(r.url.as_deref()),
+            Value::Unset,
+            version.map_or(Value::Unset, Value::Str),
+            Value::text(r.http_user_agent.as_deref()),
+            Value::Unset,
+            Value::Count(r.request_body_len),
+            Value::Count(r.length),
+            r.status
+                .map_or(Value::Unset, |s| Value::Count(u64::from(s))),
+            Value::text(r.status_msg.as_deref()),
+            Value::Unset,
+            Value::Unset,
+            Value::Strs(Vec::new()),
+            Value::Unset,
+            Value::Unset,
+            Value::Unset,
+            Value::Unset,
+            Value::Unset,
+            Value::Unset,
+            Value::Unset,
+            Value::Unset,
+            Value::Unset,
+        ];
+        self.write(&values)
+    }
+}

@@ -1,0 +1,130 @@
+//! Zeek `ssl.log` records from the TLS parser's records (one per
+//! connection), joined to conn.log by `uid`.
+//!
+//! Fields are Zeek's, in Zeek's order: `version` in Zeek's names
+//! (`TLSv12`), `cipher` the suite the ServerHello chose by its IANA name,
+//! `server_name` the SNI, `next_protocol` the protocol the ServerHello's
+//! ALPN chose, `cert_chain_fps` the SHA-256 of each server certificate.
+//! `ts` is the time the record was complete (Zeek's: the first packet).
+//! What the parser does not follow is unset: `curve` (the key exchange
+//! after the certificates), `resumed`, `last_alert`, `established` and
+//! `ssl_history` (the rest of the handshake and the alerts),
+//! `client_cert_chain_fps` (the client's flight after its hello) and
+//! `sni_matches_cert` (Zeek compares the name with the certificate's).
+
+use std::io::{self, Write};
+
+use super::record::FlowHeader;
+use super::zeek::{ConnId, Value, ZeekLog, ZeekLogKind};
+use crate::l7::TlsRecord;
+use crate::view::Timestamp;
+
+/// `#fields` of Zeek's ssl.log.
+const FIELDS: [&str; 18] = [
+    "ts",
+    "uid",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+    "version",
+    "cipher",
+    "curve",
+    "server_name",
+    "resumed",
+    "last_alert",
+    "next_protocol",
+    "established",
+    "ssl_history",
+    "cert_chain_fps",
+    "client_cert_chain_fps",
+    "sni_matches_cert",
+];
+
+/// `#types` of those fields.
+const TYPES: [&str; 18] = [
+    "time",
+    "string",
+    "addr",
+    "port",
+    "addr",
+    "port",
+    "string",
+    "string",
+    "string",
+    "string",
+    "bool",
+    "string",
+    "string",
+    "bool",
+    "string",
+    "vector[string]",
+    "vector[string]",
+    "bool",
+];
+
+/// The kind of [`ZeekSslWriter`].
+#[derive(Debug)]
+pub enum Ssl {}
+
+impl ZeekLogKind for Ssl {
+    const PATH: &'static str = "ssl";
+    const FIELDS: &'static [&'static str] = &FIELDS;
+    const TYPES: &'static [&'static str] = &TYPES;
+}
+
+/// Writes ssl.log records to `W`.
+pub type ZeekSslWriter<W> = ZeekLog<W, Ssl>;
+
+/// Zeek's name of a version the parser names `TLS 1.2` or `SSLv3`.
+fn version_name(v: &str) -> String {
+    match v.strip_prefix("TLS 1.") {
+        Some(minor) => format!("TLSv1{minor}"),
+        None => v.to_owned(),
+    }
+}
+
+/// Zeek's name of a cipher suite: IANA's, `unknown-N` for others.
+fn cipher_name(id: u16) -> String {
+    tls_parser::TlsCipherSuite::from_id(id)
+        .map_or_else(|| format!("unknown-{id}"), |c| c.name.to_owned())
+}
+
+impl<W: Write> ZeekSslWriter<W> {
+    /// Writes the record of `flow`'s TLS connection, completed at `ts`.
+    ///
+    /// # Errors
+    ///
+    /// The underlying writer's I/O error.
+    pub fn write_ssl(&mut self, flow: &FlowHeader, ts: Timestamp, r: &TlsRecord) -> io::Result<()> {
+        let id = ConnId::of(flow);
+        let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
+        let version = r.version.as_deref().map(version_name);
+        let cipher = r.cipher.map(cipher_name);
+        let values: [Value<'_>; FIELDS.len()] = [
+            Value::Secs(ts.0 / 1000),
+            uid,
+            orig_h,
+            orig_p,
+            resp_h,
+            resp_p,
+            version.as_deref().map_or(Value::Unset, Value::Str),
+            cipher.as_deref().map_or(Value::Unset, Value::Str),
+            Value::Unset,
+            r.sni.as_deref().map_or(Value::Unset, Value::Str),
+            Value::Unset,
+            Value::Unset,
+            r.server_alpn.as_deref().map_or(Value::Unset, Value::Str),
+            Value::Unset,
+            Value::Unset,
+            if r.cert_chain_fps.is_empty() {
+                Value::Unset
+            } else {
+                Value::Strs(r.cert_chain_fps.clone())
+            },
+            Value::Unset,
+            Value::Unset,
+        ];
+        self.write(&values)
+    }
+}
