@@ -334,13 +334,19 @@ impl Outputs {
         if self.any_eve {
             let id = self.ids.of(record);
             let line = self.eve.encode(record, id.as_ref());
-            for o in &mut self.outputs {
+            // An empty line is a record EVE does not write (an anomaly
+            // interval without the extras): no EVE output takes it.
+            let outputs = if matches!(line, Ok([])) {
+                &mut []
+            } else {
+                &mut self.outputs[..]
+            };
+            for o in outputs {
                 if !matches!(o.sink, Sink::Eve(_)) || !o.take() {
                     continue;
                 }
                 let Sink::Eve(e) = &mut o.sink else { continue };
                 let result = match &line {
-                    Ok([]) => continue,
                     Ok(line) => io::Write::write_all(e, line).and_then(|()| e.end_record()),
                     Err(err) => {
                         o.failed += 1;
