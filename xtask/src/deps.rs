@@ -184,6 +184,19 @@ fn pip_version(name: &str) -> Option<String> {
     Some(out.trim().to_owned())
 }
 
+/// The interpreter `python3` runs (its real path, so a VM guest, whose
+/// PATH is the system's, runs the same one with the packages installed
+/// here).
+///
+/// # Errors
+/// When `python3` does not run.
+pub fn python() -> Result<std::path::PathBuf> {
+    let out =
+        cmd::stdout(Command::new("python3").args(["-c", "import sys\nprint(sys.executable)"]))
+            .context("python3 does not run (`cargo xtask deps`)")?;
+    Ok(out.trim().into())
+}
+
 /// The installed virtme-ng's version and the directory of its `vng`
 /// script, as `python3` sees them.
 pub fn virtme_ng() -> Option<(String, std::path::PathBuf)> {

@@ -2,7 +2,7 @@
 //! eBPF object, the generator and the tests, makes a Debian package of the
 //! tests' own flowscope binary ([`crate::package`]: no release build), runs
 //! `cargo test --workspace` with `FLOWSCOPE_EBPF_OBJ`, `FLOWSCOPE_FSGEN`,
-//! `FLOWSCOPE_DEB` and, as root, `FLOWSCOPE_KERNEL_TESTS=1` on this
+//! `FLOWSCOPE_DEB`, `FLOWSCOPE_PYTHON` and, as root, `FLOWSCOPE_KERNEL_TESTS=1` on this
 //! machine's kernel; then, as root, the kernel tests again on Debian's 6.1
 //! in a VM ([`crate::vm`]). The last lines give the counts per kernel and in
 //! all.
@@ -103,6 +103,10 @@ pub fn run(args: &Args) -> Result<()> {
     let kernel_tests = ("FLOWSCOPE_KERNEL_TESTS", OsStr::new("1"));
     let fsgen_env = ("FLOWSCOPE_FSGEN", fsgen.as_os_str());
     let deb_env = ("FLOWSCOPE_DEB", deb.as_os_str());
+    // The EVE schema test's interpreter, by its real path (a VM guest's
+    // PATH is the system's).
+    let python = deps::python()?;
+    let python_env = ("FLOWSCOPE_PYTHON", python.as_os_str());
     // (kernel release, where it ran, counts)
     let mut counts: Vec<(String, &str, Tally)> = Vec::new();
     let mut host_ok = true;
@@ -110,6 +114,7 @@ pub fn run(args: &Args) -> Result<()> {
         let mut test = build::workspace_cargo(&obj, "test");
         test.env(fsgen_env.0, fsgen_env.1)
             .env(deb_env.0, deb_env.1)
+            .env(python_env.0, python_env.1)
             .args(&args.cargo_args);
         if root {
             test.env(kernel_tests.0, kernel_tests.1);
@@ -125,7 +130,11 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if !vms.is_empty() {
         for kernel in &vms {
-            let outcome = vm::run(kernel, &built.tests, &[fsgen_env, deb_env, kernel_tests]);
+            let outcome = vm::run(
+                kernel,
+                &built.tests,
+                &[fsgen_env, deb_env, python_env, kernel_tests],
+            );
             counts.push((outcome.release, "VM", outcome.tally));
         }
     }

@@ -19,7 +19,9 @@ const VALIDATOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/eve_schema/v
 /// first file and line, and the message).
 pub fn validate(files: &[PathBuf]) -> Value {
     assert!(!files.is_empty(), "files to validate");
-    let o = Command::new("python3")
+    // `cargo xtask test` names the interpreter `cargo xtask deps` checked.
+    let python = std::env::var_os("FLOWSCOPE_PYTHON").unwrap_or_else(|| "python3".into());
+    let o = Command::new(python)
         .arg(VALIDATOR)
         .arg(SCHEMA)
         .args(files)
