@@ -8,7 +8,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::view::{LinkType, Timestamp};
@@ -278,10 +278,5 @@ impl PcapngWriter {
             self.error.get_or_insert(e);
         }
         (self.stats, self.error)
-    }
-
-    /// The directory.
-    pub fn dir(&self) -> &Path {
-        &self.cfg.dir
     }
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::out::Backpressure;
+use super::out::{Backpressure, wait_for_room};
 use crate::extract::FiveTupleKey;
 use crate::filter::{FilterError, LinkFilters};
 use crate::l7::L7Record;
@@ -188,20 +188,10 @@ impl FrameTap {
         head[16] = link_code(view.link);
         let mut tries = 0u32;
         while self.ring.slots() < HEAD + len {
-            let wait = match policy {
-                Backpressure::Drop => false,
-                Backpressure::WaitUntil(t) => std::time::Instant::now() < t,
-                Backpressure::Wait => !self.ring.is_abandoned(),
-            };
-            if !wait {
+            // An abandoned ring (the writer thread gone) never frees room.
+            if self.ring.is_abandoned() || !wait_for_room(policy, &mut tries) {
                 self.ring_full += 1;
                 return;
-            }
-            tries += 1;
-            if tries < 16 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(Duration::from_micros(100));
             }
         }
         push_frame(&mut self.ring, &head, view.frame);

@@ -245,9 +245,9 @@ fn read_all<R: Read>(
             }
         };
         let chunk = reader.chunk();
+        let v = f.view(chunk.bytes());
         if let Some(filter) = filter.as_deref_mut() {
-            let v = f.view(chunk.bytes());
-            match filter.pass(v.frame, f.orig_len, f.link) {
+            match filter.pass(v.frame, v.orig_len, v.link) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
@@ -257,7 +257,6 @@ fn read_all<R: Read>(
             }
         }
         let w = if workers > 1 {
-            let v = f.view(chunk.bytes());
             let key = SteerKey::of(v.frame, v.link);
             if key != steer.0 {
                 steer = (key, key.map_or(0, |k| k.hash(STEER_SEED)));

@@ -66,16 +66,25 @@ pub(super) fn push_with(
             Ok(()) => return true,
             Err(back) => record = back,
         }
-        match policy {
-            Backpressure::Drop => return false,
-            Backpressure::WaitUntil(deadline) if Instant::now() >= deadline => return false,
-            _ => {}
-        }
-        tries += 1;
-        if tries < 16 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(WAIT_NAP);
+        if !wait_for_room(policy, &mut tries) {
+            return false;
         }
     }
+}
+
+/// Waits once for a consumer to make room, after `tries` failed tries under
+/// `policy`; false when the caller should drop instead.
+pub(super) fn wait_for_room(policy: Backpressure, tries: &mut u32) -> bool {
+    match policy {
+        Backpressure::Drop => return false,
+        Backpressure::WaitUntil(deadline) if Instant::now() >= deadline => return false,
+        _ => {}
+    }
+    *tries += 1;
+    if *tries < 16 {
+        std::thread::yield_now();
+    } else {
+        std::thread::sleep(WAIT_NAP);
+    }
+    true
 }
