@@ -6,7 +6,8 @@
 //! [`flows`] (which flows exist and how many frames each gets),
 //! [`packet_socket`] (the `sendmmsg` sender), [`cpu`] (CPU pinning that
 //! selects the TX queue), [`generator`] (the per-queue send loop) and
-//! [`flood`] (the SYN-flood mode).
+//! [`flood`] (the SYN-flood mode). [`track`] and [`sessions`] hold the
+//! workloads of the tracker and pipeline benchmarks.
 #![deny(missing_docs)]
 
 pub mod checksum;
@@ -16,4 +17,5 @@ pub mod flows;
 pub mod frame;
 pub mod generator;
 pub mod packet_socket;
+pub mod sessions;
 pub mod track;

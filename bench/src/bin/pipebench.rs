@@ -11,6 +11,11 @@
 //!   ns/packet and GB/s of frame bytes, median (min–max) over the runs.
 //! - Many flows: `--flows` concurrent synthetic TCP flows round-robin, the
 //!   passes after the first timed one frame at a time and in batches.
+//! - Real sessions: `--real-flows` concurrent TCP flows, each a copy of a
+//!   whole HTTP or TLS session of `--session-pcap` captures with its
+//!   addresses rewritten, packets interleaved round-robin across the flows
+//!   ([`bench::sessions`]); generated chunk by chunk (untimed) into one
+//!   buffer larger than the caches, each chunk then timed in batches.
 //! - Memory: one flow whose client sends `--segments` one-byte segments
 //!   above a one-byte hole that never fills, through the real reassembler
 //!   with the default caps; contiguous (one growing run) and sparse (one
@@ -24,8 +29,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bench::frame::{self, FrameSpec, IpPair, Transport};
+use bench::sessions::{self, Replay, Sessions};
 use bench::track::Stats;
-use bench::track::workload::Workload;
+use bench::track::workload::{Packet, Workload};
 use clap::Parser;
 use flowscope::capture::HANDLER_BATCH;
 use flowscope::extract::{FiveTuple, FiveTupleKey};
@@ -59,9 +65,39 @@ struct Args {
     /// Concurrent flows of the many-flows workload (0 skips it).
     #[arg(long, default_value_t = 200_000)]
     flows: usize,
+    /// Concurrent flows of the real-sessions workload (0 skips it).
+    #[arg(long, default_value_t = 1_000_000)]
+    real_flows: usize,
+    /// Capture whose whole TCP sessions the real-sessions workload copies
+    /// (repeatable).
+    #[arg(long, default_values = [
+        "../shared/pcaps/ndpi__WebattackXSS.pcap",
+        "../shared/pcaps/zeek__http_methods.pcap",
+        "../shared/pcaps/zeek__http_pipelined-requests.pcap",
+        "../shared/pcaps/zeek__http_1000-requests-one-dropped-response.pcap",
+        "../shared/pcaps/ndpi__tls_long_cert.pcap",
+        "../shared/pcaps/zeek__tls_tls-conn-with-extensions.pcap",
+    ])]
+    session_pcap: Vec<PathBuf>,
+    /// Run only these parts (default: all).
+    #[arg(long, value_enum)]
+    only: Vec<Part>,
     /// CPU to pin the benchmark to (default: the last one allowed).
     #[arg(long)]
     cpu: Option<usize>,
+}
+
+/// The parts of the benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    /// Reassembly memory under an adversarial stream.
+    Memory,
+    /// Captures replayed from memory.
+    Captures,
+    /// Synthetic many concurrent flows.
+    Many,
+    /// Real sessions copied into many concurrent flows.
+    Real,
 }
 
 /// Counts what the pipeline emits, touching every record.
@@ -190,6 +226,101 @@ fn many_flows(args: &Args) -> Result<()> {
         cell(one, 1),
         cell(batched, 1),
         one.median / batched.median
+    );
+    Ok(())
+}
+
+/// Packets generated per chunk of the real-sessions replay: their frames
+/// (about 700 MiB for these captures) are far larger than the caches, as
+/// frames fresh from a NIC ring or a capture file would be.
+const REAL_CHUNK: usize = 1 << 20;
+
+/// One run of the real-sessions workload through a fresh pipeline sized
+/// for its flows: the time spent in `process_batch` and `finish` (chunk
+/// generation untimed), and what the sink counted.
+fn real_run(s: &Sessions, bytes: &mut Vec<u8>, packets: &mut Vec<Packet>) -> (Duration, Counting) {
+    let config = PipelineConfig {
+        tracker: TrackerConfig {
+            max_flows: s.flows() + s.flows() / 4,
+            ..TrackerConfig::default()
+        },
+        ..PipelineConfig::default()
+    };
+    let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), config);
+    let mut sink = Counting::default();
+    let mut replay = Replay::default();
+    let mut elapsed = Duration::ZERO;
+    while s.fill(&mut replay, REAL_CHUNK, bytes, packets) {
+        // Once per chunk, untimed: the views borrow this chunk's bytes.
+        let mut views = Vec::with_capacity(HANDLER_BATCH);
+        let start = Instant::now();
+        for chunk in packets.chunks(HANDLER_BATCH) {
+            views.clear();
+            views.extend(chunk.iter().map(|p| {
+                PacketView {
+                    frame: bytes
+                        .get(p.offset..p.offset + p.len as usize)
+                        .unwrap_or_default(),
+                    timestamp: Timestamp(sessions::EPOCH_NS + p.rel_ns),
+                    link: LinkType::Ethernet,
+                    orig_len: p.orig_len,
+                    hint: None,
+                }
+            }));
+            pipeline.process_batch(&views, &mut sink);
+        }
+        elapsed += start.elapsed();
+    }
+    let start = Instant::now();
+    pipeline.finish(&mut sink);
+    (elapsed + start.elapsed(), sink)
+}
+
+/// The real-sessions workload: every run a fresh pipeline and one whole
+/// replay (every flow created, parsed and ended).
+fn real_sessions(args: &Args) -> Result<()> {
+    let s = Sessions::load(&args.session_pcap, args.real_flows)?;
+    let (packets, frame_bytes) = s.totals();
+    let (mut bytes, mut chunk) = (Vec::new(), Vec::with_capacity(REAL_CHUNK));
+    let (mut ns, mut gbs) = (Vec::new(), Vec::new());
+    let mut first: Option<Counting> = None;
+    for _ in 0..args.runs {
+        let (t, sink) = real_run(&s, &mut bytes, &mut chunk);
+        if let Some(f) = &first {
+            anyhow::ensure!(
+                (sink.l7, sink.flows) == (f.l7, f.flows),
+                "real sessions: {} L7 records and {} flows in a run, {} and {} in the first",
+                sink.l7,
+                sink.flows,
+                f.l7,
+                f.flows
+            );
+        }
+        let secs = t.as_secs_f64();
+        ns.push(secs * 1e9 / packets as f64);
+        gbs.push(frame_bytes as f64 / secs / 1e9);
+        first.get_or_insert(sink);
+        eprintln!(
+            "pipebench: real sessions run {:.0} ns/packet",
+            ns.last().copied().unwrap_or(0.0)
+        );
+    }
+    let (Some(ns), Some(gbs), Some(first)) = (Stats::of(&ns), Stats::of(&gbs), first) else {
+        return Ok(());
+    };
+    println!(
+        "| workload | template sessions | packets | frame bytes | flows ended | L7 records | batches of {HANDLER_BATCH} ns/packet | GB/s | peak RSS |"
+    );
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+    println!(
+        "| {} flows, real HTTP/TLS sessions round-robin | {} | {packets} | {frame_bytes} | {} | {} | {} | {} | {} MiB |",
+        s.flows(),
+        s.templates(),
+        first.flows,
+        first.l7,
+        cell(ns, 0),
+        cell(gbs, 2),
+        vm_hwm()? >> 20
     );
     Ok(())
 }
@@ -383,17 +514,24 @@ fn memory(segments: u64) -> Result<()> {
 }
 
 fn run(args: &Args) -> Result<()> {
+    let part = |p| args.only.is_empty() || args.only.contains(&p);
     // Memory first, while the process holds nothing else.
-    if args.segments > 0 {
+    if args.segments > 0 && part(Part::Memory) {
         println!("### Memory under an adversarial stream\n");
         memory(args.segments)?;
         println!();
     }
-    println!("### Speed (captures replayed from memory)\n");
-    speed(args)?;
-    if args.flows > 0 {
+    if part(Part::Captures) {
+        println!("### Speed (captures replayed from memory)\n");
+        speed(args)?;
+    }
+    if args.flows > 0 && part(Part::Many) {
         println!("\n### Many concurrent flows\n");
         many_flows(args)?;
+    }
+    if args.real_flows > 0 && part(Part::Real) {
+        println!("\n### Real sessions, many concurrent flows\n");
+        real_sessions(args)?;
     }
     Ok(())
 }
