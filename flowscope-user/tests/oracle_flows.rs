@@ -36,7 +36,7 @@ fn run<E: FlowExtractor<Key = FiveTupleKey>>(
     let mut tracker = FlowTracker::with_config(extractor, config);
     let mut recs = Vec::new();
     let mut sink = |e: FlowEvent<'_, FiveTupleKey>| {
-        if let FlowEvent::Ended { flow, reason } = e {
+        if let FlowEvent::Ended { flow, reason, .. } = e {
             let k = flow.key.oriented(flow.initiator);
             recs.push(Rec {
                 proto: flow.l4.number(),

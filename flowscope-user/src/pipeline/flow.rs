@@ -1,8 +1,6 @@
 //! Per-flow state (two reassemblers and the parser of a TCP flow, the
 //! parser of a UDP flow) and the routing of tracker events through it.
 
-use std::collections::HashMap;
-
 use super::counters::ReassemblyCounters;
 use super::{FlowAnomaly, PipelineAnomaly, PipelineSink};
 use crate::extract::FiveTupleKey;
@@ -115,14 +113,41 @@ pub(super) struct StreamFlow {
     session: StreamSession<L7Record>,
 }
 
-/// Per-flow state, boxed in [`Core::flows`].
+/// Per-flow state, one per tracker slot in [`Core::flows`].
 #[expect(
     clippy::large_enum_variant,
-    reason = "always boxed; UDP flows are few next to TCP ones"
+    reason = "stored in place, one per slot: a smaller UDP variant saves nothing"
 )]
 pub(super) enum FlowState {
+    /// No TCP or UDP payload-carrying packet yet (or not a TCP/UDP flow).
+    Empty,
     Stream(StreamFlow),
     Datagram(DatagramSession<L7Record>),
+}
+
+/// One slot's state, aligned to cache lines so that prefetching it brings
+/// its own lines only.
+#[repr(align(64))]
+pub(super) struct FlowSlot(FlowState);
+
+/// Bytes of pipeline state per flow-table slot (the memory bound stated in
+/// the [module docs](super)).
+pub const FLOW_STATE_BYTES: usize = std::mem::size_of::<FlowSlot>();
+
+/// The state of `slot`, `flows` grown to it if it is the first use of that
+/// slot (within the capacity reserved: never a reallocation).
+fn slot_state(flows: &mut Vec<FlowSlot>, slot: u32) -> Option<&mut FlowState> {
+    let i = slot as usize;
+    if i >= flows.len() && i < flows.capacity() {
+        flows.resize_with(i + 1, || FlowSlot(FlowState::Empty));
+    }
+    flows.get_mut(i).map(|s| &mut s.0)
+}
+
+/// Per-slot states for a tracker of `capacity` slots: room reserved now
+/// (never reallocated), pages touched as slots are first used.
+pub(super) fn slot_states(capacity: usize) -> Vec<FlowSlot> {
+    crate::tracker::hugepage::vec_with_capacity(capacity)
 }
 
 /// Everything the event handler needs; the pipeline minus tracker and
@@ -131,8 +156,9 @@ pub(super) struct Core {
     pub(super) enabled: bool,
     pub(super) reassembly: ReassemblyConfig,
     pub(super) budget: ReassemblyBudget,
-    /// Per-flow state by flow ID.
-    pub(super) flows: HashMap<u64, Box<FlowState>, ahash::RandomState>,
+    /// Per-flow state by tracker slot; grows (within its capacity, the
+    /// tracker's) as the tracker's slots are first used.
+    pub(super) flows: Vec<FlowSlot>,
     pub(super) streams: SessionDriver<L7Record>,
     pub(super) datagrams: DatagramDriver<L7Record>,
     pub(super) counters: ReassemblyCounters,
@@ -176,9 +202,12 @@ fn ports(flow: &FlowRecord<FiveTupleKey>) -> FlowPorts {
 impl<S: PipelineSink<FiveTupleKey>> EventSink<FiveTupleKey> for Stage<'_, S> {
     fn event(&mut self, event: FlowEvent<'_, FiveTupleKey>) {
         match event {
-            FlowEvent::Ended { flow, reason } => self.core.ended(flow, reason, self.sink),
+            FlowEvent::Ended { flow, slot, reason } => {
+                self.core.ended(slot, flow, reason, self.sink)
+            }
             FlowEvent::Packet {
                 flow,
+                slot,
                 side,
                 extracted,
                 view,
@@ -189,10 +218,17 @@ impl<S: PipelineSink<FiveTupleKey>> EventSink<FiveTupleKey> for Stage<'_, S> {
                 let fragment = extracted.fragment.is_some_and(|f| f.more || f.offset > 0);
                 if self.core.enabled && !fragment {
                     self.core
-                        .packet(flow, session_side(side), extracted, view, self.sink);
+                        .packet(slot, flow, session_side(side), extracted, view, self.sink);
                 }
             }
             other => self.sink.event(&other),
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch(&mut self, slot: u32) {
+        if let Some(state) = self.core.flows.get(slot as usize) {
+            crate::tracker::prefetch(state, FLOW_STATE_BYTES);
         }
     }
 }
@@ -244,7 +280,7 @@ impl Core {
         let Ok(ext) = tracker.extractor().extract(view) else {
             return;
         };
-        let Some(flow) = tracker.get(&ext.key) else {
+        let Some((slot, flow)) = tracker.find(&ext.key) else {
             return;
         };
         let side = if ext.orientation == flow.initiator {
@@ -252,11 +288,12 @@ impl Core {
         } else {
             Side::Responder
         };
-        self.packet(flow, side, &ext, view, sink);
+        self.packet(slot, flow, side, &ext, view, sink);
     }
 
     fn packet<S: PipelineSink<FiveTupleKey>>(
         &mut self,
+        slot: u32,
         flow: &FlowRecord<FiveTupleKey>,
         side: Side,
         ext: &Extracted<FiveTupleKey>,
@@ -271,8 +308,11 @@ impl Core {
         let ts = view.timestamp;
         match (flow.l4, ext.tcp) {
             (L4Proto::Tcp, Some(tcp)) => {
-                let state = self.flows.entry(flow.flow_id).or_insert_with(|| {
-                    Box::new(FlowState::Stream(StreamFlow {
+                let Some(state) = slot_state(&mut self.flows, slot) else {
+                    return;
+                };
+                if let FlowState::Empty = state {
+                    *state = FlowState::Stream(StreamFlow {
                         sides: [Reassembler::new(), Reassembler::new()],
                         global_overflows: [0; 2],
                         ended: [false; 2],
@@ -281,9 +321,9 @@ impl Core {
                         last_ts: ts,
                         time_reordered: false,
                         session: StreamSession::new(),
-                    }))
-                });
-                let FlowState::Stream(st) = &mut **state else {
+                    });
+                }
+                let FlowState::Stream(st) = state else {
                     return;
                 };
                 st.time_reordered |= ts < st.last_ts;
@@ -348,11 +388,13 @@ impl Core {
                 }
             }
             (L4Proto::Udp, _) if !payload.is_empty() => {
-                let state = self
-                    .flows
-                    .entry(flow.flow_id)
-                    .or_insert_with(|| Box::new(FlowState::Datagram(DatagramSession::new())));
-                if let FlowState::Datagram(session) = &mut **state {
+                let Some(state) = slot_state(&mut self.flows, slot) else {
+                    return;
+                };
+                if let FlowState::Empty = state {
+                    *state = FlowState::Datagram(DatagramSession::new());
+                }
+                if let FlowState::Datagram(session) = state {
                     let mut tag = Tag { sink, flow, ts };
                     self.datagrams
                         .on_datagram(session, ports(flow), side, payload, ts, &mut tag);
@@ -366,22 +408,28 @@ impl Core {
     /// state so far; otherwise the state is flushed, counted and freed.
     fn ended<S: PipelineSink<FiveTupleKey>>(
         &mut self,
+        slot: u32,
         flow: &FlowRecord<FiveTupleKey>,
         reason: EndReason,
         sink: &mut S,
     ) {
         if reason == EndReason::ActiveTimeout {
-            let summary = self.flows.get(&flow.flow_id).map(|s| self.summary(s));
+            let summary = self
+                .flows
+                .get(slot as usize)
+                .and_then(|s| self.summary(&s.0));
             sink.flow_ended(flow, reason, summary.as_ref());
             return;
         }
-        let Some(mut state) = self.flows.remove(&flow.flow_id) else {
+        let Some(FlowSlot(state)) = self.flows.get_mut(slot as usize) else {
             sink.flow_ended(flow, reason, None);
             return;
         };
+        let mut state = std::mem::replace(state, FlowState::Empty);
         let ts = flow.end();
         let mut reason = reason;
-        match &mut *state {
+        match &mut state {
+            FlowState::Empty => {}
             FlowState::Stream(st) => {
                 for s in Side::BOTH {
                     flush_side(&mut self.streams, &mut self.budget, st, flow, s, ts, sink);
@@ -436,7 +484,7 @@ impl Core {
             }
         }
         let summary = self.summary(&state);
-        sink.flow_ended(flow, reason, Some(&summary));
+        sink.flow_ended(flow, reason, summary.as_ref());
     }
 
     fn report<S: PipelineSink<FiveTupleKey>>(
@@ -451,8 +499,10 @@ impl Core {
         sink.anomaly(flow, FlowAnomaly { kind, side, count });
     }
 
-    fn summary(&self, state: &FlowState) -> FlowSummary {
-        match state {
+    /// What reassembly and parsing did; `None` for a flow without state.
+    fn summary(&self, state: &FlowState) -> Option<FlowSummary> {
+        Some(match state {
+            FlowState::Empty => return None,
             FlowState::Stream(st) => FlowSummary {
                 session: self.streams.state(&st.session),
                 tcp: Some(Side::BOTH.map(|s| SideReassembly {
@@ -464,7 +514,7 @@ impl Core {
                 session: self.datagrams.state(session),
                 tcp: None,
             },
-        }
+        })
     }
 }
 
@@ -504,4 +554,14 @@ fn flush_side<S: PipelineSink<FiveTupleKey>>(
         deliver(driver, session, parse_error_side, flow, side, d, ts, sink)
     });
     end_side(driver, st, flow, side, ts, sink);
+}
+
+#[cfg(test)]
+mod tests {
+    /// The per-slot figure the module docs and BENCHMARKS.md state.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn flow_state_is_eight_cache_lines() {
+        assert_eq!(super::FLOW_STATE_BYTES, 512);
+    }
 }

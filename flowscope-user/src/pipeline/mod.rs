@@ -25,9 +25,14 @@
 //! parsing did ([`FlowSummary`]). Its [`PipelineCounters`] are plain and
 //! mergeable across workers.
 //!
-//! Memory: the tracker's table is fixed; per flow the pipeline keeps a
-//! boxed state (two reassemblers and the parser) allocated when the flow's
-//! first TCP or UDP packet arrives and freed when it ends. Out-of-order
+//! Memory: the tracker's table is fixed, and so is the pipeline's per-flow
+//! state beside it: one [`FLOW_STATE_BYTES`]-byte state (512 bytes on
+//! 64-bit targets: two reassemblers and the parser's driver state) per
+//! table slot, indexed by the slot the
+//! tracker's events name (no second lookup; `track_batch` prefetches it
+//! with the record), reserved with the table and touched as slots are
+//! first used, reset when a flow ends. A parser the driver chooses is
+//! allocated then, and freed when the flow ends. Out-of-order
 //! payload is copied out of the frame into storage charged to one shared
 //! [`ReassemblyBudget`] (global cap)
 //! and to each side's cap; in-order payload goes from the frame straight to
@@ -48,10 +53,8 @@ mod counters;
 mod flow;
 mod fragments;
 
-use std::collections::HashMap;
-
 pub use counters::{PipelineCounters, ReassemblyCounters};
-pub use flow::{Bound, FAILED, FlowSummary, SideReassembly};
+pub use flow::{Bound, FAILED, FLOW_STATE_BYTES, FlowSummary, SideReassembly};
 
 use crate::extract::FiveTupleKey;
 use crate::extractor::FlowExtractor;
@@ -245,7 +248,7 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
             enabled: config.l7.is_some(),
             reassembly: config.reassembly,
             budget: ReassemblyBudget::new(config.reassembly_budget_bytes),
-            flows: HashMap::with_capacity_and_hasher(tracker.capacity(), ahash::RandomState::new()),
+            flows: flow::slot_states(tracker.capacity()),
             streams,
             datagrams,
             counters: ReassemblyCounters::default(),

@@ -220,6 +220,8 @@ pub enum FlowEvent<'a, K> {
     Packet {
         /// The flow, with this packet counted.
         flow: &'a FlowRecord<K>,
+        /// The record's slot in the table (see [`FlowEvent::Ended`]).
+        slot: u32,
         /// Who sent it.
         side: FlowSide,
         /// What the extractor found.
@@ -249,6 +251,12 @@ pub enum FlowEvent<'a, K> {
     Ended {
         /// The final record.
         flow: &'a FlowRecord<K>,
+        /// Its slot in the table, below the tracker's capacity: the slot
+        /// of every packet of the record, free for another flow after this
+        /// event unless the record ended with an active timeout (the flow
+        /// goes on in the same slot). A sink may keep per-flow state in an
+        /// array indexed by slot, reset here.
+        slot: u32,
         /// Why.
         reason: EndReason,
     },
@@ -267,6 +275,16 @@ pub enum FlowEvent<'a, K> {
 pub trait EventSink<K> {
     /// Called once per event, in order.
     fn event(&mut self, event: FlowEvent<'_, K>);
+
+    /// A packet of the flow in `slot` (probably: the tracker's guess before
+    /// it compares keys) will soon be an event:
+    /// [`FlowTracker::track_batch`](super::FlowTracker::track_batch) calls
+    /// this when it prefetches the record, so that a sink can prefetch its
+    /// own per-slot state. Default: nothing.
+    #[inline(always)]
+    fn prefetch(&mut self, slot: u32) {
+        let _ = slot;
+    }
 }
 
 impl<K, F: FnMut(FlowEvent<'_, K>)> EventSink<K> for F {

@@ -43,7 +43,7 @@
 mod config;
 mod event;
 mod history;
-mod hugepage;
+pub(crate) mod hugepage;
 mod prefetch;
 mod record;
 mod table;
@@ -262,9 +262,15 @@ impl<E: FlowExtractor> FlowTracker<E> {
 
     /// The live record of `key`, if any.
     pub fn get(&self, key: &E::Key) -> Option<&FlowRecord<E::Key>> {
+        self.find(key).map(|(_, rec)| rec)
+    }
+
+    /// The live record of `key` and its slot (as in
+    /// [`FlowEvent::Packet`]), if any.
+    pub fn find(&self, key: &E::Key) -> Option<(u32, &FlowRecord<E::Key>)> {
         let hash = self.hasher.hash_one(key) as u32;
         let slot = self.index.find(hash, |s| self.slot_has(s, key))?;
-        self.slots.get(slot as usize)
+        Some((slot, self.slots.get(slot as usize)?))
     }
 
     /// Every live record (in table order).
@@ -344,7 +350,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
                 && i - LEAD < n
                 && let Some(p) = ring.get_mut((i - LEAD) % PIPELINE)
             {
-                self.prefetch_record(p);
+                self.prefetch_record(p, sink);
             }
             if i >= 2 * LEAD
                 && let (Some(view), Some(p)) =
@@ -378,9 +384,9 @@ impl<E: FlowExtractor> FlowTracker<E> {
     /// Notes which record the index names for `p` and prefetches the two
     /// lines an ordinary packet touches: the first, and the counters of the
     /// side that sent it (the index entry's bit says which way the
-    /// initiator sends).
+    /// initiator sends); `sink` prefetches its own state of that slot.
     #[inline(always)]
-    fn prefetch_record(&self, p: &mut Pending<E::Key>) {
+    fn prefetch_record(&self, p: &mut Pending<E::Key>, sink: &mut impl EventSink<E::Key>) {
         let Ok(ext) = &p.result else {
             return;
         };
@@ -389,6 +395,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
             return;
         };
         p.record = Some((slot, self.frees));
+        sink.prefetch(slot);
         if let Some(rec) = self.slots.get(slot as usize) {
             let from_initiator = (ext.orientation == Orientation::Reverse) == reverse_initiator;
             prefetch::prefetch(rec, 64);
@@ -646,7 +653,11 @@ impl<E: FlowExtractor> FlowTracker<E> {
         };
         self.counters.count_ended(rec, reason);
         obs::trace_flow_ended(rec, reason);
-        sink.event(FlowEvent::Ended { flow: rec, reason });
+        sink.event(FlowEvent::Ended {
+            flow: rec,
+            slot,
+            reason,
+        });
     }
 
     fn end_and_free(&mut self, slot: u32, reason: EndReason, sink: &mut impl EventSink<E::Key>) {
@@ -786,6 +797,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
         }
         sink.event(FlowEvent::Packet {
             flow: rec,
+            slot,
             side,
             extracted: ext,
             view,

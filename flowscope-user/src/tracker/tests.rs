@@ -75,7 +75,7 @@ impl EventSink<(u8, u8, u8)> for Log {
     fn event(&mut self, e: FlowEvent<'_, (u8, u8, u8)>) {
         match e {
             FlowEvent::Started { flow } => self.started.push(flow.flow_id),
-            FlowEvent::Ended { flow, reason } => self.ended.push((*flow, reason)),
+            FlowEvent::Ended { flow, reason, .. } => self.ended.push((*flow, reason)),
             FlowEvent::Established { .. } => self.established += 1,
             FlowEvent::StateChange { from, to, .. } => self.changes.push((from, to)),
             FlowEvent::Packet { side, .. } => self.packets.push(side),

@@ -25,7 +25,7 @@ pub fn records(name: &str, config: TrackerConfig) -> Vec<(FlowRecord<FiveTupleKe
     struct Collect(Vec<(FlowRecord<FiveTupleKey>, EndReason)>);
     impl EventSink<FiveTupleKey> for Collect {
         fn event(&mut self, e: FlowEvent<'_, FiveTupleKey>) {
-            if let FlowEvent::Ended { flow, reason } = e {
+            if let FlowEvent::Ended { flow, reason, .. } = e {
                 self.0.push((*flow, reason));
             }
         }
