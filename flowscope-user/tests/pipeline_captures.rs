@@ -375,13 +375,18 @@ fn reassembled_streams_match_tcpflow_and_tshark() {
         let Ok(csv) = std::fs::read_to_string(format!("{dir}/{pcap}/tcp_reassembly.csv")) else {
             continue;
         };
-        let out = run(&pcap);
+        // Whole streams: no stream depth, no bypass once a parser is done.
+        let whole = PipelineConfig {
+            stream_depth: None,
+            ..PipelineConfig::default()
+        };
+        let out = run_with(&pcap, whole.clone());
         let last = PipelineConfig {
             reassembly: ReassemblyConfig {
                 overlap: OverlapPolicy::Last,
                 ..ReassemblyConfig::default()
             },
-            ..PipelineConfig::default()
+            ..whole
         };
         let out_last = run_with(&pcap, last);
         let mut lines = csv.lines();

@@ -111,11 +111,13 @@ fn run(
     // Caps are another test's concern: here a side may hold its whole
     // stream out of order (one byte in two is the worst case: a run per
     // byte).
+    // Whole streams: no stream depth, no bypass once the parser is done.
     let config = PipelineConfig {
         reassembly: ReassemblyConfig {
             max_side_bytes: 64 << 20,
             ..ReassemblyConfig::default()
         },
+        stream_depth: None,
         ..PipelineConfig::default()
     };
     let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), config);
@@ -237,7 +239,11 @@ fn tls_streams() -> &'static (Vec<u8>, Vec<u8>) {
     STREAMS.get_or_init(|| {
         let path = format!("{PCAPS}/ndpi__tls_long_cert.pcap");
         let mut reader = PcapReader::open(path).expect("open capture");
-        let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), PipelineConfig::default());
+        let whole = PipelineConfig {
+            stream_depth: None,
+            ..PipelineConfig::default()
+        };
+        let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), whole);
         let mut sink = Streams::default();
         while let Some(view) = reader.next_packet().expect("capture reads") {
             pipeline.process(view, &mut sink);

@@ -13,6 +13,7 @@
 //! tcp_timeout = 300.0      # seconds
 //! decap = true
 //! l7 = true
+//! stream_depth = 1048576   # bytes per side of a TCP flow; 0: whole streams
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -111,6 +112,12 @@ options! {
         /// Flow records only: no stream reassembly, no L7 parsing.
         #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
         pub no_l7: Option<bool>,
+        /// Bytes of each side of a TCP flow that are reassembled and
+        /// parsed (Suricata's stream depth; default 1048576; 0: whole
+        /// streams). A side's segments past it, and every segment of a flow
+        /// whose parser is done (or found no protocol), are only counted.
+        #[arg(long, value_name = "BYTES")]
+        pub stream_depth: Option<u64>,
         /// Networks whose addresses are local, `CIDR,CIDR,…` (Zeek's
         /// `Site::local_nets`): conn.log's `local_orig` and `local_resp`
         /// (unset without them, as in Zeek).
@@ -230,6 +237,9 @@ impl RunOpts {
         };
         if !l7 {
             pipeline.l7 = None;
+        }
+        if let Some(depth) = self.stream_depth {
+            pipeline.stream_depth = (depth > 0).then_some(depth);
         }
         let texts = match self.output {
             Some(o) => o,

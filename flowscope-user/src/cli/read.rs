@@ -265,6 +265,14 @@ pub fn summary(p: &PipelineCounters, reader: &ReaderStats) -> String {
         }
         s.push('\n');
     }
+    let r = &p.reassembly;
+    if r.bypassed_segments.iter().any(|&n| n > 0) {
+        s.push_str(&format!(
+            "tcp bypassed (stream depth or parser done): {} segments, {} bytes\n",
+            r.bypassed_segments.iter().sum::<u64>(),
+            r.bypassed_bytes.iter().sum::<u64>()
+        ));
+    }
     if reader.skipped_link_type > 0 {
         s.push_str(&format!(
             "skipped: {} packets of unsupported link type {}\n",

@@ -95,6 +95,9 @@ pub struct TrackerCounters {
     pub reassembly_dropped_ooo: [u64; 2],
     /// Bytes the reassembler dropped over its cap, per side.
     pub reassembly_bytes_dropped_oversize: [u64; 2],
+    /// TCP payload bytes neither reassembled nor parsed (past the stream
+    /// depth, or after the flow's parser stopped), per side.
+    pub reassembly_bypassed_bytes: [u64; 2],
     /// Peak reassembler buffer per ended flow, per side.
     pub reassembler_high_watermark_bytes: [Log2Histogram; 2],
 }
@@ -179,6 +182,10 @@ impl TrackerCounters {
         add(
             &mut self.reassembly_bytes_dropped_oversize,
             &other.reassembly_bytes_dropped_oversize,
+        );
+        add(
+            &mut self.reassembly_bypassed_bytes,
+            &other.reassembly_bypassed_bytes,
         );
         for (a, b) in self
             .reassembler_high_watermark_bytes

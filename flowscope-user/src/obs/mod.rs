@@ -18,6 +18,7 @@
 //! | `flowscope_bytes_total` | counter | `side` |
 //! | `flowscope_reassembly_dropped_ooo_total` | counter | `side` |
 //! | `flowscope_reassembly_bytes_dropped_oversize_total` | counter | `side` |
+//! | `flowscope_reassembly_bypassed_bytes_total` | counter | `side` |
 //! | `flowscope_reassembler_high_watermark_bytes` | histogram | `side` |
 //! | `flowscope_flow_duration_seconds` | histogram | — |
 //! | `flowscope_flow_packets` | histogram | — |
@@ -69,5 +70,7 @@ pub const METRIC_REASSEMBLY_DROPPED_OOO: &str = "flowscope_reassembly_dropped_oo
 /// `flowscope_reassembly_bytes_dropped_oversize_total{side}`.
 pub const METRIC_REASSEMBLY_BYTES_DROPPED_OVERSIZE: &str =
     "flowscope_reassembly_bytes_dropped_oversize_total";
+/// `flowscope_reassembly_bypassed_bytes_total{side}`.
+pub const METRIC_REASSEMBLY_BYPASSED_BYTES: &str = "flowscope_reassembly_bypassed_bytes_total";
 /// `flowscope_reassembler_high_watermark_bytes{side}`.
 pub const METRIC_REASSEMBLER_HIGH_WATERMARK: &str = "flowscope_reassembler_high_watermark_bytes";

@@ -32,6 +32,10 @@ const REASSEMBLY_BYTES_DROPPED_OVERSIZE: Family = Family::counter(
     METRIC_REASSEMBLY_BYTES_DROPPED_OVERSIZE,
     "Bytes the reassembler dropped beyond its buffer cap, per side.",
 );
+const REASSEMBLY_BYPASSED_BYTES: Family = Family::counter(
+    METRIC_REASSEMBLY_BYPASSED_BYTES,
+    "TCP payload bytes neither reassembled nor parsed (past the stream depth, or after the flow's parser stopped), per side.",
+);
 const REASSEMBLER_HIGH_WATERMARK: Family = Family::histogram(
     METRIC_REASSEMBLER_HIGH_WATERMARK,
     "Peak out-of-order bytes the reassembler held for one flow, per ended flow and side.",
@@ -74,6 +78,7 @@ impl TrackerCounters {
                 &REASSEMBLY_BYTES_DROPPED_OVERSIZE,
                 &self.reassembly_bytes_dropped_oversize,
             ),
+            (&REASSEMBLY_BYPASSED_BYTES, &self.reassembly_bypassed_bytes),
         ];
         for (family, values) in per_side {
             for side in FlowSide::ALL {
@@ -111,7 +116,7 @@ mod tests {
         let text = e.into_text();
         let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
         let helps = text.lines().filter(|l| l.starts_with("# HELP ")).count();
-        assert_eq!((families, helps), (12, 12), "{text}");
+        assert_eq!((families, helps), (13, 13), "{text}");
         text.lines()
             .filter(|l| !l.starts_with('#'))
             .map(|l| l.rsplit_once(' ').unwrap().0.to_owned())

@@ -29,6 +29,11 @@ pub struct ReassemblyCounters {
     pub budget_high_watermark_bytes: u64,
     /// Shared budget: requests refused.
     pub budget_refusals: u64,
+    /// Segments with payload that bypassed reassembly and parsing (past
+    /// the stream depth, or after the flow's parser stopped), per side.
+    pub bypassed_segments: [u64; 2],
+    /// Their payload bytes, per side.
+    pub bypassed_bytes: [u64; 2],
 }
 
 impl ReassemblyCounters {
@@ -60,6 +65,10 @@ impl ReassemblyCounters {
             .budget_high_watermark_bytes
             .max(other.budget_high_watermark_bytes);
         self.budget_refusals += other.budget_refusals;
+        for i in 0..2 {
+            self.bypassed_segments[i] += other.bypassed_segments[i];
+            self.bypassed_bytes[i] += other.bypassed_bytes[i];
+        }
     }
 }
 

@@ -110,6 +110,8 @@ pub(super) struct StreamFlow {
     /// data it covers, so acknowledged holes are not given up early.
     last_ts: Timestamp,
     time_reordered: bool,
+    /// The side bypasses reassembly and parsing (see [`bypass`]).
+    bypassed: [bool; 2],
     session: StreamSession<L7Record>,
 }
 
@@ -155,6 +157,8 @@ pub(super) fn slot_states(capacity: usize) -> Vec<FlowSlot> {
 pub(super) struct Core {
     pub(super) enabled: bool,
     pub(super) reassembly: ReassemblyConfig,
+    /// [`PipelineConfig::stream_depth`](super::PipelineConfig::stream_depth).
+    pub(super) stream_depth: Option<u64>,
     pub(super) budget: ReassemblyBudget,
     /// Per-flow state by tracker slot; grows (within its capacity, the
     /// tracker's) as the tracker's slots are first used.
@@ -320,6 +324,7 @@ impl Core {
                         parse_error_side: None,
                         last_ts: ts,
                         time_reordered: false,
+                        bypassed: [false; 2],
                         session: StreamSession::new(),
                     });
                 }
@@ -329,35 +334,56 @@ impl Core {
                 st.time_reordered |= ts < st.last_ts;
                 st.last_ts = st.last_ts.max(ts);
                 let i = side.index();
-                let refusals = self.budget.refusals();
-                let driver = &mut self.streams;
-                let StreamFlow {
-                    sides,
-                    session,
-                    parse_error_side,
-                    ..
-                } = st;
-                let status = sides[i].segment(
+                if bypass(
+                    &mut self.streams,
                     &mut self.budget,
-                    &self.reassembly,
-                    tcp.seq,
-                    tcp.flags,
-                    payload,
-                    &mut |d| deliver(driver, session, parse_error_side, flow, side, d, ts, sink),
-                );
-                if self.budget.refusals() > refusals {
-                    st.global_overflows[i] += 1;
+                    self.stream_depth,
+                    st,
+                    flow,
+                    side,
+                    ts,
+                    sink,
+                ) {
+                    if !payload.is_empty() {
+                        self.counters.bypassed_segments[i] += 1;
+                        self.counters.bypassed_bytes[i] += payload.len() as u64;
+                    }
+                } else {
+                    let refusals = self.budget.refusals();
+                    let driver = &mut self.streams;
+                    let StreamFlow {
+                        sides,
+                        session,
+                        parse_error_side,
+                        ..
+                    } = st;
+                    let status = sides[i].segment(
+                        &mut self.budget,
+                        &self.reassembly,
+                        tcp.seq,
+                        tcp.flags,
+                        payload,
+                        &mut |d| {
+                            deliver(driver, session, parse_error_side, flow, side, d, ts, sink)
+                        },
+                    );
+                    if self.budget.refusals() > refusals {
+                        st.global_overflows[i] += 1;
+                    }
+                    if status == StreamStatus::Overflow {
+                        st.dropped = true;
+                    }
+                    if status != StreamStatus::Open {
+                        end_side(&mut self.streams, st, flow, side, ts, sink);
+                    }
                 }
-                if status == StreamStatus::Overflow {
-                    st.dropped = true;
-                }
-                if status != StreamStatus::Open {
-                    end_side(&mut self.streams, st, flow, side, ts, sink);
-                }
-                if tcp.flags.contains(TcpFlags::ACK) && !st.time_reordered {
+                let peer = side.other();
+                if tcp.flags.contains(TcpFlags::ACK)
+                    && !st.time_reordered
+                    && !st.bypassed[peer.index()]
+                {
                     // The peer's holes this segment acknowledges were lost
                     // by the capture: give them up now.
-                    let peer = side.other();
                     let StreamFlow {
                         sides,
                         session,
@@ -516,6 +542,41 @@ impl Core {
             },
         })
     }
+}
+
+/// Whether `side`'s segments bypass reassembly and parsing: with a stream
+/// depth, once the flow's parser stopped or the side delivered `depth`
+/// bytes. The first time, the side is flushed (its held bytes released)
+/// and its stream ended.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "split borrows of the flow state and the pipeline"
+)]
+#[inline(always)]
+fn bypass<S: PipelineSink<FiveTupleKey>>(
+    driver: &mut SessionDriver<L7Record>,
+    budget: &mut ReassemblyBudget,
+    depth: Option<u64>,
+    st: &mut StreamFlow,
+    flow: &FlowRecord<FiveTupleKey>,
+    side: Side,
+    ts: Timestamp,
+    sink: &mut S,
+) -> bool {
+    let i = side.index();
+    if st.bypassed[i] {
+        return true;
+    }
+    let Some(depth) = depth else {
+        return false;
+    };
+    let delivered = st.sides[i].counters().bytes_delivered;
+    if !st.session.is_stopped() && delivered < depth {
+        return false;
+    }
+    st.bypassed[i] = true;
+    flush_side(driver, budget, st, flow, side, ts, sink);
+    true
 }
 
 /// Tells the driver `side`'s stream ended, once.

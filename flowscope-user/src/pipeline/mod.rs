@@ -38,6 +38,15 @@
 //! and to each side's cap; in-order payload goes from the frame straight to
 //! the parser. No frame is kept after `process` returns.
 //!
+//! Bypass (Suricata's stream depth and bypass): with a
+//! [`stream_depth`](PipelineConfig::stream_depth) (default 1 MiB per side),
+//! a TCP side past it, and both sides of a flow whose parser stopped (done,
+//! failed, out of budget, or no parser after the probe window), skip
+//! reassembly and parsing: their segments are only counted
+//! ([`ReassemblyCounters::bypassed_segments`],
+//! `flowscope_reassembly_bypassed_bytes_total`). Such a flow's reassembly
+//! counters and anomalies cover its bytes up to the bypass.
+//!
 //! Capture loss: a hole the other side acknowledged, with bytes after it
 //! acknowledged too, was lost by the capture and is given up at once
 //! ([`Reassembler::acknowledged`](crate::reassembly::Reassembler::acknowledged)),
@@ -99,6 +108,17 @@ pub struct PipelineConfig {
     /// Out-of-order storage all flows of the pipeline share (global cap),
     /// in bytes. Default 64 MiB.
     pub reassembly_budget_bytes: u64,
+    /// Bytes of each side of a TCP flow that are reassembled and parsed
+    /// (Suricata's `stream.reassembly.depth`). With a depth, a side's
+    /// segments once it delivered that many bytes, and every segment of a
+    /// flow whose parser stopped (done, failed, out of budget, or no
+    /// parser after the probe window), bypass reassembly and parsing: they
+    /// are counted ([`ReassemblyCounters::bypassed_segments`]) and the side
+    /// is flushed and ended at once (its held bytes released). `None`:
+    /// whole streams are reassembled (what [`PipelineSink::stream`] users
+    /// want). Default 1 MiB, the default parser budget: with the defaults
+    /// it is the parser that stops first.
+    pub stream_depth: Option<u64>,
     /// IP fragment reassembly, whose datagrams go to the parsers; `None`
     /// gives them none (the tracker takes fragments as they are either
     /// way). Default on.
@@ -114,6 +134,7 @@ impl Default for PipelineConfig {
             tracker: TrackerConfig::default(),
             reassembly: ReassemblyConfig::default(),
             reassembly_budget_bytes: 64 << 20,
+            stream_depth: Some(1 << 20),
             fragments: Some(FragConfig::default()),
             l7: Some(L7Config::default()),
         }
@@ -184,7 +205,8 @@ pub trait PipelineSink<K> {
     fn l7(&mut self, flow: &FlowRecord<K>, ts: Timestamp, record: L7Record);
 
     /// Reassembled bytes or a gap of one side of a TCP flow, in stream
-    /// order, as the parser receives them. Default: ignored.
+    /// order, as the parser receives them (up to the stream depth: see
+    /// [`PipelineConfig::stream_depth`]). Default: ignored.
     fn stream(&mut self, flow: &FlowRecord<K>, side: Side, delivery: Delivery<'_>) {
         let _ = (flow, side, delivery);
     }
@@ -247,6 +269,7 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
         let core = flow::Core {
             enabled: config.l7.is_some(),
             reassembly: config.reassembly,
+            stream_depth: config.stream_depth,
             budget: ReassemblyBudget::new(config.reassembly_budget_bytes),
             flows: flow::slot_states(tracker.capacity()),
             streams,
@@ -392,6 +415,7 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
             let side = &reassembly.sides[i];
             tracker.reassembly_dropped_ooo[i] += side.overflows;
             tracker.reassembly_bytes_dropped_oversize[i] += side.bytes_dropped_oversize;
+            tracker.reassembly_bypassed_bytes[i] += reassembly.bypassed_bytes[i];
             tracker.reassembler_high_watermark_bytes[i] = reassembly.flow_high_watermark_bytes[i];
         }
         use crate::tracker::AnomalyKind as K;

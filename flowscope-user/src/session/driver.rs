@@ -263,6 +263,11 @@ impl<R> StreamSession<R> {
         }
     }
 
+    /// Parsing stopped for good: the flow's later bytes would yield nothing.
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.state, StreamState::Stopped { .. })
+    }
+
     /// Bytes fed to the parser so far (both sides).
     pub fn fed_bytes(&self) -> u64 {
         self.fed_bytes
