@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::counters::ReassemblyCounters;
+use super::tunnels::{Carrier, Tunnels};
 use super::{FlowAnomaly, PipelineAnomaly, PipelineSink};
 use crate::extract::FiveTupleKey;
 use crate::extractor::FlowExtractor;
@@ -17,7 +18,9 @@ use crate::session::{
     DatagramDriver, DatagramSession, FlowPorts, RecordSink, SessionDriver, SessionState, Side,
     StopReason, StreamSession,
 };
-use crate::tracker::{EndReason, EventSink, FlowEvent, FlowRecord, FlowSide, FlowTracker};
+use crate::tracker::{
+    EndReason, EventSink, FlowEvent, FlowRecord, FlowSide, FlowTracker, TunnelRole,
+};
 use crate::view::{PacketView, Timestamp};
 
 /// A bound a flow's reassembly or parsing hit.
@@ -137,6 +140,7 @@ pub(super) struct Core {
     pub(super) datagrams: DatagramDriver<L7Record>,
     pub(super) counters: ReassemblyCounters,
     pub(super) anomalies: [u64; 4],
+    pub(super) tunnels: Tunnels,
 }
 
 /// The tracker's event sink during one pipeline call.
@@ -176,7 +180,14 @@ fn ports(flow: &FlowRecord<FiveTupleKey>) -> FlowPorts {
 impl<S: PipelineSink<FiveTupleKey>> EventSink<FiveTupleKey> for Stage<'_, S> {
     fn event(&mut self, event: FlowEvent<'_, FiveTupleKey>) {
         match event {
-            FlowEvent::Ended { flow, reason } => self.core.ended(flow, reason, self.sink),
+            FlowEvent::Ended { flow, reason } => {
+                let carrier = self.core.tunnels.ended(flow, reason);
+                self.core.ended(flow, reason, carrier.as_ref(), self.sink);
+            }
+            FlowEvent::Started { flow } | FlowEvent::Tunnel { flow, .. } => {
+                self.core.tunnels.started(flow);
+                self.sink.event(&event);
+            }
             FlowEvent::Packet {
                 flow,
                 side,
@@ -186,8 +197,10 @@ impl<S: PipelineSink<FiveTupleKey>> EventSink<FiveTupleKey> for Stage<'_, S> {
                 self.sink.event(&event);
                 // A fragment's bytes reach the parsers with its whole
                 // datagram (`Core::datagram`), not on their own.
+                // A carrier's payload is the tunnel: its flows are parsed.
                 let fragment = extracted.fragment.is_some_and(|f| f.more || f.offset > 0);
-                if self.core.enabled && !fragment {
+                let carrier = matches!(flow.tunnel, Some(TunnelRole::Carrier(_)));
+                if self.core.enabled && !fragment && !carrier {
                     self.core
                         .packet(flow, session_side(side), extracted, view, self.sink);
                 }
@@ -368,15 +381,16 @@ impl Core {
         &mut self,
         flow: &FlowRecord<FiveTupleKey>,
         reason: EndReason,
+        carrier: Option<&Carrier>,
         sink: &mut S,
     ) {
         if reason == EndReason::ActiveTimeout {
             let summary = self.flows.get(&flow.flow_id).map(|s| self.summary(s));
-            sink.flow_ended(flow, reason, summary.as_ref());
+            sink.flow_ended(flow, reason, summary.as_ref(), carrier);
             return;
         }
         let Some(mut state) = self.flows.remove(&flow.flow_id) else {
-            sink.flow_ended(flow, reason, None);
+            sink.flow_ended(flow, reason, None, carrier);
             return;
         };
         let ts = flow.end();
@@ -436,7 +450,7 @@ impl Core {
             }
         }
         let summary = self.summary(&state);
-        sink.flow_ended(flow, reason, Some(&summary));
+        sink.flow_ended(flow, reason, Some(&summary), carrier);
     }
 
     fn report<S: PipelineSink<FiveTupleKey>>(
