@@ -18,6 +18,68 @@ pub trait FlowExtractor {
     ///
     /// [`Unmatched`] names the reason; the tracker counts it.
     fn extract(&self, view: PacketView<'_>) -> Result<Extracted<Self::Key>, Unmatched>;
+
+    /// For a packet [`extract`](Self::extract) took out of a tunnel
+    /// ([`Extracted::tunnel`]), the flow of the packet as it is on the wire:
+    /// the tunnel's own (outermost) flow, which the tracker counts too.
+    /// Default: none (an extractor that does not decapsulate).
+    fn carrier(&self, view: PacketView<'_>) -> Option<Extracted<Self::Key>> {
+        let _ = view;
+        None
+    }
+}
+
+/// An encapsulation the combinators understand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encap {
+    /// 802.1Q / 802.1ad tags: the inner packet is the IP packet after them.
+    Vlan,
+    /// An MPLS label stack: the inner packet is the IP packet after it.
+    Mpls,
+    /// VXLAN over UDP (default port 4789): an inner Ethernet frame.
+    Vxlan,
+    /// Geneve over UDP (default port 6081): Ethernet or IP.
+    Geneve,
+    /// GTP-U over UDP (default port 2152): the G-PDU's IP packet.
+    GtpU,
+    /// GRE (IP protocol 47): IP, or Ethernet for protocol 0x6558.
+    Gre,
+    /// IPv4 (protocol 4) or IPv6 (protocol 41, 6in4) inside IP.
+    IpInIp,
+    /// Teredo over UDP (default port 3544): an IPv6 packet.
+    Teredo,
+}
+
+impl Encap {
+    /// Lowercase name: Zeek's `service` of a tunnel over UDP (`vxlan`,
+    /// `geneve`, `gtpv1`, `teredo`), or `gre`, `ip`, `vlan`, `mpls`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Vlan => "vlan",
+            Self::Mpls => "mpls",
+            Self::Vxlan => "vxlan",
+            Self::Geneve => "geneve",
+            Self::GtpU => "gtpv1",
+            Self::Gre => "gre",
+            Self::IpInIp => "ip",
+            Self::Teredo => "teredo",
+        }
+    }
+
+    /// Whether the tunnel travels in UDP datagrams (its carrier is a UDP
+    /// flow with this as its application protocol).
+    pub const fn over_udp(self) -> bool {
+        matches!(self, Self::Vxlan | Self::Geneve | Self::GtpU | Self::Teredo)
+    }
+}
+
+/// A tunnel a packet came out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tunnelled {
+    /// The outermost tunnel's kind.
+    pub encap: Encap,
+    /// Tunnel layers peeled to reach the keyed packet (1 = one tunnel).
+    pub depth: u8,
 }
 
 /// What an extractor found in one packet.
@@ -43,6 +105,9 @@ pub struct Extracted<K> {
     pub ip_len: u32,
     /// IP fragment information when the (innermost) IP packet is a fragment.
     pub fragment: Option<FragmentInfo>,
+    /// The tunnel the keyed packet was taken out of (decapsulating
+    /// extractors only).
+    pub tunnel: Option<Tunnelled>,
 }
 
 /// Direction of a packet relative to its flow key.

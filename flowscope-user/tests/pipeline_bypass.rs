@@ -7,7 +7,9 @@ mod pipeline_support;
 
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::L7Record;
-use flowscope::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineCounters, PipelineSink};
+use flowscope::pipeline::{
+    Carrier, FlowSummary, Pipeline, PipelineConfig, PipelineCounters, PipelineSink,
+};
 use flowscope::session::DriverConfig;
 use flowscope::tracker::{EndReason, FlowRecord};
 use flowscope::view::{LinkType, PacketView, Timestamp};
@@ -25,7 +27,13 @@ impl PipelineSink<FiveTupleKey> for Out {
         self.l7.push(record);
     }
 
-    fn flow_ended(&mut self, _: &FlowRecord<FiveTupleKey>, _: EndReason, s: Option<&FlowSummary>) {
+    fn flow_ended(
+        &mut self,
+        _: &FlowRecord<FiveTupleKey>,
+        _: EndReason,
+        s: Option<&FlowSummary>,
+        _: Option<&Carrier>,
+    ) {
         self.summaries.extend(s.copied());
     }
 }

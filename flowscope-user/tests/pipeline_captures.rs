@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::{DnsKind, DnsRecord, HttpRecord, L7Record, TlsRecord};
 use flowscope::pcap::PcapReader;
-use flowscope::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
+use flowscope::pipeline::{Carrier, FlowSummary, Pipeline, PipelineConfig, PipelineSink};
 use flowscope::reassembly::{Delivery, OverlapPolicy, ReassemblyConfig};
 use flowscope::session::Side;
 use flowscope::tracker::{EndReason, FlowRecord};
@@ -57,6 +57,7 @@ impl PipelineSink<FiveTupleKey> for Output {
         _flow: &FlowRecord<FiveTupleKey>,
         reason: EndReason,
         summary: Option<&FlowSummary>,
+        _carrier: Option<&Carrier>,
     ) {
         self.ended.push((reason, summary.copied()));
     }

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::{HttpRecord, L7Record};
 use flowscope::pcap::PcapReader;
-use flowscope::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
+use flowscope::pipeline::{Carrier, FlowSummary, Pipeline, PipelineConfig, PipelineSink};
 use flowscope::reassembly::{Delivery, ReassemblyConfig};
 use flowscope::session::Side;
 use flowscope::tracker::{EndReason, FlowRecord};
@@ -229,7 +229,14 @@ impl PipelineSink<FiveTupleKey> for Streams {
         }
     }
 
-    fn flow_ended(&mut self, _: &FlowRecord<FiveTupleKey>, _: EndReason, _: Option<&FlowSummary>) {}
+    fn flow_ended(
+        &mut self,
+        _: &FlowRecord<FiveTupleKey>,
+        _: EndReason,
+        _: Option<&FlowSummary>,
+        _: Option<&Carrier>,
+    ) {
+    }
 }
 
 /// Client and server streams of the TLS connection of

@@ -184,8 +184,6 @@ fn http_pipelined() {
         &[],
         |f, ctx, z, o| {
             match f {
-                // The parser keeps no Referer header.
-                "referrer" => o[f] == "-",
                 // Zeek decompresses gzip bodies before counting them; the
                 // parser counts the bytes sent, which tshark gives as the
                 // Content-Length of these gzip responses.
@@ -324,14 +322,13 @@ fn ssl_basic() {
         &[],
         |f, _ctx, z, o| {
             // The parser stops after the server's certificates: it sees
-            // neither the key exchange (curve), the session's outcome
-            // (resumed, established, ssl_history) nor the client's flight
-            // (client certificates); Zeek's name check against the
-            // certificate is not made. All unset.
+            // neither the key exchange (curve), the handshake's end
+            // (established, ssl_history) nor the client's flight (client
+            // certificates); Zeek's name check against the certificate is
+            // not made. All unset.
             matches!(
                 f,
                 "curve"
-                    | "resumed"
                     | "established"
                     | "ssl_history"
                     | "client_cert_chain_fps"
@@ -340,9 +337,9 @@ fn ssl_basic() {
                 && o[f] == "-"
         },
     );
-    // The four id fields, version, cipher, server_name, last_alert,
-    // next_protocol and cert_chain_fps.
-    assert_eq!(equal, 4 + 6, "fields equal");
+    // The four id fields, version, cipher, server_name, resumed,
+    // last_alert, next_protocol and cert_chain_fps.
+    assert_eq!(equal, 4 + 7, "fields equal");
 }
 
 /// tshark's first client Initial of each QUIC connection in `capture`:

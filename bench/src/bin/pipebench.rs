@@ -36,7 +36,7 @@ use clap::Parser;
 use flowscope::capture::HANDLER_BATCH;
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::L7Record;
-use flowscope::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
+use flowscope::pipeline::{Carrier, FlowSummary, Pipeline, PipelineConfig, PipelineSink};
 use flowscope::tracker::{EndReason, FlowRecord, TrackerConfig};
 use flowscope::{LinkType, PacketView, Timestamp};
 
@@ -118,6 +118,7 @@ impl PipelineSink<FiveTupleKey> for Counting {
         _flow: &FlowRecord<FiveTupleKey>,
         _reason: EndReason,
         summary: Option<&FlowSummary>,
+        _carrier: Option<&Carrier>,
     ) {
         self.flows += 1;
         std::hint::black_box(summary);

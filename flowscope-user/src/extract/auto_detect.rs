@@ -176,16 +176,23 @@ impl<E: FlowExtractor> FlowExtractor for AutoDetectEncap<E> {
                 ..cur
             };
         }
-        let outer_vlan = layers[0].map(|l| l.vlan);
-        for layer in layers.iter().rev().flatten() {
-            let layer = Inner {
-                vlan: outer_vlan.unwrap_or(layer.vlan),
-                ..*layer
-            };
-            if let Ok(e) = run_inner(&self.extractor, view, layer) {
-                return Ok(e);
+        if let Some(outer) = layers[0] {
+            for (depth, layer) in layers.iter().enumerate().rev() {
+                let Some(layer) = layer else { continue };
+                let layer = Inner {
+                    vlan: outer.vlan,
+                    ..*layer
+                };
+                if let Ok(e) = run_inner(&self.extractor, view, layer, outer.encap, depth as u8 + 1)
+                {
+                    return Ok(e);
+                }
             }
         }
         self.extractor.extract(view)
+    }
+
+    fn carrier(&self, view: PacketView<'_>) -> Option<Extracted<E::Key>> {
+        self.extractor.extract(view).ok()
     }
 }

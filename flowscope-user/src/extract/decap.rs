@@ -8,7 +8,8 @@
 //! expected encapsulation is [`Unmatched::BadEncap`].
 
 use super::parse::{self, Ip, Link};
-use crate::extractor::{Extracted, FlowExtractor, Unmatched};
+pub use crate::extractor::Encap;
+use crate::extractor::{Extracted, FlowExtractor, Tunnelled, Unmatched};
 use crate::view::{LinkType, PacketView};
 use crate::wire::{
     GTP_G_PDU, GeneveHeader, GreHeader, GtpUHeader, TeredoPacket, UdpDatagram, VxlanHeader,
@@ -24,27 +25,6 @@ pub const IPPROTO_IPV6: u8 = 41;
 /// EtherType of transparent Ethernet bridging (Ethernet inside GRE or Geneve).
 pub const ETH_P_TEB: u16 = 0x6558;
 
-/// An encapsulation the combinators understand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Encap {
-    /// 802.1Q / 802.1ad tags: the inner packet is the IP packet after them.
-    Vlan,
-    /// An MPLS label stack: the inner packet is the IP packet after it.
-    Mpls,
-    /// VXLAN over UDP (default port 4789): an inner Ethernet frame.
-    Vxlan,
-    /// Geneve over UDP (default port 6081): Ethernet or IP.
-    Geneve,
-    /// GTP-U over UDP (default port 2152): the G-PDU's IP packet.
-    GtpU,
-    /// GRE (IP protocol 47): IP, or Ethernet for protocol 0x6558.
-    Gre,
-    /// IPv4 (protocol 4) or IPv6 (protocol 41, 6in4) inside IP.
-    IpInIp,
-    /// Teredo over UDP (default port 3544): an IPv6 packet.
-    Teredo,
-}
-
 /// Where the inner packet lies in the frame.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Inner {
@@ -53,6 +33,8 @@ pub(crate) struct Inner {
     pub link: LinkType,
     /// The outer frame's VLAN IDs.
     pub vlan: [u16; 2],
+    /// What enclosed it.
+    pub encap: Encap,
 }
 
 /// The IP packet after the VLAN tags ([`Encap::Vlan`]) or MPLS labels
@@ -71,6 +53,7 @@ pub(crate) fn l2_inner(frame: &[u8], link: &Link, encap: Encap) -> Result<Inner,
         end: frame.len(),
         link: LinkType::RawIp,
         vlan: link.vlan,
+        encap,
     })
 }
 
@@ -88,6 +71,7 @@ pub(crate) fn ip_inner(
         end,
         link: link_type,
         vlan: link.vlan,
+        encap,
     };
     let l4 = frame.get(ip.l4_offset..ip.end).unwrap_or_default();
     let ip_payload_link = |proto: u16| match proto {
@@ -150,11 +134,14 @@ pub(crate) fn ip_inner(
 }
 
 /// Runs `extractor` on the inner packet and moves its offsets back into the
-/// outer frame.
+/// outer frame. A tunnel (not tags or labels) is noted in the result with
+/// `encap`, the outermost one, and `depth`.
 pub(crate) fn run_inner<E: FlowExtractor>(
     extractor: &E,
     view: PacketView<'_>,
     inner: Inner,
+    encap: Encap,
+    depth: u8,
 ) -> Result<Extracted<E::Key>, Unmatched> {
     let frame = view
         .frame
@@ -171,6 +158,9 @@ pub(crate) fn run_inner<E: FlowExtractor>(
     let mut e = extractor.extract(sub)?;
     e.payload_offset += start;
     e.vlan = inner.vlan;
+    if !matches!(encap, Encap::Vlan | Encap::Mpls) {
+        e.tunnel = Some(Tunnelled { encap, depth });
+    }
     Ok(e)
 }
 
@@ -189,7 +179,7 @@ fn decap<E: FlowExtractor>(
             ip_inner(view.frame, &link, &ip, encap, udp_port)?
         }
     };
-    run_inner(extractor, view, inner)
+    run_inner(extractor, view, inner, encap, 1)
 }
 
 macro_rules! decap_combinator {
@@ -213,6 +203,10 @@ macro_rules! decap_combinator {
 
             fn extract(&self, view: PacketView<'_>) -> Result<Extracted<E::Key>, Unmatched> {
                 decap(&self.extractor, view, $encap, 0)
+            }
+
+            fn carrier(&self, view: PacketView<'_>) -> Option<Extracted<E::Key>> {
+                self.extractor.extract(view).ok()
             }
         }
     };
@@ -249,6 +243,10 @@ macro_rules! udp_decap_combinator {
 
             fn extract(&self, view: PacketView<'_>) -> Result<Extracted<E::Key>, Unmatched> {
                 decap(&self.extractor, view, $encap, self.udp_port)
+            }
+
+            fn carrier(&self, view: PacketView<'_>) -> Option<Extracted<E::Key>> {
+                self.extractor.extract(view).ok()
             }
         }
     };

@@ -294,6 +294,7 @@ impl FiveTuple {
             payload_len: l4.payload_len as u32,
             ip_len: ip.len,
             fragment: ip.fragment,
+            tunnel: None,
         }
     }
 }

@@ -51,6 +51,7 @@ impl<E: FlowExtractor> FlowExtractor for FlowLabel<E> {
             payload_len: e.payload_len,
             ip_len: e.ip_len,
             fragment: e.fragment,
+            tunnel: e.tunnel,
         })
     }
 }

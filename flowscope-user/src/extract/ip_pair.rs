@@ -71,6 +71,7 @@ impl FlowExtractor for IpPair {
             payload_len: l4.map_or(ip.end.saturating_sub(ip.l4_offset), |l| l.payload_len) as u32,
             ip_len: ip.len,
             fragment: ip.fragment,
+            tunnel: None,
         })
     }
 }

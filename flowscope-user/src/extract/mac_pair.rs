@@ -45,6 +45,7 @@ impl FlowExtractor for MacPair {
             payload_len: l4.map_or(rest, |l| l.payload_len) as u32,
             ip_len: ip.map_or(0, |ip| ip.len),
             fragment: ip.and_then(|ip| ip.fragment),
+            tunnel: None,
         })
     }
 }

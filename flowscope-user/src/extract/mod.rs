@@ -36,7 +36,7 @@ mod mac_pair;
 mod parse;
 mod steer;
 #[cfg(test)]
-mod test_frames;
+pub(crate) mod test_frames;
 
 pub use auto_detect::{AutoDetectEncap, AutoEncapVariants, MAX_ENCAP_DEPTH};
 pub use decap::{

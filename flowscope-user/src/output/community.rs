@@ -42,7 +42,7 @@ impl CommunityIds {
                 })
             }
             Record::L7 { header, .. } | Record::Anomaly { header, .. } => Some(self.kept(header)),
-            Record::Interval(_) => None,
+            Record::TunnelFound { .. } | Record::Interval(_) => None,
         }
     }
 

@@ -19,6 +19,7 @@ mod zeek_logs;
 pub mod zeek_quic;
 pub mod zeek_ssh;
 pub mod zeek_ssl;
+pub mod zeek_tunnel;
 
 pub use eve::{EveEncoder, EveOptions, write_rfc3339_micros};
 pub use local_nets::LocalNets;

@@ -37,6 +37,8 @@ use super::ipfix::{IpfixConfig, IpfixExporter};
 use super::record::{FlowEnd, FlowHeader, Record};
 use super::spec::{OutputSpec, SpecError};
 use super::zeek_logs::ZeekLogs;
+use super::zeek_tunnel::TunnelAction;
+use crate::extractor::Encap;
 use crate::l7::L7Record;
 use crate::view::Timestamp;
 
@@ -361,7 +363,21 @@ impl Outputs {
         match record {
             Record::Flow(f) => self.write_flow(f),
             Record::L7 { header, ts, record } => self.write_l7(header, *ts, record),
+            Record::TunnelFound { header, encap, ts } => self.write_tunnel(header, *encap, *ts),
             Record::Anomaly { .. } | Record::Interval(_) => {}
+        }
+    }
+
+    /// Gives a tunnel's discovery to the Zeek outputs (tunnel.log).
+    fn write_tunnel(&mut self, header: &FlowHeader, encap: Encap, ts: Timestamp) {
+        for o in &mut self.outputs {
+            if !matches!(o.sink, Sink::Zeek(_)) || !o.take() {
+                continue;
+            }
+            let Sink::Zeek(z) = &mut o.sink else { continue };
+            if let Err(e) = z.tunnel(header, encap, ts, TunnelAction::Discover) {
+                o.fail(e);
+            }
         }
     }
 
@@ -524,7 +540,7 @@ mod tests {
     fn flows(n: u16) -> Vec<Record> {
         crate::runtime::test_records::records(n)
             .iter()
-            .map(|r| Record::flow(r, EndReason::IdleTimeout, None))
+            .map(|r| Record::flow(r, EndReason::IdleTimeout, None, None))
             .collect()
     }
 

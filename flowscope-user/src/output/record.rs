@@ -16,10 +16,10 @@ use sha2::{Digest, Sha256};
 
 use crate::anomaly::AnomalyInterval;
 use crate::extract::FiveTupleKey;
-use crate::extractor::{L4Proto, Orientation};
+use crate::extractor::{Encap, L4Proto, Orientation};
 use crate::l7::L7Record;
-use crate::pipeline::{FlowAnomaly, FlowSummary};
-use crate::tracker::{EndReason, FlowRecord};
+use crate::pipeline::{Carrier, FlowAnomaly, FlowSummary};
+use crate::tracker::{EndReason, FlowRecord, TunnelRole};
 use crate::view::Timestamp;
 
 /// A flow record that ended (`ActiveTimeout`: an interim record; the flow
@@ -33,6 +33,23 @@ pub struct FlowEnd {
     /// What reassembly and parsing did (absent for flows the pipeline kept
     /// no state for).
     pub summary: Option<FlowSummary>,
+    /// The tunnel the flow was taken out of (`--decap`).
+    pub carrier: Option<Carrier>,
+}
+
+impl FlowEnd {
+    /// The application protocol: what a parser recognised, or the tunnel
+    /// a UDP carrier carries.
+    pub fn app_proto(&self) -> Option<&'static str> {
+        let tunnel = match self.flow.tunnel {
+            Some(TunnelRole::Carrier(e)) if e.over_udp() => Some(e.label()),
+            _ => None,
+        };
+        self.summary
+            .as_ref()
+            .and_then(FlowSummary::app_proto)
+            .or(tunnel)
+    }
 }
 
 /// What every record of a flow says about the flow: enough to join records
@@ -50,6 +67,16 @@ pub struct FlowHeader {
 }
 
 impl FlowHeader {
+    /// The header of the records of `carrier`'s flow.
+    pub fn of_carrier(carrier: &Carrier) -> Self {
+        Self {
+            flow_id: carrier.flow_id,
+            key: carrier.key,
+            initiator: carrier.initiator,
+            l4: carrier.l4,
+        }
+    }
+
     /// The header of `flow`'s records.
     pub fn of(flow: &FlowRecord<FiveTupleKey>) -> Self {
         Self {
@@ -133,6 +160,16 @@ pub enum Record {
         /// What, which side, how many times.
         anomaly: FlowAnomaly,
     },
+    /// A flow was first seen carrying a tunnel (Zeek's tunnel.log
+    /// `DISCOVER`).
+    TunnelFound {
+        /// The carrier.
+        header: FlowHeader,
+        /// The tunnel's kind.
+        encap: Encap,
+        /// The packet that showed it.
+        ts: Timestamp,
+    },
     /// One interval of the XDP program's anomaly counting (live).
     Interval(Box<AnomalyInterval>),
 }
@@ -143,11 +180,13 @@ impl Record {
         flow: &FlowRecord<FiveTupleKey>,
         reason: EndReason,
         summary: Option<&FlowSummary>,
+        carrier: Option<&Carrier>,
     ) -> Self {
         Self::Flow(FlowEnd {
             flow: *flow,
             reason,
             summary: summary.copied(),
+            carrier: carrier.copied(),
         })
     }
 }

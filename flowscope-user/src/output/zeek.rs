@@ -18,14 +18,16 @@
 //! - `orig_ip_bytes`/`resp_ip_bytes` are the IP lengths the packets'
 //!   headers state, summed per direction, as in Zeek.
 //! - `missed_bytes` is what reassembly reported as gaps (bytes of sequence
-//!   space never seen, both sides; 0 for flows other than TCP) when the
-//!   writer is given the pipeline's [`FlowSummary`]; without one (no
-//!   reassembly ran) it is unset, as nothing is known about gaps.
+//!   space never seen, both sides) when the writer is given the pipeline's
+//!   [`FlowSummary`]; 0 for flows other than TCP, as in Zeek; a TCP flow
+//!   without a summary (no reassembly ran) has it unset, as nothing is
+//!   known about its gaps.
 //! - `local_orig`/`local_resp` say whether each endpoint is in the
 //!   `--local-nets` networks (Zeek's `Site::local_nets`), unset (`-`, or
 //!   absent in JSON) when none were given, as in Zeek.
-//! - `tunnel_parents` is unset: with `--decap` the tracker keys the inner
-//!   connection only, and the outer one has no record to name.
+//! - `tunnel_parents` is, with `--decap`, the `uid` of the carrier of a
+//!   connection taken out of a tunnel (its tunnel.log `uid`: see
+//!   [`super::zeek_tunnel`]); unset otherwise.
 //! - ICMP ports are the type and the counterpart type or code, as Zeek keys
 //!   ICMP connections (see [`crate::wire::IcmpMessage::flow_ports`]); ICMPv6 is
 //!   `icmp`, as in Zeek; other protocols are `unknown_transport`.
@@ -150,18 +152,30 @@ pub trait ZeekLogKind {
     const TYPES: &'static [&'static str];
 }
 
-/// The kind of [`ZeekConnWriter`].
-#[derive(Debug)]
-pub enum Conn {}
+/// Declares the kind of a log whose `#path` is `$path` (the calling
+/// module's `FIELDS` and `TYPES`), and with `$writer` its writer's alias.
+macro_rules! log_kind {
+    ($kind:ident, $path:literal) => {
+        #[doc = concat!("The kind of ", $path, ".log.")]
+        #[derive(Debug)]
+        pub enum $kind {}
 
-impl ZeekLogKind for Conn {
-    const PATH: &'static str = "conn";
-    const FIELDS: &'static [&'static str] = &FIELDS;
-    const TYPES: &'static [&'static str] = &TYPES;
+        impl $crate::output::zeek::ZeekLogKind for $kind {
+            const PATH: &'static str = $path;
+            const FIELDS: &'static [&'static str] = &FIELDS;
+            const TYPES: &'static [&'static str] = &TYPES;
+        }
+    };
+    ($kind:ident, $path:literal, $writer:ident) => {
+        $crate::output::zeek::log_kind!($kind, $path);
+
+        #[doc = concat!("Writes ", $path, ".log records to `W`.")]
+        pub type $writer<W> = $crate::output::zeek::ZeekLog<W, $kind>;
+    };
 }
+pub(crate) use log_kind;
 
-/// Writes conn.log records to `W`.
-pub type ZeekConnWriter<W> = ZeekLog<W, Conn>;
+log_kind!(Conn, "conn", ZeekConnWriter);
 
 /// Zeek's `#open`/`#close` stamp: `YYYY-MM-DD-HH-MM-SS`.
 fn log_stamp(out: &mut Vec<u8>, now: Timestamp) {
@@ -387,7 +401,8 @@ impl<W: Write> ZeekConnWriter<W> {
     /// when a parser recognised one (`http`, `ssl`, `dns`, `ssh`), `summary` what
     /// the pipeline's reassembly did for it (its gaps are `missed_bytes`),
     /// `local` whether its originator and responder are local (unset
-    /// without local networks).
+    /// without local networks), `parent` the carrier of a connection taken
+    /// out of a tunnel.
     ///
     /// # Errors
     ///
@@ -398,8 +413,10 @@ impl<W: Write> ZeekConnWriter<W> {
         service: Option<&str>,
         summary: Option<&FlowSummary>,
         local: Option<[bool; 2]>,
+        parent: Option<&FlowHeader>,
     ) -> io::Result<()> {
         let id = ConnId::of(&FlowHeader::of(flow));
+        let parent = parent.map(|p| vec![uid(p)]);
         let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
         let (o, r) = (
             flow.side(FlowSide::Initiator),
@@ -432,7 +449,11 @@ impl<W: Write> ZeekConnWriter<W> {
             Value::Str(flow.conn_state()),
             local.map_or(Value::Unset, |[o, _]| Value::Bool(o)),
             local.map_or(Value::Unset, |[_, r]| Value::Bool(r)),
-            summary.map_or(Value::Unset, |s| Value::Count(missed_bytes(s))),
+            match (summary, flow.l4) {
+                (Some(s), _) => Value::Count(missed_bytes(s)),
+                (None, L4Proto::Tcp) => Value::Unset,
+                (None, _) => Value::Count(0),
+            },
             match flow.history.as_str() {
                 "" => Value::Unset,
                 h => Value::Str(h),
@@ -441,7 +462,7 @@ impl<W: Write> ZeekConnWriter<W> {
             Value::Count(o.ip_bytes),
             Value::Count(r.packets),
             Value::Count(r.ip_bytes),
-            Value::Unset,
+            parent.map_or(Value::Unset, Value::Strs),
             Value::Count(u64::from(flow.l4.number())),
         ];
         self.write(&values)
@@ -607,9 +628,10 @@ mod tests {
             history: Default::default(),
             tcp: Default::default(),
             continued: false,
+            tunnel: None,
         };
         let mut w = ZeekConnWriter::new(Vec::new(), ZeekFormat::Tsv).unwrap();
-        w.write_flow_summary(&flow, None, None, None).unwrap();
+        w.write_flow_summary(&flow, None, None, None, None).unwrap();
         let out = String::from_utf8(w.finish().unwrap()).unwrap();
         let row: Vec<&str> = out.lines().nth(8).unwrap().split('\t').collect();
         let field = |name: &str| row[FIELDS.iter().position(|f| *f == name).unwrap()];
@@ -625,8 +647,19 @@ mod tests {
         );
         assert_eq!(field("history"), "-");
         assert_eq!(field("conn_state"), "OTH");
-        // No reassembly ran: nothing is known about gaps.
-        assert_eq!(field("missed_bytes"), "-");
+        // ICMP has no stream to miss bytes of: 0, as Zeek writes.
+        assert_eq!(field("missed_bytes"), "0");
+        // A TCP flow no reassembly saw: nothing is known about its gaps.
+        let tcp = FlowRecord {
+            l4: L4Proto::Tcp,
+            ..flow
+        };
+        let mut w = ZeekConnWriter::new(Vec::new(), ZeekFormat::Tsv).unwrap();
+        w.write_flow_summary(&tcp, None, None, None, None).unwrap();
+        let out = String::from_utf8(w.finish().unwrap()).unwrap();
+        let row: Vec<&str> = out.lines().nth(8).unwrap().split('\t').collect();
+        let missed = FIELDS.iter().position(|f| *f == "missed_bytes").unwrap();
+        assert_eq!(row[missed], "-");
     }
 
     #[test]

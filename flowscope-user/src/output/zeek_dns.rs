@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 
 use super::record::FlowHeader;
-use super::zeek::{ConnId, Value, ZeekLog, ZeekLogKind};
+use super::zeek::{ConnId, Value, ZeekLog};
 use crate::extractor::L4Proto;
 use crate::l7::{DnsKind, DnsRecord};
 use crate::view::Timestamp;
@@ -88,15 +88,7 @@ const TYPES: [&str; 26] = [
 /// Most unanswered queries kept per flow.
 pub const MAX_PENDING: usize = 64;
 
-/// The kind of [`ZeekDnsWriter`].
-#[derive(Debug)]
-pub enum Dns {}
-
-impl ZeekLogKind for Dns {
-    const PATH: &'static str = "dns";
-    const FIELDS: &'static [&'static str] = &FIELDS;
-    const TYPES: &'static [&'static str] = &TYPES;
-}
+super::zeek::log_kind!(Dns, "dns");
 
 /// A query waiting for its answer.
 #[derive(Debug)]

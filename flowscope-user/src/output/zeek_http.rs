@@ -9,9 +9,10 @@
 //!   as Zeek's `http_reply` sets it.
 //! - `request_body_len`/`response_body_len` are the body bytes seen after
 //!   de-chunking, as Zeek counts them.
-//! - `referrer`, `origin`, `username`, `password`, `proxied` and the
-//!   `info_*` fields of interim responses are unset: the parser keeps none
-//!   of those headers. `tags` is empty, as Zeek leaves it without policy
+//! - `referrer` is the `Referer` header.
+//! - `origin`, `username`, `password`, `proxied` and the `info_*` fields
+//!   of interim responses are unset: the parser keeps none of those
+//!   headers. `tags` is empty, as Zeek leaves it without policy
 //!   scripts.
 //! - The file-analysis fields (`*_fuids`, `*_filenames`, `*_mime_types`)
 //!   are unset: Zeek fills them by running its file analysis (libmagic
@@ -20,7 +21,7 @@
 use std::io::{self, Write};
 
 use super::record::FlowHeader;
-use super::zeek::{ConnId, Value, ZeekLog, ZeekLogKind};
+use super::zeek::{ConnId, Value};
 use crate::l7::HttpRecord;
 use crate::view::Timestamp;
 
@@ -92,18 +93,7 @@ const TYPES: [&str; 30] = [
     "vector[string]",
 ];
 
-/// The kind of [`ZeekHttpWriter`].
-#[derive(Debug)]
-pub enum Http {}
-
-impl ZeekLogKind for Http {
-    const PATH: &'static str = "http";
-    const FIELDS: &'static [&'static str] = &FIELDS;
-    const TYPES: &'static [&'static str] = &TYPES;
-}
-
-/// Writes http.log records to `W`.
-pub type ZeekHttpWriter<W> = ZeekLog<W, Http>;
+super::zeek::log_kind!(Http, "http", ZeekHttpWriter);
 
 impl<W: Write> ZeekHttpWriter<W> {
     /// Writes the record of one exchange of `flow`, completed at `ts`.
@@ -141,7 +131,7 @@ impl<W: Write> ZeekHttpWriter<W> {
             Value::text(r.http_method.as_deref()),
             host.map_or(Value::Unset, Value::Str),
             Value::text(r.url.as_deref()),
-            Value::Unset,
+            Value::text(r.http_refer.as_deref()),
             version.map_or(Value::Unset, Value::Str),
             Value::text(r.http_user_agent.as_deref()),
             Value::Unset,

@@ -1,6 +1,6 @@
 //! [`ZeekLogs`]: the logs of one Zeek output directory, as Zeek writes
 //! them: conn.log from the start, every other log (ssh, http, dns, ssl,
-//! quic) created with its first record, as Zeek writes no empty logs. All
+//! quic, tunnel) created with its first record, as Zeek writes no empty logs. All
 //! share one `uid` per connection (see [`super::zeek`]).
 //!
 //! Every log file of the directory is opened by one function
@@ -21,9 +21,11 @@ use super::zeek_http::ZeekHttpWriter;
 use super::zeek_quic::ZeekQuicWriter;
 use super::zeek_ssh::ZeekSshWriter;
 use super::zeek_ssl::ZeekSslWriter;
+use super::zeek_tunnel::{TunnelAction, ZeekTunnelWriter};
+use crate::extractor::Encap;
 use crate::l7::L7Record;
-use crate::pipeline::{FAILED, FlowSummary};
-use crate::tracker::EndReason;
+use crate::pipeline::FAILED;
+use crate::tracker::{EndReason, TunnelRole};
 use crate::view::Timestamp;
 
 type Log<K> = ZeekLog<RecordFile, K>;
@@ -41,6 +43,7 @@ pub(super) struct ZeekLogs {
     dns: Option<ZeekDnsWriter<RecordFile>>,
     ssl: Option<ZeekSslWriter<RecordFile>>,
     quic: Option<ZeekQuicWriter<RecordFile>>,
+    tunnel: Option<ZeekTunnelWriter<RecordFile>>,
 }
 
 /// Zeek's `service` name of a flow's application protocol: Zeek's DNS
@@ -84,6 +87,7 @@ impl ZeekLogs {
             dns: None,
             ssl: None,
             quic: None,
+            tunnel: None,
         })
     }
 
@@ -107,22 +111,49 @@ impl ZeekLogs {
         })
     }
 
-    /// Writes a flow record to conn.log; a flow's final record also writes
-    /// its DNS queries that got no answer.
+    /// Writes a flow record to conn.log (a GRE or IP-in-IP carrier has no
+    /// conn.log record in Zeek, only its tunnel.log ones); a flow's final
+    /// record also writes its DNS queries that got no answer, a carrier's
+    /// its tunnel's end.
     pub(super) fn flow(&mut self, f: &FlowEnd) -> io::Result<()> {
-        let service = f
-            .summary
-            .as_ref()
-            .and_then(FlowSummary::app_proto)
-            .and_then(zeek_service);
-        let k = f.flow.key.oriented(f.flow.initiator);
-        let local = self.local_nets.of(k.src_ip(), k.dst_ip());
-        self.conn
-            .write_flow_summary(&f.flow, service, f.summary.as_ref(), local)?;
+        let carries = match f.flow.tunnel {
+            Some(TunnelRole::Carrier(e)) => Some(e),
+            _ => None,
+        };
+        if carries.is_none_or(Encap::over_udp) {
+            let service = f.app_proto().and_then(zeek_service);
+            let k = f.flow.key.oriented(f.flow.initiator);
+            let local = self.local_nets.of(k.src_ip(), k.dst_ip());
+            let parent = f.carrier.as_ref().map(FlowHeader::of_carrier);
+            self.conn.write_flow_summary(
+                &f.flow,
+                service,
+                f.summary.as_ref(),
+                local,
+                parent.as_ref(),
+            )?;
+        }
+        if let Some(encap) = carries
+            && let Some(action) = TunnelAction::of_end(encap, f.reason)
+        {
+            self.tunnel(&FlowHeader::of(&f.flow), encap, f.flow.end(), action)?;
+        }
         match &mut self.dns {
             Some(dns) if f.reason != EndReason::ActiveTimeout => dns.flow_ended(f.flow.flow_id),
             _ => Ok(()),
         }
+    }
+
+    /// Writes a tunnel.log record.
+    pub(super) fn tunnel(
+        &mut self,
+        carrier: &FlowHeader,
+        encap: Encap,
+        ts: Timestamp,
+        action: TunnelAction,
+    ) -> io::Result<()> {
+        let at = (self.dir.as_path(), self.format, self.append);
+        Self::log(at, &mut self.tunnel)?.write_tunnel(carrier, encap, ts, action)
     }
 
     /// Writes an L7 record to its log.
@@ -162,7 +193,8 @@ impl ZeekLogs {
         self.http.as_mut().map_or(Ok(()), ZeekLog::flush)?;
         self.dns.as_mut().map_or(Ok(()), ZeekDnsWriter::flush)?;
         self.ssl.as_mut().map_or(Ok(()), ZeekLog::flush)?;
-        self.quic.as_mut().map_or(Ok(()), ZeekLog::flush)
+        self.quic.as_mut().map_or(Ok(()), ZeekLog::flush)?;
+        self.tunnel.as_mut().map_or(Ok(()), ZeekLog::flush)
     }
 
     /// Every open log file, read-only.
@@ -174,6 +206,7 @@ impl ZeekLogs {
             self.dns.as_ref().map(|d| d.log_ref().get_ref()),
             self.ssl.as_ref().map(ZeekLog::get_ref),
             self.quic.as_ref().map(ZeekLog::get_ref),
+            self.tunnel.as_ref().map(ZeekLog::get_ref),
         ]
         .into_iter()
         .flatten()
@@ -216,7 +249,8 @@ impl ZeekLogs {
             + one(self.http.as_mut(), files, force)?
             + one(self.dns.as_mut().map(ZeekDnsWriter::log_mut), files, force)?
             + one(self.ssl.as_mut(), files, force)?
-            + one(self.quic.as_mut(), files, force)?)
+            + one(self.quic.as_mut(), files, force)?
+            + one(self.tunnel.as_mut(), files, force)?)
     }
 
     /// Writes what waits (unanswered DNS queries), then closes every log
@@ -235,6 +269,7 @@ impl ZeekLogs {
             .and(close(self.dns.as_mut().map(|d| d.log_mut().close())))
             .and(close(self.ssl.as_mut().map(ZeekLog::close)))
             .and(close(self.quic.as_mut().map(ZeekLog::close)))
+            .and(close(self.tunnel.as_mut().map(ZeekLog::close)))
     }
 }
 

@@ -17,7 +17,7 @@
 use std::io::{self, Write};
 
 use super::record::FlowHeader;
-use super::zeek::{ConnId, Value, ZeekLog, ZeekLogKind};
+use super::zeek::{ConnId, Value};
 use crate::l7::QuicRecord;
 use crate::view::Timestamp;
 
@@ -44,18 +44,7 @@ const TYPES: [&str; 13] = [
     "string", "string", "string",
 ];
 
-/// The kind of [`ZeekQuicWriter`].
-#[derive(Debug)]
-pub enum Quic {}
-
-impl ZeekLogKind for Quic {
-    const PATH: &'static str = "quic";
-    const FIELDS: &'static [&'static str] = &FIELDS;
-    const TYPES: &'static [&'static str] = &TYPES;
-}
-
-/// Writes quic.log records to `W`.
-pub type ZeekQuicWriter<W> = ZeekLog<W, Quic>;
+super::zeek::log_kind!(Quic, "quic", ZeekQuicWriter);
 
 /// True for Google QUIC versions (`Q0xx`, `T0xx`).
 fn is_gquic(v: u32) -> bool {

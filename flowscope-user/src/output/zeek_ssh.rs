@@ -19,7 +19,7 @@
 use std::io::{self, Write};
 
 use super::record::FlowHeader;
-use super::zeek::{ConnId, Value, ZeekLog, ZeekLogKind};
+use super::zeek::{ConnId, Value};
 use crate::l7::{SshEndpoint, SshRecord};
 use crate::view::Timestamp;
 
@@ -51,18 +51,7 @@ const TYPES: [&str; 18] = [
     "string", "string", "string", "string", "string", "string", "string",
 ];
 
-/// The kind of [`ZeekSshWriter`].
-#[derive(Debug)]
-pub enum Ssh {}
-
-impl ZeekLogKind for Ssh {
-    const PATH: &'static str = "ssh";
-    const FIELDS: &'static [&'static str] = &FIELDS;
-    const TYPES: &'static [&'static str] = &TYPES;
-}
-
-/// Writes ssh.log records to `W`.
-pub type ZeekSshWriter<W> = ZeekLog<W, Ssh>;
+super::zeek::log_kind!(Ssh, "ssh", ZeekSshWriter);
 
 impl<W: Write> ZeekSshWriter<W> {
     /// Writes the record of `flow`'s SSH connection, completed at `ts`;

@@ -6,8 +6,11 @@
 //! `server_name` the SNI, `next_protocol` the protocol the ServerHello's
 //! ALPN chose, `cert_chain_fps` the SHA-256 of each server certificate.
 //! `ts` is the time the record was complete (Zeek's: the first packet).
+//! `resumed` is whether a ServerHello below TLS 1.3 echoed the client's
+//! session ID (TLS 1.3 resumes by a pre-shared key the parser does not
+//! follow: unset, as before a ServerHello).
 //! What the parser does not follow is unset: `curve` (the key exchange
-//! after the certificates), `resumed`, `last_alert`, `established` and
+//! after the certificates), `last_alert`, `established` and
 //! `ssl_history` (the rest of the handshake and the alerts),
 //! `client_cert_chain_fps` (the client's flight after its hello) and
 //! `sni_matches_cert` (Zeek compares the name with the certificate's).
@@ -15,7 +18,7 @@
 use std::io::{self, Write};
 
 use super::record::FlowHeader;
-use super::zeek::{ConnId, Value, ZeekLog, ZeekLogKind};
+use super::zeek::{ConnId, Value};
 use crate::l7::TlsRecord;
 use crate::view::Timestamp;
 
@@ -63,18 +66,7 @@ const TYPES: [&str; 18] = [
     "bool",
 ];
 
-/// The kind of [`ZeekSslWriter`].
-#[derive(Debug)]
-pub enum Ssl {}
-
-impl ZeekLogKind for Ssl {
-    const PATH: &'static str = "ssl";
-    const FIELDS: &'static [&'static str] = &FIELDS;
-    const TYPES: &'static [&'static str] = &TYPES;
-}
-
-/// Writes ssl.log records to `W`.
-pub type ZeekSslWriter<W> = ZeekLog<W, Ssl>;
+super::zeek::log_kind!(Ssl, "ssl", ZeekSslWriter);
 
 /// Zeek's name of a version the parser names `TLS 1.2` or `SSLv3`.
 fn version_name(v: &str) -> String {
@@ -112,7 +104,12 @@ impl<W: Write> ZeekSslWriter<W> {
             cipher.as_deref().map_or(Value::Unset, Value::Str),
             Value::Unset,
             r.sni.as_deref().map_or(Value::Unset, Value::Str),
-            Value::Unset,
+            match (r.cipher, r.version.as_deref()) {
+                (Some(_), Some(v)) if v != "TLS 1.3" => {
+                    Value::Bool(r.session_resumed == Some(true))
+                }
+                _ => Value::Unset,
+            },
             Value::Unset,
             r.server_alpn.as_deref().map_or(Value::Unset, Value::Str),
             Value::Unset,

@@ -2,6 +2,7 @@
 //! parser of a UDP flow) and the routing of tracker events through it.
 
 use super::counters::ReassemblyCounters;
+use super::tunnels::{Carrier, Tunnels};
 use super::{FlowAnomaly, PipelineAnomaly, PipelineSink};
 use crate::extract::FiveTupleKey;
 use crate::extractor::FlowExtractor;
@@ -15,7 +16,9 @@ use crate::session::{
     DatagramDriver, DatagramSession, FlowPorts, RecordSink, SessionDriver, SessionState, Side,
     StopReason, StreamSession,
 };
-use crate::tracker::{EndReason, EventSink, FlowEvent, FlowRecord, FlowSide, FlowTracker};
+use crate::tracker::{
+    EndReason, EventSink, FlowEvent, FlowRecord, FlowSide, FlowTracker, TunnelRole,
+};
 use crate::view::{PacketView, Timestamp};
 
 /// A bound a flow's reassembly or parsing hit.
@@ -167,6 +170,7 @@ pub(super) struct Core {
     pub(super) datagrams: DatagramDriver<L7Record>,
     pub(super) counters: ReassemblyCounters,
     pub(super) anomalies: [u64; 4],
+    pub(super) tunnels: Tunnels,
 }
 
 /// The tracker's event sink during one pipeline call.
@@ -207,7 +211,13 @@ impl<S: PipelineSink<FiveTupleKey>> EventSink<FiveTupleKey> for Stage<'_, S> {
     fn event(&mut self, event: FlowEvent<'_, FiveTupleKey>) {
         match event {
             FlowEvent::Ended { flow, slot, reason } => {
-                self.core.ended(slot, flow, reason, self.sink)
+                let carrier = self.core.tunnels.ended(flow, reason);
+                self.core
+                    .ended(slot, flow, reason, carrier.as_ref(), self.sink);
+            }
+            FlowEvent::Started { flow } | FlowEvent::Tunnel { flow, .. } => {
+                self.core.tunnels.started(flow);
+                self.sink.event(&event);
             }
             FlowEvent::Packet {
                 flow,
@@ -219,8 +229,10 @@ impl<S: PipelineSink<FiveTupleKey>> EventSink<FiveTupleKey> for Stage<'_, S> {
                 self.sink.event(&event);
                 // A fragment's bytes reach the parsers with its whole
                 // datagram (`Core::datagram`), not on their own.
+                // A carrier's payload is the tunnel: its flows are parsed.
                 let fragment = extracted.fragment.is_some_and(|f| f.more || f.offset > 0);
-                if self.core.enabled && !fragment {
+                let carrier = matches!(flow.tunnel, Some(TunnelRole::Carrier(_)));
+                if self.core.enabled && !fragment && !carrier {
                     self.core
                         .packet(slot, flow, session_side(side), extracted, view, self.sink);
                 }
@@ -437,6 +449,7 @@ impl Core {
         slot: u32,
         flow: &FlowRecord<FiveTupleKey>,
         reason: EndReason,
+        carrier: Option<&Carrier>,
         sink: &mut S,
     ) {
         if reason == EndReason::ActiveTimeout {
@@ -444,11 +457,11 @@ impl Core {
                 .flows
                 .get(slot as usize)
                 .and_then(|s| self.summary(&s.0));
-            sink.flow_ended(flow, reason, summary.as_ref());
+            sink.flow_ended(flow, reason, summary.as_ref(), carrier);
             return;
         }
         let Some(FlowSlot(state)) = self.flows.get_mut(slot as usize) else {
-            sink.flow_ended(flow, reason, None);
+            sink.flow_ended(flow, reason, None, carrier);
             return;
         };
         let mut state = std::mem::replace(state, FlowState::Empty);
@@ -510,7 +523,7 @@ impl Core {
             }
         }
         let summary = self.summary(&state);
-        sink.flow_ended(flow, reason, summary.as_ref());
+        sink.flow_ended(flow, reason, summary.as_ref(), carrier);
     }
 
     fn report<S: PipelineSink<FiveTupleKey>>(

@@ -61,9 +61,11 @@
 mod counters;
 mod flow;
 mod fragments;
+mod tunnels;
 
 pub use counters::{PipelineCounters, ReassemblyCounters};
 pub use flow::{Bound, FAILED, FLOW_STATE_BYTES, FlowSummary, SideReassembly};
+pub use tunnels::Carrier;
 
 use crate::extract::FiveTupleKey;
 use crate::extractor::FlowExtractor;
@@ -217,12 +219,14 @@ pub trait PipelineSink<K> {
     }
 
     /// A flow record ended; `summary` is what reassembly and parsing did
-    /// (absent for flows the pipeline kept no state for).
+    /// (absent for flows the pipeline kept no state for), `carrier` the
+    /// tunnel the flow was taken out of.
     fn flow_ended(
         &mut self,
         flow: &FlowRecord<K>,
         reason: EndReason,
         summary: Option<&FlowSummary>,
+        carrier: Option<&Carrier>,
     );
 }
 
@@ -276,6 +280,7 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
             datagrams,
             counters: ReassemblyCounters::default(),
             anomalies: [0; 4],
+            tunnels: tunnels::Tunnels::default(),
         };
         Self {
             fragments: config.fragments.map(FragmentReassembler::new),

@@ -152,6 +152,10 @@ pub struct FrameTap {
     flow_bytes: Option<u64>,
     ring_full: u64,
     past_flow_bytes: u64,
+    /// The frame last put in the ring (its address and time): a tunnelled
+    /// frame is offered for its carrier and for the flow inside, and is
+    /// written once.
+    last: Option<(usize, Timestamp)>,
 }
 
 impl FrameTap {
@@ -172,6 +176,10 @@ impl FrameTap {
             self.chosen.insert(flow.flow_id);
         }
         if self.flows != PcapFlows::All && !self.chosen.contains(&flow.flow_id) {
+            return;
+        }
+        let at = (view.frame.as_ptr() as usize, view.timestamp);
+        if self.last == Some(at) {
             return;
         }
         let len = view.frame.len();
@@ -195,6 +203,7 @@ impl FrameTap {
             }
         }
         push_frame(&mut self.ring, &head, view.frame);
+        self.last = Some(at);
     }
 
     /// Chooses `flow` from now on if `record` meets the L7 condition.
@@ -296,6 +305,7 @@ pub fn start(
             flow_bytes: cfg.flow_bytes,
             ring_full: 0,
             past_flow_bytes: 0,
+            last: None,
         });
         consumers.push(c);
     }

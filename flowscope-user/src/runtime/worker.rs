@@ -16,9 +16,9 @@ use crate::l7::L7Record;
 use crate::obs::Log2Histogram;
 use crate::output::{FlowHeader, Record};
 use crate::pipeline::{
-    FlowAnomaly, FlowSummary, Pipeline, PipelineConfig, PipelineCounters, PipelineSink,
+    Carrier, FlowAnomaly, FlowSummary, Pipeline, PipelineConfig, PipelineCounters, PipelineSink,
 };
-use crate::tracker::{EndReason, FlowEvent, FlowRecord};
+use crate::tracker::{EndReason, FlowEvent, FlowRecord, TunnelRole};
 use crate::view::{PacketView, Timestamp};
 
 /// How often (capture clock) a live worker copies its counters into its shard.
@@ -102,6 +102,15 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
             ) => tap.anomaly(flow),
             _ => {}
         }
+        if let FlowEvent::Tunnel { flow, ts } = event
+            && let Some(TunnelRole::Carrier(encap)) = flow.tunnel
+        {
+            self.push(Record::TunnelFound {
+                header: FlowHeader::of(flow),
+                encap,
+                ts: *ts,
+            });
+        }
     }
 
     fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, ts: Timestamp, record: L7Record) {
@@ -130,11 +139,12 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
         flow: &FlowRecord<FiveTupleKey>,
         reason: EndReason,
         summary: Option<&FlowSummary>,
+        carrier: Option<&Carrier>,
     ) {
         if let Some(tap) = &mut self.s.tap {
             tap.ended(flow);
         }
-        self.push(Record::flow(flow, reason, summary));
+        self.push(Record::flow(flow, reason, summary, carrier));
     }
 }
 
@@ -307,7 +317,7 @@ mod tests {
             s: &mut w.sink,
         };
         for flow in super::super::test_records::records(5) {
-            emit.flow_ended(&flow, EndReason::IdleTimeout, None);
+            emit.flow_ended(&flow, EndReason::IdleTimeout, None, None);
         }
         assert_eq!((w.sink.sent, w.sink.dropped), (3, 2));
     }

@@ -145,7 +145,7 @@ mod tests {
         let writer = WriterThread::start(consumers, outputs).unwrap();
         let recs = super::super::test_records::records(40);
         for (i, r) in recs.iter().enumerate() {
-            let record = Record::flow(r, EndReason::IdleTimeout, None);
+            let record = Record::flow(r, EndReason::IdleTimeout, None, None);
             assert!(producers[i % 2].push(record).is_ok());
             if i % 10 == 9 {
                 // Let the writer see the size bound between bursts.

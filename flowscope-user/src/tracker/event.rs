@@ -229,6 +229,15 @@ pub enum FlowEvent<'a, K> {
         /// The frame.
         view: PacketView<'a>,
     },
+    /// A flow was first seen carrying a tunnel (its record's
+    /// [`tunnel`](FlowRecord::tunnel) just became a carrier); the packet
+    /// follows as [`FlowEvent::Packet`] of the flow and of the one inside.
+    Tunnel {
+        /// The carrier.
+        flow: &'a FlowRecord<K>,
+        /// When.
+        ts: Timestamp,
+    },
     /// TCP handshake completed.
     Established {
         /// The flow.

@@ -55,11 +55,11 @@ pub(crate) use event::L4_LABELS;
 pub use event::{AnomalyKind, EndReason, EventSink, FlowEvent, FlowSide, FlowState, NoSink};
 pub use history::{History, HistoryLetter};
 pub(crate) use prefetch::prefetch;
-pub use record::{FlowRecord, SideStats};
+pub use record::{FlowRecord, SideStats, TunnelRole};
 pub use tcp::{EndpointState, TcpTrack};
 
 use crate::extractor::{
-    Extracted, FlowExtractor, L4Proto, Orientation, TcpFlags, TcpInfo, Unmatched,
+    Extracted, FlowExtractor, L4Proto, Orientation, TcpFlags, TcpInfo, Tunnelled, Unmatched,
 };
 use crate::obs::{self, TrackerCounters};
 use crate::view::PacketView;
@@ -477,29 +477,77 @@ impl<E: FlowExtractor> FlowTracker<E> {
                 return;
             }
         };
-        let now = view.timestamp.0;
-        let found = match p.record {
-            Some((r, frees)) if frees == self.frees && self.slot_has(r, &ext.key) => Some(r),
-            _ => self.index.find(p.hash, |s| self.slot_has(s, &ext.key)),
+        let role = match ext.tunnel {
+            Some(tunnel) => self
+                .carrier(view, tunnel, sink)
+                .map(|parent| TunnelRole::Inner { parent, tunnel }),
+            None => None,
         };
-        let slot = match found {
+        let slot = self.slot_for(ext, p.hash, p.record, role, view.timestamp.0, sink);
+        self.update::<true>(slot, view, ext, sink);
+    }
+
+    /// The slot of `ext`'s flow (`hint`: where the index pointed when the
+    /// batch prefetched it): its record renewed if over, or a new record
+    /// with `role`.
+    #[inline(always)]
+    fn slot_for(
+        &mut self,
+        ext: &Extracted<E::Key>,
+        hash: u32,
+        hint: Option<(u32, u64)>,
+        role: Option<TunnelRole>,
+        now: u64,
+        sink: &mut impl EventSink<E::Key>,
+    ) -> u32 {
+        let found = match hint {
+            Some((r, frees)) if frees == self.frees && self.slot_has(r, &ext.key) => Some(r),
+            _ => self.index.find(hash, |s| self.slot_has(s, &ext.key)),
+        };
+        match found {
             Some(slot) => {
-                self.renew_if_over(slot, ext, now, sink);
+                self.renew_if_over(slot, ext, role, now, sink);
                 slot
             }
             None => {
                 if self.live >= self.config.max_flows {
                     self.evict(sink);
                 }
-                let rec = self.new_record(ext);
+                let rec = self.new_record(ext, role);
                 let reverse_initiator = rec.initiator == Orientation::Reverse;
-                let slot = self.place(rec, p.hash);
-                self.index.insert(p.hash, slot, reverse_initiator);
+                let slot = self.place(rec, hash);
+                self.index.insert(hash, slot, reverse_initiator);
                 self.started(slot, now, sink);
                 slot
             }
-        };
-        self.update(slot, view, ext, sink);
+        }
+    }
+
+    /// Counts a tunnelled packet in the tunnel's own flow, which becomes a
+    /// carrier; its flow ID. Not counted again in the tracker's totals
+    /// (the packet is counted once, in the flow inside).
+    #[cold]
+    #[inline(never)]
+    fn carrier(
+        &mut self,
+        view: PacketView<'_>,
+        tunnel: Tunnelled,
+        sink: &mut impl EventSink<E::Key>,
+    ) -> Option<u64> {
+        let ext = self.extractor.carrier(view)?;
+        let hash = self.hasher.hash_one(ext.key) as u32;
+        let slot = self.slot_for(&ext, hash, None, None, view.timestamp.0, sink);
+        let rec = self.slots.get_mut(slot as usize)?;
+        if rec.tunnel.is_none() {
+            rec.tunnel = Some(TunnelRole::Carrier(tunnel.encap));
+            sink.event(FlowEvent::Tunnel {
+                flow: rec,
+                ts: view.timestamp,
+            });
+        }
+        let id = rec.flow_id;
+        self.update::<false>(slot, view, &ext, sink);
+        Some(id)
     }
 
     /// Ends the record in `slot` and starts a new one on the same key when
@@ -510,6 +558,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
         &mut self,
         slot: u32,
         ext: &Extracted<E::Key>,
+        role: Option<TunnelRole>,
         now: u64,
         sink: &mut impl EventSink<E::Key>,
     ) {
@@ -551,7 +600,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
                 continued: true,
                 ..*r
             },
-            _ => self.new_record(ext),
+            _ => self.new_record(ext, role),
         };
         if !continued && let Some(m) = self.meta.get(slot as usize) {
             self.index
@@ -564,7 +613,11 @@ impl<E: FlowExtractor> FlowTracker<E> {
     }
 
     /// A fresh record for the flow of `ext` (flow ID assigned in `started`).
-    fn new_record(&self, ext: &Extracted<E::Key>) -> FlowRecord<E::Key> {
+    fn new_record(
+        &self,
+        ext: &Extracted<E::Key>,
+        tunnel: Option<TunnelRole>,
+    ) -> FlowRecord<E::Key> {
         let mut history = History::default();
         let mut initiator = ext.orientation;
         let state = match (ext.l4, ext.tcp) {
@@ -589,6 +642,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
             history,
             tcp: TcpTrack::default(),
             continued: false,
+            tunnel,
         }
     }
 
@@ -724,9 +778,10 @@ impl<E: FlowExtractor> FlowTracker<E> {
         self.end_and_free(victim as u32, EndReason::Evicted, sink);
     }
 
-    /// Counts the packet in its flow and runs the TCP state machine.
+    /// Counts the packet in its flow and runs the TCP state machine; in the
+    /// tracker's totals too when `TOTALS` (not for a carrier).
     #[inline(always)]
-    fn update(
+    fn update<const TOTALS: bool>(
         &mut self,
         slot: u32,
         view: PacketView<'_>,
@@ -748,8 +803,10 @@ impl<E: FlowExtractor> FlowTracker<E> {
             st.first_seen = ts;
         }
         st.last_seen = st.last_seen.max(ts);
-        self.counters.packets_matched += 1;
-        self.counters.count_bytes(side, u64::from(view.orig_len));
+        if TOTALS {
+            self.counters.packets_matched += 1;
+            self.counters.count_bytes(side, u64::from(view.orig_len));
+        }
         let mut transition = None;
         match (ext.l4, ext.tcp) {
             (L4Proto::Tcp, Some(tcp)) => {

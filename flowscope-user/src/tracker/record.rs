@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::extractor::{L4Proto, Orientation, TcpFlags};
+use crate::extractor::{Encap, L4Proto, Orientation, TcpFlags, Tunnelled};
 use crate::tracker::event::{FlowSide, FlowState};
 use crate::tracker::history::History;
 use crate::tracker::tcp::TcpTrack;
@@ -36,7 +36,7 @@ pub struct SideStats {
 /// writes two of a record's four cache lines — the first (key, state,
 /// initiator, history, the start of the TCP tracking) and the one holding its
 /// own side's counters (each [`SideStats`] fills one line). The second line
-/// (the rest of the TCP tracking, protocol, VLANs, flow ID) is read when a
+/// (the rest of the TCP tracking, protocol, VLANs, flow ID, tunnel) is read when a
 /// flow starts or ends or a control segment arrives. A unit test checks the
 /// offsets.
 #[derive(Debug, Clone, Copy)]
@@ -56,14 +56,34 @@ pub struct FlowRecord<K> {
     pub l4: L4Proto,
     /// VLAN IDs of the flow's first packet, outermost first (0 = absent).
     pub vlan: [u16; 2],
-    /// Identifier unique within the tracker (and across trackers with
-    /// distinct [`TrackerConfig::flow_id_base`](crate::tracker::TrackerConfig::flow_id_base)).
-    pub flow_id: u64,
     /// This record continues an earlier record of the same flow that ended
     /// with an active timeout.
     pub continued: bool,
+    /// Identifier unique within the tracker (and across trackers with
+    /// distinct [`TrackerConfig::flow_id_base`](crate::tracker::TrackerConfig::flow_id_base)).
+    pub flow_id: u64,
+    /// The flow's part in a tunnel, with a decapsulating extractor.
+    pub tunnel: Option<TunnelRole>,
     /// Per-side counters, indexed by [`FlowSide::index`].
     pub sides: [SideStats; 2],
+}
+
+/// A flow's part in a tunnel: with a decapsulating extractor
+/// ([`FlowExtractor::carrier`](crate::extractor::FlowExtractor::carrier)),
+/// a tunnelled packet counts in two flows, the tunnel's own and the one
+/// taken out of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelRole {
+    /// The flow carries a tunnel of this kind (the outer flow).
+    Carrier(Encap),
+    /// The flow was taken out of a tunnel.
+    Inner {
+        /// The carrier's flow ID (of the record that carried the flow's
+        /// first packet).
+        parent: u64,
+        /// The tunnel.
+        tunnel: Tunnelled,
+    },
 }
 
 impl<K> FlowRecord<K> {

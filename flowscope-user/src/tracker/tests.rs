@@ -40,6 +40,7 @@ impl FlowExtractor for TinyExtractor {
             payload_len: u32::from(len),
             ip_len: 20 + u32::from(len),
             fragment: None,
+            tunnel: None,
         })
     }
 }
@@ -69,6 +70,7 @@ struct Log {
     changes: Vec<(FlowState, FlowState)>,
     packets: Vec<FlowSide>,
     anomalies: Vec<AnomalyKind>,
+    tunnels: usize,
 }
 
 impl EventSink<(u8, u8, u8)> for Log {
@@ -80,6 +82,7 @@ impl EventSink<(u8, u8, u8)> for Log {
             FlowEvent::StateChange { from, to, .. } => self.changes.push((from, to)),
             FlowEvent::Packet { side, .. } => self.packets.push(side),
             FlowEvent::Anomaly { kind, .. } => self.anomalies.push(kind),
+            FlowEvent::Tunnel { .. } => self.tunnels += 1,
         }
     }
 }

@@ -31,13 +31,15 @@ pub struct Log {
     pub repeated_keys: usize,
 }
 
-/// The connection of a row; logs without `proto` are TCP (http, ssl, ssh)
-/// or UDP (quic).
+/// The connection of a row; logs without `proto` are TCP (http, ssl, ssh),
+/// UDP (quic) or a tunnel's (tunnel.log, whose proto is `tunnel` here).
 pub fn key_of(row: &Row) -> Key {
     let port = |f: &str| row[f].parse::<u16>().expect("port");
     let proto = row.get("proto").cloned().unwrap_or_else(|| {
         if row.contains_key("client_initial_dcid") {
             "udp".to_owned()
+        } else if row.contains_key("tunnel_type") {
+            "tunnel".to_owned()
         } else {
             "tcp".to_owned()
         }
@@ -229,6 +231,18 @@ fn assert_json_equals_tsv(ctx: &str, json: &str, tsv: &Log, uids: &mut BTreeMap<
                         j,
                         "{ctx}: uid {t} is one uid in JSON"
                     );
+                }
+                (t, Some(v)) if f == "tunnel_parents" => {
+                    let items = v.as_array().expect("a set");
+                    assert_eq!(t.split(',').count(), items.len(), "{ctx} {f}");
+                    for (t, j) in t.split(',').zip(items) {
+                        let j = j.as_str().expect("uid");
+                        assert_eq!(
+                            uids.entry(t.to_owned()).or_insert_with(|| j.to_owned()),
+                            j,
+                            "{ctx}: parent {t} is one uid in JSON"
+                        );
+                    }
                 }
                 (t, Some(v)) => assert_value(ctx, f, ty, t, v),
             }

@@ -11,7 +11,7 @@ use flowscope::FlowExtractor;
 use flowscope::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey};
 use flowscope::l7::L7Record;
 use flowscope::pcap::PcapReader;
-use flowscope::pipeline::{FlowSummary, Pipeline, PipelineConfig, PipelineSink};
+use flowscope::pipeline::{Carrier, FlowSummary, Pipeline, PipelineConfig, PipelineSink};
 use flowscope::tracker::{EndReason, FlowRecord};
 use flowscope::view::Timestamp;
 
@@ -144,6 +144,7 @@ impl PipelineSink<FiveTupleKey> for Records {
         _flow: &FlowRecord<FiveTupleKey>,
         _reason: EndReason,
         _summary: Option<&FlowSummary>,
+        _carrier: Option<&Carrier>,
     ) {
         self.ended += 1;
     }
@@ -170,6 +171,7 @@ impl PipelineSink<FiveTupleKey> for Outcome {
         flow: &FlowRecord<FiveTupleKey>,
         _: EndReason,
         summary: Option<&FlowSummary>,
+        _carrier: Option<&Carrier>,
     ) {
         let k = flow.key.oriented(flow.initiator);
         let (a, b) = (k.src().to_string(), k.dst().to_string());

@@ -1,11 +1,11 @@
 //! The EVE flow record (see the [module docs](super)).
 
-use super::json;
 use super::{Head, community_id, header, icmp_sides};
+use super::{json, proto};
 use crate::community_id::CommunityIdValue;
 use crate::extractor::{L4Proto, TcpFlags};
 use crate::output::record::{FlowEnd, FlowHeader};
-use crate::pipeline::FlowSummary;
+use crate::pipeline::{Carrier, FlowSummary};
 use crate::tracker::{EndReason, FlowRecord, FlowSide, FlowState};
 
 /// Suricata's flow state from ours.
@@ -61,6 +61,25 @@ const FLAG_NAMES: [(TcpFlags, &str); 8] = [
     (TcpFlags::CWR, "cwr"),
 ];
 
+/// Suricata's `tunnel` object (in its alerts: the packet's outermost
+/// layer): the carrier's endpoints, initiator first, its protocol, and how
+/// many tunnels deep the flow was.
+fn tunnel(out: &mut Vec<u8>, c: &Carrier) {
+    let k = c.key.oriented(c.initiator);
+    out.extend_from_slice(b",\"tunnel\":{\"src_ip\":\"");
+    json::ip(out, k.src_ip());
+    out.push(b'"');
+    json::uint_field(out, "src_port", u64::from(k.src_port()));
+    json::key(out, "dest_ip");
+    out.push(b'"');
+    json::ip(out, k.dst_ip());
+    out.push(b'"');
+    json::uint_field(out, "dest_port", u64::from(k.dst_port()));
+    proto::field(out, c.l4.number());
+    json::uint_field(out, "depth", u64::from(c.tunnel.depth));
+    out.push(b'}');
+}
+
 pub(super) fn flow(out: &mut Vec<u8>, head: &Head<'_>, f: &FlowEnd, id: Option<&CommunityIdValue>) {
     let flow = &f.flow;
     let h = FlowHeader::of(flow);
@@ -75,7 +94,7 @@ pub(super) fn flow(out: &mut Vec<u8>, head: &Head<'_>, f: &FlowEnd, id: Option<&
         json::uint_field(out, "response_icmp_type", u64::from(t));
         json::uint_field(out, "response_icmp_code", u64::from(c));
     }
-    if let Some(p) = f.summary.as_ref().and_then(FlowSummary::app_proto) {
+    if let Some(p) = f.app_proto() {
         json::label_field(out, "app_proto", p);
     }
     if flow.vlan.iter().any(|&v| v != 0) {
@@ -88,6 +107,9 @@ pub(super) fn flow(out: &mut Vec<u8>, head: &Head<'_>, f: &FlowEnd, id: Option<&
             json::uint(out, u64::from(*v));
         }
         out.push(b']');
+    }
+    if let Some(c) = &f.carrier {
+        tunnel(out, c);
     }
     out.extend_from_slice(b",\"flow\":{\"pkts_toserver\":");
     json::uint(out, ts.packets);

@@ -193,7 +193,9 @@ impl EveEncoder {
                 flow_anomaly(line, &head, header, id, *ts, anomaly);
             }
             Record::Interval(i) if self.opts.extras => interval(line, i),
-            Record::Interval(_) => return Ok(&[]),
+            // Suricata has no record of a tunnel's own: its flows name it
+            // (`tunnel` in their flow records).
+            Record::Interval(_) | Record::TunnelFound { .. } => return Ok(&[]),
         }
         line.push(b'\n');
         Ok(line)
