@@ -63,19 +63,25 @@ fn with_depth(depth: Option<u64>) -> PipelineConfig {
     }
 }
 
+/// A connection from port `client_port` to `server_port` after its
+/// handshake: the connection, its frames, and the next sequence number of
+/// the client and of the server.
+fn opened(client_port: u16, server_port: u16) -> (Conn, Vec<Vec<u8>>, u32, u32) {
+    let c = Conn {
+        client_port,
+        server_port,
+        client_isn: 1_000,
+        server_isn: 90_000,
+    };
+    (c, c.handshake(), c.client_isn + 1, c.server_isn + 1)
+}
+
 /// A connection to port 5999 whose first client segment (100 bytes) fills
 /// the probe window with bytes no parser recognises, then `more` segments
 /// of `len` bytes each way (server first), in order, each acknowledging
 /// the other side.
 fn unrecognised(more: usize, len: usize) -> Vec<Vec<u8>> {
-    let c = Conn {
-        client_port: 40_000,
-        server_port: 5999,
-        client_isn: 1_000,
-        server_isn: 9_000,
-    };
-    let mut frames = c.handshake();
-    let (mut cs, mut ss) = (c.client_isn + 1, c.server_isn + 1);
+    let (c, mut frames, mut cs, mut ss) = opened(40_000, 5999);
     let first = [0x7f_u8; 100];
     frames.push(c.segment(true, cs, ss, PSH | ACK, &first));
     cs += 100;
@@ -129,14 +135,7 @@ fn without_a_depth_whole_streams_are_reassembled() {
 /// An HTTP exchange: a GET, and a 200 response whose 4000-byte body comes
 /// in `body_segments` segments.
 fn http_exchange(body_segments: usize) -> Vec<Vec<u8>> {
-    let c = Conn {
-        client_port: 40_001,
-        server_port: 80,
-        client_isn: 5_000,
-        server_isn: 70_000,
-    };
-    let mut frames = c.handshake();
-    let (mut cs, mut ss) = (c.client_isn + 1, c.server_isn + 1);
+    let (c, mut frames, mut cs, mut ss) = opened(40_001, 80);
     let req = b"GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n";
     frames.push(c.segment(true, cs, ss, PSH | ACK, req));
     cs += req.len() as u32;
