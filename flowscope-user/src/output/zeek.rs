@@ -628,6 +628,7 @@ mod tests {
             history: Default::default(),
             tcp: Default::default(),
             continued: false,
+            carries: None,
             tunnel: None,
         };
         let mut w = ZeekConnWriter::new(Vec::new(), ZeekFormat::Tsv).unwrap();
