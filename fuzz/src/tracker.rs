@@ -35,6 +35,11 @@ struct Seen {
     started: u64,
     ended: u64,
     packets: u64,
+    /// Packet events of a tunnelled packet in its carrier (the tracker's
+    /// totals count the packet once, in the flow inside).
+    carried: u64,
+    /// The last packet event may be a carrier's.
+    carrier_last: bool,
 }
 
 /// Runs the target on one input.
@@ -62,10 +67,19 @@ pub fn run(data: &[u8]) {
         FlowEvent::Started { .. } => seen.started += 1,
         FlowEvent::Ended { .. } => seen.ended += 1,
         FlowEvent::Packet {
-            extracted, view, ..
+            flow,
+            extracted,
+            view,
+            ..
         } => {
             seen.packets += 1;
             check_extracted(view.frame, extracted);
+            // A tunnelled packet comes to its carrier first, then to the
+            // flow inside.
+            if extracted.tunnel.is_some() && seen.carrier_last {
+                seen.carried += 1;
+            }
+            seen.carrier_last = flow.carries.is_some() && extracted.tunnel.is_none();
         }
         _ => {}
     };
@@ -109,7 +123,7 @@ pub fn run(data: &[u8]) {
         (seen.started, seen.ended),
         (c.created_total(), c.ended_total())
     );
-    assert_eq!(seen.packets, c.packets_matched);
+    assert_eq!(seen.packets - seen.carried, c.packets_matched);
 }
 
 fn check(tracker: &FlowTracker<AutoDetectEncap<FiveTuple>>, tracked: u64) {

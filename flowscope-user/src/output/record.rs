@@ -19,7 +19,7 @@ use crate::extract::FiveTupleKey;
 use crate::extractor::{Encap, L4Proto, Orientation};
 use crate::l7::L7Record;
 use crate::pipeline::{Carrier, FlowAnomaly, FlowSummary};
-use crate::tracker::{EndReason, FlowRecord, TunnelRole};
+use crate::tracker::{EndReason, FlowRecord};
 use crate::view::Timestamp;
 
 /// A flow record that ended (`ActiveTimeout`: an interim record; the flow
@@ -41,10 +41,11 @@ impl FlowEnd {
     /// The application protocol: what a parser recognised, or the tunnel
     /// a UDP carrier carries.
     pub fn app_proto(&self) -> Option<&'static str> {
-        let tunnel = match self.flow.tunnel {
-            Some(TunnelRole::Carrier(e)) if e.over_udp() => Some(e.label()),
-            _ => None,
-        };
+        let tunnel = self
+            .flow
+            .carries
+            .filter(|e| e.over_udp())
+            .map(|e| e.label());
         self.summary
             .as_ref()
             .and_then(FlowSummary::app_proto)

@@ -240,7 +240,7 @@ fn proto_name(l4: L4Proto) -> &'static str {
 }
 
 /// A record's `uid` and `id` fields: its connection, initiator first.
-pub(super) struct ConnId {
+struct ConnId {
     uid: String,
     orig_h: String,
     orig_p: u16,
@@ -249,7 +249,7 @@ pub(super) struct ConnId {
 }
 
 impl ConnId {
-    pub(super) fn of(flow: &FlowHeader) -> Self {
+    fn of(flow: &FlowHeader) -> Self {
         let k = flow.oriented();
         Self {
             uid: uid(flow),
@@ -261,7 +261,7 @@ impl ConnId {
     }
 
     /// `uid`, `id.orig_h`, `id.orig_p`, `id.resp_h`, `id.resp_p`.
-    pub(super) fn values(&self) -> [Value<'_>; 5] {
+    fn values(&self) -> [Value<'_>; 5] {
         [
             Value::Str(&self.uid),
             Value::Str(&self.orig_h),
@@ -378,13 +378,30 @@ impl<W: Write, K: ZeekLogKind> ZeekLog<W, K> {
         Ok(self.out)
     }
 
-    /// Writes one record: one value per field.
+    /// Writes one record of `flow`'s connection: `ts`, `uid` and the `id`
+    /// fields, then `rest`, one value per remaining field.
     ///
     /// # Errors
     ///
     /// The underlying writer's I/O error.
-    pub(super) fn write(&mut self, values: &[Value<'_>]) -> io::Result<()> {
+    pub(super) fn write_conn(
+        &mut self,
+        ts: Timestamp,
+        flow: &FlowHeader,
+        rest: &[Value<'_>],
+    ) -> io::Result<()> {
+        let id = ConnId::of(flow);
+        let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
+        let head = [
+            Value::Secs(ts.0 / 1000),
+            uid,
+            orig_h,
+            orig_p,
+            resp_h,
+            resp_p,
+        ];
         self.line.clear();
+        let values = head.iter().chain(rest);
         match self.format {
             ZeekFormat::Tsv => self.tsv(values)?,
             ZeekFormat::Json => self.json(values)?,
@@ -415,9 +432,7 @@ impl<W: Write> ZeekConnWriter<W> {
         local: Option<[bool; 2]>,
         parent: Option<&FlowHeader>,
     ) -> io::Result<()> {
-        let id = ConnId::of(&FlowHeader::of(flow));
         let parent = parent.map(|p| vec![uid(p)]);
-        let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
         let (o, r) = (
             flow.side(FlowSide::Initiator),
             flow.side(FlowSide::Responder),
@@ -434,13 +449,7 @@ impl<W: Write> ZeekConnWriter<W> {
                 .saturating_sub(ICMP_HEADER.saturating_mul(s.packets)),
             _ => s.payload_bytes,
         };
-        let values: [Value<'_>; FIELDS.len()] = [
-            Value::Secs(flow.start().0 / 1000),
-            uid,
-            orig_h,
-            orig_p,
-            resp_h,
-            resp_p,
+        let rest: [Value<'_>; FIELDS.len() - 6] = [
             Value::Str(proto_name(flow.l4)),
             service.map_or(Value::Unset, Value::Str),
             if_timed(Value::Secs(dur_us)),
@@ -465,13 +474,13 @@ impl<W: Write> ZeekConnWriter<W> {
             parent.map_or(Value::Unset, Value::Strs),
             Value::Count(u64::from(flow.l4.number())),
         ];
-        self.write(&values)
+        self.write_conn(flow.start(), &FlowHeader::of(flow), &rest)
     }
 }
 
 impl<W: Write, K> ZeekLog<W, K> {
-    fn tsv(&mut self, values: &[Value<'_>]) -> io::Result<()> {
-        for (i, v) in values.iter().enumerate() {
+    fn tsv<'v>(&mut self, values: impl Iterator<Item = &'v Value<'v>>) -> io::Result<()> {
+        for (i, v) in values.enumerate() {
             if i > 0 {
                 self.line.push(b'\t');
             }
@@ -505,7 +514,7 @@ impl<W: Write, K> ZeekLog<W, K> {
         Ok(())
     }
 
-    fn json(&mut self, values: &[Value<'_>]) -> io::Result<()> {
+    fn json<'v>(&mut self, values: impl Iterator<Item = &'v Value<'v>>) -> io::Result<()> {
         self.line.push(b'{');
         let mut first = true;
         for (name, v) in self.fields.iter().zip(values) {
@@ -628,6 +637,7 @@ mod tests {
             history: Default::default(),
             tcp: Default::default(),
             continued: false,
+            carries: None,
             tunnel: None,
         };
         let mut w = ZeekConnWriter::new(Vec::new(), ZeekFormat::Tsv).unwrap();

@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 
 use super::record::FlowHeader;
-use super::zeek::{ConnId, Value, ZeekLog};
+use super::zeek::{Value, ZeekLog};
 use crate::extractor::L4Proto;
 use crate::l7::{DnsKind, DnsRecord};
 use crate::view::Timestamp;
@@ -249,8 +249,6 @@ impl<W: Write> ZeekDnsWriter<W> {
         query: Option<&DnsRecord>,
         answer: Option<(Timestamp, &DnsRecord)>,
     ) -> io::Result<()> {
-        let id = ConnId::of(flow);
-        let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
         let Some(msg) = answer.map(|a| a.1).or(query) else {
             return Ok(());
         };
@@ -293,13 +291,7 @@ impl<W: Write> ZeekDnsWriter<W> {
             "udp"
         };
         let (qclass_name, opcode_name) = (qclass.map(qclass_name), opcode_name(opcode));
-        let values: [Value<'_>; FIELDS.len()] = [
-            Value::Secs(ts.0 / 1000),
-            uid,
-            orig_h,
-            orig_p,
-            resp_h,
-            resp_p,
+        let rest: [Value<'_>; FIELDS.len() - 6] = [
             Value::Str(proto),
             Value::Count(u64::from(msg.id)),
             rtt,
@@ -331,6 +323,6 @@ impl<W: Write> ZeekDnsWriter<W> {
             Value::Count(u64::from(opcode)),
             Value::Str(&opcode_name),
         ];
-        self.log.write(&values)
+        self.log.write_conn(ts, flow, &rest)
     }
 }

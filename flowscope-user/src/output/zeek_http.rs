@@ -21,7 +21,7 @@
 use std::io::{self, Write};
 
 use super::record::FlowHeader;
-use super::zeek::{ConnId, Value};
+use super::zeek::Value;
 use crate::l7::HttpRecord;
 use crate::view::Timestamp;
 
@@ -107,8 +107,6 @@ impl<W: Write> ZeekHttpWriter<W> {
         ts: Timestamp,
         r: &HttpRecord,
     ) -> io::Result<()> {
-        let id = ConnId::of(flow);
-        let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
         // Zeek keeps what precedes the first `:` of the Host header.
         let host = r
             .hostname
@@ -120,13 +118,7 @@ impl<W: Write> ZeekHttpWriter<W> {
             .as_deref()
             .or(r.protocol.as_deref())
             .map(|p| p.strip_prefix("HTTP/").unwrap_or(p));
-        let values: [Value<'_>; FIELDS.len()] = [
-            Value::Secs(ts.0 / 1000),
-            uid,
-            orig_h,
-            orig_p,
-            resp_h,
-            resp_p,
+        let rest: [Value<'_>; FIELDS.len() - 6] = [
             Value::Count(u64::from(r.trans_depth)),
             Value::text(r.http_method.as_deref()),
             host.map_or(Value::Unset, Value::Str),
@@ -153,6 +145,6 @@ impl<W: Write> ZeekHttpWriter<W> {
             Value::Unset,
             Value::Unset,
         ];
-        self.write(&values)
+        self.write_conn(ts, flow, &rest)
     }
 }

@@ -25,7 +25,7 @@ use super::zeek_tunnel::{TunnelAction, ZeekTunnelWriter};
 use crate::extractor::Encap;
 use crate::l7::L7Record;
 use crate::pipeline::FAILED;
-use crate::tracker::{EndReason, TunnelRole};
+use crate::tracker::EndReason;
 use crate::view::Timestamp;
 
 type Log<K> = ZeekLog<RecordFile, K>;
@@ -116,10 +116,7 @@ impl ZeekLogs {
     /// record also writes its DNS queries that got no answer, a carrier's
     /// its tunnel's end.
     pub(super) fn flow(&mut self, f: &FlowEnd) -> io::Result<()> {
-        let carries = match f.flow.tunnel {
-            Some(TunnelRole::Carrier(e)) => Some(e),
-            _ => None,
-        };
+        let carries = f.flow.carries;
         if carries.is_none_or(Encap::over_udp) {
             let service = f.app_proto().and_then(zeek_service);
             let k = f.flow.key.oriented(f.flow.initiator);

@@ -17,7 +17,7 @@
 use std::io::{self, Write};
 
 use super::record::FlowHeader;
-use super::zeek::{ConnId, Value};
+use super::zeek::Value;
 use crate::l7::QuicRecord;
 use crate::view::Timestamp;
 
@@ -87,16 +87,8 @@ impl<W: Write> ZeekQuicWriter<W> {
         if !logs(r) {
             return Ok(());
         }
-        let id = ConnId::of(flow);
-        let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
         let version = version_name(r.version_number);
-        let values: [Value<'_>; FIELDS.len()] = [
-            Value::Secs(ts.0 / 1000),
-            uid,
-            orig_h,
-            orig_p,
-            resp_h,
-            resp_p,
+        let rest: [Value<'_>; FIELDS.len() - 6] = [
             Value::Str(&version),
             Value::text(r.client_initial_dcid.as_deref()),
             Value::text(r.client_scid.as_deref()),
@@ -105,7 +97,7 @@ impl<W: Write> ZeekQuicWriter<W> {
             r.alpn().next().map_or(Value::Unset, Value::Str),
             Value::Unset,
         ];
-        self.write(&values)
+        self.write_conn(ts, flow, &rest)
     }
 }
 

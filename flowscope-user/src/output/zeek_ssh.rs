@@ -19,7 +19,7 @@
 use std::io::{self, Write};
 
 use super::record::FlowHeader;
-use super::zeek::{ConnId, Value};
+use super::zeek::Value;
 use crate::l7::{SshEndpoint, SshRecord};
 use crate::view::Timestamp;
 
@@ -71,8 +71,6 @@ impl<W: Write> ZeekSshWriter<W> {
         let (Some(client), Some(server)) = (banner(&record.client), banner(&record.server)) else {
             return Ok(false);
         };
-        let id = ConnId::of(flow);
-        let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
         let version = match client.as_bytes().get(4) {
             Some(b'1') => Value::Count(1),
             Some(b'2') => Value::Count(2),
@@ -82,13 +80,7 @@ impl<W: Write> ZeekSshWriter<W> {
         let alg = |f: fn(&crate::l7::SshAlgorithms) -> &String| {
             a.map_or(Value::Unset, |a| Value::Str(f(a)))
         };
-        let values: [Value<'_>; FIELDS.len()] = [
-            Value::Secs(ts.0 / 1000),
-            uid,
-            orig_h,
-            orig_p,
-            resp_h,
-            resp_p,
+        let rest: [Value<'_>; FIELDS.len() - 6] = [
             version,
             Value::Unset,
             Value::Unset,
@@ -102,7 +94,7 @@ impl<W: Write> ZeekSshWriter<W> {
             alg(|a| &a.host_key),
             Value::Unset,
         ];
-        self.write(&values)?;
+        self.write_conn(ts, flow, &rest)?;
         Ok(true)
     }
 }

@@ -18,7 +18,7 @@
 use std::io::{self, Write};
 
 use super::record::FlowHeader;
-use super::zeek::{ConnId, Value};
+use super::zeek::Value;
 use crate::l7::TlsRecord;
 use crate::view::Timestamp;
 
@@ -89,17 +89,9 @@ impl<W: Write> ZeekSslWriter<W> {
     ///
     /// The underlying writer's I/O error.
     pub fn write_ssl(&mut self, flow: &FlowHeader, ts: Timestamp, r: &TlsRecord) -> io::Result<()> {
-        let id = ConnId::of(flow);
-        let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
         let version = r.version.as_deref().map(version_name);
         let cipher = r.cipher.map(cipher_name);
-        let values: [Value<'_>; FIELDS.len()] = [
-            Value::Secs(ts.0 / 1000),
-            uid,
-            orig_h,
-            orig_p,
-            resp_h,
-            resp_p,
+        let rest: [Value<'_>; FIELDS.len() - 6] = [
             version.as_deref().map_or(Value::Unset, Value::Str),
             cipher.as_deref().map_or(Value::Unset, Value::Str),
             Value::Unset,
@@ -122,6 +114,6 @@ impl<W: Write> ZeekSslWriter<W> {
             Value::Unset,
             Value::Unset,
         ];
-        self.write(&values)
+        self.write_conn(ts, flow, &rest)
     }
 }

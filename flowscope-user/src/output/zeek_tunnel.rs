@@ -17,7 +17,7 @@
 use std::io::{self, Write};
 
 use super::record::FlowHeader;
-use super::zeek::{ConnId, Value};
+use super::zeek::Value;
 use crate::extractor::Encap;
 use crate::tracker::EndReason;
 use crate::view::Timestamp;
@@ -101,18 +101,8 @@ impl<W: Write> ZeekTunnelWriter<W> {
         ts: Timestamp,
         action: TunnelAction,
     ) -> io::Result<()> {
-        let id = ConnId::of(carrier);
-        let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
-        let values: [Value<'_>; FIELDS.len()] = [
-            Value::Secs(ts.0 / 1000),
-            uid,
-            orig_h,
-            orig_p,
-            resp_h,
-            resp_p,
-            Value::Str(tunnel_type(encap)),
-            Value::Str(action.zeek()),
-        ];
-        self.write(&values)
+        let rest: [Value<'_>; FIELDS.len() - 6] =
+            [Value::Str(tunnel_type(encap)), Value::Str(action.zeek())];
+        self.write_conn(ts, carrier, &rest)
     }
 }

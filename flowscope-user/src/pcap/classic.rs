@@ -10,9 +10,6 @@ use std::io::Read;
 const FILE_HEADER_BYTES: usize = 24;
 /// Length of a record header.
 const RECORD_HEADER_BYTES: usize = 16;
-/// How far ahead of the record being parsed the reader prefetches: a few
-/// records of ordinary frames, so each line arrives before it is needed.
-const PREFETCH_AHEAD: usize = 16384;
 
 /// What the file header says about every record.
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +62,7 @@ pub(super) fn next_record<R: Read>(
     if have == 0 {
         return Ok(None);
     }
-    src.prefetch_ahead(PREFETCH_AHEAD);
+    src.prefetch_ahead();
     let Some(h) = src.available().first_chunk::<RECORD_HEADER_BYTES>() else {
         return Err(PcapError::TruncatedHeader {
             offset,

@@ -192,6 +192,7 @@ pub(super) fn next_record<R: Read>(
         if have == 0 {
             return Ok(None);
         }
+        src.prefetch_ahead();
         if src.available().first_chunk::<4>() == Some(&SHB_TYPE) {
             *sec = read_shb(src)?;
             continue;

@@ -16,9 +16,7 @@ use crate::session::{
     DatagramDriver, DatagramSession, FlowPorts, RecordSink, SessionDriver, SessionState, Side,
     StopReason, StreamSession,
 };
-use crate::tracker::{
-    EndReason, EventSink, FlowEvent, FlowRecord, FlowSide, FlowTracker, TunnelRole,
-};
+use crate::tracker::{EndReason, EventSink, FlowEvent, FlowRecord, FlowSide, FlowTracker};
 use crate::view::{PacketView, Timestamp};
 
 /// A bound a flow's reassembly or parsing hit.
@@ -215,8 +213,12 @@ impl<S: PipelineSink<FiveTupleKey>> EventSink<FiveTupleKey> for Stage<'_, S> {
                 self.core
                     .ended(slot, flow, reason, carrier.as_ref(), self.sink);
             }
-            FlowEvent::Started { flow } | FlowEvent::Tunnel { flow, .. } => {
+            FlowEvent::Started { flow } => {
                 self.core.tunnels.started(flow);
+                self.sink.event(&event);
+            }
+            FlowEvent::Tunnel { flow, .. } => {
+                self.core.tunnels.carrier_found(flow);
                 self.sink.event(&event);
             }
             FlowEvent::Packet {
@@ -231,7 +233,7 @@ impl<S: PipelineSink<FiveTupleKey>> EventSink<FiveTupleKey> for Stage<'_, S> {
                 // datagram (`Core::datagram`), not on their own.
                 // A carrier's payload is the tunnel: its flows are parsed.
                 let fragment = extracted.fragment.is_some_and(|f| f.more || f.offset > 0);
-                let carrier = matches!(flow.tunnel, Some(TunnelRole::Carrier(_)));
+                let carrier = flow.carries.is_some();
                 if self.core.enabled && !fragment && !carrier {
                     self.core
                         .packet(slot, flow, session_side(side), extracted, view, self.sink);

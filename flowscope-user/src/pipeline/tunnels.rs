@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use crate::extract::FiveTupleKey;
 use crate::extractor::{Encap, L4Proto, Orientation, Tunnelled};
-use crate::tracker::{EndReason, FlowRecord, TunnelRole};
+use crate::tracker::{EndReason, FlowRecord, InTunnel};
 
 /// The tunnel a flow was taken out of, as the flow's records name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,62 +45,67 @@ pub(super) struct Tunnels {
 }
 
 impl Tunnels {
-    /// A record started: a carrier's first record, or a record of a flow
-    /// inside one.
+    /// A record started: a record of a flow inside a tunnel, or the
+    /// continuation of a carrier's record.
     pub(super) fn started(&mut self, flow: &FlowRecord<FiveTupleKey>) {
-        match flow.tunnel {
-            Some(TunnelRole::Carrier(encap)) => {
-                let e = self.carriers.entry(flow.flow_id).or_insert(Entry {
-                    key: flow.key,
-                    initiator: flow.initiator,
-                    l4: flow.l4,
-                    encap,
-                    inner: 0,
-                    live: true,
-                });
-                e.live = true;
-            }
-            Some(TunnelRole::Inner { parent, .. }) => {
-                if let Some(e) = self.carriers.get_mut(&parent) {
-                    e.inner += 1;
-                }
-            }
-            None => {}
+        if let Some(InTunnel { parent, .. }) = flow.tunnel
+            && let Some(e) = self.carriers.get_mut(&parent)
+        {
+            e.inner += 1;
         }
+        self.carrier_found(flow);
     }
 
-    /// A record ended: the carrier it names (a flow inside a tunnel), and
-    /// the entry dropped once nothing live refers to it.
+    /// `flow` carries a tunnel (its record's first tunnelled packet came).
+    pub(super) fn carrier_found(&mut self, flow: &FlowRecord<FiveTupleKey>) {
+        let Some(encap) = flow.carries else {
+            return;
+        };
+        let e = self.carriers.entry(flow.flow_id).or_insert(Entry {
+            key: flow.key,
+            initiator: flow.initiator,
+            l4: flow.l4,
+            encap,
+            inner: 0,
+            live: true,
+        });
+        e.live = true;
+    }
+
+    /// A record ended: the carrier it names (a flow inside a tunnel); the
+    /// entries nothing live refers to any more are dropped.
     pub(super) fn ended(
         &mut self,
         flow: &FlowRecord<FiveTupleKey>,
         reason: EndReason,
     ) -> Option<Carrier> {
         let last = reason != EndReason::ActiveTimeout;
-        let (id, carrier) = match flow.tunnel? {
-            TunnelRole::Carrier(_) => {
-                let e = self.carriers.get_mut(&flow.flow_id)?;
-                e.live &= !last;
-                (flow.flow_id, None)
-            }
-            TunnelRole::Inner { parent, tunnel } => {
-                let e = self.carriers.get_mut(&parent)?;
-                if last {
-                    e.inner = e.inner.saturating_sub(1);
-                }
-                let carrier = Carrier {
-                    flow_id: parent,
-                    key: e.key,
-                    initiator: e.initiator,
-                    l4: e.l4,
-                    tunnel: Tunnelled {
-                        encap: e.encap,
-                        ..tunnel
-                    },
-                };
-                (parent, Some(carrier))
-            }
+        if flow.carries.is_some()
+            && let Some(e) = self.carriers.get_mut(&flow.flow_id)
+        {
+            e.live &= !last;
+            self.drop_unused(flow.flow_id);
+        }
+        let InTunnel { parent, tunnel } = flow.tunnel?;
+        let e = self.carriers.get_mut(&parent)?;
+        if last {
+            e.inner = e.inner.saturating_sub(1);
+        }
+        let carrier = Carrier {
+            flow_id: parent,
+            key: e.key,
+            initiator: e.initiator,
+            l4: e.l4,
+            tunnel: Tunnelled {
+                encap: e.encap,
+                ..tunnel
+            },
         };
+        self.drop_unused(parent);
+        Some(carrier)
+    }
+
+    fn drop_unused(&mut self, id: u64) {
         if self
             .carriers
             .get(&id)
@@ -108,7 +113,6 @@ impl Tunnels {
         {
             self.carriers.remove(&id);
         }
-        carrier
     }
 }
 
@@ -191,7 +195,7 @@ mod tests {
         };
         let carrier = *carrier;
         assert_eq!(*reason, EndReason::IdleTimeout);
-        assert_eq!(carrier.tunnel, Some(TunnelRole::Carrier(Encap::Gre)));
+        assert_eq!((carrier.carries, carrier.tunnel), (Some(Encap::Gre), None));
         assert_eq!(
             (carrier.l4, carrier.packets()),
             (L4Proto::Other(IPPROTO_GRE), 2)

@@ -18,7 +18,7 @@ use crate::output::{FlowHeader, Record};
 use crate::pipeline::{
     Carrier, FlowAnomaly, FlowSummary, Pipeline, PipelineConfig, PipelineCounters, PipelineSink,
 };
-use crate::tracker::{EndReason, FlowEvent, FlowRecord, TunnelRole};
+use crate::tracker::{EndReason, FlowEvent, FlowRecord};
 use crate::view::{PacketView, Timestamp};
 
 /// How often (capture clock) a live worker copies its counters into its shard.
@@ -103,7 +103,7 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
             _ => {}
         }
         if let FlowEvent::Tunnel { flow, ts } = event
-            && let Some(TunnelRole::Carrier(encap)) = flow.tunnel
+            && let Some(encap) = flow.carries
         {
             self.push(Record::TunnelFound {
                 header: FlowHeader::of(flow),

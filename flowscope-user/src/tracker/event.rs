@@ -230,7 +230,7 @@ pub enum FlowEvent<'a, K> {
         view: PacketView<'a>,
     },
     /// A flow was first seen carrying a tunnel (its record's
-    /// [`tunnel`](FlowRecord::tunnel) just became a carrier); the packet
+    /// [`carries`](FlowRecord::carries) was just set); the packet
     /// follows as [`FlowEvent::Packet`] of the flow and of the one inside.
     Tunnel {
         /// The carrier.

@@ -55,7 +55,7 @@ pub(crate) use event::L4_LABELS;
 pub use event::{AnomalyKind, EndReason, EventSink, FlowEvent, FlowSide, FlowState, NoSink};
 pub use history::{History, HistoryLetter};
 pub(crate) use prefetch::prefetch;
-pub use record::{FlowRecord, SideStats, TunnelRole};
+pub use record::{FlowRecord, InTunnel, SideStats};
 pub use tcp::{EndpointState, TcpTrack};
 
 use crate::extractor::{
@@ -480,7 +480,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
         let role = match ext.tunnel {
             Some(tunnel) => self
                 .carrier(view, tunnel, sink)
-                .map(|parent| TunnelRole::Inner { parent, tunnel }),
+                .map(|parent| InTunnel { parent, tunnel }),
             None => None,
         };
         let slot = self.slot_for(ext, p.hash, p.record, role, view.timestamp.0, sink);
@@ -496,7 +496,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
         ext: &Extracted<E::Key>,
         hash: u32,
         hint: Option<(u32, u64)>,
-        role: Option<TunnelRole>,
+        role: Option<InTunnel>,
         now: u64,
         sink: &mut impl EventSink<E::Key>,
     ) -> u32 {
@@ -538,8 +538,8 @@ impl<E: FlowExtractor> FlowTracker<E> {
         let hash = self.hasher.hash_one(ext.key) as u32;
         let slot = self.slot_for(&ext, hash, None, None, view.timestamp.0, sink);
         let rec = self.slots.get_mut(slot as usize)?;
-        if rec.tunnel.is_none() {
-            rec.tunnel = Some(TunnelRole::Carrier(tunnel.encap));
+        if rec.carries.is_none() {
+            rec.carries = Some(tunnel.encap);
             sink.event(FlowEvent::Tunnel {
                 flow: rec,
                 ts: view.timestamp,
@@ -558,7 +558,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
         &mut self,
         slot: u32,
         ext: &Extracted<E::Key>,
-        role: Option<TunnelRole>,
+        role: Option<InTunnel>,
         now: u64,
         sink: &mut impl EventSink<E::Key>,
     ) {
@@ -613,11 +613,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
     }
 
     /// A fresh record for the flow of `ext` (flow ID assigned in `started`).
-    fn new_record(
-        &self,
-        ext: &Extracted<E::Key>,
-        tunnel: Option<TunnelRole>,
-    ) -> FlowRecord<E::Key> {
+    fn new_record(&self, ext: &Extracted<E::Key>, tunnel: Option<InTunnel>) -> FlowRecord<E::Key> {
         let mut history = History::default();
         let mut initiator = ext.orientation;
         let state = match (ext.l4, ext.tcp) {
@@ -642,6 +638,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
             history,
             tcp: TcpTrack::default(),
             continued: false,
+            carries: None,
             tunnel,
         }
     }

@@ -59,31 +59,28 @@ pub struct FlowRecord<K> {
     /// This record continues an earlier record of the same flow that ended
     /// with an active timeout.
     pub continued: bool,
+    /// The tunnel this flow carries (it is a carrier), with a decapsulating
+    /// extractor ([`FlowExtractor::carrier`](crate::extractor::FlowExtractor::carrier)):
+    /// a tunnelled packet counts in its carrier and in the flow inside.
+    pub carries: Option<Encap>,
     /// Identifier unique within the tracker (and across trackers with
     /// distinct [`TrackerConfig::flow_id_base`](crate::tracker::TrackerConfig::flow_id_base)).
     pub flow_id: u64,
-    /// The flow's part in a tunnel, with a decapsulating extractor.
-    pub tunnel: Option<TunnelRole>,
+    /// The tunnel the flow was taken out of (a flow can be inside one
+    /// tunnel and carry another).
+    pub tunnel: Option<InTunnel>,
     /// Per-side counters, indexed by [`FlowSide::index`].
     pub sides: [SideStats; 2],
 }
 
-/// A flow's part in a tunnel: with a decapsulating extractor
-/// ([`FlowExtractor::carrier`](crate::extractor::FlowExtractor::carrier)),
-/// a tunnelled packet counts in two flows, the tunnel's own and the one
-/// taken out of it.
+/// The tunnel a flow was taken out of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TunnelRole {
-    /// The flow carries a tunnel of this kind (the outer flow).
-    Carrier(Encap),
-    /// The flow was taken out of a tunnel.
-    Inner {
-        /// The carrier's flow ID (of the record that carried the flow's
-        /// first packet).
-        parent: u64,
-        /// The tunnel.
-        tunnel: Tunnelled,
-    },
+pub struct InTunnel {
+    /// The carrier's flow ID (of the record that carried the first packet
+    /// of this record).
+    pub parent: u64,
+    /// The tunnel.
+    pub tunnel: Tunnelled,
 }
 
 impl<K> FlowRecord<K> {
