@@ -196,3 +196,63 @@ fn a_side_past_the_stream_depth_is_only_counted() {
     // Every frame was a full frame of HEADERS plus payload.
     assert!(frames.iter().all(|f| f.len() >= HEADERS));
 }
+
+/// `flowscope read`'s summary line for bypassed segments, if any.
+fn read_bypassed(args: &[&str]) -> Option<String> {
+    let pcap = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/pcaps/ndpi__tls_long_cert.pcap"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flowscope"))
+        .args(["read", "--workers", "1", "-o", "eve:/dev/null"])
+        .args(args)
+        .arg(pcap)
+        .output()
+        .expect("start flowscope");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find(|l| l.starts_with("tcp bypassed"))
+        .map(str::to_owned)
+}
+
+#[test]
+fn the_cli_reports_bypassed_segments_and_takes_the_depth() {
+    // The same capture through the library with the default depth: the
+    // TLS parser is done after the handshake, the rest is bypassed.
+    let mut reader = flowscope::pcap::PcapReader::open(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/pcaps/ndpi__tls_long_cert.pcap"
+    ))
+    .expect("open capture");
+    let mut p = Pipeline::new(FiveTuple::bidirectional(), PipelineConfig::default());
+    let mut out = Out::default();
+    while let Some(view) = reader.next_packet().expect("read") {
+        p.process(view, &mut out);
+    }
+    p.finish(&mut out);
+    let r = p.counters().reassembly;
+    let (segments, bytes): (u64, u64) = (
+        r.bypassed_segments.iter().sum(),
+        r.bypassed_bytes.iter().sum(),
+    );
+    assert!(segments > 0 && bytes > 0);
+    assert_eq!(
+        read_bypassed(&[]).as_deref(),
+        Some(
+            format!(
+                "tcp bypassed (stream depth or parser done): {segments} segments, {bytes} bytes"
+            )
+            .as_str()
+        )
+    );
+    // Whole streams: nothing bypassed, from the flag or the config file.
+    assert_eq!(read_bypassed(&["--stream-depth", "0"]), None);
+    let dir = std::env::temp_dir().join(format!("fs-bypass-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let conf = dir.join("c.toml");
+    std::fs::write(&conf, "stream_depth = 0\n").expect("write config");
+    let from_file = read_bypassed(&["--config", conf.to_str().expect("utf-8 path")]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(from_file, None);
+}
