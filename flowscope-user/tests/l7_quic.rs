@@ -19,7 +19,6 @@ mod l7_oracles;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::process::Command;
 
 use flowscope::pcap::PcapReader;
 use flowscope::runtime::RunConfig;
@@ -178,21 +177,11 @@ fn tshark(capture: &str) -> Vec<TsharkHello> {
         "tls.handshake.ja3",
         "tls.handshake.ja3_full",
     ];
-    let mut cmd = Command::new("tshark");
-    cmd.args(["-n", "-r", &format!("{PCAPS}/{capture}")])
-        .args(["-Y", "udp and (tls.handshake.type == 1 or gquic.tag.sni)"])
-        .args(["-T", "fields"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run tshark ({e}): install it with `cargo xtask deps`"));
-    assert!(out.status.success(), "tshark on {capture}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let c: Vec<&str> = l.split('\t').collect();
+    let filter = "udp and (tls.handshake.type == 1 or gquic.tag.sni)";
+    common::tshark_fields(capture, &[], filter, &fields)
+        .into_iter()
+        .map(|row| {
+            let c: Vec<&str> = row.iter().map(String::as_str).collect();
             let either = |a: &str, b: &str| if a.is_empty() { b } else { a }.to_owned();
             TsharkHello {
                 frame: c[0].to_owned(),

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use common::filters::PCAPS;
+use common::tshark_fields;
 use common::zeek::{Key, Log, Row, key_of, micros, ours_logs, zeek};
 
 /// What identifies a row inside its connection.
@@ -321,25 +322,148 @@ fn ssl_basic() {
         "ssl",
         &[],
         |f, _ctx, z, o| {
-            // The parser stops after the server's certificates: it sees
-            // neither the key exchange (curve), the handshake's end
-            // (established, ssl_history) nor the client's flight (client
-            // certificates); Zeek's name check against the certificate is
-            // not made. All unset.
+            // The parser stops after the server's key exchange: it sees
+            // neither the handshake's end (established, ssl_history) nor
+            // the client's flight (client certificates); Zeek's name check
+            // against the certificate is not made. All unset.
             matches!(
                 f,
-                "curve"
-                    | "established"
-                    | "ssl_history"
-                    | "client_cert_chain_fps"
-                    | "sni_matches_cert"
+                "established" | "ssl_history" | "client_cert_chain_fps" | "sni_matches_cert"
             ) && z[f] != "-"
                 && o[f] == "-"
         },
     );
-    // The four id fields, version, cipher, server_name, resumed,
+    // The four id fields, version, cipher, curve, server_name, resumed,
     // last_alert, next_protocol and cert_chain_fps.
-    assert_eq!(equal, 4 + 7, "fields equal");
+    assert_eq!(equal, 4 + 8, "fields equal");
+}
+
+/// A TCP connection: client address and port, server address and port.
+type Conn = (String, u16, String, u16);
+
+/// The frame number and the connection, sender first, of tshark's fields
+/// `frame.number`, `ip.src`, `ipv6.src`, `tcp.srcport`, `ip.dst`,
+/// `ipv6.dst`, `tcp.dstport` at the start of `f`.
+fn frame_conn(f: &[String]) -> (u64, Conn) {
+    let addr = |v4: &str, v6: &str| if v4.is_empty() { v6 } else { v4 }.to_owned();
+    let port = |p: &str| p.parse::<u16>().expect("port");
+    (
+        f[0].parse().expect("frame number"),
+        (
+            addr(&f[1], &f[2]),
+            port(&f[3]),
+            addr(&f[4], &f[5]),
+            port(&f[6]),
+        ),
+    )
+}
+
+/// tshark reassembling out-of-order segments, first fields only.
+const REASSEMBLED: &[&str] = &[
+    "-o",
+    "tcp.reassemble_out_of_order:TRUE",
+    "-E",
+    "occurrence=f",
+];
+
+const FRAME_CONN: [&str; 7] = [
+    "frame.number",
+    "ip.src",
+    "ipv6.src",
+    "tcp.srcport",
+    "ip.dst",
+    "ipv6.dst",
+    "tcp.dstport",
+];
+
+/// tshark's key exchange group of each TLS connection of `capture`, with
+/// the frame that named it: the server's TLS 1.3 key share, or an ECDHE
+/// ServerKeyExchange's named curve.
+fn tshark_curves(capture: &str) -> BTreeMap<Conn, (u16, u64)> {
+    let mut fields = FRAME_CONN.to_vec();
+    fields.extend([
+        "tls.handshake.extensions_key_share_group",
+        "tls.handshake.server_named_curve",
+    ]);
+    let filter = "tls.handshake.type == 2 || tls.handshake.type == 12";
+    let mut curves = BTreeMap::new();
+    for f in tshark_fields(capture, REASSEMBLED, filter, &fields) {
+        let (frame, (server, sport, client, cport)) = frame_conn(&f);
+        let group = match (f[7].as_str(), f[8].as_str()) {
+            (g, _) if !g.is_empty() => g.parse().expect("group"),
+            (_, c) if !c.is_empty() => {
+                u16::from_str_radix(c.trim_start_matches("0x"), 16).expect("curve")
+            }
+            _ => continue,
+        };
+        curves.insert((client, cport, server, sport), (group, frame));
+    }
+    curves
+}
+
+/// The first frame with RST of each TCP connection of `capture` (under
+/// both orders of its endpoints).
+fn tshark_resets(capture: &str) -> BTreeMap<Conn, u64> {
+    let mut resets = BTreeMap::new();
+    for f in tshark_fields(capture, REASSEMBLED, "tcp.flags.reset == 1", &FRAME_CONN) {
+        let (frame, (a, ap, b, bp)) = frame_conn(&f);
+        resets
+            .entry((b.clone(), bp, a.clone(), ap))
+            .or_insert(frame);
+        resets.entry((a, ap, b, bp)).or_insert(frame);
+    }
+    resets
+}
+
+/// ssl.log `curve` of every TLS connection of the captures that hold
+/// ServerHellos with a key share or ECDHE key exchanges, against tshark.
+#[test]
+fn ssl_curve_against_tshark() {
+    let names = BTreeMap::from([
+        ("secp256r1", 23),
+        ("secp384r1", 24),
+        ("secp521r1", 25),
+        ("x25519", 29),
+    ]);
+    let (mut named, mut reset) = (0, 0);
+    for capture in [
+        "ndpi__android.pcap",
+        "ndpi__iphone.pcap",
+        "ndpi__reddit.pcap",
+        "ndpi__http_ipv6.pcap",
+        "ndpi__tls_long_cert.pcap",
+        "zeek__tls_tls-conn-with-extensions.pcap",
+    ] {
+        let (theirs, resets) = (tshark_curves(capture), tshark_resets(capture));
+        let logs = ours_logs(capture, &[]);
+        for row in &logs["ssl.log"].all {
+            let k = key_of(row);
+            let conn = (k.0, k.1, k.2, k.3);
+            let ours = match row["curve"].as_str() {
+                "-" => None,
+                n => Some(
+                    *names
+                        .get(n)
+                        .unwrap_or_else(|| panic!("{capture}: curve {n}")),
+                ),
+            };
+            match (ours, theirs.get(&conn)) {
+                // The connection was reset before the frame that names
+                // the curve: our stream ends at the RST, tshark dissects
+                // what follows.
+                (None, Some((_, at))) if resets.get(&conn).is_some_and(|r| r < at) => reset += 1,
+                (ours, theirs) => {
+                    assert_eq!(ours, theirs.map(|t| t.0), "{capture} {row:?}");
+                    named += usize::from(ours.is_some());
+                }
+            }
+        }
+    }
+    assert!(named >= 10, "{named} curves compared");
+    assert!(
+        reset * 10 <= named,
+        "{reset} connections reset before their curve"
+    );
 }
 
 /// tshark's first client Initial of each QUIC connection in `capture`:

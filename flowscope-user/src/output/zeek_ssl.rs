@@ -9,8 +9,10 @@
 //! `resumed` is whether a ServerHello below TLS 1.3 echoed the client's
 //! session ID (TLS 1.3 resumes by a pre-shared key the parser does not
 //! follow: unset, as before a ServerHello).
-//! What the parser does not follow is unset: `curve` (the key exchange
-//! after the certificates), `last_alert`, `established` and
+//! `curve` is the server's TLS 1.3 key share group or the named curve of
+//! an ECDHE ServerKeyExchange, by Zeek's names (`secp256r1`, `x25519`, …;
+//! `unknown-N` for others).
+//! What the parser does not follow is unset: `last_alert`, `established` and
 //! `ssl_history` (the rest of the handshake and the alerts),
 //! `client_cert_chain_fps` (the client's flight after its hello) and
 //! `sni_matches_cert` (Zeek compares the name with the certificate's).
@@ -82,6 +84,31 @@ fn cipher_name(id: u16) -> String {
         .map_or_else(|| format!("unknown-{id}"), |c| c.name.to_owned())
 }
 
+/// Zeek's name of a TLS group (its `SSL::ec_curves`), `unknown-N` for
+/// others.
+fn curve_name(id: u16) -> String {
+    let name = match id {
+        19 => "secp192r1",
+        21 => "secp224r1",
+        23 => "secp256r1",
+        24 => "secp384r1",
+        25 => "secp521r1",
+        26 => "brainpoolP256r1",
+        27 => "brainpoolP384r1",
+        28 => "brainpoolP512r1",
+        29 => "x25519",
+        30 => "x448",
+        256 => "ffdhe2048",
+        257 => "ffdhe3072",
+        258 => "ffdhe4096",
+        259 => "ffdhe6144",
+        260 => "ffdhe8192",
+        4588 => "X25519MLKEM768",
+        _ => return format!("unknown-{id}"),
+    };
+    name.to_owned()
+}
+
 impl<W: Write> ZeekSslWriter<W> {
     /// Writes the record of `flow`'s TLS connection, completed at `ts`.
     ///
@@ -91,10 +118,11 @@ impl<W: Write> ZeekSslWriter<W> {
     pub fn write_ssl(&mut self, flow: &FlowHeader, ts: Timestamp, r: &TlsRecord) -> io::Result<()> {
         let version = r.version.as_deref().map(version_name);
         let cipher = r.cipher.map(cipher_name);
+        let curve = r.curve.map(curve_name);
         let rest: [Value<'_>; FIELDS.len() - 6] = [
             version.as_deref().map_or(Value::Unset, Value::Str),
             cipher.as_deref().map_or(Value::Unset, Value::Str),
-            Value::Unset,
+            curve.as_deref().map_or(Value::Unset, Value::Str),
             r.sni.as_deref().map_or(Value::Unset, Value::Str),
             match (r.cipher, r.version.as_deref()) {
                 (Some(_), Some(v)) if v != "TLS 1.3" => {

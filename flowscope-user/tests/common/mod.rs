@@ -116,3 +116,29 @@ pub fn read_eve<R: std::io::Read>(
         .collect();
     (records, report)
 }
+
+/// tshark's `fields` of the frames of `../shared/pcaps/CAPTURE` that match
+/// `filter`, with its `options` (`-o` preferences, `-E` settings), one row
+/// per frame split at tabs.
+pub fn tshark_fields(
+    capture: &str,
+    options: &[&str],
+    filter: &str,
+    fields: &[&str],
+) -> Vec<Vec<String>> {
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.args(["-n", "-r", &format!("{}/{capture}", filters::PCAPS)])
+        .args(options)
+        .args(["-Y", filter, "-T", "fields"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tshark ({e}): install it with `cargo xtask deps`"));
+    assert!(out.status.success(), "tshark on {capture}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_owned).collect())
+        .collect()
+}

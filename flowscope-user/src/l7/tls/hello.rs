@@ -16,6 +16,7 @@ mod ext {
     pub const SIGNATURE_ALGORITHMS: u16 = 13;
     pub const ALPN: u16 = 16;
     pub const SUPPORTED_VERSIONS: u16 = 43;
+    pub const KEY_SHARE: u16 = 51;
     pub const QUIC_TRANSPORT_PARAMETERS: u16 = 57;
     /// The drafts' codepoint of `quic_transport_parameters`.
     pub const QUIC_TRANSPORT_PARAMETERS_DRAFT: u16 = 0xffa5;
@@ -59,6 +60,8 @@ pub(super) struct ServerHello {
     /// `supported_versions` selection (TLS 1.3).
     pub selected_version: Option<u16>,
     pub alpn: Option<String>,
+    /// The group of the server's `key_share` (TLS 1.3).
+    pub key_share_group: Option<u16>,
 }
 
 /// Each extension as `(type, whole extension bytes)`, in wire order.
@@ -144,6 +147,9 @@ pub(super) fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
         if ty == ext::SUPPORTED_VERSIONS {
             // The server's form holds one version, no list length.
             out.selected_version = whole.get(4..6).map(|v| u16::from_be_bytes([v[0], v[1]]));
+        } else if ty == ext::KEY_SHARE {
+            // The server's entry: its group first.
+            out.key_share_group = whole.get(4..6).map(|v| u16::from_be_bytes([v[0], v[1]]));
         } else if ty == ext::ALPN
             && let Ok((_, TlsExtension::ALPN(protos))) = parse_tls_extension(whole)
         {

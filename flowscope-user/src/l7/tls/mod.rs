@@ -9,7 +9,8 @@
 //! ([`TlsCounters::handshake_too_large`] when exceeded). A side stops at its
 //! first encrypted byte (ChangeCipherSpec, application data, or a TLS 1.3
 //! ServerHello), after the client's ClientHello, or after the server's
-//! Certificate / ServerHelloDone; the record is emitted once both sides have
+//! Certificate (its ServerKeyExchange for an ECDHE suite, which names the
+//! curve) / ServerHelloDone; the record is emitted once both sides have
 //! stopped or ended.
 
 mod cert;
@@ -85,6 +86,11 @@ pub struct TlsRecord {
     /// order (Zeek's `cert_chain_fps`; not in EVE).
     #[serde(skip)]
     pub cert_chain_fps: Vec<String>,
+    /// The key exchange's group: the server's TLS 1.3 `key_share`, or the
+    /// named curve of an ECDHE ServerKeyExchange (Zeek's `curve`; not in
+    /// EVE).
+    #[serde(skip)]
+    pub curve: Option<u16>,
 }
 
 /// Limits of one TLS parser.
@@ -149,6 +155,7 @@ mod handshake {
     pub const CLIENT_HELLO: u8 = 1;
     pub const SERVER_HELLO: u8 = 2;
     pub const CERTIFICATE: u8 = 11;
+    pub const SERVER_KEY_EXCHANGE: u8 = 12;
     pub const SERVER_HELLO_DONE: u8 = 14;
 }
 
@@ -395,6 +402,7 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
                 s.server_version = Some(version);
                 s.record.ja3s = Some(fingerprint::ja3s(&sh));
                 s.record.cipher = Some(sh.cipher);
+                s.record.curve = sh.key_share_group;
                 s.record.server_alpn.clone_from(&sh.alpn);
                 if version < 0x0304
                     && !sh.session_id.is_empty()
@@ -413,7 +421,11 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
             }
         },
         (Side::Responder, handshake::CERTIFICATE) => {
-            *active = false;
+            // An ECDHE key exchange names its curve next.
+            *active = s.record.cipher.is_some_and(|c| {
+                tls_parser::TlsCipherSuite::from_id(c)
+                    .is_some_and(|c| c.kx == tls_parser::TlsCipherKx::Ecdhe)
+            });
             let first = match tls_parser::parse_tls_handshake_msg_certificate(body) {
                 Ok((_, tls_parser::TlsMessageHandshake::Certificate(c))) => {
                     s.record.cert_chain_fps = c
@@ -436,6 +448,13 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
                     s.record.notafter = Some(info.not_after);
                 }
                 None => s.counters.malformed += 1,
+            }
+        }
+        (Side::Responder, handshake::SERVER_KEY_EXCHANGE) => {
+            *active = false;
+            // ECParameters: curve type 3 (named curve), then the curve.
+            if let [3, a, b, ..] = *body {
+                s.record.curve = Some(u16::from_be_bytes([a, b]));
             }
         }
         (Side::Responder, handshake::SERVER_HELLO_DONE) => *active = false,

@@ -57,11 +57,14 @@ fn client_flight() -> Vec<u8> {
     records(22, &handshake(1, &client_hello_body()), 16_384)
 }
 
-/// ServerHello, Certificate, ServerHelloDone in records of `max` bytes, then
-/// ChangeCipherSpec and some encrypted data.
+/// ServerHello, Certificate, ServerKeyExchange (ECDHE on secp256r1, its
+/// point and signature cut short: the parser reads the curve only),
+/// ServerHelloDone in records of `max` bytes, then ChangeCipherSpec and
+/// some encrypted data.
 fn server_flight(max: usize) -> Vec<u8> {
     let mut hs = handshake(2, &server_hello_body());
     hs.extend(certificate_message());
+    hs.extend(handshake(12, &[3, 0x00, 0x17, 1, 4]));
     hs.extend(handshake(14, &[]));
     let mut out = records(22, &hs, max);
     out.extend(records(20, &[1], 16));
@@ -112,6 +115,7 @@ fn expected_1_2() -> TlsRecord {
         cert_chain_fps: vec![
             "9a3fac5f88192ebf663b63c7bf43450b50963526f624f2700dd0af62f5c2cc84".into(),
         ],
+        curve: Some(23),
     }
 }
 
@@ -153,10 +157,12 @@ fn handshake_messages_split_across_records() {
 #[test]
 fn tls13_server_hello_ends_the_clear_text() {
     let mut sh = server_hello_body();
-    // Append supported_versions(0x0304) to the extension block.
-    let ext_len = u16::from_be_bytes([sh[38], sh[39]]) + 6;
+    // Append supported_versions(0x0304) and a key share (x25519, its key
+    // cut to 2 bytes) to the extension block.
+    let ext_len = u16::from_be_bytes([sh[38], sh[39]]) + 6 + 10;
     sh[38..40].copy_from_slice(&ext_len.to_be_bytes());
     sh.extend_from_slice(b"\x00\x2b\x00\x02\x03\x04");
+    sh.extend_from_slice(b"\x00\x33\x00\x06\x00\x1d\x00\x02\xaa\xbb");
     let server = records(22, &handshake(2, &sh), 16_384);
     let mut p = TlsParser::default();
     let mut out = Vec::new();
@@ -167,9 +173,10 @@ fn tls13_server_hello_ends_the_clear_text() {
     assert_eq!(out[0].version.as_deref(), Some("TLS 1.3"));
     assert_eq!(
         out[0].ja3s.as_ref().map(|j| j.string.as_str()),
-        Some("771,49195,65281-16-11-43")
+        Some("771,49195,65281-16-11-43-51")
     );
     assert_eq!(out[0].subject, None);
+    assert_eq!(out[0].curve, Some(29));
 }
 
 #[test]
