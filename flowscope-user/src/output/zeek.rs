@@ -43,14 +43,8 @@ use crate::pipeline::FlowSummary;
 use crate::tracker::{FlowRecord, FlowSide, SideStats};
 use crate::view::Timestamp;
 
-/// `#fields` of Zeek's conn.log.
-const FIELDS: [&str; 22] = [
-    "ts",
-    "uid",
-    "id.orig_h",
-    "id.orig_p",
-    "id.resp_h",
-    "id.resp_p",
+/// `#fields` after `ts`, `uid` and `id` of Zeek's conn.log.
+const FIELDS: [&str; 16] = [
     "proto",
     "service",
     "duration",
@@ -70,13 +64,7 @@ const FIELDS: [&str; 22] = [
 ];
 
 /// `#types` of those fields.
-const TYPES: [&str; 22] = [
-    "time",
-    "string",
-    "addr",
-    "port",
-    "addr",
-    "port",
+const TYPES: [&str; 16] = [
     "enum",
     "string",
     "interval",
@@ -142,11 +130,34 @@ pub struct ZeekLog<W: Write, K> {
     kind: PhantomData<K>,
 }
 
+/// The fields every log's records start with (see
+/// [`ZeekLog::write_conn`]).
+pub(super) const CONN_ID_FIELDS: [&str; 6] = [
+    "ts",
+    "uid",
+    "id.orig_h",
+    "id.orig_p",
+    "id.resp_h",
+    "id.resp_p",
+];
+
+/// The column of field `name` in a row of a log whose [`ZeekLogKind::FIELDS`]
+/// are `fields`.
+#[cfg(test)]
+pub(super) fn column(fields: &[&str], name: &str) -> usize {
+    (CONN_ID_FIELDS.iter().chain(fields))
+        .position(|f| *f == name)
+        .expect("a field of the log")
+}
+
+/// `#types` of those fields.
+const CONN_ID_TYPES: [&str; 6] = ["time", "string", "addr", "port", "addr", "port"];
+
 /// What makes a [`ZeekLog`] one log: its path and fields.
 pub trait ZeekLogKind {
     /// `#path`, the file's name without `.log`.
     const PATH: &'static str;
-    /// `#fields`, in Zeek's order.
+    /// `#fields` after [`CONN_ID_FIELDS`], in Zeek's order.
     const FIELDS: &'static [&'static str];
     /// `#types` of those fields.
     const TYPES: &'static [&'static str];
@@ -304,9 +315,9 @@ impl<W: Write, K: ZeekLogKind> ZeekLog<W, K> {
             line.extend_from_slice(b"\n#open\t");
             log_stamp(line, wall_clock());
             line.extend_from_slice(b"\n#fields\t");
-            line.extend_from_slice(K::FIELDS.join("\t").as_bytes());
+            line.extend_from_slice([&CONN_ID_FIELDS, K::FIELDS].concat().join("\t").as_bytes());
             line.extend_from_slice(b"\n#types\t");
-            line.extend_from_slice(K::TYPES.join("\t").as_bytes());
+            line.extend_from_slice([&CONN_ID_TYPES, K::TYPES].concat().join("\t").as_bytes());
             line.push(b'\n');
             self.out.write_all(line)?;
         }
@@ -449,7 +460,7 @@ impl<W: Write> ZeekConnWriter<W> {
                 .saturating_sub(ICMP_HEADER.saturating_mul(s.packets)),
             _ => s.payload_bytes,
         };
-        let rest: [Value<'_>; FIELDS.len() - 6] = [
+        let rest: [Value<'_>; FIELDS.len()] = [
             Value::Str(proto_name(flow.l4)),
             service.map_or(Value::Unset, Value::Str),
             if_timed(Value::Secs(dur_us)),
@@ -517,7 +528,8 @@ impl<W: Write, K> ZeekLog<W, K> {
     fn json<'v>(&mut self, values: impl Iterator<Item = &'v Value<'v>>) -> io::Result<()> {
         self.line.push(b'{');
         let mut first = true;
-        for (name, v) in self.fields.iter().zip(values) {
+        let names = CONN_ID_FIELDS.iter().chain(self.fields);
+        for (name, v) in names.zip(values) {
             if matches!(v, Value::Unset) {
                 continue;
             }
@@ -644,7 +656,7 @@ mod tests {
         w.write_flow_summary(&flow, None, None, None, None).unwrap();
         let out = String::from_utf8(w.finish().unwrap()).unwrap();
         let row: Vec<&str> = out.lines().nth(8).unwrap().split('\t').collect();
-        let field = |name: &str| row[FIELDS.iter().position(|f| *f == name).unwrap()];
+        let field = |name: &str| row[column(&FIELDS, name)];
         assert_eq!(field("uid"), uid(&FlowHeader::of(&flow)));
         assert_eq!(field("proto"), "icmp");
         assert_eq!(field("duration"), "1.500000");
@@ -668,7 +680,7 @@ mod tests {
         w.write_flow_summary(&tcp, None, None, None, None).unwrap();
         let out = String::from_utf8(w.finish().unwrap()).unwrap();
         let row: Vec<&str> = out.lines().nth(8).unwrap().split('\t').collect();
-        let missed = FIELDS.iter().position(|f| *f == "missed_bytes").unwrap();
+        let missed = column(&FIELDS, "missed_bytes");
         assert_eq!(row[missed], "-");
     }
 

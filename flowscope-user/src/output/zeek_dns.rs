@@ -25,14 +25,8 @@ use crate::extractor::L4Proto;
 use crate::l7::{DnsKind, DnsRecord};
 use crate::view::Timestamp;
 
-/// `#fields` of Zeek's dns.log.
-const FIELDS: [&str; 26] = [
-    "ts",
-    "uid",
-    "id.orig_h",
-    "id.orig_p",
-    "id.resp_h",
-    "id.resp_p",
+/// `#fields` after `ts`, `uid` and `id` of Zeek's dns.log.
+const FIELDS: [&str; 20] = [
     "proto",
     "trans_id",
     "rtt",
@@ -56,13 +50,7 @@ const FIELDS: [&str; 26] = [
 ];
 
 /// `#types` of those fields.
-const TYPES: [&str; 26] = [
-    "time",
-    "string",
-    "addr",
-    "port",
-    "addr",
-    "port",
+const TYPES: [&str; 20] = [
     "enum",
     "count",
     "interval",
@@ -291,7 +279,7 @@ impl<W: Write> ZeekDnsWriter<W> {
             "udp"
         };
         let (qclass_name, opcode_name) = (qclass.map(qclass_name), opcode_name(opcode));
-        let rest: [Value<'_>; FIELDS.len() - 6] = [
+        let rest: [Value<'_>; FIELDS.len()] = [
             Value::Str(proto),
             Value::Count(u64::from(msg.id)),
             rtt,

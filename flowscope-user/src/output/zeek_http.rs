@@ -25,14 +25,8 @@ use super::zeek::Value;
 use crate::l7::HttpRecord;
 use crate::view::Timestamp;
 
-/// `#fields` of Zeek's http.log.
-const FIELDS: [&str; 30] = [
-    "ts",
-    "uid",
-    "id.orig_h",
-    "id.orig_p",
-    "id.resp_h",
-    "id.resp_p",
+/// `#fields` after `ts`, `uid` and `id` of Zeek's http.log.
+const FIELDS: [&str; 24] = [
     "trans_depth",
     "method",
     "host",
@@ -60,13 +54,7 @@ const FIELDS: [&str; 30] = [
 ];
 
 /// `#types` of those fields.
-const TYPES: [&str; 30] = [
-    "time",
-    "string",
-    "addr",
-    "port",
-    "addr",
-    "port",
+const TYPES: [&str; 24] = [
     "count",
     "string",
     "string",
@@ -118,7 +106,7 @@ impl<W: Write> ZeekHttpWriter<W> {
             .as_deref()
             .or(r.protocol.as_deref())
             .map(|p| p.strip_prefix("HTTP/").unwrap_or(p));
-        let rest: [Value<'_>; FIELDS.len() - 6] = [
+        let rest: [Value<'_>; FIELDS.len()] = [
             Value::Count(u64::from(r.trans_depth)),
             Value::text(r.http_method.as_deref()),
             host.map_or(Value::Unset, Value::Str),

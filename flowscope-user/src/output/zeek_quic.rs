@@ -21,14 +21,8 @@ use super::zeek::Value;
 use crate::l7::QuicRecord;
 use crate::view::Timestamp;
 
-/// `#fields` of Zeek's quic.log.
-const FIELDS: [&str; 13] = [
-    "ts",
-    "uid",
-    "id.orig_h",
-    "id.orig_p",
-    "id.resp_h",
-    "id.resp_p",
+/// `#fields` after `ts`, `uid` and `id` of Zeek's quic.log.
+const FIELDS: [&str; 7] = [
     "version",
     "client_initial_dcid",
     "client_scid",
@@ -39,9 +33,8 @@ const FIELDS: [&str; 13] = [
 ];
 
 /// `#types` of those fields.
-const TYPES: [&str; 13] = [
-    "time", "string", "addr", "port", "addr", "port", "string", "string", "string", "string",
-    "string", "string", "string",
+const TYPES: [&str; 7] = [
+    "string", "string", "string", "string", "string", "string", "string",
 ];
 
 super::zeek::log_kind!(Quic, "quic", ZeekQuicWriter);
@@ -88,7 +81,7 @@ impl<W: Write> ZeekQuicWriter<W> {
             return Ok(());
         }
         let version = version_name(r.version_number);
-        let rest: [Value<'_>; FIELDS.len() - 6] = [
+        let rest: [Value<'_>; FIELDS.len()] = [
             Value::Str(&version),
             Value::text(r.client_initial_dcid.as_deref()),
             Value::text(r.client_scid.as_deref()),

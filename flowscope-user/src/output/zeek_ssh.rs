@@ -23,14 +23,8 @@ use super::zeek::Value;
 use crate::l7::{SshEndpoint, SshRecord};
 use crate::view::Timestamp;
 
-/// `#fields` of Zeek's ssh.log.
-const FIELDS: [&str; 18] = [
-    "ts",
-    "uid",
-    "id.orig_h",
-    "id.orig_p",
-    "id.resp_h",
-    "id.resp_p",
+/// `#fields` after `ts`, `uid` and `id` of Zeek's ssh.log.
+const FIELDS: [&str; 12] = [
     "version",
     "auth_success",
     "auth_attempts",
@@ -46,9 +40,9 @@ const FIELDS: [&str; 18] = [
 ];
 
 /// `#types` of those fields.
-const TYPES: [&str; 18] = [
-    "time", "string", "addr", "port", "addr", "port", "count", "bool", "count", "enum", "string",
-    "string", "string", "string", "string", "string", "string", "string",
+const TYPES: [&str; 12] = [
+    "count", "bool", "count", "enum", "string", "string", "string", "string", "string", "string",
+    "string", "string",
 ];
 
 super::zeek::log_kind!(Ssh, "ssh", ZeekSshWriter);
@@ -80,7 +74,7 @@ impl<W: Write> ZeekSshWriter<W> {
         let alg = |f: fn(&crate::l7::SshAlgorithms) -> &String| {
             a.map_or(Value::Unset, |a| Value::Str(f(a)))
         };
-        let rest: [Value<'_>; FIELDS.len() - 6] = [
+        let rest: [Value<'_>; FIELDS.len()] = [
             version,
             Value::Unset,
             Value::Unset,
@@ -154,8 +148,11 @@ mod tests {
         );
         let out = String::from_utf8(w.finish().unwrap()).unwrap();
         let row: Vec<&str> = out.lines().nth(8).unwrap().split('\t').collect();
-        let field = |name: &str| row[FIELDS.iter().position(|f| *f == name).unwrap()];
-        assert_eq!(row.len(), FIELDS.len());
+        let field = |name: &str| row[crate::output::zeek::column(&FIELDS, name)];
+        assert_eq!(
+            row.len(),
+            crate::output::zeek::CONN_ID_FIELDS.len() + FIELDS.len()
+        );
         assert_eq!(field("ts"), "1.500000");
         assert_eq!(field("uid"), crate::output::zeek::uid(&flow()));
         assert_eq!(field("version"), "1");

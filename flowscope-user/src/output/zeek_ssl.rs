@@ -24,14 +24,8 @@ use super::zeek::Value;
 use crate::l7::TlsRecord;
 use crate::view::Timestamp;
 
-/// `#fields` of Zeek's ssl.log.
-const FIELDS: [&str; 18] = [
-    "ts",
-    "uid",
-    "id.orig_h",
-    "id.orig_p",
-    "id.resp_h",
-    "id.resp_p",
+/// `#fields` after `ts`, `uid` and `id` of Zeek's ssl.log.
+const FIELDS: [&str; 12] = [
     "version",
     "cipher",
     "curve",
@@ -47,13 +41,7 @@ const FIELDS: [&str; 18] = [
 ];
 
 /// `#types` of those fields.
-const TYPES: [&str; 18] = [
-    "time",
-    "string",
-    "addr",
-    "port",
-    "addr",
-    "port",
+const TYPES: [&str; 12] = [
     "string",
     "string",
     "string",
@@ -119,7 +107,7 @@ impl<W: Write> ZeekSslWriter<W> {
         let version = r.version.as_deref().map(version_name);
         let cipher = r.cipher.map(cipher_name);
         let curve = r.curve.map(curve_name);
-        let rest: [Value<'_>; FIELDS.len() - 6] = [
+        let rest: [Value<'_>; FIELDS.len()] = [
             version.as_deref().map_or(Value::Unset, Value::Str),
             cipher.as_deref().map_or(Value::Unset, Value::Str),
             curve.as_deref().map_or(Value::Unset, Value::Str),

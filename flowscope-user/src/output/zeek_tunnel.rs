@@ -22,22 +22,11 @@ use crate::extractor::Encap;
 use crate::tracker::EndReason;
 use crate::view::Timestamp;
 
-/// `#fields` of Zeek's tunnel.log.
-const FIELDS: [&str; 8] = [
-    "ts",
-    "uid",
-    "id.orig_h",
-    "id.orig_p",
-    "id.resp_h",
-    "id.resp_p",
-    "tunnel_type",
-    "action",
-];
+/// `#fields` after `ts`, `uid` and `id` of Zeek's tunnel.log.
+const FIELDS: [&str; 2] = ["tunnel_type", "action"];
 
 /// `#types` of those fields.
-const TYPES: [&str; 8] = [
-    "time", "string", "addr", "port", "addr", "port", "enum", "enum",
-];
+const TYPES: [&str; 2] = ["enum", "enum"];
 
 super::zeek::log_kind!(Tunnel, "tunnel", ZeekTunnelWriter);
 
@@ -101,7 +90,7 @@ impl<W: Write> ZeekTunnelWriter<W> {
         ts: Timestamp,
         action: TunnelAction,
     ) -> io::Result<()> {
-        let rest: [Value<'_>; FIELDS.len() - 6] =
+        let rest: [Value<'_>; FIELDS.len()] =
             [Value::Str(tunnel_type(encap)), Value::Str(action.zeek())];
         self.write_conn(ts, carrier, &rest)
     }
