@@ -10,13 +10,10 @@ use std::{
 };
 
 use common::capture::{in_ns, start, xdp_attached};
+use common::stderr;
 use common::{kernel_tests_enabled, netns::TestBed};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flowscope");
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// Asserts a failed run with one line on stderr containing `needle`.
 fn assert_one_line_error(o: &Output, needle: &str) {

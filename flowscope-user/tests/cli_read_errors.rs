@@ -5,25 +5,18 @@
 //! formed before the damage must still be written: exactly those written
 //! for a clean file holding only the records before it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::{flowscope, stderr};
 
 const PCAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps");
 /// A classic little-endian pcap of three TCP flows.
 const GOOD: &str = "tcpflow__test7-three-flows.pcap";
 const FILE_HEADER: usize = 24;
 const RECORD_HEADER: usize = 16;
-
-fn flowscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flowscope"))
-        .args(args)
-        .output()
-        .expect("start flowscope")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// A failed run: non-zero exit, no panic, exactly one error line, which
 /// contains every one of `needles`. Returns that line.

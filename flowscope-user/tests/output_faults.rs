@@ -6,35 +6,21 @@
 //! output, records taken = written + dropped + failed, with the written
 //! ones really in the file.
 
+mod common;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::temp::TempDir;
+use common::{flowscope, stderr};
 
 const ECHO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/pcaps/zeek__echo-connections.pcap"
 );
-
-fn flowscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flowscope"))
-        .args(args)
-        .output()
-        .expect("start flowscope")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("fs-faults-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// One output's counts from its summary line
 /// `output NAME (SPEC): R records, W written, D dropped, F failed`.
@@ -93,7 +79,8 @@ fn flows(err: &str) -> u64 {
 
 #[test]
 fn a_full_disk_fails_its_output_and_the_other_gets_everything() {
-    let d = temp("full");
+    let dir = TempDir::new("faults-full");
+    let d = dir.path();
     let eve = d.join("eve.json");
     let o = flowscope(&[
         "read",
@@ -117,7 +104,6 @@ fn a_full_disk_fails_its_output_and_the_other_gets_everything() {
     assert_eq!((file.written, file.dropped, file.failed), (n, 0, 0));
     let lines = std::fs::read_to_string(&eve).unwrap().lines().count() as u64;
     assert_eq!(lines, n);
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 #[test]
@@ -168,7 +154,8 @@ fn many_flows(n: u32) -> Vec<u8> {
 #[test]
 fn a_stalled_collector_is_given_up_after_close_wait_with_its_records_counted() {
     const N: u32 = 100_000;
-    let d = temp("stall");
+    let dir = TempDir::new("faults-stall");
+    let d = dir.path();
     let pcap = d.join("many.pcap");
     std::fs::write(&pcap, many_flows(N)).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -215,7 +202,6 @@ fn a_stalled_collector_is_given_up_after_close_wait_with_its_records_counted() {
         b.failed + b.dropped > 0,
         "a stalled collector loses records: {err}"
     );
-    std::fs::remove_dir_all(&d).unwrap();
 }
 
 /// SIGKILL in the middle of a large write: records are written in whole
@@ -223,7 +209,8 @@ fn a_stalled_collector_is_given_up_after_close_wait_with_its_records_counted() {
 /// partial line the kill left, so the file holds only whole JSON lines.
 #[test]
 fn kill_9_mid_write_leaves_only_whole_json_lines() {
-    let d = temp("kill9");
+    let dir = TempDir::new("faults-kill9");
+    let d = dir.path();
     let eve = d.join("eve.json");
     let bytes = many_flows(300_000);
     let mut child = Command::new(env!("CARGO_BIN_EXE_flowscope"))
@@ -284,5 +271,4 @@ fn kill_9_mid_write_leaves_only_whole_json_lines() {
         lines.len() as u64,
         killed as u64 + books(&err, "eve0").written
     );
-    std::fs::remove_dir_all(&d).unwrap();
 }

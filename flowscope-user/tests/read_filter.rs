@@ -4,9 +4,13 @@
 //! packets and bytes each way) that `read --filter` gives on the original;
 //! the frames `read` says it filtered out are the ones tcpdump dropped.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::flowscope;
 
 const PCAPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/pcaps");
 
@@ -33,13 +37,6 @@ const CASES: &[(&str, &str)] = &[
     ("zeek__ipv4_fragmented-3.pcap", "ip[6:2] & 0x1fff == 0"),
     ("ws__dns+icmp.pcapng", "icmp or icmp6"),
 ];
-
-fn flowscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flowscope"))
-        .args(args)
-        .output()
-        .expect("start flowscope")
-}
 
 fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("fs-read-filter-{}-{name}", std::process::id()))

@@ -142,3 +142,16 @@ pub fn tshark_fields(
         .map(|l| l.split('\t').map(str::to_owned).collect())
         .collect()
 }
+
+/// Runs the `flowscope` binary with `args` to its end.
+pub fn flowscope(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_flowscope"))
+        .args(args)
+        .output()
+        .expect("start flowscope")
+}
+
+/// A finished run's standard error, as text.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
