@@ -56,7 +56,7 @@ fn requests_after_holes_in_the_responses_are_all_reported() {
     assert!(dropped > 200, "{dropped} server segments dropped");
     assert_eq!(requests, 1000, "tshark still finds every request");
     assert!(responses < 1000, "tshark lost responses: {responses}");
-    let reported = ours.iter().filter(|r| r.http_method.is_some()).count();
+    let reported = ours.iter().filter(|r| r.http_method().is_some()).count();
     assert_eq!(reported, 1000);
     // The requests whose responses fell into the holes are reported
     // unanswered; every other one has its status.

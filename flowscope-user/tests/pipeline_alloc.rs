@@ -99,7 +99,7 @@ Content-Length: 100000000\r\n\r\n";
     let [L7Record::Http(h)] = sink.l7.as_slice() else {
         panic!("one HTTP record expected: {:?}", sink.l7);
     };
-    assert_eq!(h.http_method.as_deref(), Some("GET"));
+    assert_eq!(h.http_method(), Some("GET"));
     assert_eq!(h.status, Some(200));
     assert_eq!(h.length, ((warm + counted) * MSS) as u64);
 }

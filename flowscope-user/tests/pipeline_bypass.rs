@@ -187,7 +187,7 @@ fn a_side_past_the_stream_depth_is_only_counted() {
         })
         .collect();
     assert_eq!(http.len(), 1);
-    assert_eq!(http[0].http_method.as_deref(), Some("GET"));
+    assert_eq!(http[0].http_method(), Some("GET"));
     assert_eq!(http[0].status, Some(200));
 
     // The default depth (1 MiB) is far above this flow: nothing bypassed.

@@ -145,9 +145,9 @@ fn check_zeek_http(pcap: &str, log: &str, out: &Output, skip_ports: &[String]) {
         .iter()
         .map(|r| {
             [
-                s(&r.http_method),
-                s(&r.hostname),
-                s(&r.url),
+                s(r.http_method()),
+                s(r.hostname()),
+                s(r.url()),
                 r.status.map(|c| c.to_string()).unwrap_or_default(),
             ]
         })
@@ -240,7 +240,7 @@ fn http_1000_requests_with_one_dropped_response() {
     assert_eq!(
         http(&out)
             .iter()
-            .filter(|r| r.http_method.is_some())
+            .filter(|r| r.http_method().is_some())
             .count(),
         1000
     );

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use flowscope::extract::{FiveTuple, FiveTupleKey};
-use flowscope::l7::{HttpRecord, L7Record};
+use flowscope::l7::{HttpField, HttpRecord, L7Record};
 use flowscope::pcap::PcapReader;
 use flowscope::pipeline::{Carrier, FlowSummary, Pipeline, PipelineConfig, PipelineSink};
 use flowscope::reassembly::{Delivery, ReassemblyConfig};
@@ -282,21 +282,21 @@ proptest! {
             .iter()
             .enumerate()
             .map(|(i, e)| {
-                L7Record::Http(HttpRecord {
-                    hostname: Some("example.org".into()),
-                    url: Some(e.path.clone()),
-                    http_method: Some(if e.post { "POST" } else { "GET" }.into()),
-                    protocol: Some("HTTP/1.1".into()),
-                    status: Some(e.status),
-                    http_user_agent: Some("props/1".into()),
-                    http_content_type: Some("text/plain".into()),
-                    length: e.body as u64,
-                    request_body_len: if e.post { e.request_body as u64 } else { 0 },
-                    trans_depth: i as u32 + 1,
-                    status_msg: Some("X".into()),
-                    response_protocol: Some("HTTP/1.1".into()),
-                    ..HttpRecord::default()
-                })
+                let mut r = HttpRecord::default();
+                r.status = Some(e.status);
+                r.length = e.body as u64;
+                r.request_body_len = if e.post { e.request_body as u64 } else { 0 };
+                r.trans_depth = i as u32 + 1;
+                L7Record::Http(
+                    r.with(HttpField::Hostname, "example.org")
+                    .with(HttpField::Url, &e.path)
+                    .with(HttpField::Method, if e.post { "POST" } else { "GET" })
+                    .with(HttpField::Protocol, "HTTP/1.1")
+                    .with(HttpField::UserAgent, "props/1")
+                    .with(HttpField::ContentType, "text/plain")
+                    .with(HttpField::StatusMsg, "X")
+                    .with(HttpField::ResponseProtocol, "HTTP/1.1"),
+                )
             })
             .collect();
         prop_assert_eq!(&base, &want);

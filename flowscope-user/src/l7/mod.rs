@@ -18,6 +18,7 @@ pub mod quic;
 #[cfg(test)]
 mod splits;
 pub mod ssh;
+mod text;
 pub mod tls;
 
 use serde::Serialize;
@@ -26,7 +27,7 @@ pub use self::dns::{
     DnsAnswer, DnsConfig, DnsCounters, DnsFactory, DnsKind, DnsParser, DnsRecord, DnsTcpFactory,
 };
 pub use self::fingerprint::Md5Fingerprint;
-pub use self::http::{HttpConfig, HttpCounters, HttpFactory, HttpParser, HttpRecord};
+pub use self::http::{HttpConfig, HttpCounters, HttpFactory, HttpField, HttpParser, HttpRecord};
 pub use self::quic::{
     QuicConfig, QuicCounters, QuicExtension, QuicFactory, QuicParser, QuicRecord,
 };
@@ -82,6 +83,18 @@ impl From<SshRecord> for L7Record {
     }
 }
 
+impl L7Record {
+    /// The buffer the record's text fields were written into, for another
+    /// record (see [`RecordSink::spare_text`]); `None` for a record whose
+    /// fields are owned one by one.
+    pub fn into_buffer(self) -> Option<String> {
+        match self {
+            Self::Http(r) => Some(r.into_buffer()),
+            Self::Tls(_) | Self::Dns(_) | Self::Quic(_) | Self::Ssh(_) => None,
+        }
+    }
+}
+
 /// What the L7 parsers counted, all protocols; add them up per worker.
 ///
 /// Parsers hand their counters over through
@@ -118,5 +131,9 @@ pub(crate) struct Convert<'a, R>(pub(crate) &'a mut dyn RecordSink<R>);
 impl<T: Into<R>, R> RecordSink<T> for Convert<'_, R> {
     fn emit(&mut self, record: T) {
         self.0.emit(record.into());
+    }
+
+    fn spare_text(&mut self) -> String {
+        self.0.spare_text()
     }
 }

@@ -131,7 +131,9 @@ impl RecordFile {
         Ok(Self {
             path: path.map(Path::to_owned),
             dest,
-            buf: Vec::with_capacity(BUFFER),
+            // Room for the line that crosses `BUFFER`: the buffer never
+            // grows once lines are shorter than that.
+            buf: Vec::with_capacity(2 * BUFFER),
             pending: 0,
             written: 0,
             failed: 0,

@@ -134,12 +134,9 @@ fn process_key() -> &'static [u8; 16] {
     })
 }
 
-/// One record on its way to the outputs.
+/// One record on its way to the outputs. Flow and L7 records travel
+/// inline in the preallocated ring: neither allocates per record.
 #[derive(Debug, Clone)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "flow records, the common message, travel inline in the preallocated ring: boxing them would allocate per flow"
-)]
 pub enum Record {
     /// A flow record ended.
     Flow(FlowEnd),
@@ -149,8 +146,8 @@ pub enum Record {
         header: FlowHeader,
         /// Packet time of the packet that completed it.
         ts: Timestamp,
-        /// The record (boxed: parsers allocate per record, never per packet).
-        record: Box<L7Record>,
+        /// The record (inline: smaller than a flow record).
+        record: L7Record,
     },
     /// An irregularity of one side of a flow, reported when its record ends.
     Anomaly {
@@ -176,6 +173,15 @@ pub enum Record {
 }
 
 impl Record {
+    /// The text buffer of an L7 record, for another record (see
+    /// [`L7Record::into_buffer`]).
+    pub fn into_buffer(self) -> Option<String> {
+        match self {
+            Self::L7 { record, .. } => record.into_buffer(),
+            _ => None,
+        }
+    }
+
     /// A flow record.
     pub fn flow(
         flow: &FlowRecord<FiveTupleKey>,

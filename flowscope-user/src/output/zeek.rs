@@ -209,10 +209,32 @@ fn wall_clock() -> Timestamp {
 /// Zeek's ICMP header length (`ICMP_MINLEN`): its byte counts start after it.
 const ICMP_HEADER: u64 = 8;
 
+/// Text of at most `N` bytes, on the stack.
+struct Short<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Short<N> {
+    /// `text`, cut at `N` bytes (callers size `N` for the longest).
+    fn of(text: std::fmt::Arguments<'_>) -> Self {
+        let mut buf = [0u8; N];
+        let mut rest = &mut buf[..];
+        let _ = rest.write_fmt(text);
+        let len = N - rest.len();
+        Self { buf, len }
+    }
+
+    fn as_str(&self) -> &str {
+        let b = self.buf.get(..self.len).unwrap_or_default();
+        std::str::from_utf8(b).unwrap_or_default()
+    }
+}
+
 /// `C` and `n` in base 62.
-fn write_uid(out: &mut Vec<u8>, mut n: u128) {
+fn uid_text(mut n: u128) -> Short<23> {
     const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut tmp = [0u8; 22];
+    let mut tmp = [0u8; 23];
     let mut i = tmp.len();
     loop {
         i -= 1;
@@ -222,8 +244,11 @@ fn write_uid(out: &mut Vec<u8>, mut n: u128) {
             break;
         }
     }
-    out.push(b'C');
-    out.extend_from_slice(&tmp[i..]);
+    i -= 1;
+    tmp[i] = b'C';
+    let len = tmp.len() - i;
+    tmp.copy_within(i.., 0);
+    Short { buf: tmp, len }
 }
 
 /// The 96 bits of `flow`'s uid: the first 96 of its
@@ -236,9 +261,7 @@ fn uid_bits(flow: &FlowHeader) -> u128 {
 
 /// `flow`'s Zeek uid.
 pub(super) fn uid(flow: &FlowHeader) -> String {
-    let mut out = Vec::with_capacity(18);
-    write_uid(&mut out, uid_bits(flow));
-    String::from_utf8(out).unwrap_or_default()
+    uid_text(uid_bits(flow)).as_str().to_owned()
 }
 
 fn proto_name(l4: L4Proto) -> &'static str {
@@ -250,12 +273,16 @@ fn proto_name(l4: L4Proto) -> &'static str {
     }
 }
 
-/// A record's `uid` and `id` fields: its connection, initiator first.
+/// The longest address text (`x:x:x:x:x:x:d.d.d.d`, RFC 4291).
+const ADDR_TEXT: usize = 45;
+
+/// A record's `uid` and `id` fields: its connection, initiator first
+/// (written on the stack: a row allocates nothing).
 struct ConnId {
-    uid: String,
-    orig_h: String,
+    uid: Short<23>,
+    orig_h: Short<ADDR_TEXT>,
     orig_p: u16,
-    resp_h: String,
+    resp_h: Short<ADDR_TEXT>,
     resp_p: u16,
 }
 
@@ -263,10 +290,10 @@ impl ConnId {
     fn of(flow: &FlowHeader) -> Self {
         let k = flow.oriented();
         Self {
-            uid: uid(flow),
-            orig_h: k.src_ip().to_string(),
+            uid: uid_text(uid_bits(flow)),
+            orig_h: Short::of(format_args!("{}", k.src_ip())),
             orig_p: k.src_port(),
-            resp_h: k.dst_ip().to_string(),
+            resp_h: Short::of(format_args!("{}", k.dst_ip())),
             resp_p: k.dst_port(),
         }
     }
@@ -274,10 +301,10 @@ impl ConnId {
     /// `uid`, `id.orig_h`, `id.orig_p`, `id.resp_h`, `id.resp_p`.
     fn values(&self) -> [Value<'_>; 5] {
         [
-            Value::Str(&self.uid),
-            Value::Str(&self.orig_h),
+            Value::Str(self.uid.as_str()),
+            Value::Str(self.orig_h.as_str()),
             Value::Count(u64::from(self.orig_p)),
-            Value::Str(&self.resp_h),
+            Value::Str(self.resp_h.as_str()),
             Value::Count(u64::from(self.resp_p)),
         ]
     }
@@ -597,17 +624,24 @@ mod tests {
 
     #[test]
     fn uids_are_base62() {
-        let uid = |n| {
-            let mut v = Vec::new();
-            write_uid(&mut v, n);
-            String::from_utf8(v).unwrap_or_default()
-        };
+        let uid = |n| uid_text(n).as_str().to_owned();
         assert_eq!(uid(0), "C0");
         assert_eq!(uid(61), "Cz");
         assert_eq!(uid(62), "C10");
         assert_eq!(uid(u128::from(u64::MAX)), "CLygHa16AHYF");
         // 96 bits: at most 17 digits, as Zeek's.
         assert_eq!(uid((1 << 96) - 1).len(), 18);
+        assert_eq!(uid(u128::MAX), "C7n42DGM5Tflk9n8mt7Fhc7");
+        let mapped: std::net::IpAddr = "::ffff:255.255.255.255".parse().unwrap();
+        let text = Short::<ADDR_TEXT>::of(format_args!("{mapped}"));
+        assert_eq!(text.as_str(), "::ffff:255.255.255.255");
+        let longest: std::net::IpAddr = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap();
+        assert_eq!(
+            Short::<ADDR_TEXT>::of(format_args!("{longest}"))
+                .as_str()
+                .len(),
+            39
+        );
     }
 
     #[test]

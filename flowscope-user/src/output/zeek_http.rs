@@ -96,30 +96,26 @@ impl<W: Write> ZeekHttpWriter<W> {
         r: &HttpRecord,
     ) -> io::Result<()> {
         // Zeek keeps what precedes the first `:` of the Host header.
-        let host = r
-            .hostname
-            .as_deref()
-            .map(|h| h.split(':').next().unwrap_or(h));
+        let host = r.hostname().map(|h| h.split(':').next().unwrap_or(h));
         // Zeek's is the response's (the request's while none came).
         let version = r
-            .response_protocol
-            .as_deref()
-            .or(r.protocol.as_deref())
+            .response_protocol()
+            .or(r.protocol())
             .map(|p| p.strip_prefix("HTTP/").unwrap_or(p));
         let rest: [Value<'_>; FIELDS.len()] = [
             Value::Count(u64::from(r.trans_depth)),
-            Value::text(r.http_method.as_deref()),
+            Value::text(r.http_method()),
             host.map_or(Value::Unset, Value::Str),
-            Value::text(r.url.as_deref()),
-            Value::text(r.http_refer.as_deref()),
+            Value::text(r.url()),
+            Value::text(r.http_refer()),
             version.map_or(Value::Unset, Value::Str),
-            Value::text(r.http_user_agent.as_deref()),
+            Value::text(r.http_user_agent()),
             Value::Unset,
             Value::Count(r.request_body_len),
             Value::Count(r.length),
             r.status
                 .map_or(Value::Unset, |s| Value::Count(u64::from(s))),
-            Value::text(r.status_msg.as_deref()),
+            Value::text(r.status_msg()),
             Value::Unset,
             Value::Unset,
             Value::Strs(Vec::new()),

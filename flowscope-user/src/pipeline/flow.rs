@@ -188,6 +188,10 @@ impl<S: PipelineSink<FiveTupleKey>> RecordSink<L7Record> for Tag<'_, S> {
     fn emit(&mut self, record: L7Record) {
         self.sink.l7(self.flow, self.ts, record);
     }
+
+    fn spare_text(&mut self) -> String {
+        self.sink.spare_text()
+    }
 }
 
 fn session_side(side: FlowSide) -> Side {

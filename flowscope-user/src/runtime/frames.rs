@@ -211,7 +211,7 @@ impl FrameTap {
         let name = match (&self.flows, record) {
             (PcapFlows::Sni(d), L7Record::Tls(r)) => r.sni.as_deref().map(|n| (n, d)),
             (PcapFlows::Sni(d), L7Record::Quic(r)) => r.sni.as_deref().map(|n| (n, d)),
-            (PcapFlows::HttpHost(d), L7Record::Http(r)) => r.hostname.as_deref().map(|n| (n, d)),
+            (PcapFlows::HttpHost(d), L7Record::Http(r)) => r.hostname().map(|n| (n, d)),
             _ => None,
         };
         if name.is_some_and(|(n, d)| in_domain(n, d)) {

@@ -11,7 +11,7 @@ use flowscope_common::{CounterBlock, XdpMeta, anomaly::AnomalyBlock};
 
 use super::config::{RunConfig, decap, plain};
 use super::frames::{self, FrameTapCounts, PcapReport, PcapThread};
-use super::out::{Backpressure, push_with};
+use super::out::{Backpressure, RecordRing, push_with};
 use super::shard::Shard;
 use super::worker::{FlowWorker, WorkerConfig};
 use super::writer::{WriterThread, rings};
@@ -25,7 +25,7 @@ use crate::output::{EveOptions, OutputReport, Outputs, Record, WriterStats};
 use crate::pipeline::PipelineConfig;
 use crate::view::{PacketView, Timestamp};
 
-type Ring = rtrb::Producer<Record>;
+type Ring = RecordRing;
 
 /// A live flow worker, keying flows on the outer packet or through tunnels.
 pub enum LiveWorker {

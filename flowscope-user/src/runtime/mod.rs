@@ -35,7 +35,7 @@ pub use config::RunConfig;
 pub use live::{LiveCapture, LiveReport, LiveSnapshot, LiveWorker};
 #[cfg(target_os = "linux")]
 pub use metrics_server::{METRICS_PATH, MetricsServer};
-pub use out::{Backpressure, RecordOut};
+pub use out::{Backpressure, InlineOut, RecordOut, RecordRing, WriterEnd};
 pub use shard::{Shard, TopFlow};
 pub use worker::{FlowWorker, WorkerConfig};
 pub use writer::{WriterThread, rings};

@@ -45,7 +45,7 @@ use anyhow::Context;
 
 use super::config::{RunConfig, decap, plain};
 use super::frames::{self, FrameTapCounts, PcapReport};
-use super::out::{Backpressure, RecordOut};
+use super::out::{Backpressure, InlineOut, RecordOut};
 use super::worker::{FlowWorker, WorkerConfig};
 use super::writer::{WriterThread, rings};
 use crate::extract::{FiveTupleKey, SteerKey};
@@ -154,7 +154,7 @@ trait Dispatch {
 }
 
 /// One worker on the reader's thread, writing inline.
-struct Inline<E: FlowExtractor<Key = FiveTupleKey>>(FlowWorker<E, Outputs>);
+struct Inline<E: FlowExtractor<Key = FiveTupleKey>>(FlowWorker<E, InlineOut>);
 
 impl<E: FlowExtractor<Key = FiveTupleKey>> Dispatch for Inline<E> {
     fn send(&mut self, _worker: usize, batch: Batch) {
@@ -362,8 +362,13 @@ where
     let mut tap = |i: usize| taps.get_mut(i).and_then(Option::take);
     if n == 1 {
         let mut inline = Inline(
-            FlowWorker::new(extractor(), worker_config(&cfg.run, 0), outputs, None)
-                .with_tap(tap(0)),
+            FlowWorker::new(
+                extractor(),
+                worker_config(&cfg.run, 0),
+                InlineOut::new(outputs),
+                None,
+            )
+            .with_tap(tap(0)),
         );
         ready();
         let end = read_all(reader, 1, &mut inline, stop, filter.as_mut());
@@ -375,7 +380,7 @@ where
             pcap,
             counters,
             reader: reader.stats(),
-            writer: w.into_out().finish(),
+            writer: w.into_out().into_outputs().finish(),
             workers: 1,
             error: end.error,
             interrupted: end.interrupted,

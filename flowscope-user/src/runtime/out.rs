@@ -24,6 +24,13 @@ pub enum Backpressure {
     Wait,
 }
 
+/// Text buffers a worker keeps for its next L7 records, at most.
+const SPARE_TEXTS: usize = 256;
+
+/// Largest text buffer worth handing back: bounds a worker's spares to
+/// `SPARE_TEXTS` × this (1 MiB).
+const SPARE_TEXT_BYTES: usize = 4096;
+
 /// Takes a worker's records.
 pub trait RecordOut: Send {
     /// Hands `record` on; gives it back when there is no room for it.
@@ -32,21 +39,112 @@ pub trait RecordOut: Send {
         reason = "the record goes back to the caller by value, as rtrb hands it: boxing it would allocate per record"
     )]
     fn push(&mut self, record: Record) -> Result<(), Record>;
+
+    /// The text buffer of a record already written, emptied, if one came
+    /// back; else a new, unallocated one.
+    fn spare_text(&mut self) -> String;
 }
 
-impl RecordOut for rtrb::Producer<Record> {
+/// A worker's end of its way to the writer thread: records go out, the
+/// text buffers of written records come back.
+pub struct RecordRing {
+    records: rtrb::Producer<Record>,
+    spares: rtrb::Consumer<String>,
+}
+
+/// The writer's end of one [`RecordRing`].
+pub struct WriterEnd {
+    records: rtrb::Consumer<Record>,
+    spares: rtrb::Producer<String>,
+}
+
+/// A ring of `capacity` records and the way back for their text buffers.
+pub fn record_ring(capacity: usize) -> (RecordRing, WriterEnd) {
+    let (rp, rc) = rtrb::RingBuffer::new(capacity.max(1));
+    let (sp, sc) = rtrb::RingBuffer::new(SPARE_TEXTS);
+    (
+        RecordRing {
+            records: rp,
+            spares: sc,
+        },
+        WriterEnd {
+            records: rc,
+            spares: sp,
+        },
+    )
+}
+
+impl RecordOut for RecordRing {
     #[inline]
     fn push(&mut self, record: Record) -> Result<(), Record> {
-        rtrb::Producer::push(self, record).map_err(|rtrb::PushError::Full(r)| r)
+        self.records
+            .push(record)
+            .map_err(|rtrb::PushError::Full(r)| r)
+    }
+
+    fn spare_text(&mut self) -> String {
+        self.spares.pop().unwrap_or_default()
     }
 }
 
-/// Inline: the worker is the writer.
-impl RecordOut for Outputs {
+impl WriterEnd {
+    /// The next record, if one is waiting.
+    pub fn pop(&mut self) -> Option<Record> {
+        self.records.pop().ok()
+    }
+
+    /// Hands a written record's text buffer back to its worker (dropped
+    /// when it is large or the worker has enough).
+    pub fn recycle(&mut self, record: Record) {
+        if let Some(text) = spare(record) {
+            let _ = self.spares.push(text);
+        }
+    }
+}
+
+/// A written record's text buffer, emptied, if it is worth keeping.
+fn spare(record: Record) -> Option<String> {
+    let mut text = record.into_buffer()?;
+    text.clear();
+    (text.capacity() > 0 && text.capacity() <= SPARE_TEXT_BYTES).then_some(text)
+}
+
+/// Inline: the worker is the writer; written records' text buffers wait
+/// here for its next records.
+pub struct InlineOut {
+    outputs: Outputs,
+    spares: Vec<String>,
+}
+
+impl InlineOut {
+    /// Writes into `outputs`.
+    pub fn new(outputs: Outputs) -> Self {
+        Self {
+            outputs,
+            spares: Vec::with_capacity(SPARE_TEXTS),
+        }
+    }
+
+    /// The outputs, to finish them.
+    pub fn into_outputs(self) -> Outputs {
+        self.outputs
+    }
+}
+
+impl RecordOut for InlineOut {
     #[inline]
     fn push(&mut self, record: Record) -> Result<(), Record> {
-        self.write(&record);
+        self.outputs.write(&record);
+        if self.spares.len() < SPARE_TEXTS
+            && let Some(text) = spare(record)
+        {
+            self.spares.push(text);
+        }
         Ok(())
+    }
+
+    fn spare_text(&mut self) -> String {
+        self.spares.pop().unwrap_or_default()
     }
 }
 

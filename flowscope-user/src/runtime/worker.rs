@@ -118,11 +118,11 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
             tap.l7(flow, &record);
         }
         let header = FlowHeader::of(flow);
-        self.push(Record::L7 {
-            header,
-            ts,
-            record: Box::new(record),
-        });
+        self.push(Record::L7 { header, ts, record });
+    }
+
+    fn spare_text(&mut self) -> String {
+        self.out.spare_text()
     }
 
     fn anomaly(&mut self, flow: &FlowRecord<FiveTupleKey>, anomaly: FlowAnomaly) {
@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_full_ring_drops_and_counts_instead_of_blocking() {
-        let (ring, _consumer) = rtrb::RingBuffer::<Record>::new(3);
+        let (ring, _writer) = super::super::out::record_ring(3);
         let config = WorkerConfig {
             pipeline: Some(PipelineConfig::default()),
             backpressure: Backpressure::Drop,

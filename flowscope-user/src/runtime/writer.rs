@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::output::{OutputReport, Outputs, Record, WriterStats};
+use super::out::{RecordRing, WriterEnd, record_ring};
+use crate::output::{OutputReport, Outputs, WriterStats};
 
 /// How long the writer naps when every ring is empty.
 const IDLE_NAP: Duration = Duration::from_millis(2);
@@ -26,15 +27,9 @@ struct Control {
     outputs: Mutex<Vec<OutputReport>>,
 }
 
-/// `n` rings of `capacity` records each: producers for the workers,
-/// consumers for the writer.
-pub fn rings(
-    n: usize,
-    capacity: usize,
-) -> (Vec<rtrb::Producer<Record>>, Vec<rtrb::Consumer<Record>>) {
-    (0..n)
-        .map(|_| rtrb::RingBuffer::new(capacity.max(1)))
-        .unzip()
+/// `n` rings of `capacity` records each: the workers' ends, the writer's.
+pub fn rings(n: usize, capacity: usize) -> (Vec<RecordRing>, Vec<WriterEnd>) {
+    (0..n).map(|_| record_ring(capacity)).unzip()
 }
 
 /// The running writer thread and the flag that tells it to drain and stop.
@@ -49,10 +44,7 @@ impl WriterThread {
     /// # Errors
     ///
     /// The thread cannot start.
-    pub fn start(
-        mut consumers: Vec<rtrb::Consumer<Record>>,
-        mut outputs: Outputs,
-    ) -> io::Result<Self> {
+    pub fn start(mut consumers: Vec<WriterEnd>, mut outputs: Outputs) -> io::Result<Self> {
         let control = Arc::new(Control::default());
         *lock(&control.outputs) = outputs.reports();
         let shared = Arc::clone(&control);
@@ -66,8 +58,9 @@ impl WriterThread {
                     let last = shared.done.load(Ordering::Acquire);
                     let mut any = false;
                     for c in &mut consumers {
-                        while let Ok(record) = c.pop() {
+                        while let Some(record) = c.pop() {
                             outputs.write(&record);
+                            c.recycle(record);
                             any = true;
                         }
                     }
@@ -127,7 +120,8 @@ fn lock(m: &Mutex<Vec<OutputReport>>) -> std::sync::MutexGuard<'_, Vec<OutputRep
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::{FileOptions, OutputSpec};
+    use crate::output::{FileOptions, OutputSpec, Record};
+    use crate::runtime::RecordOut;
     use crate::tracker::EndReason;
 
     #[test]

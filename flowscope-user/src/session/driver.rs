@@ -900,10 +900,7 @@ mod tests {
         let [L7Record::Http(h)] = out.as_slice() else {
             panic!("{out:?}");
         };
-        assert_eq!(
-            (h.http_method.as_deref(), h.status, h.length),
-            (None, Some(400), 3)
-        );
+        assert_eq!((h.http_method(), h.status, h.length), (None, Some(400), 3));
     }
 
     #[test]

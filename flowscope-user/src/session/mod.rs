@@ -27,8 +27,9 @@
 //! (e.g. an `L7Record` enum with one variant per protocol) and implements
 //! `SessionParser<L7Record>`; a pipeline that wants only one protocol may use
 //! that protocol's record type directly. Parsers emit records into a
-//! caller-supplied [`RecordSink`], so a call allocates nothing unless a
-//! record itself needs to own data.
+//! caller-supplied [`RecordSink`], and write a record's text into a buffer
+//! the sink hands out ([`RecordSink::spare_text`]): once the writer stage
+//! hands written records' buffers back, a record allocates nothing.
 //!
 //! # Hot-path contract
 //!
@@ -123,6 +124,13 @@ pub enum ParseStatus {
 pub trait RecordSink<R> {
     /// Takes one record.
     fn emit(&mut self, record: R);
+
+    /// An empty buffer for the text of the next record: one a record
+    /// already written gave back, so that building a record allocates
+    /// nothing once buffers circulate. Default: a new, unallocated one.
+    fn spare_text(&mut self) -> String {
+        String::new()
+    }
 }
 
 impl<R> RecordSink<R> for Vec<R> {

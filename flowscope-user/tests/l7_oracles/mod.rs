@@ -139,8 +139,8 @@ pub fn check_dns(pcap: &str, mut left: Vec<&DnsRecord>) -> (usize, usize) {
 }
 
 /// `None` as the empty string, as tshark prints an absent field.
-pub fn s(v: &Option<String>) -> String {
-    v.clone().unwrap_or_default()
+pub fn s(v: Option<&str>) -> String {
+    v.unwrap_or_default().to_owned()
 }
 
 /// The fields of tshark's `http_requests` dumps.
@@ -181,14 +181,14 @@ pub fn check_http_rows(
     let pcap = label;
     let mut requests: Vec<[String; 5]> = ours
         .iter()
-        .filter(|r| r.http_method.is_some())
+        .filter(|r| r.http_method().is_some())
         .map(|r| {
             [
-                s(&r.http_method),
-                s(&r.hostname),
-                s(&r.url),
-                s(&r.protocol),
-                s(&r.http_user_agent),
+                s(r.http_method()),
+                s(r.hostname()),
+                s(r.url()),
+                s(r.protocol()),
+                s(r.http_user_agent()),
             ]
         })
         .collect();
@@ -216,12 +216,12 @@ pub fn check_http_rows(
         let length: Option<u64> = row["http.content_length_header"].parse().ok();
         let at = responses.iter().position(|r| {
             r.status == Some(code)
-                && s(&r.http_content_type) == ctype
+                && s(r.http_content_type()) == ctype
                 // A response to HEAD has no body (RFC 9112 §6.3) whatever
                 // its Content-Length says; tshark reports the header, we
                 // the body.
                 && length.is_none_or(|l| {
-                    l == r.length || (r.http_method.as_deref() == Some("HEAD") && r.length == 0)
+                    l == r.length || (r.http_method() == Some("HEAD") && r.length == 0)
                 })
         });
         assert!(

@@ -31,60 +31,56 @@ pub(super) struct Framing {
     pub content_length: Option<u64>,
 }
 
-/// A request head.
+/// A request head, borrowed from the bytes it was parsed from.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct RequestHead {
-    pub method: String,
-    pub uri: Option<String>,
-    pub protocol: Option<String>,
-    pub host: Option<String>,
-    pub user_agent: Option<String>,
-    pub referer: Option<String>,
+pub(super) struct RequestHead<'a> {
+    pub method: &'a [u8],
+    pub uri: Option<&'a [u8]>,
+    pub protocol: Option<&'a [u8]>,
+    pub host: Option<&'a [u8]>,
+    pub user_agent: Option<&'a [u8]>,
+    pub referer: Option<&'a [u8]>,
     /// `X-Forwarded-For`.
-    pub xff: Option<String>,
+    pub xff: Option<&'a [u8]>,
     pub framing: Framing,
 }
 
-/// A response head.
+/// A response head, borrowed from the bytes it was parsed from.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct ResponseHead {
+pub(super) struct ResponseHead<'a> {
     pub status: u16,
     /// `HTTP/1.x`.
-    pub protocol: Option<String>,
-    pub reason: Option<String>,
-    pub content_type: Option<String>,
+    pub protocol: Option<&'a [u8]>,
+    pub reason: Option<&'a [u8]>,
+    pub content_type: Option<&'a [u8]>,
     pub framing: Framing,
 }
 
 /// Header fields the records use.
 #[derive(Default)]
-struct Fields {
-    host: Option<String>,
-    user_agent: Option<String>,
-    referer: Option<String>,
-    xff: Option<String>,
-    content_type: Option<String>,
+struct Fields<'a> {
+    host: Option<&'a [u8]>,
+    user_agent: Option<&'a [u8]>,
+    referer: Option<&'a [u8]>,
+    xff: Option<&'a [u8]>,
+    content_type: Option<&'a [u8]>,
     framing: Framing,
 }
 
-fn text(value: &[u8]) -> String {
-    String::from_utf8_lossy(value).into_owned()
-}
-
-fn read_fields(headers: &[Header<'_>]) -> Fields {
+fn read_fields<'a>(headers: &[Header<'a>]) -> Fields<'a> {
     let mut f = Fields::default();
     for h in headers {
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
-            f.host = Some(text(h.value));
+            f.host = Some(h.value);
         } else if name.eq_ignore_ascii_case("user-agent") {
-            f.user_agent = Some(text(h.value));
+            f.user_agent = Some(h.value);
         } else if name.eq_ignore_ascii_case("referer") {
-            f.referer = Some(text(h.value));
+            f.referer = Some(h.value);
         } else if name.eq_ignore_ascii_case("x-forwarded-for") {
-            f.xff = Some(text(h.value));
+            f.xff = Some(h.value);
         } else if name.eq_ignore_ascii_case("content-type") {
-            f.content_type = Some(text(h.value));
+            f.content_type = Some(h.value);
         } else if name.eq_ignore_ascii_case("content-length") {
             f.framing.content_length = std::str::from_utf8(h.value)
                 .ok()
@@ -100,12 +96,25 @@ fn read_fields(headers: &[Header<'_>]) -> Fields {
     f
 }
 
-fn version_text(minor: Option<u8>) -> Option<String> {
-    minor.map(|m| format!("HTTP/1.{m}"))
+/// `HTTP/1.x` for the minor version `x` `httparse` read (0 or 1).
+fn version_text(minor: Option<u8>) -> Option<&'static [u8]> {
+    const VERSIONS: [&[u8]; 10] = [
+        b"HTTP/1.0",
+        b"HTTP/1.1",
+        b"HTTP/1.2",
+        b"HTTP/1.3",
+        b"HTTP/1.4",
+        b"HTTP/1.5",
+        b"HTTP/1.6",
+        b"HTTP/1.7",
+        b"HTTP/1.8",
+        b"HTTP/1.9",
+    ];
+    minor.and_then(|m| VERSIONS.get(usize::from(m)).copied())
 }
 
 /// Parses a request head at the start of `buf`.
-pub(super) fn parse_request(buf: &[u8]) -> Parsed<RequestHead> {
+pub(super) fn parse_request(buf: &[u8]) -> Parsed<RequestHead<'_>> {
     let mut headers = [EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
@@ -114,8 +123,8 @@ pub(super) fn parse_request(buf: &[u8]) -> Parsed<RequestHead> {
             Parsed::Complete(
                 len,
                 RequestHead {
-                    method: req.method.unwrap_or_default().to_owned(),
-                    uri: req.path.map(str::to_owned),
+                    method: req.method.unwrap_or_default().as_bytes(),
+                    uri: req.path.map(str::as_bytes),
                     protocol: version_text(req.version),
                     host: f.host,
                     user_agent: f.user_agent,
@@ -143,7 +152,7 @@ fn is_method_byte(b: &u8) -> bool {
 }
 
 /// Request line `METHOD [URI [VERSION]]` that `httparse` refused.
-fn parse_lenient_request(buf: &[u8]) -> Parsed<RequestHead> {
+fn parse_lenient_request(buf: &[u8]) -> Parsed<RequestHead<'_>> {
     let nl = buf.iter().position(|&b| b == b'\n');
     let line = &buf[..nl.unwrap_or(buf.len())];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -171,9 +180,9 @@ fn parse_lenient_request(buf: &[u8]) -> Parsed<RequestHead> {
             Parsed::Complete(
                 nl + 1 + len,
                 RequestHead {
-                    method: text(method),
-                    uri: uri.map(text),
-                    protocol: version.map(text),
+                    method,
+                    uri,
+                    protocol: version,
                     host: f.host,
                     user_agent: f.user_agent,
                     referer: f.referer,
@@ -188,7 +197,7 @@ fn parse_lenient_request(buf: &[u8]) -> Parsed<RequestHead> {
 }
 
 /// Parses a response head at the start of `buf`.
-pub(super) fn parse_response(buf: &[u8]) -> Parsed<ResponseHead> {
+pub(super) fn parse_response(buf: &[u8]) -> Parsed<ResponseHead<'_>> {
     let mut headers = [EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut headers);
     match resp.parse(buf) {
@@ -199,7 +208,7 @@ pub(super) fn parse_response(buf: &[u8]) -> Parsed<ResponseHead> {
                 ResponseHead {
                     status: resp.code.unwrap_or_default(),
                     protocol: version_text(resp.version),
-                    reason: resp.reason.map(str::to_owned),
+                    reason: resp.reason.map(str::as_bytes),
                     content_type: f.content_type,
                     framing: f.framing,
                 },
@@ -258,13 +267,13 @@ Referer: http://example.org/\r\nX-Forwarded-For: 192.0.2.7\r\nContent-Length: 12
             panic!("not parsed")
         };
         assert_eq!(len, raw.len() - 4);
-        assert_eq!(head.method, "POST");
-        assert_eq!(head.uri.as_deref(), Some("/up?x=1"));
-        assert_eq!(head.protocol.as_deref(), Some("HTTP/1.1"));
-        assert_eq!(head.host.as_deref(), Some("example.org:8080"));
-        assert_eq!(head.user_agent.as_deref(), Some("curl/8"));
-        assert_eq!(head.referer.as_deref(), Some("http://example.org/"));
-        assert_eq!(head.xff.as_deref(), Some("192.0.2.7"));
+        assert_eq!(head.method, b"POST");
+        assert_eq!(head.uri, Some(&b"/up?x=1"[..]));
+        assert_eq!(head.protocol, Some(&b"HTTP/1.1"[..]));
+        assert_eq!(head.host, Some(&b"example.org:8080"[..]));
+        assert_eq!(head.user_agent, Some(&b"curl/8"[..]));
+        assert_eq!(head.referer, Some(&b"http://example.org/"[..]));
+        assert_eq!(head.xff, Some(&b"192.0.2.7"[..]));
         assert_eq!(
             head.framing,
             Framing {
@@ -300,10 +309,10 @@ Referer: http://example.org/\r\nX-Forwarded-For: 192.0.2.7\r\nContent-Length: 12
                 panic!("{raw:?} not parsed")
             };
             assert_eq!(len, raw.len());
-            assert_eq!(head.method, method);
-            assert_eq!(head.uri.as_deref(), uri);
-            assert_eq!(head.protocol.as_deref(), version);
-            assert_eq!(head.host.as_deref(), Some("h"));
+            assert_eq!(head.method, method.as_bytes());
+            assert_eq!(head.uri, uri.map(str::as_bytes));
+            assert_eq!(head.protocol, version.map(str::as_bytes));
+            assert_eq!(head.host, Some(&b"h"[..]));
         }
         assert_eq!(parse_request(b"OPTIONSHTTP/1.1\r\n\r\n"), Parsed::Invalid);
         assert_eq!(parse_request(b"GET/ HTTP/1.1\r\n\r\n"), Parsed::Invalid);
@@ -319,7 +328,7 @@ Referer: http://example.org/\r\nX-Forwarded-For: 192.0.2.7\r\nContent-Length: 12
         };
         assert_eq!(len, raw.len());
         assert_eq!(head.status, 404);
-        assert_eq!(head.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(head.content_type, Some(&b"text/plain"[..]));
         assert_eq!(head.framing, Framing::default(), "invalid length ignored");
         assert_eq!(parse_response(b"GET / HTTP/1.1\r\n\r\n"), Parsed::Invalid);
     }

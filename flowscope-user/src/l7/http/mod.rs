@@ -36,62 +36,197 @@ use serde::Serialize;
 use self::body::{Body, BodyStep, Chunk};
 use self::head::{Framing, Parsed, Start};
 use super::carry::Carry;
+use super::text::Texts;
 use crate::session::{RecordSink, Side};
 
-/// One request/response exchange, in Suricata EVE `http` names.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct HttpRecord {
+/// A text field of an [`HttpRecord`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpField {
     /// `Host` header of the request, as sent (port included; EVE writes
     /// the host part, as Suricata, and the port as `http_port`).
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "serialize_host"
-    )]
-    pub hostname: Option<String>,
-    /// The port the `Host` header names, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub http_port: Option<u16>,
+    Hostname,
     /// Request target.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+    Url,
     /// Request method.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub http_method: Option<String>,
+    Method,
     /// Request protocol version (`HTTP/1.1`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub protocol: Option<String>,
-    /// Final response status; absent for an unanswered request.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
+    Protocol,
     /// `User-Agent` header of the request.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub http_user_agent: Option<String>,
+    UserAgent,
     /// `Referer` header of the request.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub http_refer: Option<String>,
+    Refer,
     /// `X-Forwarded-For` header of the request.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub xff: Option<String>,
+    Xff,
     /// `Content-Type` header of the response.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub http_content_type: Option<String>,
+    ContentType,
+    /// Reason phrase of the final response (Zeek's `status_msg`; not in EVE).
+    StatusMsg,
+    /// Protocol version of the final response (`HTTP/1.1`; Zeek's
+    /// `version` is the response's; not in EVE).
+    ResponseProtocol,
+}
+
+/// How many [`HttpField`]s there are.
+const HTTP_FIELDS: usize = HttpField::ResponseProtocol as usize + 1;
+
+/// One request/response exchange, in Suricata EVE `http` names.
+///
+/// Its text fields ([`HttpField`]) share one buffer, taken from the sink's
+/// spares when the request is parsed: a record costs no allocation once
+/// the writer stage hands buffers back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpRecord {
+    text: Texts<HTTP_FIELDS>,
+    /// The port the `Host` header names, if any.
+    pub http_port: Option<u16>,
+    /// Final response status; absent for an unanswered request.
+    pub status: Option<u16>,
     /// Response body bytes seen (after de-chunking; gaps inside it included).
     pub length: u64,
     /// Request body bytes seen, counted the same way (Zeek's
     /// `request_body_len`; not in EVE).
-    #[serde(skip)]
     pub request_body_len: u64,
     /// The request's place in its connection, from 1 (Zeek's `trans_depth`;
     /// not in EVE).
-    #[serde(skip)]
     pub trans_depth: u32,
-    /// Reason phrase of the final response (Zeek's `status_msg`; not in EVE).
-    #[serde(skip)]
-    pub status_msg: Option<String>,
-    /// Protocol version of the final response (`HTTP/1.1`; Zeek's
-    /// `version` is the response's; not in EVE).
-    #[serde(skip)]
-    pub response_protocol: Option<String>,
+}
+
+impl HttpRecord {
+    /// A record with no field set, its text written into `buf`.
+    pub fn on(buf: String) -> Self {
+        Self {
+            text: Texts::on(buf),
+            ..Self::default()
+        }
+    }
+
+    /// A text field, if set.
+    pub fn get(&self, field: HttpField) -> Option<&str> {
+        self.text.get(field as usize)
+    }
+
+    /// Sets a text field.
+    pub fn set(&mut self, field: HttpField, value: &str) {
+        self.text.set(field as usize, value);
+    }
+
+    /// Unsets a text field.
+    pub fn unset(&mut self, field: HttpField) {
+        self.text.unset(field as usize);
+    }
+
+    /// This record with `field` set to `value`.
+    #[must_use]
+    pub fn with(mut self, field: HttpField, value: &str) -> Self {
+        self.set(field, value);
+        self
+    }
+
+    /// The buffer its text fields were written into, for another record.
+    pub fn into_buffer(self) -> String {
+        self.text.into_buffer()
+    }
+
+    fn set_lossy(&mut self, field: HttpField, value: Option<&[u8]>) {
+        if let Some(v) = value {
+            self.text.set_lossy(field as usize, v);
+        }
+    }
+
+    /// [`HttpField::Hostname`].
+    pub fn hostname(&self) -> Option<&str> {
+        self.get(HttpField::Hostname)
+    }
+
+    /// [`HttpField::Url`].
+    pub fn url(&self) -> Option<&str> {
+        self.get(HttpField::Url)
+    }
+
+    /// [`HttpField::Method`].
+    pub fn http_method(&self) -> Option<&str> {
+        self.get(HttpField::Method)
+    }
+
+    /// [`HttpField::Protocol`].
+    pub fn protocol(&self) -> Option<&str> {
+        self.get(HttpField::Protocol)
+    }
+
+    /// [`HttpField::UserAgent`].
+    pub fn http_user_agent(&self) -> Option<&str> {
+        self.get(HttpField::UserAgent)
+    }
+
+    /// [`HttpField::Refer`].
+    pub fn http_refer(&self) -> Option<&str> {
+        self.get(HttpField::Refer)
+    }
+
+    /// [`HttpField::Xff`].
+    pub fn xff(&self) -> Option<&str> {
+        self.get(HttpField::Xff)
+    }
+
+    /// [`HttpField::ContentType`].
+    pub fn http_content_type(&self) -> Option<&str> {
+        self.get(HttpField::ContentType)
+    }
+
+    /// [`HttpField::StatusMsg`].
+    pub fn status_msg(&self) -> Option<&str> {
+        self.get(HttpField::StatusMsg)
+    }
+
+    /// [`HttpField::ResponseProtocol`].
+    pub fn response_protocol(&self) -> Option<&str> {
+        self.get(HttpField::ResponseProtocol)
+    }
+}
+
+/// The EVE `http` object of an [`HttpRecord`].
+#[derive(Serialize)]
+struct EveHttp<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hostname: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_user_agent: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_refer: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    xff: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_content_type: Option<&'a str>,
+    length: u64,
+}
+
+impl Serialize for HttpRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        EveHttp {
+            hostname: self.hostname().map(|h| split_host(h).0),
+            http_port: self.http_port,
+            url: self.url(),
+            http_method: self.http_method(),
+            protocol: self.protocol(),
+            status: self.status,
+            http_user_agent: self.http_user_agent(),
+            http_refer: self.http_refer(),
+            xff: self.xff(),
+            http_content_type: self.http_content_type(),
+            length: self.length,
+        }
+        .serialize(s)
+    }
 }
 
 /// A `Host` header's host and port: `example.org:8080` is
@@ -104,17 +239,6 @@ fn split_host(value: &str) -> (&str, Option<u16>) {
             Err(_) => (value, None),
         },
         _ => (value, None),
-    }
-}
-
-#[expect(
-    clippy::ref_option,
-    reason = "serde's serialize_with passes a reference"
-)]
-fn serialize_host<S: serde::Serializer>(host: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    match host {
-        Some(h) => s.serialize_str(split_host(h).0),
-        None => s.serialize_none(),
     }
 }
 
@@ -536,18 +660,17 @@ fn request_head(
                 p.unanswered(out);
             }
             p.requests = p.requests.saturating_add(1);
-            p.pending.push_back(HttpRecord {
-                http_port: h.host.as_deref().and_then(|v| split_host(v).1),
-                trans_depth: p.requests,
-                hostname: h.host,
-                url: h.uri,
-                http_method: Some(h.method),
-                protocol: h.protocol,
-                http_user_agent: h.user_agent,
-                http_refer: h.referer,
-                xff: h.xff,
-                ..HttpRecord::default()
-            });
+            let mut rec = HttpRecord::on(out.spare_text());
+            rec.trans_depth = p.requests;
+            rec.set_lossy(HttpField::Hostname, h.host);
+            rec.http_port = rec.hostname().and_then(|v| split_host(v).1);
+            rec.set_lossy(HttpField::Url, h.uri);
+            rec.set_lossy(HttpField::Method, Some(h.method));
+            rec.set_lossy(HttpField::Protocol, h.protocol);
+            rec.set_lossy(HttpField::UserAgent, h.user_agent);
+            rec.set_lossy(HttpField::Refer, h.referer);
+            rec.set_lossy(HttpField::Xff, h.xff);
+            p.pending.push_back(rec);
             *phase = body_of(h.framing, false).map_or(Phase::Head, Phase::Body);
             Some(len)
         }
@@ -573,16 +696,15 @@ fn response_head(
             let mut rec = p.answered(out).unwrap_or_else(|| {
                 p.counters.responses_without_request += 1;
                 p.requests = p.requests.saturating_add(1);
-                HttpRecord {
-                    trans_depth: p.requests,
-                    ..HttpRecord::default()
-                }
+                let mut rec = HttpRecord::on(out.spare_text());
+                rec.trans_depth = p.requests;
+                rec
             });
             rec.status = Some(h.status);
-            rec.status_msg = h.reason;
-            rec.response_protocol = h.protocol;
-            rec.http_content_type = h.content_type;
-            let method = rec.http_method.as_deref().unwrap_or_default();
+            rec.set_lossy(HttpField::StatusMsg, h.reason);
+            rec.set_lossy(HttpField::ResponseProtocol, h.protocol);
+            rec.set_lossy(HttpField::ContentType, h.content_type);
+            let method = rec.http_method().unwrap_or_default();
             let no_body = method == "HEAD" || h.status == 204 || h.status == 304;
             let tunnel = h.status == 101 || (method == "CONNECT" && (200..300).contains(&h.status));
             p.current = Some(rec);

@@ -29,12 +29,15 @@ fn run_with(config: HttpConfig, steps: &[(Side, &[u8])]) -> (Vec<HttpRecord>, Ht
 fn eve_fields(records: &[HttpRecord]) -> Vec<HttpRecord> {
     records
         .iter()
-        .map(|r| HttpRecord {
-            request_body_len: 0,
-            trans_depth: 0,
-            status_msg: None,
-            response_protocol: None,
-            ..r.clone()
+        .map(|r| {
+            let mut r = HttpRecord {
+                request_body_len: 0,
+                trans_depth: 0,
+                ..r.clone()
+            };
+            r.unset(HttpField::StatusMsg);
+            r.unset(HttpField::ResponseProtocol);
+            r
         })
         .collect()
 }
@@ -50,14 +53,14 @@ fn assert_split_invariant(steps: &[(Side, &[u8])]) -> Vec<HttpRecord> {
 
 fn rec(method: &str, url: &str, status: Option<u16>, length: u64) -> HttpRecord {
     HttpRecord {
-        hostname: Some("h.example".into()),
-        url: Some(url.into()),
-        http_method: Some(method.into()),
-        protocol: Some("HTTP/1.1".into()),
         status,
         length,
         ..HttpRecord::default()
     }
+    .with(HttpField::Hostname, "h.example")
+    .with(HttpField::Url, url)
+    .with(HttpField::Method, method)
+    .with(HttpField::Protocol, "HTTP/1.1")
 }
 
 #[test]
@@ -65,11 +68,9 @@ fn one_exchange_has_every_field() {
     let req = b"GET /a?b=c HTTP/1.1\r\nHost: h.example\r\nUser-Agent: tester/1\r\n\r\n";
     let resp = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 5\r\n\r\nhello";
     let got = assert_split_invariant(&[(C, req), (S, resp)]);
-    let want = HttpRecord {
-        http_user_agent: Some("tester/1".into()),
-        http_content_type: Some("text/html".into()),
-        ..rec("GET", "/a?b=c", Some(200), 5)
-    };
+    let want = rec("GET", "/a?b=c", Some(200), 5)
+        .with(HttpField::UserAgent, "tester/1")
+        .with(HttpField::ContentType, "text/html");
     assert_eq!(got, vec![want.clone()]);
     let json = serde_json::to_value(L7Record::Http(want)).unwrap();
     assert_eq!(
@@ -98,7 +99,7 @@ X-Forwarded-For: 192.0.2.9, 198.51.100.1\r\n\r\n";
     assert_eq!(http["http_refer"], "http://r.example/x");
     assert_eq!(http["xff"], "192.0.2.9, 198.51.100.1");
     // The record keeps the header as sent (Zeek's http.log `host`).
-    assert_eq!(got[0].hostname.as_deref(), Some("h.example:8080"));
+    assert_eq!(got[0].hostname(), Some("h.example:8080"));
     for (value, host, port) in [
         ("[2001:db8::1]:81", "[2001:db8::1]", Some(81)),
         ("[2001:db8::1]", "[2001:db8::1]", None),
@@ -149,8 +150,8 @@ HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n";
             (
                 r.trans_depth,
                 r.request_body_len,
-                r.status_msg.as_deref(),
-                r.response_protocol.as_deref(),
+                r.status_msg(),
+                r.response_protocol(),
             )
         })
         .collect();
@@ -295,7 +296,7 @@ fn pending_queue_is_bounded_and_counted() {
     // The oldest is pushed out, unanswered, when the third arrives.
     let urls = |out: &[HttpRecord]| -> Vec<String> {
         out.iter()
-            .map(|r| r.url.clone().unwrap_or_default())
+            .map(|r| r.url().unwrap_or_default().to_owned())
             .collect()
     };
     assert_eq!(urls(&out), ["/1"]);
@@ -325,7 +326,7 @@ fn oversized_head_is_counted_and_the_next_message_parsed() {
     p.end(S, &mut out);
     assert_eq!(p.counters().header_overflows, 1);
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].url.as_deref(), Some("/ok"));
+    assert_eq!(out[0].url(), Some("/ok"));
 }
 
 #[test]
@@ -459,8 +460,7 @@ fn a_pipelining_client_keeps_answers_in_order_after_a_hole() {
     p.gap(S, 10, &mut out);
     p.feed(S, &ok(203, "three"), &mut out);
     p.end(S, &mut out);
-    let got: Vec<(Option<&str>, Option<u16>)> =
-        out.iter().map(|r| (r.url.as_deref(), r.status)).collect();
+    let got: Vec<(Option<&str>, Option<u16>)> = out.iter().map(|r| (r.url(), r.status)).collect();
     assert_eq!(
         got,
         [
