@@ -1,43 +1,54 @@
-//! [`CommunityIds`]: each flow's Community ID, computed once per flow by
-//! the writer stage for every EVE record of the flow.
+//! [`FlowIdCache`]: each flow's Community ID and [digest](FlowHeader::digest)
+//! (EVE's `flow_id`), computed once per flow by the writer stage for every
+//! EVE record of the flow.
 //!
-//! A flow whose only record is its flow record gets its ID computed for
+//! A flow whose only record is its flow record gets its IDs computed for
 //! that record and never stored. A flow with L7 or anomaly records first
-//! keeps its ID here from the first of them until its final flow record
-//! (an interim record keeps it too); the writer sees each flow's records in
-//! order, so an entry lives only while its flow has records to come.
+//! keeps its IDs here from the first of them until its final flow record
+//! (an interim record keeps them too); the writer sees each flow's records
+//! in order, so an entry lives only while its flow has records to come.
 
 use std::collections::HashMap;
 
 use super::record::{FlowHeader, Record};
 use crate::community_id::{CommunityId, CommunityIdValue};
-use crate::extract::FiveTupleKey;
-use crate::extractor::Orientation;
 use crate::tracker::EndReason;
 
-/// Community IDs by flow ID. See the [module docs](self).
-#[derive(Debug, Default)]
-pub(super) struct CommunityIds(HashMap<u64, CommunityIdValue, ahash::RandomState>);
-
-fn compute(key: &FiveTupleKey, initiator: Orientation) -> CommunityIdValue {
-    CommunityId::default().for_key(key, initiator)
+/// What every EVE record of one flow carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowIds {
+    /// Its Community ID.
+    pub community: CommunityIdValue,
+    /// Its [`FlowHeader::digest`].
+    pub digest: [u8; 32],
 }
 
-impl CommunityIds {
-    /// The ID of `record`'s flow (`None` for records of no flow).
-    pub(super) fn of(&mut self, record: &Record) -> Option<CommunityIdValue> {
+impl FlowIds {
+    /// Computes the IDs of `h`'s flow.
+    pub fn of(h: &FlowHeader) -> Self {
+        Self {
+            community: CommunityId::default().for_key(&h.key, h.initiator),
+            digest: h.digest(),
+        }
+    }
+}
+
+/// Flow IDs by the tracker's flow ID. See the [module docs](self).
+#[derive(Debug, Default)]
+pub(super) struct FlowIdCache(HashMap<u64, FlowIds, ahash::RandomState>);
+
+impl FlowIdCache {
+    /// The IDs of `record`'s flow (`None` for records of no flow).
+    pub(super) fn of(&mut self, record: &Record) -> Option<FlowIds> {
         match record {
             Record::Flow(f) => {
-                let (flow, id) = (&f.flow, f.flow.flow_id);
+                let h = FlowHeader::of(&f.flow);
                 Some(if f.reason == EndReason::ActiveTimeout {
-                    *self
-                        .0
-                        .entry(id)
-                        .or_insert_with(|| compute(&flow.key, flow.initiator))
+                    self.kept(&h)
                 } else {
-                    match self.0.remove(&id) {
+                    match self.0.remove(&h.flow_id) {
                         Some(v) => v,
-                        None => compute(&flow.key, flow.initiator),
+                        None => FlowIds::of(&h),
                     }
                 })
             }
@@ -46,11 +57,8 @@ impl CommunityIds {
         }
     }
 
-    /// The ID of a flow with records to come, kept until its flow record.
-    fn kept(&mut self, h: &FlowHeader) -> CommunityIdValue {
-        *self
-            .0
-            .entry(h.flow_id)
-            .or_insert_with(|| compute(&h.key, h.initiator))
+    /// The IDs of a flow with records to come, kept until its flow record.
+    fn kept(&mut self, h: &FlowHeader) -> FlowIds {
+        *self.0.entry(h.flow_id).or_insert_with(|| FlowIds::of(h))
     }
 }

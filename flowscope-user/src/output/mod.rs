@@ -21,6 +21,7 @@ pub mod zeek_ssh;
 pub mod zeek_ssl;
 pub mod zeek_tunnel;
 
+pub use community::FlowIds;
 pub use eve::{EveEncoder, EveOptions, write_rfc3339_micros};
 pub use local_nets::LocalNets;
 pub use outputs::{DEFAULT_CLOSE_WAIT, FileOptions, OutputReport, Outputs, WriterStats};

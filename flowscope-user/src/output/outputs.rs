@@ -30,7 +30,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
-use super::community::CommunityIds;
+use super::community::FlowIdCache;
 use super::eve::{EveEncoder, EveOptions};
 use super::file::RecordFile;
 use super::ipfix::{IpfixConfig, IpfixExporter};
@@ -209,7 +209,7 @@ pub struct Outputs {
     outputs: Vec<Output>,
     files: FileOptions,
     eve: EveEncoder,
-    ids: CommunityIds,
+    ids: FlowIdCache,
     any_eve: bool,
     records: u64,
     rotations: u64,
@@ -316,7 +316,7 @@ impl Outputs {
             outputs,
             files,
             eve: EveEncoder::new(),
-            ids: CommunityIds::default(),
+            ids: FlowIdCache::default(),
             records: 0,
             rotations: 0,
             reopens: 0,

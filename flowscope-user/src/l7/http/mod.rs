@@ -138,6 +138,12 @@ impl HttpRecord {
         self.get(HttpField::Hostname)
     }
 
+    /// The host part of [`HttpField::Hostname`], without its port (EVE's
+    /// `hostname`, as Suricata writes it).
+    pub fn host(&self) -> Option<&str> {
+        self.hostname().map(|h| split_host(h).0)
+    }
+
     /// [`HttpField::Url`].
     pub fn url(&self) -> Option<&str> {
         self.get(HttpField::Url)
@@ -213,7 +219,7 @@ struct EveHttp<'a> {
 impl Serialize for HttpRecord {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         EveHttp {
-            hostname: self.hostname().map(|h| split_host(h).0),
+            hostname: self.host(),
             http_port: self.http_port,
             url: self.url(),
             http_method: self.http_method(),

@@ -80,7 +80,7 @@ fn tunnel(out: &mut Vec<u8>, c: &Carrier) {
     out.push(b'}');
 }
 
-pub(super) fn flow(out: &mut Vec<u8>, head: &Head<'_>, f: &FlowEnd, id: Option<&CommunityIdValue>) {
+pub(super) fn flow(out: &mut Vec<u8>, head: &Head<'_>, f: &FlowEnd, id: &CommunityIdValue) {
     let flow = &f.flow;
     let h = FlowHeader::of(flow);
     let (ts, tc) = (

@@ -51,8 +51,8 @@
 //! - `tcp` appears for TCP: flags as two lowercase hex digits, one boolean per
 //!   flag seen (only when seen, as Suricata does), and Suricata's name of the
 //!   tracker's state.
-//! - `community_id` is present when the writer stage gives one (it always
-//!   does).
+//! - `community_id` is on every record of a flow, computed once per flow
+//!   with the flow's digest (`flow_id`).
 //! - `age` is whole seconds between start and end, as Suricata.
 //! - With the session pipeline ([`crate::pipeline`]), flow records also
 //!   carry `app_proto` (the protocol detected by content, or Suricata's
@@ -94,11 +94,13 @@
 //! `json`): no `core::fmt` per field.
 
 mod flow;
+mod http;
 pub(crate) mod json;
 mod proto;
 
 use std::io;
 
+use super::community::FlowIds;
 use super::record::{FlowHeader, Record};
 use crate::anomaly::AnomalyInterval;
 use crate::community_id::CommunityIdValue;
@@ -157,14 +159,15 @@ impl EveEncoder {
         }
     }
 
-    /// The EVE line of `record`, with its flow's Community ID `id`, newline
-    /// included, valid until the next call; empty for a record this
-    /// encoder does not write (anomaly intervals without extras).
+    /// The EVE line of `record`, with its flow's IDs `ids` (computed here
+    /// when `None`), newline included, valid until the next call; empty
+    /// for a record this encoder does not write (anomaly intervals without
+    /// extras).
     ///
     /// # Errors
     ///
     /// An L7 record that does not serialise.
-    pub fn encode(&mut self, record: &Record, id: Option<&CommunityIdValue>) -> io::Result<&[u8]> {
+    pub fn encode(&mut self, record: &Record, ids: Option<&FlowIds>) -> io::Result<&[u8]> {
         self.line.clear();
         let mut head = Head {
             flow_id: 0,
@@ -172,25 +175,35 @@ impl EveEncoder {
             in_iface: self.opts.in_iface.as_deref(),
             extras: self.opts.extras,
         };
-        let flow_id = |h: &FlowHeader| eve_flow_id(&h.digest());
+        let ids = |h: &FlowHeader| ids.copied().unwrap_or_else(|| FlowIds::of(h));
         let line = &mut self.line;
         match record {
             Record::Flow(f) => {
-                (head.flow_id, head.tracker_flow_id) =
-                    (flow_id(&FlowHeader::of(&f.flow)), f.flow.flow_id);
-                flow::flow(line, &head, f, id);
+                let ids = ids(&FlowHeader::of(&f.flow));
+                (head.flow_id, head.tracker_flow_id) = (eve_flow_id(&ids.digest), f.flow.flow_id);
+                flow::flow(line, &head, f, &ids.community);
             }
             Record::L7 { header, ts, record } => {
-                (head.flow_id, head.tracker_flow_id) = (flow_id(header), header.flow_id);
-                l7(line, &mut self.body, &head, header, id, *ts, record)?;
+                let ids = ids(header);
+                (head.flow_id, head.tracker_flow_id) = (eve_flow_id(&ids.digest), header.flow_id);
+                l7(
+                    line,
+                    &mut self.body,
+                    &head,
+                    header,
+                    &ids.community,
+                    *ts,
+                    record,
+                )?;
             }
             Record::Anomaly {
                 header,
                 ts,
                 anomaly,
             } => {
-                (head.flow_id, head.tracker_flow_id) = (flow_id(header), header.flow_id);
-                flow_anomaly(line, &head, header, id, *ts, anomaly);
+                let ids = ids(header);
+                (head.flow_id, head.tracker_flow_id) = (eve_flow_id(&ids.digest), header.flow_id);
+                flow_anomaly(line, &head, header, &ids.community, *ts, anomaly);
             }
             Record::Interval(i) if self.opts.extras => interval(line, i),
             // Suricata has no record of a tunnel's own: its flows name it
@@ -263,25 +276,32 @@ fn icmp_sides(h: &FlowHeader) -> Option<[(u8, u8); 2]> {
     Some(icmp_side_type_codes(k.src_port(), k.dst_port(), v6))
 }
 
-/// `,"community_id":"…"` when there is one.
-fn community_id(out: &mut Vec<u8>, id: Option<&CommunityIdValue>) {
-    if let Some(id) = id {
-        json::label_field(out, "community_id", id.as_str());
-    }
+/// `,"community_id":"…"`.
+fn community_id(out: &mut Vec<u8>, id: &CommunityIdValue) {
+    json::label_field(out, "community_id", id.as_str());
 }
 
-/// An L7 line: the record serialises as `{"http":{…}}`; its key is the
+/// An L7 line: the record serialises as `{"tls":{…}}`; its key is the
 /// `event_type`, its opening brace becomes the comma after the header and
-/// its closing brace closes the line.
+/// its closing brace closes the line. HTTP records, the most frequent, are
+/// written field by field into the line.
 fn l7(
     out: &mut Vec<u8>,
     body: &mut Vec<u8>,
     head: &Head<'_>,
     h: &FlowHeader,
-    id: Option<&CommunityIdValue>,
+    id: &CommunityIdValue,
     ts: Timestamp,
     record: &L7Record,
 ) -> io::Result<()> {
+    if let L7Record::Http(r) = record {
+        header(out, head, h, ts, "http");
+        community_id(out, id);
+        out.extend_from_slice(b",\"http\":");
+        http::object(out, r);
+        out.push(b'}');
+        return Ok(());
+    }
     body.clear();
     serde_json::to_writer(&mut *body, record)?;
     let event_type = body
@@ -300,7 +320,7 @@ fn flow_anomaly(
     out: &mut Vec<u8>,
     head: &Head<'_>,
     h: &FlowHeader,
-    id: Option<&CommunityIdValue>,
+    id: &CommunityIdValue,
     ts: Timestamp,
     a: &FlowAnomaly,
 ) {
