@@ -1,7 +1,8 @@
 //! No allocation per packet in the capture-file path: the reader (records
 //! parsed in place, steering, batches), and with one worker the worker and
 //! the writer stage too (tracker, EVE encoding), all on the test thread,
-//! counted by a global allocator.
+//! counted by a global allocator; and with L7 on an HTTP capture, none per
+//! flow or record either (HTTP parsers and record buffers are reused).
 //!
 //! A capture and the same capture followed by a time-shifted copy of its
 //! records (twice the packets, twice the flows) must cost the same
@@ -19,9 +20,16 @@ use flowscope::pipeline::PipelineConfig;
 use flowscope::runtime::RunConfig;
 use flowscope::runtime::offline::{self, OfflineConfig};
 
-const CAPTURE: &str = concat!(
+/// Flows only: TCP connections without a payload worth parsing.
+const FLOWS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/pcaps/zeek__echo-connections.pcap"
+);
+
+/// With L7: 661 flows, 1 778 HTTP exchanges.
+const HTTP: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/pcaps/ndpi__WebattackXSS.pcap"
 );
 
 /// Allocations tolerated beyond the single copy's: buffers sized once
@@ -47,14 +55,14 @@ fn repeated(pcap: &[u8], copies: u32, shift_secs: u32) -> Vec<u8> {
 }
 
 /// Allocations of the test thread while `bytes` goes through `workers`
-/// workers (flow records only, EVE to a file); the packets read.
-fn allocations(bytes: &[u8], workers: usize) -> (u64, u64) {
+/// workers (with L7 or flow records only, EVE to a file); the packets read.
+fn allocations(bytes: &[u8], workers: usize, l7: bool) -> (u64, u64) {
     let dir = std::env::temp_dir().join(format!("fs-offline-alloc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = OfflineConfig {
         run: RunConfig {
             pipeline: Some(PipelineConfig {
-                l7: None,
+                l7: l7.then(Default::default),
                 ..PipelineConfig::default()
             }),
             outputs: vec![OutputSpec::Eve(Some(dir.join("eve.json")))],
@@ -75,17 +83,19 @@ fn allocations(bytes: &[u8], workers: usize) -> (u64, u64) {
 
 #[test]
 fn twice_the_packets_cost_no_more_allocations() {
-    let pcap = std::fs::read(CAPTURE).expect("shared capture");
-    let once = repeated(&pcap, 1, 0);
-    let twice = repeated(&pcap, 2, 3600);
-    for workers in [1, 2] {
-        let (a1, p1) = allocations(&once, workers);
-        let (a2, p2) = allocations(&twice, workers);
+    for (capture, l7, workers) in [(FLOWS, false, 1), (FLOWS, false, 2), (HTTP, true, 1)] {
+        let pcap = std::fs::read(capture).expect("shared capture");
+        let once = repeated(&pcap, 1, 0);
+        let twice = repeated(&pcap, 2, 3600);
+        let (a1, p1) = allocations(&once, workers, l7);
+        let (a2, p2) = allocations(&twice, workers, l7);
         assert_eq!(p2, 2 * p1);
+        let name = capture.rsplit('/').next().unwrap_or(capture);
+        let what = format!("{name} with {workers} worker(s), L7 {l7}");
         assert!(
             a2 <= a1 + SLACK,
-            "{workers} worker(s): {a1} allocations for {p1} packets, {a2} for {p2}"
+            "{what}: {a1} allocations for {p1} packets, {a2} for {p2}"
         );
-        eprintln!("{workers} worker(s): {a1} allocations for {p1} packets, {a2} for {p2}");
+        eprintln!("{what}: {a1} allocations for {p1} packets, {a2} for {p2}");
     }
 }

@@ -4,9 +4,21 @@
 //! status comes from the parser's `status()`.
 
 /// Implements `SessionParser<R>` for `$parser`, which emits `$record` and
-/// counts into `L7Counters::$counters`.
+/// counts into `L7Counters::$counters`; with `reusable`, the parser's own
+/// `reuse()` lets the driver take it for another flow.
 macro_rules! impl_stream_session_parser {
+    ($parser:ty, $record:ty, $counters:ident, reusable) => {
+        impl_stream_session_parser!($parser, $record, $counters, {
+            fn reset(&mut self) -> bool {
+                self.reuse();
+                true
+            }
+        });
+    };
     ($parser:ty, $record:ty, $counters:ident) => {
+        impl_stream_session_parser!($parser, $record, $counters, {});
+    };
+    ($parser:ty, $record:ty, $counters:ident, { $($extra:tt)* }) => {
         impl<R: From<$record>> $crate::session::SessionParser<R> for $parser {
             fn on_data(
                 &mut self,
@@ -42,6 +54,8 @@ macro_rules! impl_stream_session_parser {
             fn flush_counters(&mut self, into: &mut $crate::l7::L7Counters) {
                 into.$counters.add(self.counters());
             }
+
+            $($extra)*
         }
     };
 }

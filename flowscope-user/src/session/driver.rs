@@ -283,9 +283,15 @@ impl<R> std::fmt::Debug for StreamSession<R> {
     }
 }
 
+/// Parsers kept for reuse per factory, at most (see
+/// [`SessionParser::reset`]).
+const SPARE_PARSERS: usize = 64;
+
 /// Picks and feeds a [`SessionParser`] per TCP flow.
 pub struct SessionDriver<R> {
     factories: Vec<Box<dyn SessionParserFactory<R>>>,
+    /// Parsers of ended flows, reset, by factory.
+    spares: Vec<Vec<Box<dyn SessionParser<R>>>>,
     config: DriverConfig,
     counters: SessionCounters,
 }
@@ -295,6 +301,7 @@ impl<R> SessionDriver<R> {
     pub fn new(config: DriverConfig) -> Self {
         Self {
             factories: Vec::new(),
+            spares: Vec::new(),
             config,
             counters: SessionCounters::with_parsers(0),
         }
@@ -310,7 +317,9 @@ impl<R> SessionDriver<R> {
         &mut self,
         factory: Box<dyn SessionParserFactory<R>>,
     ) -> Result<usize, TooManyParsers> {
-        register(&mut self.factories, &mut self.counters, factory)
+        let index = register(&mut self.factories, &mut self.counters, factory)?;
+        self.spares.push(Vec::new());
+        Ok(index)
     }
 
     /// Names of the registered parsers, in counter order.
@@ -551,7 +560,10 @@ impl<R> SessionDriver<R> {
                 let window = window.clone();
                 let missed = *missed;
                 self.counters.flows_detected[factory] += 1;
-                let parser = self.factories[factory].new_parser();
+                let parser = match self.spares[factory].pop() {
+                    Some(p) => p,
+                    None => self.factories[factory].new_parser(),
+                };
                 session.state = StreamState::Parsing { parser, factory };
                 for gap_side in Side::BOTH {
                     let len = missed[gap_side.index()];
@@ -622,8 +634,9 @@ impl<R> SessionDriver<R> {
     /// Drops the parser and records why (a flow still probing has no
     /// parser: [`StopReason::NoParser`], or [`StopReason::NoPayload`] when
     /// it sent nothing).
+    /// A parser that resets is kept for another flow.
     fn stop(&mut self, session: &mut StreamSession<R>, reason: StopReason) {
-        let (reason, factory) = match &mut session.state {
+        let (reason, factory) = match &session.state {
             StreamState::Stopped { .. } => return,
             StreamState::Probing { window, missed, .. } => {
                 if window.as_slice().is_empty() && *missed == [0, 0] {
@@ -633,12 +646,20 @@ impl<R> SessionDriver<R> {
                     (StopReason::NoParser, None)
                 }
             }
-            StreamState::Parsing { factory, parser } => {
-                parser.flush_counters(&mut self.counters.parsers);
-                (reason, Some(*factory))
-            }
+            StreamState::Parsing { factory, .. } => (reason, Some(*factory)),
         };
-        session.state = StreamState::Stopped { reason, factory };
+        let stopped = StreamState::Stopped { reason, factory };
+        if let StreamState::Parsing {
+            mut parser,
+            factory,
+        } = std::mem::replace(&mut session.state, stopped)
+        {
+            parser.flush_counters(&mut self.counters.parsers);
+            let spares = &mut self.spares[factory];
+            if spares.len() < SPARE_PARSERS && parser.reset() {
+                spares.push(parser);
+            }
+        }
     }
 }
 

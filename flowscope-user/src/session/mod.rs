@@ -173,9 +173,18 @@ pub trait SessionParser<R>: Send {
     fn on_end(&mut self, side: Side, ts: Timestamp, sink: &mut dyn RecordSink<R>);
 
     /// Adds what this parser counted into `into`. The driver calls it
-    /// exactly once, right before dropping the parser. Default: nothing.
+    /// exactly once, right before dropping (or [resetting](Self::reset))
+    /// the parser. Default: nothing.
     fn flush_counters(&mut self, into: &mut L7Counters) {
         let _ = into;
+    }
+
+    /// Makes this parser what its factory's `new_parser` gives, keeping
+    /// the room of its buffers, so that the driver can hand it to another
+    /// flow; false when it cannot (the driver drops it). Called after
+    /// [`flush_counters`](Self::flush_counters). Default: false.
+    fn reset(&mut self) -> bool {
+        false
     }
 }
 

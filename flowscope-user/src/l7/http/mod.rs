@@ -433,6 +433,36 @@ impl HttpParser {
         }
     }
 
+    /// Makes this parser what [`HttpParser::new`] with its limits gives,
+    /// keeping the room of its buffers and queue: the session driver
+    /// reuses parsers across flows.
+    pub fn reuse(&mut self) {
+        let Self {
+            client,
+            server,
+            pairing:
+                Pairing {
+                    max_pending: _,
+                    pending,
+                    current,
+                    counters,
+                    tunnel,
+                    responses_lost,
+                    pipelining,
+                    requests,
+                },
+        } = self;
+        for Half { carry, phase, seen } in [client, server] {
+            carry.clear();
+            *phase = Phase::Head;
+            *seen = false;
+        }
+        pending.clear();
+        *current = None;
+        *counters = HttpCounters::default();
+        (*tunnel, *responses_lost, *pipelining, *requests) = (false, false, false, 0);
+    }
+
     /// Counters of this flow so far.
     pub fn counters(&self) -> &HttpCounters {
         &self.pairing.counters

@@ -471,3 +471,39 @@ fn a_pipelining_client_keeps_answers_in_order_after_a_hole() {
         ]
     );
 }
+
+#[test]
+fn a_reused_parser_is_a_fresh_one() {
+    let config = HttpConfig::default();
+    let mut p = HttpParser::new(config);
+    let mut out = Vec::new();
+    // Mid-flow: requests waiting, a response body in progress, a head cut
+    // in the carry buffer, counters and flags set.
+    p.feed(
+        C,
+        b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n",
+        &mut out,
+    );
+    p.feed(
+        S,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+        &mut out,
+    );
+    p.feed(C, b"POST /3 HTTP/1.1\r\nHo", &mut out);
+    p.gap(S, 3, &mut out);
+    p.reuse();
+    assert_eq!(format!("{p:?}"), format!("{:?}", HttpParser::new(config)));
+    let steps: [(Side, &[u8]); 2] = [
+        (C, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"),
+        (S, b"HTTP/1.1 204 No Content\r\n\r\n"),
+    ];
+    let (mut reused, mut fresh) = (Vec::new(), Vec::new());
+    let mut q = HttpParser::new(config);
+    for (side, bytes) in steps {
+        p.feed(side, bytes, &mut reused);
+        q.feed(side, bytes, &mut fresh);
+    }
+    assert_eq!(reused, fresh);
+    assert_eq!(p.counters(), q.counters());
+    assert_eq!(reused.len(), 1);
+}
