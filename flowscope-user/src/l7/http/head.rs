@@ -6,7 +6,9 @@
 //! then up to two space-separated words; the header block is still parsed by
 //! `httparse`.
 
-use httparse::{EMPTY_HEADER, Header, Status};
+use std::mem::MaybeUninit;
+
+use httparse::{EMPTY_HEADER, Header, ParserConfig, Status};
 
 /// Most header fields read from one message head; more is an error.
 const MAX_HEADERS: usize = 96;
@@ -113,11 +115,18 @@ fn version_text(minor: Option<u8>) -> Option<&'static [u8]> {
     minor.and_then(|m| VERSIONS.get(usize::from(m)).copied())
 }
 
+/// Room for a head's header fields, left uninitialised: `httparse` writes
+/// the ones it parses (zeroing 3 KiB per head was 2% of `read --l7` on
+/// HTTP-heavy captures).
+fn uninit_headers<'b>() -> [MaybeUninit<Header<'b>>; MAX_HEADERS] {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+}
+
 /// Parses a request head at the start of `buf`.
 pub(super) fn parse_request(buf: &[u8]) -> Parsed<RequestHead<'_>> {
-    let mut headers = [EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(buf) {
+    let mut headers = uninit_headers();
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(buf, &mut headers) {
         Ok(Status::Complete(len)) => {
             let f = read_fields(req.headers);
             Parsed::Complete(
@@ -198,9 +207,9 @@ fn parse_lenient_request(buf: &[u8]) -> Parsed<RequestHead<'_>> {
 
 /// Parses a response head at the start of `buf`.
 pub(super) fn parse_response(buf: &[u8]) -> Parsed<ResponseHead<'_>> {
-    let mut headers = [EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    match resp.parse(buf) {
+    let mut headers = uninit_headers();
+    let mut resp = httparse::Response::new(&mut []);
+    match ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
         Ok(Status::Complete(len)) => {
             let f = read_fields(resp.headers);
             Parsed::Complete(
