@@ -507,3 +507,75 @@ fn a_reused_parser_is_a_fresh_one() {
     assert_eq!(p.counters(), q.counters());
     assert_eq!(reused.len(), 1);
 }
+
+/// One call on a parser: bytes or a gap of one side, or a side's end.
+#[derive(Debug, Clone)]
+enum Call {
+    Feed(Side, Vec<u8>),
+    Gap(Side, u64),
+    End(Side),
+}
+
+fn apply(p: &mut HttpParser, calls: &[Call], out: &mut Vec<HttpRecord>) {
+    for c in calls {
+        match c {
+            Call::Feed(side, bytes) => p.feed(*side, bytes, out),
+            Call::Gap(side, len) => p.gap(*side, *len, out),
+            Call::End(side) => p.end(*side, out),
+        }
+    }
+}
+
+/// Calls made of pieces of requests, responses (chunked, sized, upgrades)
+/// and garbage, cut anywhere.
+fn calls() -> impl proptest::strategy::Strategy<Value = Vec<Call>> {
+    use proptest::prelude::*;
+    const PIECES: [&[u8]; 9] = [
+        b"GET /a HTTP/1.1\r\nHost: h:81\r\nUser-Agent: u\r\n\r\n",
+        b"POST /b HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nwxyz",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+        b"CONNECT h:443 HTTP/1.1\r\n\r\n",
+        b"\x16\x03\x01\x00\x05hello",
+        b"garbage\r\n",
+    ];
+    let side = prop_oneof![Just(C), Just(S)];
+    let call = prop_oneof![
+        6 => (side.clone(), 0..PIECES.len(), 0usize..64, 0usize..64).prop_map(|(s, i, a, b)| {
+            let piece = PIECES[i];
+            let (from, to) = (a.min(piece.len()), (a + 1 + b).min(piece.len()));
+            Call::Feed(s, piece[from.min(to)..to].to_vec())
+        }),
+        6 => (side.clone(), 0..PIECES.len()).prop_map(|(s, i)| Call::Feed(s, PIECES[i].to_vec())),
+        1 => (side.clone(), 1u64..20).prop_map(|(s, n)| Call::Gap(s, n)),
+        1 => side.prop_map(Call::End),
+    ];
+    proptest::collection::vec(call, 0..24)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 256,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Whatever a parser went through, once reused it parses the next flow
+    /// as a new one does, and looks like one.
+    #[test]
+    fn reuse_after_any_calls_equals_a_fresh_parser(before in calls(), after in calls()) {
+        let config = HttpConfig { max_header_bytes: 64, max_pending_requests: 2 };
+        let mut p = HttpParser::new(config);
+        apply(&mut p, &before, &mut Vec::new());
+        p.reuse();
+        proptest::prop_assert_eq!(format!("{p:?}"), format!("{:?}", HttpParser::new(config)));
+        let mut q = HttpParser::new(config);
+        let (mut reused, mut fresh) = (Vec::new(), Vec::new());
+        apply(&mut p, &after, &mut reused);
+        apply(&mut q, &after, &mut fresh);
+        proptest::prop_assert_eq!(reused, fresh);
+        proptest::prop_assert_eq!(p.counters(), q.counters());
+        proptest::prop_assert_eq!(p.is_done(), q.is_done());
+    }
+}
