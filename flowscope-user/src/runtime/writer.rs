@@ -1,5 +1,6 @@
 //! The writer thread: drains every worker's ring (and the control
-//! thread's) into the [`Outputs`], flushing when idle, rotating files when
+//! thread's) into the [`Outputs`], handing each written L7 record's text
+//! buffer back to its worker, flushing when idle, rotating files when
 //! due and reopening them when asked (SIGHUP). One thread serves every
 //! output kind, live and offline. It publishes each output's counts a few
 //! times per second for the live view and Prometheus.
