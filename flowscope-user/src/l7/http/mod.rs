@@ -190,48 +190,60 @@ impl HttpRecord {
     }
 }
 
-/// The EVE `http` object of an [`HttpRecord`].
-#[derive(Serialize)]
-struct EveHttp<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    hostname: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http_port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http_method: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    protocol: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http_user_agent: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http_refer: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    xff: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http_content_type: Option<&'a str>,
-    length: u64,
+/// A value of the EVE `http` object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EveValue<'a> {
+    /// A string.
+    Text(&'a str),
+    /// A number.
+    Count(u64),
 }
 
+impl Serialize for EveValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Text(t) => s.serialize_str(t),
+            Self::Count(n) => s.serialize_u64(*n),
+        }
+    }
+}
+
+impl HttpRecord {
+    /// The fields of its EVE `http` object in Suricata's order, `None`
+    /// for those left out: what both its `Serialize` and the EVE encoder
+    /// write.
+    pub fn eve_fields(&self) -> [(&'static str, Option<EveValue<'_>>); 11] {
+        fn text(t: Option<&str>) -> Option<EveValue<'_>> {
+            t.map(EveValue::Text)
+        }
+        let count = |n: Option<u16>| n.map(|n| EveValue::Count(u64::from(n)));
+        [
+            ("hostname", text(self.host())),
+            ("http_port", count(self.http_port)),
+            ("url", text(self.url())),
+            ("http_method", text(self.http_method())),
+            ("protocol", text(self.protocol())),
+            ("status", count(self.status)),
+            ("http_user_agent", text(self.http_user_agent())),
+            ("http_refer", text(self.http_refer())),
+            ("xff", text(self.xff())),
+            ("http_content_type", text(self.http_content_type())),
+            ("length", Some(EveValue::Count(self.length))),
+        ]
+    }
+}
+
+/// The EVE `http` object.
 impl Serialize for HttpRecord {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        EveHttp {
-            hostname: self.host(),
-            http_port: self.http_port,
-            url: self.url(),
-            http_method: self.http_method(),
-            protocol: self.protocol(),
-            status: self.status,
-            http_user_agent: self.http_user_agent(),
-            http_refer: self.http_refer(),
-            xff: self.xff(),
-            http_content_type: self.http_content_type(),
-            length: self.length,
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (name, value) in self.eve_fields() {
+            if let Some(v) = value {
+                map.serialize_entry(name, &v)?;
+            }
         }
-        .serialize(s)
+        map.end()
     }
 }
 

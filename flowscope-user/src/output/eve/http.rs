@@ -1,35 +1,23 @@
 //! The EVE `http` object, written field by field (HTTP records are the
-//! most frequent L7 lines): the same object as [`HttpRecord`]'s `Serialize`,
-//! which a test checks.
+//! most frequent L7 lines): the fields [`HttpRecord`]'s `Serialize` writes
+//! too, escaped by [`json::string`] (a test checks the two agree).
 
 use super::json;
 use crate::l7::HttpRecord;
+use crate::l7::http::EveValue;
 
-/// Appends `{"hostname":…,…,"length":n}`.
+/// Appends `{"hostname":…,…,"length":n}` ([`HttpRecord::eve_fields`]).
 pub(super) fn object(out: &mut Vec<u8>, r: &HttpRecord) {
     // Every field is written with a leading comma: the first one's becomes
     // the opening brace.
     let start = out.len();
-    let text = |out: &mut Vec<u8>, name: &str, value: Option<&str>| {
-        if let Some(v) = value {
-            json::string_field(out, name, v);
+    for (name, value) in r.eve_fields() {
+        match value {
+            Some(EveValue::Text(t)) => json::string_field(out, name, t),
+            Some(EveValue::Count(n)) => json::uint_field(out, name, n),
+            None => {}
         }
-    };
-    text(out, "hostname", r.host());
-    if let Some(p) = r.http_port {
-        json::uint_field(out, "http_port", u64::from(p));
     }
-    text(out, "url", r.url());
-    text(out, "http_method", r.http_method());
-    text(out, "protocol", r.protocol());
-    if let Some(s) = r.status {
-        json::uint_field(out, "status", u64::from(s));
-    }
-    text(out, "http_user_agent", r.http_user_agent());
-    text(out, "http_refer", r.http_refer());
-    text(out, "xff", r.xff());
-    text(out, "http_content_type", r.http_content_type());
-    json::uint_field(out, "length", r.length);
     out[start] = b'{';
     out.push(b'}');
 }
