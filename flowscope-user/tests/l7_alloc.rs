@@ -23,7 +23,6 @@ use flowscope::pipeline::PipelineConfig;
 use flowscope::runtime::{
     Backpressure, FlowWorker, InlineOut, RecordOut, WorkerConfig, WriterEnd, rings,
 };
-use flowscope::{LinkType, PacketView, Timestamp};
 use pipeline_support::{ACK, Conn, PSH};
 
 /// Exchanges before counting (the spares fill, buffers reach their size),
@@ -62,14 +61,7 @@ impl Session {
     /// Hands `frame` to the worker.
     fn feed<O: RecordOut>(w: &mut FlowWorker<FiveTuple, O>, frame: &[u8], clock: &mut u64) {
         *clock += 1_000;
-        let view = PacketView {
-            frame,
-            timestamp: Timestamp(*clock),
-            link: LinkType::Ethernet,
-            orig_len: frame.len() as u32,
-            hint: None,
-        };
-        w.process(&[view], 0);
+        w.process(&[pipeline_support::view(frame, *clock)], 0);
     }
 
     fn handshake<O: RecordOut>(&mut self, w: &mut FlowWorker<FiveTuple, O>) {

@@ -10,7 +10,6 @@ mod pipeline_support;
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::L7Record;
 use flowscope::pipeline::{Pipeline, PipelineConfig, PipelineSink};
-use flowscope::{LinkType, PacketView, Timestamp};
 use pipeline_support::{ACK, Conn, HEADERS, PSH, Records};
 
 /// Body bytes per server segment.
@@ -23,13 +22,7 @@ fn feed(
     sink: &mut impl PipelineSink<FiveTupleKey>,
 ) {
     *clock += 1_000;
-    let view = PacketView {
-        frame,
-        timestamp: Timestamp(*clock),
-        link: LinkType::Ethernet,
-        orig_len: frame.len() as u32,
-        hint: None,
-    };
+    let view = pipeline_support::view(frame, *clock);
     // Frames alternate between the one-frame entry (offline) and the batch
     // entry (live workers), so that both are counted.
     if (*clock / 1_000).is_multiple_of(2) {

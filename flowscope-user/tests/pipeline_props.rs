@@ -10,6 +10,7 @@ mod pipeline_support;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use flowscope::Timestamp;
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::{HttpField, HttpRecord, L7Record};
 use flowscope::pcap::PcapReader;
@@ -17,7 +18,6 @@ use flowscope::pipeline::{Carrier, FlowSummary, Pipeline, PipelineConfig, Pipeli
 use flowscope::reassembly::{Delivery, ReassemblyConfig};
 use flowscope::session::Side;
 use flowscope::tracker::{EndReason, FlowRecord};
-use flowscope::{LinkType, PacketView, Timestamp};
 use pipeline_support::{ACK, Conn, FIN, PSH, Records};
 use proptest::prelude::*;
 
@@ -123,14 +123,8 @@ fn run(
     let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), config);
     let mut sink = Records::default();
     for (i, frame) in frames.iter().enumerate() {
-        let view = PacketView {
-            frame,
-            timestamp: Timestamp(1_700_000_000_000_000_000 + i as u64 * 1_000),
-            link: LinkType::Ethernet,
-            orig_len: frame.len() as u32,
-            hint: None,
-        };
-        pipeline.process(view, &mut sink);
+        let ts = 1_700_000_000_000_000_000 + i as u64 * 1_000;
+        pipeline.process(pipeline_support::view(frame, ts), &mut sink);
     }
     pipeline.finish(&mut sink);
     assert_eq!(sink.ended, 1, "one flow");

@@ -13,7 +13,18 @@ use flowscope::l7::L7Record;
 use flowscope::pcap::PcapReader;
 use flowscope::pipeline::{Carrier, FlowSummary, Pipeline, PipelineConfig, PipelineSink};
 use flowscope::tracker::{EndReason, FlowRecord};
-use flowscope::view::Timestamp;
+use flowscope::view::{LinkType, PacketView, Timestamp};
+
+/// `frame`, whole, as captured on Ethernet at `ts` nanoseconds.
+pub fn view(frame: &[u8], ts: u64) -> PacketView<'_> {
+    PacketView {
+        frame,
+        timestamp: Timestamp(ts),
+        link: LinkType::Ethernet,
+        orig_len: frame.len() as u32,
+        hint: None,
+    }
+}
 
 /// TCP flags.
 pub const FIN: u8 = 0x01;
