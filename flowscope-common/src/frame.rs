@@ -23,9 +23,12 @@
 //!    otherwise `ERR_L4`. Other protocols are [`L4Class::Other`] and not parsed.
 //! 5. **Hashes** (see [`crate::hash`]): the flow hash covers addresses,
 //!    protocol and — for TCP and UDP frames that are not fragments — ports; the
-//!    steering hash covers addresses and protocol only, so every fragment of a
-//!    datagram and every packet of a flow reach the same socket. Frames without
-//!    a parsed IP header hash to 0.
+//!    steering hash covers the five-tuple of TCP and UDP (first fragments
+//!    included), and only addresses and protocol for UDP on a tunnel port and
+//!    frames without ports. A fragment's steering hash then goes through the
+//!    fragment table ([`crate::frag`]), so every fragment of a datagram and
+//!    every packet of a flow reach the same socket. Frames without a parsed
+//!    IP header hash to 0.
 //!
 //! The L3 class follows the EtherType alone: a frame with an IPv4 EtherType
 //! whose header is broken is class IPv4 with `ERR_L3`.
@@ -51,6 +54,15 @@ pub const VLAN_HLEN: usize = 4;
 pub const MAX_VLAN_TAGS: usize = 2;
 /// Most IPv6 extension headers walked.
 pub const MAX_IPV6_EXT_HEADERS: usize = 6;
+
+/// VXLAN's UDP port (IANA).
+pub const VXLAN_PORT: u16 = 4789;
+/// Geneve's UDP port (IANA).
+pub const GENEVE_PORT: u16 = 6081;
+/// GTP-U's UDP port (3GPP TS 29.281).
+pub const GTP_U_PORT: u16 = 2152;
+/// Teredo's UDP port (IANA).
+pub const TEREDO_PORT: u16 = 3544;
 
 /// IPv6 hop-by-hop options header.
 pub const IPPROTO_HOPOPTS: u8 = 0;

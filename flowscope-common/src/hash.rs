@@ -12,11 +12,21 @@
 //! that is what a little-endian load from packet memory gives on `bpfel`.
 //! Ports are host-order port numbers.
 //!
-//! Policy for fragments: a non-first fragment carries no ports, so the flow
-//! hash of *every* fragment (first included) and of non-TCP/UDP frames uses
-//! port 0. Steering uses [`steer_hash`], which never includes ports, so all
-//! fragments of a datagram and all packets of a flow land on one socket.
-//! With both ports 0 the flow hash equals the steering hash.
+//! Policy (see [`flow_and_steer`]):
+//!
+//! - **Flow hash**: addresses, protocol and, for TCP and UDP frames that are
+//!   not fragments, ports. A non-first fragment carries no ports, so every
+//!   fragment (first included) hashes with port 0.
+//! - **Steering hash**: the five-tuple for TCP and UDP, so that the flows of
+//!   one busy address pair spread over the workers as RSS spreads them over
+//!   queues. Two exceptions keep the address pair and protocol only: UDP to
+//!   or from a tunnel port ([`is_tunnel_port`]: the outer source port is
+//!   picked by each end, so the two directions of a tunnel differ in it, and
+//!   `--decap` needs both directions of the inner flows on one worker), and
+//!   frames without ports (other protocols, ICMP, truncated headers,
+//!   non-first fragments). A first fragment steers by its five-tuple and
+//!   leaves it in the fragment table ([`crate::frag`]), where the later
+//!   fragments of its datagram find it.
 
 /// murmur3's 32-bit finaliser: a cheap bijective avalanche.
 #[inline(always)]
@@ -59,21 +69,47 @@ pub const fn combine(a: u32, b: u32, proto: u8) -> u32 {
     (x.wrapping_mul(0xd6e8_feb8_6659_fd93) >> 32) as u32
 }
 
-/// The flow hash and the steering hash of a 5-tuple (ports 0 where the
-/// policy says so) from the [`address_hash`]es of its two addresses.
+/// UDP ports of the tunnels `--decap` opens (VXLAN, Geneve, GTP-U, Teredo):
+/// UDP to or from them steers by the address pair.
 #[inline(always)]
-pub const fn flow_and_steer(a: u32, sport: u16, b: u32, dport: u16, proto: u8) -> (u32, u32) {
-    let steer = combine(a, b, proto);
-    if sport == 0 && dport == 0 {
-        return (steer, steer);
-    }
-    (
-        combine(with_port(a, sport), with_port(b, dport), proto),
-        steer,
+pub const fn is_tunnel_port(port: u16) -> bool {
+    matches!(
+        port,
+        crate::frame::VXLAN_PORT
+            | crate::frame::GENEVE_PORT
+            | crate::frame::GTP_U_PORT
+            | crate::frame::TEREDO_PORT
     )
 }
 
-/// Symmetric flow hash of a 5-tuple (ports 0 where the policy says so).
+/// The flow hash and the steering hash of a frame, from the
+/// [`address_hash`]es of its two addresses, the ports of its L4 header
+/// (TCP and UDP with a complete header, first fragments included; else 0)
+/// and whether it is a fragment (see the module docs for the policy).
+#[inline(always)]
+pub const fn flow_and_steer(
+    a: u32,
+    sport: u16,
+    b: u32,
+    dport: u16,
+    proto: u8,
+    fragment: bool,
+) -> (u32, u32) {
+    let pair = combine(a, b, proto);
+    if sport == 0 && dport == 0 {
+        return (pair, pair);
+    }
+    let five = combine(with_port(a, sport), with_port(b, dport), proto);
+    let tunnel =
+        proto == crate::frame::IPPROTO_UDP && (is_tunnel_port(sport) || is_tunnel_port(dport));
+    (
+        if fragment { pair } else { five },
+        if tunnel { pair } else { five },
+    )
+}
+
+/// Symmetric flow hash of a frame that is not a fragment (ports 0 where
+/// the frame has none).
 #[inline(always)]
 pub const fn flow_hash(
     seed: u32,
@@ -84,12 +120,13 @@ pub const fn flow_hash(
     proto: u8,
 ) -> u32 {
     let (a, b) = (address_hash(seed, src), address_hash(seed, dst));
-    flow_and_steer(a, sport, b, dport, proto).0
+    flow_and_steer(a, sport, b, dport, proto, false).0
 }
 
-/// Symmetric steering hash: addresses and protocol only.
+/// Symmetric hash of the address pair and protocol: the steering hash of
+/// frames without ports and of tunnels.
 #[inline(always)]
-pub const fn steer_hash(seed: u32, src: &[u32; 4], dst: &[u32; 4], proto: u8) -> u32 {
+pub const fn pair_hash(seed: u32, src: &[u32; 4], dst: &[u32; 4], proto: u8) -> u32 {
     combine(address_hash(seed, src), address_hash(seed, dst), proto)
 }
 
@@ -141,8 +178,50 @@ mod tests {
             w[i] ^= 1 << 20;
             assert_ne!(h, flow_hash(7, &w, 1, &A, 2, 17), "word {i}");
         }
-        assert_eq!(flow_hash(7, &v6, 0, &A, 0, 17), steer_hash(7, &v6, &A, 17));
-        assert_ne!(h, steer_hash(7, &v6, &A, 17));
+        assert_eq!(flow_hash(7, &v6, 0, &A, 0, 17), pair_hash(7, &v6, &A, 17));
+        assert_ne!(h, pair_hash(7, &v6, &A, 17));
+    }
+
+    /// Flow and steering hashes of A:sport ↔ B:dport.
+    fn both(sport: u16, dport: u16, proto: u8, fragment: bool) -> (u32, u32) {
+        let (a, b) = (address_hash(3, &A), address_hash(3, &B));
+        flow_and_steer(a, sport, b, dport, proto, fragment)
+    }
+
+    #[test]
+    fn steering_takes_the_five_tuple_in_both_directions() {
+        let (a, b) = (address_hash(3, &A), address_hash(3, &B));
+        let (flow, steer) = both(40000, 80, 6, false);
+        assert_eq!((flow, steer), (flow_hash(3, &A, 40000, &B, 80, 6), flow));
+        assert_eq!(flow_and_steer(b, 80, a, 40000, 6, false), (flow, steer));
+        assert_ne!(steer, both(40001, 80, 6, false).1);
+        assert_ne!(steer, pair_hash(3, &A, &B, 6));
+    }
+
+    #[test]
+    fn a_first_fragment_steers_by_its_ports_and_hashes_without_them() {
+        let pair = pair_hash(3, &A, &B, 17);
+        assert_eq!(
+            both(5000, 53, 17, true),
+            (pair, both(5000, 53, 17, false).1)
+        );
+        assert_eq!(both(0, 0, 17, true), (pair, pair));
+    }
+
+    #[test]
+    fn tunnels_and_portless_frames_steer_by_the_address_pair() {
+        for port in [4789, 6081, 2152, 3544] {
+            let pair = pair_hash(3, &A, &B, 17);
+            assert_eq!(both(50123, port, 17, false).1, pair, "to {port}");
+            assert_eq!(both(port, 50123, 17, false).1, pair, "from {port}");
+            assert_ne!(both(50123, port, 17, false).0, pair, "flows keep ports");
+            // Only UDP: TCP on those ports is an ordinary flow.
+            assert_ne!(both(50123, port, 6, false).1, pair_hash(3, &A, &B, 6));
+        }
+        assert_eq!(
+            both(0, 0, 1, false),
+            (pair_hash(3, &A, &B, 1), pair_hash(3, &A, &B, 1))
+        );
     }
 
     #[test]
@@ -152,7 +231,7 @@ mod tests {
             for j in 0..64u8 {
                 let a = [u32::from_le_bytes([192, 0, 2, i]), 0, 0, 0];
                 let b = [u32::from_le_bytes([198, 51, 100, j]), 0, 0, 0];
-                per_slot[xsk_slot(0, 4, steer_hash(9, &a, &b, 6)) as usize] += 1;
+                per_slot[xsk_slot(0, 4, pair_hash(9, &a, &b, 6)) as usize] += 1;
             }
         }
         // 4096 pairs, 1024 expected per slot.

@@ -15,6 +15,7 @@
 pub mod anomaly;
 pub mod config;
 pub mod counters;
+pub mod frag;
 pub mod frame;
 pub mod hash;
 pub mod meta;

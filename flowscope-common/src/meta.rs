@@ -57,7 +57,9 @@ pub struct XdpMeta {
     pub _pad: u16,
     /// Symmetric flow hash, see [`crate::hash`].
     pub flow_hash: u32,
-    /// Symmetric IP-pair hash used to pick the socket, see [`crate::hash`].
+    /// Symmetric steering hash that picked the socket (the five-tuple's,
+    /// or the address pair's; a later fragment's from the fragment table),
+    /// see [`crate::hash`] and [`crate::frag`].
     pub steer_hash: u32,
     /// Bits of the [`crate::anomaly::Anomaly`] kinds this frame raised.
     pub anomalies: u64,
@@ -150,6 +152,11 @@ pub struct Parsed {
     pub sport: u16,
     /// Destination port (TCP/UDP with a full header), else 0.
     pub dport: u16,
+    /// A fragment's IP identification, as [`crate::frag::FragEntry::id`]
+    /// holds it; else 0.
+    pub frag_id: u32,
+    /// Padding, 0.
+    pub _pad: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<Parsed>() == 72);
+const _: () = assert!(core::mem::size_of::<Parsed>() == 80);

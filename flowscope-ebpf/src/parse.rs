@@ -71,6 +71,12 @@ impl<const N: usize> Header<N> {
         u16::from_be(self.read::<u16, I>())
     }
 
+    /// Big-endian 32-bit field at `I`.
+    #[inline(always)]
+    fn be32<const I: usize>(self) -> u32 {
+        u32::from_be(self.read::<u32, I>())
+    }
+
     /// Address word at `I`: a little-endian load, as `flowscope_common::hash`
     /// wants it.
     #[inline(always)]
@@ -129,7 +135,7 @@ pub fn classify(ctx: &XdpContext, seed: u32, p: &mut Parsed) {
             1 => frame_len << 32,
             _ => 0,
         };
-        // SAFETY: `p` is a valid, 8-aligned `Parsed` of 9 words; volatile so
+        // SAFETY: `p` is a valid, 8-aligned `Parsed` of 10 words; volatile so
         // the stores are not merged back into a memset call.
         unsafe { core::ptr::write_volatile(words.add(i), w) };
     }
@@ -200,6 +206,9 @@ fn parse_into(f: Frame, seed: u32, len: usize, p: &mut Parsed) -> Found {
             let frag = h.be16::<6>();
             fragment = frag & 0x3fff != 0;
             nonfirst = frag & 0x1fff != 0;
+            if fragment {
+                p.frag_id = u32::from(h.be16::<4>());
+            }
             proto = h.u8::<9>();
             ttl = h.u8::<8>();
             let s = h.word::<12>();
@@ -273,6 +282,7 @@ fn parse_into(f: Frame, seed: u32, len: usize, p: &mut Parsed) -> Found {
                             return found.with(meta::FLAG_ERR_L3, A::TruncatedL3);
                         };
                         fragment = true;
+                        p.frag_id = e.be32::<4>();
                         proto = e.u8::<0>();
                         l4_off += 8;
                         if e.be16::<2>() & 0xfff8 != 0 {
@@ -344,7 +354,7 @@ fn parse_into(f: Frame, seed: u32, len: usize, p: &mut Parsed) -> Found {
     let (sport, dport) = l4(
         f, p, &mut found, proto, l4_off, fragment, nonfirst, ip_payload,
     );
-    let (flow, steer) = hash::flow_and_steer(src_hash, sport, dst_hash, dport, proto);
+    let (flow, steer) = hash::flow_and_steer(src_hash, sport, dst_hash, dport, proto, fragment);
     p.meta.flow_hash = flow;
     p.meta.steer_hash = steer;
     found
@@ -369,7 +379,7 @@ fn launder(m: &mut XdpMeta, l4_off: usize) -> usize {
 }
 
 /// Parses the L4 header at `l4_off` into `p` and `found`: the ports the
-/// flow hash takes (complete TCP/UDP headers outside fragments, else 0).
+/// hashes take (complete TCP/UDP headers, first fragments included; else 0).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn l4(
@@ -441,7 +451,7 @@ fn l4(
     found.flags |= meta::FLAG_L4_VALID;
     p.sport = sport;
     p.dport = dport;
-    if fragment { (0, 0) } else { (sport, dport) }
+    (sport, dport)
 }
 
 /// Flag, port and payload kinds of a complete TCP header `h`.

@@ -16,8 +16,9 @@ use flowscope_common::{
     },
     config::{JUMP_FILTER, JUMP_SLOTS, MAX_XSK_SLOTS, MODE_COUNT_ONLY},
     counters::{CpuBlock, KindBlock, frame_kind},
+    frag::{FRAG_SLOTS, FragEntry, frag_slot},
     hash::xsk_slot,
-    meta::{Parsed, XdpMeta},
+    meta::{self, Parsed, XdpMeta},
 };
 
 use crate::parse::classify;
@@ -82,6 +83,10 @@ static PAIR_FILTER: PerCpuArray<PairFilter> = PerCpuArray::with_max_entries(1, 0
 /// Bits of the anomaly mask in use (kinds 0..29, indicators 32..36).
 const ANOMALY_BITS: usize = 36;
 
+/// Per CPU: the fragment table (`flowscope_common::frag`).
+#[map(name = "FRAGS")]
+static FRAGS: PerCpuArray<FragEntry> = PerCpuArray::with_max_entries(FRAG_SLOTS, 0);
+
 /// AF_XDP sockets, slot [`xsk_slot`].
 #[map(name = "XSKS")]
 static XSKS: XskMap = XskMap::with_max_entries(MAX_XSK_SLOTS, 0);
@@ -113,6 +118,9 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
             core::ptr::read_volatile(&parsed.meta.anomalies),
         )
     };
+    if flags & meta::FLAG_FRAGMENT != 0 {
+        steer_fragment(parsed);
+    }
     let len = (ctx.data_end() - ctx.data()) as u64;
     let mode = global(&MODE);
     // Opaque to the compiler, so the bounds check below stays whole: LLVM
@@ -171,6 +179,30 @@ fn deliver(ctx: &XdpContext, m: &XdpMeta, block: &mut KindBlock, len: u64, mode:
             xdp_action::XDP_PASS
         }
     }
+}
+
+/// Replaces a fragment's steering hash by its datagram's, from this CPU's
+/// fragment table (a first fragment leaves its own there).
+#[inline(always)]
+fn steer_fragment(p: &mut Parsed) {
+    let m = &mut p.meta;
+    // Every fragment's flow hash is its address pair's.
+    let slot = frag_slot(m.flow_hash, p.frag_id);
+    let Some(entry) = FRAGS.get_ptr_mut(slot) else {
+        return;
+    };
+    let nonfirst = m.flags & meta::FLAG_NONFIRST_FRAGMENT != 0;
+    // SAFETY: per-CPU map value; this CPU is its only user while XDP runs
+    // with preemption disabled.
+    let entry = unsafe { &mut *entry };
+    m.steer_hash = entry.steer(
+        &p.src,
+        &p.dst,
+        p.frag_id,
+        m.ip_proto,
+        nonfirst,
+        m.steer_hash,
+    );
 }
 
 #[inline(always)]

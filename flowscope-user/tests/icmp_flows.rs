@@ -168,7 +168,7 @@ fn built_frames_key_by_type_and_code() {
             "{src}>{dst} {t}/{c} in {flow}"
         );
     }
-    // Steering is by address pair: the same flows on two workers.
+    // ICMP steers by address pair: the same flows on two workers.
     let mut two: Vec<String> = read(dir.path(), &capture, &["--workers", "2"])
         .iter()
         .map(summary)

@@ -30,8 +30,9 @@
 //! - Raw-IP captures get a synthetic 14-byte Ethernet header (zero MACs,
 //!   EtherType from the IP version) so that the XDP program can see them.
 //! - Every frame's steering hash, as `flowscope read` computes it to pick a
-//!   worker (`flowscope::extract::steer_hash`, on the frame as the file holds
-//!   it), must equal the one the program computed to pick a socket.
+//!   worker (`flowscope::extract::Steering`, on the frame as the file holds
+//!   it, its fragment table fed the frames the program saw, in order), must
+//!   equal the one the program computed to pick a socket.
 
 mod common;
 
@@ -271,6 +272,7 @@ fn replay(dp: &mut Datapath, name: &str) -> Replay {
         prepended: 0,
     };
     let mut frame = Vec::with_capacity(MAX_TEST_RUN_FRAME);
+    let mut steering = flowscope::extract::Steering::new(SEED);
     while let Some(p) = reader.next_packet().expect("read capture") {
         r.frames += 1;
         frame.clear();
@@ -302,9 +304,10 @@ fn replay(dp: &mut Datapath, name: &str) -> Replay {
         );
         // The capture reader steers this frame to the worker the XDP
         // program would pick: the same steering hash, from the frame as it
-        // is in the file (raw IP without the header added here).
+        // is in the file (raw IP without the header added here), through a
+        // fragment table fed the same frames.
         assert_eq!(
-            flowscope::extract::steer_hash(p.frame, p.link, SEED),
+            steering.steer(p.frame, p.link),
             meta.steer_hash,
             "{name} frame {}: the reader's steering differs from the XDP program's",
             r.frames

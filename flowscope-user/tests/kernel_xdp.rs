@@ -4,12 +4,16 @@
 //! (read back from its per-CPU `PARSED` map, so on every kernel), the
 //! metadata block it writes in front of the frame where the kernel allows
 //! `bpf_xdp_adjust_meta`, every counter slot it moves, its verdict, and that
-//! the userspace parser (`flowscope::wire::classify`) says exactly the same.
+//! the userspace parser (`flowscope::wire::classify`, with the reader's
+//! fragment table `flowscope::extract::Steering` fed the same frames) says
+//! exactly the same.
 
 mod common;
 
 use common::{frames::*, kernel_tests_enabled};
 use flowscope::capture::Datapath;
+use flowscope::extract::Steering;
+use flowscope::view::LinkType;
 use flowscope_common::{
     Counter, CounterBlock, XdpConfig, XdpMeta,
     config::{MODE_COUNT_ONLY, MODE_REDIRECT},
@@ -28,6 +32,24 @@ struct Outcome {
     /// What the program parsed.
     meta: XdpMeta,
     delta: CounterBlock,
+    /// What the userspace twin says.
+    twin: XdpMeta,
+}
+
+/// The program, and its userspace twin fed the same frames in the same
+/// order (its fragment table is stateful, as the program's is).
+struct Bed {
+    dp: Datapath,
+    steering: Steering,
+}
+
+impl From<Datapath> for Bed {
+    fn from(dp: Datapath) -> Self {
+        Self {
+            dp,
+            steering: Steering::new(SEED),
+        }
+    }
 }
 
 fn config(mode: u32) -> XdpConfig {
@@ -39,11 +61,12 @@ fn config(mode: u32) -> XdpConfig {
     }
 }
 
-fn load(mode: u32) -> Datapath {
-    common::xdp::load(config(mode))
+fn load(mode: u32) -> Bed {
+    common::xdp::load(config(mode)).into()
 }
 
-fn run(dp: &mut Datapath, frame: &[u8]) -> Outcome {
+fn run(bed: &mut Bed, frame: &[u8]) -> Outcome {
+    let dp = &mut bed.dp;
     let before = dp.counters().unwrap();
     let r = common::xdp::test_run(dp, frame);
     let after = dp.counters().unwrap();
@@ -61,6 +84,10 @@ fn run(dp: &mut Datapath, frame: &[u8]) -> Outcome {
         written: r.written,
         meta: r.parsed.meta,
         delta,
+        twin: XdpMeta {
+            steer_hash: bed.steering.steer(frame, LinkType::Ethernet),
+            ..flowscope::wire::classify(frame, SEED)
+        },
     }
 }
 
@@ -103,8 +130,8 @@ fn expected_delta(m: &XdpMeta, verdict: Counter) -> CounterBlock {
 
 /// Runs `frame` in redirect mode (empty XSKMAP: the pass fallback) and
 /// checks verdict, counters and agreement with the userspace parser.
-fn check(dp: &mut Datapath, frame: &[u8]) -> XdpMeta {
-    let o = run(dp, frame);
+fn check(bed: &mut Bed, frame: &[u8]) -> XdpMeta {
+    let o = run(bed, frame);
     assert_eq!(
         o.action, XDP_PASS,
         "empty XSKMAP slot falls back to XDP_PASS"
@@ -112,7 +139,7 @@ fn check(dp: &mut Datapath, frame: &[u8]) -> XdpMeta {
     let m = o.meta;
     assert_eq!(
         o.written,
-        dp.metadata().then_some(m),
+        bed.dp.metadata().then_some(m),
         "a block in front of the frame exactly when metadata is on"
     );
     assert_eq!(
@@ -124,17 +151,8 @@ fn check(dp: &mut Datapath, frame: &[u8]) -> XdpMeta {
         expected_delta(&m, Counter::PassFallback),
         "counters for {m:?}"
     );
-    assert_eq!(
-        userspace(frame),
-        m,
-        "userspace parser disagrees on {frame:02x?}"
-    );
+    assert_eq!(o.twin, m, "userspace parser disagrees on {frame:02x?}");
     m
-}
-
-/// What the userspace parser says of `frame`: class, offsets, hashes, anomalies.
-fn userspace(frame: &[u8]) -> XdpMeta {
-    flowscope::wire::classify(frame, SEED)
 }
 
 fn words(a: &[u8]) -> [u32; 4] {
@@ -177,10 +195,7 @@ fn classes_offsets_and_hashes() {
         m.flow_hash,
         hash::flow_hash(SEED, &words(&v4a(1)), 40000, &words(&v4b(2)), 80, 6)
     );
-    assert_eq!(
-        m.steer_hash,
-        hash::steer_hash(SEED, &words(&v4a(1)), &words(&v4b(2)), 6)
-    );
+    assert_eq!(m.steer_hash, m.flow_hash, "TCP steers by its five-tuple");
     let back = check(&mut dp, &tcp4(v4b(2), 80, v4a(1), 40000));
     assert_eq!(
         (back.flow_hash, back.steer_hash),
@@ -189,7 +204,7 @@ fn classes_offsets_and_hashes() {
     );
     let other = check(&mut dp, &tcp4(v4a(1), 40001, v4b(2), 80));
     assert_ne!(other.flow_hash, m.flow_hash, "another port is another flow");
-    assert_eq!(other.steer_hash, m.steer_hash, "steering ignores ports");
+    assert_ne!(other.steer_hash, m.steer_hash, "and steers apart");
     assert_ne!(
         check(&mut dp, &tcp4(v4a(3), 40000, v4b(2), 80)).flow_hash,
         m.flow_hash
@@ -308,8 +323,10 @@ fn ipv6_extension_chains_and_fragments() {
         (L4Class::Tcp, 6, 14 + 40 + 48, FLAG_L4_VALID)
     );
 
-    // First fragment: L4 parsed, ports left out of the flow hash.
-    let first = cat(&[&frag6(17, 0, true, 7), &udp(53, 53, 100)]);
+    // First fragment: L4 parsed, ports left out of the flow hash but in
+    // the steering hash.
+    let (a6, b6) = (words(&v6(1)), words(&v6(2)));
+    let first = cat(&[&frag6(17, 0, true, 7), &udp(5000, 53, 100)]);
     let m = check(
         &mut dp,
         &cat(&[
@@ -319,19 +336,24 @@ fn ipv6_extension_chains_and_fragments() {
         ]),
     );
     assert_eq!(
-        (m.flags, m.l4_offset, m.flow_hash),
-        (FLAG_FRAGMENT | FLAG_L4_VALID, 62, m.steer_hash)
+        (m.flags, m.l4_offset, m.flow_hash, m.steer_hash),
+        (
+            FLAG_FRAGMENT | FLAG_L4_VALID,
+            62,
+            hash::pair_hash(SEED, &a6, &b6, 17),
+            hash::flow_hash(SEED, &a6, 5000, &b6, 53, 17)
+        )
     );
-    // Non-first fragment: no L4, same steering as the first.
-    let rest = cat(&[&frag6(17, 13, false, 7), &[0xab; 24]]);
-    let m2 = check(
-        &mut dp,
-        &cat(&[
+    let v6_fragment = |offset8: u16, id: u32| {
+        let rest = cat(&[&frag6(17, offset8, false, id), &[0xab; 24]]);
+        cat(&[
             &eth(&[], 0x86dd),
             &ipv6(v6(1), v6(2), 44, rest.len()),
             &rest,
-        ]),
-    );
+        ])
+    };
+    // Non-first fragment: no L4, the first's steering from the table.
+    let m2 = check(&mut dp, &v6_fragment(13, 7));
     assert_eq!(
         (m2.flags, m2.l4_class(), m2.steer_hash),
         (
@@ -340,6 +362,9 @@ fn ipv6_extension_chains_and_fragments() {
             m.steer_hash
         )
     );
+    // A later fragment of a datagram whose first was not seen: the pair.
+    let m3 = check(&mut dp, &v6_fragment(13, 8));
+    assert_eq!(m3.steer_hash, m.flow_hash);
 
     // IPv4 fragments likewise.
     let f1 = check(
@@ -362,10 +387,24 @@ fn ipv6_extension_chains_and_fragments() {
     assert_eq!(f1.flags, FLAG_FRAGMENT | FLAG_L4_VALID);
     assert_eq!(f2.flags, FLAG_FRAGMENT | FLAG_NONFIRST_FRAGMENT);
     assert_eq!(
-        (f1.steer_hash, f1.flow_hash),
+        f1.steer_hash,
+        hash::flow_hash(SEED, &words(&v4a(1)), 1000, &words(&v4b(2)), 53, 17)
+    );
+    assert_eq!(
         (f2.steer_hash, f2.flow_hash),
+        (f1.steer_hash, f1.flow_hash),
         "all fragments of a datagram steer alike"
     );
+    // The reverse direction's later fragment is another datagram.
+    let back = check(
+        &mut dp,
+        &cat(&[
+            &eth(&[], 0x0800),
+            &ipv4(v4b(2), v4a(1), 17, &[], 16, 2),
+            &[0; 16],
+        ]),
+    );
+    assert_eq!(back.steer_hash, f1.flow_hash);
 
     // A chain longer than the limit is an L3 error.
     let long: Vec<u8> = (0..7).flat_map(|_| ext(0, 0)).collect();
@@ -447,7 +486,7 @@ fn count_only_passes_everything() {
             o.written.is_none(),
             "count-only mode leaves the frame alone"
         );
-        let m = userspace(&frame);
+        let m = o.twin;
         assert_eq!(o.meta, m, "count-only mode parses all the same");
         assert_eq!(o.delta, expected_delta(&m, Counter::PassCountOnly));
     }
@@ -486,7 +525,7 @@ fn differential_on_mutated_frames() {
         let cut = 14 + (next() as usize) % (f.len() - 13);
         f.truncate(cut);
         let o = run(&mut dp, &f);
-        assert_eq!(userspace(&f), o.meta, "disagreement on {f:02x?}");
+        assert_eq!(o.twin, o.meta, "disagreement on {f:02x?}");
     }
 }
 
@@ -502,11 +541,12 @@ fn metadata_off_leaves_no_adjust_meta_call() {
     }
     use flowscope::capture::bpf_sys::{self, helper};
     use std::os::fd::AsFd;
-    let mut off = Datapath::load_detached(config(MODE_REDIRECT), false, None)
-        .expect("loads with metadata off, on every kernel");
+    let mut off: Bed = Datapath::load_detached(config(MODE_REDIRECT), false, None)
+        .expect("loads with metadata off, on every kernel")
+        .into();
     let frame = tcp4(v4a(1), 1, v4b(2), 2);
     let o = run(&mut off, &frame);
-    assert_eq!((o.written, o.meta), (None, userspace(&frame)));
+    assert_eq!((o.written, o.meta), (None, o.twin));
     if !common::xdp::metadata_block_enabled(
         "metadata_off_leaves_no_adjust_meta_call (the call check)",
     ) {
@@ -521,14 +561,17 @@ fn metadata_off_leaves_no_adjust_meta_call() {
     let insns = bpf_sys::xlated_insns(reference.as_fd()).unwrap();
     let adjust_meta: Vec<i32> = bpf_sys::helper_calls(&insns).collect();
     assert_eq!(adjust_meta.len(), 1);
-    let calls = off.helper_calls().unwrap();
+    let calls = off.dp.helper_calls().unwrap();
     assert!(!calls.is_empty(), "the program calls helpers (map lookups)");
     assert!(
         calls.iter().all(|c| *c != adjust_meta[0]),
         "bpf_xdp_adjust_meta ({}) still called: {calls:?}",
         adjust_meta[0]
     );
-    let mut on = Datapath::load_detached(config(MODE_REDIRECT), true, None).expect("loads");
-    assert!(on.helper_calls().unwrap().contains(&adjust_meta[0]));
-    assert_eq!(run(&mut on, &frame).written, Some(userspace(&frame)));
+    let mut on: Bed = Datapath::load_detached(config(MODE_REDIRECT), true, None)
+        .expect("loads")
+        .into();
+    assert!(on.dp.helper_calls().unwrap().contains(&adjust_meta[0]));
+    let o = run(&mut on, &frame);
+    assert_eq!(o.written, Some(o.twin));
 }

@@ -1,20 +1,23 @@
-//! The capture reader's steering (`flowscope::extract::steer_hash`) on every
-//! frame of every shared capture:
+//! The capture reader's steering on every frame of every shared capture:
 //!
-//! - equal to the XDP program's twin (`flowscope::wire::classify`, which
+//! - a frame's own steering hash (`flowscope::extract::steer_hash`) is
+//!   equal to the XDP program's twin (`flowscope::wire::classify`, which
 //!   the kernel tests hold to the program) on the frame as an Ethernet
 //!   frame: as it is, or with the file's link header replaced by a
 //!   synthetic Ethernet header built here (raw IP, Linux SLL/SLL2, BSD
-//!   loopback); `kernel_anomaly_pcaps` compares it with the program itself;
-//! - the same for every packet of a flow, with and without looking through
-//!   tunnels, so a flow never spans two workers.
+//!   loopback); `kernel_anomaly_pcaps` compares the reader's steering with
+//!   the program itself;
+//! - the steering with the fragment table (`flowscope::extract::Steering`,
+//!   fed the file in order as the reader feeds it) is the same for every
+//!   packet of a flow, with and without looking through tunnels, so a flow
+//!   never spans two workers.
 
 mod common;
 
 use std::collections::HashMap;
 
-use flowscope::extract::steer_hash;
 use flowscope::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey};
+use flowscope::extract::{Steering, steer_hash};
 use flowscope::extractor::FlowExtractor;
 use flowscope::pcap::PcapReader;
 use flowscope::tracker::{FlowEvent, FlowTracker};
@@ -80,8 +83,9 @@ fn one_value_per_flow<E: FlowExtractor<Key = FiveTupleKey>>(extractor: impl Fn()
         let mut reader = PcapReader::open(&path).expect("open");
         let mut tracker = FlowTracker::new(extractor());
         let mut by_flow: HashMap<u64, u32> = HashMap::new();
+        let mut steering = Steering::new(SEED);
         while let Some(p) = reader.next_packet().expect("read") {
-            let steer = steer_hash(p.frame, p.link, SEED);
+            let steer = steering.steer(p.frame, p.link);
             tracker.track(p, &mut |e: FlowEvent<'_, FiveTupleKey>| {
                 if let FlowEvent::Packet { flow, .. } = e {
                     let first = *by_flow.entry(flow.flow_id).or_insert(steer);
@@ -105,4 +109,36 @@ fn every_packet_of_a_flow_steers_alike() {
         || AutoDetectEncap::new(FiveTuple::bidirectional()),
         "--decap",
     );
+}
+
+/// The connections of one address pair (127.0.0.1 to itself in Zeek's echo
+/// capture, as in a busy host pair) spread over the workers: each of two
+/// gets at least a quarter of them.
+#[test]
+fn the_flows_of_one_address_pair_spread_over_the_workers() {
+    let path = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/pcaps/zeek__echo-connections.pcap"
+    ));
+    let mut reader = PcapReader::open(path).expect("open");
+    let mut tracker = FlowTracker::new(FiveTuple::bidirectional());
+    let mut steering = Steering::new(SEED);
+    let mut pairs = std::collections::HashSet::new();
+    let mut per_worker: HashMap<u64, usize> = HashMap::new();
+    while let Some(p) = reader.next_packet().expect("read") {
+        let worker = flowscope_common::hash::xsk_slot(0, 2, steering.steer(p.frame, p.link));
+        tracker.track(p, &mut |e: FlowEvent<'_, FiveTupleKey>| {
+            if let FlowEvent::Started { flow, .. } = e {
+                pairs.insert((flow.key.src_ip(), flow.key.dst_ip()));
+                *per_worker.entry(u64::from(worker)).or_default() += 1;
+            }
+        });
+    }
+    let flows: usize = per_worker.values().sum();
+    assert_eq!(pairs.len(), 1, "one address pair: {pairs:?}");
+    assert!(flows >= 20, "{flows} flows");
+    for w in 0..2 {
+        let n = per_worker.get(&w).copied().unwrap_or(0);
+        assert!(n * 4 >= flows, "worker {w}: {n} of {flows} flows");
+    }
 }

@@ -5,7 +5,7 @@ use flowscope::anomaly;
 use flowscope::wire;
 use flowscope_common::XdpMeta;
 use flowscope_common::frame::{L3Class, L4Class};
-use flowscope_common::hash::{flow_hash, steer_hash};
+use flowscope_common::hash::{flow_hash, pair_hash};
 use flowscope_common::meta::{
     FLAG_ERR_L2, FLAG_ERR_L3, FLAG_ERR_L4, FLAG_FRAGMENT, FLAG_L4_VALID, FLAG_NONFIRST_FRAGMENT,
     META_MAGIC, META_VERSION,
@@ -45,7 +45,9 @@ fn base(frame: &[u8]) -> XdpMeta {
     }
 }
 
-/// Expected metadata of a parsed IP frame.
+/// Expected metadata of a parsed IP frame, `ports` those of its L4 header:
+/// the flow hash takes them outside fragments, the steering hash takes
+/// them except for UDP on a tunnel port (rule 5).
 #[allow(clippy::too_many_arguments)]
 fn ip_meta(
     frame: &[u8],
@@ -65,11 +67,22 @@ fn ip_meta(
         vlan_count,
         l3_offset,
         l4_offset,
-        flow_hash: flow_hash(SEED, &src, ports.0, &dst, ports.1, proto),
-        steer_hash: steer_hash(SEED, &src, &dst, proto),
+        flow_hash: if flags & FLAG_FRAGMENT != 0 {
+            pair_hash(SEED, &src, &dst, proto)
+        } else {
+            flow_hash(SEED, &src, ports.0, &dst, ports.1, proto)
+        },
+        steer_hash: if proto == 17 && [ports.0, ports.1].iter().any(|p| TUNNEL_PORTS.contains(p)) {
+            pair_hash(SEED, &src, &dst, proto)
+        } else {
+            flow_hash(SEED, &src, ports.0, &dst, ports.1, proto)
+        },
         ..base(frame)
     }
 }
+
+/// VXLAN, Geneve, GTP-U and Teredo, from their specifications.
+const TUNNEL_PORTS: [u16; 4] = [4789, 6081, 2152, 3544];
 
 #[test]
 fn helper_builds_tags_in_order() {
@@ -96,6 +109,48 @@ fn ipv4_tcp_plain() {
         (14, 34),
     );
     assert_eq!(classify(&f, SEED), want);
+}
+
+#[test]
+fn udp_on_a_tunnel_port_steers_by_the_address_pair() {
+    for port in TUNNEL_PORTS {
+        for ports in [(50000, port), (port, 50000)] {
+            let f = cat(&[
+                &eth(&[], 0x0800),
+                &ipv4(17, A4, B4, 0, 0, 8),
+                &udp(ports.0, ports.1, 0),
+            ]);
+            let m = classify(&f, SEED);
+            let want = ip_meta(
+                &f,
+                L3Class::Ipv4,
+                17,
+                (w4(A4), w4(B4)),
+                ports,
+                FLAG_L4_VALID,
+                0,
+                (14, 34),
+            );
+            assert_eq!(m, want, "{ports:?}");
+            assert_eq!(m.steer_hash, pair_hash(SEED, &w4(A4), &w4(B4), 17));
+            assert_ne!(m.flow_hash, m.steer_hash, "the flow keeps its ports");
+        }
+    }
+    // Not for TCP on those ports, nor for UDP on others.
+    let tcp_f = cat(&[
+        &eth(&[], 0x0800),
+        &ipv4(6, A4, B4, 0, 0, 20),
+        &tcp(50000, 4789),
+    ]);
+    let m = classify(&tcp_f, SEED);
+    assert_eq!(m.steer_hash, m.flow_hash);
+    let udp_f = cat(&[
+        &eth(&[], 0x0800),
+        &ipv4(17, A4, B4, 0, 0, 8),
+        &udp(50000, 4790, 0),
+    ]);
+    let m = classify(&udp_f, SEED);
+    assert_eq!(m.steer_hash, m.flow_hash);
 }
 
 #[test]
@@ -242,7 +297,7 @@ fn ipv4_fragments_first_and_non_first() {
         L3Class::Ipv4,
         17,
         (w4(A4), w4(B4)),
-        (0, 0), // rule 5: no ports for fragments
+        (5000, 53), // rule 5: in the steering hash, not in the flow hash
         FLAG_FRAGMENT | FLAG_L4_VALID,
         0,
         (14, 34),
@@ -262,7 +317,9 @@ fn ipv4_fragments_first_and_non_first() {
         (14, 0),
     );
     assert_eq!(classify(&later, SEED), want);
-    assert_eq!(
+    // The later fragment's own steering hash is the address pair's; the
+    // fragment table (`extract::Steering`) gives it the first's.
+    assert_ne!(
         classify(&first, SEED).steer_hash,
         classify(&later, SEED).steer_hash
     );
@@ -349,7 +406,8 @@ fn ipv6_extension_chains() {
 
 #[test]
 fn ipv6_fragments() {
-    // First fragment (offset 0, M=1) then TCP: parsed, ports not hashed.
+    // First fragment (offset 0, M=1) then TCP: parsed, ports steer but do
+    // not enter the flow hash.
     let frag0 = [6u8, 0, 0, 1, 0, 0, 0, 9];
     let f = cat(&[&eth(&[], 0x86dd), &ipv6(44, A6, B6, 28), &frag0, &tcp(1, 2)]);
     let flags = FLAG_FRAGMENT | FLAG_L4_VALID;
@@ -358,7 +416,7 @@ fn ipv6_fragments() {
         L3Class::Ipv6,
         6,
         (w6(A6), w6(B6)),
-        (0, 0),
+        (1, 2),
         flags,
         0,
         (14, 62),

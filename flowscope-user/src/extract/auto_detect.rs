@@ -6,17 +6,17 @@ use super::parse;
 use crate::extractor::{Extracted, FlowExtractor, Unmatched};
 use crate::view::PacketView;
 use crate::wire::UdpDatagram;
-use flowscope_common::frame::IPPROTO_UDP;
+use flowscope_common::frame::{GENEVE_PORT, GTP_U_PORT, IPPROTO_UDP, TEREDO_PORT, VXLAN_PORT};
 
 /// Most tunnel layers peeled from one packet.
 pub const MAX_ENCAP_DEPTH: usize = 4;
 
 /// UDP tunnels in the order they are tried, with their IANA ports.
 const UDP_TUNNELS: [(Encap, u16); 4] = [
-    (Encap::Vxlan, 4789),
-    (Encap::Geneve, 6081),
-    (Encap::GtpU, 2152),
-    (Encap::Teredo, 3544),
+    (Encap::Vxlan, VXLAN_PORT),
+    (Encap::Geneve, GENEVE_PORT),
+    (Encap::GtpU, GTP_U_PORT),
+    (Encap::Teredo, TEREDO_PORT),
 ];
 
 /// Which tunnels [`AutoDetectEncap`] looks for.

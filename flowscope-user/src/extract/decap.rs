@@ -14,7 +14,9 @@ use crate::view::{LinkType, PacketView};
 use crate::wire::{
     GTP_G_PDU, GeneveHeader, GreHeader, GtpUHeader, TeredoPacket, UdpDatagram, VxlanHeader,
 };
-use flowscope_common::frame::{ETH_P_IPV4, ETH_P_IPV6, IPPROTO_UDP};
+use flowscope_common::frame::{
+    ETH_P_IPV4, ETH_P_IPV6, GENEVE_PORT, GTP_U_PORT, IPPROTO_UDP, TEREDO_PORT, VXLAN_PORT,
+};
 
 /// GRE's IP protocol number.
 pub const IPPROTO_GRE: u8 = 47;
@@ -282,25 +284,25 @@ udp_decap_combinator!(
     /// Decapsulates VXLAN (RFC 7348) and runs `extractor` on the inner Ethernet frame.
     InnerVxlan,
     Encap::Vxlan,
-    4789
+    VXLAN_PORT
 );
 udp_decap_combinator!(
     /// Decapsulates Geneve (RFC 8926): inner Ethernet (0x6558) or IP.
     InnerGeneve,
     Encap::Geneve,
-    6081
+    GENEVE_PORT
 );
 udp_decap_combinator!(
     /// Decapsulates GTP-U G-PDUs (3GPP TS 29.281) and runs `extractor` on the
     /// user's IP packet; other GTP-U messages are `BadEncap`.
     InnerGtpU,
     Encap::GtpU,
-    2152
+    GTP_U_PORT
 );
 udp_decap_combinator!(
     /// Decapsulates Teredo (RFC 4380): the IPv6 packet after the optional
     /// authentication and origin indication headers.
     InnerTeredo,
     Encap::Teredo,
-    3544
+    TEREDO_PORT
 );

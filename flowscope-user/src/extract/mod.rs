@@ -49,4 +49,4 @@ pub use hint::FrameHint;
 pub use ip_pair::{IpPair, IpPairKey};
 pub use mac_pair::{MacPair, MacPairKey};
 pub use parse::{MAX_MPLS_LABELS, MAX_VLAN_TAGS};
-pub use steer::{SteerKey, l3_start, steer_hash};
+pub use steer::{Steering, l3_start, steer_hash};

@@ -1,10 +1,14 @@
 //! Steering: which worker a frame goes to. The capture-file reader uses the
-//! XDP program's rule ([`steer_fields`]) on frames of every link type the
-//! file may hold, so that a file splits across workers as the program
-//! splits traffic across a queue's sockets.
+//! XDP program's rule ([`steer_fields`], [`flowscope_common::hash`]) and its
+//! fragment table ([`Steering`]) on frames of every link type the file may
+//! hold, so that a file splits across workers as the program splits traffic
+//! across a queue's sockets.
 
 use crate::view::LinkType;
-use crate::wire::{EthernetFrame, LoopbackHeader, Sll2Header, SllHeader, steer_fields};
+use crate::wire::{
+    EthernetFrame, LoopbackHeader, Sll2Header, SllHeader, SteerFields, steer_fields,
+};
+use flowscope_common::frag::{FRAG_SLOTS, FragEntry, frag_slot};
 use flowscope_common::hash;
 
 /// Where the L3 header of a frame of `link` type starts, after the link
@@ -30,39 +34,66 @@ pub fn l3_start(frame: &[u8], link: LinkType) -> Option<(u16, usize)> {
     })
 }
 
-/// The steering hash of a frame: the XDP program's (equal for every
-/// Ethernet frame) — the outer IP pair and the protocol after IPv6
-/// extension headers, hashed by [`flowscope_common::hash::steer_hash`],
-/// after up to two VLAN tags; 0 for frames without a parsable IP header.
-/// Other link types reach their IP header by their own link header first.
-/// No port enters it, so every fragment of a datagram and every packet of a
-/// flow get the same value.
+/// A frame's own steering hash, as the XDP program computes it before its
+/// fragment table (equal to [`crate::wire::classify`]'s for every Ethernet
+/// frame): the five-tuple after up to two VLAN tags and the IPv6 extension
+/// headers, or the address pair and protocol (UDP on a tunnel port, frames
+/// without ports, non-first fragments), hashed by
+/// [`flowscope_common::hash::flow_and_steer`]; 0 for frames without a
+/// parsable IP header. Other link types reach their IP header by their own
+/// link header first.
 pub fn steer_hash(frame: &[u8], link: LinkType, seed: u32) -> u32 {
-    SteerKey::of(frame, link).map_or(0, |k| k.hash(seed))
+    fields(frame, link).map_or(0, |f| hashes(&f, seed).1)
 }
 
-/// What a frame is steered by: its outer IP pair and protocol (see
-/// [`steer_hash`]). A reader of many frames of one pair compares keys and
-/// hashes once per change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SteerKey {
-    src: [u32; 4],
-    dst: [u32; 4],
-    proto: u8,
+/// The steering fields of a frame of `link` type.
+fn fields(frame: &[u8], link: LinkType) -> Option<SteerFields> {
+    let (ethertype, off) = l3_start(frame, link)?;
+    steer_fields(frame, ethertype, off)
 }
 
-impl SteerKey {
-    /// The key of a frame; `None` without a parsable IP header.
-    #[inline]
-    pub fn of(frame: &[u8], link: LinkType) -> Option<Self> {
-        let (ethertype, off) = l3_start(frame, link)?;
-        let (src, dst, proto) = steer_fields(frame, ethertype, off)?;
-        Some(Self { src, dst, proto })
+/// The flow and steering hashes of a frame's fields.
+fn hashes(f: &SteerFields, seed: u32) -> (u32, u32) {
+    let (a, b) = (
+        hash::address_hash(seed, &f.src),
+        hash::address_hash(seed, &f.dst),
+    );
+    hash::flow_and_steer(a, f.sport, b, f.dport, f.proto, f.fragment.is_some())
+}
+
+/// The XDP program's steering with its fragment table
+/// ([`flowscope_common::frag`]): fed the frames of a file in order, it
+/// steers each where the program would, the later fragments of a datagram
+/// where its first went. The table is allocated once; no allocation per
+/// frame.
+pub struct Steering {
+    seed: u32,
+    frags: Box<[FragEntry]>,
+}
+
+impl Steering {
+    /// An empty table; `seed` as the program's hash seed.
+    pub fn new(seed: u32) -> Self {
+        Self {
+            seed,
+            frags: vec![FragEntry::default(); FRAG_SLOTS as usize].into_boxed_slice(),
+        }
     }
 
-    /// Its steering hash with `seed`.
+    /// The steering hash of the next frame, of `link` type.
     #[inline]
-    pub fn hash(&self, seed: u32) -> u32 {
-        hash::steer_hash(seed, &self.src, &self.dst, self.proto)
+    pub fn steer(&mut self, frame: &[u8], link: LinkType) -> u32 {
+        let Some(f) = fields(frame, link) else {
+            return 0;
+        };
+        let (flow, own) = hashes(&f, self.seed);
+        let Some((id, nonfirst)) = f.fragment else {
+            return own;
+        };
+        // Every fragment's flow hash is its address pair's.
+        match self.frags.get_mut(frag_slot(flow, id) as usize) {
+            Some(e) => e.steer(&f.src, &f.dst, id, f.proto, nonfirst, own),
+            None => own,
+        }
     }
 }

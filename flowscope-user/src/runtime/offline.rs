@@ -3,16 +3,18 @@
 //!
 //! ```text
 //! file ─(mapped, or large reads)─► reader (calling thread)
-//!        steer: extract::steer_hash % N ──► batch ring w ──► worker w ──► record ring w ─┐
+//!        steer: extract::Steering   ──► batch ring w ──► worker w ──► record ring w ─┐
 //!                                                                  (N workers)       ▼
 //!                                                                     writer thread ─► outputs
 //! ```
 //!
 //! The reader parses records in place and steers each frame by the XDP
-//! program's symmetric policy ([`crate::extract::steer_hash`]: the outer IP pair and
-//! protocol, so both directions of a flow and every fragment of a datagram
-//! reach the same worker), `steer % N` as the program picks a socket among
-//! a queue's `S`. Frames travel in batches of up to [`BATCH`], each holding
+//! program's symmetric policy ([`crate::extract::Steering`]: the outer
+//! five-tuple, or the address pair and protocol for tunnels and frames
+//! without ports, and the program's fragment table, so both directions of a
+//! flow and every fragment of a datagram whose first fragment comes first
+//! reach the same worker), scaled into `0..N` as the program picks a
+//! socket among a queue's `S`. Frames travel in batches of up to [`BATCH`], each holding
 //! a handle on the chunk of the file its frames live in (no copy); a worker
 //! runs [`FlowWorker::process`] on the batch, exactly as a live worker runs
 //! a ring read. With one worker there is no thread at all: the calling
@@ -48,7 +50,7 @@ use super::frames::{self, FrameTapCounts, PcapReport};
 use super::out::{Backpressure, InlineOut, RecordOut};
 use super::worker::{FlowWorker, WorkerConfig};
 use super::writer::{WriterThread, rings};
-use crate::extract::{FiveTupleKey, SteerKey};
+use crate::extract::{FiveTupleKey, Steering};
 use crate::extractor::FlowExtractor;
 use crate::filter::{FilterError, LinkFilters};
 use crate::output::{Outputs, WriterStats};
@@ -222,9 +224,7 @@ fn read_all<R: Read>(
         .map(|_| Batch::new(reader.chunk().clone(), Timestamp(0)))
         .collect();
     let mut clock = Timestamp(0);
-    // The last frame's steering key and hash: runs of one address pair
-    // hash once.
-    let mut steer: (Option<SteerKey>, u32) = (None, 0);
+    let mut steering = Steering::new(STEER_SEED);
     let mut end = ReadEnd {
         error: None,
         filter_error: None,
@@ -257,11 +257,8 @@ fn read_all<R: Read>(
             }
         }
         let w = if workers > 1 {
-            let key = SteerKey::of(v.frame, v.link);
-            if key != steer.0 {
-                steer = (key, key.map_or(0, |k| k.hash(STEER_SEED)));
-            }
-            flowscope_common::hash::xsk_slot(0, workers as u32, steer.1) as usize
+            let steer = steering.steer(v.frame, v.link);
+            flowscope_common::hash::xsk_slot(0, workers as u32, steer) as usize
         } else {
             0
         };

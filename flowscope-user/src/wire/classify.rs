@@ -55,6 +55,27 @@ struct L3 {
     l4_offset: usize,
     fragment: bool,
     nonfirst: bool,
+    /// The identification of a fragment (IPv4's 16 bits, IPv6's 32).
+    id: u32,
+}
+
+impl L3 {
+    /// Rule 4 for a frame that is not a non-first fragment: the ports of a
+    /// complete TCP or UDP header, (0, 0) for a complete ICMP header, `None`
+    /// for a truncated one and for other protocols.
+    fn l4_ports(&self, frame: &[u8]) -> Option<(u16, u16)> {
+        let l4 = frame.get(self.l4_offset..).unwrap_or_default();
+        match self.proto {
+            IPPROTO_TCP => TcpSegment::new_checked(l4)
+                .map(|t| (t.src_port(), t.dst_port()))
+                .ok(),
+            IPPROTO_UDP => UdpDatagram::new_checked(l4)
+                .map(|u| (u.src_port(), u.dst_port()))
+                .ok(),
+            IPPROTO_ICMP | IPPROTO_ICMPV6 => IcmpMessage::new_checked(l4).map(|_| (0, 0)).ok(),
+            _ => None,
+        }
+    }
 }
 
 /// Parses an Ethernet frame as the XDP program does and returns the metadata
@@ -114,46 +135,47 @@ pub fn classify(frame: &[u8], seed: u32) -> XdpMeta {
     if l3.nonfirst {
         m.flags |= FLAG_NONFIRST_FRAGMENT;
     } else {
-        let l4 = frame.get(l3.l4_offset..).unwrap_or_default();
-        let parsed = match l3.proto {
-            IPPROTO_TCP => TcpSegment::new_checked(l4)
-                .map(|t| (t.src_port(), t.dst_port()))
-                .ok(),
-            IPPROTO_UDP => UdpDatagram::new_checked(l4)
-                .map(|u| (u.src_port(), u.dst_port()))
-                .ok(),
-            IPPROTO_ICMP | IPPROTO_ICMPV6 => IcmpMessage::new_checked(l4).map(|_| (0, 0)).ok(),
-            _ => None,
-        };
-        match (parsed, L4Class::from_ip_proto(l3.proto)) {
+        match (l3.l4_ports(frame), L4Class::from_ip_proto(l3.proto)) {
             (_, L4Class::Other) => {}
             (None, _) => m.flags |= FLAG_ERR_L4,
             (Some(p), _) => {
                 m.flags |= FLAG_L4_VALID;
                 m.l4_offset = l3.l4_offset as u16;
-                // Rule 5: ports only for TCP and UDP frames that are not fragments.
-                if !l3.fragment {
-                    ports = p;
-                }
+                ports = p;
             }
         }
     }
+    // Rule 5.
     let (a, b) = (address_hash(seed, &l3.src), address_hash(seed, &l3.dst));
-    (m.flow_hash, m.steer_hash) = flow_and_steer(a, ports.0, b, ports.1, l3.proto);
+    (m.flow_hash, m.steer_hash) = flow_and_steer(a, ports.0, b, ports.1, l3.proto, l3.fragment);
     m
+}
+
+/// What the XDP program steers a frame by (see [`steer_fields`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SteerFields {
+    /// Source address words, as [`flowscope_common::hash`] takes them.
+    pub src: [u32; 4],
+    /// Destination address words.
+    pub dst: [u32; 4],
+    /// IP protocol, after IPv6 extension headers.
+    pub proto: u8,
+    /// Source port of a complete TCP or UDP header (first fragments
+    /// included), else 0.
+    pub sport: u16,
+    /// Destination port, likewise.
+    pub dport: u16,
+    /// A fragment's identification and whether it is a non-first fragment.
+    pub fragment: Option<(u32, bool)>,
 }
 
 /// What the XDP program steers a frame by: from the header at `off` with
 /// `ethertype` after the link header (0: IP of either version, by its
 /// version nibble), up to two VLAN tags walked as the program walks them,
-/// the IP pair and the protocol after IPv6 extension headers, as
-/// [`flowscope_common::hash::steer_hash`] takes them (equal to
-/// [`classify`]'s for Ethernet frames); `None` without a parsable IP header.
-pub fn steer_fields(
-    frame: &[u8],
-    mut ethertype: u16,
-    mut off: usize,
-) -> Option<([u32; 4], [u32; 4], u8)> {
+/// the IP pair, the protocol after IPv6 extension headers, the ports and
+/// the fragment, as [`classify`] reads them for Ethernet frames; `None`
+/// without a parsable IP header.
+pub fn steer_fields(frame: &[u8], mut ethertype: u16, mut off: usize) -> Option<SteerFields> {
     for _ in 0..MAX_VLAN_TAGS {
         if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
             break;
@@ -169,7 +191,19 @@ pub fn steer_fields(
         (ETH_P_IPV6, _) | (0, 6) => ipv6(l3_bytes, off),
         _ => None,
     }?;
-    Some((l3.src, l3.dst, l3.proto))
+    let (sport, dport) = if l3.nonfirst {
+        (0, 0)
+    } else {
+        l3.l4_ports(frame).unwrap_or((0, 0))
+    };
+    Some(SteerFields {
+        src: l3.src,
+        dst: l3.dst,
+        proto: l3.proto,
+        sport,
+        dport,
+        fragment: l3.fragment.then_some((l3.id, l3.nonfirst)),
+    })
 }
 
 fn ipv4(b: &[u8], off: usize) -> Option<L3> {
@@ -181,6 +215,7 @@ fn ipv4(b: &[u8], off: usize) -> Option<L3> {
         l4_offset: off + ip.header_len(),
         fragment: ip.is_fragment(),
         nonfirst: ip.frag_offset() != 0,
+        id: u32::from(ip.ident()),
     })
 }
 
@@ -196,5 +231,6 @@ fn ipv6(b: &[u8], off: usize) -> Option<L3> {
         l4_offset: off + Ipv6Packet::HEADER_LEN + up.offset,
         fragment: up.fragment.is_some(),
         nonfirst: up.is_nonfirst_fragment(),
+        id: up.fragment.map_or(0, |f| f.ident),
     })
 }

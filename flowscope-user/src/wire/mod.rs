@@ -17,7 +17,7 @@ mod tcp;
 mod tunnel;
 mod udp;
 
-pub use classify::{classify, steer_fields};
+pub use classify::{SteerFields, classify, steer_fields};
 pub use ethernet::{EthernetFrame, VlanTag};
 pub use icmp::{
     IcmpMessage, counterpart as icmp_counterpart, side_type_codes as icmp_side_type_codes,
