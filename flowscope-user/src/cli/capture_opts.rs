@@ -207,7 +207,10 @@ impl Settings {
             bail!("--rotate-bytes 0: must be at least 1");
         }
         let filter = filter_spec(o.filter, o.filter_action)?;
-        let mut run = run.settings(Defaults { stdout: false })?;
+        let mut run = run.settings(Defaults {
+            stdout: false,
+            record_ring: 1 << 16,
+        })?;
         run.files.rotate_bytes = o.rotate_bytes;
         run.files.rotate_after = secs("--rotate-secs", o.rotate_secs)?;
         let rotating = run.files.rotate_bytes.is_some() || run.files.rotate_after.is_some();

@@ -123,7 +123,10 @@ options! {
         /// (unset without them, as in Zeek).
         #[arg(long, value_name = "CIDRS")]
         pub local_nets: Option<String>,
-        /// Records buffered per worker on the way to the writer (default 65536).
+        /// Records buffered per worker on the way to the writer (default
+        /// 65536 live, where a full ring drops a record; 4096 reading a
+        /// file, where a full ring makes the worker wait and a smaller ring
+        /// stays in the cache).
         #[arg(long)]
         pub record_ring: Option<usize>,
         /// EVE: also write flowscope's own fields and records, which
@@ -185,6 +188,8 @@ pub(crate) fn secs(name: &str, v: Option<f64>) -> anyhow::Result<Option<Duration
 pub struct Defaults {
     /// Write EVE to standard output when no output is given.
     pub stdout: bool,
+    /// `--record-ring` when neither flag nor file gives it.
+    pub record_ring: usize,
 }
 
 impl RunOpts {
@@ -207,7 +212,7 @@ impl RunOpts {
         if max_flows == 0 {
             bail!("--max-flows 0: must be at least 1");
         }
-        let record_ring = self.record_ring.unwrap_or(1 << 16);
+        let record_ring = self.record_ring.unwrap_or(d.record_ring);
         if record_ring == 0 {
             bail!("--record-ring 0: must be at least 1");
         }

@@ -76,10 +76,10 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
         }
         None => RunOpts::default(),
     };
-    let run = args
-        .run
-        .merged(file_run)
-        .settings(Defaults { stdout: true })?;
+    let run = args.run.merged(file_run).settings(Defaults {
+        stdout: true,
+        record_ring: 4096,
+    })?;
     let workers = match args.workers {
         Some(0) => anyhow::bail!("--workers 0: must be at least 1"),
         Some(n) => n,
