@@ -64,8 +64,10 @@ pub const BATCH: usize = 64;
 
 /// Batches buffered per worker between the reader and the worker.
 const BATCH_RING: usize = 64;
-/// Batches waiting that wake a parked worker.
-const WAKE_AT: usize = 8;
+/// Batches waiting that wake a parked worker: half the ring, so that a
+/// worker that keeps up with the reader (the reader is the slower stage on
+/// two cores) is woken once per 2 048 frames, not once per 512.
+const WAKE_AT: usize = 32;
 
 /// Seed of the steering hash: fixed, so that a file always splits the same
 /// way (live capture draws one per start).
