@@ -37,6 +37,7 @@ use std::marker::PhantomData;
 
 use crate::extract::FiveTupleKey;
 use crate::extractor::L4Proto;
+use crate::output::eve::json;
 use crate::output::record::FlowHeader;
 use crate::output::write_rfc3339_micros;
 use crate::pipeline::FlowSummary;
@@ -524,9 +525,9 @@ impl<W: Write, K> ZeekLog<W, K> {
             }
             match v {
                 Value::Str("") => self.line.extend_from_slice(b"(empty)"),
-                Value::Str(s) => escape(&mut self.line, s, b'\\')?,
-                Value::Count(n) => write!(self.line, "{n}")?,
-                Value::Secs(us) => secs(&mut self.line, *us)?,
+                Value::Str(s) => escape(&mut self.line, s, b'\\'),
+                Value::Count(n) => json::uint(&mut self.line, *n),
+                Value::Secs(us) => secs(&mut self.line, *us),
                 Value::Bool(b) => self.line.push(if *b { b'T' } else { b'F' }),
                 Value::Strs(v) if v.is_empty() => self.line.extend_from_slice(b"(empty)"),
                 Value::Strs(v) => {
@@ -534,7 +535,7 @@ impl<W: Write, K> ZeekLog<W, K> {
                         if i > 0 {
                             self.line.push(b',');
                         }
-                        escape(&mut self.line, s, b',')?;
+                        escape(&mut self.line, s, b',');
                     }
                 }
                 Value::SecsList(v) if v.is_empty() => self.line.extend_from_slice(b"(empty)"),
@@ -543,7 +544,7 @@ impl<W: Write, K> ZeekLog<W, K> {
                         if i > 0 {
                             self.line.push(b',');
                         }
-                        secs(&mut self.line, *us)?;
+                        secs(&mut self.line, *us);
                     }
                 }
                 Value::Unset => self.line.push(b'-'),
@@ -564,12 +565,16 @@ impl<W: Write, K> ZeekLog<W, K> {
                 self.line.push(b',');
             }
             first = false;
-            write!(self.line, "\"{name}\":")?;
+            self.line.push(b'"');
+            self.line.extend_from_slice(name.as_bytes());
+            self.line.extend_from_slice(b"\":");
             match v {
-                Value::Str(s) => serde_json::to_writer(&mut self.line, s)?,
-                Value::Count(n) => write!(self.line, "{n}")?,
-                Value::Secs(us) => secs(&mut self.line, *us)?,
-                Value::Bool(b) => write!(self.line, "{b}")?,
+                Value::Str(s) => json::string(&mut self.line, s),
+                Value::Count(n) => json::uint(&mut self.line, *n),
+                Value::Secs(us) => secs(&mut self.line, *us),
+                Value::Bool(b) => self
+                    .line
+                    .extend_from_slice(if *b { b"true" } else { b"false" }),
                 Value::Strs(v) => serde_json::to_writer(&mut self.line, v)?,
                 Value::SecsList(v) => {
                     self.line.push(b'[');
@@ -577,7 +582,7 @@ impl<W: Write, K> ZeekLog<W, K> {
                         if i > 0 {
                             self.line.push(b',');
                         }
-                        secs(&mut self.line, *us)?;
+                        secs(&mut self.line, *us);
                     }
                     self.line.push(b']');
                 }
@@ -590,21 +595,47 @@ impl<W: Write, K> ZeekLog<W, K> {
 }
 
 /// Seconds with six decimals, from microseconds.
-fn secs(out: &mut Vec<u8>, us: u64) -> io::Result<()> {
-    write!(out, "{}.{:06}", us / 1_000_000, us % 1_000_000)
+fn secs(out: &mut Vec<u8>, us: u64) {
+    json::uint(out, us / 1_000_000);
+    let mut frac = *b".000000";
+    let mut f = us % 1_000_000;
+    for d in frac[1..].iter_mut().rev() {
+        *d = b'0' + (f % 10) as u8;
+        f /= 10;
+    }
+    out.extend_from_slice(&frac);
 }
 
-/// `s` as Zeek's ASCII writer writes it: control bytes, backslashes and
-/// `also` (the set separator inside a set) as `\xNN`.
-fn escape(out: &mut Vec<u8>, s: &str, also: u8) -> io::Result<()> {
-    for &b in s.as_bytes() {
-        if b < 0x20 || b == 0x7f || b == b'\\' || b == also {
-            write!(out, "\\x{b:02x}")?;
-        } else {
-            out.push(b);
+/// `s` as Zeek's ASCII writer writes it: control bytes, DEL, backslashes
+/// and `also` (the set separator inside a set) as `\\xNN`; scanned eight
+/// bytes at a time, runs of other bytes copied whole.
+fn escape(out: &mut Vec<u8>, s: &str, also: u8) {
+    let special = |b: u8| b < 0x20 || b == 0x7f || b == b'\\' || b == also;
+    let any = |w: u64| {
+        json::has_control(w)
+            || json::has_byte(w, 0x7f)
+            || json::has_byte(w, b'\\')
+            || json::has_byte(w, also)
+    };
+    let bytes = s.as_bytes();
+    let (mut run, mut i) = (0, 0);
+    while i < bytes.len() {
+        if let Some(word) = bytes.get(i..i + 8).and_then(|w| w.first_chunk::<8>())
+            && !any(u64::from_ne_bytes(*word))
+        {
+            i += 8;
+            continue;
         }
+        let b = bytes[i];
+        if special(b) {
+            out.extend_from_slice(&bytes[run..i]);
+            let hex = |n: u8| json::HEX[usize::from(n)];
+            out.extend_from_slice(&[b'\\', b'x', hex(b >> 4), hex(b & 15)]);
+            run = i + 1;
+        }
+        i += 1;
     }
-    Ok(())
+    out.extend_from_slice(&bytes[run..]);
 }
 
 /// Zeek's `missed_bytes`: the sequence-space bytes of both sides that
@@ -621,6 +652,49 @@ fn missed_bytes(summary: &FlowSummary) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_have_six_decimals() {
+        for (us, text) in [
+            (0, "0.000000"),
+            (7, "0.000007"),
+            (1_234_567, "1.234567"),
+            (1_700_000_000_000_001, "1700000000.000001"),
+            (u64::MAX, "18446744073709.551615"),
+        ] {
+            let mut out = Vec::new();
+            secs(&mut out, us);
+            assert_eq!(String::from_utf8(out).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn escapes_control_bytes_backslashes_and_the_separator_only() {
+        // Every ASCII byte, alone and between runs of plain text, against
+        // the rule written out byte by byte.
+        for (b, at) in (0u8..=127).flat_map(|b| (0..20).map(move |at| (b, at))) {
+            let mut s: Vec<char> = "abcdefghij,klmnopqrst".chars().collect();
+            s[at] = b as char;
+            s.push(b as char);
+            let s: String = s.into_iter().collect();
+            let want: String = s
+                .bytes()
+                .map(|c| {
+                    if c < 0x20 || c == 0x7f || c == b'\\' || c == b',' {
+                        format!("\\x{c:02x}")
+                    } else {
+                        (c as char).to_string()
+                    }
+                })
+                .collect();
+            let mut out = Vec::new();
+            escape(&mut out, &s, b',');
+            assert_eq!(String::from_utf8(out).unwrap(), want, "byte {b:#x} at {at}");
+        }
+        let mut out = Vec::new();
+        escape(&mut out, "é\\t,", b'\\');
+        assert_eq!(out, "é\\x5ct,".as_bytes());
+    }
 
     #[test]
     fn uids_are_base62() {

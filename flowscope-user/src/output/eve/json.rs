@@ -57,15 +57,25 @@ const fn splat(b: u8) -> u64 {
     u64::from_ne_bytes([b; 8])
 }
 
+/// True if a byte of `w` is a control character (below 0x20; bytes of
+/// 0x80 and above never match).
+#[inline]
+pub(crate) fn has_control(w: u64) -> bool {
+    w.wrapping_sub(splat(0x20)) & !w & splat(0x80) != 0
+}
+
+/// True if a byte of `w` is `b`.
+#[inline]
+pub(crate) fn has_byte(w: u64, b: u8) -> bool {
+    let x = w ^ splat(b);
+    x.wrapping_sub(splat(1)) & !x & splat(0x80) != 0
+}
+
 /// True if a byte of `w` is a control character, `"` or `\\`: the bytes
-/// JSON must escape (bytes of 0x80 and above never match).
+/// JSON must escape.
 #[inline]
 fn needs_escape(w: u64) -> bool {
-    let high = splat(0x80);
-    let zero_in = |x: u64| x.wrapping_sub(splat(1)) & !x & high != 0;
-    w.wrapping_sub(splat(0x20)) & !w & high != 0
-        || zero_in(w ^ splat(b'"'))
-        || zero_in(w ^ splat(b'\\'))
+    has_control(w) || has_byte(w, b'"') || has_byte(w, b'\\')
 }
 
 /// Appends `value` as a JSON string, escaped exactly as `serde_json`
@@ -117,7 +127,8 @@ pub(crate) fn string(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// Lowercase hexadecimal digits.
+pub(crate) const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Two decimal digits of `n` (< 100).
 #[inline]
