@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::eve_schema::{assert_valid, flowscope_read, records};
-use common::frames::{cat, checksum, eth, ipv4, ipv6, udp, v4a, v4b, v6};
+use common::frames::{cat, checksum, eth, ipv4, ipv6, pcap, udp, v4a, v4b, v6};
 use common::temp::TempDir;
 use flowscope::community_id::CommunityId;
 use serde_json::Value;
@@ -39,25 +39,6 @@ fn v4_frame(src: [u8; 4], dst: [u8; 4], msg: &[u8]) -> Vec<u8> {
 fn v6_frame(src: [u8; 16], dst: [u8; 16], msg: &[u8]) -> Vec<u8> {
     // The ICMPv6 checksum covers a pseudo-header flowscope does not check.
     cat(&[&eth(&[], 0x86dd), &ipv6(src, dst, 58, msg.len()), msg])
-}
-
-/// A pcap file (Ethernet) of `frames`, one second apart.
-fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for w in [0xa1b2_c3d4u32.to_le_bytes(), [2, 0, 4, 0]] {
-        out.extend_from_slice(&w);
-    }
-    for w in [0u32, 0, 65_535, 1] {
-        out.extend_from_slice(&w.to_le_bytes());
-    }
-    for (i, f) in frames.iter().enumerate() {
-        let len = f.len() as u32;
-        for w in [1_700_000_000 + i as u32, 0, len, len] {
-            out.extend_from_slice(&w.to_le_bytes());
-        }
-        out.extend_from_slice(f);
-    }
-    out
 }
 
 /// The frames of the built capture and the (type, code) of each.
@@ -119,7 +100,7 @@ fn built_frames_key_by_type_and_code() {
     let frames = built();
     let capture = dir.path().join("icmp.pcap");
     let only: Vec<Vec<u8>> = frames.iter().map(|(f, _)| f.clone()).collect();
-    std::fs::write(&capture, pcap(&only)).unwrap();
+    std::fs::write(&capture, pcap(&only, 1_000_000)).unwrap();
     let recs = read(dir.path(), &capture, &["--workers", "1"]);
     let mut got: Vec<String> = recs.iter().map(summary).collect();
     got.sort();
@@ -182,7 +163,7 @@ fn zeek_ports_are_type_and_counterpart_or_code() {
     let dir = TempDir::new("icmp-zeek");
     let only: Vec<Vec<u8>> = built().into_iter().map(|(f, _)| f).collect();
     let capture = dir.path().join("icmp.pcap");
-    std::fs::write(&capture, pcap(&only)).unwrap();
+    std::fs::write(&capture, pcap(&only, 1_000_000)).unwrap();
     let logs = dir.path().join("zeek");
     let o = Command::new(BIN)
         .arg("read")

@@ -22,6 +22,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::capture::start;
+use common::frames::{cat, eth, ipv4, pcap, udp};
 use common::{kernel_tests_enabled, netns::TestBed};
 use flowscope::pcap::PcapReader;
 use serde_json::Value;
@@ -87,10 +88,13 @@ fn send(bed: &TestBed, frames: Vec<Vec<u8>>) {
     .expect("sender");
 }
 
+/// Records by flow, as [`by_flow`] groups them.
+type Flows = BTreeMap<String, Vec<String>>;
+
 /// Records by flow (five-tuple and rank among the flows of that
-/// five-tuple), each without its flow ID, interface and times, in output
+/// five-tuple), each without its flow IDs, interface and times, in output
 /// order.
-fn by_flow(text: &str) -> BTreeMap<String, Vec<String>> {
+fn by_flow(text: &str) -> Flows {
     let records: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
@@ -110,7 +114,7 @@ fn by_flow(text: &str) -> BTreeMap<String, Vec<String>> {
             ids.push(id);
         }
     }
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut out: Flows = BTreeMap::new();
     for mut r in records {
         let t = tuple(&r);
         let id = r["flow_id"].as_u64().unwrap();
@@ -119,6 +123,8 @@ fn by_flow(text: &str) -> BTreeMap<String, Vec<String>> {
             o.remove("flow_id");
             o.remove("timestamp");
             o.remove("in_iface");
+            // Numbered by the worker that wrote it (`--eve-extras`).
+            o.remove("tracker_flow_id");
         }
         if let Some(f) = r.get_mut("flow").and_then(Value::as_object_mut) {
             for k in ["start", "end", "age"] {
@@ -133,60 +139,8 @@ fn by_flow(text: &str) -> BTreeMap<String, Vec<String>> {
 }
 
 fn replay(name: &str) {
-    let bed = TestBed::new(1);
-    let dir = std::env::temp_dir().join(format!("{}.replay", bed.cap_ns));
-    std::fs::create_dir_all(&dir).unwrap();
-    let live_eve = dir.join("live.json");
-    let summary = dir.join("summary.json");
-    let child = start(
-        &bed,
-        &[
-            "--plain",
-            "--output",
-            &format!("eve:{}", live_eve.display()),
-            "--summary-json",
-            summary.to_str().unwrap(),
-        ],
-    );
-    let frames = frames(name);
-    let sent = frames.len() as u64;
-    send(&bed, frames);
-    // Let the last frames through the veth before the program detaches
-    // (what already sits in the socket is drained at the stop).
-    std::thread::sleep(Duration::from_millis(500));
-    // SAFETY: plain kill(2) on our child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{name}: capture: {err}");
-    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
-    assert_eq!(
-        s["rx_packets"], sent,
-        "{name}: every frame reached the worker"
-    );
-
-    let offline_eve = dir.join("read.json");
-    let o = Command::new(BIN)
-        .args(["read", "--workers", "1", "-o"])
-        .arg(format!("eve:{}", offline_eve.display()))
-        .arg(PathBuf::from(PCAPS).join(name))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{name}: read");
-    common::eve_schema::assert_valid(&format!("{name} live"), std::slice::from_ref(&live_eve));
-    common::eve_schema::assert_valid(
-        &format!("{name} offline"),
-        std::slice::from_ref(&offline_eve),
-    );
-    for r in common::eve_schema::records(&live_eve) {
-        if r.get("flow_id").is_some() {
-            assert_eq!(r["in_iface"], bed.cap_if.as_str(), "{name}: {r}");
-        }
-    }
-    let live = by_flow(&std::fs::read_to_string(&live_eve).unwrap());
-    let offline = by_flow(&std::fs::read_to_string(&offline_eve).unwrap());
-    std::fs::remove_dir_all(&dir).unwrap();
-    assert!(!offline.is_empty());
+    let file = PathBuf::from(PCAPS).join(name);
+    let (live, offline, _) = live_and_offline(name, frames(name), &file, &[], &[]);
     assert_eq!(
         live.keys().collect::<Vec<_>>(),
         offline.keys().collect::<Vec<_>>(),
@@ -204,6 +158,79 @@ fn replay(name: &str) {
         "{name}: {} flows, {l7} L7 and anomaly records alike",
         offline.len()
     );
+}
+
+/// Sends `frames` through the bed into `capture` (with `live_only` and
+/// `both`), reads `file` (the same frames) with `read --workers 1` (with
+/// `both`), checks both runs' records against Suricata's schema (unless
+/// `--eve-extras`), and returns the live and offline records, as
+/// [`by_flow`] groups them, and the live run's summary.
+fn live_and_offline(
+    name: &str,
+    frames: Vec<Vec<u8>>,
+    file: &Path,
+    live_only: &[&str],
+    both: &[&str],
+) -> (Flows, Flows, Value) {
+    let bed = TestBed::new(1);
+    let dir = std::env::temp_dir().join(format!("{}.replay", bed.cap_ns));
+    std::fs::create_dir_all(&dir).unwrap();
+    let live_eve = dir.join("live.json");
+    let summary = dir.join("summary.json");
+    let live_out = format!("eve:{}", live_eve.display());
+    let child = start(
+        &bed,
+        &[
+            &["--plain", "--output", &live_out, "--summary-json"][..],
+            &[summary.to_str().unwrap()],
+            live_only,
+            both,
+        ]
+        .concat(),
+    );
+    let sent = frames.len() as u64;
+    send(&bed, frames);
+    // Let the last frames through the veth before the program detaches
+    // (what already sits in the socket is drained at the stop).
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{name}: capture: {err}");
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(
+        s["rx_packets"], sent,
+        "{name}: every frame reached a worker"
+    );
+
+    let offline_eve = dir.join("read.json");
+    let o = Command::new(BIN)
+        .args(["read", "--workers", "1"])
+        .args(both)
+        .arg("-o")
+        .arg(format!("eve:{}", offline_eve.display()))
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{name}: read");
+    if !both.contains(&"--eve-extras") {
+        common::eve_schema::assert_valid(&format!("{name} live"), std::slice::from_ref(&live_eve));
+        common::eve_schema::assert_valid(
+            &format!("{name} offline"),
+            std::slice::from_ref(&offline_eve),
+        );
+    }
+    for r in common::eve_schema::records(&live_eve) {
+        if r.get("flow_id").is_some() {
+            assert_eq!(r["in_iface"], bed.cap_if.as_str(), "{name}: {r}");
+        }
+    }
+    let live = by_flow(&std::fs::read_to_string(&live_eve).unwrap());
+    let offline = by_flow(&std::fs::read_to_string(&offline_eve).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!offline.is_empty());
+    (live, offline, s)
 }
 
 #[test]
@@ -225,4 +252,119 @@ fn dns_and_icmp_live_as_offline() {
     if kernel_tests_enabled("dns_and_icmp_live_as_offline") {
         replay("ws__dns+icmp.pcapng");
     }
+}
+
+/// DNS exchanges of one address pair (192.0.2.1 ↔ 198.51.100.2) from
+/// [`EXCHANGES`] client ports: a query, then an answer whose TXT record
+/// (3 000 bytes) leaves in three IPv4 fragments, in order, each datagram
+/// with its own identification.
+const EXCHANGES: u16 = 24;
+
+fn fragmented_dns() -> Vec<Vec<u8>> {
+    let (client, server) = ([192, 0, 2, 1], [198, 51, 100, 2]);
+    let name: &[u8] = b"\x02fs\x07example\x00";
+    let question = cat(&[name, &16u16.to_be_bytes(), &1u16.to_be_bytes()]);
+    let mut frames = Vec::new();
+    for n in 0..EXCHANGES {
+        let id = 0x4000 + n;
+        let port = 40_000 + n * 7;
+        let header = |flags: u16, answers: u16| {
+            cat(&[
+                &id.to_be_bytes(),
+                &flags.to_be_bytes(),
+                &1u16.to_be_bytes(),
+                &answers.to_be_bytes(),
+                &[0; 4],
+            ])
+        };
+        let query = cat(&[&header(0x0100, 0), &question]);
+        frames.push(cat(&[
+            &eth(&[], 0x0800),
+            &with_id(ipv4(client, server, 17, &[], 8 + query.len(), 0), 2 * n),
+            &udp(port, 53, query.len()),
+            &query,
+        ]));
+        // TXT rdata: twelve strings of 250 bytes.
+        let text: Vec<u8> = (0..12u8)
+            .flat_map(|i| std::iter::once(250).chain(std::iter::repeat_n(b'a' + i, 250)))
+            .collect();
+        let answer_rr = cat(&[
+            &[0xc0, 12],
+            &16u16.to_be_bytes(),
+            &1u16.to_be_bytes(),
+            &300u32.to_be_bytes(),
+            &(text.len() as u16).to_be_bytes(),
+            &text,
+        ]);
+        let answer = cat(&[&header(0x8180, 1), &question, &answer_rr]);
+        let datagram = cat(&[&udp(53, port, answer.len()), &answer]);
+        for (i, piece) in datagram.chunks(1480).enumerate() {
+            let more = if (i + 1) * 1480 < datagram.len() {
+                0x2000
+            } else {
+                0
+            };
+            let frag = more | (i * 1480 / 8) as u16;
+            frames.push(cat(&[
+                &eth(&[], 0x0800),
+                &with_id(ipv4(server, client, 17, &[], piece.len(), frag), 2 * n + 1),
+                piece,
+            ]));
+        }
+    }
+    frames
+}
+
+/// An IPv4 header with identification `id`.
+fn with_id(mut header: Vec<u8>, id: u16) -> Vec<u8> {
+    header[4..6].copy_from_slice(&(0x1000 + id).to_be_bytes());
+    header
+}
+
+/// Two sockets on one queue: the XDP program spreads the flows of one
+/// address pair over both by their five-tuples, and sends the later
+/// fragments of each answer where its first went (the fragment table), so
+/// every answer is reassembled and parsed live as offline.
+#[test]
+fn fragments_follow_their_first_over_two_sockets() {
+    if !kernel_tests_enabled("fragments_follow_their_first_over_two_sockets") {
+        return;
+    }
+    let frames = fragmented_dns();
+    assert!(frames.iter().all(|f| f.len() <= 1514), "within the MTU");
+    let file = std::env::temp_dir().join(format!("fs-fragmented-dns-{}.pcap", std::process::id()));
+    std::fs::write(&file, pcap(&frames, 1000)).unwrap();
+    let name = "fragmented DNS, one address pair";
+    let (live, offline, summary) = live_and_offline(
+        name,
+        frames,
+        &file,
+        &["--sockets-per-queue", "2"],
+        &["--eve-extras"],
+    );
+    std::fs::remove_file(&file).unwrap();
+    let answers = |records: &Flows| {
+        records
+            .values()
+            .flatten()
+            .filter(|r| r.contains("\"type\":\"answer\""))
+            .count()
+    };
+    assert_eq!(
+        answers(&offline),
+        usize::from(EXCHANGES),
+        "every answer reassembled offline"
+    );
+    assert_eq!(live, offline, "{name}: live records differ from read's");
+    let flows: Vec<u64> = summary["sockets"]
+        .as_array()
+        .expect("sockets")
+        .iter()
+        .map(|w| w["flows_created"].as_u64().unwrap())
+        .collect();
+    assert_eq!(flows.len(), 2, "two sockets");
+    assert!(
+        flows.iter().all(|&n| n > 0),
+        "the flows of one address pair spread over both sockets: {flows:?}"
+    );
 }

@@ -136,3 +136,24 @@ pub fn xorshift(mut x: u64) -> impl FnMut() -> u64 {
         x
     }
 }
+
+/// A pcap file (Ethernet, microsecond times) of `frames`, `step_us`
+/// microseconds apart from 2023-11-14 22:13:20 UTC on.
+pub fn pcap(frames: &[Vec<u8>], step_us: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for w in [0xa1b2_c3d4u32.to_le_bytes(), [2, 0, 4, 0]] {
+        out.extend_from_slice(&w);
+    }
+    for w in [0u32, 0, 65_535, 1] {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    for (i, f) in frames.iter().enumerate() {
+        let us = 1_700_000_000_000_000 + i as u64 * step_us;
+        let len = f.len() as u32;
+        for w in [(us / 1_000_000) as u32, (us % 1_000_000) as u32, len, len] {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out.extend_from_slice(f);
+    }
+    out
+}
