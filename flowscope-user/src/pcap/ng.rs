@@ -50,11 +50,24 @@ impl TsResol {
 
     /// `units` converted to nanoseconds, saturating.
     fn to_ns(self, units: u64) -> u64 {
-        let wide = u128::from(units) * 1_000_000_000;
+        /// 10⁰ to 10⁹: a table, not a power computed for every packet.
+        const POW10: [u64; 10] = [
+            1,
+            10,
+            100,
+            1_000,
+            10_000,
+            100_000,
+            1_000_000,
+            10_000_000,
+            100_000_000,
+            1_000_000_000,
+        ];
+        let wide = || u128::from(units) * 1_000_000_000;
         let ns = match self {
-            Self::Pow10(n) if n <= 9 => return units.saturating_mul(10u64.pow(u32::from(9 - n))),
-            Self::Pow10(n) => 10u128.checked_pow(u32::from(n)).map_or(0, |d| wide / d),
-            Self::Pow2(n) => wide >> n,
+            Self::Pow10(n) if n <= 9 => return units.saturating_mul(POW10[usize::from(9 - n)]),
+            Self::Pow10(n) => 10u128.checked_pow(u32::from(n)).map_or(0, |d| wide() / d),
+            Self::Pow2(n) => wide() >> n,
         };
         u64::try_from(ns).unwrap_or(u64::MAX)
     }
@@ -271,14 +284,16 @@ fn parse_idb(block: &[u8], e: Endian, offset: u64) -> Result<Interface, PcapErro
 }
 
 fn interface(sec: &Section, id: u32, offset: u64) -> Result<Interface, PcapError> {
-    sec.interfaces
-        .get(id as usize)
-        .copied()
-        .ok_or(PcapError::UnknownInterface {
+    // A match, not `ok_or`: that builds (and drops) the error value for
+    // every packet.
+    match sec.interfaces.get(id as usize) {
+        Some(iface) => Ok(*iface),
+        None => Err(PcapError::UnknownInterface {
             offset,
             interface: id,
             known: sec.interfaces.len(),
-        })
+        }),
+    }
 }
 
 /// Enhanced Packet Block (`id_bytes` 4) or obsolete Packet Block (2): the
