@@ -4,8 +4,9 @@
 //!
 //! The kernel-gated test runs every frame of the `frame` target's corpus
 //! through the XDP program (`BPF_PROG_TEST_RUN`) and compares the metadata
-//! it writes with `wire::classify`: the XDP-vs-userspace differential, which
-//! needs root and so is no libFuzzer target.
+//! it writes with `wire::classify` and the reader's steering (its fragment
+//! table fed the same frames in order): the XDP-vs-userspace differential,
+//! which needs root and so is no libFuzzer target.
 
 mod common;
 
@@ -15,7 +16,7 @@ mod targets;
 
 use std::path::{Path, PathBuf};
 
-use flowscope_common::{XdpConfig, config::MODE_REDIRECT};
+use flowscope_common::{XdpConfig, XdpMeta, config::MODE_REDIRECT};
 
 const FUZZ: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz");
 
@@ -88,6 +89,9 @@ fn xdp_agrees_with_classify_on_frame_corpus() {
         _reserved: 0,
     });
     let mut compared = 0;
+    // The reader's steering, fed the frames the program sees in the same
+    // order: its fragment table moves as the program's does.
+    let mut steering = flowscope::extract::Steering::new(targets::frame::SEED);
     for kind in ["corpus", "regressions"] {
         for path in files(kind, "frame") {
             let frame = std::fs::read(&path).unwrap();
@@ -97,9 +101,13 @@ fn xdp_agrees_with_classify_on_frame_corpus() {
                 continue;
             }
             let kernel = common::xdp::test_run(&mut dp, &frame).parsed.meta;
+            let twin = XdpMeta {
+                steer_hash: steering.steer(&frame, flowscope::view::LinkType::Ethernet),
+                ..flowscope::wire::classify(&frame, targets::frame::SEED)
+            };
             assert_eq!(
                 kernel,
-                flowscope::wire::classify(&frame, targets::frame::SEED),
+                twin,
                 "XDP and classify disagree on {}",
                 path.display()
             );
