@@ -128,6 +128,7 @@ pub struct ZeekLog<W: Write, K> {
     fields: &'static [&'static str],
     line: Vec<u8>,
     records: u64,
+    conns: ConnCache,
     kind: PhantomData<K>,
 }
 
@@ -211,6 +212,7 @@ fn wall_clock() -> Timestamp {
 const ICMP_HEADER: u64 = 8;
 
 /// Text of at most `N` bytes, on the stack.
+#[derive(Debug, Clone, Copy)]
 struct Short<const N: usize> {
     buf: [u8; N],
     len: usize,
@@ -279,6 +281,7 @@ const ADDR_TEXT: usize = 45;
 
 /// A record's `uid` and `id` fields: its connection, initiator first
 /// (written on the stack: a row allocates nothing).
+#[derive(Debug, Clone, Copy)]
 struct ConnId {
     uid: Short<23>,
     orig_h: Short<ADDR_TEXT>,
@@ -311,6 +314,35 @@ impl ConnId {
     }
 }
 
+/// Slots of a [`ConnCache`].
+const CONN_CACHE: usize = 64;
+
+/// The [`ConnId`]s of the flows a log wrote last, by flow ID, direct-mapped:
+/// the rows of one flow (its HTTP exchanges, DNS messages) hash and format
+/// them once. Exact: a flow's ID is unique in the process, and its `uid`
+/// and `id` depend on nothing else that changes.
+#[derive(Debug)]
+struct ConnCache(Box<[Option<(u64, ConnId)>]>);
+
+impl ConnCache {
+    fn new() -> Self {
+        Self(vec![None; CONN_CACHE].into_boxed_slice())
+    }
+
+    /// `flow`'s fields, computed when its slot holds another flow.
+    fn of(&mut self, flow: &FlowHeader) -> ConnId {
+        let slot = &mut self.0[flow.flow_id as usize % CONN_CACHE];
+        match slot {
+            Some((id, conn)) if *id == flow.flow_id => *conn,
+            _ => {
+                let conn = ConnId::of(flow);
+                *slot = Some((flow.flow_id, conn));
+                conn
+            }
+        }
+    }
+}
+
 impl<W: Write, K: ZeekLogKind> ZeekLog<W, K> {
     /// A writer to `out` (wrap files in a `BufWriter`); the TSV header is
     /// written now.
@@ -325,6 +357,7 @@ impl<W: Write, K: ZeekLogKind> ZeekLog<W, K> {
             fields: K::FIELDS,
             line: Vec::with_capacity(1024),
             records: 0,
+            conns: ConnCache::new(),
             kind: PhantomData,
         };
         log.header()?;
@@ -429,7 +462,7 @@ impl<W: Write, K: ZeekLogKind> ZeekLog<W, K> {
         flow: &FlowHeader,
         rest: &[Value<'_>],
     ) -> io::Result<()> {
-        let id = ConnId::of(flow);
+        let id = self.conns.of(flow);
         let [uid, orig_h, orig_p, resp_h, resp_p] = id.values();
         let head = [
             Value::Secs(ts.0 / 1000),
@@ -731,6 +764,34 @@ mod tests {
         // The random key: not the flow ID in base 62.
         assert_ne!(uid(&flow(1)), "C1");
         assert!(uid(&flow(1)).len() > 10);
+    }
+
+    #[test]
+    fn the_connection_cache_gives_each_flow_its_own_fields() {
+        let flow = |flow_id, port| FlowHeader {
+            flow_id,
+            key: FiveTupleKey::from_v4([192, 0, 2, 1].into(), port, [198, 51, 100, 2].into(), 2, 6),
+            initiator: crate::extractor::Orientation::Forward,
+            l4: L4Proto::Tcp,
+        };
+        let text = |c: ConnId| (c.uid.as_str().to_owned(), c.orig_p);
+        let mut cache = ConnCache::new();
+        // Flows 1 and 1 + CONN_CACHE share a slot; 1 << 48 is another worker's.
+        let flows = [
+            flow(1, 1000),
+            flow(1 + CONN_CACHE as u64, 2000),
+            flow(1 << 48 | 1, 3000),
+        ];
+        for round in 0..3 {
+            for f in &flows {
+                assert_eq!(
+                    text(cache.of(f)),
+                    text(ConnId::of(f)),
+                    "flow {} in round {round}",
+                    f.flow_id
+                );
+            }
+        }
     }
 
     #[test]
