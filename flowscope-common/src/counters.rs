@@ -86,6 +86,12 @@ counters! {
     /// Rejected by the filter expression (`--filter`), then passed to the
     /// stack or dropped (`--filter-action`).
     FilterRejected = 16 => "filter_rejected",
+    /// Non-first IP fragments whose datagram's first fragment the program
+    /// had not seen (it came later, or a newer datagram took its entry in
+    /// the fragment table, `crate::frag`): steered by the address pair,
+    /// perhaps to another socket than their first fragment. Counted within
+    /// `fragment`.
+    FragmentUnsteered = 17 => "fragment_unsteered",
 }
 
 impl Counter {
@@ -160,6 +166,8 @@ pub struct KindBlock {
     /// program, see `--filter`): passed or dropped, never delivered.
     /// Before the kinds, like `pass_fallback`.
     pub filter_rejected: ClassCounter,
+    /// [`Counter::FragmentUnsteered`].
+    pub frag_unsteered: ClassCounter,
     /// Frames and bytes, indexed by [`frame_kind`].
     pub kinds: [ClassCounter; FRAME_KINDS],
 }
@@ -171,6 +179,7 @@ impl Default for KindBlock {
         Self {
             pass_fallback: ClassCounter::default(),
             filter_rejected: ClassCounter::default(),
+            frag_unsteered: ClassCounter::default(),
             kinds: [ClassCounter::default(); FRAME_KINDS],
         }
     }
@@ -239,6 +248,7 @@ impl KindBlock {
         let (fallback, rejected) = (self.pass_fallback, self.filter_rejected);
         add(Counter::PassFallback, &fallback);
         add(Counter::FilterRejected, &rejected);
+        add(Counter::FragmentUnsteered, &self.frag_unsteered);
         let delivered = if count_only.packets != 0 {
             &mut count_only
         } else {

@@ -55,7 +55,8 @@ impl FragEntry {
     /// `own` being the fragment's own steering hash (a first fragment's
     /// five-tuple, a later one's address pair): a first fragment takes the
     /// slot and keeps `own`; a later one takes the first's hash when the slot
-    /// holds its datagram, else `own`.
+    /// holds its datagram, else `own`, and then the second value is true
+    /// (a fragment steered without its first, to be counted).
     #[inline(always)]
     pub fn steer(
         &mut self,
@@ -65,7 +66,7 @@ impl FragEntry {
         proto: u8,
         nonfirst: bool,
         own: u32,
-    ) -> u32 {
+    ) -> (u32, bool) {
         let proto = u32::from(proto) | USED;
         if !nonfirst {
             *self = Self {
@@ -76,12 +77,12 @@ impl FragEntry {
                 steer: own,
                 _pad: 0,
             };
-            return own;
+            return (own, false);
         }
         if self.id == id && self.proto == proto && self.src == *src && self.dst == *dst {
-            self.steer
+            (self.steer, false)
         } else {
-            own
+            (own, true)
         }
     }
 }
@@ -96,17 +97,34 @@ mod tests {
     #[test]
     fn later_fragments_follow_the_first() {
         let mut e = FragEntry::default();
-        assert_eq!(e.steer(&A, &B, 7, 17, true, 99), 99, "empty slot: own hash");
-        assert_eq!(e.steer(&A, &B, 7, 17, false, 5), 5);
-        assert_eq!(e.steer(&A, &B, 7, 17, true, 99), 5);
-        assert_eq!(e.steer(&A, &B, 7, 17, true, 98), 5, "every later fragment");
-        assert_eq!(e.steer(&A, &B, 8, 17, true, 99), 99, "another datagram");
-        assert_eq!(e.steer(&B, &A, 7, 17, true, 99), 99, "the other direction");
-        assert_eq!(e.steer(&A, &B, 7, 6, true, 99), 99, "another protocol");
-        assert_eq!(e.steer(&A, &B, 9, 17, false, 6), 6, "a newer datagram");
+        let missed = (99, true);
         assert_eq!(
             e.steer(&A, &B, 7, 17, true, 99),
-            99,
+            missed,
+            "empty slot: own hash"
+        );
+        assert_eq!(e.steer(&A, &B, 7, 17, false, 5), (5, false));
+        assert_eq!(e.steer(&A, &B, 7, 17, true, 99), (5, false));
+        assert_eq!(
+            e.steer(&A, &B, 7, 17, true, 98),
+            (5, false),
+            "every later one"
+        );
+        assert_eq!(e.steer(&A, &B, 8, 17, true, 99), missed, "another datagram");
+        assert_eq!(
+            e.steer(&B, &A, 7, 17, true, 99),
+            missed,
+            "the other direction"
+        );
+        assert_eq!(e.steer(&A, &B, 7, 6, true, 99), missed, "another protocol");
+        assert_eq!(
+            e.steer(&A, &B, 9, 17, false, 6),
+            (6, false),
+            "a newer datagram"
+        );
+        assert_eq!(
+            e.steer(&A, &B, 7, 17, true, 99),
+            missed,
             "the older one is gone"
         );
     }
@@ -114,7 +132,7 @@ mod tests {
     #[test]
     fn a_zeroed_slot_matches_nothing() {
         let mut e = FragEntry::default();
-        assert_eq!(e.steer(&[0; 4], &[0; 4], 0, 0, true, 42), 42);
+        assert_eq!(e.steer(&[0; 4], &[0; 4], 0, 0, true, 42), (42, true));
     }
 
     #[test]

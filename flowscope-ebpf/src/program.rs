@@ -118,10 +118,10 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
             core::ptr::read_volatile(&parsed.meta.anomalies),
         )
     };
-    if flags & meta::FLAG_FRAGMENT != 0 {
-        steer_fragment(parsed);
-    }
     let len = (ctx.data_end() - ctx.data()) as u64;
+    if flags & meta::FLAG_FRAGMENT != 0 && steer_fragment(parsed) {
+        bump(&mut block.frag_unsteered, len);
+    }
     let mode = global(&MODE);
     // Opaque to the compiler, so the bounds check below stays whole: LLVM
     // would otherwise prove part of it from the flag bits, and Linux 6.1's
@@ -182,20 +182,21 @@ fn deliver(ctx: &XdpContext, m: &XdpMeta, block: &mut KindBlock, len: u64, mode:
 }
 
 /// Replaces a fragment's steering hash by its datagram's, from this CPU's
-/// fragment table (a first fragment leaves its own there).
+/// fragment table (a first fragment leaves its own there); true for a
+/// later fragment whose first was not found there.
 #[inline(always)]
-fn steer_fragment(p: &mut Parsed) {
+fn steer_fragment(p: &mut Parsed) -> bool {
     let m = &mut p.meta;
     // Every fragment's flow hash is its address pair's.
     let slot = frag_slot(m.flow_hash, p.frag_id);
     let Some(entry) = FRAGS.get_ptr_mut(slot) else {
-        return;
+        return false;
     };
     let nonfirst = m.flags & meta::FLAG_NONFIRST_FRAGMENT != 0;
     // SAFETY: per-CPU map value; this CPU is its only user while XDP runs
     // with preemption disabled.
     let entry = unsafe { &mut *entry };
-    m.steer_hash = entry.steer(
+    let (steer, unsteered) = entry.steer(
         &p.src,
         &p.dst,
         p.frag_id,
@@ -203,6 +204,8 @@ fn steer_fragment(p: &mut Parsed) {
         nonfirst,
         m.steer_hash,
     );
+    m.steer_hash = steer;
+    unsteered
 }
 
 #[inline(always)]

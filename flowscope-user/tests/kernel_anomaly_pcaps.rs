@@ -46,7 +46,7 @@ use flowscope::capture::Datapath;
 use flowscope::pcap::PcapReader;
 use flowscope::view::LinkType;
 use flowscope_common::{
-    XdpConfig,
+    Counter, XdpConfig,
     anomaly::{Anomaly as A, AnomalyBlock},
     config::MODE_REDIRECT,
 };
@@ -265,6 +265,7 @@ fn load() -> Datapath {
 fn replay(dp: &mut Datapath, name: &str) -> Replay {
     let mut reader = PcapReader::open(pcap(name)).expect("open capture");
     let before = dp.anomalies().unwrap();
+    let unsteered_before = dp.counters().unwrap().get(Counter::FragmentUnsteered);
     let mut r = Replay {
         frames: 0,
         skipped_large: 0,
@@ -316,6 +317,19 @@ fn replay(dp: &mut Datapath, name: &str) -> Replay {
             r.ours.counts[k as usize] += 1;
         }
     }
+    // Later fragments steered without their first: the program counts
+    // those its table missed, the reader's table the same ones.
+    let unsteered = dp
+        .counters()
+        .unwrap()
+        .get(Counter::FragmentUnsteered)
+        .packets
+        - unsteered_before.packets;
+    assert_eq!(
+        unsteered,
+        steering.unsteered(),
+        "{name}: fragments steered without their first"
+    );
     let after = dp.anomalies().unwrap();
     for k in A::ALL {
         let i = *k as usize;

@@ -362,6 +362,10 @@ fn fragments_follow_their_first_over_two_sockets() {
         .iter()
         .map(|w| w["flows_created"].as_u64().unwrap())
         .collect();
+    assert_eq!(
+        summary["xdp"]["fragment_unsteered"]["packets"], 0,
+        "every later fragment found its first in the table"
+    );
     assert_eq!(flows.len(), 2, "two sockets");
     assert!(
         flows.iter().all(|&n| n > 0),

@@ -34,6 +34,8 @@ struct Outcome {
     delta: CounterBlock,
     /// What the userspace twin says.
     twin: XdpMeta,
+    /// The twin steered this frame, a later fragment, without its first.
+    unsteered: bool,
 }
 
 /// The program, and its userspace twin fed the same frames in the same
@@ -67,6 +69,7 @@ fn load(mode: u32) -> Bed {
 
 fn run(bed: &mut Bed, frame: &[u8]) -> Outcome {
     let dp = &mut bed.dp;
+    let unsteered = bed.steering.unsteered();
     let before = dp.counters().unwrap();
     let r = common::xdp::test_run(dp, frame);
     let after = dp.counters().unwrap();
@@ -88,12 +91,14 @@ fn run(bed: &mut Bed, frame: &[u8]) -> Outcome {
             steer_hash: bed.steering.steer(frame, LinkType::Ethernet),
             ..flowscope::wire::classify(frame, SEED)
         },
+        unsteered: bed.steering.unsteered() > unsteered,
     }
 }
 
 /// The slots a frame must move, from its metadata, by the rules of
-/// flowscope_common::frame, plus the verdict slot.
-fn expected_delta(m: &XdpMeta, verdict: Counter) -> CounterBlock {
+/// flowscope_common::frame, plus the verdict slot, and
+/// `fragment_unsteered` for a later fragment steered without its first.
+fn expected_delta(m: &XdpMeta, verdict: Counter, unsteered: bool) -> CounterBlock {
     let len = u64::from(m.frame_len);
     let mut b = CounterBlock::default();
     let mut bump = |c: Counter| {
@@ -125,6 +130,9 @@ fn expected_delta(m: &XdpMeta, verdict: Counter) -> CounterBlock {
         }
     }
     bump(verdict);
+    if unsteered {
+        bump(Counter::FragmentUnsteered);
+    }
     b
 }
 
@@ -148,7 +156,7 @@ fn check(bed: &mut Bed, frame: &[u8]) -> XdpMeta {
     );
     assert_eq!(
         o.delta,
-        expected_delta(&m, Counter::PassFallback),
+        expected_delta(&m, Counter::PassFallback, o.unsteered),
         "counters for {m:?}"
     );
     assert_eq!(o.twin, m, "userspace parser disagrees on {frame:02x?}");
@@ -362,9 +370,18 @@ fn ipv6_extension_chains_and_fragments() {
             m.steer_hash
         )
     );
-    // A later fragment of a datagram whose first was not seen: the pair.
+    // A later fragment of a datagram whose first was not seen: the pair,
+    // and counted.
     let m3 = check(&mut dp, &v6_fragment(13, 8));
     assert_eq!(m3.steer_hash, m.flow_hash);
+    let unsteered =
+        |dp: &mut Bed, frame: &[u8]| run(dp, frame).delta.get(Counter::FragmentUnsteered).packets;
+    assert_eq!(unsteered(&mut dp, &v6_fragment(14, 8)), 1);
+    assert_eq!(
+        unsteered(&mut dp, &v6_fragment(14, 7)),
+        0,
+        "its first was seen"
+    );
 
     // IPv4 fragments likewise.
     let f1 = check(
@@ -488,7 +505,10 @@ fn count_only_passes_everything() {
         );
         let m = o.twin;
         assert_eq!(o.meta, m, "count-only mode parses all the same");
-        assert_eq!(o.delta, expected_delta(&m, Counter::PassCountOnly));
+        assert_eq!(
+            o.delta,
+            expected_delta(&m, Counter::PassCountOnly, o.unsteered)
+        );
     }
 }
 

@@ -194,6 +194,7 @@ fn summary_json(file: &std::path::Path, r: &OfflineReport) -> serde_json::Value 
         "flows": c.ended_total(),
         "flows_ended": ended,
         "ip_fragments": f.fragments,
+        "ip_fragments_unsteered": r.fragments_unsteered,
         "ip_datagrams_reassembled": f.completed,
         "records": r.writer.records,
         "outputs": outputs_json(&r.writer.outputs),

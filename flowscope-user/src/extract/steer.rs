@@ -69,6 +69,7 @@ fn hashes(f: &SteerFields, seed: u32) -> (u32, u32) {
 pub struct Steering {
     seed: u32,
     frags: Box<[FragEntry]>,
+    unsteered: u64,
 }
 
 impl Steering {
@@ -77,6 +78,7 @@ impl Steering {
         Self {
             seed,
             frags: vec![FragEntry::default(); FRAG_SLOTS as usize].into_boxed_slice(),
+            unsteered: 0,
         }
     }
 
@@ -91,9 +93,17 @@ impl Steering {
             return own;
         };
         // Every fragment's flow hash is its address pair's.
-        match self.frags.get_mut(frag_slot(flow, id) as usize) {
-            Some(e) => e.steer(&f.src, &f.dst, id, f.proto, nonfirst, own),
-            None => own,
-        }
+        let Some(e) = self.frags.get_mut(frag_slot(flow, id) as usize) else {
+            return own;
+        };
+        let (steer, unsteered) = e.steer(&f.src, &f.dst, id, f.proto, nonfirst, own);
+        self.unsteered += u64::from(unsteered);
+        steer
+    }
+
+    /// Later fragments steered so far whose first the table did not hold
+    /// (the program's `fragment_unsteered` counter).
+    pub fn unsteered(&self) -> u64 {
+        self.unsteered
     }
 }

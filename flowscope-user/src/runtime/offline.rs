@@ -108,6 +108,11 @@ pub struct OfflineReport {
     /// The filter could not be compiled for a link type met in the file,
     /// which ended the reading (every flow was still ended and written).
     pub filter_error: Option<FilterError>,
+    /// Later IP fragments steered without their first (it came later, or
+    /// a newer datagram took its table entry): by the address pair, so
+    /// perhaps to another worker than the first (see
+    /// [`Steering::unsteered`]). 0 with one worker, which steers nothing.
+    pub fragments_unsteered: u64,
 }
 
 /// Frames of one worker, in file order, with the reader's clock at the first.
@@ -212,6 +217,8 @@ struct ReadEnd {
     error: Option<PcapError>,
     filter_error: Option<FilterError>,
     interrupted: bool,
+    /// [`OfflineReport::fragments_unsteered`].
+    unsteered: u64,
 }
 
 /// Reads every frame of `reader` into batches for `workers` workers.
@@ -231,6 +238,7 @@ fn read_all<R: Read>(
         error: None,
         filter_error: None,
         interrupted: false,
+        unsteered: 0,
     };
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -288,6 +296,7 @@ fn read_all<R: Read>(
         }
         to.send(w, last);
     }
+    end.unsteered = steering.unsteered();
     end
 }
 
@@ -385,6 +394,7 @@ where
             interrupted: end.interrupted,
             filter,
             filter_error: end.filter_error,
+            fragments_unsteered: end.unsteered,
         });
     }
     let (producers, consumers) = rings(n, cfg.run.record_ring);
@@ -453,5 +463,6 @@ where
         interrupted: end.interrupted,
         filter,
         filter_error: end.filter_error,
+        fragments_unsteered: end.unsteered,
     })
 }
