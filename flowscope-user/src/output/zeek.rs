@@ -640,35 +640,20 @@ fn secs(out: &mut Vec<u8>, us: u64) {
 }
 
 /// `s` as Zeek's ASCII writer writes it: control bytes, DEL, backslashes
-/// and `also` (the set separator inside a set) as `\\xNN`; scanned eight
+/// and `also` (the set separator inside a set) as `\xNN`; scanned eight
 /// bytes at a time, runs of other bytes copied whole.
 fn escape(out: &mut Vec<u8>, s: &str, also: u8) {
-    let special = |b: u8| b < 0x20 || b == 0x7f || b == b'\\' || b == also;
-    let any = |w: u64| {
-        json::has_control(w)
-            || json::has_byte(w, 0x7f)
-            || json::has_byte(w, b'\\')
-            || json::has_byte(w, also)
-    };
-    let bytes = s.as_bytes();
-    let (mut run, mut i) = (0, 0);
-    while i < bytes.len() {
-        if let Some(word) = bytes.get(i..i + 8).and_then(|w| w.first_chunk::<8>())
-            && !any(u64::from_ne_bytes(*word))
-        {
-            i += 8;
-            continue;
-        }
-        let b = bytes[i];
-        if special(b) {
-            out.extend_from_slice(&bytes[run..i]);
-            let hex = |n: u8| json::HEX[usize::from(n)];
-            out.extend_from_slice(&[b'\\', b'x', hex(b >> 4), hex(b & 15)]);
-            run = i + 1;
-        }
-        i += 1;
-    }
-    out.extend_from_slice(&bytes[run..]);
+    json::replace_bytes(
+        out,
+        s.as_bytes(),
+        |w| {
+            !(json::has_control(w)
+                || json::has_byte(w, 0x7f)
+                || json::has_byte(w, b'\\')
+                || json::has_byte(w, also))
+        },
+        |b| (b < 0x20 || b == 0x7f || b == b'\\' || b == also).then(|| json::hex_escape(b"\\x", b)),
+    );
 }
 
 /// Zeek's `missed_bytes`: the sequence-space bytes of both sides that

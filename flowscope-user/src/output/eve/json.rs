@@ -83,52 +83,88 @@ fn needs_escape(w: u64) -> bool {
 /// `\u00xx`), scanning eight bytes at a time and copying runs that need
 /// nothing.
 pub(crate) fn string(out: &mut Vec<u8>, value: &str) {
-    let bytes = value.as_bytes();
-    out.reserve(bytes.len() + 2);
+    out.reserve(value.len() + 2);
     out.push(b'"');
-    let mut run = 0;
-    let mut i = 0;
+    replace_bytes(
+        out,
+        value.as_bytes(),
+        |w| !needs_escape(w),
+        |b| {
+            let short = match b {
+                b'"' => b'"',
+                b'\\' => b'\\',
+                0x08 => b'b',
+                0x0c => b'f',
+                b'\n' => b'n',
+                b'\r' => b'r',
+                b'\t' => b't',
+                _ if b < 0x20 => return Some(hex_escape(b"\\u00", b)),
+                _ => return None,
+            };
+            Some(Replacement::new(&[b'\\', short]))
+        },
+    );
+    out.push(b'"');
+}
+
+/// What a byte is written as: at most six bytes.
+pub(crate) struct Replacement {
+    bytes: [u8; 6],
+    len: usize,
+}
+
+impl Replacement {
+    fn new(text: &[u8]) -> Self {
+        let mut bytes = [0; 6];
+        bytes[..text.len()].copy_from_slice(text);
+        Self {
+            bytes,
+            len: text.len(),
+        }
+    }
+}
+
+/// `prefix` then byte `b` in two hexadecimal digits (`\u00` for JSON,
+/// `\x` for Zeek; a prefix of at most four bytes).
+pub(crate) fn hex_escape(prefix: &[u8], b: u8) -> Replacement {
+    let mut r = Replacement::new(prefix);
+    r.bytes[r.len] = HEX[usize::from(b >> 4)];
+    r.bytes[r.len + 1] = HEX[usize::from(b & 0xf)];
+    r.len += 2;
+    r
+}
+
+/// Appends `bytes`, each byte `replace` gives a replacement for written as
+/// that, the runs between copied whole; words of eight bytes that `clean`
+/// says hold no such byte are passed over at once. The one scanning loop
+/// of EVE strings and Zeek's escaped fields.
+#[inline]
+pub(crate) fn replace_bytes(
+    out: &mut Vec<u8>,
+    bytes: &[u8],
+    clean: impl Fn(u64) -> bool,
+    replace: impl Fn(u8) -> Option<Replacement>,
+) {
+    let (mut run, mut i) = (0, 0);
     while i < bytes.len() {
         if let Some(word) = bytes.get(i..i + 8).and_then(|w| w.first_chunk::<8>())
-            && !needs_escape(u64::from_ne_bytes(*word))
+            && clean(u64::from_ne_bytes(*word))
         {
             i += 8;
             continue;
         }
-        let b = bytes[i];
-        let short = match b {
-            b'"' => Some(b'"'),
-            b'\\' => Some(b'\\'),
-            0x08 => Some(b'b'),
-            0x0c => Some(b'f'),
-            b'\n' => Some(b'n'),
-            b'\r' => Some(b'r'),
-            b'\t' => Some(b't'),
-            _ => None,
-        };
-        if short.is_some() || b < 0x20 {
+        if let Some(r) = replace(bytes[i]) {
             out.extend_from_slice(&bytes[run..i]);
+            out.extend_from_slice(&r.bytes[..r.len]);
             run = i + 1;
-            match short {
-                Some(c) => out.extend_from_slice(&[b'\\', c]),
-                None => out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(b >> 4)],
-                    HEX[usize::from(b & 0xf)],
-                ]),
-            }
         }
         i += 1;
     }
     out.extend_from_slice(&bytes[run..]);
-    out.push(b'"');
 }
 
 /// Lowercase hexadecimal digits.
-pub(crate) const HEX: &[u8; 16] = b"0123456789abcdef";
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Two decimal digits of `n` (< 100).
 #[inline]
