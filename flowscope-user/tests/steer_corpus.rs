@@ -116,10 +116,7 @@ fn every_packet_of_a_flow_steers_alike() {
 /// gets at least a quarter of them.
 #[test]
 fn the_flows_of_one_address_pair_spread_over_the_workers() {
-    let path = std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/pcaps/zeek__echo-connections.pcap"
-    ));
+    let path = std::path::Path::new(common::filters::PCAPS).join("zeek__echo-connections.pcap");
     let mut reader = PcapReader::open(path).expect("open");
     let mut tracker = FlowTracker::new(FiveTuple::bidirectional());
     let mut steering = Steering::new(SEED);
