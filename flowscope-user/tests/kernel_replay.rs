@@ -123,8 +123,6 @@ fn by_flow(text: &str) -> Flows {
             o.remove("flow_id");
             o.remove("timestamp");
             o.remove("in_iface");
-            // Numbered by the worker that wrote it (`--eve-extras`).
-            o.remove("tracker_flow_id");
         }
         if let Some(f) = r.get_mut("flow").and_then(Value::as_object_mut) {
             for k in ["start", "end", "age"] {
@@ -140,7 +138,7 @@ fn by_flow(text: &str) -> Flows {
 
 fn replay(name: &str) {
     let file = PathBuf::from(PCAPS).join(name);
-    let (live, offline, _) = live_and_offline(name, frames(name), &file, &[], &[]);
+    let (live, offline, _) = live_and_offline(name, frames(name), &file, &[]);
     assert_eq!(
         live.keys().collect::<Vec<_>>(),
         offline.keys().collect::<Vec<_>>(),
@@ -160,17 +158,15 @@ fn replay(name: &str) {
     );
 }
 
-/// Sends `frames` through the bed into `capture` (with `live_only` and
-/// `both`), reads `file` (the same frames) with `read --workers 1` (with
-/// `both`), checks both runs' records against Suricata's schema (unless
-/// `--eve-extras`), and returns the live and offline records, as
-/// [`by_flow`] groups them, and the live run's summary.
+/// Sends `frames` through the bed into `capture` (with `live_only`), reads
+/// `file` (the same frames) with `read --workers 1`, checks both runs'
+/// records against Suricata's schema, and returns the live and offline
+/// records, as [`by_flow`] groups them, and the live run's summary.
 fn live_and_offline(
     name: &str,
     frames: Vec<Vec<u8>>,
     file: &Path,
     live_only: &[&str],
-    both: &[&str],
 ) -> (Flows, Flows, Value) {
     let bed = TestBed::new(1);
     let dir = std::env::temp_dir().join(format!("{}.replay", bed.cap_ns));
@@ -184,7 +180,6 @@ fn live_and_offline(
             &["--plain", "--output", &live_out, "--summary-json"][..],
             &[summary.to_str().unwrap()],
             live_only,
-            both,
         ]
         .concat(),
     );
@@ -206,21 +201,17 @@ fn live_and_offline(
 
     let offline_eve = dir.join("read.json");
     let o = Command::new(BIN)
-        .args(["read", "--workers", "1"])
-        .args(both)
-        .arg("-o")
+        .args(["read", "--workers", "1", "-o"])
         .arg(format!("eve:{}", offline_eve.display()))
         .arg(file)
         .output()
         .unwrap();
     assert!(o.status.success(), "{name}: read");
-    if !both.contains(&"--eve-extras") {
-        common::eve_schema::assert_valid(&format!("{name} live"), std::slice::from_ref(&live_eve));
-        common::eve_schema::assert_valid(
-            &format!("{name} offline"),
-            std::slice::from_ref(&offline_eve),
-        );
-    }
+    common::eve_schema::assert_valid(&format!("{name} live"), std::slice::from_ref(&live_eve));
+    common::eve_schema::assert_valid(
+        &format!("{name} offline"),
+        std::slice::from_ref(&offline_eve),
+    );
     for r in common::eve_schema::records(&live_eve) {
         if r.get("flow_id").is_some() {
             assert_eq!(r["in_iface"], bed.cap_if.as_str(), "{name}: {r}");
@@ -335,13 +326,8 @@ fn fragments_follow_their_first_over_two_sockets() {
     let file = std::env::temp_dir().join(format!("fs-fragmented-dns-{}.pcap", std::process::id()));
     std::fs::write(&file, pcap(&frames, 1000)).unwrap();
     let name = "fragmented DNS, one address pair";
-    let (live, offline, summary) = live_and_offline(
-        name,
-        frames,
-        &file,
-        &["--sockets-per-queue", "2"],
-        &["--eve-extras"],
-    );
+    let (live, offline, summary) =
+        live_and_offline(name, frames, &file, &["--sockets-per-queue", "2"]);
     std::fs::remove_file(&file).unwrap();
     let answers = |records: &Flows| {
         records
