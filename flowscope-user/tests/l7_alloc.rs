@@ -1,12 +1,19 @@
-//! Zero allocations per L7 record in steady state: HTTP exchanges of a kept
-//! alive connection go through a worker (tracker, reassembly, HTTP parser)
-//! and the writer stage (EVE and Zeek's http.log to files), counted by a
-//! global allocator. Each record's text buffer returns to the worker once
-//! written: inline (`read --workers 1`) and through the record ring, whose
-//! writer end is drained on the same thread so that every allocation is
-//! counted.
+//! Zero allocations per L7 record in steady state, counted by a global
+//! allocator:
+//! - HTTP exchanges of a kept-alive connection go through a worker (tracker,
+//!   reassembly, HTTP parser) and the writer stage (EVE and Zeek's http.log
+//!   to files);
+//! - DNS queries and answers of one UDP flow (a resolver and its upstream)
+//!   go through a worker (tracker, DNS parser) and the EVE writer. Zeek's
+//!   dns.log is left out: its writer keeps each query until its answer
+//!   comes, and allocates for it.
 //!
-//! This binary holds only this test so no other test allocates concurrently.
+//! Each record's text storage returns to the worker once written: inline
+//! (`read --workers 1`) and through the record ring, whose writer end is
+//! drained on the same thread so that every allocation is counted.
+//!
+//! The tests run one after the other in this binary (a lock), so no other
+//! test allocates concurrently on the counted thread.
 
 mod alloc_support;
 mod common;
@@ -14,7 +21,9 @@ mod pipeline_support;
 
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::Mutex;
 
+use common::frames::{cat, eth, ipv4, udp, v4a, v4b};
 use common::temp::TempDir;
 use flowscope::extract::FiveTuple;
 use flowscope::output::zeek::ZeekFormat;
@@ -26,9 +35,24 @@ use flowscope::runtime::{
 use pipeline_support::{ACK, Conn, PSH};
 
 /// Exchanges before counting (the spares fill, buffers reach their size),
-/// then counted.
+/// then counted (both protocols).
 const WARM: u32 = 300;
 const COUNTED: u32 = 500;
+
+/// What goes through the worker: set up once, then one exchange at a time.
+trait Traffic {
+    fn start<O: RecordOut>(&mut self, w: &mut FlowWorker<FiveTuple, O>);
+    fn exchange<O: RecordOut>(&mut self, w: &mut FlowWorker<FiveTuple, O>, i: u32);
+}
+
+/// Hands `frame` to the worker, a microsecond after the last.
+fn feed<O: RecordOut>(w: &mut FlowWorker<FiveTuple, O>, frame: &[u8], clock: &mut u64) {
+    *clock += 1_000;
+    w.process(&[pipeline_support::view(frame, *clock)], 0);
+}
+
+/// Start of every clock.
+const T0: u64 = 1_700_000_000_000_000_000;
 
 /// A kept-alive connection's client and server, one exchange at a time.
 struct Session {
@@ -52,21 +76,40 @@ impl Session {
             conn,
             client_seq: conn.client_isn.wrapping_add(1),
             server_seq: conn.server_isn.wrapping_add(1),
-            clock: 1_700_000_000_000_000_000,
+            clock: T0,
             frame: Vec::with_capacity(2048),
             payload: Vec::with_capacity(2048),
         }
     }
 
-    /// Hands `frame` to the worker.
-    fn feed<O: RecordOut>(w: &mut FlowWorker<FiveTuple, O>, frame: &[u8], clock: &mut u64) {
-        *clock += 1_000;
-        w.process(&[pipeline_support::view(frame, *clock)], 0);
+    fn segment<O: RecordOut>(&mut self, w: &mut FlowWorker<FiveTuple, O>, from_client: bool) {
+        let (seq, ack) = if from_client {
+            (self.client_seq, self.server_seq)
+        } else {
+            (self.server_seq, self.client_seq)
+        };
+        self.conn.write(
+            &mut self.frame,
+            from_client,
+            seq,
+            ack,
+            PSH | ACK,
+            &self.payload,
+        );
+        feed(w, &self.frame, &mut self.clock);
+        let len = self.payload.len() as u32;
+        if from_client {
+            self.client_seq = self.client_seq.wrapping_add(len);
+        } else {
+            self.server_seq = self.server_seq.wrapping_add(len);
+        }
     }
+}
 
-    fn handshake<O: RecordOut>(&mut self, w: &mut FlowWorker<FiveTuple, O>) {
+impl Traffic for Session {
+    fn start<O: RecordOut>(&mut self, w: &mut FlowWorker<FiveTuple, O>) {
         for f in self.conn.handshake() {
-            Self::feed(w, &f, &mut self.clock);
+            feed(w, &f, &mut self.clock);
         }
     }
 
@@ -89,29 +132,6 @@ User-Agent: flowscope-alloc-test/1.0\r\nReferer: http://www.example.org/list\r\n
         .unwrap();
         self.segment(w, false);
     }
-
-    fn segment<O: RecordOut>(&mut self, w: &mut FlowWorker<FiveTuple, O>, from_client: bool) {
-        let (seq, ack) = if from_client {
-            (self.client_seq, self.server_seq)
-        } else {
-            (self.server_seq, self.client_seq)
-        };
-        self.conn.write(
-            &mut self.frame,
-            from_client,
-            seq,
-            ack,
-            PSH | ACK,
-            &self.payload,
-        );
-        Self::feed(w, &self.frame, &mut self.clock);
-        let len = self.payload.len() as u32;
-        if from_client {
-            self.client_seq = self.client_seq.wrapping_add(len);
-        } else {
-            self.server_seq = self.server_seq.wrapping_add(len);
-        }
-    }
 }
 
 /// The length of `item {i}`.
@@ -119,15 +139,81 @@ fn body_len(i: u32) -> u32 {
     5 + i.checked_ilog10().unwrap_or(0) + 1
 }
 
-fn outputs(dir: &Path) -> Outputs {
-    let specs = [
-        OutputSpec::Eve(Some(dir.join("eve.json"))),
-        OutputSpec::Zeek {
+/// One DNS message: a query for `host{i}.example.org`, or its answer (a
+/// CNAME and an A record, names compressed).
+fn dns(i: u32, answer: bool) -> Vec<u8> {
+    let id = (i as u16).to_be_bytes();
+    let (flags, answers) = if answer { (0x81, 2) } else { (0x01, 0) };
+    let mut m = vec![id[0], id[1], flags, 0x80, 0, 1, 0, answers, 0, 0, 0, 0];
+    let host = format!("host{i}");
+    m.push(host.len() as u8);
+    m.extend_from_slice(host.as_bytes());
+    m.extend_from_slice(b"\x07example\x03org\x00\x00\x01\x00\x01");
+    if answer {
+        // CNAME edge.example.org (its tail points at the question's), then
+        // its A record.
+        m.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0x0e, 0x10, 0, 7]);
+        let edge = m.len();
+        m.extend_from_slice(b"\x04edge");
+        let tail = 12 + 1 + host.len();
+        m.extend_from_slice(&[0xc0, tail as u8]);
+        m.extend_from_slice(&[0xc0, edge as u8, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        m.extend_from_slice(&[203, 0, 113, (i % 251) as u8]);
+    }
+    m
+}
+
+/// A resolver's queries to its upstream and their answers, one UDP flow;
+/// every frame built before the worker sees one.
+struct Resolver {
+    frames: Vec<[Vec<u8>; 2]>,
+    clock: u64,
+}
+
+impl Resolver {
+    fn new() -> Self {
+        let frame = |i: u32, answer: bool| {
+            let msg = dns(i, answer);
+            let (src, dst, sport, dport) = if answer {
+                (v4b(53), v4a(10), 53, 40_002)
+            } else {
+                (v4a(10), v4b(53), 40_002, 53)
+            };
+            cat(&[
+                &eth(&[], 0x0800),
+                &ipv4(src, dst, 17, &[], 8 + msg.len(), 0),
+                &udp(sport, dport, msg.len()),
+                &msg,
+            ])
+        };
+        Self {
+            frames: (0..WARM + COUNTED)
+                .map(|i| [frame(i, false), frame(i, true)])
+                .collect(),
+            clock: T0,
+        }
+    }
+}
+
+impl Traffic for Resolver {
+    fn start<O: RecordOut>(&mut self, _w: &mut FlowWorker<FiveTuple, O>) {}
+
+    fn exchange<O: RecordOut>(&mut self, w: &mut FlowWorker<FiveTuple, O>, i: u32) {
+        for f in &self.frames[i as usize] {
+            feed(w, f, &mut self.clock);
+        }
+    }
+}
+
+fn outputs(dir: &Path, zeek: bool) -> Outputs {
+    let mut specs = vec![OutputSpec::Eve(Some(dir.join("eve.json")))];
+    if zeek {
+        specs.push(OutputSpec::Zeek {
             dir: dir.to_path_buf(),
             format: ZeekFormat::Tsv,
             local_nets: Default::default(),
-        },
-    ];
+        });
+    }
     Outputs::open(&specs, FileOptions::default()).expect("outputs")
 }
 
@@ -138,13 +224,70 @@ fn config() -> WorkerConfig {
     }
 }
 
-/// Writes what waits in the ring and hands the text buffers back, as the
+/// Writes what waits in the ring and hands the text storage back, as the
 /// writer thread does.
 fn drain(end: &mut WriterEnd, outputs: &mut Outputs) {
     while let Some(record) = end.pop() {
         outputs.write(&record);
         end.recycle(record);
     }
+}
+
+/// One test at a time: the allocator counts per thread, but a test's
+/// temporary files and the harness's output are kept out of the count.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Allocations over the counted exchanges of `traffic`, inline and through
+/// the ring; the directories the two runs wrote their logs into.
+fn allocations<T: Traffic>(
+    traffic: impl Fn() -> T,
+    zeek: bool,
+    name: &str,
+) -> ((u64, u64), [TempDir; 2]) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Inline: the worker writes (`read --workers 1`).
+    let inline_dir = TempDir::new(&format!("l7-alloc-{name}-inline"));
+    let mut w = FlowWorker::new(
+        FiveTuple::bidirectional(),
+        config(),
+        InlineOut::new(outputs(inline_dir.path(), zeek)),
+        None,
+    );
+    let mut t = traffic();
+    t.start(&mut w);
+    for i in 0..WARM {
+        t.exchange(&mut w, i);
+    }
+    let before = alloc_support::allocations();
+    for i in WARM..WARM + COUNTED {
+        t.exchange(&mut w, i);
+    }
+    let inline = alloc_support::allocations() - before;
+    w.finish(Backpressure::Wait);
+    w.into_out().into_outputs().finish();
+
+    // Through the ring: the writer's end drained after every exchange.
+    let ring_dir = TempDir::new(&format!("l7-alloc-{name}-ring"));
+    let mut out = outputs(ring_dir.path(), zeek);
+    let (mut workers, mut ends) = rings(1, 64);
+    let (ring, mut end) = (workers.remove(0), ends.remove(0));
+    let mut w = FlowWorker::new(FiveTuple::bidirectional(), config(), ring, None);
+    let mut t = traffic();
+    t.start(&mut w);
+    for i in 0..WARM {
+        t.exchange(&mut w, i);
+        drain(&mut end, &mut out);
+    }
+    let before = alloc_support::allocations();
+    for i in WARM..WARM + COUNTED {
+        t.exchange(&mut w, i);
+        drain(&mut end, &mut out);
+    }
+    let ring = alloc_support::allocations() - before;
+    w.finish(Backpressure::Wait);
+    drain(&mut end, &mut out);
+    out.finish();
+    ((inline, ring), [inline_dir, ring_dir])
 }
 
 /// Lines of `name` in `dir` that hold `needle`.
@@ -156,77 +299,68 @@ fn lines_with(dir: &Path, name: &str, needle: &str) -> usize {
         .count()
 }
 
-fn check_written(dir: &Path) {
-    let total = (WARM + COUNTED) as usize;
-    assert_eq!(
-        lines_with(dir, "eve.json", "\"event_type\":\"http\""),
-        total
-    );
-    assert_eq!(lines_with(dir, "http.log", "www.example.org"), total);
-    // The last exchange's fields came out of a reused buffer intact.
-    let last = format!("/items/{}?q=alloc", WARM + COUNTED - 1);
+/// The EVE record of `event_type` whose line holds `needle`.
+fn eve_record(dir: &Path, event_type: &str, needle: &str) -> serde_json::Value {
     let eve = std::fs::read_to_string(dir.join("eve.json")).unwrap();
-    let line = eve.lines().find(|l| l.contains(&last)).expect("last URL");
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    let http = &v["http"];
-    assert_eq!(http["hostname"], "www.example.org");
-    assert_eq!(http["http_user_agent"], "flowscope-alloc-test/1.0");
-    assert_eq!(http["http_refer"], "http://www.example.org/list");
-    assert_eq!(http["http_content_type"], "text/plain");
-    assert_eq!(http["status"], 200);
-    assert_eq!(http["length"], body_len(WARM + COUNTED - 1));
+    let line = eve
+        .lines()
+        .find(|l| l.contains(needle) && l.contains(&format!("\"event_type\":\"{event_type}\"")))
+        .unwrap_or_else(|| panic!("no {event_type} record holds {needle}"));
+    serde_json::from_str::<serde_json::Value>(line).unwrap()[event_type].clone()
 }
 
 #[test]
 fn http_records_allocate_nothing_once_their_buffers_circulate() {
-    // Inline: the worker writes (`read --workers 1`).
-    let inline_dir = TempDir::new("l7-alloc-inline");
-    let dir = inline_dir.path();
-    let mut w = FlowWorker::new(
-        FiveTuple::bidirectional(),
-        config(),
-        InlineOut::new(outputs(dir)),
-        None,
-    );
-    let mut s = Session::new();
-    s.handshake(&mut w);
-    for i in 0..WARM {
-        s.exchange(&mut w, i);
+    let (counts, dirs) = allocations(Session::new, true, "http");
+    for dir in &dirs {
+        let dir = dir.path();
+        let total = (WARM + COUNTED) as usize;
+        assert_eq!(
+            lines_with(dir, "eve.json", "\"event_type\":\"http\""),
+            total
+        );
+        assert_eq!(lines_with(dir, "http.log", "www.example.org"), total);
+        // The last exchange's fields came out of a reused buffer intact.
+        let last = format!("/items/{}?q=alloc", WARM + COUNTED - 1);
+        let http = eve_record(dir, "http", &last);
+        assert_eq!(http["hostname"], "www.example.org");
+        assert_eq!(http["http_user_agent"], "flowscope-alloc-test/1.0");
+        assert_eq!(http["http_refer"], "http://www.example.org/list");
+        assert_eq!(http["http_content_type"], "text/plain");
+        assert_eq!(http["status"], 200);
+        assert_eq!(http["length"], body_len(WARM + COUNTED - 1));
     }
-    let before = alloc_support::allocations();
-    for i in WARM..WARM + COUNTED {
-        s.exchange(&mut w, i);
-    }
-    let inline = alloc_support::allocations() - before;
-    w.finish(Backpressure::Wait);
-    w.into_out().into_outputs().finish();
-    check_written(dir);
-
-    // Through the ring: the writer's end drained after every exchange.
-    let ring_dir = TempDir::new("l7-alloc-ring");
-    let mut out = outputs(ring_dir.path());
-    let (mut workers, mut ends) = rings(1, 64);
-    let (ring, mut end) = (workers.remove(0), ends.remove(0));
-    let mut w = FlowWorker::new(FiveTuple::bidirectional(), config(), ring, None);
-    let mut s = Session::new();
-    s.handshake(&mut w);
-    for i in 0..WARM {
-        s.exchange(&mut w, i);
-        drain(&mut end, &mut out);
-    }
-    let before = alloc_support::allocations();
-    for i in WARM..WARM + COUNTED {
-        s.exchange(&mut w, i);
-        drain(&mut end, &mut out);
-    }
-    let ring = alloc_support::allocations() - before;
-    w.finish(Backpressure::Wait);
-    drain(&mut end, &mut out);
-    out.finish();
-    check_written(ring_dir.path());
     assert_eq!(
-        (inline, ring),
+        counts,
         (0, 0),
         "allocations over {COUNTED} HTTP exchanges (inline, through the ring)"
+    );
+}
+
+#[test]
+fn dns_records_allocate_nothing_once_their_storage_circulates() {
+    let (counts, dirs) = allocations(Resolver::new, false, "dns");
+    for dir in &dirs {
+        let dir = dir.path();
+        let total = 2 * (WARM + COUNTED) as usize;
+        assert_eq!(lines_with(dir, "eve.json", "\"event_type\":\"dns\""), total);
+        // The last answer came out of reused storage intact.
+        let last = WARM + COUNTED - 1;
+        let name = format!("host{last}.example.org");
+        let dns = eve_record(dir, "dns", &format!("\"id\":{last},\"flags\""));
+        assert_eq!(dns["rrname"], name.as_str());
+        assert_eq!(
+            dns["answers"],
+            serde_json::json!([
+                {"rrname": name, "rrtype": "CNAME", "ttl": 3600, "rdata": "edge.example.org"},
+                {"rrname": "edge.example.org", "rrtype": "A", "ttl": 60,
+                 "rdata": format!("203.0.113.{}", last % 251)},
+            ])
+        );
+    }
+    assert_eq!(
+        counts,
+        (0, 0),
+        "allocations over {COUNTED} DNS queries and answers (inline, through the ring)"
     );
 }

@@ -296,14 +296,14 @@ fn fragmented_dns_answers_match_zeek() {
             .iter()
             .find(|r| r.id == id && r.kind == DnsKind::Query)
             .unwrap_or_else(|| panic!("{pcap}: query {id} not found"));
-        assert_eq!(q.rrname.as_deref(), Some(row["query"].as_str()));
+        assert_eq!(q.rrname(), Some(row["query"].as_str()));
         if row["answers"] != "-" {
             let n = row["answers"].split(',').count();
             let a = ours
                 .iter()
                 .find(|r| r.id == id && r.kind == DnsKind::Answer)
                 .unwrap_or_else(|| panic!("{pcap}: answer {id} not found"));
-            assert_eq!(a.answers.len(), n, "{pcap}: answers of {id}");
+            assert_eq!(a.answers().len(), n, "{pcap}: answers of {id}");
         }
     }
 }

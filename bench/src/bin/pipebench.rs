@@ -37,6 +37,7 @@ use flowscope::capture::HANDLER_BATCH;
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::L7Record;
 use flowscope::pipeline::{Carrier, FlowSummary, Pipeline, PipelineConfig, PipelineSink};
+use flowscope::session::Texts;
 use flowscope::tracker::{EndReason, FlowRecord, TrackerConfig};
 use flowscope::{LinkType, PacketView, Timestamp};
 
@@ -107,7 +108,7 @@ struct Counting {
     flows: u64,
     /// Text buffers of records seen, handed back to the parsers as the
     /// writer stage hands them back to a worker.
-    spares: Vec<String>,
+    spares: Vec<Texts>,
 }
 
 /// Spare text buffers kept, at most (a worker's ring holds as many).
@@ -118,14 +119,13 @@ impl PipelineSink<FiveTupleKey> for Counting {
         self.l7 += 1;
         std::hint::black_box(&record);
         if self.spares.len() < SPARES
-            && let Some(mut text) = record.into_buffer()
+            && let Some(text) = record.into_buffer()
         {
-            text.clear();
             self.spares.push(text);
         }
     }
 
-    fn spare_text(&mut self) -> String {
+    fn spare_text(&mut self) -> Texts {
         self.spares.pop().unwrap_or_default()
     }
 

@@ -18,13 +18,13 @@ pub mod quic;
 #[cfg(test)]
 mod splits;
 pub mod ssh;
-mod text;
 pub mod tls;
 
 use serde::Serialize;
 
 pub use self::dns::{
     DnsAnswer, DnsConfig, DnsCounters, DnsFactory, DnsKind, DnsParser, DnsRecord, DnsTcpFactory,
+    RrType,
 };
 pub use self::fingerprint::Md5Fingerprint;
 pub use self::http::{HttpConfig, HttpCounters, HttpFactory, HttpField, HttpParser, HttpRecord};
@@ -35,7 +35,7 @@ pub use self::ssh::{
     SshAlgorithms, SshConfig, SshCounters, SshEndpoint, SshFactory, SshParser, SshRecord,
 };
 pub use self::tls::{TlsConfig, TlsCounters, TlsFactory, TlsParser, TlsRecord};
-use crate::session::RecordSink;
+use crate::session::{RecordSink, Texts};
 
 /// One L7 record, serialised as its EVE object keyed by protocol name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -84,13 +84,14 @@ impl From<SshRecord> for L7Record {
 }
 
 impl L7Record {
-    /// The buffer the record's text fields were written into, for another
+    /// The storage the record's text fields were written into, for another
     /// record (see [`RecordSink::spare_text`]); `None` for a record whose
     /// fields are owned one by one.
-    pub fn into_buffer(self) -> Option<String> {
+    pub fn into_buffer(self) -> Option<Texts> {
         match self {
             Self::Http(r) => Some(r.into_buffer()),
-            Self::Tls(_) | Self::Dns(_) | Self::Quic(_) | Self::Ssh(_) => None,
+            Self::Dns(r) => Some(r.into_buffer()),
+            Self::Tls(_) | Self::Quic(_) | Self::Ssh(_) => None,
         }
     }
 }
@@ -133,7 +134,7 @@ impl<T: Into<R>, R> RecordSink<T> for Convert<'_, R> {
         self.0.emit(record.into());
     }
 
-    fn spare_text(&mut self) -> String {
+    fn spare_text(&mut self) -> Texts {
         self.0.spare_text()
     }
 }

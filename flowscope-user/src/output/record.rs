@@ -173,9 +173,9 @@ pub enum Record {
 }
 
 impl Record {
-    /// The text buffer of an L7 record, for another record (see
+    /// The text storage of an L7 record, for another record (see
     /// [`L7Record::into_buffer`]).
-    pub fn into_buffer(self) -> Option<String> {
+    pub fn into_buffer(self) -> Option<crate::session::Texts> {
         match self {
             Self::L7 { record, .. } => record.into_buffer(),
             _ => None,

@@ -22,7 +22,7 @@ use std::io::{self, Write};
 use super::record::FlowHeader;
 use super::zeek::{Value, ZeekLog};
 use crate::extractor::L4Proto;
-use crate::l7::{DnsKind, DnsRecord};
+use crate::l7::{DnsKind, DnsRecord, RrType};
 use crate::view::Timestamp;
 
 /// `#fields` after `ts`, `uid` and `id` of Zeek's dns.log.
@@ -249,18 +249,18 @@ impl<W: Write> ZeekDnsWriter<W> {
         let (qclass, qtype) = question
             .qclass_qtype
             .map_or((None, None), |(c, t)| (Some(c), Some(t)));
-        let qtype_name = question.rrtype.as_deref().map(|t| match t {
-            "ANY" => "*",
-            t => t,
+        let qtype_name = question.rrtype().map(|t| match t.0 {
+            255 => "*".into(),
+            _ => t.name(),
         });
         let rendered: Vec<_> = answer
-            .map(|(_, a)| a.answers.iter().filter(|rr| rr.rdata.is_some()).collect())
+            .map(|(_, a)| a.answers().filter(|rr| rr.rdata.is_some()).collect())
             .unwrap_or_default();
         let answers: Vec<String> = rendered
             .iter()
             .filter_map(|rr| {
-                let data = rr.rdata.as_deref()?;
-                Some(if rr.rrtype == "TXT" {
+                let data = rr.rdata?;
+                Some(if rr.rrtype == RrType(16) {
                     format!("TXT {} {data}", data.len())
                 } else {
                     data.to_owned()
@@ -283,14 +283,14 @@ impl<W: Write> ZeekDnsWriter<W> {
             Value::Str(proto),
             Value::Count(u64::from(msg.id)),
             rtt,
-            question.rrname.as_deref().map_or(Value::Unset, Value::Str),
+            question.rrname().map_or(Value::Unset, Value::Str),
             qclass.map_or(Value::Unset, |c| Value::Count(u64::from(c))),
             qclass_name.as_deref().map_or(Value::Unset, Value::Str),
             qtype.map_or(Value::Unset, |t| Value::Count(u64::from(t))),
-            qtype_name.map_or(Value::Unset, Value::Str),
+            qtype_name.as_deref().map_or(Value::Unset, Value::Str),
             rcode.map_or(Value::Unset, |c| Value::Count(u64::from(c))),
             answer
-                .and_then(|(_, a)| a.rcode.as_deref())
+                .and_then(|(_, a)| a.rcode())
                 .map_or(Value::Unset, Value::Str),
             bit(flags, 10),
             bit(flags, 9),
@@ -307,7 +307,7 @@ impl<W: Write> ZeekDnsWriter<W> {
             } else {
                 Value::SecsList(ttls)
             },
-            Value::Bool(rcode.is_some_and(|c| c != 0) && question.rrname.is_none()),
+            Value::Bool(rcode.is_some_and(|c| c != 0) && question.rrname().is_none()),
             Value::Count(u64::from(opcode)),
             Value::Str(&opcode_name),
         ];

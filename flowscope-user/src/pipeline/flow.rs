@@ -14,7 +14,7 @@ use crate::reassembly::{
 };
 use crate::session::{
     DatagramDriver, DatagramSession, FlowPorts, RecordSink, SessionDriver, SessionState, Side,
-    StopReason, StreamSession,
+    StopReason, StreamSession, Texts,
 };
 use crate::tracker::{EndReason, EventSink, FlowEvent, FlowRecord, FlowSide, FlowTracker};
 use crate::view::{PacketView, Timestamp};
@@ -189,7 +189,7 @@ impl<S: PipelineSink<FiveTupleKey>> RecordSink<L7Record> for Tag<'_, S> {
         self.sink.l7(self.flow, self.ts, record);
     }
 
-    fn spare_text(&mut self) -> String {
+    fn spare_text(&mut self) -> Texts {
         self.sink.spare_text()
     }
 }

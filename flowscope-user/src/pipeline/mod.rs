@@ -206,11 +206,11 @@ pub trait PipelineSink<K> {
     /// A record a session parser emitted for `flow`, at packet time `ts`.
     fn l7(&mut self, flow: &FlowRecord<K>, ts: Timestamp, record: L7Record);
 
-    /// An empty buffer for a parser's next record (see
+    /// Text storage for a parser's next record (see
     /// [`RecordSink::spare_text`](crate::session::RecordSink::spare_text)).
     /// Default: a new, unallocated one.
-    fn spare_text(&mut self) -> String {
-        String::new()
+    fn spare_text(&mut self) -> crate::session::Texts {
+        crate::session::Texts::default()
     }
 
     /// Reassembled bytes or a gap of one side of a TCP flow, in stream

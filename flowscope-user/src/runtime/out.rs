@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use crate::output::{Outputs, Record};
+use crate::session::Texts;
 
 /// What to do with a record when the ring is full.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,11 +29,11 @@ pub enum Backpressure {
     Wait,
 }
 
-/// Text buffers a worker keeps for its next L7 records, at most.
+/// Text storage a worker keeps for its next L7 records, at most.
 const SPARE_TEXTS: usize = 256;
 
-/// Largest text buffer worth handing back: bounds a worker's spares to
-/// `SPARE_TEXTS` × this (1 MiB).
+/// Largest text storage worth handing back ([`Texts::footprint`]): bounds
+/// a worker's spares to `SPARE_TEXTS` × this (1 MiB).
 const SPARE_TEXT_BYTES: usize = 4096;
 
 /// Takes a worker's records.
@@ -44,22 +45,22 @@ pub trait RecordOut: Send {
     )]
     fn push(&mut self, record: Record) -> Result<(), Record>;
 
-    /// The text buffer of a record already written, emptied, if one came
-    /// back; else a new, unallocated one.
-    fn spare_text(&mut self) -> String;
+    /// The text storage of a record already written, if one came back;
+    /// else a new, unallocated one.
+    fn spare_text(&mut self) -> Texts;
 }
 
 /// A worker's end of its way to the writer thread: records go out, the
 /// text buffers of written records come back.
 pub struct RecordRing {
     records: rtrb::Producer<Record>,
-    spares: rtrb::Consumer<String>,
+    spares: rtrb::Consumer<Texts>,
 }
 
 /// The writer's end of one [`RecordRing`].
 pub struct WriterEnd {
     records: rtrb::Consumer<Record>,
-    spares: rtrb::Producer<String>,
+    spares: rtrb::Producer<Texts>,
 }
 
 /// A ring of `capacity` records and the way back for their text buffers.
@@ -86,7 +87,7 @@ impl RecordOut for RecordRing {
             .map_err(|rtrb::PushError::Full(r)| r)
     }
 
-    fn spare_text(&mut self) -> String {
+    fn spare_text(&mut self) -> Texts {
         self.spares.pop().unwrap_or_default()
     }
 }
@@ -106,18 +107,17 @@ impl WriterEnd {
     }
 }
 
-/// A written record's text buffer, emptied, if it is worth keeping.
-fn spare(record: Record) -> Option<String> {
-    let mut text = record.into_buffer()?;
-    text.clear();
-    (text.capacity() > 0 && text.capacity() <= SPARE_TEXT_BYTES).then_some(text)
+/// A written record's text storage, if it is worth keeping.
+fn spare(record: Record) -> Option<Texts> {
+    let text = record.into_buffer()?;
+    (text.footprint() > 0 && text.footprint() <= SPARE_TEXT_BYTES).then_some(text)
 }
 
 /// Inline: the worker is the writer; written records' text buffers wait
 /// here for its next records.
 pub struct InlineOut {
     outputs: Outputs,
-    spares: Vec<String>,
+    spares: Vec<Texts>,
 }
 
 impl InlineOut {
@@ -147,7 +147,7 @@ impl RecordOut for InlineOut {
         Ok(())
     }
 
-    fn spare_text(&mut self) -> String {
+    fn spare_text(&mut self) -> Texts {
         self.spares.pop().unwrap_or_default()
     }
 }

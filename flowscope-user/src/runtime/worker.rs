@@ -18,6 +18,7 @@ use crate::output::{FlowHeader, Record};
 use crate::pipeline::{
     Carrier, FlowAnomaly, FlowSummary, Pipeline, PipelineConfig, PipelineCounters, PipelineSink,
 };
+use crate::session::Texts;
 use crate::tracker::{EndReason, FlowEvent, FlowRecord};
 use crate::view::{PacketView, Timestamp};
 
@@ -121,7 +122,7 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
         self.push(Record::L7 { header, ts, record });
     }
 
-    fn spare_text(&mut self) -> String {
+    fn spare_text(&mut self) -> Texts {
         self.out.spare_text()
     }
 

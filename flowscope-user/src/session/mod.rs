@@ -41,6 +41,7 @@
 mod driver;
 mod probe_window;
 pub mod recognise;
+mod texts;
 
 pub use driver::{
     DATAGRAM_PROBES, DatagramDriver, DatagramSession, DriverConfig, FlowPorts, MAX_PARSERS,
@@ -48,6 +49,8 @@ pub use driver::{
 };
 pub use probe_window::PROBE_WINDOW_BYTES;
 pub use recognise::{RecogniseFactory, Recognised};
+pub use texts::Texts;
+pub(crate) use texts::push_lossy;
 
 use crate::l7::L7Counters;
 use crate::view::Timestamp;
@@ -125,11 +128,11 @@ pub trait RecordSink<R> {
     /// Takes one record.
     fn emit(&mut self, record: R);
 
-    /// An empty buffer for the text of the next record: one a record
-    /// already written gave back, so that building a record allocates
-    /// nothing once buffers circulate. Default: a new, unallocated one.
-    fn spare_text(&mut self) -> String {
-        String::new()
+    /// Storage for the text of the next record: what a record already
+    /// written gave back, so that building a record allocates nothing once
+    /// they circulate. Default: a new, unallocated one.
+    fn spare_text(&mut self) -> Texts {
+        Texts::default()
     }
 }
 

@@ -60,29 +60,6 @@ fn rows(text: &str) -> Vec<Row> {
         .collect()
 }
 
-/// The numeric DNS type tshark prints for a type name.
-pub fn type_code(name: &str) -> String {
-    let code = match name {
-        "A" => 1,
-        "NS" => 2,
-        "CNAME" => 5,
-        "SOA" => 6,
-        "PTR" => 12,
-        "MX" => 15,
-        "TXT" => 16,
-        "AAAA" => 28,
-        "SRV" => 33,
-        "OPT" => 41,
-        "DS" => 43,
-        "RRSIG" => 46,
-        "NSEC" => 47,
-        "DNSKEY" => 48,
-        "ANY" => 255,
-        other => return other.trim_start_matches("TYPE").to_owned(),
-    };
-    code.to_string()
-}
-
 /// Matches tshark's `dns.tsv` rows of `pcap` with `left` (our records) by
 /// id, direction, name and type; checks answer counts and A/AAAA rdata.
 /// Returns (rows, rows we lack).
@@ -91,8 +68,8 @@ pub fn check_dns(pcap: &str, mut left: Vec<&DnsRecord>) -> (usize, usize) {
         (
             format!("0x{:04x}", r.id),
             r.kind == DnsKind::Answer,
-            r.rrname.clone().unwrap_or_default(),
-            type_code(r.rrtype.as_deref().unwrap_or_default()),
+            r.rrname().unwrap_or_default().to_owned(),
+            r.rrtype().map_or(String::new(), |t| t.0.to_string()),
         )
     };
     let rows = tsv(pcap, "dns.tsv");
@@ -112,7 +89,7 @@ pub fn check_dns(pcap: &str, mut left: Vec<&DnsRecord>) -> (usize, usize) {
         let r = left.swap_remove(at);
         if key.1 {
             assert_eq!(
-                r.answers.len().to_string(),
+                r.answers().len().to_string(),
                 row["dns.count.answers"],
                 "{pcap}: {key:?}"
             );
@@ -123,11 +100,10 @@ pub fn check_dns(pcap: &str, mut left: Vec<&DnsRecord>) -> (usize, usize) {
                 .chain(row["dns.aaaa"].split(','))
                 .collect();
             for a in r
-                .answers
-                .iter()
-                .filter(|a| a.rrtype == "A" || a.rrtype == "AAAA")
+                .answers()
+                .filter(|a| a.rrtype.name() == "A" || a.rrtype.name() == "AAAA")
             {
-                let rdata = a.rdata.as_deref().unwrap_or_default();
+                let rdata = a.rdata.unwrap_or_default();
                 assert!(
                     listed.contains(&rdata),
                     "{pcap}: {key:?}: {rdata} not in {listed:?}"

@@ -16,9 +16,9 @@ use crate::view::Timestamp;
 /// LLMNR announcements and answers often carry no question: with
 /// `answer_alone`, a message with only answers may be theirs, on their port.
 fn probe_message(msg: &[u8], answer_alone: bool) -> Probe {
-    match message::parse(msg) {
-        Ok(r) if r.rrname.is_some() => Probe::Certain,
-        Ok(r) if answer_alone && !r.answers.is_empty() => Probe::Unsure,
+    match message::shape(msg) {
+        Ok(m) if m.question => Probe::Certain,
+        Ok(m) if answer_alone && m.answers => Probe::Unsure,
         _ => Probe::NotForUs,
     }
 }

@@ -11,13 +11,15 @@
 mod factory;
 mod message;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::fmt;
 
 use serde::Serialize;
 
 pub use self::factory::{DnsFactory, DnsTcpFactory, LLMNR, MDNS};
 use super::carry::Carry;
-use crate::session::{RecordSink, Side};
+use crate::session::{RecordSink, Side, Texts};
 
 /// Query or answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -29,87 +31,229 @@ pub enum DnsKind {
     Answer,
 }
 
-/// One answer resource record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DnsAnswer {
+/// A resource record type, written as Suricata names it (`A`, `CNAME`,
+/// `TYPE99` for a type without a name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RrType(pub u16);
+
+impl RrType {
+    /// Its name, `None` for a type written `TYPE<n>`.
+    pub fn known(self) -> Option<&'static str> {
+        Some(match self.0 {
+            1 => "A",
+            2 => "NS",
+            5 => "CNAME",
+            6 => "SOA",
+            12 => "PTR",
+            13 => "HINFO",
+            15 => "MX",
+            16 => "TXT",
+            28 => "AAAA",
+            33 => "SRV",
+            35 => "NAPTR",
+            41 => "OPT",
+            43 => "DS",
+            46 => "RRSIG",
+            47 => "NSEC",
+            48 => "DNSKEY",
+            64 => "SVCB",
+            65 => "HTTPS",
+            255 => "ANY",
+            _ => return None,
+        })
+    }
+
+    /// Its name as written.
+    pub fn name(self) -> Cow<'static, str> {
+        self.known()
+            .map_or_else(|| Cow::Owned(self.to_string()), Cow::Borrowed)
+    }
+}
+
+impl fmt::Display for RrType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.known() {
+            Some(name) => f.write_str(name),
+            None => write!(f, "TYPE{}", self.0),
+        }
+    }
+}
+
+impl Serialize for RrType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.known() {
+            Some(name) => s.serialize_str(name),
+            None => s.collect_str(self),
+        }
+    }
+}
+
+/// One answer resource record, borrowed from its [`DnsRecord`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DnsAnswer<'a> {
     /// Owner name.
-    pub rrname: String,
-    /// Type name (`A`, `CNAME`, `TYPE99`).
-    pub rrtype: String,
+    pub rrname: &'a str,
+    /// Type.
+    pub rrtype: RrType,
     /// Time to live, in seconds.
     pub ttl: u32,
     /// Text form of the data, for the types listed in the module docs.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rdata: Option<String>,
+    pub rdata: Option<&'a str>,
 }
 
 /// The EVE DNS format version of [`DnsRecord`]: Suricata's version 2
 /// (one record per message, the first question's name and type at the top).
 pub const DNS_EVE_VERSION: u8 = 2;
 
-/// One DNS message, in Suricata EVE `dns` names (version 2 records: an
-/// answer carries the header flags as Suricata writes them, `flags` in hex
-/// and one boolean per flag that is set).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The field of a [`DnsRecord`]'s text holding the first question's name;
+/// [`ANSWER_FIELDS`] per answer follow it (name, rdata, type and TTL).
+const QUESTION: usize = 0;
+const ANSWER_FIELDS: usize = 3;
+
+/// One DNS message, serialised in Suricata EVE `dns` names (version 2
+/// records: an answer carries the header flags as Suricata writes them,
+/// `flags` in hex and one boolean per flag that is set).
+///
+/// Its names and rdata share one [`Texts`], taken from the sink's spares:
+/// a message costs no allocation once the writer stage hands them back.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsRecord {
-    /// [`DNS_EVE_VERSION`].
-    pub version: u8,
-    /// `query` or `answer`.
-    #[serde(rename = "type")]
+    texts: Texts,
+    /// `query` or `answer` (the QR bit).
     pub kind: DnsKind,
     /// Transaction ID.
     pub id: u16,
-    /// The header's flags field in lowercase hex, unpadded (answers only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub flags: Option<String>,
-    /// Response (answers only, when set).
-    #[serde(skip_serializing_if = "is_false")]
-    pub qr: bool,
-    /// Authoritative answer (answers only, when set).
-    #[serde(skip_serializing_if = "is_false")]
-    pub aa: bool,
-    /// Truncated (answers only, when set).
-    #[serde(skip_serializing_if = "is_false")]
-    pub tc: bool,
-    /// Recursion desired (answers only, when set).
-    #[serde(skip_serializing_if = "is_false")]
-    pub rd: bool,
-    /// Recursion available (answers only, when set).
-    #[serde(skip_serializing_if = "is_false")]
-    pub ra: bool,
-    /// The reserved Z bit (when set).
-    #[serde(skip_serializing_if = "is_false")]
-    pub z: bool,
-    /// Operation code (0: standard query).
-    pub opcode: u8,
-    /// Name of the first question.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rrname: Option<String>,
-    /// Type of the first question.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rrtype: Option<String>,
-    /// Response code name (`NOERROR`, `NXDOMAIN`), answers only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rcode: Option<String>,
-    /// The header's flags word (QR, opcode, AA, TC, RD, RA, Z, rcode), for
-    /// Zeek's dns.log (not in EVE).
-    #[serde(skip)]
+    /// The header's flags word (QR, opcode, AA, TC, RD, RA, Z, rcode).
     pub header_flags: u16,
     /// Class and type numbers of the first question (Zeek's `qclass`,
-    /// `qtype`; not in EVE).
-    #[serde(skip)]
+    /// `qtype`).
     pub qclass_qtype: Option<(u16, u16)>,
-    /// Answer section.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub answers: Vec<DnsAnswer>,
 }
 
-#[expect(
-    clippy::trivially_copy_pass_by_ref,
-    reason = "serde's skip_serializing_if passes a reference"
-)]
-fn is_false(b: &bool) -> bool {
-    !*b
+/// Response code name as Suricata writes it.
+fn rcode_name(rcode: u16) -> &'static str {
+    match rcode {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        6 => "YXDOMAIN",
+        7 => "YXRRSET",
+        8 => "NXRRSET",
+        9 => "NOTAUTH",
+        10 => "NOTZONE",
+        _ => "RESERVED",
+    }
+}
+
+impl DnsRecord {
+    /// An empty query record written into `texts`.
+    fn on(mut texts: Texts) -> Self {
+        texts.reset(QUESTION + 1);
+        Self {
+            texts,
+            kind: DnsKind::Query,
+            id: 0,
+            header_flags: 0,
+            qclass_qtype: None,
+        }
+    }
+
+    /// Name of the first question.
+    pub fn rrname(&self) -> Option<&str> {
+        self.texts.get(QUESTION)
+    }
+
+    /// Type of the first question.
+    pub fn rrtype(&self) -> Option<RrType> {
+        self.qclass_qtype.map(|(_, t)| RrType(t))
+    }
+
+    /// Operation code (0: standard query).
+    pub fn opcode(&self) -> u8 {
+        ((self.header_flags >> 11) & 0xf) as u8
+    }
+
+    /// Response code name (`NOERROR`, `NXDOMAIN`), answers only.
+    pub fn rcode(&self) -> Option<&'static str> {
+        (self.kind == DnsKind::Answer).then(|| rcode_name(self.header_flags & 0xf))
+    }
+
+    /// The answer section.
+    pub fn answers(&self) -> impl ExactSizeIterator<Item = DnsAnswer<'_>> {
+        let n = self.texts.len().saturating_sub(QUESTION + 1) / ANSWER_FIELDS;
+        (0..n).map(|i| {
+            let at = QUESTION + 1 + i * ANSWER_FIELDS;
+            let (rrtype, ttl) = self.texts.numbers(at + 2).unwrap_or_default();
+            DnsAnswer {
+                rrname: self.texts.get(at).unwrap_or_default(),
+                rrtype: RrType(rrtype as u16),
+                ttl,
+                rdata: self.texts.get(at + 1),
+            }
+        })
+    }
+
+    /// The storage its text was written into, for another record.
+    pub fn into_buffer(self) -> Texts {
+        self.texts
+    }
+}
+
+/// Suricata's order: version, type, id, an answer's flags, opcode, the
+/// question, rcode, answers.
+impl Serialize for DnsRecord {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("version", &DNS_EVE_VERSION)?;
+        map.serialize_entry("type", &self.kind)?;
+        map.serialize_entry("id", &self.id)?;
+        let flags = self.header_flags;
+        if self.kind == DnsKind::Answer {
+            map.serialize_entry("flags", &format_args!("{flags:x}"))?;
+            for (name, bit) in [
+                ("qr", 0x8000),
+                ("aa", 0x0400),
+                ("tc", 0x0200),
+                ("rd", 0x0100),
+                ("ra", 0x0080),
+            ] {
+                if flags & bit != 0 {
+                    map.serialize_entry(name, &true)?;
+                }
+            }
+        }
+        if flags & 0x0040 != 0 {
+            map.serialize_entry("z", &true)?;
+        }
+        map.serialize_entry("opcode", &self.opcode())?;
+        if let Some(name) = self.rrname() {
+            map.serialize_entry("rrname", name)?;
+        }
+        if let Some(t) = self.rrtype() {
+            map.serialize_entry("rrtype", &t)?;
+        }
+        if let Some(rcode) = self.rcode() {
+            map.serialize_entry("rcode", rcode)?;
+        }
+        if self.answers().len() > 0 {
+            map.serialize_entry("answers", &Answers(self))?;
+        }
+        map.end()
+    }
+}
+
+/// The answer section, serialised as a list.
+struct Answers<'a>(&'a DnsRecord);
+
+impl Serialize for Answers<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.answers())
+    }
 }
 
 /// Limits of one DNS parser.
@@ -195,7 +339,7 @@ struct Transactions {
 impl Transactions {
     /// Parses one message and emits its record.
     fn message(&mut self, msg: &[u8], out: &mut dyn RecordSink<DnsRecord>) {
-        let Ok(record) = message::parse(msg) else {
+        let Ok(record) = message::parse(msg, out.spare_text()) else {
             self.counters.malformed += 1;
             return;
         };

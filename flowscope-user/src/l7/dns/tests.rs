@@ -82,7 +82,7 @@ fn tcp_framing_at_every_split() {
     let steps: [(Side, &[u8]); 2] = [(C, &client), (S, &server)];
     let whole = crate::l7::splits::assert_split_invariant(&steps, run_tcp);
     assert_eq!(whole.len(), 3);
-    assert_eq!(whole[2].answers.len(), 8);
+    assert_eq!(whole[2].answers().len(), 8);
 }
 
 #[test]

@@ -36,8 +36,7 @@ use serde::Serialize;
 use self::body::{Body, BodyStep, Chunk};
 use self::head::{Framing, Parsed, Start};
 use super::carry::Carry;
-use super::text::Texts;
-use crate::session::{RecordSink, Side};
+use crate::session::{RecordSink, Side, Texts};
 
 /// A text field of an [`HttpRecord`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +70,12 @@ const HTTP_FIELDS: usize = HttpField::ResponseProtocol as usize + 1;
 
 /// One request/response exchange, in Suricata EVE `http` names.
 ///
-/// Its text fields ([`HttpField`]) share one buffer, taken from the sink's
-/// spares when the request is parsed: a record costs no allocation once
-/// the writer stage hands buffers back.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Its text fields ([`HttpField`]) share one [`Texts`], taken from the
+/// sink's spares when the request is parsed: a record costs no allocation
+/// once the writer stage hands them back.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRecord {
-    text: Texts<HTTP_FIELDS>,
+    text: Texts,
     /// The port the `Host` header names, if any.
     pub http_port: Option<u16>,
     /// Final response status; absent for an unanswered request.
@@ -91,12 +90,23 @@ pub struct HttpRecord {
     pub trans_depth: u32,
 }
 
+impl Default for HttpRecord {
+    fn default() -> Self {
+        Self::on(Texts::default())
+    }
+}
+
 impl HttpRecord {
-    /// A record with no field set, its text written into `buf`.
-    pub fn on(buf: String) -> Self {
+    /// A record with no field set, its text written into `text`.
+    pub fn on(mut text: Texts) -> Self {
+        text.reset(HTTP_FIELDS);
         Self {
-            text: Texts::on(buf),
-            ..Self::default()
+            text,
+            http_port: None,
+            status: None,
+            length: 0,
+            request_body_len: 0,
+            trans_depth: 0,
         }
     }
 
@@ -122,9 +132,9 @@ impl HttpRecord {
         self
     }
 
-    /// The buffer its text fields were written into, for another record.
-    pub fn into_buffer(self) -> String {
-        self.text.into_buffer()
+    /// The storage its text fields were written into, for another record.
+    pub fn into_buffer(self) -> Texts {
+        self.text
     }
 
     fn set_lossy(&mut self, field: HttpField, value: Option<&[u8]>) {

@@ -1,0 +1,278 @@
+//! [`Texts`]: the text fields of one record, back to back in one buffer.
+//!
+//! A record built on a [spare one](super::RecordSink::spare_text) costs no
+//! allocation once they circulate: the writer stage hands each record's
+//! `Texts` back to its worker after writing it.
+
+use std::convert::Infallible;
+use std::fmt;
+
+/// One field: where its text lies in the buffer, or two numbers.
+#[derive(Clone, Copy)]
+enum Slot {
+    Unset,
+    Text { start: u32, end: u32 },
+    Numbers(u32, u32),
+}
+
+/// What a new buffer reserves: a typical record's fields fit without
+/// growing it.
+const FIRST_CAPACITY: usize = 256;
+
+/// The fields of one record: a fixed number addressed by index (a record's
+/// named fields), then any number appended (a list, such as DNS answers).
+/// Text goes into one `String`; setting a field again appends its new value
+/// (the old bytes stay until [`reset`](Self::reset)).
+#[derive(Clone, Default)]
+pub struct Texts {
+    buf: String,
+    slots: Vec<Slot>,
+}
+
+impl Texts {
+    /// Empties it into `fields` unset fields, keeping its memory (reserved
+    /// at once if it has none).
+    pub fn reset(&mut self, fields: usize) {
+        self.buf.clear();
+        self.slots.clear();
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(FIRST_CAPACITY);
+        }
+        self.slots.resize(fields, Slot::Unset);
+    }
+
+    /// Bytes of memory it holds, text and fields.
+    pub fn footprint(&self) -> usize {
+        self.buf.capacity() + self.slots.capacity() * size_of::<Slot>()
+    }
+
+    /// How many fields it has.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True when it has no field.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Field `i`, if it is set to text.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        match self.slots.get(i)? {
+            Slot::Text { start, end } => self.buf.get(*start as usize..*end as usize),
+            Slot::Unset | Slot::Numbers(..) => None,
+        }
+    }
+
+    /// Field `i`, if it holds numbers ([`push_numbers`](Self::push_numbers)).
+    pub fn numbers(&self, i: usize) -> Option<(u32, u32)> {
+        match self.slots.get(i)? {
+            Slot::Numbers(a, b) => Some((*a, *b)),
+            Slot::Unset | Slot::Text { .. } => None,
+        }
+    }
+
+    /// Sets field `i` to `value`.
+    pub fn set(&mut self, i: usize, value: &str) {
+        let _ = self.set_with(i, |buf| {
+            buf.push_str(value);
+            Ok::<_, Infallible>(())
+        });
+    }
+
+    /// Sets field `i` to `value` read as UTF-8, each invalid sequence
+    /// replaced by U+FFFD (as [`String::from_utf8_lossy`]).
+    pub fn set_lossy(&mut self, i: usize, value: &[u8]) {
+        let _ = self.set_with(i, |buf| {
+            push_lossy(buf, value);
+            Ok::<_, Infallible>(())
+        });
+    }
+
+    /// Sets field `i` to the text `write` appends to the buffer; when
+    /// `write` fails, the field keeps its value.
+    ///
+    /// # Errors
+    ///
+    /// `write`'s error.
+    pub fn set_with<E>(
+        &mut self,
+        i: usize,
+        write: impl FnOnce(&mut String) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.buf.len();
+        write(&mut self.buf).inspect_err(|_| self.buf.truncate(start))?;
+        // Fields are small (bounded by the parsers' own limits), so a
+        // buffer never reaches 4 GiB; text that would is dropped and its
+        // field unset.
+        let slot = match (u32::try_from(start), u32::try_from(self.buf.len())) {
+            (Ok(start), Ok(end)) => Slot::Text { start, end },
+            _ => {
+                self.buf.truncate(start);
+                Slot::Unset
+            }
+        };
+        if let Some(s) = self.slots.get_mut(i) {
+            *s = slot;
+        }
+        Ok(())
+    }
+
+    /// Unsets field `i`.
+    pub fn unset(&mut self, i: usize) {
+        if let Some(s) = self.slots.get_mut(i) {
+            *s = Slot::Unset;
+        }
+    }
+
+    /// Appends a field set to the text `write` appends to the buffer; when
+    /// `write` fails, nothing is appended.
+    ///
+    /// # Errors
+    ///
+    /// `write`'s error.
+    pub fn push_with<E>(
+        &mut self,
+        write: impl FnOnce(&mut String) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.slots.push(Slot::Unset);
+        let result = self.set_with(self.slots.len() - 1, write);
+        if result.is_err() {
+            self.slots.pop();
+        }
+        result
+    }
+
+    /// Appends an unset field.
+    pub fn push_unset(&mut self) {
+        self.slots.push(Slot::Unset);
+    }
+
+    /// Appends a field holding two numbers instead of text.
+    pub fn push_numbers(&mut self, a: u32, b: u32) {
+        self.slots.push(Slot::Numbers(a, b));
+    }
+
+    fn fields(&self) -> impl Iterator<Item = Field<'_>> {
+        (0..self.len()).map(|i| match self.numbers(i) {
+            Some((a, b)) => Field::Numbers(a, b),
+            None => Field::Text(self.get(i)),
+        })
+    }
+}
+
+/// Appends `value` read as UTF-8, each invalid sequence replaced by U+FFFD.
+pub(crate) fn push_lossy(buf: &mut String, value: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(value) {
+        buf.push_str(text);
+        return;
+    }
+    for chunk in value.utf8_chunks() {
+        buf.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            buf.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+}
+
+/// A field by value, to compare and show.
+#[derive(Debug, PartialEq, Eq)]
+enum Field<'a> {
+    Text(Option<&'a str>),
+    Numbers(u32, u32),
+}
+
+/// Equal when every field is, whatever the buffer's layout.
+impl PartialEq for Texts {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields().eq(other.fields())
+    }
+}
+
+impl Eq for Texts {}
+
+impl fmt::Debug for Texts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.fields()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_independent_and_equal_by_value() {
+        let mut a = Texts::default();
+        a.reset(3);
+        a.set(2, "two");
+        a.set_lossy(0, b"z\xffe");
+        a.set(1, "");
+        assert_eq!(a.get(0), Some("z\u{fffd}e"));
+        assert_eq!(a.get(1), Some(""));
+        assert_eq!(a.get(2), Some("two"));
+        assert_eq!(a.get(3), None);
+        a.set(2, "deux");
+        a.unset(1);
+        let mut b = Texts {
+            buf: String::from("left over"),
+            slots: Vec::new(),
+        };
+        b.reset(3);
+        b.set_lossy(0, b"z\xffe");
+        b.set(2, "deux");
+        assert_eq!(a, b);
+        assert_eq!(
+            format!("{b:?}"),
+            "[Text(Some(\"z\u{fffd}e\")), Text(None), Text(Some(\"deux\"))]"
+        );
+        b.unset(0);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn appended_fields_follow_the_fixed_ones() {
+        let mut t = Texts::default();
+        t.reset(1);
+        t.push_with(|b| {
+            b.push_str("a.example");
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        assert_eq!(
+            t.push_with(|b| {
+                b.push_str("half written");
+                Err(())
+            }),
+            Err(())
+        );
+        t.push_unset();
+        t.push_numbers(28, 300);
+        t.set(0, "q");
+        assert_eq!(t.len(), 4);
+        assert_eq!(
+            (t.get(0), t.get(1), t.get(2), t.numbers(3)),
+            (Some("q"), Some("a.example"), None, Some((28, 300)))
+        );
+        assert_eq!((t.get(3), t.numbers(1)), (None, None));
+        let mut u = t.clone();
+        u.slots.pop();
+        u.push_numbers(28, 301);
+        assert_ne!(t, u);
+    }
+
+    #[test]
+    fn a_reused_one_keeps_its_memory() {
+        let mut a = Texts::default();
+        a.reset(2);
+        let ptr = a.buf.as_ptr();
+        let slots = a.slots.as_ptr();
+        a.set(0, "GET");
+        a.set(1, "/index.html");
+        let before = a.footprint();
+        a.reset(2);
+        assert_eq!(a.get(0), None);
+        assert_eq!((a.buf.as_ptr(), a.slots.as_ptr()), (ptr, slots));
+        assert_eq!(a.footprint(), before);
+    }
+}
