@@ -1,7 +1,7 @@
 //! Fingerprints that are the MD5 of a string (JA3, JA3S, HASSH,
-//! HASSH-server), and the lowercase hex the fingerprints are written in.
-
-use std::fmt::Write;
+//! HASSH-server), and the lowercase hex and decimal the fingerprints are
+//! written in (a table and `itoa`, not `core::fmt`: a TLS flow writes
+//! hundreds of numbers).
 
 use md5::{Digest, Md5};
 use serde::Serialize;
@@ -26,11 +26,47 @@ impl Md5Fingerprint {
     }
 }
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// `bytes` as lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
+    push_hex(&mut s, bytes);
     s
+}
+
+/// Appends `bytes` as lowercase hex.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    for &b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+}
+
+/// Appends `v` as four lowercase hex digits.
+pub(crate) fn push_hex_u16(out: &mut String, v: u16) {
+    push_hex(out, &v.to_be_bytes());
+}
+
+/// Appends `v` in decimal.
+pub(crate) fn push_dec(out: &mut String, v: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(v));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_written_as_core_fmt_writes_them() {
+        for v in (0..=u16::MAX).step_by(7).chain([u16::MAX]) {
+            let (mut h, mut d) = (String::new(), String::new());
+            push_hex_u16(&mut h, v);
+            push_dec(&mut d, v);
+            assert_eq!((h, d), (format!("{v:04x}"), v.to_string()));
+        }
+        let bytes: Vec<u8> = (0..=255).collect();
+        let want: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&bytes), want);
+    }
 }

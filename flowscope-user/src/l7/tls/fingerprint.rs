@@ -4,24 +4,32 @@
 //! GREASE values are left out of every list, as both specs say, except in
 //! the JA3 Suricata writes for QUIC ([`ja3_quic`]), which keeps them.
 
-use std::fmt::Write;
-
 use sha2::{Digest, Sha256};
 
 use super::hello::{ClientHello, ServerHello, is_grease};
-use crate::l7::fingerprint::{Md5Fingerprint, hex};
+use crate::l7::fingerprint::{Md5Fingerprint, hex, push_dec, push_hex_u16};
 
 /// A JA3 or JA3S fingerprint: the string and its MD5.
 pub type Ja3 = Md5Fingerprint;
 
-/// Dash-joined decimal values.
-fn join_dec(values: impl IntoIterator<Item = u16>) -> String {
-    let mut s = String::new();
-    for v in values {
-        if !s.is_empty() {
+/// Appends dash-joined decimal values.
+fn join_dec(s: &mut String, values: impl IntoIterator<Item = u16>) {
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
             s.push('-');
         }
-        let _ = write!(s, "{v}");
+        push_dec(s, v);
+    }
+}
+
+/// A JA3 string: the version, then each list dash-joined, all
+/// comma-separated.
+fn ja3_string<const N: usize>(version: u16, lists: [&mut dyn Iterator<Item = u16>; N]) -> String {
+    let mut s = String::with_capacity(256);
+    push_dec(&mut s, version);
+    for list in lists {
+        s.push(',');
+        join_dec(&mut s, list);
     }
     s
 }
@@ -33,13 +41,14 @@ fn no_grease(values: &[u16]) -> impl Iterator<Item = u16> + '_ {
 
 /// JA3 of a ClientHello.
 pub(super) fn ja3(ch: &ClientHello) -> Ja3 {
-    Ja3::of(format!(
-        "{},{},{},{},{}",
+    Ja3::of(ja3_string(
         ch.version,
-        join_dec(no_grease(&ch.ciphers)),
-        join_dec(no_grease(&ch.extensions)),
-        join_dec(no_grease(&ch.groups)),
-        join_dec(ch.point_formats.iter().map(|&f| u16::from(f))),
+        [
+            &mut no_grease(&ch.ciphers),
+            &mut no_grease(&ch.extensions),
+            &mut no_grease(&ch.groups),
+            &mut ch.point_formats.iter().map(|&f| u16::from(f)),
+        ],
     ))
 }
 
@@ -51,30 +60,32 @@ const QUIC_JA3_GREASE_EXTENSION: u16 = 0xfafa;
 /// (`rust/src/quic/frames.rs`): unlike [`ja3`], GREASE ciphers and groups
 /// stay in, and each GREASE extension is written as 64250.
 pub(in crate::l7) fn ja3_quic(ch: &ClientHello) -> Ja3 {
-    let extensions = ch.extensions.iter().map(|&e| {
+    let mut extensions = ch.extensions.iter().map(|&e| {
         if is_grease(e) {
             QUIC_JA3_GREASE_EXTENSION
         } else {
             e
         }
     });
-    Ja3::of(format!(
-        "{},{},{},{},{}",
+    Ja3::of(ja3_string(
         ch.version,
-        join_dec(ch.ciphers.iter().copied()),
-        join_dec(extensions),
-        join_dec(ch.groups.iter().copied()),
-        join_dec(ch.point_formats.iter().map(|&f| u16::from(f))),
+        [
+            &mut ch.ciphers.iter().copied(),
+            &mut extensions,
+            &mut ch.groups.iter().copied(),
+            &mut ch.point_formats.iter().map(|&f| u16::from(f)),
+        ],
     ))
 }
 
 /// JA3S of a ServerHello.
 pub(super) fn ja3s(sh: &ServerHello) -> Ja3 {
-    Ja3::of(format!(
-        "{},{},{}",
+    Ja3::of(ja3_string(
         sh.version,
-        sh.cipher,
-        join_dec(no_grease(&sh.extensions))
+        [
+            &mut std::iter::once(sh.cipher),
+            &mut no_grease(&sh.extensions),
+        ],
     ))
 }
 
@@ -99,17 +110,15 @@ fn hash12(values: &[u16], suffix: &str) -> String {
     if values.is_empty() {
         return "000000000000".to_owned();
     }
-    let mut s = String::new();
-    for v in values {
-        if !s.is_empty() {
+    let mut s = String::with_capacity(values.len() * 5 + suffix.len());
+    for (i, &v) in values.iter().enumerate() {
+        if i > 0 {
             s.push(',');
         }
-        let _ = write!(s, "{v:04x}");
+        push_hex_u16(&mut s, v);
     }
     s.push_str(suffix);
-    let mut h = hex(&Sha256::digest(s.as_bytes()));
-    h.truncate(12);
-    h
+    hex(&Sha256::digest(s.as_bytes())[..6])
 }
 
 /// The two ALPN characters of JA4's first part.
@@ -149,28 +158,29 @@ pub(in crate::l7) fn ja4(ch: &ClientHello, transport: char) -> String {
         .filter(|&e| !is_grease(e))
         .collect();
     let sni = if exts.contains(&0) { 'd' } else { 'i' };
-    let a = format!(
-        "{transport}{}{}{:02}{:02}{}",
-        version_code(version),
-        sni,
-        ciphers.len().min(99),
-        exts.len().min(99),
-        alpn_code(ch.alpn.first().map(String::as_str)),
-    );
+    let mut out = String::with_capacity(36);
+    out.push(transport);
+    out.push_str(version_code(version));
+    out.push(sni);
+    for n in [ciphers.len(), exts.len()] {
+        let n = n.min(99) as u8;
+        out.push(char::from(b'0' + n / 10));
+        out.push(char::from(b'0' + n % 10));
+    }
+    out.push_str(&alpn_code(ch.alpn.first().map(String::as_str)));
     ciphers.sort_unstable();
     let mut sorted: Vec<u16> = exts.into_iter().filter(|&e| e != 0 && e != 16).collect();
     sorted.sort_unstable();
-    let sigs: Vec<String> = ch
-        .signature_algorithms
-        .iter()
-        .map(|s| format!("{s:04x}"))
-        .collect();
-    let suffix = if sigs.is_empty() {
-        String::new()
-    } else {
-        format!("_{}", sigs.join(","))
-    };
-    format!("{a}_{}_{}", hash12(&ciphers, ""), hash12(&sorted, &suffix))
+    let mut suffix = String::with_capacity(ch.signature_algorithms.len() * 5);
+    for (i, &s) in ch.signature_algorithms.iter().enumerate() {
+        suffix.push(if i == 0 { '_' } else { ',' });
+        push_hex_u16(&mut suffix, s);
+    }
+    out.push('_');
+    out.push_str(&hash12(&ciphers, ""));
+    out.push('_');
+    out.push_str(&hash12(&sorted, &suffix));
+    out
 }
 
 #[cfg(test)]
