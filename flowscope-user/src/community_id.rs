@@ -16,6 +16,7 @@ use crate::extract::FiveTupleKey;
 use crate::extractor::Orientation;
 use crate::wire::icmp_counterpart;
 use base64::Engine;
+use sha1::{Digest, Sha1};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -108,22 +109,22 @@ impl CommunityId {
             (da, sa, dp, sp)
         };
 
-        let mut h = sha1_smol::Sha1::new();
-        h.update(&self.seed.to_be_bytes());
+        let mut h = Sha1::new();
+        h.update(self.seed.to_be_bytes());
         h.update(sa);
         h.update(da);
-        h.update(&[proto, 0]);
+        h.update([proto, 0]);
         if matches!(
             proto,
             IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP | IPPROTO_ICMP | IPPROTO_ICMPV6
         ) {
-            h.update(&sp.to_be_bytes());
-            h.update(&dp.to_be_bytes());
+            h.update(sp.to_be_bytes());
+            h.update(dp.to_be_bytes());
         }
         let mut out = [0u8; ID_LEN];
         out[..2].copy_from_slice(b"1:");
         base64::engine::general_purpose::STANDARD
-            .encode_slice(h.digest().bytes(), &mut out[2..])
+            .encode_slice(h.finalize(), &mut out[2..])
             .ok()?;
         Some(CommunityIdValue(out))
     }

@@ -4,6 +4,7 @@
 //! written as Suricata writes them: bytes in hex separated by colons,
 //! upper case for the serial, lower case for the fingerprint.
 
+use sha1::{Digest, Sha1};
 use x509_parser::parse_x509_certificate;
 use x509_parser::time::ASN1Time;
 
@@ -29,10 +30,7 @@ pub(super) fn parse(der: &[u8]) -> Option<CertInfo> {
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
         serial: hex_colons(cert.tbs_certificate.raw_serial(), b"0123456789ABCDEF"),
-        fingerprint: hex_colons(
-            &sha1_smol::Sha1::from(der).digest().bytes(),
-            b"0123456789abcdef",
-        ),
+        fingerprint: hex_colons(&Sha1::digest(der), b"0123456789abcdef"),
         not_before: utc(validity.not_before),
         not_after: utc(validity.not_after),
     })
