@@ -4,9 +4,8 @@
 //!   reassembly, HTTP parser) and the writer stage (EVE and Zeek's http.log
 //!   to files);
 //! - DNS queries and answers of one UDP flow (a resolver and its upstream)
-//!   go through a worker (tracker, DNS parser) and the EVE writer. Zeek's
-//!   dns.log is left out: its writer keeps each query until its answer
-//!   comes, and allocates for it.
+//!   go through a worker (tracker, DNS parser) and the writer stage (EVE
+//!   and Zeek's dns.log, which keeps each query until its answer).
 //!
 //! Each record's text storage returns to the worker once written: inline
 //! (`read --workers 1`) and through the record ring, whose writer end is
@@ -339,13 +338,29 @@ fn http_records_allocate_nothing_once_their_buffers_circulate() {
 
 #[test]
 fn dns_records_allocate_nothing_once_their_storage_circulates() {
-    let (counts, dirs) = allocations(Resolver::new, false, "dns");
+    let (counts, dirs) = allocations(Resolver::new, true, "dns");
     for dir in &dirs {
         let dir = dir.path();
         let total = 2 * (WARM + COUNTED) as usize;
         assert_eq!(lines_with(dir, "eve.json", "\"event_type\":\"dns\""), total);
-        // The last answer came out of reused storage intact.
+        // One dns.log row per query, each with its answer and TTLs.
         let last = WARM + COUNTED - 1;
+        assert_eq!(
+            lines_with(dir, "dns.log", ".example.org\t1\tC_INTERNET"),
+            total / 2
+        );
+        let log = std::fs::read_to_string(dir.join("dns.log")).unwrap();
+        let row = log
+            .lines()
+            .find(|l| l.contains(&format!("\thost{last}.example.org\t")))
+            .expect("the last query's row");
+        let tail = format!(
+            "\t1\tC_INTERNET\t1\tA\t0\tNOERROR\tF\tF\tT\tT\t0\t\
+edge.example.org,203.0.113.{}\t3600.000000,60.000000\tF\t0\tquery",
+            last % 251
+        );
+        assert!(row.ends_with(&tail), "{row}");
+        // The last answer came out of reused storage intact.
         let name = format!("host{last}.example.org");
         let dns = eve_record(dir, "dns", &format!("\"id\":{last},\"flags\""));
         assert_eq!(dns["rrname"], name.as_str());

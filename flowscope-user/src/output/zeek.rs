@@ -105,9 +105,9 @@ pub(super) enum Value<'a> {
     Bool(bool),
     /// A `set` or `vector` of strings: `,`-separated (a `,` inside an
     /// element escaped), `(empty)` when it has none.
-    Strs(Vec<String>),
+    Strs(&'a [String]),
     /// A `vector[interval]`.
-    SecsList(Vec<u64>),
+    SecsList(&'a [u64]),
     Unset,
 }
 
@@ -504,7 +504,7 @@ impl<W: Write> ZeekConnWriter<W> {
         local: Option<[bool; 2]>,
         parent: Option<&FlowHeader>,
     ) -> io::Result<()> {
-        let parent = parent.map(|p| vec![uid(p)]);
+        let parent = parent.map(uid);
         let (o, r) = (
             flow.side(FlowSide::Initiator),
             flow.side(FlowSide::Responder),
@@ -543,7 +543,9 @@ impl<W: Write> ZeekConnWriter<W> {
             Value::Count(o.ip_bytes),
             Value::Count(r.packets),
             Value::Count(r.ip_bytes),
-            parent.map_or(Value::Unset, Value::Strs),
+            parent
+                .as_ref()
+                .map_or(Value::Unset, |p| Value::Strs(std::slice::from_ref(p))),
             Value::Count(u64::from(flow.l4.number())),
         ];
         self.write_conn(flow.start(), &FlowHeader::of(flow), &rest)
@@ -562,7 +564,7 @@ impl<W: Write, K> ZeekLog<W, K> {
                 Value::Count(n) => json::uint(&mut self.line, *n),
                 Value::Secs(us) => secs(&mut self.line, *us),
                 Value::Bool(b) => self.line.push(if *b { b'T' } else { b'F' }),
-                Value::Strs(v) if v.is_empty() => self.line.extend_from_slice(b"(empty)"),
+                Value::Strs([]) => self.line.extend_from_slice(b"(empty)"),
                 Value::Strs(v) => {
                     for (i, s) in v.iter().enumerate() {
                         if i > 0 {
@@ -571,7 +573,7 @@ impl<W: Write, K> ZeekLog<W, K> {
                         escape(&mut self.line, s, b',');
                     }
                 }
-                Value::SecsList(v) if v.is_empty() => self.line.extend_from_slice(b"(empty)"),
+                Value::SecsList([]) => self.line.extend_from_slice(b"(empty)"),
                 Value::SecsList(v) => {
                     for (i, us) in v.iter().enumerate() {
                         if i > 0 {

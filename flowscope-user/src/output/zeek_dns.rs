@@ -16,6 +16,7 @@
 //! record's strings joined, where Zeek writes each string that way).
 //! `rejected` is Zeek's rule: an answer with an error code and no question.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 
@@ -76,6 +77,10 @@ const TYPES: [&str; 20] = [
 /// Most unanswered queries kept per flow.
 pub const MAX_PENDING: usize = 64;
 
+/// Records of written queries kept for the next ones (their storage
+/// reused), at most.
+const SPARE_QUERIES: usize = 64;
+
 super::zeek::log_kind!(Dns, "dns");
 
 /// A query waiting for its answer.
@@ -86,15 +91,23 @@ struct Pending {
     query: DnsRecord,
 }
 
-/// Writes dns.log records to `W`, pairing queries with answers.
+/// Writes dns.log records to `W`, pairing queries with answers. Once a
+/// flow's queue and the spare records exist, a row allocates nothing: a
+/// query is copied into a written one's storage, and a row's answers are
+/// written into strings kept from the last row.
 #[derive(Debug)]
 pub struct ZeekDnsWriter<W: Write> {
     log: ZeekLog<W, Dns>,
     pending: HashMap<u64, VecDeque<Pending>>,
+    spare: Vec<DnsRecord>,
+    /// A row's `answers` and `TTLs`; `answers` holds strings beyond the
+    /// row's, kept for their memory.
+    answers: Vec<String>,
+    ttls: Vec<u64>,
 }
 
 /// Zeek's `classes` names.
-fn qclass_name(c: u16) -> String {
+fn qclass_name(c: u16) -> Cow<'static, str> {
     match c {
         1 => "C_INTERNET".into(),
         2 => "C_CSNET".into(),
@@ -102,19 +115,19 @@ fn qclass_name(c: u16) -> String {
         4 => "C_HESIOD".into(),
         254 => "C_NONE".into(),
         255 => "C_ANY".into(),
-        n => format!("qclass-{n}"),
+        n => format!("qclass-{n}").into(),
     }
 }
 
 /// Zeek's `opcodes` names.
-fn opcode_name(op: u16) -> String {
+fn opcode_name(op: u16) -> Cow<'static, str> {
     match op {
         0 => "query".into(),
         1 => "inverse-query".into(),
         2 => "status".into(),
         4 => "notify".into(),
         5 => "dynamic-update".into(),
-        n => format!("opcode-{n}"),
+        n => format!("opcode-{n}").into(),
     }
 }
 
@@ -133,6 +146,9 @@ impl<W: Write> ZeekDnsWriter<W> {
         Ok(Self {
             log: ZeekLog::new(out, format)?,
             pending: HashMap::new(),
+            spare: Vec::new(),
+            answers: Vec::new(),
+            ttls: Vec::new(),
         })
     }
 
@@ -146,6 +162,13 @@ impl<W: Write> ZeekDnsWriter<W> {
     pub fn write_dns(&mut self, flow: &FlowHeader, ts: Timestamp, r: &DnsRecord) -> io::Result<()> {
         match r.kind {
             DnsKind::Query => {
+                let query = match self.spare.pop() {
+                    Some(mut q) => {
+                        q.clone_from(r);
+                        q
+                    }
+                    None => r.clone(),
+                };
                 let queue = self.pending.entry(flow.flow_id).or_default();
                 let evicted = if queue.len() >= MAX_PENDING {
                     queue.pop_front()
@@ -155,9 +178,9 @@ impl<W: Write> ZeekDnsWriter<W> {
                 queue.push_back(Pending {
                     header: *flow,
                     ts,
-                    query: r.clone(),
+                    query,
                 });
-                evicted.map_or(Ok(()), |p| self.row(&p.header, p.ts, Some(&p.query), None))
+                evicted.map_or(Ok(()), |p| self.written(p, None))
             }
             DnsKind::Answer => {
                 let query = self.pending.get_mut(&flow.flow_id).and_then(|q| {
@@ -165,11 +188,28 @@ impl<W: Write> ZeekDnsWriter<W> {
                     q.remove(at)
                 });
                 match query {
-                    Some(p) => self.row(flow, p.ts, Some(&p.query), Some((ts, r))),
+                    Some(p) => self.written(p, Some((flow, ts, r))),
                     None => self.row(flow, ts, None, Some((ts, r))),
                 }
             }
         }
+    }
+
+    /// Writes the row of pending query `p`, answered by `answer` of the
+    /// flow it names, if any; keeps its record for the next query.
+    fn written(
+        &mut self,
+        p: Pending,
+        answer: Option<(&FlowHeader, Timestamp, &DnsRecord)>,
+    ) -> io::Result<()> {
+        let result = match answer {
+            Some((flow, at, a)) => self.row(flow, p.ts, Some(&p.query), Some((at, a))),
+            None => self.row(&p.header, p.ts, Some(&p.query), None),
+        };
+        if self.spare.len() < SPARE_QUERIES {
+            self.spare.push(p.query);
+        }
+        result
     }
 
     /// The flow ended: its unanswered queries are written.
@@ -179,7 +219,7 @@ impl<W: Write> ZeekDnsWriter<W> {
     /// The underlying writer's I/O error.
     pub fn flow_ended(&mut self, flow_id: u64) -> io::Result<()> {
         for p in self.pending.remove(&flow_id).unwrap_or_default() {
-            self.row(&p.header, p.ts, Some(&p.query), None)?;
+            self.written(p, None)?;
         }
         Ok(())
     }
@@ -253,24 +293,25 @@ impl<W: Write> ZeekDnsWriter<W> {
             255 => "*".into(),
             _ => t.name(),
         });
-        let rendered: Vec<_> = answer
-            .map(|(_, a)| a.answers().filter(|rr| rr.rdata.is_some()).collect())
-            .unwrap_or_default();
-        let answers: Vec<String> = rendered
-            .iter()
-            .filter_map(|rr| {
-                let data = rr.rdata?;
-                Some(if rr.rrtype == RrType(16) {
-                    format!("TXT {} {data}", data.len())
-                } else {
-                    data.to_owned()
-                })
-            })
-            .collect();
-        let ttls: Vec<u64> = rendered
-            .iter()
-            .map(|rr| u64::from(rr.ttl) * 1_000_000)
-            .collect();
+        let (mut n, ttls) = (0, &mut self.ttls);
+        ttls.clear();
+        for rr in answer.into_iter().flat_map(|(_, a)| a.answers()) {
+            let Some(data) = rr.rdata else { continue };
+            if n == self.answers.len() {
+                self.answers.push(String::new());
+            }
+            let text = &mut self.answers[n];
+            text.clear();
+            if rr.rrtype == RrType(16) {
+                text.push_str("TXT ");
+                text.push_str(itoa::Buffer::new().format(data.len()));
+                text.push(' ');
+            }
+            text.push_str(data);
+            ttls.push(u64::from(rr.ttl) * 1_000_000);
+            n += 1;
+        }
+        let answers = &self.answers[..n];
         let rcode = answer.map(|_| flags & 0xf);
         let opcode = (flags >> 11) & 0xf;
         let proto = if flow.l4 == L4Proto::Tcp {

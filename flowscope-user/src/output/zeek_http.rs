@@ -118,7 +118,7 @@ impl<W: Write> ZeekHttpWriter<W> {
             Value::text(r.status_msg()),
             Value::Unset,
             Value::Unset,
-            Value::Strs(Vec::new()),
+            Value::Strs(&[]),
             Value::Unset,
             Value::Unset,
             Value::Unset,

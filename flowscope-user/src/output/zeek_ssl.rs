@@ -125,7 +125,7 @@ impl<W: Write> ZeekSslWriter<W> {
             if r.cert_chain_fps.is_empty() {
                 Value::Unset
             } else {
-                Value::Strs(r.cert_chain_fps.clone())
+                Value::Strs(&r.cert_chain_fps)
             },
             Value::Unset,
             Value::Unset,

@@ -23,10 +23,25 @@ const FIRST_CAPACITY: usize = 256;
 /// named fields), then any number appended (a list, such as DNS answers).
 /// Text goes into one `String`; setting a field again appends its new value
 /// (the old bytes stay until [`reset`](Self::reset)).
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Texts {
     buf: String,
     slots: Vec<Slot>,
+}
+
+/// `clone_from` reuses the target's memory.
+impl Clone for Texts {
+    fn clone(&self) -> Self {
+        Self {
+            buf: self.buf.clone(),
+            slots: self.slots.clone(),
+        }
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.buf.clone_from(&source.buf);
+        self.slots.clone_from(&source.slots);
+    }
 }
 
 impl Texts {

@@ -117,7 +117,7 @@ const ANSWER_FIELDS: usize = 3;
 ///
 /// Its names and rdata share one [`Texts`], taken from the sink's spares:
 /// a message costs no allocation once the writer stage hands them back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct DnsRecord {
     texts: Texts,
     /// `query` or `answer` (the QR bit).
@@ -129,6 +129,23 @@ pub struct DnsRecord {
     /// Class and type numbers of the first question (Zeek's `qclass`,
     /// `qtype`).
     pub qclass_qtype: Option<(u16, u16)>,
+}
+
+/// `clone_from` reuses the target's storage.
+impl Clone for DnsRecord {
+    fn clone(&self) -> Self {
+        let mut copy = Self::on(Texts::default());
+        copy.clone_from(self);
+        copy
+    }
+
+    fn clone_from(&mut self, source: &Self) {
+        self.texts.clone_from(&source.texts);
+        self.kind = source.kind;
+        self.id = source.id;
+        self.header_flags = source.header_flags;
+        self.qclass_qtype = source.qclass_qtype;
+    }
 }
 
 /// Response code name as Suricata writes it.
