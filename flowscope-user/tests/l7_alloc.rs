@@ -3,9 +3,12 @@
 //! - HTTP exchanges of a kept-alive connection go through a worker (tracker,
 //!   reassembly, HTTP parser) and the writer stage (EVE and Zeek's http.log
 //!   to files);
-//! - DNS queries and answers of one UDP flow (a resolver and its upstream)
-//!   go through a worker (tracker, DNS parser) and the writer stage (EVE
-//!   and Zeek's dns.log, which keeps each query until its answer).
+//! - DNS queries and answers go through a worker (tracker, DNS parser) and
+//!   the writer stage (EVE and Zeek's dns.log, which keeps each query until
+//!   its answer), on one UDP flow (a resolver and its upstream) and as one
+//!   flow per query (a client's stub resolver: every query from a new
+//!   port, flows ending by their idle timeout as new ones start, so their
+//!   parsers, records and log rows are reused).
 //!
 //! Each record's text storage returns to the worker once written: inline
 //! (`read --workers 1`) and through the record ring, whose writer end is
@@ -162,21 +165,40 @@ fn dns(i: u32, answer: bool) -> Vec<u8> {
     m
 }
 
-/// A resolver's queries to its upstream and their answers, one UDP flow;
-/// every frame built before the worker sees one.
+/// Queries and their answers, every frame built before the worker sees
+/// one: all on one UDP flow, or each from a port of its own, a second
+/// after the last (the UDP idle timeout is 60 s).
 struct Resolver {
     frames: Vec<[Vec<u8>; 2]>,
     clock: u64,
+    /// Between two exchanges.
+    step: u64,
 }
 
+/// The client port of the one flow.
+const CLIENT_PORT: u16 = 40_002;
+
 impl Resolver {
-    fn new() -> Self {
+    fn one_flow() -> Self {
+        Self::new(false)
+    }
+
+    fn flow_per_query() -> Self {
+        Self::new(true)
+    }
+
+    fn new(flow_per_query: bool) -> Self {
         let frame = |i: u32, answer: bool| {
             let msg = dns(i, answer);
-            let (src, dst, sport, dport) = if answer {
-                (v4b(53), v4a(10), 53, 40_002)
+            let port = if flow_per_query {
+                CLIENT_PORT.wrapping_add(i as u16)
             } else {
-                (v4a(10), v4b(53), 40_002, 53)
+                CLIENT_PORT
+            };
+            let (src, dst, sport, dport) = if answer {
+                (v4b(53), v4a(10), 53, port)
+            } else {
+                (v4a(10), v4b(53), port, 53)
             };
             cat(&[
                 &eth(&[], 0x0800),
@@ -190,6 +212,7 @@ impl Resolver {
                 .map(|i| [frame(i, false), frame(i, true)])
                 .collect(),
             clock: T0,
+            step: if flow_per_query { 1_000_000_000 } else { 0 },
         }
     }
 }
@@ -198,6 +221,7 @@ impl Traffic for Resolver {
     fn start<O: RecordOut>(&mut self, _w: &mut FlowWorker<FiveTuple, O>) {}
 
     fn exchange<O: RecordOut>(&mut self, w: &mut FlowWorker<FiveTuple, O>, i: u32) {
+        self.clock += self.step;
         for f in &self.frames[i as usize] {
             feed(w, f, &mut self.clock);
         }
@@ -338,8 +362,34 @@ fn http_records_allocate_nothing_once_their_buffers_circulate() {
 
 #[test]
 fn dns_records_allocate_nothing_once_their_storage_circulates() {
-    let (counts, dirs) = allocations(Resolver::new, true, "dns");
+    let (counts, dirs) = allocations(Resolver::one_flow, true, "dns");
+    check_dns(&dirs);
+    assert_eq!(
+        counts,
+        (0, 0),
+        "allocations over {COUNTED} DNS queries and answers (inline, through the ring)"
+    );
+}
+
+#[test]
+fn dns_flows_allocate_nothing_once_their_parsers_circulate() {
+    let (counts, dirs) = allocations(Resolver::flow_per_query, true, "dns-flows");
+    check_dns(&dirs);
     for dir in &dirs {
+        // The flows that timed out are in conn.log and EVE.
+        assert!(lines_with(dir.path(), "conn.log", "\tudp\tdns\t") > COUNTED as usize);
+    }
+    assert_eq!(
+        counts,
+        (0, 0),
+        "allocations over {COUNTED} DNS flows of one query each (inline, through the ring)"
+    );
+}
+
+/// What both DNS tests wrote: every query and answer in EVE, one dns.log
+/// row per query with its answer, the last ones intact.
+fn check_dns(dirs: &[TempDir; 2]) {
+    for dir in dirs {
         let dir = dir.path();
         let total = 2 * (WARM + COUNTED) as usize;
         assert_eq!(lines_with(dir, "eve.json", "\"event_type\":\"dns\""), total);
@@ -373,9 +423,4 @@ edge.example.org,203.0.113.{}\t3600.000000,60.000000\tF\t0\tquery",
             ])
         );
     }
-    assert_eq!(
-        counts,
-        (0, 0),
-        "allocations over {COUNTED} DNS queries and answers (inline, through the ring)"
-    );
 }

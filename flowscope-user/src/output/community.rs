@@ -34,8 +34,22 @@ impl FlowIds {
 }
 
 /// Flow IDs by the tracker's flow ID. See the [module docs](self).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct FlowIdCache(HashMap<u64, FlowIds, ahash::RandomState>);
+
+/// Flows with records to come the cache holds without growing: as flows
+/// come and go, a map that only just holds them grows once more when the
+/// places removed entries leave run out; from this size on it reuses them.
+pub(super) const FLOWS_WITHOUT_GROWING: usize = 1024;
+
+impl Default for FlowIdCache {
+    fn default() -> Self {
+        Self(HashMap::with_capacity_and_hasher(
+            FLOWS_WITHOUT_GROWING,
+            ahash::RandomState::default(),
+        ))
+    }
+}
 
 impl FlowIdCache {
     /// The IDs of `record`'s flow (`None` for records of no flow).

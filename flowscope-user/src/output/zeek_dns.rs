@@ -20,6 +20,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Write};
 
+use super::community::FLOWS_WITHOUT_GROWING;
 use super::record::FlowHeader;
 use super::zeek::{Value, ZeekLog};
 use crate::extractor::L4Proto;
@@ -78,8 +79,8 @@ const TYPES: [&str; 20] = [
 pub const MAX_PENDING: usize = 64;
 
 /// Records of written queries kept for the next ones (their storage
-/// reused), at most.
-const SPARE_QUERIES: usize = 64;
+/// reused), and queues of ended flows kept for new flows, at most.
+const SPARES: usize = 64;
 
 super::zeek::log_kind!(Dns, "dns");
 
@@ -91,15 +92,17 @@ struct Pending {
     query: DnsRecord,
 }
 
-/// Writes dns.log records to `W`, pairing queries with answers. Once a
-/// flow's queue and the spare records exist, a row allocates nothing: a
-/// query is copied into a written one's storage, and a row's answers are
-/// written into strings kept from the last row.
+/// Writes dns.log records to `W`, pairing queries with answers. Once spare
+/// records and queues exist, a row allocates nothing: a query is copied
+/// into a written one's storage, a new flow's queue is one an ended flow
+/// left, and a row's answers are written into strings kept from the last
+/// row.
 #[derive(Debug)]
 pub struct ZeekDnsWriter<W: Write> {
     log: ZeekLog<W, Dns>,
     pending: HashMap<u64, VecDeque<Pending>>,
     spare: Vec<DnsRecord>,
+    spare_queues: Vec<VecDeque<Pending>>,
     /// A row's `answers` and `TTLs`; `answers` holds strings beyond the
     /// row's, kept for their memory.
     answers: Vec<String>,
@@ -145,8 +148,9 @@ impl<W: Write> ZeekDnsWriter<W> {
     pub fn new(out: W, format: super::zeek::ZeekFormat) -> io::Result<Self> {
         Ok(Self {
             log: ZeekLog::new(out, format)?,
-            pending: HashMap::new(),
+            pending: HashMap::with_capacity(FLOWS_WITHOUT_GROWING),
             spare: Vec::new(),
+            spare_queues: Vec::new(),
             answers: Vec::new(),
             ttls: Vec::new(),
         })
@@ -169,7 +173,10 @@ impl<W: Write> ZeekDnsWriter<W> {
                     }
                     None => r.clone(),
                 };
-                let queue = self.pending.entry(flow.flow_id).or_default();
+                let queue = self
+                    .pending
+                    .entry(flow.flow_id)
+                    .or_insert_with(|| self.spare_queues.pop().unwrap_or_default());
                 let evicted = if queue.len() >= MAX_PENDING {
                     queue.pop_front()
                 } else {
@@ -206,7 +213,7 @@ impl<W: Write> ZeekDnsWriter<W> {
             Some((flow, at, a)) => self.row(flow, p.ts, Some(&p.query), Some((at, a))),
             None => self.row(&p.header, p.ts, Some(&p.query), None),
         };
-        if self.spare.len() < SPARE_QUERIES {
+        if self.spare.len() < SPARES {
             self.spare.push(p.query);
         }
         result
@@ -218,8 +225,14 @@ impl<W: Write> ZeekDnsWriter<W> {
     ///
     /// The underlying writer's I/O error.
     pub fn flow_ended(&mut self, flow_id: u64) -> io::Result<()> {
-        for p in self.pending.remove(&flow_id).unwrap_or_default() {
+        let Some(mut queue) = self.pending.remove(&flow_id) else {
+            return Ok(());
+        };
+        while let Some(p) = queue.pop_front() {
             self.written(p, None)?;
+        }
+        if self.spare_queues.len() < SPARES {
+            self.spare_queues.push(queue);
         }
         Ok(())
     }

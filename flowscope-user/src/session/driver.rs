@@ -284,7 +284,7 @@ impl<R> std::fmt::Debug for StreamSession<R> {
 }
 
 /// Parsers kept for reuse per factory, at most (see
-/// [`SessionParser::reset`]).
+/// [`SessionParser::reset`] and [`DatagramParser::reset`]).
 const SPARE_PARSERS: usize = 64;
 
 /// Picks and feeds a [`SessionParser`] per TCP flow.
@@ -724,6 +724,8 @@ impl<R> std::fmt::Debug for DatagramSession<R> {
 /// help); otherwise up to [`DATAGRAM_PROBES`] datagrams are probed.
 pub struct DatagramDriver<R> {
     factories: Vec<Box<dyn DatagramParserFactory<R>>>,
+    /// Parsers of ended flows, reset, by factory.
+    spares: Vec<Vec<Box<dyn DatagramParser<R>>>>,
     config: DriverConfig,
     counters: SessionCounters,
 }
@@ -733,6 +735,7 @@ impl<R> DatagramDriver<R> {
     pub fn new(config: DriverConfig) -> Self {
         Self {
             factories: Vec::new(),
+            spares: Vec::new(),
             config,
             counters: SessionCounters::with_parsers(0),
         }
@@ -748,7 +751,9 @@ impl<R> DatagramDriver<R> {
         &mut self,
         factory: Box<dyn DatagramParserFactory<R>>,
     ) -> Result<usize, TooManyParsers> {
-        register(&mut self.factories, &mut self.counters, factory)
+        let index = register(&mut self.factories, &mut self.counters, factory)?;
+        self.spares.push(Vec::new());
+        Ok(index)
     }
 
     /// Names of the registered parsers, in counter order.
@@ -802,7 +807,10 @@ impl<R> DatagramDriver<R> {
             match selection {
                 Selection::Chosen(factory) => {
                     self.counters.flows_detected[factory] += 1;
-                    let parser = self.factories[factory].new_parser();
+                    let parser = match self.spares[factory].pop() {
+                        Some(p) => p,
+                        None => self.factories[factory].new_parser(),
+                    };
                     session.state = DatagramState::Parsing { parser, factory };
                 }
                 Selection::NoParser
@@ -824,20 +832,13 @@ impl<R> DatagramDriver<R> {
         let factory = *factory;
         if session.fed_bytes >= self.config.budget_bytes {
             parser.on_end(ts, sink);
-            parser.flush_counters(&mut self.counters.parsers);
             self.counters.budget_exhausted[factory] += 1;
-            session.state = DatagramState::Stopped {
-                reason: StopReason::BudgetExhausted,
-                factory: Some(factory),
-            };
+            self.stop(session, StopReason::BudgetExhausted);
             return;
         }
         let status = parser.on_datagram(side, payload, ts, sink);
         session.fed_bytes += payload.len() as u64;
         self.counters.bytes_parsed[factory] += payload.len() as u64;
-        if status != ParseStatus::Continue {
-            parser.flush_counters(&mut self.counters.parsers);
-        }
         let reason = match status {
             ParseStatus::Continue => return,
             ParseStatus::Done => StopReason::Done,
@@ -846,10 +847,28 @@ impl<R> DatagramDriver<R> {
                 StopReason::ParseError
             }
         };
-        session.state = DatagramState::Stopped {
+        self.stop(session, reason);
+    }
+
+    /// Stops a parsing session for `reason`: its parser's counters are
+    /// added up, and a parser that resets is kept for another flow.
+    fn stop(&mut self, session: &mut DatagramSession<R>, reason: StopReason) {
+        let DatagramState::Parsing { factory, .. } = session.state else {
+            return;
+        };
+        let stopped = DatagramState::Stopped {
             reason,
             factory: Some(factory),
         };
+        if let DatagramState::Parsing { mut parser, .. } =
+            std::mem::replace(&mut session.state, stopped)
+        {
+            parser.flush_counters(&mut self.counters.parsers);
+            let spares = &mut self.spares[factory];
+            if spares.len() < SPARE_PARSERS && parser.reset() {
+                spares.push(parser);
+            }
+        }
     }
 
     /// The flow ends: lets the parser flush and frees it.
@@ -859,20 +878,22 @@ impl<R> DatagramDriver<R> {
         ts: Timestamp,
         sink: &mut dyn RecordSink<R>,
     ) {
-        let (reason, factory) = match &mut session.state {
+        let reason = match &mut session.state {
             DatagramState::Stopped { .. } => return,
-            DatagramState::Probing { probes: 0, .. } => (StopReason::NoPayload, None),
+            DatagramState::Probing { probes: 0, .. } => StopReason::NoPayload,
             DatagramState::Probing { .. } => {
                 self.counters.flows_undetected += 1;
-                (StopReason::NoParser, None)
+                StopReason::NoParser
             }
-            DatagramState::Parsing { parser, factory } => {
+            DatagramState::Parsing { parser, .. } => {
                 parser.on_end(ts, sink);
-                parser.flush_counters(&mut self.counters.parsers);
-                (StopReason::Ended, Some(*factory))
+                return self.stop(session, StopReason::Ended);
             }
         };
-        session.state = DatagramState::Stopped { reason, factory };
+        session.state = DatagramState::Stopped {
+            reason,
+            factory: None,
+        };
     }
 }
 

@@ -209,9 +209,16 @@ pub trait DatagramParser<R>: Send {
     }
 
     /// Adds what this parser counted into `into`. The driver calls it
-    /// exactly once, right before dropping the parser. Default: nothing.
+    /// exactly once, right before dropping (or [resetting](Self::reset))
+    /// the parser. Default: nothing.
     fn flush_counters(&mut self, into: &mut L7Counters) {
         let _ = into;
+    }
+
+    /// As [`SessionParser::reset`]: makes this parser a fresh one, keeping
+    /// its memory, for another flow; false when it cannot. Default: false.
+    fn reset(&mut self) -> bool {
+        false
     }
 }
 

@@ -42,6 +42,11 @@ impl<R: From<DnsRecord>> DatagramParser<R> for DnsParser {
     fn flush_counters(&mut self, into: &mut L7Counters) {
         into.dns.add(self.counters());
     }
+
+    fn reset(&mut self) -> bool {
+        DnsParser::reset(self);
+        true
+    }
 }
 
 impl<R: From<DnsRecord>> SessionParser<R> for DnsParser {
@@ -80,6 +85,11 @@ impl<R: From<DnsRecord>> SessionParser<R> for DnsParser {
 
     fn flush_counters(&mut self, into: &mut L7Counters) {
         into.dns.add(self.counters());
+    }
+
+    fn reset(&mut self) -> bool {
+        DnsParser::reset(self);
+        true
     }
 }
 

@@ -411,6 +411,17 @@ impl DnsParser {
         }
     }
 
+    /// Makes it a new parser with the same limits, keeping its memory.
+    pub fn reset(&mut self) {
+        self.tx.pending.clear();
+        self.tx.counters = DnsCounters::default();
+        for f in &mut self.tcp {
+            f.carry.clear();
+            f.skip = 0;
+            f.active = true;
+        }
+    }
+
     /// Counters of this flow so far.
     pub fn counters(&self) -> &DnsCounters {
         &self.tx.counters

@@ -165,3 +165,22 @@ fn mdns_and_llmnr_win_on_their_ports_and_dns_keeps_the_rest() {
     );
     assert_eq!(d.state(&s), SessionState::Probing);
 }
+
+#[test]
+fn a_reset_parser_is_a_new_one() {
+    let mut p = DnsParser::new(DnsConfig { max_pending: 2 });
+    let mut out = Vec::new();
+    p.datagram(&query(1, "www.example.com", 1), &mut out);
+    p.feed(C, &framed(&query(2, "www.example.com", 1))[..5], &mut out);
+    p.gap(S, 1000);
+    p.reset();
+    assert_eq!(*p.counters(), DnsCounters::default());
+    assert!(!p.is_stopped());
+    // The query sent before the reset is not pending any more, and the
+    // half message is gone.
+    p.datagram(&response(1), &mut out);
+    p.feed(C, &framed(&query(3, "www.example.com", 1)), &mut out);
+    let c = *p.counters();
+    assert_eq!((c.answers, c.unmatched_answers, c.queries), (1, 1, 1));
+    assert_eq!(out.last().map(|r| r.id), Some(3));
+}
