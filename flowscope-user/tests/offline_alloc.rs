@@ -1,8 +1,9 @@
 //! No allocation per packet in the capture-file path: the reader (records
 //! parsed in place, steering, batches), and with one worker the worker and
 //! the writer stage too (tracker, EVE encoding), all on the test thread,
-//! counted by a global allocator; and with L7 on an HTTP capture, none per
-//! flow or record either (HTTP parsers and record buffers are reused).
+//! counted by a global allocator; and with L7 on an HTTP and a DNS capture,
+//! none per flow or record either (HTTP and DNS parsers and record storage
+//! are reused).
 //!
 //! A capture and the same capture followed by a time-shifted copy of its
 //! records (twice the packets, twice the flows) must cost the same
@@ -30,6 +31,12 @@ const FLOWS: &str = concat!(
 const HTTP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/pcaps/ndpi__WebattackXSS.pcap"
+);
+
+/// With L7: 3 UDP flows, 382 DNS messages (a DNS tunnel's long names).
+const DNS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/pcaps/ndpi__bad-dns-traffic.pcap"
 );
 
 /// Allocations tolerated beyond the single copy's: buffers sized once
@@ -83,7 +90,12 @@ fn allocations(bytes: &[u8], workers: usize, l7: bool) -> (u64, u64) {
 
 #[test]
 fn twice_the_packets_cost_no_more_allocations() {
-    for (capture, l7, workers) in [(FLOWS, false, 1), (FLOWS, false, 2), (HTTP, true, 1)] {
+    for (capture, l7, workers) in [
+        (FLOWS, false, 1),
+        (FLOWS, false, 2),
+        (HTTP, true, 1),
+        (DNS, true, 1),
+    ] {
         let pcap = std::fs::read(capture).expect("shared capture");
         let once = repeated(&pcap, 1, 0);
         let twice = repeated(&pcap, 2, 3600);

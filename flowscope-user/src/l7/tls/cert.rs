@@ -3,10 +3,20 @@
 //! validity bounds; and its SHA-1 fingerprint. Serial and fingerprint are
 //! written as Suricata writes them: bytes in hex separated by colons,
 //! upper case for the serial, lower case for the fingerprint.
+//!
+//! Extensions are not parsed (nothing here shows them), and names are
+//! written straight into their string in the form of x509-parser's
+//! `Display`: those two made most of a TLS flow's allocations.
+
+use std::fmt::Write as _;
 
 use sha1::{Digest, Sha1};
-use x509_parser::parse_x509_certificate;
+use x509_parser::asn1_rs::{Any, BmpString, Tag};
+use x509_parser::certificate::X509CertificateParser;
+use x509_parser::nom::Parser as _;
+use x509_parser::objects::{oid_registry, oid2abbrev};
 use x509_parser::time::ASN1Time;
+use x509_parser::x509::X509Name;
 
 /// Subject, issuer and validity of one certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,16 +34,81 @@ pub(super) struct CertInfo {
 
 /// Reads a DER certificate; `None` if it does not parse.
 pub(super) fn parse(der: &[u8]) -> Option<CertInfo> {
-    let (_, cert) = parse_x509_certificate(der).ok()?;
+    let (_, cert) = X509CertificateParser::new()
+        .with_deep_parse_extensions(false)
+        .parse(der)
+        .ok()?;
     let validity = cert.validity();
     Some(CertInfo {
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
+        subject: name_text(cert.subject()),
+        issuer: name_text(cert.issuer()),
         serial: hex_colons(cert.tbs_certificate.raw_serial(), b"0123456789ABCDEF"),
         fingerprint: hex_colons(&Sha1::digest(der), b"0123456789abcdef"),
         not_before: utc(validity.not_before),
         not_after: utc(validity.not_after),
     })
+}
+
+/// A distinguished name as x509-parser's `Display` writes it: its RDNs
+/// joined by `, `, the attributes of one RDN by ` + `, each `abbrev=value`
+/// (the OID's `Debug` form when it has no abbreviation; a value that is no
+/// string in upper-case hex); `<X509Error: Invalid X.509 name>` when a
+/// string value is not valid.
+fn name_text(name: &X509Name<'_>) -> String {
+    let mut out = String::with_capacity(name.as_raw().len());
+    if push_name(&mut out, name).is_none() {
+        out.clear();
+        out.push_str("<X509Error: Invalid X.509 name>");
+    }
+    out
+}
+
+fn push_name(out: &mut String, name: &X509Name<'_>) -> Option<()> {
+    let registry = oid_registry();
+    for rdn in name.iter_rdn() {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        for (i, attr) in rdn.iter().enumerate() {
+            if i > 0 {
+                out.push_str(" + ");
+            }
+            match oid2abbrev(attr.attr_type(), registry) {
+                Ok(abbrev) => out.push_str(abbrev),
+                Err(_) => {
+                    let _ = write!(out, "{:?}", attr.attr_type());
+                }
+            }
+            out.push('=');
+            push_value(out, attr.attr_value())?;
+        }
+    }
+    Some(())
+}
+
+/// An attribute's value: strings as they are, a BMPString decoded, any
+/// other type in upper-case hex.
+fn push_value(out: &mut String, value: &Any<'_>) -> Option<()> {
+    match value.tag() {
+        Tag::NumericString
+        | Tag::VisibleString
+        | Tag::PrintableString
+        | Tag::GeneralString
+        | Tag::ObjectDescriptor
+        | Tag::GraphicString
+        | Tag::T61String
+        | Tag::VideotexString
+        | Tag::Utf8String
+        | Tag::Ia5String => out.push_str(std::str::from_utf8(value.data).ok()?),
+        Tag::BmpString => out.push_str(BmpString::try_from(value).ok()?.as_ref()),
+        _ => {
+            for b in value.as_bytes() {
+                out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+                out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 0xf)]));
+            }
+        }
+    }
+    Some(())
 }
 
 /// `bytes` in hex with `digits`, separated by colons.
@@ -82,5 +157,65 @@ mod tests {
         assert_eq!(t(1_709_251_199), "2024-02-29T23:59:59");
         assert_eq!(t(951_782_400), "2000-02-29T00:00:00");
         assert!(parse(b"\x30\x03\x02\x01\x00").is_none());
+    }
+
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut v = vec![tag, content.len() as u8];
+        v.extend_from_slice(content);
+        v
+    }
+
+    /// One attribute: OID content bytes and a value of `tag`.
+    fn attr(oid: &[u8], tag: u8, value: &[u8]) -> Vec<u8> {
+        tlv(0x30, &[tlv(0x06, oid), tlv(tag, value)].concat())
+    }
+
+    #[test]
+    fn names_are_what_x509_parsers_display_writes() {
+        use x509_parser::prelude::FromDer;
+        let (cn, o, c, unknown) = (
+            &[0x55, 4, 3][..],
+            &[0x55, 4, 10][..],
+            &[0x55, 4, 6][..],
+            &[0x2a, 3, 4][..],
+        );
+        let rdn = |attrs: &[Vec<u8>]| tlv(0x31, &attrs.concat());
+        let names = [
+            vec![
+                rdn(&[attr(c, 0x13, b"US")]),
+                rdn(&[attr(o, 0x13, b"Let's Encrypt")]),
+                rdn(&[attr(cn, 0x0c, b"R3")]),
+            ],
+            // Two attributes in one RDN, an OID without abbreviation, an
+            // INTEGER value, a BMPString.
+            vec![
+                rdn(&[
+                    attr(cn, 0x0c, b"a.example"),
+                    attr(o, 0x0c, "Exämple".as_bytes()),
+                ]),
+                rdn(&[attr(unknown, 0x02, &[1, 0xab])]),
+                rdn(&[attr(o, 0x1e, &[0, b'B', 0, b'm', 0x4e, 0x2d])]),
+            ],
+            // An empty RDN.
+            vec![rdn(&[]), rdn(&[attr(cn, 0x0c, b"after empty")])],
+            // Not UTF-8.
+            vec![rdn(&[attr(cn, 0x0c, b"\xff")])],
+            vec![],
+        ];
+        let mut texts = Vec::new();
+        for rdns in names {
+            let der = tlv(0x30, &rdns.concat());
+            let (_, name) = X509Name::from_der(&der).expect("a name");
+            assert_eq!(name_text(&name), name.to_string(), "{der:02x?}");
+            texts.push(name_text(&name));
+        }
+        assert_eq!(
+            texts[..2],
+            [
+                "C=US, O=Let's Encrypt, CN=R3",
+                "CN=a.example + O=Exämple, OID(1.2.3.4)=01AB, O=Bm中"
+            ]
+        );
+        assert_eq!(texts[3], "<X509Error: Invalid X.509 name>");
     }
 }

@@ -16,7 +16,7 @@ impl TlsParser {
     }
 }
 
-impl_stream_session_parser!(TlsParser, TlsRecord, tls);
+impl_stream_session_parser!(TlsParser, TlsRecord, tls, reusable);
 
 /// Builds [`TlsParser`]s; well-known ports 443, 8443, 465, 636, 853, 993, 995.
 #[derive(Debug, Default, Clone)]

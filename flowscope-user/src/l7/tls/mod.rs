@@ -238,6 +238,38 @@ impl TlsParser {
         }
     }
 
+    /// Makes it a new parser with the same limits, keeping the room of
+    /// its buffers.
+    pub fn reuse(&mut self) {
+        for Half {
+            header,
+            header_len,
+            body_left,
+            content_type,
+            handshake,
+            active,
+        } in [&mut self.client, &mut self.server]
+        {
+            *header = [0; 5];
+            (*header_len, *body_left, *content_type, *active) = (0, 0, 0, true);
+            handshake.clear();
+        }
+        let Summary {
+            record,
+            client_version,
+            client_session_id,
+            server_version,
+            seen,
+            emitted,
+            counters,
+        } = &mut self.summary;
+        *record = TlsRecord::default();
+        client_session_id.clear();
+        (*client_version, *server_version) = (None, None);
+        (*seen, *emitted) = (false, false);
+        *counters = TlsCounters::default();
+    }
+
     /// Counters of this flow so far.
     pub fn counters(&self) -> &TlsCounters {
         &self.summary.counters

@@ -210,3 +210,28 @@ fn gaps_and_non_tls_bytes() {
     assert!(p.is_not_tls());
     assert_eq!(p.counters().not_tls, 2);
 }
+
+#[test]
+fn a_reused_parser_is_a_fresh_one() {
+    let config = TlsConfig::default();
+    let mut p = TlsParser::new(config);
+    let mut out = Vec::new();
+    // Mid-flow: the ClientHello read, the server's flight cut inside a
+    // handshake message (in the carry buffer), then the client's side lost.
+    let server = server_flight(64);
+    p.feed(C, &client_flight(), &mut out);
+    p.feed(S, &server[..100], &mut out);
+    p.gap(C, 7, &mut out);
+    p.reuse();
+    assert_eq!(format!("{p:?}"), format!("{:?}", TlsParser::new(config)));
+    let (client, server) = (client_flight(), server_flight(16_384));
+    let mut q = TlsParser::new(config);
+    let (mut reused, mut fresh) = (Vec::new(), Vec::new());
+    for (side, bytes) in [(C, &client), (S, &server)] {
+        p.feed(side, bytes, &mut reused);
+        q.feed(side, bytes, &mut fresh);
+    }
+    assert_eq!(reused, fresh);
+    assert_eq!(reused, vec![expected_1_2()]);
+    assert_eq!(p.counters(), q.counters());
+}
