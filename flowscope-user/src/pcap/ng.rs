@@ -13,6 +13,7 @@ use super::{
 };
 use crate::view::{LinkType, Timestamp};
 use std::io::Read;
+use std::ops::Range;
 
 /// Section Header Block type (a palindrome, the same in both byte orders).
 pub(super) const SHB_TYPE: [u8; 4] = [0x0A, 0x0D, 0x0D, 0x0A];
@@ -206,6 +207,9 @@ pub(super) fn next_record<R: Read>(
             return Ok(None);
         }
         src.prefetch_ahead();
+        if let Some(r) = enhanced_packet(src.available(), sec) {
+            return Ok(Some(r));
+        }
         if src.available().first_chunk::<4>() == Some(&SHB_TYPE) {
             *sec = read_shb(src)?;
             continue;
@@ -296,6 +300,66 @@ fn interface(sec: &Section, id: u32, offset: u64) -> Result<Interface, PcapError
     }
 }
 
+/// The common case read at once: an Enhanced Packet Block wholly in the
+/// buffer, its lengths consistent, of a known interface. `None` leaves the
+/// block to the general path ([`next_record`]), which reads every other
+/// block and names what is wrong with a bad one.
+#[inline]
+fn enhanced_packet(avail: &[u8], sec: &mut Section) -> Option<Record> {
+    let h = avail.first_chunk::<28>()?;
+    let e = sec.endian;
+    let word = |at: usize| e.u32([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let (len, caplen) = (word(4), word(20));
+    if word(0) != EPB_TYPE
+        || len > MAX_BLOCK_BYTES
+        || !len.is_multiple_of(4)
+        || caplen > MAX_PACKET_BYTES
+        || 28 + caplen + 4 > len
+    {
+        return None;
+    }
+    let len = len as usize;
+    if e.u32_at(avail, len.checked_sub(4)?)? != len as u32 {
+        return None;
+    }
+    let iface = *sec.interfaces.get(word(8) as usize)?;
+    Some(packet_record(
+        sec,
+        &iface,
+        [word(12), word(16)],
+        28..28 + caplen as usize,
+        len,
+        word(24),
+    ))
+}
+
+/// A packet block's record, its timestamp (`[high, low]` units of the
+/// interface's resolution) now the section's last.
+#[inline]
+fn packet_record(
+    sec: &mut Section,
+    iface: &Interface,
+    [ts_hi, ts_lo]: [u32; 2],
+    data: Range<usize>,
+    consume: usize,
+    orig_len: u32,
+) -> Record {
+    let units = (u64::from(ts_hi) << 32) | u64::from(ts_lo);
+    let ns = iface
+        .resol
+        .to_ns(units)
+        .saturating_add_signed(iface.offset_sec.saturating_mul(1_000_000_000));
+    sec.last_ts = Timestamp(ns);
+    Record {
+        data,
+        consume,
+        timestamp: sec.last_ts,
+        link: iface.link,
+        raw_link: iface.raw_link,
+        orig_len,
+    }
+}
+
 /// Enhanced Packet Block (`id_bytes` 4) or obsolete Packet Block (2): the
 /// same layout apart from the width of the interface ID.
 fn packet_block(
@@ -338,20 +402,14 @@ fn packet_block(
         });
     }
     let iface = interface(sec, id, offset)?;
-    let units = (u64::from(ts_hi) << 32) | u64::from(ts_lo);
-    let ns = iface
-        .resol
-        .to_ns(units)
-        .saturating_add_signed(iface.offset_sec.saturating_mul(1_000_000_000));
-    sec.last_ts = Timestamp(ns);
-    Ok(Record {
+    Ok(packet_record(
+        sec,
+        &iface,
+        [ts_hi, ts_lo],
         data,
-        consume: block.len(),
-        timestamp: sec.last_ts,
-        link: iface.link,
-        raw_link: iface.raw_link,
+        block.len(),
         orig_len,
-    })
+    ))
 }
 
 /// Simple Packet Block: interface 0, no timestamp (the previous packet's is
