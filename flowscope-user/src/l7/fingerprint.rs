@@ -36,16 +36,18 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 /// Appends `bytes` as lowercase hex.
-fn push_hex(out: &mut String, bytes: &[u8]) {
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     for &b in bytes {
         out.push(char::from(HEX[usize::from(b >> 4)]));
         out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
 }
 
-/// Appends `v` as four lowercase hex digits.
-pub(crate) fn push_hex_u16(out: &mut String, v: u16) {
-    push_hex(out, &v.to_be_bytes());
+/// `v` as four lowercase hex digits.
+pub(crate) fn hex_u16(v: u16) -> [u8; 4] {
+    let [a, b] = v.to_be_bytes();
+    let d = |n: u8| HEX[usize::from(n)];
+    [d(a >> 4), d(a & 0xf), d(b >> 4), d(b & 0xf)]
 }
 
 /// Appends `v` in decimal.
@@ -60,10 +62,10 @@ mod tests {
     #[test]
     fn numbers_are_written_as_core_fmt_writes_them() {
         for v in (0..=u16::MAX).step_by(7).chain([u16::MAX]) {
-            let (mut h, mut d) = (String::new(), String::new());
-            push_hex_u16(&mut h, v);
+            let mut d = String::new();
             push_dec(&mut d, v);
-            assert_eq!((h, d), (format!("{v:04x}"), v.to_string()));
+            assert_eq!(hex_u16(v), format!("{v:04x}").as_bytes());
+            assert_eq!(d, v.to_string());
         }
         let bytes: Vec<u8> = (0..=255).collect();
         let want: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

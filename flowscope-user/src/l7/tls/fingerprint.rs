@@ -7,7 +7,7 @@
 use sha2::{Digest, Sha256};
 
 use super::hello::{ClientHello, ServerHello, is_grease};
-use crate::l7::fingerprint::{Md5Fingerprint, hex, push_dec, push_hex_u16};
+use crate::l7::fingerprint::{Md5Fingerprint, hex_u16, push_dec, push_hex};
 
 /// A JA3 or JA3S fingerprint: the string and its MD5.
 pub type Ja3 = Md5Fingerprint;
@@ -104,34 +104,44 @@ fn version_code(v: u16) -> &'static str {
     }
 }
 
-/// First 12 hex digits of the SHA-256 of `values` as 4-digit hex, comma-joined,
-/// with `suffix` appended; zeros for an empty list.
-fn hash12(values: &[u16], suffix: &str) -> String {
+/// Appends the first 12 hex digits of the SHA-256 of `values` as 4-digit
+/// hex, comma-joined, followed (when `suffix` has any) by `_` and `suffix`
+/// the same way; zeros for an empty `values`. The text is hashed as it is
+/// made, not built.
+fn push_hash12(out: &mut String, values: &[u16], suffix: &[u16]) {
     if values.is_empty() {
-        return "000000000000".to_owned();
+        out.push_str("000000000000");
+        return;
     }
-    let mut s = String::with_capacity(values.len() * 5 + suffix.len());
+    let mut h = Sha256::new();
     for (i, &v) in values.iter().enumerate() {
         if i > 0 {
-            s.push(',');
+            h.update(b",");
         }
-        push_hex_u16(&mut s, v);
+        h.update(hex_u16(v));
     }
-    s.push_str(suffix);
-    hex(&Sha256::digest(s.as_bytes())[..6])
+    for (i, &v) in suffix.iter().enumerate() {
+        h.update(if i == 0 { b"_" } else { b"," });
+        h.update(hex_u16(v));
+    }
+    push_hex(out, &h.finalize()[..6]);
 }
 
-/// The two ALPN characters of JA4's first part.
-fn alpn_code(first: Option<&str>) -> String {
+/// Appends the two ALPN characters of JA4's first part.
+fn push_alpn_code(out: &mut String, first: Option<&str>) {
     let Some(bytes) = first.map(str::as_bytes).filter(|b| !b.is_empty()) else {
-        return "00".to_owned();
+        out.push_str("00");
+        return;
     };
     let (a, z) = (bytes[0], bytes[bytes.len() - 1]);
     if a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric() {
-        format!("{}{}", char::from(a), char::from(z))
+        out.push(char::from(a));
+        out.push(char::from(z));
     } else {
-        let (ha, hz) = (hex(&[a]), hex(&[z]));
-        format!("{}{}", &ha[..1], &hz[1..])
+        // The first character's high nibble, the last one's low nibble.
+        let [ha, _, _, hz] = hex_u16(u16::from_be_bytes([a, z]));
+        out.push(char::from(ha));
+        out.push(char::from(hz));
     }
 }
 
@@ -167,19 +177,15 @@ pub(in crate::l7) fn ja4(ch: &ClientHello, transport: char) -> String {
         out.push(char::from(b'0' + n / 10));
         out.push(char::from(b'0' + n % 10));
     }
-    out.push_str(&alpn_code(ch.alpn.first().map(String::as_str)));
+    push_alpn_code(&mut out, ch.alpn.first().map(String::as_str));
     ciphers.sort_unstable();
-    let mut sorted: Vec<u16> = exts.into_iter().filter(|&e| e != 0 && e != 16).collect();
+    let mut sorted = exts;
+    sorted.retain(|&e| e != 0 && e != 16);
     sorted.sort_unstable();
-    let mut suffix = String::with_capacity(ch.signature_algorithms.len() * 5);
-    for (i, &s) in ch.signature_algorithms.iter().enumerate() {
-        suffix.push(if i == 0 { '_' } else { ',' });
-        push_hex_u16(&mut suffix, s);
-    }
     out.push('_');
-    out.push_str(&hash12(&ciphers, ""));
+    push_hash12(&mut out, &ciphers, &[]);
     out.push('_');
-    out.push_str(&hash12(&sorted, &suffix));
+    push_hash12(&mut out, &sorted, &ch.signature_algorithms);
     out
 }
 
@@ -214,6 +220,11 @@ mod tests {
 
     #[test]
     fn alpn_codes() {
+        let alpn_code = |first| {
+            let mut s = String::new();
+            push_alpn_code(&mut s, first);
+            s
+        };
         assert_eq!(alpn_code(None), "00");
         assert_eq!(alpn_code(Some("http/1.1")), "h1");
         assert_eq!(alpn_code(Some("h")), "hh");

@@ -418,9 +418,9 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
                 Some(ch) => {
                     s.counters.client_hellos += 1;
                     s.client_version = Some(ch.version);
-                    s.record.sni = ch.sni.clone();
                     s.record.ja3 = Some(fingerprint::ja3(&ch));
                     s.record.ja4 = Some(fingerprint::ja4(&ch, 't'));
+                    s.record.sni = ch.sni;
                     s.client_session_id = ch.session_id;
                     s.record.alpn = ch.alpn;
                 }
@@ -435,7 +435,7 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
                 s.record.ja3s = Some(fingerprint::ja3s(&sh));
                 s.record.cipher = Some(sh.cipher);
                 s.record.curve = sh.key_share_group;
-                s.record.server_alpn.clone_from(&sh.alpn);
+                s.record.server_alpn = sh.alpn;
                 if version < 0x0304
                     && !sh.session_id.is_empty()
                     && sh.session_id == s.client_session_id
