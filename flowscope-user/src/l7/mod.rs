@@ -29,7 +29,7 @@ pub use self::dns::{
 pub use self::fingerprint::Md5Fingerprint;
 pub use self::http::{HttpConfig, HttpCounters, HttpFactory, HttpField, HttpParser, HttpRecord};
 pub use self::quic::{
-    QuicConfig, QuicCounters, QuicExtension, QuicFactory, QuicParser, QuicRecord,
+    ExtensionValues, QuicConfig, QuicCounters, QuicExtension, QuicFactory, QuicParser, QuicRecord,
 };
 pub use self::ssh::{
     SshAlgorithms, SshConfig, SshCounters, SshEndpoint, SshFactory, SshParser, SshRecord,

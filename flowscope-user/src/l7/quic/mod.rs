@@ -52,8 +52,65 @@ pub struct QuicExtension {
     pub kind: u16,
     /// Values: server names, ALPN protocols, supported versions,
     /// signature algorithms.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub values: Vec<String>,
+    #[serde(skip_serializing_if = "ExtensionValues::is_empty")]
+    pub values: ExtensionValues,
+}
+
+/// An extension's values, kept as the ClientHello holds them and written
+/// as Suricata's strings only when serialised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExtensionValues {
+    /// Names (server names, ALPN protocols).
+    Names(Vec<String>),
+    /// Protocol versions, written by tls-parser's names (`Tls13`).
+    Versions(Vec<u16>),
+    /// Code points, written in decimal (signature algorithms).
+    Codes(Vec<u16>),
+}
+
+impl ExtensionValues {
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Self::Names(v) => v.is_empty(),
+            Self::Versions(v) | Self::Codes(v) => v.is_empty(),
+        }
+    }
+}
+
+impl Default for ExtensionValues {
+    fn default() -> Self {
+        Self::Names(Vec::new())
+    }
+}
+
+/// A list of strings.
+impl Serialize for ExtensionValues {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Names(v) => s.collect_seq(v),
+            Self::Versions(v) => s.collect_seq(v.iter().map(|&v| Version(v))),
+            Self::Codes(v) => s.collect_seq(v.iter().map(|&c| Code(c))),
+        }
+    }
+}
+
+/// A version by tls-parser's name.
+struct Version(u16);
+
+impl Serialize for Version {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&tls_parser::TlsVersion(self.0))
+    }
+}
+
+/// A code point as a decimal string.
+struct Code(u16);
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(itoa::Buffer::new().format(self.0))
+    }
 }
 
 /// The client's hello of one QUIC flow, in Suricata EVE `quic` names.
@@ -102,7 +159,11 @@ impl QuicRecord {
         self.extensions
             .iter()
             .filter(|e| e.kind == 16)
-            .flat_map(|e| e.values.iter().map(String::as_str))
+            .flat_map(|e| match &e.values {
+                ExtensionValues::Names(v) => v.as_slice(),
+                ExtensionValues::Versions(_) | ExtensionValues::Codes(_) => &[],
+            })
+            .map(String::as_str)
     }
 }
 

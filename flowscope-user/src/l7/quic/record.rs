@@ -4,7 +4,7 @@
 
 use super::chlo::Chlo;
 use super::packet::varint;
-use super::{QuicExtension, QuicRecord, version};
+use super::{ExtensionValues, QuicExtension, QuicRecord, version};
 use crate::l7::tls::Ja3;
 use crate::l7::tls::fingerprint::{ja3_quic, ja4};
 use crate::l7::tls::hello::{ClientHello, is_grease};
@@ -90,15 +90,11 @@ fn extensions(ch: &ClientHello) -> Vec<QuicExtension> {
         .iter()
         .map(|&ty| {
             let values = match ty {
-                0 => ch.sni.iter().cloned().collect(),
-                16 => ch.alpn.clone(),
-                43 => ch
-                    .supported_versions
-                    .iter()
-                    .map(|&v| tls_parser::TlsVersion(v).to_string())
-                    .collect(),
-                13 => ch.signature_algorithms.iter().map(u16::to_string).collect(),
-                _ => Vec::new(),
+                0 => ExtensionValues::Names(ch.sni.iter().cloned().collect()),
+                16 => ExtensionValues::Names(ch.alpn.clone()),
+                43 => ExtensionValues::Versions(ch.supported_versions.clone()),
+                13 => ExtensionValues::Codes(ch.signature_algorithms.clone()),
+                _ => ExtensionValues::default(),
             };
             let ty = if is_grease(ty) { 0xfafa } else { ty };
             QuicExtension {
