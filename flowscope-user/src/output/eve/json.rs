@@ -166,11 +166,11 @@ pub(crate) fn replace_bytes(
 /// Lowercase hexadecimal digits.
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Two decimal digits of `n` (< 100).
+/// Writes the two decimal digits of `n` (< 100) at `b[at..at + 2]`.
 #[inline]
-fn two(out: &mut Vec<u8>, n: u64) {
-    out.push(b'0' + (n / 10 % 10) as u8);
-    out.push(b'0' + (n % 10) as u8);
+fn two(b: &mut [u8], at: usize, n: u64) {
+    b[at] = b'0' + (n / 10 % 10) as u8;
+    b[at + 1] = b'0' + (n % 10) as u8;
 }
 
 /// Civil date (year, month, day) of a day count since 1970-01-01, by the
@@ -194,28 +194,26 @@ pub fn write_rfc3339_micros(out: &mut Vec<u8>, ts: Timestamp) {
     let secs = ts.sec();
     let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    // Years past 9999 get more digits, as `{:04}` would.
-    let year = y.unsigned_abs();
-    if year < 1000 {
-        out.extend_from_slice(&b"000"[..3 - usize::from(year >= 10) - usize::from(year >= 100)]);
-    }
-    uint(out, year);
-    out.push(b'-');
-    two(out, u64::from(mo));
-    out.push(b'-');
-    two(out, u64::from(d));
-    out.push(b'T');
-    two(out, rem / 3600);
-    out.push(b':');
-    two(out, rem / 60 % 60);
-    out.push(b':');
-    two(out, rem % 60);
-    out.push(b'.');
     let micros = u64::from(ts.subsec_nanos() / 1000);
-    two(out, micros / 10_000);
-    two(out, micros / 100 % 100);
-    two(out, micros % 100);
-    out.push(b'Z');
+    // Filled in a fixed line and appended at once.
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    for (at, n) in [
+        (5, u64::from(mo)),
+        (8, u64::from(d)),
+        (11, rem / 3600),
+        (14, rem / 60 % 60),
+        (17, rem % 60),
+        (20, micros / 10_000),
+        (22, micros / 100 % 100),
+        (24, micros % 100),
+    ] {
+        two(&mut b, at, n);
+    }
+    // Nanoseconds since 1970 in a u64 reach the year 2554: four digits.
+    let year = y.unsigned_abs();
+    two(&mut b, 0, year / 100);
+    two(&mut b, 2, year % 100);
+    out.extend_from_slice(&b);
 }
 
 /// Appends `ts` as Suricata writes EVE times: [`write_rfc3339_micros`]
@@ -337,6 +335,8 @@ mod tests {
             fmt(Timestamp::new(4_102_444_799, 999_999_999)),
             "2099-12-31T23:59:59.999999Z"
         );
+        // The last instant a Timestamp holds (`date -u -d @18446744073`).
+        assert_eq!(fmt(Timestamp(u64::MAX)), "2554-07-21T23:34:33.709551Z");
     }
 
     /// Whatever the clock says, the same text as `format!` with padding.
