@@ -31,6 +31,11 @@ impl<R: From<QuicRecord>> DatagramParser<R> for QuicParser {
     fn flush_counters(&mut self, into: &mut L7Counters) {
         into.quic.add(self.counters());
     }
+
+    fn reset(&mut self) -> bool {
+        self.reuse();
+        true
+    }
 }
 
 /// Builds [`QuicParser`]s; well-known port 443, and any port whose first

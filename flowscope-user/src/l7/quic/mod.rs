@@ -335,6 +335,27 @@ impl QuicParser {
         }
     }
 
+    /// Makes it a new parser with the same limits, keeping the room of
+    /// its buffers.
+    pub fn reuse(&mut self) {
+        let Self {
+            keys,
+            crypto,
+            limit: _,
+            scratch,
+            seen_initial,
+            client_cids,
+            done,
+            counters,
+        } = self;
+        *keys = None;
+        crypto.clear();
+        scratch.clear();
+        (*seen_initial, *done) = (false, false);
+        *client_cids = None;
+        *counters = QuicCounters::default();
+    }
+
     /// Counters of this flow so far.
     pub fn counters(&self) -> &QuicCounters {
         &self.counters

@@ -706,3 +706,24 @@ proptest::proptest! {
         proptest::prop_assert_eq!(counters.open_failures, 0);
     }
 }
+
+#[test]
+fn a_reused_parser_is_a_fresh_one() {
+    let config = QuicConfig::default();
+    let mut p = QuicParser::new(config);
+    let mut out = Vec::new();
+    // Mid-flow: keys derived, the hello read and its record emitted.
+    p.datagram(C, &unhex(RFC9001_CLIENT_INITIAL), &mut out);
+    assert!(p.is_done());
+    p.reuse();
+    assert!(!p.is_done());
+    assert_eq!(*p.counters(), QuicCounters::default());
+    let initial = unhex(RFC9369_CLIENT_INITIAL);
+    let (mut reused, mut fresh) = (Vec::new(), Vec::new());
+    let mut q = QuicParser::new(config);
+    p.datagram(C, &initial, &mut reused);
+    q.datagram(C, &initial, &mut fresh);
+    assert_eq!(reused, fresh);
+    assert_rfc_record(&reused[0], "v2");
+    assert_eq!(p.counters(), q.counters());
+}
