@@ -22,7 +22,7 @@ pub(crate) fn float(out: &mut Vec<u8>, x: f64) {
 }
 
 /// `,"name":` (the name needs no escaping).
-#[inline]
+#[inline(always)]
 pub(crate) fn key(out: &mut Vec<u8>, name: &str) {
     out.extend_from_slice(b",\"");
     out.extend_from_slice(name.as_bytes());
@@ -30,14 +30,14 @@ pub(crate) fn key(out: &mut Vec<u8>, name: &str) {
 }
 
 /// `,"name":n`.
-#[inline]
+#[inline(always)]
 pub(crate) fn uint_field(out: &mut Vec<u8>, name: &str, n: u64) {
     key(out, name);
     uint(out, n);
 }
 
 /// `,"name":"value"` for a value that needs no escaping (labels, digits).
-#[inline]
+#[inline(always)]
 pub(crate) fn label_field(out: &mut Vec<u8>, name: &str, value: &str) {
     key(out, name);
     out.push(b'"');
@@ -46,7 +46,7 @@ pub(crate) fn label_field(out: &mut Vec<u8>, name: &str, value: &str) {
 }
 
 /// `,"name":"value"`, the value escaped (see [`string`]).
-#[inline]
+#[inline(always)]
 pub(crate) fn string_field(out: &mut Vec<u8>, name: &str, value: &str) {
     key(out, name);
     string(out, value);
