@@ -82,6 +82,10 @@ pub const MAX_PENDING: usize = 64;
 /// reused), and queues of ended flows kept for new flows, at most.
 const SPARES: usize = 64;
 
+/// Largest record storage worth keeping: bounds the kept records to
+/// `SPARES` × this (a crafted query can carry a large answer section).
+const SPARE_BYTES: usize = 4096;
+
 super::zeek::log_kind!(Dns, "dns");
 
 /// A query waiting for its answer.
@@ -213,7 +217,7 @@ impl<W: Write> ZeekDnsWriter<W> {
             Some((flow, at, a)) => self.row(flow, p.ts, Some(&p.query), Some((at, a))),
             None => self.row(&p.header, p.ts, Some(&p.query), None),
         };
-        if self.spare.len() < SPARES {
+        if self.spare.len() < SPARES && p.query.footprint() <= SPARE_BYTES {
             self.spare.push(p.query);
         }
         result
@@ -366,5 +370,60 @@ impl<W: Write> ZeekDnsWriter<W> {
             Value::Str(&opcode_name),
         ];
         self.log.write_conn(ts, flow, &rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::FiveTupleKey;
+    use crate::l7::DnsParser;
+    use crate::output::zeek::ZeekFormat;
+
+    /// The records of one query (`answers` A records in it, as a crafted
+    /// one may carry) and its answer.
+    fn exchange(id: u16, answers: u16) -> Vec<DnsRecord> {
+        let mut msg = vec![0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        msg[..2].copy_from_slice(&id.to_be_bytes());
+        msg[6..8].copy_from_slice(&answers.to_be_bytes());
+        msg.extend_from_slice(b"\x01a\x07example\x00\x00\x01\x00\x01");
+        for i in 0..answers {
+            msg.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 9, 0, 4, 192, 0, 2]);
+            msg.push(i as u8);
+        }
+        let mut answer = msg.clone();
+        answer[2] = 0x81;
+        let (mut p, mut out) = (DnsParser::default(), Vec::new());
+        p.datagram(&msg, &mut out);
+        p.datagram(&answer, &mut out);
+        out
+    }
+
+    #[test]
+    fn only_small_queries_are_kept_for_their_storage() {
+        let flow = FlowHeader {
+            flow_id: 1,
+            key: FiveTupleKey::from_v4(
+                [192, 0, 2, 1].into(),
+                5353,
+                [198, 51, 100, 2].into(),
+                53,
+                17,
+            ),
+            initiator: crate::extractor::Orientation::Forward,
+            l4: L4Proto::Udp,
+        };
+        let mut w = ZeekDnsWriter::new(Vec::new(), ZeekFormat::Tsv).unwrap();
+        // The large query took the kept record's place and is dropped
+        // after its row.
+        for (id, answers, kept) in [(1, 1, 1), (2, 400, 0), (3, 2, 1)] {
+            let records = exchange(id, answers);
+            assert!(records[0].footprint() > SPARE_BYTES || answers < 100);
+            for r in &records {
+                w.write_dns(&flow, Timestamp(u64::from(id)), r).unwrap();
+            }
+            assert_eq!(w.spare.len(), kept, "query {id}");
+        }
+        assert_eq!(w.records(), 3);
     }
 }

@@ -218,6 +218,11 @@ impl DnsRecord {
     pub fn into_buffer(self) -> Texts {
         self.texts
     }
+
+    /// Bytes of memory its text holds ([`Texts::footprint`]).
+    pub fn footprint(&self) -> usize {
+        self.texts.footprint()
+    }
 }
 
 /// Suricata's order: version, type, id, an answer's flags, opcode, the
