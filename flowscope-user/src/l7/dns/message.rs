@@ -23,8 +23,6 @@ const MIN_RR_BYTES: usize = 11;
 const HEADER_BYTES: usize = 12;
 /// Longest name on the wire, its final root label aside (RFC 1035 §2.3.4).
 const MAX_NAME_BYTES: usize = 254;
-/// Longest label (RFC 1035 §2.3.4).
-const MAX_LABEL_BYTES: usize = 63;
 /// Compression pointers followed in one name before it is malformed (a
 /// name of at most 127 labels needs fewer; more is a loop).
 const MAX_POINTERS: usize = 128;
@@ -85,11 +83,13 @@ fn name(msg: &[u8], at: usize, mut out: Option<&mut String>) -> Result<usize, Ma
                 }
                 pos = target;
             }
+            // Label types 01 and 10 (RFC 1035 §4.1.4, RFC 6891 §5).
             0x40.. => return Err(Malformed),
+            // A label of at most 63 bytes (RFC 1035 §2.3.4).
             _ => {
                 let len = usize::from(len);
                 bytes += 1 + len;
-                if len > MAX_LABEL_BYTES || bytes > MAX_NAME_BYTES {
+                if bytes > MAX_NAME_BYTES {
                     return Err(Malformed);
                 }
                 let label = msg.get(pos + 1..pos + 1 + len).ok_or(Malformed)?;
