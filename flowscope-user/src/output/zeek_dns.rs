@@ -82,6 +82,9 @@ pub const MAX_PENDING: usize = 64;
 /// reused), and queues of ended flows kept for new flows, at most.
 const SPARES: usize = 64;
 
+/// A row's answer strings kept for the next rows, at most.
+const KEPT_ANSWERS: usize = 64;
+
 /// Largest record storage worth keeping: bounds the kept records to
 /// `SPARES` × this (a crafted query can carry a large answer section).
 const SPARE_BYTES: usize = 4096;
@@ -108,7 +111,7 @@ pub struct ZeekDnsWriter<W: Write> {
     spare: Vec<DnsRecord>,
     spare_queues: Vec<VecDeque<Pending>>,
     /// A row's `answers` and `TTLs`; `answers` holds strings beyond the
-    /// row's, kept for their memory.
+    /// row's, kept for their memory (at most [`KEPT_ANSWERS`]).
     answers: Vec<String>,
     ttls: Vec<u64>,
 }
@@ -369,7 +372,10 @@ impl<W: Write> ZeekDnsWriter<W> {
             Value::Count(u64::from(opcode)),
             Value::Str(&opcode_name),
         ];
-        self.log.write_conn(ts, flow, &rest)
+        let written = self.log.write_conn(ts, flow, &rest);
+        // The strings of a typical row stay; a larger row's go.
+        self.answers.truncate(KEPT_ANSWERS);
+        written
     }
 }
 
@@ -400,7 +406,7 @@ mod tests {
     }
 
     #[test]
-    fn only_small_queries_are_kept_for_their_storage() {
+    fn only_small_queries_and_a_few_answer_strings_are_kept() {
         let flow = FlowHeader {
             flow_id: 1,
             key: FiveTupleKey::from_v4(
@@ -423,6 +429,7 @@ mod tests {
                 w.write_dns(&flow, Timestamp(u64::from(id)), r).unwrap();
             }
             assert_eq!(w.spare.len(), kept, "query {id}");
+            assert!(w.answers.len() <= KEPT_ANSWERS, "answers of {id}");
         }
         assert_eq!(w.records(), 3);
     }
