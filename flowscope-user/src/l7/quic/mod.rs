@@ -37,7 +37,7 @@ use self::packet::Packet;
 use self::stream::CryptoStream;
 use self::version::{Handshake, PacketType, Protected};
 use super::tls::Ja3;
-use super::tls::hello::parse_client_hello;
+use super::tls::hello::{ClientHello, parse_client_hello};
 use crate::session::{RecordSink, Side};
 
 /// One extension of the ClientHello, as Suricata's `quic.extensions` lists
@@ -310,6 +310,8 @@ pub struct QuicParser {
     /// Destination and source connection IDs of the client's first
     /// Initial, in hex.
     client_cids: Option<(String, String)>,
+    /// The ClientHello, parsed into the room of the last flow's.
+    hello: ClientHello,
     done: bool,
     counters: QuicCounters,
 }
@@ -330,6 +332,7 @@ impl QuicParser {
             scratch: Vec::new(),
             seen_initial: false,
             client_cids: None,
+            hello: ClientHello::default(),
             done: false,
             counters: QuicCounters::default(),
         }
@@ -345,9 +348,11 @@ impl QuicParser {
             scratch,
             seen_initial,
             client_cids,
+            hello,
             done,
             counters,
         } = self;
+        hello.clear();
         *keys = None;
         crypto.clear();
         scratch.clear();
@@ -550,9 +555,9 @@ impl QuicParser {
             return;
         };
         let record = match version.handshake {
-            Handshake::Tls => parse_client_hello(&message[4..]).map(|ch| {
+            Handshake::Tls => parse_client_hello(&message[4..], &mut self.hello).then(|| {
                 self.counters.client_hellos += 1;
-                record::from_client_hello(version.number, version.varint_parameters, &ch)
+                record::from_client_hello(version.number, version.varint_parameters, &self.hello)
             }),
             Handshake::Chlo => chlo::parse(message).map(|c| {
                 self.counters.chlos += 1;

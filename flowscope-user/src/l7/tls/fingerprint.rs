@@ -191,13 +191,14 @@ pub(in crate::l7) fn ja4(ch: &ClientHello, transport: char) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::hello::parse_server_hello;
+    use super::super::hello::tests::parsed;
     use super::super::hello::tests::{client_hello_body, server_hello_body};
-    use super::super::hello::{parse_client_hello, parse_server_hello};
     use super::*;
 
     #[test]
     fn ja3_leaves_grease_out() {
-        let ch = parse_client_hello(&client_hello_body()).unwrap();
+        let ch = parsed(&client_hello_body()).unwrap();
         let f = ja3(&ch);
         assert_eq!(f.string, "771,4865-49195-47,0-23-10-11-13-16-43,29-23,0");
         // md5 of that string, computed independently (`printf %s … | md5sum`).
@@ -210,7 +211,7 @@ mod tests {
 
     #[test]
     fn ja4_parts() {
-        let ch = parse_client_hello(&client_hello_body()).unwrap();
+        let ch = parsed(&client_hello_body()).unwrap();
         let f = ja4(&ch, 't');
         // a: TCP, TLS 1.3 (highest supported_versions), SNI, 3 ciphers, 7 extensions, "h2".
         assert!(f.starts_with("t13d0307h2_"), "{f}");

@@ -48,6 +48,40 @@ pub(in crate::l7) struct ClientHello {
     pub transport_parameters: Vec<u8>,
 }
 
+impl ClientHello {
+    /// Empties it, keeping the room of its lists.
+    pub(in crate::l7) fn clear(&mut self) {
+        let Self {
+            version,
+            ciphers,
+            session_id,
+            extensions,
+            groups,
+            point_formats,
+            signature_algorithms,
+            supported_versions,
+            sni,
+            alpn,
+            transport_parameters,
+        } = self;
+        *version = 0;
+        for list in [
+            ciphers,
+            extensions,
+            groups,
+            signature_algorithms,
+            supported_versions,
+        ] {
+            list.clear();
+        }
+        for bytes in [session_id, point_formats, transport_parameters] {
+            bytes.clear();
+        }
+        *sni = None;
+        alpn.clear();
+    }
+}
+
 /// What a ServerHello selects.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(super) struct ServerHello {
@@ -86,21 +120,26 @@ fn text(b: &[u8]) -> String {
 
 /// Parses a ClientHello body (after the 4-byte handshake header): over TCP
 /// from the record layer, over QUIC from the reassembled CRYPTO stream.
-pub(in crate::l7) fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
-    let (_, ch) = parse_tls_handshake_client_hello(body).ok()?;
-    let mut out = ClientHello {
-        version: ch.version.0,
-        ciphers: ch.ciphers.iter().map(|c| c.0).collect(),
-        session_id: ch.session_id.unwrap_or_default().to_vec(),
-        ..ClientHello::default()
+/// Written into `out`, whose lists keep their room (a parser keeps one
+/// for its flows); false, `out` cleared, when the body does not parse.
+pub(in crate::l7) fn parse_client_hello(body: &[u8], out: &mut ClientHello) -> bool {
+    out.clear();
+    let Ok((_, ch)) = parse_tls_handshake_client_hello(body) else {
+        return false;
     };
+    out.version = ch.version.0;
+    out.ciphers.extend(ch.ciphers.iter().map(|c| c.0));
+    out.session_id
+        .extend_from_slice(ch.session_id.unwrap_or_default());
     for (ty, whole) in walk_extensions(ch.ext.unwrap_or_default()) {
         out.extensions.push(ty);
         if matches!(
             ty,
             ext::QUIC_TRANSPORT_PARAMETERS | ext::QUIC_TRANSPORT_PARAMETERS_DRAFT
         ) {
-            out.transport_parameters = whole.get(4..).unwrap_or_default().to_vec();
+            out.transport_parameters.clear();
+            out.transport_parameters
+                .extend_from_slice(whole.get(4..).unwrap_or_default());
             continue;
         }
         if !matches!(
@@ -119,18 +158,26 @@ pub(in crate::l7) fn parse_client_hello(body: &[u8]) -> Option<ClientHello> {
                 out.sni = names.first().map(|(_, name)| text(name));
             }
             Ok(TlsExtension::EllipticCurves(groups)) => {
-                out.groups = groups.iter().map(|g| g.0).collect();
+                out.groups.clear();
+                out.groups.extend(groups.iter().map(|g| g.0));
             }
-            Ok(TlsExtension::EcPointFormats(formats)) => out.point_formats = formats.to_vec(),
-            Ok(TlsExtension::SignatureAlgorithms(algs)) => out.signature_algorithms = algs,
+            Ok(TlsExtension::EcPointFormats(formats)) => {
+                out.point_formats.clear();
+                out.point_formats.extend_from_slice(formats);
+            }
+            Ok(TlsExtension::SignatureAlgorithms(algs)) => {
+                out.signature_algorithms.clear();
+                out.signature_algorithms.extend_from_slice(&algs);
+            }
             Ok(TlsExtension::ALPN(protos)) => out.alpn = protos.iter().map(|p| text(p)).collect(),
             Ok(TlsExtension::SupportedVersions(versions)) => {
-                out.supported_versions = versions.iter().map(|v| v.0).collect();
+                out.supported_versions.clear();
+                out.supported_versions.extend(versions.iter().map(|v| v.0));
             }
             _ => {}
         }
     }
-    Some(out)
+    true
 }
 
 /// Parses a ServerHello body (after the 4-byte handshake header).
@@ -201,9 +248,15 @@ pub(in crate::l7) mod tests {
         body
     }
 
+    /// `body` parsed into a new [`ClientHello`].
+    pub(crate) fn parsed(body: &[u8]) -> Option<ClientHello> {
+        let mut ch = ClientHello::default();
+        parse_client_hello(body, &mut ch).then_some(ch)
+    }
+
     #[test]
     fn client_hello_contents() {
-        let ch = parse_client_hello(&client_hello_body()).unwrap();
+        let ch = parsed(&client_hello_body()).unwrap();
         assert_eq!(ch.version, 0x0303);
         assert_eq!(ch.ciphers, vec![0x5a5a, 0x1301, 0xc02b, 0x002f]);
         assert_eq!(ch.extensions, vec![0x0a0a, 0, 23, 10, 11, 13, 16, 43]);
@@ -213,7 +266,15 @@ pub(in crate::l7) mod tests {
         assert_eq!(ch.supported_versions, vec![0x2a2a, 0x0304, 0x0303]);
         assert_eq!(ch.sni.as_deref(), Some("example.com"));
         assert_eq!(ch.alpn, vec!["h2".to_owned(), "http/1.1".to_owned()]);
-        assert!(parse_client_hello(&client_hello_body()[..40]).is_none());
+        assert!(parsed(&client_hello_body()[..40]).is_none());
+        // Parsed again into the same one: the first's contents are gone.
+        let mut reused = ch.clone();
+        let mut body = client_hello_body();
+        assert!(parse_client_hello(&body, &mut reused));
+        assert_eq!(reused, ch);
+        body.truncate(40);
+        assert!(!parse_client_hello(&body, &mut reused));
+        assert_eq!(reused, ClientHello::default());
     }
 
     #[test]

@@ -22,6 +22,7 @@ use serde::Serialize;
 
 pub use self::factory::TlsFactory;
 pub use self::fingerprint::Ja3;
+use self::hello::ClientHello;
 use super::carry::Carry;
 use crate::session::{RecordSink, Side};
 
@@ -191,6 +192,8 @@ impl Half {
 #[derive(Debug, Default)]
 struct Summary {
     record: TlsRecord,
+    /// The ClientHello, parsed into the room of the last flow's.
+    hello: ClientHello,
     client_version: Option<u16>,
     /// The ClientHello's session ID, to tell a resumption.
     client_session_id: Vec<u8>,
@@ -256,6 +259,7 @@ impl TlsParser {
         }
         let Summary {
             record,
+            hello,
             client_version,
             client_session_id,
             server_version,
@@ -264,6 +268,7 @@ impl TlsParser {
             counters,
         } = &mut self.summary;
         *record = TlsRecord::default();
+        hello.clear();
         client_session_id.clear();
         (*client_version, *server_version) = (None, None);
         (*seen, *emitted) = (false, false);
@@ -414,17 +419,17 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
     match (side, ty) {
         (Side::Initiator, handshake::CLIENT_HELLO) => {
             *active = false;
-            match hello::parse_client_hello(body) {
-                Some(ch) => {
-                    s.counters.client_hellos += 1;
-                    s.client_version = Some(ch.version);
-                    s.record.ja3 = Some(fingerprint::ja3(&ch));
-                    s.record.ja4 = Some(fingerprint::ja4(&ch, 't'));
-                    s.record.sni = ch.sni;
-                    s.client_session_id = ch.session_id;
-                    s.record.alpn = ch.alpn;
-                }
-                None => s.counters.malformed += 1,
+            if hello::parse_client_hello(body, &mut s.hello) {
+                let ch = &mut s.hello;
+                s.counters.client_hellos += 1;
+                s.client_version = Some(ch.version);
+                s.record.ja3 = Some(fingerprint::ja3(ch));
+                s.record.ja4 = Some(fingerprint::ja4(ch, 't'));
+                s.record.sni = ch.sni.take();
+                s.client_session_id.clone_from(&ch.session_id);
+                s.record.alpn = std::mem::take(&mut ch.alpn);
+            } else {
+                s.counters.malformed += 1;
             }
         }
         (Side::Responder, handshake::SERVER_HELLO) => match hello::parse_server_hello(body) {
