@@ -287,11 +287,44 @@ impl<R> std::fmt::Debug for StreamSession<R> {
 /// [`SessionParser::reset`] and [`DatagramParser::reset`]).
 const SPARE_PARSERS: usize = 64;
 
+/// Parsers of ended flows, reset, by factory: at most [`SPARE_PARSERS`]
+/// each, handed to the factory's next flows. Both drivers keep one.
+struct Spares<P>(Vec<Vec<P>>);
+
+impl<P> Spares<P> {
+    const fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    /// Room for the parsers of one more factory.
+    fn add_factory(&mut self) {
+        self.0.push(Vec::new());
+    }
+
+    /// A kept parser of `factory`, else `new()`.
+    fn take(&mut self, factory: usize, new: impl FnOnce() -> P) -> P {
+        self.0
+            .get_mut(factory)
+            .and_then(Vec::pop)
+            .unwrap_or_else(new)
+    }
+
+    /// Keeps `parser` of `factory` when there is room and `reset` makes it
+    /// a fresh one; drops it otherwise.
+    fn keep(&mut self, factory: usize, mut parser: P, reset: impl FnOnce(&mut P) -> bool) {
+        if let Some(kept) = self.0.get_mut(factory)
+            && kept.len() < SPARE_PARSERS
+            && reset(&mut parser)
+        {
+            kept.push(parser);
+        }
+    }
+}
+
 /// Picks and feeds a [`SessionParser`] per TCP flow.
 pub struct SessionDriver<R> {
     factories: Vec<Box<dyn SessionParserFactory<R>>>,
-    /// Parsers of ended flows, reset, by factory.
-    spares: Vec<Vec<Box<dyn SessionParser<R>>>>,
+    spares: Spares<Box<dyn SessionParser<R>>>,
     config: DriverConfig,
     counters: SessionCounters,
 }
@@ -301,7 +334,7 @@ impl<R> SessionDriver<R> {
     pub fn new(config: DriverConfig) -> Self {
         Self {
             factories: Vec::new(),
-            spares: Vec::new(),
+            spares: Spares::new(),
             config,
             counters: SessionCounters::with_parsers(0),
         }
@@ -318,7 +351,7 @@ impl<R> SessionDriver<R> {
         factory: Box<dyn SessionParserFactory<R>>,
     ) -> Result<usize, TooManyParsers> {
         let index = register(&mut self.factories, &mut self.counters, factory)?;
-        self.spares.push(Vec::new());
+        self.spares.add_factory();
         Ok(index)
     }
 
@@ -560,10 +593,9 @@ impl<R> SessionDriver<R> {
                 let window = window.clone();
                 let missed = *missed;
                 self.counters.flows_detected[factory] += 1;
-                let parser = match self.spares[factory].pop() {
-                    Some(p) => p,
-                    None => self.factories[factory].new_parser(),
-                };
+                let parser = self
+                    .spares
+                    .take(factory, || self.factories[factory].new_parser());
                 session.state = StreamState::Parsing { parser, factory };
                 for gap_side in Side::BOTH {
                     let len = missed[gap_side.index()];
@@ -655,10 +687,7 @@ impl<R> SessionDriver<R> {
         } = std::mem::replace(&mut session.state, stopped)
         {
             parser.flush_counters(&mut self.counters.parsers);
-            let spares = &mut self.spares[factory];
-            if spares.len() < SPARE_PARSERS && parser.reset() {
-                spares.push(parser);
-            }
+            self.spares.keep(factory, parser, |p| p.reset());
         }
     }
 }
@@ -724,8 +753,7 @@ impl<R> std::fmt::Debug for DatagramSession<R> {
 /// help); otherwise up to [`DATAGRAM_PROBES`] datagrams are probed.
 pub struct DatagramDriver<R> {
     factories: Vec<Box<dyn DatagramParserFactory<R>>>,
-    /// Parsers of ended flows, reset, by factory.
-    spares: Vec<Vec<Box<dyn DatagramParser<R>>>>,
+    spares: Spares<Box<dyn DatagramParser<R>>>,
     config: DriverConfig,
     counters: SessionCounters,
 }
@@ -735,7 +763,7 @@ impl<R> DatagramDriver<R> {
     pub fn new(config: DriverConfig) -> Self {
         Self {
             factories: Vec::new(),
-            spares: Vec::new(),
+            spares: Spares::new(),
             config,
             counters: SessionCounters::with_parsers(0),
         }
@@ -752,7 +780,7 @@ impl<R> DatagramDriver<R> {
         factory: Box<dyn DatagramParserFactory<R>>,
     ) -> Result<usize, TooManyParsers> {
         let index = register(&mut self.factories, &mut self.counters, factory)?;
-        self.spares.push(Vec::new());
+        self.spares.add_factory();
         Ok(index)
     }
 
@@ -807,10 +835,9 @@ impl<R> DatagramDriver<R> {
             match selection {
                 Selection::Chosen(factory) => {
                     self.counters.flows_detected[factory] += 1;
-                    let parser = match self.spares[factory].pop() {
-                        Some(p) => p,
-                        None => self.factories[factory].new_parser(),
-                    };
+                    let parser = self
+                        .spares
+                        .take(factory, || self.factories[factory].new_parser());
                     session.state = DatagramState::Parsing { parser, factory };
                 }
                 Selection::NoParser
@@ -864,10 +891,7 @@ impl<R> DatagramDriver<R> {
             std::mem::replace(&mut session.state, stopped)
         {
             parser.flush_counters(&mut self.counters.parsers);
-            let spares = &mut self.spares[factory];
-            if spares.len() < SPARE_PARSERS && parser.reset() {
-                spares.push(parser);
-            }
+            self.spares.keep(factory, parser, |p| p.reset());
         }
     }
 
