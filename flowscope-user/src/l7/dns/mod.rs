@@ -134,9 +134,10 @@ pub struct DnsRecord {
 /// `clone_from` reuses the target's storage.
 impl Clone for DnsRecord {
     fn clone(&self) -> Self {
-        let mut copy = Self::on(Texts::default());
-        copy.clone_from(self);
-        copy
+        Self {
+            texts: self.texts.clone(),
+            ..*self
+        }
     }
 
     fn clone_from(&mut self, source: &Self) {

@@ -32,6 +32,10 @@ pub(super) struct CertInfo {
     pub not_after: String,
 }
 
+/// Hexadecimal digits, upper and lower case.
+const UPPER: &[u8; 16] = b"0123456789ABCDEF";
+const LOWER: &[u8; 16] = b"0123456789abcdef";
+
 /// Reads a DER certificate; `None` if it does not parse.
 pub(super) fn parse(der: &[u8]) -> Option<CertInfo> {
     let (_, cert) = X509CertificateParser::new()
@@ -42,8 +46,8 @@ pub(super) fn parse(der: &[u8]) -> Option<CertInfo> {
     Some(CertInfo {
         subject: name_text(cert.subject()),
         issuer: name_text(cert.issuer()),
-        serial: hex_colons(cert.tbs_certificate.raw_serial(), b"0123456789ABCDEF"),
-        fingerprint: hex_colons(&Sha1::digest(der), b"0123456789abcdef"),
+        serial: hex_colons(cert.tbs_certificate.raw_serial(), UPPER),
+        fingerprint: hex_colons(&Sha1::digest(der), LOWER),
         not_before: utc(validity.not_before),
         not_after: utc(validity.not_after),
     })
@@ -103,8 +107,8 @@ fn push_value(out: &mut String, value: &Any<'_>) -> Option<()> {
         Tag::BmpString => out.push_str(BmpString::try_from(value).ok()?.as_ref()),
         _ => {
             for b in value.as_bytes() {
-                out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
-                out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 0xf)]));
+                out.push(char::from(UPPER[usize::from(b >> 4)]));
+                out.push(char::from(UPPER[usize::from(b & 0xf)]));
             }
         }
     }
