@@ -96,30 +96,32 @@ enum Endian {
     Big,
 }
 
-/// Fields are read little-endian and swapped for a big-endian file: a
-/// byte swap and a conditional move, not a branch per field.
 impl Endian {
-    #[inline]
     fn u32(self, b: [u8; 4]) -> u32 {
-        let v = u32::from_le_bytes(b);
-        if self == Self::Big { v.swap_bytes() } else { v }
+        match self {
+            Self::Little => u32::from_le_bytes(b),
+            Self::Big => u32::from_be_bytes(b),
+        }
     }
 
-    #[inline]
     fn u16_at(self, b: &[u8], at: usize) -> Option<u16> {
-        let v = u16::from_le_bytes(*b.get(at..)?.first_chunk::<2>()?);
-        Some(if self == Self::Big { v.swap_bytes() } else { v })
+        let v = *b.get(at..)?.first_chunk::<2>()?;
+        Some(match self {
+            Self::Little => u16::from_le_bytes(v),
+            Self::Big => u16::from_be_bytes(v),
+        })
     }
 
-    #[inline]
     fn u32_at(self, b: &[u8], at: usize) -> Option<u32> {
         Some(self.u32(*b.get(at..)?.first_chunk::<4>()?))
     }
 
-    #[inline]
     fn u64_at(self, b: &[u8], at: usize) -> Option<u64> {
-        let v = u64::from_le_bytes(*b.get(at..)?.first_chunk::<8>()?);
-        Some(if self == Self::Big { v.swap_bytes() } else { v })
+        let v = *b.get(at..)?.first_chunk::<8>()?;
+        Some(match self {
+            Self::Little => u64::from_le_bytes(v),
+            Self::Big => u64::from_be_bytes(v),
+        })
     }
 }
 
