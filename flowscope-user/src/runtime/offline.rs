@@ -96,6 +96,10 @@ pub struct OfflineReport {
     pub writer: WriterStats,
     /// Workers that ran.
     pub workers: usize,
+    /// Packets each worker tracked, by worker index: how evenly the
+    /// steering split the file (a flow stays on one worker, so a few large
+    /// flows can load one worker more than the others).
+    pub worker_packets: Vec<u64>,
     /// The read error that ended the file early (every flow was still
     /// ended and written).
     pub error: Option<PcapError>,
@@ -386,6 +390,7 @@ where
         let pcap = pcap.map(|p| p.finish(&[w.tap_counts()])).transpose()?;
         return Ok(OfflineReport {
             pcap,
+            worker_packets: vec![counters.tracker.packets],
             counters,
             reader: reader.stats(),
             writer: w.into_out().into_outputs().finish(),
@@ -441,11 +446,13 @@ where
     drop(threads);
     let mut counters = PipelineCounters::default();
     let mut tap_counts = Vec::with_capacity(n);
+    let mut worker_packets = Vec::with_capacity(n);
     for h in handles {
         h.thread().unpark();
         let (c, t) = h
             .join()
             .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
+        worker_packets.push(c.as_ref().map_or(0, |c| c.tracker.packets));
         if let Some(c) = c {
             counters.merge(&c);
         }
@@ -459,6 +466,7 @@ where
         reader: reader.stats(),
         writer,
         workers: n,
+        worker_packets,
         error: end.error,
         interrupted: end.interrupted,
         filter,
