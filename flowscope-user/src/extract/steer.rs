@@ -15,6 +15,7 @@ use flowscope_common::hash;
 /// header only (VLAN tags are the caller's): its EtherType (0 when the
 /// link says "IP" without naming the version: raw IP and BSD loopback) and
 /// its offset. `None` when the link header is cut short.
+#[inline]
 pub fn l3_start(frame: &[u8], link: LinkType) -> Option<(u16, usize)> {
     Some(match link {
         LinkType::RawIp => (0, 0),
@@ -47,12 +48,14 @@ pub fn steer_hash(frame: &[u8], link: LinkType, seed: u32) -> u32 {
 }
 
 /// The steering fields of a frame of `link` type.
+#[inline]
 fn fields(frame: &[u8], link: LinkType) -> Option<SteerFields> {
     let (ethertype, off) = l3_start(frame, link)?;
     steer_fields(frame, ethertype, off)
 }
 
 /// The flow and steering hashes of a frame's fields.
+#[inline]
 fn hashes(f: &SteerFields, seed: u32) -> (u32, u32) {
     let (a, b) = (
         hash::address_hash(seed, &f.src),

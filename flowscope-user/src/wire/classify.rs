@@ -175,6 +175,7 @@ pub struct SteerFields {
 /// the IP pair, the protocol after IPv6 extension headers, the ports and
 /// the fragment, as [`classify`] reads them for Ethernet frames; `None`
 /// without a parsable IP header.
+#[inline]
 pub fn steer_fields(frame: &[u8], mut ethertype: u16, mut off: usize) -> Option<SteerFields> {
     for _ in 0..MAX_VLAN_TAGS {
         if ethertype != ETH_P_8021Q && ethertype != ETH_P_8021AD {
