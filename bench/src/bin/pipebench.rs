@@ -16,6 +16,9 @@
 //!   addresses rewritten, packets interleaved round-robin across the flows
 //!   ([`bench::sessions`]); generated chunk by chunk (untimed) into one
 //!   buffer larger than the caches, each chunk then timed in batches.
+//!   Replayed twice through one pipeline: the first pass on cold tables
+//!   (every page touched for the first time), the second, later in time,
+//!   in the steady state; both reported.
 //! - Memory: one flow whose client sends `--segments` one-byte segments
 //!   above a one-byte hole that never fills, through the real reassembler
 //!   with the default caps; contiguous (one growing run) and sparse (one
@@ -252,10 +255,25 @@ fn many_flows(args: &Args) -> Result<()> {
 /// frames fresh from a NIC ring or a capture file would be.
 const REAL_CHUNK: usize = 1 << 20;
 
+/// The two timed passes of one real-sessions run.
+struct RealRun {
+    /// The first replay through a fresh pipeline: every slot's state, the
+    /// reassembly buffers and the table pages are touched for the first
+    /// time (the kernel zeroes them on first touch), as when a monitor
+    /// starts.
+    cold: Duration,
+    /// The same replay again through the same pipeline, after `finish`
+    /// ended every flow of the first and past its last packet in time: the
+    /// steady state of a monitor that has seen that many flows before.
+    warm: Duration,
+    sink: Counting,
+}
+
 /// One run of the real-sessions workload through a fresh pipeline sized
-/// for its flows: the time spent in `process_batch` and `finish` (chunk
-/// generation untimed), and what the sink counted.
-fn real_run(s: &Sessions, bytes: &mut Vec<u8>, packets: &mut Vec<Packet>) -> (Duration, Counting) {
+/// for its flows, replayed twice (see [`RealRun`]): each pass's time in
+/// `process_batch` and `finish` (chunk generation untimed), and what the
+/// sink counted in the first.
+fn real_run(s: &Sessions, bytes: &mut Vec<u8>, packets: &mut Vec<Packet>) -> Result<RealRun> {
     let config = PipelineConfig {
         tracker: TrackerConfig {
             max_flows: s.flows() + s.flows() / 4,
@@ -264,78 +282,106 @@ fn real_run(s: &Sessions, bytes: &mut Vec<u8>, packets: &mut Vec<Packet>) -> (Du
         ..PipelineConfig::default()
     };
     let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), config);
-    let mut sink = Counting::default();
-    let mut replay = Replay::default();
-    let mut elapsed = Duration::ZERO;
-    while s.fill(&mut replay, REAL_CHUNK, bytes, packets) {
-        // Once per chunk, untimed: the views borrow this chunk's bytes.
-        let mut views = Vec::with_capacity(HANDLER_BATCH);
-        let start = Instant::now();
-        for chunk in packets.chunks(HANDLER_BATCH) {
-            views.clear();
-            views.extend(chunk.iter().map(|p| {
-                PacketView {
-                    frame: bytes
-                        .get(p.offset..p.offset + p.len as usize)
-                        .unwrap_or_default(),
-                    timestamp: Timestamp(sessions::EPOCH_NS + p.rel_ns),
-                    link: LinkType::Ethernet,
-                    orig_len: p.orig_len,
-                    hint: None,
-                }
-            }));
-            pipeline.process_batch(&views, &mut sink);
+    // The second pass starts a second after the first pass's last packet.
+    let shift = s.totals().0 * sessions::GAP_NS + 1_000_000_000;
+    let mut passes = [Duration::ZERO; 2];
+    let mut first = Counting::default();
+    for (pass, elapsed) in passes.iter_mut().enumerate() {
+        let offset = sessions::EPOCH_NS + pass as u64 * shift;
+        let mut sink = Counting::default();
+        let mut replay = Replay::default();
+        while s.fill(&mut replay, REAL_CHUNK, bytes, packets) {
+            // Once per chunk, untimed: the views borrow this chunk's bytes.
+            let mut views = Vec::with_capacity(HANDLER_BATCH);
+            let start = Instant::now();
+            for chunk in packets.chunks(HANDLER_BATCH) {
+                views.clear();
+                views.extend(chunk.iter().map(|p| {
+                    PacketView {
+                        frame: bytes
+                            .get(p.offset..p.offset + p.len as usize)
+                            .unwrap_or_default(),
+                        timestamp: Timestamp(offset + p.rel_ns),
+                        link: LinkType::Ethernet,
+                        orig_len: p.orig_len,
+                        hint: None,
+                    }
+                }));
+                pipeline.process_batch(&views, &mut sink);
+            }
+            *elapsed += start.elapsed();
         }
-        elapsed += start.elapsed();
+        let start = Instant::now();
+        pipeline.finish(&mut sink);
+        *elapsed += start.elapsed();
+        if pass == 0 {
+            first = sink;
+        } else {
+            anyhow::ensure!(
+                (sink.l7, sink.flows) == (first.l7, first.flows),
+                "real sessions: {} L7 records and {} flows in the second pass, {} and {} in the first",
+                sink.l7,
+                sink.flows,
+                first.l7,
+                first.flows
+            );
+        }
     }
-    let start = Instant::now();
-    pipeline.finish(&mut sink);
-    (elapsed + start.elapsed(), sink)
+    Ok(RealRun {
+        cold: passes[0],
+        warm: passes[1],
+        sink: first,
+    })
 }
 
-/// The real-sessions workload: every run a fresh pipeline and one whole
-/// replay (every flow created, parsed and ended).
+/// The real-sessions workload: every run a fresh pipeline and two whole
+/// replays (every flow created, parsed and ended, twice).
 fn real_sessions(args: &Args) -> Result<()> {
     let s = Sessions::load(&args.session_pcap, args.real_flows)?;
     let (packets, frame_bytes) = s.totals();
     let (mut bytes, mut chunk) = (Vec::new(), Vec::with_capacity(REAL_CHUNK));
-    let (mut ns, mut gbs) = (Vec::new(), Vec::new());
+    let (mut cold, mut warm, mut gbs) = (Vec::new(), Vec::new(), Vec::new());
     let mut first: Option<Counting> = None;
     for _ in 0..args.runs {
-        let (t, sink) = real_run(&s, &mut bytes, &mut chunk);
+        let run = real_run(&s, &mut bytes, &mut chunk)?;
         if let Some(f) = &first {
             anyhow::ensure!(
-                (sink.l7, sink.flows) == (f.l7, f.flows),
+                (run.sink.l7, run.sink.flows) == (f.l7, f.flows),
                 "real sessions: {} L7 records and {} flows in a run, {} and {} in the first",
-                sink.l7,
-                sink.flows,
+                run.sink.l7,
+                run.sink.flows,
                 f.l7,
                 f.flows
             );
         }
-        let secs = t.as_secs_f64();
-        ns.push(secs * 1e9 / packets as f64);
-        gbs.push(frame_bytes as f64 / secs / 1e9);
-        first.get_or_insert(sink);
+        let ns = |t: Duration| t.as_secs_f64() * 1e9 / packets as f64;
+        cold.push(ns(run.cold));
+        warm.push(ns(run.warm));
+        gbs.push(frame_bytes as f64 / run.warm.as_secs_f64() / 1e9);
         eprintln!(
-            "pipebench: real sessions run {:.0} ns/packet",
-            ns.last().copied().unwrap_or(0.0)
+            "pipebench: real sessions run {:.0} ns/packet cold, {:.0} warm",
+            ns(run.cold),
+            ns(run.warm)
         );
+        first.get_or_insert(run.sink);
     }
-    let (Some(ns), Some(gbs), Some(first)) = (Stats::of(&ns), Stats::of(&gbs), first) else {
+    let (Some(cold), Some(warm), Some(gbs), Some(first)) =
+        (Stats::of(&cold), Stats::of(&warm), Stats::of(&gbs), first)
+    else {
         return Ok(());
     };
     println!(
-        "| workload | template sessions | packets | frame bytes | flows ended | L7 records | batches of {HANDLER_BATCH} ns/packet | GB/s | peak RSS |"
+        "| workload | template sessions | packets | frame bytes | flows ended | L7 records | batches of {HANDLER_BATCH}, first pass (cold tables) ns/packet | second pass (steady state) ns/packet | GB/s, second pass | peak RSS |"
     );
-    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     println!(
-        "| {} flows, real HTTP/TLS sessions round-robin | {} | {packets} | {frame_bytes} | {} | {} | {} | {} | {} MiB |",
+        "| {} flows, real HTTP/TLS sessions round-robin | {} | {packets} | {frame_bytes} | {} | {} | {} | {} | {} | {} MiB |",
         s.flows(),
         s.templates(),
         first.flows,
         first.l7,
-        cell(ns, 0),
+        cell(cold, 0),
+        cell(warm, 0),
         cell(gbs, 2),
         vm_hwm()? >> 20
     );
