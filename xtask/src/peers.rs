@@ -253,6 +253,35 @@ fn machine() -> String {
     format!("{cores} vCPU, {model}, Linux {}", kernel.trim())
 }
 
+/// Packets each of `n` workers tracks in `flowscope read` of `file`
+/// (`worker_packets` of its `--summary-json`).
+fn worker_split(bins: &Path, file: &Path, n: usize, scratch: &Path) -> Result<Vec<u64>> {
+    std::fs::create_dir_all(scratch)?;
+    let summary = scratch.join("summary.json");
+    let status = Command::new(bins.join("flowscope"))
+        .args([
+            "read",
+            "--no-l7",
+            "--workers",
+            &n.to_string(),
+            "-o",
+            "eve:/dev/null",
+        ])
+        .arg("--summary-json")
+        .arg(&summary)
+        .arg(file)
+        .stderr(Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("flowscope read {} failed: {status}", file.display());
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&summary)?)?;
+    v["worker_packets"]
+        .as_array()
+        .and_then(|a| a.iter().map(serde_json::Value::as_u64).collect())
+        .ok_or_else(|| anyhow::anyhow!("no worker_packets in {}", summary.display()))
+}
+
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -297,7 +326,8 @@ pub fn run(args: &Args, bins: &Path) -> Result<()> {
             }
             eprintln!("xtask: {} round {}/{} done", m.file, round + 1, args.runs);
         }
-        tables.push((m, *packets, *bytes, cs, times));
+        let split = worker_split(bins, path, n, &scratch)?;
+        tables.push((m, *packets, *bytes, cs, times, split));
     }
     let _ = std::fs::remove_dir_all(&scratch);
     println!(
@@ -309,7 +339,7 @@ pub fn run(args: &Args, bins: &Path) -> Result<()> {
         "Command: `cargo xtask bench peers -- --runs {}`\n",
         args.runs
     );
-    for (m, packets, bytes, cs, samples) in tables {
+    for (m, packets, bytes, cs, samples, split) in tables {
         let times: Vec<Vec<f64>> = samples
             .iter()
             .map(|s| s.iter().map(|x| x.wall).collect())
@@ -353,6 +383,13 @@ pub fn run(args: &Args, bins: &Path) -> Result<()> {
                 ratio(&times[many], &times[one])
             );
         }
+        let largest = split.iter().copied().max().unwrap_or(0);
+        let total: u64 = split.iter().sum();
+        println!(
+            "\nPackets per worker with {n} workers: {split:?}; a flow stays on the worker it is \
+             steered to, so {n} workers can be at most {:.2}x 1 worker on this file.",
+            total as f64 / largest.max(1) as f64
+        );
         println!();
     }
     Ok(())
