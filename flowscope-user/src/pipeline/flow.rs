@@ -210,6 +210,7 @@ fn ports(flow: &FlowRecord<FiveTupleKey>) -> FlowPorts {
 }
 
 impl<S: PipelineSink<FiveTupleKey>> EventSink<FiveTupleKey> for Stage<'_, S> {
+    #[inline(always)]
     fn event(&mut self, event: FlowEvent<'_, FiveTupleKey>) {
         match event {
             FlowEvent::Ended { flow, slot, reason } => {

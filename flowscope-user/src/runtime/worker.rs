@@ -86,7 +86,7 @@ fn note_top(top: &mut [Option<TopFlow>; TOP_FLOWS], flow: &FlowRecord<FiveTupleK
 }
 
 impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
-    #[inline]
+    #[inline(always)]
     fn event(&mut self, event: &FlowEvent<'_, FiveTupleKey>) {
         if let (Some(top), FlowEvent::Packet { flow, .. }) = (&mut self.s.top, event) {
             note_top(top, flow);
