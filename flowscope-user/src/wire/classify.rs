@@ -33,7 +33,7 @@ use flowscope_common::meta::{
 
 /// Address words as [`flowscope_common::hash`] wants them: little-endian
 /// loads of the wire bytes.
-fn words16(a: [u8; 16]) -> [u32; 4] {
+pub(crate) fn words16(a: [u8; 16]) -> [u32; 4] {
     [
         u32::from_le_bytes([a[0], a[1], a[2], a[3]]),
         u32::from_le_bytes([a[4], a[5], a[6], a[7]]),

@@ -17,6 +17,7 @@ mod tcp;
 mod tunnel;
 mod udp;
 
+pub(crate) use classify::words16;
 pub use classify::{SteerFields, classify, steer_fields};
 pub use ethernet::{EthernetFrame, VlanTag};
 pub use icmp::{
