@@ -224,17 +224,17 @@ fn tls_long_certificate_matches_tshark_and_ndpi() {
     // ndpiReader: [Issuer: …][Subject: …][Validity: 2019-03-07 00:00:00 - 2020-05-05 12:00:00].
     let r = &ours[0];
     assert_eq!(
-        r.issuerdn.as_deref(),
+        r.issuerdn(),
         Some("C=US, O=DigiCert Inc, OU=www.digicert.com, CN=GeoTrust RSA CA 2018")
     );
     assert_eq!(
-        r.subject.as_deref(),
+        r.subject(),
         Some("C=IT, ST=Roma, L=Roma, O=GEDI Digital S.r.l., CN=www.repstatic.it")
     );
-    assert_eq!(r.notbefore.as_deref(), Some("2019-03-07T00:00:00"));
-    assert_eq!(r.notafter.as_deref(), Some("2020-05-05T12:00:00"));
-    assert_eq!(r.version.as_deref(), Some("TLS 1.2"));
-    assert_eq!(r.alpn, vec!["h2".to_owned(), "http/1.1".to_owned()]);
+    assert_eq!(r.notbefore(), Some("2019-03-07T00:00:00"));
+    assert_eq!(r.notafter(), Some("2020-05-05T12:00:00"));
+    assert_eq!(r.version(), Some("TLS 1.2"));
+    assert_eq!(r.alpn().collect::<Vec<_>>(), ["h2", "http/1.1"]);
 }
 
 #[test]

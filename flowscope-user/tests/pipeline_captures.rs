@@ -258,7 +258,10 @@ fn tls_matches_tshark_ndpi_and_zeek() {
     }
     let pcap = "zeek__tls_tls-conn-with-extensions.pcap";
     let out = run(pcap);
-    let sni: Vec<String> = tls(&out).iter().filter_map(|r| r.sni.clone()).collect();
+    let sni: Vec<String> = tls(&out)
+        .iter()
+        .filter_map(|r| r.sni().map(str::to_owned))
+        .collect();
     for row in zeek_log(pcap, "scripts.base.protocols.ssl.basic.ssl.log") {
         assert!(
             sni.contains(&row["server_name"]),

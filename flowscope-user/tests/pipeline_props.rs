@@ -306,7 +306,7 @@ proptest! {
         let (client, server) = tls_streams();
         let base = run(client, server, &SidePlan::in_order(), &SidePlan::in_order());
         prop_assert!(
-            base.iter().any(|r| matches!(r, L7Record::Tls(t) if t.sni.is_some() && t.ja3s.is_some())),
+            base.iter().any(|r| matches!(r, L7Record::Tls(t) if t.sni().is_some() && t.ja3s().is_some())),
             "{:?}", base
         );
         let got = run(client, server, &client_plan, &server_plan);

@@ -34,7 +34,7 @@ pub use self::quic::{
 pub use self::ssh::{
     SshAlgorithms, SshConfig, SshCounters, SshEndpoint, SshFactory, SshParser, SshRecord,
 };
-pub use self::tls::{TlsConfig, TlsCounters, TlsFactory, TlsParser, TlsRecord};
+pub use self::tls::{Md5Text, TlsConfig, TlsCounters, TlsFactory, TlsParser, TlsRecord};
 use crate::session::{RecordSink, Texts};
 
 /// One L7 record, serialised as its EVE object keyed by protocol name.
@@ -91,7 +91,8 @@ impl L7Record {
         match self {
             Self::Http(r) => Some(r.into_buffer()),
             Self::Dns(r) => Some(r.into_buffer()),
-            Self::Tls(_) | Self::Quic(_) | Self::Ssh(_) => None,
+            Self::Tls(r) => Some(r.into_buffer()),
+            Self::Quic(_) | Self::Ssh(_) => None,
         }
     }
 }

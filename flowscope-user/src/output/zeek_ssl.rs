@@ -104,28 +104,31 @@ impl<W: Write> ZeekSslWriter<W> {
     ///
     /// The underlying writer's I/O error.
     pub fn write_ssl(&mut self, flow: &FlowHeader, ts: Timestamp, r: &TlsRecord) -> io::Result<()> {
-        let version = r.version.as_deref().map(version_name);
+        let version = r.version().map(version_name);
+        // Zeek's vector needs strings of its own (the record's share one
+        // buffer): one allocation per fingerprint here, Zeek logs only.
+        let chain: Vec<String> = r.cert_chain_fps().map(str::to_owned).collect();
         let cipher = r.cipher.map(cipher_name);
         let curve = r.curve.map(curve_name);
         let rest: [Value<'_>; FIELDS.len()] = [
             version.as_deref().map_or(Value::Unset, Value::Str),
             cipher.as_deref().map_or(Value::Unset, Value::Str),
             curve.as_deref().map_or(Value::Unset, Value::Str),
-            r.sni.as_deref().map_or(Value::Unset, Value::Str),
-            match (r.cipher, r.version.as_deref()) {
+            r.sni().map_or(Value::Unset, Value::Str),
+            match (r.cipher, r.version()) {
                 (Some(_), Some(v)) if v != "TLS 1.3" => {
                     Value::Bool(r.session_resumed == Some(true))
                 }
                 _ => Value::Unset,
             },
             Value::Unset,
-            r.server_alpn.as_deref().map_or(Value::Unset, Value::Str),
+            r.server_alpn().map_or(Value::Unset, Value::Str),
             Value::Unset,
             Value::Unset,
-            if r.cert_chain_fps.is_empty() {
+            if chain.is_empty() {
                 Value::Unset
             } else {
-                Value::Strs(&r.cert_chain_fps)
+                Value::Strs(&chain)
             },
             Value::Unset,
             Value::Unset,

@@ -133,6 +133,13 @@ impl Texts {
         Ok(())
     }
 
+    /// Sets field `i` to two numbers instead of text.
+    pub fn set_numbers(&mut self, i: usize, a: u32, b: u32) {
+        if let Some(s) = self.slots.get_mut(i) {
+            *s = Slot::Numbers(a, b);
+        }
+    }
+
     /// Unsets field `i`.
     pub fn unset(&mut self, i: usize) {
         if let Some(s) = self.slots.get_mut(i) {

@@ -233,15 +233,15 @@ pub fn ndpi_fields(pcap: &str, key: &str) -> Vec<String> {
 pub fn check_tls(pcap: &str, ours: &[&TlsRecord]) -> usize {
     let ja3: Vec<&str> = ours
         .iter()
-        .filter_map(|r| r.ja3.as_ref())
-        .map(|j| j.hash.as_str())
+        .filter_map(|r| r.ja3())
+        .map(|j| j.hash)
         .collect();
     let ja3s: Vec<&str> = ours
         .iter()
-        .filter_map(|r| r.ja3s.as_ref())
-        .map(|j| j.hash.as_str())
+        .filter_map(|r| r.ja3s())
+        .map(|j| j.hash)
         .collect();
-    let sni: Vec<&str> = ours.iter().filter_map(|r| r.sni.as_deref()).collect();
+    let sni: Vec<&str> = ours.iter().filter_map(|r| r.sni()).collect();
     let hellos = tsv(pcap, "tls_client_hello.tsv");
     for row in &hellos {
         // A frame with several ClientHellos lists each value, comma-joined.

@@ -18,39 +18,32 @@ use x509_parser::objects::{oid_registry, oid2abbrev};
 use x509_parser::time::ASN1Time;
 use x509_parser::x509::X509Name;
 
-/// Subject, issuer and validity of one certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct CertInfo {
-    pub subject: String,
-    pub issuer: String,
-    /// Serial number bytes, `0A:1B:…`.
-    pub serial: String,
-    /// SHA-1 of the DER certificate, `0a:1b:…`.
-    pub fingerprint: String,
-    /// `YYYY-MM-DDTHH:MM:SS`, UTC, as Suricata prints it.
-    pub not_before: String,
-    pub not_after: String,
-}
+use super::TlsRecord;
+use super::record::CertField;
 
 /// Hexadecimal digits, upper and lower case.
 const UPPER: &[u8; 16] = b"0123456789ABCDEF";
 const LOWER: &[u8; 16] = b"0123456789abcdef";
 
-/// Reads a DER certificate; `None` if it does not parse.
-pub(super) fn parse(der: &[u8]) -> Option<CertInfo> {
-    let (_, cert) = X509CertificateParser::new()
+/// Reads a DER certificate into `record`'s certificate fields; false (and
+/// `record` untouched) if it does not parse.
+pub(super) fn parse(der: &[u8], record: &mut TlsRecord) -> bool {
+    let Ok((_, cert)) = X509CertificateParser::new()
         .with_deep_parse_extensions(false)
         .parse(der)
-        .ok()?;
+    else {
+        return false;
+    };
     let validity = cert.validity();
-    Some(CertInfo {
-        subject: name_text(cert.subject()),
-        issuer: name_text(cert.issuer()),
-        serial: hex_colons(cert.tbs_certificate.raw_serial(), UPPER),
-        fingerprint: hex_colons(&Sha1::digest(der), LOWER),
-        not_before: utc(validity.not_before),
-        not_after: utc(validity.not_after),
-    })
+    record.set_cert(|field, out| match field {
+        CertField::Subject => push_name_text(out, cert.subject()),
+        CertField::Issuer => push_name_text(out, cert.issuer()),
+        CertField::Serial => push_hex_colons(out, cert.tbs_certificate.raw_serial(), UPPER),
+        CertField::Fingerprint => push_hex_colons(out, &Sha1::digest(der), LOWER),
+        CertField::NotBefore => push_utc(out, validity.not_before),
+        CertField::NotAfter => push_utc(out, validity.not_after),
+    });
+    true
 }
 
 /// A distinguished name as x509-parser's `Display` writes it: its RDNs
@@ -58,19 +51,19 @@ pub(super) fn parse(der: &[u8]) -> Option<CertInfo> {
 /// (the OID's `Debug` form when it has no abbreviation; a value that is no
 /// string in upper-case hex); `<X509Error: Invalid X.509 name>` when a
 /// string value is not valid.
-fn name_text(name: &X509Name<'_>) -> String {
-    let mut out = String::with_capacity(name.as_raw().len());
-    if push_name(&mut out, name).is_none() {
-        out.clear();
+fn push_name_text(out: &mut String, name: &X509Name<'_>) {
+    let start = out.len();
+    if push_name(out, name, start).is_none() {
+        out.truncate(start);
         out.push_str("<X509Error: Invalid X.509 name>");
     }
-    out
 }
 
-fn push_name(out: &mut String, name: &X509Name<'_>) -> Option<()> {
+/// Appends `name`'s RDNs to `out`, whose text before `start` is not its.
+fn push_name(out: &mut String, name: &X509Name<'_>, start: usize) -> Option<()> {
     let registry = oid_registry();
     for rdn in name.iter_rdn() {
-        if !out.is_empty() {
+        if out.len() > start {
             out.push_str(", ");
         }
         for (i, attr) in rdn.iter().enumerate() {
@@ -115,21 +108,19 @@ fn push_value(out: &mut String, value: &Any<'_>) -> Option<()> {
     Some(())
 }
 
-/// `bytes` in hex with `digits`, separated by colons.
-fn hex_colons(bytes: &[u8], digits: &[u8; 16]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 3);
+/// Appends `bytes` in hex with `digits`, separated by colons.
+fn push_hex_colons(out: &mut String, bytes: &[u8], digits: &[u8; 16]) {
     for (i, b) in bytes.iter().enumerate() {
         if i > 0 {
-            s.push(':');
+            out.push(':');
         }
-        s.push(char::from(digits[usize::from(b >> 4)]));
-        s.push(char::from(digits[usize::from(b & 0xf)]));
+        out.push(char::from(digits[usize::from(b >> 4)]));
+        out.push(char::from(digits[usize::from(b & 0xf)]));
     }
-    s
 }
 
-/// Formats a time as `YYYY-MM-DDTHH:MM:SS` (civil-from-days conversion).
-fn utc(t: ASN1Time) -> String {
+/// Appends a time as `YYYY-MM-DDTHH:MM:SS` (civil-from-days conversion).
+fn push_utc(out: &mut String, t: ASN1Time) {
     let secs = t.timestamp();
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
@@ -141,12 +132,13 @@ fn utc(t: ASN1Time) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
+    let _ = write!(
+        out,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
-    )
+    );
 }
 
 #[cfg(test)]
@@ -155,12 +147,18 @@ mod tests {
 
     #[test]
     fn times_format_like_suricata() {
-        let t = |s| utc(ASN1Time::from_timestamp(s).unwrap());
+        let t = |s| {
+            let mut out = String::new();
+            push_utc(&mut out, ASN1Time::from_timestamp(s).unwrap());
+            out
+        };
         assert_eq!(t(0), "1970-01-01T00:00:00");
         // `date -u -d @1709251199` = 2024-02-29 23:59:59 (leap day).
         assert_eq!(t(1_709_251_199), "2024-02-29T23:59:59");
         assert_eq!(t(951_782_400), "2000-02-29T00:00:00");
-        assert!(parse(b"\x30\x03\x02\x01\x00").is_none());
+        let mut record = TlsRecord::default();
+        assert!(!parse(b"\x30\x03\x02\x01\x00", &mut record));
+        assert_eq!(record, TlsRecord::default());
     }
 
     fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
@@ -210,8 +208,12 @@ mod tests {
         for rdns in names {
             let der = tlv(0x30, &rdns.concat());
             let (_, name) = X509Name::from_der(&der).expect("a name");
-            assert_eq!(name_text(&name), name.to_string(), "{der:02x?}");
-            texts.push(name_text(&name));
+            // Written after other text, as into a record's buffer.
+            let mut text = String::from("before");
+            push_name_text(&mut text, &name);
+            let text = text.split_off("before".len());
+            assert_eq!(text, name.to_string(), "{der:02x?}");
+            texts.push(text);
         }
         assert_eq!(
             texts[..2],

@@ -22,16 +22,18 @@ fn join_dec(s: &mut String, values: impl IntoIterator<Item = u16>) {
     }
 }
 
-/// A JA3 string: the version, then each list dash-joined, all
+/// Appends a JA3 string: the version, then each list dash-joined, all
 /// comma-separated.
-fn ja3_string<const N: usize>(version: u16, lists: [&mut dyn Iterator<Item = u16>; N]) -> String {
-    let mut s = String::with_capacity(256);
-    push_dec(&mut s, version);
+fn push_ja3_string<const N: usize>(
+    out: &mut String,
+    version: u16,
+    lists: [&mut dyn Iterator<Item = u16>; N],
+) {
+    push_dec(out, version);
     for list in lists {
-        s.push(',');
-        join_dec(&mut s, list);
+        out.push(',');
+        join_dec(out, list);
     }
-    s
 }
 
 /// `values` without GREASE.
@@ -39,9 +41,10 @@ fn no_grease(values: &[u16]) -> impl Iterator<Item = u16> + '_ {
     values.iter().copied().filter(|&v| !is_grease(v))
 }
 
-/// JA3 of a ClientHello.
-pub(super) fn ja3(ch: &ClientHello) -> Ja3 {
-    Ja3::of(ja3_string(
+/// Appends the JA3 string of a ClientHello.
+pub(super) fn push_ja3(out: &mut String, ch: &ClientHello) {
+    push_ja3_string(
+        out,
         ch.version,
         [
             &mut no_grease(&ch.ciphers),
@@ -49,7 +52,7 @@ pub(super) fn ja3(ch: &ClientHello) -> Ja3 {
             &mut no_grease(&ch.groups),
             &mut ch.point_formats.iter().map(|&f| u16::from(f)),
         ],
-    ))
+    );
 }
 
 /// GREASE extension type as Suricata's QUIC JA3 writes every GREASE
@@ -67,7 +70,9 @@ pub(in crate::l7) fn ja3_quic(ch: &ClientHello) -> Ja3 {
             e
         }
     });
-    Ja3::of(ja3_string(
+    let mut s = String::with_capacity(256);
+    push_ja3_string(
+        &mut s,
         ch.version,
         [
             &mut ch.ciphers.iter().copied(),
@@ -75,18 +80,20 @@ pub(in crate::l7) fn ja3_quic(ch: &ClientHello) -> Ja3 {
             &mut ch.groups.iter().copied(),
             &mut ch.point_formats.iter().map(|&f| u16::from(f)),
         ],
-    ))
+    );
+    Ja3::of(s)
 }
 
-/// JA3S of a ServerHello.
-pub(super) fn ja3s(sh: &ServerHello) -> Ja3 {
-    Ja3::of(ja3_string(
+/// Appends the JA3S string of a ServerHello.
+pub(super) fn push_ja3s(out: &mut String, sh: &ServerHello) {
+    push_ja3_string(
+        out,
         sh.version,
         [
             &mut std::iter::once(sh.cipher),
             &mut no_grease(&sh.extensions),
         ],
-    ))
+    );
 }
 
 fn version_code(v: u16) -> &'static str {
@@ -148,6 +155,13 @@ fn push_alpn_code(out: &mut String, first: Option<&str>) {
 /// JA4 of a ClientHello; `transport` is JA4's first character, `t` for
 /// TCP and `q` for QUIC.
 pub(in crate::l7) fn ja4(ch: &ClientHello, transport: char) -> String {
+    let mut out = String::with_capacity(36);
+    push_ja4(&mut out, ch, transport);
+    out
+}
+
+/// Appends [`ja4`].
+pub(super) fn push_ja4(out: &mut String, ch: &ClientHello, transport: char) {
     let version = ch
         .supported_versions
         .iter()
@@ -168,7 +182,6 @@ pub(in crate::l7) fn ja4(ch: &ClientHello, transport: char) -> String {
         .filter(|&e| !is_grease(e))
         .collect();
     let sni = if exts.contains(&0) { 'd' } else { 'i' };
-    let mut out = String::with_capacity(36);
     out.push(transport);
     out.push_str(version_code(version));
     out.push(sni);
@@ -177,16 +190,15 @@ pub(in crate::l7) fn ja4(ch: &ClientHello, transport: char) -> String {
         out.push(char::from(b'0' + n / 10));
         out.push(char::from(b'0' + n % 10));
     }
-    push_alpn_code(&mut out, ch.alpn.first().map(String::as_str));
+    push_alpn_code(out, ch.alpn.first().map(String::as_str));
     ciphers.sort_unstable();
     let mut sorted = exts;
     sorted.retain(|&e| e != 0 && e != 16);
     sorted.sort_unstable();
     out.push('_');
-    push_hash12(&mut out, &ciphers, &[]);
+    push_hash12(out, &ciphers, &[]);
     out.push('_');
-    push_hash12(&mut out, &sorted, &ch.signature_algorithms);
-    out
+    push_hash12(out, &sorted, &ch.signature_algorithms);
 }
 
 #[cfg(test)]
@@ -199,12 +211,16 @@ mod tests {
     #[test]
     fn ja3_leaves_grease_out() {
         let ch = parsed(&client_hello_body()).unwrap();
-        let f = ja3(&ch);
+        let mut f = String::new();
+        push_ja3(&mut f, &ch);
+        let f = Ja3::of(f);
         assert_eq!(f.string, "771,4865-49195-47,0-23-10-11-13-16-43,29-23,0");
         // md5 of that string, computed independently (`printf %s … | md5sum`).
         assert_eq!(f.hash, "e9c51f79d13dfe5012c557c2f2020a5e");
         let sh = parse_server_hello(&server_hello_body()).unwrap();
-        let s = ja3s(&sh);
+        let mut s = String::new();
+        push_ja3s(&mut s, &sh);
+        let s = Ja3::of(s);
         assert_eq!(s.string, "771,49195,65281-16-11");
         assert_eq!(s.hash, "554786d4c84f8a7953b7e453c6371067");
     }

@@ -17,82 +17,15 @@ mod cert;
 mod factory;
 pub(super) mod fingerprint;
 pub(super) mod hello;
-
-use serde::Serialize;
+mod record;
 
 pub use self::factory::TlsFactory;
 pub use self::fingerprint::Ja3;
 use self::hello::ClientHello;
+use self::record::Md5Pair;
+pub use self::record::{Md5Text, TlsRecord};
 use super::carry::Carry;
 use crate::session::{RecordSink, Side};
-
-/// The handshake of one flow, in Suricata EVE `tls` names.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct TlsRecord {
-    /// Server name from the ClientHello.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sni: Option<String>,
-    /// Negotiated version (`TLS 1.2`, `TLS 1.3`), or the client's when no
-    /// ServerHello was seen.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    /// Client fingerprint.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ja3: Option<Ja3>,
-    /// Server fingerprint.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ja3s: Option<Ja3>,
-    /// JA4 client fingerprint.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ja4: Option<String>,
-    /// Protocols the client offered (ALPN), in its order (Suricata's
-    /// `client_alpns`).
-    #[serde(rename = "client_alpns", skip_serializing_if = "Vec::is_empty")]
-    pub alpn: Vec<String>,
-    /// Subject DN of the server's first certificate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    /// Issuer DN of that certificate.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub issuerdn: Option<String>,
-    /// Its serial number (`0A:1B:…`, as Suricata writes it).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub serial: Option<String>,
-    /// SHA-1 of it (`0a:1b:…`, as Suricata writes it).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fingerprint: Option<String>,
-    /// The server resumed the client's session (TLS 1.2 and before: it
-    /// echoed the client's non-empty session ID), as Suricata marks it;
-    /// absent otherwise.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_resumed: Option<bool>,
-    /// Start of its validity, `YYYY-MM-DDTHH:MM:SS` UTC.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub notbefore: Option<String>,
-    /// End of its validity.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub notafter: Option<String>,
-    /// Cipher suite the ServerHello chose (Zeek's `cipher`; not in EVE).
-    #[serde(skip)]
-    pub cipher: Option<u16>,
-    /// Protocol the ServerHello's ALPN chose (Zeek's `next_protocol`;
-    /// EVE's `server_alpns`, a list of it, as Suricata writes it).
-    #[serde(
-        rename = "server_alpns",
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "one_item_list"
-    )]
-    pub server_alpn: Option<String>,
-    /// SHA-256 of each certificate of the server's chain, in hex, in its
-    /// order (Zeek's `cert_chain_fps`; not in EVE).
-    #[serde(skip)]
-    pub cert_chain_fps: Vec<String>,
-    /// The key exchange's group: the server's TLS 1.3 `key_share`, or the
-    /// named curve of an ECDHE ServerKeyExchange (Zeek's `curve`; not in
-    /// EVE).
-    #[serde(skip)]
-    pub curve: Option<u16>,
-}
 
 /// Limits of one TLS parser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,17 +150,26 @@ impl Default for TlsParser {
     }
 }
 
-/// SHA-256 of `bytes` in lower-case hex.
-fn hex_sha256(bytes: &[u8]) -> String {
+/// Appends the SHA-256 of `bytes` in lower-case hex.
+fn push_hex_sha256(out: &mut String, bytes: &[u8]) {
     use sha2::{Digest, Sha256};
-    crate::l7::fingerprint::hex(&Sha256::digest(bytes))
+    crate::l7::fingerprint::push_hex(out, &Sha256::digest(bytes));
 }
 
-fn version_name(v: u16) -> String {
+/// Appends the name of version `v`: `SSLv3`, `TLS 1.2`, or `0x` and its
+/// four hex digits.
+fn push_version_name(out: &mut String, v: u16) {
     match v {
-        0x0300 => "SSLv3".to_owned(),
-        0x0301..=0x0304 => format!("TLS 1.{}", v - 0x0301),
-        _ => format!("0x{v:04x}"),
+        0x0300 => out.push_str("SSLv3"),
+        0x0301..=0x0304 => {
+            out.push_str("TLS 1.");
+            out.push(char::from(b'0' + (v - 0x0301) as u8));
+        }
+        _ => {
+            out.push_str("0x");
+            let digits = crate::l7::fingerprint::hex_u16(v);
+            out.extend(digits.iter().map(|&d| char::from(d)));
+        }
     }
 }
 
@@ -267,7 +209,7 @@ impl TlsParser {
             emitted,
             counters,
         } = &mut self.summary;
-        *record = TlsRecord::default();
+        record.clear();
         hello.clear();
         client_session_id.clear();
         (*client_version, *server_version) = (None, None);
@@ -298,6 +240,9 @@ impl TlsParser {
             Side::Responder => &mut self.server,
         };
         let s = &mut self.summary;
+        if !s.record.is_started() {
+            s.record.start(|| out.spare_text());
+        }
         while half.active && !bytes.is_empty() {
             if half.body_left == 0 {
                 let take = (5 - half.header_len).min(bytes.len());
@@ -391,17 +336,11 @@ impl TlsParser {
         if s.client_version.is_none() && s.server_version.is_none() {
             return;
         }
-        s.record.version = s.server_version.or(s.client_version).map(version_name);
+        if let Some(v) = s.server_version.or(s.client_version) {
+            s.record.set_version(|buf| push_version_name(buf, v));
+        }
         out.emit(std::mem::take(&mut s.record));
     }
-}
-
-#[expect(
-    clippy::ref_option,
-    reason = "serde's serialize_with passes a reference"
-)]
-fn one_item_list<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(v)
 }
 
 /// Consumes one handshake message at the start of `m`; 0 if incomplete.
@@ -420,14 +359,15 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
         (Side::Initiator, handshake::CLIENT_HELLO) => {
             *active = false;
             if hello::parse_client_hello(body, &mut s.hello) {
-                let ch = &mut s.hello;
+                let ch = &s.hello;
                 s.counters.client_hellos += 1;
                 s.client_version = Some(ch.version);
-                s.record.ja3 = Some(fingerprint::ja3(ch));
-                s.record.ja4 = Some(fingerprint::ja4(ch, 't'));
-                s.record.sni = ch.sni.take();
+                s.record
+                    .set_md5(Md5Pair::Ja3, |buf| fingerprint::push_ja3(buf, ch));
+                s.record.set_ja4(|buf| fingerprint::push_ja4(buf, ch, 't'));
+                s.record.set_sni(ch.sni.as_deref());
                 s.client_session_id.clone_from(&ch.session_id);
-                s.record.alpn = std::mem::take(&mut ch.alpn);
+                s.record.set_alpn(ch.alpn.iter().map(String::as_str));
             } else {
                 s.counters.malformed += 1;
             }
@@ -437,10 +377,11 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
                 s.counters.server_hellos += 1;
                 let version = sh.selected_version.unwrap_or(sh.version);
                 s.server_version = Some(version);
-                s.record.ja3s = Some(fingerprint::ja3s(&sh));
+                s.record
+                    .set_md5(Md5Pair::Ja3s, |buf| fingerprint::push_ja3s(buf, &sh));
                 s.record.cipher = Some(sh.cipher);
                 s.record.curve = sh.key_share_group;
-                s.record.server_alpn = sh.alpn;
+                s.record.set_server_alpn(sh.alpn.as_deref());
                 if version < 0x0304
                     && !sh.session_id.is_empty()
                     && sh.session_id == s.client_session_id
@@ -463,28 +404,21 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
                 tls_parser::TlsCipherSuite::from_id(c)
                     .is_some_and(|c| c.kx == tls_parser::TlsCipherKx::Ecdhe)
             });
-            let first = match tls_parser::parse_tls_handshake_msg_certificate(body) {
+            let read = match tls_parser::parse_tls_handshake_msg_certificate(body) {
                 Ok((_, tls_parser::TlsMessageHandshake::Certificate(c))) => {
-                    s.record.cert_chain_fps = c
-                        .cert_chain
-                        .iter()
-                        .map(|raw| hex_sha256(raw.data))
-                        .collect();
-                    c.cert_chain.first().and_then(|raw| cert::parse(raw.data))
+                    s.record.set_chain(c.cert_chain.iter(), |buf, raw| {
+                        push_hex_sha256(buf, raw.data);
+                    });
+                    c.cert_chain
+                        .first()
+                        .is_some_and(|raw| cert::parse(raw.data, &mut s.record))
                 }
-                _ => None,
+                _ => false,
             };
-            match first {
-                Some(info) => {
-                    s.counters.certificates += 1;
-                    s.record.subject = Some(info.subject);
-                    s.record.issuerdn = Some(info.issuer);
-                    s.record.serial = Some(info.serial);
-                    s.record.fingerprint = Some(info.fingerprint);
-                    s.record.notbefore = Some(info.not_before);
-                    s.record.notafter = Some(info.not_after);
-                }
-                None => s.counters.malformed += 1,
+            if read {
+                s.counters.certificates += 1;
+            } else {
+                s.counters.malformed += 1;
             }
         }
         (Side::Responder, handshake::SERVER_KEY_EXCHANGE) => {
