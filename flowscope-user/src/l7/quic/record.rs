@@ -90,8 +90,8 @@ fn extensions(ch: &ClientHello) -> Vec<QuicExtension> {
         .iter()
         .map(|&ty| {
             let values = match ty {
-                0 => ExtensionValues::Names(ch.sni.iter().cloned().collect()),
-                16 => ExtensionValues::Names(ch.alpn.clone()),
+                0 => ExtensionValues::Names(ch.sni().map(str::to_owned).into_iter().collect()),
+                16 => ExtensionValues::Names(ch.alpn().map(str::to_owned).collect()),
                 43 => ExtensionValues::Versions(ch.supported_versions.clone()),
                 13 => ExtensionValues::Codes(ch.signature_algorithms.clone()),
                 _ => ExtensionValues::default(),
@@ -138,7 +138,7 @@ fn google_user_agent(params: &[u8], varints: bool) -> Option<String> {
 pub(super) fn from_client_hello(version: u32, varints: bool, ch: &ClientHello) -> QuicRecord {
     QuicRecord {
         version: version::name(version),
-        sni: ch.sni.clone(),
+        sni: ch.sni().map(str::to_owned),
         ua: google_user_agent(&ch.transport_parameters, varints),
         cyu: Vec::new(),
         ja3: Some(ja3_quic(ch)),

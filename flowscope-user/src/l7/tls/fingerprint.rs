@@ -190,7 +190,7 @@ pub(super) fn push_ja4(out: &mut String, ch: &ClientHello, transport: char) {
         out.push(char::from(b'0' + n / 10));
         out.push(char::from(b'0' + n % 10));
     }
-    push_alpn_code(out, ch.alpn.first().map(String::as_str));
+    push_alpn_code(out, ch.alpn().next());
     ciphers.sort_unstable();
     let mut sorted = exts;
     sorted.retain(|&e| e != 0 && e != 16);
@@ -217,7 +217,8 @@ mod tests {
         assert_eq!(f.string, "771,4865-49195-47,0-23-10-11-13-16-43,29-23,0");
         // md5 of that string, computed independently (`printf %s … | md5sum`).
         assert_eq!(f.hash, "e9c51f79d13dfe5012c557c2f2020a5e");
-        let sh = parse_server_hello(&server_hello_body()).unwrap();
+        let mut sh = ServerHello::default();
+        assert!(parse_server_hello(&server_hello_body(), &mut sh));
         let mut s = String::new();
         push_ja3s(&mut s, &sh);
         let s = Ja3::of(s);

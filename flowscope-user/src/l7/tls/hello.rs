@@ -8,6 +8,8 @@ use tls_parser::{
     parse_tls_handshake_server_hello,
 };
 
+use crate::session::{Texts, push_lossy};
+
 /// TLS extension numbers read here.
 mod ext {
     pub const SERVER_NAME: u16 = 0;
@@ -41,12 +43,18 @@ pub(in crate::l7) struct ClientHello {
     pub point_formats: Vec<u8>,
     pub signature_algorithms: Vec<u16>,
     pub supported_versions: Vec<u16>,
-    pub sni: Option<String>,
-    pub alpn: Vec<String>,
+    /// The server name and the ALPN protocols ([`sni`](Self::sni),
+    /// [`alpn`](Self::alpn)), in one buffer kept from hello to hello.
+    names: Texts,
     /// Body of the `quic_transport_parameters` extension (either codepoint),
     /// empty when absent.
     pub transport_parameters: Vec<u8>,
 }
+
+/// Fields of [`ClientHello::names`]: the server name, then where the
+/// ALPN protocols lie among the appended fields (first index, count).
+const SNI: usize = 0;
+const ALPN_AT: usize = 1;
 
 impl ClientHello {
     /// Empties it, keeping the room of its lists.
@@ -60,8 +68,7 @@ impl ClientHello {
             point_formats,
             signature_algorithms,
             supported_versions,
-            sni,
-            alpn,
+            names,
             transport_parameters,
         } = self;
         *version = 0;
@@ -77,8 +84,18 @@ impl ClientHello {
         for bytes in [session_id, point_formats, transport_parameters] {
             bytes.clear();
         }
-        *sni = None;
-        alpn.clear();
+        names.reset(0);
+    }
+
+    /// The first name of the `server_name` extension.
+    pub(in crate::l7) fn sni(&self) -> Option<&str> {
+        self.names.get(SNI)
+    }
+
+    /// The protocols of the ALPN extension, in its order.
+    pub(in crate::l7) fn alpn(&self) -> impl Iterator<Item = &str> + '_ {
+        let (start, count) = self.names.numbers(ALPN_AT).unwrap_or((0, 0));
+        (start..start + count).map(|i| self.names.get(i as usize).unwrap_or_default())
     }
 }
 
@@ -93,9 +110,38 @@ pub(super) struct ServerHello {
     pub extensions: Vec<u16>,
     /// `supported_versions` selection (TLS 1.3).
     pub selected_version: Option<u16>,
-    pub alpn: Option<String>,
+    /// The protocol its ALPN extension chose ([`alpn`](Self::alpn)), if
+    /// `has_alpn`.
+    alpn: String,
+    has_alpn: bool,
     /// The group of the server's `key_share` (TLS 1.3).
     pub key_share_group: Option<u16>,
+}
+
+impl ServerHello {
+    /// Empties it, keeping the room of its lists.
+    pub(super) fn clear(&mut self) {
+        let Self {
+            version,
+            cipher,
+            session_id,
+            extensions,
+            selected_version,
+            alpn,
+            has_alpn,
+            key_share_group,
+        } = self;
+        (*version, *cipher, *has_alpn) = (0, 0, false);
+        (*selected_version, *key_share_group) = (None, None);
+        session_id.clear();
+        extensions.clear();
+        alpn.clear();
+    }
+
+    /// The protocol its ALPN extension chose.
+    pub(super) fn alpn(&self) -> Option<&str> {
+        self.has_alpn.then_some(self.alpn.as_str())
+    }
 }
 
 /// Each extension as `(type, whole extension bytes)`, in wire order.
@@ -114,10 +160,6 @@ fn walk_extensions(mut bytes: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// Parses a ClientHello body (after the 4-byte handshake header): over TCP
 /// from the record layer, over QUIC from the reassembled CRYPTO stream.
 /// Written into `out`, whose lists keep their room (a parser keeps one
@@ -127,6 +169,7 @@ pub(in crate::l7) fn parse_client_hello(body: &[u8], out: &mut ClientHello) -> b
     let Ok((_, ch)) = parse_tls_handshake_client_hello(body) else {
         return false;
     };
+    out.names.reset(ALPN_AT + 1);
     out.version = ch.version.0;
     out.ciphers.extend(ch.ciphers.iter().map(|c| c.0));
     out.session_id
@@ -154,9 +197,10 @@ pub(in crate::l7) fn parse_client_hello(body: &[u8], out: &mut ClientHello) -> b
             continue;
         }
         match parse_tls_extension(whole).map(|(_, e)| e) {
-            Ok(TlsExtension::SNI(names)) => {
-                out.sni = names.first().map(|(_, name)| text(name));
-            }
+            Ok(TlsExtension::SNI(names)) => match names.first() {
+                Some((_, name)) => out.names.set_lossy(SNI, name),
+                None => out.names.unset(SNI),
+            },
             Ok(TlsExtension::EllipticCurves(groups)) => {
                 out.groups.clear();
                 out.groups.extend(groups.iter().map(|g| g.0));
@@ -169,7 +213,18 @@ pub(in crate::l7) fn parse_client_hello(body: &[u8], out: &mut ClientHello) -> b
                 out.signature_algorithms.clear();
                 out.signature_algorithms.extend_from_slice(&algs);
             }
-            Ok(TlsExtension::ALPN(protos)) => out.alpn = protos.iter().map(|p| text(p)).collect(),
+            Ok(TlsExtension::ALPN(protos)) => {
+                let start = out.names.len();
+                for p in &protos {
+                    let _ = out.names.push_with(|buf| {
+                        push_lossy(buf, p);
+                        Ok::<_, std::convert::Infallible>(())
+                    });
+                }
+                // Bounded by the hello's size: far below 2³².
+                let count = out.names.len() - start;
+                out.names.set_numbers(ALPN_AT, start as u32, count as u32);
+            }
             Ok(TlsExtension::SupportedVersions(versions)) => {
                 out.supported_versions.clear();
                 out.supported_versions.extend(versions.iter().map(|v| v.0));
@@ -180,15 +235,18 @@ pub(in crate::l7) fn parse_client_hello(body: &[u8], out: &mut ClientHello) -> b
     true
 }
 
-/// Parses a ServerHello body (after the 4-byte handshake header).
-pub(super) fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
-    let (_, sh) = parse_tls_handshake_server_hello(body).ok()?;
-    let mut out = ServerHello {
-        version: sh.version.0,
-        cipher: sh.cipher.0,
-        session_id: sh.session_id.unwrap_or_default().to_vec(),
-        ..ServerHello::default()
+/// Parses a ServerHello body (after the 4-byte handshake header) into
+/// `out`, whose lists keep their room (a parser keeps one for its flows);
+/// false, `out` cleared, when the body does not parse.
+pub(super) fn parse_server_hello(body: &[u8], out: &mut ServerHello) -> bool {
+    out.clear();
+    let Ok((_, sh)) = parse_tls_handshake_server_hello(body) else {
+        return false;
     };
+    out.version = sh.version.0;
+    out.cipher = sh.cipher.0;
+    out.session_id
+        .extend_from_slice(sh.session_id.unwrap_or_default());
     for (ty, whole) in walk_extensions(sh.ext.unwrap_or_default()) {
         out.extensions.push(ty);
         if ty == ext::SUPPORTED_VERSIONS {
@@ -200,10 +258,17 @@ pub(super) fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
         } else if ty == ext::ALPN
             && let Ok((_, TlsExtension::ALPN(protos))) = parse_tls_extension(whole)
         {
-            out.alpn = protos.first().map(|p| text(p));
+            out.alpn.clear();
+            out.has_alpn = match protos.first() {
+                Some(p) => {
+                    push_lossy(&mut out.alpn, p);
+                    true
+                }
+                None => false,
+            };
         }
     }
-    Some(out)
+    true
 }
 
 #[cfg(test)]
@@ -264,8 +329,8 @@ pub(in crate::l7) mod tests {
         assert_eq!(ch.point_formats, vec![0]);
         assert_eq!(ch.signature_algorithms, vec![0x0403, 0x0804]);
         assert_eq!(ch.supported_versions, vec![0x2a2a, 0x0304, 0x0303]);
-        assert_eq!(ch.sni.as_deref(), Some("example.com"));
-        assert_eq!(ch.alpn, vec!["h2".to_owned(), "http/1.1".to_owned()]);
+        assert_eq!(ch.sni(), Some("example.com"));
+        assert_eq!(ch.alpn().collect::<Vec<_>>(), ["h2", "http/1.1"]);
         assert!(parsed(&client_hello_body()[..40]).is_none());
         // Parsed again into the same one: the first's contents are gone.
         let mut reused = ch.clone();
@@ -279,12 +344,19 @@ pub(in crate::l7) mod tests {
 
     #[test]
     fn server_hello_contents() {
-        let sh = parse_server_hello(&server_hello_body()).unwrap();
+        let mut sh = ServerHello::default();
+        assert!(parse_server_hello(&server_hello_body(), &mut sh));
         assert_eq!(sh.version, 0x0303);
         assert_eq!(sh.cipher, 0xc02b);
         assert_eq!(sh.extensions, vec![0xff01, 16, 11]);
-        assert_eq!(sh.alpn.as_deref(), Some("h2"));
+        assert_eq!(sh.alpn(), Some("h2"));
         assert_eq!(sh.selected_version, None);
+        // Parsed again into the same one: the same; a bad body clears it.
+        let mut reused = sh.clone();
+        assert!(parse_server_hello(&server_hello_body(), &mut reused));
+        assert_eq!(reused, sh);
+        assert!(!parse_server_hello(&server_hello_body()[..20], &mut reused));
+        assert_eq!(reused, ServerHello::default());
         assert!(is_grease(0xdada) && !is_grease(0x0a1a));
     }
 }

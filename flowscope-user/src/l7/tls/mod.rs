@@ -21,7 +21,7 @@ mod record;
 
 pub use self::factory::TlsFactory;
 pub use self::fingerprint::Ja3;
-use self::hello::ClientHello;
+use self::hello::{ClientHello, ServerHello};
 use self::record::Md5Pair;
 pub use self::record::{Md5Text, TlsRecord};
 use super::carry::Carry;
@@ -127,6 +127,8 @@ struct Summary {
     record: TlsRecord,
     /// The ClientHello, parsed into the room of the last flow's.
     hello: ClientHello,
+    /// The ServerHello, likewise.
+    server_hello: ServerHello,
     client_version: Option<u16>,
     /// The ClientHello's session ID, to tell a resumption.
     client_session_id: Vec<u8>,
@@ -202,6 +204,7 @@ impl TlsParser {
         let Summary {
             record,
             hello,
+            server_hello,
             client_version,
             client_session_id,
             server_version,
@@ -211,6 +214,7 @@ impl TlsParser {
         } = &mut self.summary;
         record.clear();
         hello.clear();
+        server_hello.clear();
         client_session_id.clear();
         (*client_version, *server_version) = (None, None);
         (*seen, *emitted) = (false, false);
@@ -365,23 +369,24 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
                 s.record
                     .set_md5(Md5Pair::Ja3, |buf| fingerprint::push_ja3(buf, ch));
                 s.record.set_ja4(|buf| fingerprint::push_ja4(buf, ch, 't'));
-                s.record.set_sni(ch.sni.as_deref());
+                s.record.set_sni(ch.sni());
                 s.client_session_id.clone_from(&ch.session_id);
-                s.record.set_alpn(ch.alpn.iter().map(String::as_str));
+                s.record.set_alpn(ch.alpn());
             } else {
                 s.counters.malformed += 1;
             }
         }
-        (Side::Responder, handshake::SERVER_HELLO) => match hello::parse_server_hello(body) {
-            Some(sh) => {
+        (Side::Responder, handshake::SERVER_HELLO) => {
+            if hello::parse_server_hello(body, &mut s.server_hello) {
+                let sh = &s.server_hello;
                 s.counters.server_hellos += 1;
                 let version = sh.selected_version.unwrap_or(sh.version);
                 s.server_version = Some(version);
                 s.record
-                    .set_md5(Md5Pair::Ja3s, |buf| fingerprint::push_ja3s(buf, &sh));
+                    .set_md5(Md5Pair::Ja3s, |buf| fingerprint::push_ja3s(buf, sh));
                 s.record.cipher = Some(sh.cipher);
                 s.record.curve = sh.key_share_group;
-                s.record.set_server_alpn(sh.alpn.as_deref());
+                s.record.set_server_alpn(sh.alpn());
                 if version < 0x0304
                     && !sh.session_id.is_empty()
                     && sh.session_id == s.client_session_id
@@ -392,12 +397,11 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
                     // The rest of a TLS 1.3 server flight is encrypted.
                     *active = false;
                 }
-            }
-            None => {
+            } else {
                 s.counters.malformed += 1;
                 *active = false;
             }
-        },
+        }
         (Side::Responder, handshake::CERTIFICATE) => {
             // An ECDHE key exchange names its curve next.
             *active = s.record.cipher.is_some_and(|c| {
