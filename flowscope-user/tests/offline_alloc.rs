@@ -9,11 +9,17 @@
 //! records (twice the packets, twice the flows) must cost the same
 //! allocations, give or take a few buffers.
 //!
-//! This binary holds only this test so no other test allocates concurrently.
+//! TLS flows still allocate, in the crates that read certificates and
+//! hellos (x509-parser, tls-parser); their records and hellos do not: a
+//! second test holds each TLS capture's flows to the allocations they make
+//! now, so that any new one shows.
+//!
+//! Allocations are counted per thread; with one worker the whole run is on
+//! the test's thread.
 
 mod alloc_support;
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use flowscope::output::OutputSpec;
 use flowscope::pcap::PcapReader;
@@ -38,6 +44,26 @@ const DNS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/pcaps/ndpi__bad-dns-traffic.pcap"
 );
+
+/// TLS captures, with the allocations one copy's flows make (one flow
+/// each): the certificate parse (x509-parser's own vectors and the serial's
+/// big integer) and tls-parser's ClientHello and certificate lists.
+const TLS: [(&str, u64); 2] = [
+    (
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/pcaps/ndpi__tls_long_cert.pcap"
+        ),
+        29,
+    ),
+    (
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/pcaps/zeek__tls_tls-conn-with-extensions.pcap"
+        ),
+        32,
+    ),
+];
 
 /// Allocations tolerated beyond the single copy's: buffers sized once
 /// (read chunks in flight, ring slots touched for the first time).
@@ -64,7 +90,13 @@ fn repeated(pcap: &[u8], copies: u32, shift_secs: u32) -> Vec<u8> {
 /// Allocations of the test thread while `bytes` goes through `workers`
 /// workers (with L7 or flow records only, EVE to a file); the packets read.
 fn allocations(bytes: &[u8], workers: usize, l7: bool) -> (u64, u64) {
-    let dir = std::env::temp_dir().join(format!("fs-offline-alloc-{}", std::process::id()));
+    // One directory per run: the tests of this binary run at once.
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "fs-offline-alloc-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = OfflineConfig {
         run: RunConfig {
@@ -109,5 +141,22 @@ fn twice_the_packets_cost_no_more_allocations() {
             "{what}: {a1} allocations for {p1} packets, {a2} for {p2}"
         );
         eprintln!("{what}: {a1} allocations for {p1} packets, {a2} for {p2}");
+    }
+}
+
+#[test]
+fn tls_flows_allocate_only_in_the_parsing_crates() {
+    for (capture, per_copy) in TLS {
+        let pcap = std::fs::read(capture).expect("shared capture");
+        let (a1, p1) = allocations(&repeated(&pcap, 1, 0), 1, true);
+        let (a2, p2) = allocations(&repeated(&pcap, 2, 3600), 1, true);
+        assert_eq!(p2, 2 * p1);
+        let name = capture.rsplit('/').next().unwrap_or(capture);
+        eprintln!("{name}: {a1} allocations for {p1} packets, {a2} for {p2}");
+        assert!(
+            a2 <= a1 + per_copy,
+            "{name}: a copy's flows made {} allocations, {per_copy} expected",
+            a2.saturating_sub(a1)
+        );
     }
 }
