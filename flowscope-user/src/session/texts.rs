@@ -89,17 +89,19 @@ impl Texts {
 
     /// Sets field `i` to `value`.
     pub fn set(&mut self, i: usize, value: &str) {
-        let _ = self.set_with(i, |buf| {
-            buf.push_str(value);
-            Ok::<_, Infallible>(())
-        });
+        self.write(i, |buf| buf.push_str(value));
     }
 
     /// Sets field `i` to `value` read as UTF-8, each invalid sequence
     /// replaced by U+FFFD (as [`String::from_utf8_lossy`]).
     pub fn set_lossy(&mut self, i: usize, value: &[u8]) {
+        self.write(i, |buf| push_lossy(buf, value));
+    }
+
+    /// Sets field `i` to the text `write` appends to the buffer.
+    pub fn write(&mut self, i: usize, write: impl FnOnce(&mut String)) {
         let _ = self.set_with(i, |buf| {
-            push_lossy(buf, value);
+            write(buf);
             Ok::<_, Infallible>(())
         });
     }
@@ -133,13 +135,6 @@ impl Texts {
         Ok(())
     }
 
-    /// Sets field `i` to two numbers instead of text.
-    pub fn set_numbers(&mut self, i: usize, a: u32, b: u32) {
-        if let Some(s) = self.slots.get_mut(i) {
-            *s = Slot::Numbers(a, b);
-        }
-    }
-
     /// Unsets field `i`.
     pub fn unset(&mut self, i: usize) {
         if let Some(s) = self.slots.get_mut(i) {
@@ -163,6 +158,39 @@ impl Texts {
             self.slots.pop();
         }
         result
+    }
+
+    /// Appends a field per item, the text `write` appends for it, and
+    /// sets field `i` to where they lie: a list, read back with
+    /// [`list`](Self::list). Setting it again appends a new list.
+    pub fn set_list<T>(
+        &mut self,
+        i: usize,
+        items: impl IntoIterator<Item = T>,
+        mut write: impl FnMut(&mut String, T),
+    ) {
+        let start = self.slots.len();
+        for item in items {
+            self.slots.push(Slot::Unset);
+            self.write(self.slots.len() - 1, |buf| write(buf, item));
+        }
+        let count = self.slots.len() - start;
+        // Fields are few (bounded by the parsers' own limits): far below
+        // 2³²; a list that would not fit is left empty.
+        if let (Ok(start), Ok(count), Some(s)) = (
+            u32::try_from(start),
+            u32::try_from(count),
+            self.slots.get_mut(i),
+        ) {
+            *s = Slot::Numbers(start, count);
+        }
+    }
+
+    /// The items of the list in field `i` ([`set_list`](Self::set_list)),
+    /// in order; none if it holds none.
+    pub fn list(&self, i: usize) -> impl ExactSizeIterator<Item = &str> + '_ {
+        let (start, count) = self.numbers(i).unwrap_or((0, 0));
+        (start..start + count).map(|at| self.get(at as usize).unwrap_or_default())
     }
 
     /// Appends an unset field.
@@ -250,6 +278,24 @@ mod tests {
         );
         b.unset(0);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn lists_are_read_back_and_replaced() {
+        let mut t = Texts::default();
+        t.reset(3);
+        assert_eq!(t.list(1).len(), 0);
+        t.set_list(1, [&b"h2"[..], b"\xffx"], push_lossy);
+        t.set(0, "after");
+        t.set_list(2, ["a", "b", "c"], |buf, s| buf.push_str(s));
+        assert_eq!(t.list(1).collect::<Vec<_>>(), ["h2", "\u{fffd}x"]);
+        assert_eq!(t.list(2).len(), 3);
+        t.set_list(1, ["h3"], |buf, s| buf.push_str(s));
+        assert_eq!(t.list(1).collect::<Vec<_>>(), ["h3"]);
+        assert_eq!(t.list(2).collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(t.get(0), Some("after"));
+        // Not a list: none.
+        assert_eq!(t.list(0).len(), 0);
     }
 
     #[test]

@@ -94,8 +94,7 @@ impl ClientHello {
 
     /// The protocols of the ALPN extension, in its order.
     pub(in crate::l7) fn alpn(&self) -> impl Iterator<Item = &str> + '_ {
-        let (start, count) = self.names.numbers(ALPN_AT).unwrap_or((0, 0));
-        (start..start + count).map(|i| self.names.get(i as usize).unwrap_or_default())
+        self.names.list(ALPN_AT)
     }
 }
 
@@ -213,18 +212,7 @@ pub(in crate::l7) fn parse_client_hello(body: &[u8], out: &mut ClientHello) -> b
                 out.signature_algorithms.clear();
                 out.signature_algorithms.extend_from_slice(&algs);
             }
-            Ok(TlsExtension::ALPN(protos)) => {
-                let start = out.names.len();
-                for p in &protos {
-                    let _ = out.names.push_with(|buf| {
-                        push_lossy(buf, p);
-                        Ok::<_, std::convert::Infallible>(())
-                    });
-                }
-                // Bounded by the hello's size: far below 2³².
-                let count = out.names.len() - start;
-                out.names.set_numbers(ALPN_AT, start as u32, count as u32);
-            }
+            Ok(TlsExtension::ALPN(protos)) => out.names.set_list(ALPN_AT, protos, push_lossy),
             Ok(TlsExtension::SupportedVersions(versions)) => {
                 out.supported_versions.clear();
                 out.supported_versions.extend(versions.iter().map(|v| v.0));

@@ -180,8 +180,7 @@ impl TlsRecord {
     }
 
     fn list(&self, list: List) -> impl ExactSizeIterator<Item = &str> + '_ {
-        let (start, count) = self.texts.numbers(list.field()).unwrap_or((0, 0));
-        (start..start + count).map(|i| self.texts.get(i as usize).unwrap_or_default())
+        self.texts.list(list.field())
     }
 }
 
@@ -219,12 +218,12 @@ impl TlsRecord {
 
     /// Sets the version field to what `write` appends.
     pub(super) fn set_version(&mut self, write: impl FnOnce(&mut String)) {
-        set(&mut self.texts, field::VERSION, write);
+        self.texts.write(field::VERSION, write);
     }
 
     /// Sets the JA4 field to what `write` appends.
     pub(super) fn set_ja4(&mut self, write: impl FnOnce(&mut String)) {
-        set(&mut self.texts, field::JA4, write);
+        self.texts.write(field::JA4, write);
     }
 
     /// Sets a fingerprint's string to what `write` appends, and its hash
@@ -232,9 +231,9 @@ impl TlsRecord {
     pub(super) fn set_md5(&mut self, pair: Md5Pair, write: impl FnOnce(&mut String)) {
         use md5::{Digest, Md5};
         let (hash, string) = pair.fields();
-        set(&mut self.texts, string, write);
+        self.texts.write(string, write);
         let digest = Md5::digest(self.texts.get(string).unwrap_or_default());
-        set(&mut self.texts, hash, |buf| {
+        self.texts.write(hash, |buf| {
             crate::l7::fingerprint::push_hex(buf, &digest);
         });
     }
@@ -250,13 +249,14 @@ impl TlsRecord {
             (CertField::NotBefore, field::NOT_BEFORE),
             (CertField::NotAfter, field::NOT_AFTER),
         ] {
-            set(&mut self.texts, index, |buf| write(f, buf));
+            self.texts.write(index, |buf| write(f, buf));
         }
     }
 
     /// Appends the client's ALPN list.
     pub(super) fn set_alpn<'a>(&mut self, items: impl IntoIterator<Item = &'a str>) {
-        self.set_list(List::Alpn, items, |buf, item| buf.push_str(item));
+        self.texts
+            .set_list(List::Alpn.field(), items, |buf, item| buf.push_str(item));
     }
 
     /// Appends the chain's fingerprints: `write` appends the one of each
@@ -266,26 +266,7 @@ impl TlsRecord {
         certs: impl IntoIterator<Item = T>,
         write: impl FnMut(&mut String, T),
     ) {
-        self.set_list(List::Chain, certs, write);
-    }
-
-    fn set_list<T>(
-        &mut self,
-        list: List,
-        items: impl IntoIterator<Item = T>,
-        mut write: impl FnMut(&mut String, T),
-    ) {
-        let start = self.texts.len();
-        for item in items {
-            let _ = self.texts.push_with(|buf| {
-                write(buf, item);
-                Ok::<_, std::convert::Infallible>(())
-            });
-        }
-        let count = self.texts.len() - start;
-        // Both bounded by the handshake buffer's size: far below 2³².
-        self.texts
-            .set_numbers(list.field(), start as u32, count as u32);
+        self.texts.set_list(List::Chain.field(), certs, write);
     }
 }
 
@@ -307,14 +288,6 @@ fn set_or_unset(texts: &mut Texts, i: usize, value: Option<&str>) {
         Some(v) => texts.set(i, v),
         None => texts.unset(i),
     }
-}
-
-/// Sets field `i` of `texts` to what `write` appends.
-fn set(texts: &mut Texts, i: usize, write: impl FnOnce(&mut String)) {
-    let _ = texts.set_with(i, |buf| {
-        write(buf);
-        Ok::<_, std::convert::Infallible>(())
-    });
 }
 
 /// A list field of a record, serialised as a JSON array.
