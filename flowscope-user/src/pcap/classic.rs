@@ -52,6 +52,7 @@ pub(super) fn read_header<R: Read>(
 
 /// Reads the next record header and makes sure its data is buffered.
 /// `Ok(None)` at a clean end of file.
+#[inline]
 pub(super) fn next_record<R: Read>(
     src: &mut StreamBuf<R>,
     hdr: &Header,

@@ -193,6 +193,7 @@ fn block_len<R: Read>(src: &mut StreamBuf<R>, endian: Endian) -> Result<usize, P
 }
 
 /// Reads blocks until a packet block; `Ok(None)` at a clean end of file.
+#[inline]
 pub(super) fn next_record<R: Read>(
     src: &mut StreamBuf<R>,
     sec: &mut Section,
