@@ -213,6 +213,12 @@ impl Texts {
 
 /// Appends `value` read as UTF-8, each invalid sequence replaced by U+FFFD.
 pub(crate) fn push_lossy(buf: &mut String, value: &[u8]) {
+    // Header values are ASCII almost always: one word-wide check.
+    if value.is_ascii() {
+        // SAFETY: ASCII is UTF-8.
+        buf.push_str(unsafe { std::str::from_utf8_unchecked(value) });
+        return;
+    }
     if let Ok(text) = std::str::from_utf8(value) {
         buf.push_str(text);
         return;
@@ -278,6 +284,29 @@ mod tests {
         );
         b.unset(0);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn lossy_text_is_std_lossy_text() {
+        let cases: [&[u8]; 8] = [
+            b"",
+            b"ascii only, longer than one word",
+            b"caf\xc3\xa9",
+            b"z\xffe",
+            b"\xe2\x82",
+            b"seventeen bytes!\x80",
+            b"\xf0\x9f\x98\x80 then \xc3",
+            b"\x7f\x00",
+        ];
+        for value in cases {
+            let mut buf = String::from("x");
+            push_lossy(&mut buf, value);
+            assert_eq!(
+                buf,
+                format!("x{}", String::from_utf8_lossy(value)),
+                "{value:?}"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! then up to two space-separated words; the header block is still parsed by
 //! `httparse`.
 
+use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
 use httparse::{EMPTY_HEADER, Header, ParserConfig, Status};
@@ -33,12 +34,14 @@ pub(super) struct Framing {
     pub content_length: Option<u64>,
 }
 
-/// A request head, borrowed from the bytes it was parsed from.
+/// A request head, borrowed from the bytes it was parsed from. The request
+/// line is text already (`httparse` checked it is UTF-8; a lenient line's
+/// invalid sequences are replaced), header values are bytes.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct RequestHead<'a> {
-    pub method: &'a [u8],
-    pub uri: Option<&'a [u8]>,
-    pub protocol: Option<&'a [u8]>,
+    pub method: &'a str,
+    pub uri: Option<Cow<'a, str>>,
+    pub protocol: Option<Cow<'a, str>>,
     pub host: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
     pub referer: Option<&'a [u8]>,
@@ -52,8 +55,9 @@ pub(super) struct RequestHead<'a> {
 pub(super) struct ResponseHead<'a> {
     pub status: u16,
     /// `HTTP/1.x`.
-    pub protocol: Option<&'a [u8]>,
-    pub reason: Option<&'a [u8]>,
+    pub protocol: Option<&'static str>,
+    /// As `httparse` read it (empty when it held obs-text).
+    pub reason: Option<&'a str>,
     pub content_type: Option<&'a [u8]>,
     pub framing: Framing,
 }
@@ -99,18 +103,10 @@ fn read_fields<'a>(headers: &[Header<'a>]) -> Fields<'a> {
 }
 
 /// `HTTP/1.x` for the minor version `x` `httparse` read (0 or 1).
-fn version_text(minor: Option<u8>) -> Option<&'static [u8]> {
-    const VERSIONS: [&[u8]; 10] = [
-        b"HTTP/1.0",
-        b"HTTP/1.1",
-        b"HTTP/1.2",
-        b"HTTP/1.3",
-        b"HTTP/1.4",
-        b"HTTP/1.5",
-        b"HTTP/1.6",
-        b"HTTP/1.7",
-        b"HTTP/1.8",
-        b"HTTP/1.9",
+fn version_text(minor: Option<u8>) -> Option<&'static str> {
+    const VERSIONS: [&str; 10] = [
+        "HTTP/1.0", "HTTP/1.1", "HTTP/1.2", "HTTP/1.3", "HTTP/1.4", "HTTP/1.5", "HTTP/1.6",
+        "HTTP/1.7", "HTTP/1.8", "HTTP/1.9",
     ];
     minor.and_then(|m| VERSIONS.get(usize::from(m)).copied())
 }
@@ -132,9 +128,9 @@ pub(super) fn parse_request(buf: &[u8]) -> Parsed<RequestHead<'_>> {
             Parsed::Complete(
                 len,
                 RequestHead {
-                    method: req.method.unwrap_or_default().as_bytes(),
-                    uri: req.path.map(str::as_bytes),
-                    protocol: version_text(req.version),
+                    method: req.method.unwrap_or_default(),
+                    uri: req.path.map(Cow::Borrowed),
+                    protocol: version_text(req.version).map(Cow::Borrowed),
                     host: f.host,
                     user_agent: f.user_agent,
                     referer: f.referer,
@@ -178,6 +174,10 @@ fn parse_lenient_request(buf: &[u8]) -> Parsed<RequestHead<'_>> {
     if !method_ok || words.next().is_some() || line.iter().any(|&b| b.is_ascii_control()) {
         return Parsed::Invalid;
     }
+    // ASCII, as checked above.
+    let Ok(method) = std::str::from_utf8(method) else {
+        return Parsed::Invalid;
+    };
     let Some(nl) = nl else {
         return Parsed::Partial;
     };
@@ -190,8 +190,8 @@ fn parse_lenient_request(buf: &[u8]) -> Parsed<RequestHead<'_>> {
                 nl + 1 + len,
                 RequestHead {
                     method,
-                    uri,
-                    protocol: version,
+                    uri: uri.map(String::from_utf8_lossy),
+                    protocol: version.map(String::from_utf8_lossy),
                     host: f.host,
                     user_agent: f.user_agent,
                     referer: f.referer,
@@ -217,7 +217,7 @@ pub(super) fn parse_response(buf: &[u8]) -> Parsed<ResponseHead<'_>> {
                 ResponseHead {
                     status: resp.code.unwrap_or_default(),
                     protocol: version_text(resp.version),
-                    reason: resp.reason.map(str::as_bytes),
+                    reason: resp.reason,
                     content_type: f.content_type,
                     framing: f.framing,
                 },
@@ -276,9 +276,9 @@ Referer: http://example.org/\r\nX-Forwarded-For: 192.0.2.7\r\nContent-Length: 12
             panic!("not parsed")
         };
         assert_eq!(len, raw.len() - 4);
-        assert_eq!(head.method, b"POST");
-        assert_eq!(head.uri, Some(&b"/up?x=1"[..]));
-        assert_eq!(head.protocol, Some(&b"HTTP/1.1"[..]));
+        assert_eq!(head.method, "POST");
+        assert_eq!(head.uri.as_deref(), Some("/up?x=1"));
+        assert_eq!(head.protocol.as_deref(), Some("HTTP/1.1"));
         assert_eq!(head.host, Some(&b"example.org:8080"[..]));
         assert_eq!(head.user_agent, Some(&b"curl/8"[..]));
         assert_eq!(head.referer, Some(&b"http://example.org/"[..]));
@@ -318,9 +318,9 @@ Referer: http://example.org/\r\nX-Forwarded-For: 192.0.2.7\r\nContent-Length: 12
                 panic!("{raw:?} not parsed")
             };
             assert_eq!(len, raw.len());
-            assert_eq!(head.method, method.as_bytes());
-            assert_eq!(head.uri, uri.map(str::as_bytes));
-            assert_eq!(head.protocol, version.map(str::as_bytes));
+            assert_eq!(head.method, method);
+            assert_eq!(head.uri.as_deref(), uri);
+            assert_eq!(head.protocol.as_deref(), version);
             assert_eq!(head.host, Some(&b"h"[..]));
         }
         assert_eq!(parse_request(b"OPTIONSHTTP/1.1\r\n\r\n"), Parsed::Invalid);

@@ -143,6 +143,12 @@ impl HttpRecord {
         }
     }
 
+    fn set_some(&mut self, field: HttpField, value: Option<&str>) {
+        if let Some(v) = value {
+            self.set(field, v);
+        }
+    }
+
     /// [`HttpField::Hostname`].
     pub fn hostname(&self) -> Option<&str> {
         self.get(HttpField::Hostname)
@@ -722,9 +728,9 @@ fn request_head(
             rec.trans_depth = p.requests;
             rec.set_lossy(HttpField::Hostname, h.host);
             rec.http_port = rec.hostname().and_then(|v| split_host(v).1);
-            rec.set_lossy(HttpField::Url, h.uri);
-            rec.set_lossy(HttpField::Method, Some(h.method));
-            rec.set_lossy(HttpField::Protocol, h.protocol);
+            rec.set_some(HttpField::Url, h.uri.as_deref());
+            rec.set(HttpField::Method, h.method);
+            rec.set_some(HttpField::Protocol, h.protocol.as_deref());
             rec.set_lossy(HttpField::UserAgent, h.user_agent);
             rec.set_lossy(HttpField::Refer, h.referer);
             rec.set_lossy(HttpField::Xff, h.xff);
@@ -759,8 +765,8 @@ fn response_head(
                 rec
             });
             rec.status = Some(h.status);
-            rec.set_lossy(HttpField::StatusMsg, h.reason);
-            rec.set_lossy(HttpField::ResponseProtocol, h.protocol);
+            rec.set_some(HttpField::StatusMsg, h.reason);
+            rec.set_some(HttpField::ResponseProtocol, h.protocol);
             rec.set_lossy(HttpField::ContentType, h.content_type);
             let method = rec.http_method().unwrap_or_default();
             let no_body = method == "HEAD" || h.status == 204 || h.status == 304;

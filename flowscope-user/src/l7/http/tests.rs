@@ -111,6 +111,22 @@ X-Forwarded-For: 192.0.2.9, 198.51.100.1\r\n\r\n";
 }
 
 #[test]
+fn bytes_that_are_not_utf8_become_replacement_characters() {
+    // httparse refuses the URI (not UTF-8): the lenient request line reads it.
+    let req = b"GET /caf\xe9 HTTP/1.1\r\nHost: h.example\r\nUser-Agent: caf\xc3\xa9/1\r\n\
+Referer: http://r.example/\xff\r\n\r\n";
+    let resp = b"HTTP/1.1 200 \xe9t\xe9\r\nContent-Length: 0\r\n\r\n";
+    let got = assert_split_invariant(&[(C, req), (S, resp)]);
+    let want = rec("GET", "/caf\u{fffd}", Some(200), 0)
+        .with(HttpField::UserAgent, "caf\u{e9}/1")
+        .with(HttpField::Refer, "http://r.example/\u{fffd}");
+    assert_eq!(got, vec![want]);
+    // A reason phrase with obs-text is dropped, as httparse does.
+    let (whole, _) = run_whole(HttpConfig::default(), &[(C, req), (S, resp)]);
+    assert_eq!(whole[0].get(HttpField::StatusMsg), Some(""));
+}
+
+#[test]
 fn pipelined_requests_pair_in_order_with_every_framing() {
     let reqs = b"GET /1 HTTP/1.1\r\nHost: h.example\r\n\r\n\
 POST /2 HTTP/1.1\r\nHost: h.example\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\
