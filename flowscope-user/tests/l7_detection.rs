@@ -133,12 +133,14 @@ fn ssh_in_the_gre_sample_matches_tshark_and_zeek() {
     let [r] = run.records(ssh)[..] else {
         panic!("{:?}", run.records(ssh))
     };
-    let banner = |e: &Option<flowscope::l7::SshEndpoint>| e.as_ref().and_then(|e| e.banner.clone());
     assert_eq!(
-        banner(&r.client).as_deref(),
+        r.client().and_then(|e| e.banner),
         Some("SSH-2.0-OpenSSH_3.6.1p1")
     );
-    assert_eq!(banner(&r.server).as_deref(), Some("SSH-1.99-OpenSSH_3.1p1"));
+    assert_eq!(
+        r.server().and_then(|e| e.banner),
+        Some("SSH-1.99-OpenSSH_3.1p1")
+    );
     assert_eq!(run.proto("66.59.111.190:40264", "172.28.2.3:22"), ["ssh"]);
     assert_eq!(run.proto("66.59.111.190:123", "18.26.4.105:123"), ["ntp"]);
     assert_eq!(run.proto("66.59.111.190:37675", "172.28.2.3:53"), ["dns"]);

@@ -1,9 +1,9 @@
 //! No allocation per packet in the capture-file path: the reader (records
 //! parsed in place, steering, batches), and with one worker the worker and
 //! the writer stage too (tracker, EVE encoding), all on the test thread,
-//! counted by a global allocator; and with L7 on an HTTP and a DNS capture,
-//! none per flow or record either (HTTP and DNS parsers and record storage
-//! are reused).
+//! counted by a global allocator; and with L7 on an HTTP, a DNS and an SSH
+//! capture, none per flow or record either (HTTP and DNS parsers and every
+//! record's storage are reused).
 //!
 //! A capture and the same capture followed by a time-shifted copy of its
 //! records (twice the packets, twice the flows) must cost the same
@@ -43,6 +43,13 @@ const HTTP: &str = concat!(
 const DNS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/pcaps/ndpi__bad-dns-traffic.pcap"
+);
+
+/// With L7 and decapsulation: SSH (both identification lines and
+/// KEXINITs), DNS and NTP inside GRE.
+const SSH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/pcaps/zeek__tunnels_gre-sample.pcap"
 );
 
 /// TLS captures, with the allocations one copy's flows make (one flow
@@ -90,6 +97,11 @@ fn repeated(pcap: &[u8], copies: u32, shift_secs: u32) -> Vec<u8> {
 /// Allocations of the test thread while `bytes` goes through `workers`
 /// workers (with L7 or flow records only, EVE to a file); the packets read.
 fn allocations(bytes: &[u8], workers: usize, l7: bool) -> (u64, u64) {
+    allocations_with(bytes, workers, l7, false)
+}
+
+/// [`allocations`], decapsulating tunnels when `decap`.
+fn allocations_with(bytes: &[u8], workers: usize, l7: bool, decap: bool) -> (u64, u64) {
     // One directory per run: the tests of this binary run at once.
     static RUNS: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -105,6 +117,7 @@ fn allocations(bytes: &[u8], workers: usize, l7: bool) -> (u64, u64) {
                 ..PipelineConfig::default()
             }),
             outputs: vec![OutputSpec::Eve(Some(dir.join("eve.json")))],
+            decap,
             ..RunConfig::default()
         },
         workers,
@@ -122,17 +135,18 @@ fn allocations(bytes: &[u8], workers: usize, l7: bool) -> (u64, u64) {
 
 #[test]
 fn twice_the_packets_cost_no_more_allocations() {
-    for (capture, l7, workers) in [
-        (FLOWS, false, 1),
-        (FLOWS, false, 2),
-        (HTTP, true, 1),
-        (DNS, true, 1),
+    for (capture, l7, workers, decap) in [
+        (FLOWS, false, 1, false),
+        (FLOWS, false, 2, false),
+        (HTTP, true, 1, false),
+        (DNS, true, 1, false),
+        (SSH, true, 1, true),
     ] {
         let pcap = std::fs::read(capture).expect("shared capture");
         let once = repeated(&pcap, 1, 0);
         let twice = repeated(&pcap, 2, 3600);
-        let (a1, p1) = allocations(&once, workers, l7);
-        let (a2, p2) = allocations(&twice, workers, l7);
+        let (a1, p1) = allocations_with(&once, workers, l7, decap);
+        let (a2, p2) = allocations_with(&twice, workers, l7, decap);
         assert_eq!(p2, 2 * p1);
         let name = capture.rsplit('/').next().unwrap_or(capture);
         let what = format!("{name} with {workers} worker(s), L7 {l7}");

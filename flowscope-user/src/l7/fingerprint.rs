@@ -6,6 +6,8 @@
 use md5::{Digest, Md5};
 use serde::Serialize;
 
+use crate::session::Texts;
+
 /// A fingerprint string and its MD5, as Suricata's EVE writes them
 /// (`{"hash": …, "string": …}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,6 +25,39 @@ impl Md5Fingerprint {
             hash: hex(&Md5::digest(string.as_bytes())),
             string,
         }
+    }
+}
+
+/// A fingerprint string and its MD5, borrowed from a record's
+/// [`Texts`]; serialises as EVE's `{"hash": …, "string": …}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Md5Text<'a> {
+    /// Lowercase hex MD5 of `string`.
+    pub hash: &'a str,
+    /// The fingerprint string.
+    pub string: &'a str,
+}
+
+impl<'a> Md5Text<'a> {
+    /// Fields `hash` and `string` of `texts`, when both are set.
+    pub(crate) fn get(texts: &'a Texts, hash: usize, string: usize) -> Option<Self> {
+        Some(Self {
+            hash: texts.get(hash)?,
+            string: texts.get(string)?,
+        })
+    }
+
+    /// Sets field `string` of `texts` to what `write` appends, and field
+    /// `hash` to that string's MD5 in hex.
+    pub(crate) fn set(
+        texts: &mut Texts,
+        hash: usize,
+        string: usize,
+        write: impl FnOnce(&mut String),
+    ) {
+        texts.write(string, write);
+        let digest = Md5::digest(texts.get(string).unwrap_or_default());
+        texts.write(hash, |buf| push_hex(buf, &digest));
     }
 }
 

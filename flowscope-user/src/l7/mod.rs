@@ -26,7 +26,7 @@ pub use self::dns::{
     DnsAnswer, DnsConfig, DnsCounters, DnsFactory, DnsKind, DnsParser, DnsRecord, DnsTcpFactory,
     RrType,
 };
-pub use self::fingerprint::Md5Fingerprint;
+pub use self::fingerprint::{Md5Fingerprint, Md5Text};
 pub use self::http::{HttpConfig, HttpCounters, HttpFactory, HttpField, HttpParser, HttpRecord};
 pub use self::quic::{
     ExtensionValues, QuicConfig, QuicCounters, QuicExtension, QuicFactory, QuicParser, QuicRecord,
@@ -34,7 +34,7 @@ pub use self::quic::{
 pub use self::ssh::{
     SshAlgorithms, SshConfig, SshCounters, SshEndpoint, SshFactory, SshParser, SshRecord,
 };
-pub use self::tls::{Md5Text, TlsConfig, TlsCounters, TlsFactory, TlsParser, TlsRecord};
+pub use self::tls::{TlsConfig, TlsCounters, TlsFactory, TlsParser, TlsRecord};
 use crate::session::{RecordSink, Texts};
 
 /// One L7 record, serialised as its EVE object keyed by protocol name.
@@ -92,7 +92,8 @@ impl L7Record {
             Self::Http(r) => Some(r.into_buffer()),
             Self::Dns(r) => Some(r.into_buffer()),
             Self::Tls(r) => Some(r.into_buffer()),
-            Self::Quic(_) | Self::Ssh(_) => None,
+            Self::Ssh(r) => Some(r.into_buffer()),
+            Self::Quic(_) => None,
         }
     }
 }

@@ -20,7 +20,7 @@ use std::io::{self, Write};
 
 use super::record::FlowHeader;
 use super::zeek::Value;
-use crate::l7::{SshEndpoint, SshRecord};
+use crate::l7::{SshAlgorithms, SshRecord};
 use crate::view::Timestamp;
 
 /// `#fields` after `ts`, `uid` and `id` of Zeek's ssh.log.
@@ -61,8 +61,10 @@ impl<W: Write> ZeekSshWriter<W> {
         ts: Timestamp,
         record: &SshRecord,
     ) -> io::Result<bool> {
-        let banner = |e: &Option<SshEndpoint>| e.as_ref().and_then(|e| e.banner.clone());
-        let (Some(client), Some(server)) = (banner(&record.client), banner(&record.server)) else {
+        let (Some(client), Some(server)) = (
+            record.client().and_then(|e| e.banner),
+            record.server().and_then(|e| e.banner),
+        ) else {
             return Ok(false);
         };
         let version = match client.as_bytes().get(4) {
@@ -70,22 +72,22 @@ impl<W: Write> ZeekSshWriter<W> {
             Some(b'2') => Value::Count(2),
             _ => Value::Unset,
         };
-        let a = record.algorithms.as_ref();
-        let alg = |f: fn(&crate::l7::SshAlgorithms) -> &String| {
-            a.map_or(Value::Unset, |a| Value::Str(f(a)))
+        let a = record.algorithms();
+        let alg = |f: for<'b> fn(&'b SshAlgorithms<'_>) -> &'b str| {
+            a.as_ref().map_or(Value::Unset, |a| Value::Str(f(a)))
         };
         let rest: [Value<'_>; FIELDS.len()] = [
             version,
             Value::Unset,
             Value::Unset,
             Value::Unset,
-            Value::Str(&client),
-            Value::Str(&server),
+            Value::Str(client),
+            Value::Str(server),
             alg(|a| &a.cipher),
             alg(|a| &a.mac),
             alg(|a| &a.compression),
-            alg(|a| &a.kex),
-            alg(|a| &a.host_key),
+            alg(|a| a.kex),
+            alg(|a| a.host_key),
             Value::Unset,
         ];
         self.write_conn(ts, flow, &rest)?;
@@ -98,8 +100,8 @@ mod tests {
     use super::*;
     use crate::extract::FiveTupleKey;
     use crate::extractor::{L4Proto, Orientation};
-    use crate::l7::SshAlgorithms;
     use crate::output::zeek::ZeekFormat;
+    use crate::session::{Side, Texts};
 
     fn flow() -> FlowHeader {
         FlowHeader {
@@ -116,32 +118,34 @@ mod tests {
         }
     }
 
-    fn side(banner: &str) -> Option<SshEndpoint> {
-        Some(SshEndpoint {
-            banner: Some(banner.into()),
-            ..SshEndpoint::default()
-        })
+    /// A record with `side`'s identification line.
+    fn banner(r: &mut SshRecord, side: Side, line: &str) {
+        let line = line.as_bytes();
+        r.set_banner(side, line, &line[4..]);
     }
 
     #[test]
     fn rows_need_both_lines_and_escape_control_bytes() {
         let mut w = ZeekSshWriter::new(Vec::new(), ZeekFormat::Tsv).unwrap();
-        let half = SshRecord {
-            client: side("SSH-2.0-x"),
-            ..SshRecord::default()
-        };
+        let mut half = SshRecord::on(Texts::default());
+        banner(&mut half, Side::Initiator, "SSH-2.0-x");
         assert!(!w.write_ssh(&flow(), Timestamp(1), &half).unwrap());
-        let full = SshRecord {
-            client: side("SSH-1.5-a\tb\\c"),
-            server: side("SSH-2.0-OpenSSH_9.2p1 Debian-2"),
-            algorithms: Some(SshAlgorithms {
-                kex: "curve25519-sha256".into(),
-                host_key: "ssh-ed25519".into(),
-                cipher: "chacha20-poly1305@openssh.com".into(),
-                mac: "umac-64-etm@openssh.com".into(),
-                compression: "none".into(),
-            }),
-        };
+        let mut full = SshRecord::on(Texts::default());
+        banner(&mut full, Side::Initiator, "SSH-1.5-a\tb\\c");
+        banner(&mut full, Side::Responder, "SSH-2.0-OpenSSH_9.2p1 Debian-2");
+        let lists: [&[u8]; 8] = [
+            b"curve25519-sha256",
+            b"ssh-ed25519",
+            b"chacha20-poly1305@openssh.com",
+            b"chacha20-poly1305@openssh.com",
+            b"umac-64-etm@openssh.com",
+            b"umac-64-etm@openssh.com",
+            b"none",
+            b"none",
+        ];
+        for side in [Side::Initiator, Side::Responder] {
+            full.set_kexinit(side, &lists);
+        }
         assert!(
             w.write_ssh(&flow(), Timestamp(1_500_000_000), &full)
                 .unwrap()
@@ -159,6 +163,8 @@ mod tests {
         assert_eq!(field("client"), "SSH-1.5-a\\x09b\\x5cc");
         assert_eq!(field("server"), "SSH-2.0-OpenSSH_9.2p1 Debian-2");
         assert_eq!(field("kex_alg"), "curve25519-sha256");
+        assert_eq!(field("cipher_alg"), "chacha20-poly1305@openssh.com");
+        assert_eq!(field("host_key_alg"), "ssh-ed25519");
         assert_eq!(field("auth_attempts"), "-");
 
         let mut w = ZeekSshWriter::new(Vec::new(), ZeekFormat::Json).unwrap();

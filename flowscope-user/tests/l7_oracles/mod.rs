@@ -314,7 +314,7 @@ pub fn check_ssh(label: &str, ours: &[&SshRecord], rows: &[Row], server_ports: &
             .any(|p| row["tcp.srcport"] == p.to_string());
         let sides: Vec<_> = ours
             .iter()
-            .filter_map(|r| if from_server { &r.server } else { &r.client }.as_ref())
+            .filter_map(|r| if from_server { r.server() } else { r.client() })
             .collect();
         let frame = &row["frame.number"];
         let line = &row["ssh.protocol"];
@@ -324,12 +324,12 @@ pub fn check_ssh(label: &str, ours: &[&SshRecord], rows: &[Row], server_ports: &
                 sides.iter().any(|e| {
                     let eve = format!(
                         "SSH-{}-{}",
-                        e.proto_version.as_deref().unwrap_or_default(),
-                        e.software_version.as_deref().unwrap_or_default()
+                        e.proto_version.unwrap_or_default(),
+                        e.software_version.unwrap_or_default()
                     );
                     line.strip_prefix(&eve)
                         .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
-                        && e.banner.as_deref() == Some(line.as_str())
+                        && e.banner == Some(line.as_str())
                 }),
                 "{label}: identification line {line:?} (frame {frame}) not found"
             );
@@ -344,7 +344,7 @@ pub fn check_ssh(label: &str, ours: &[&SshRecord], rows: &[Row], server_ports: &
             }
             checked += 1;
             assert!(
-                sides.iter().any(|e| e.hassh.as_ref().is_some_and(|f| {
+                sides.iter().any(|e| e.hassh.is_some_and(|f| {
                     f.hash == *h && (row[string].is_empty() || f.string == row[string])
                 })),
                 "{label}: {hash} {h} (frame {frame}) not found"

@@ -20,68 +20,15 @@
 
 mod factory;
 mod kexinit;
-
-use serde::Serialize;
+mod record;
 
 pub use self::factory::SshFactory;
-use self::kexinit::Kexinit;
+pub use self::record::{SshAlgorithms, SshEndpoint, SshRecord};
 use super::carry::Carry;
-use super::fingerprint::Md5Fingerprint;
 use crate::session::{RecordSink, Side};
 
 /// Lines a side may send before its identification line.
 pub const MAX_LINES_BEFORE_BANNER: u8 = 32;
-
-/// One side of the connection, in Suricata EVE `ssh.client` / `ssh.server`
-/// names.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SshEndpoint {
-    /// Protocol version of the identification line (`2.0`, `1.99`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub proto_version: Option<String>,
-    /// Software version: the identification line after the protocol
-    /// version, up to the first space (comments left out, as Suricata).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub software_version: Option<String>,
-    /// HASSH (client) or HASSH-server of the side's KEXINIT.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hassh: Option<Md5Fingerprint>,
-    /// The whole identification line, comments included, without its line
-    /// end (Zeek's ssh.log `client` / `server`).
-    #[serde(skip)]
-    pub banner: Option<String>,
-}
-
-/// The algorithms both KEXINITs agree on: the first of the client's list
-/// the server also offers (RFC 4253 §7.1), as Zeek's ssh.log names them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SshAlgorithms {
-    /// Key exchange.
-    pub kex: String,
-    /// Server host key.
-    pub host_key: String,
-    /// Encryption; `To server: A, to client: B` when the directions differ.
-    pub cipher: String,
-    /// MAC, written like `cipher`.
-    pub mac: String,
-    /// Compression, written like `cipher`.
-    pub compression: String,
-}
-
-/// The start of one SSH connection, in Suricata EVE `ssh` names.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct SshRecord {
-    /// The initiator.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client: Option<SshEndpoint>,
-    /// The responder.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server: Option<SshEndpoint>,
-    /// Negotiated algorithms, when both KEXINITs were read (not in EVE;
-    /// Zeek's ssh.log).
-    #[serde(skip)]
-    pub algorithms: Option<SshAlgorithms>,
-}
 
 /// Limits of one SSH parser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,19 +100,11 @@ enum Phase {
     Over,
 }
 
-/// What one side told.
-#[derive(Debug, Default)]
-struct Told {
-    endpoint: SshEndpoint,
-    kexinit: Option<Kexinit>,
-}
-
 /// One direction of the flow.
 #[derive(Debug)]
 struct Half {
     carry: Carry,
     phase: Phase,
-    told: Told,
 }
 
 impl Half {
@@ -173,7 +112,6 @@ impl Half {
         Self {
             carry: Carry::new(limit),
             phase: Phase::Lines(0),
-            told: Told::default(),
         }
     }
 
@@ -188,6 +126,8 @@ impl Half {
 pub struct SshParser {
     client: Half,
     server: Half,
+    /// What both sides told, written from the first byte fed.
+    record: SshRecord,
     counters: SshCounters,
     emitted: bool,
 }
@@ -204,6 +144,7 @@ impl SshParser {
         Self {
             client: Half::new(config.max_packet_bytes),
             server: Half::new(config.max_packet_bytes),
+            record: SshRecord::default(),
             counters: SshCounters::default(),
             emitted: false,
         }
@@ -227,19 +168,28 @@ impl SshParser {
     }
 
     fn half(&mut self, side: Side) -> (&mut Half, &mut SshCounters) {
-        match side {
-            Side::Initiator => (&mut self.client, &mut self.counters),
-            Side::Responder => (&mut self.server, &mut self.counters),
-        }
+        let half = match side {
+            Side::Initiator => &mut self.client,
+            Side::Responder => &mut self.server,
+        };
+        (half, &mut self.counters)
     }
 
     /// Feeds the next in-order bytes of `side`; the record goes to `out` once
     /// both sides are over.
     pub fn feed(&mut self, side: Side, bytes: &[u8], out: &mut dyn RecordSink<SshRecord>) {
-        let (half, counters) = self.half(side);
+        if self.record.is_unstarted() {
+            self.record = SshRecord::on(out.spare_text());
+        }
+        let (half, record, counters) = match side {
+            Side::Initiator => (&mut self.client, &mut self.record, &mut self.counters),
+            Side::Responder => (&mut self.server, &mut self.record, &mut self.counters),
+        };
         if half.phase != Phase::Over {
-            let (phase, told) = (&mut half.phase, &mut half.told);
-            let result = half.carry.drive(bytes, |b| step(phase, told, counters, b));
+            let phase = &mut half.phase;
+            let result = half
+                .carry
+                .drive(bytes, |b| step(phase, side, record, counters, b));
             if result.is_err() {
                 counters.too_large += 1;
                 half.stop();
@@ -273,33 +223,21 @@ impl SshParser {
             return;
         }
         self.emitted = true;
-        let (client, server) = (
-            std::mem::take(&mut self.client.told),
-            std::mem::take(&mut self.server.told),
-        );
-        let algorithms = match (&client.kexinit, &server.kexinit) {
-            (Some(c), Some(s)) => Some(kexinit::negotiate(c, s)),
-            _ => None,
-        };
-        let endpoint = |told: Told, side: Side| {
-            let mut e = told.endpoint;
-            e.hassh = told.kexinit.map(|k| k.hassh(side));
-            (e != SshEndpoint::default()).then_some(e)
-        };
-        let record = SshRecord {
-            client: endpoint(client, Side::Initiator),
-            server: endpoint(server, Side::Responder),
-            algorithms,
-        };
-        if record.client.is_some() || record.server.is_some() {
-            out.emit(record);
+        if !self.record.is_unstarted() && !self.record.is_empty() {
+            out.emit(std::mem::take(&mut self.record));
         }
     }
 }
 
 /// Consumes one line or packet at the start of `b` for one side; 0 if it
 /// is incomplete.
-fn step(phase: &mut Phase, told: &mut Told, counters: &mut SshCounters, b: &[u8]) -> usize {
+fn step(
+    phase: &mut Phase,
+    side: Side,
+    record: &mut SshRecord,
+    counters: &mut SshCounters,
+    b: &[u8],
+) -> usize {
     match *phase {
         Phase::Over => b.len(),
         Phase::Lines(before) => {
@@ -310,7 +248,7 @@ fn step(phase: &mut Phase, told: &mut Told, counters: &mut SshCounters, b: &[u8]
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if let Some(rest) = line.strip_prefix(b"SSH-") {
                 counters.banners += 1;
-                read_banner(&mut told.endpoint, line, rest);
+                record.set_banner(side, line, rest);
                 *phase = Phase::Packets;
             } else if before == MAX_LINES_BEFORE_BANNER {
                 counters.not_ssh += 1;
@@ -339,10 +277,10 @@ fn step(phase: &mut Phase, told: &mut Told, counters: &mut SshCounters, b: &[u8]
             match payload[0] {
                 msg::KEXINIT => {
                     *phase = Phase::Over;
-                    match Kexinit::parse(&payload[1..]) {
-                        Some(k) => {
+                    match kexinit::parse(&payload[1..]) {
+                        Some(lists) => {
                             counters.kexinits += 1;
-                            told.kexinit = Some(k);
+                            record.set_kexinit(side, &lists);
                         }
                         None => counters.malformed += 1,
                     }
@@ -356,22 +294,6 @@ fn step(phase: &mut Phase, told: &mut Told, counters: &mut SshCounters, b: &[u8]
             4 + len
         }
     }
-}
-
-/// Fills the banner fields from an identification line (`rest` follows
-/// its `SSH-`).
-fn read_banner(e: &mut SshEndpoint, line: &[u8], rest: &[u8]) {
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let (proto, software) = match rest.iter().position(|&c| c == b'-') {
-        Some(dash) => (&rest[..dash], Some(&rest[dash + 1..])),
-        None => (rest, None),
-    };
-    e.proto_version = Some(text(proto));
-    e.software_version = software
-        .map(|s| s.split(|&c| c == b' ').next().unwrap_or_default())
-        .filter(|s| !s.is_empty())
-        .map(text);
-    e.banner = Some(text(line));
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub use self::factory::TlsFactory;
 pub use self::fingerprint::Ja3;
 use self::hello::{ClientHello, ServerHello};
 use self::record::Md5Pair;
-pub use self::record::{Md5Text, TlsRecord};
+pub use self::record::TlsRecord;
 use super::carry::Carry;
 use crate::session::{RecordSink, Side};
 

@@ -6,6 +6,7 @@
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
+use crate::l7::fingerprint::Md5Text;
 use crate::session::Texts;
 
 /// Text fields, by index.
@@ -47,16 +48,6 @@ impl Md5Pair {
             Self::Ja3s => (field::JA3S_HASH, field::JA3S_STRING),
         }
     }
-}
-
-/// A fingerprint string and its MD5, borrowed from a record; serialises
-/// as EVE's `{"hash": …, "string": …}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Md5Text<'a> {
-    /// Lowercase hex MD5 of `string`.
-    pub hash: &'a str,
-    /// The fingerprint string.
-    pub string: &'a str,
 }
 
 /// A list field (client ALPNs, the chain's fingerprints).
@@ -173,10 +164,7 @@ impl TlsRecord {
 
     fn md5(&self, pair: Md5Pair) -> Option<Md5Text<'_>> {
         let (hash, string) = pair.fields();
-        Some(Md5Text {
-            hash: self.texts.get(hash)?,
-            string: self.texts.get(string)?,
-        })
+        Md5Text::get(&self.texts, hash, string)
     }
 
     fn list(&self, list: List) -> impl ExactSizeIterator<Item = &str> + '_ {
@@ -229,13 +217,8 @@ impl TlsRecord {
     /// Sets a fingerprint's string to what `write` appends, and its hash
     /// to the string's MD5 in hex.
     pub(super) fn set_md5(&mut self, pair: Md5Pair, write: impl FnOnce(&mut String)) {
-        use md5::{Digest, Md5};
         let (hash, string) = pair.fields();
-        self.texts.write(string, write);
-        let digest = Md5::digest(self.texts.get(string).unwrap_or_default());
-        self.texts.write(hash, |buf| {
-            crate::l7::fingerprint::push_hex(buf, &digest);
-        });
+        Md5Text::set(&mut self.texts, hash, string, write);
     }
 
     /// Sets the certificate fields: `write` appends each, in the order of

@@ -112,7 +112,8 @@ struct Fields {
 
 fn fields(r: &TlsRecord) -> Fields {
     let text = |v: Option<&str>| v.map(str::to_owned);
-    let md5 = |v: Option<Md5Text<'_>>| v.map(|f| (f.hash.to_owned(), f.string.to_owned()));
+    let md5 =
+        |v: Option<crate::l7::Md5Text<'_>>| v.map(|f| (f.hash.to_owned(), f.string.to_owned()));
     Fields {
         sni: text(r.sni()),
         version: text(r.version()),
