@@ -44,6 +44,24 @@ impl Default for RunConfig {
     }
 }
 
+impl RunConfig {
+    /// Worker `index`'s pipeline: flow IDs from the worker's own range
+    /// (its index in the top 16 bits), and the TLS chain's fingerprints
+    /// hashed when a Zeek log, the only record that has them, is written.
+    pub(super) fn worker_pipeline(&self, index: usize) -> Option<PipelineConfig> {
+        let mut p = self.pipeline.clone()?;
+        p.tracker.flow_id_base = (index as u64) << 48;
+        if let Some(l7) = p.l7.as_mut() {
+            let zeek = self
+                .outputs
+                .iter()
+                .any(|o| matches!(o, OutputSpec::Zeek { .. }));
+            l7.tls.chain_fingerprints |= zeek;
+        }
+        Some(p)
+    }
+}
+
 /// The extractor of outer packets.
 pub(super) fn plain() -> FiveTuple {
     FiveTuple::bidirectional()

@@ -22,7 +22,6 @@ use crate::capture::{
 use crate::extract::{AutoDetectEncap, FiveTuple, FiveTupleKey, FrameHint};
 use crate::extractor::FlowExtractor;
 use crate::output::{EveOptions, OutputReport, Outputs, Record, WriterStats};
-use crate::pipeline::PipelineConfig;
 use crate::view::{PacketView, Timestamp};
 
 type Ring = RecordRing;
@@ -186,13 +185,7 @@ impl LiveCapture {
                 .take()
                 .expect("one producer per worker index");
             let config = WorkerConfig {
-                pipeline: run.pipeline.as_ref().map(|p| PipelineConfig {
-                    tracker: crate::tracker::TrackerConfig {
-                        flow_id_base: (id.index as u64) << 48,
-                        ..p.tracker.clone()
-                    },
-                    ..p.clone()
-                }),
+                pipeline: run.worker_pipeline(id.index),
                 backpressure: Backpressure::Drop,
             };
             if run.decap {

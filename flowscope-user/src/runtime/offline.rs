@@ -55,8 +55,7 @@ use crate::extractor::FlowExtractor;
 use crate::filter::{FilterError, LinkFilters};
 use crate::output::{Outputs, WriterStats};
 use crate::pcap::{Chunk, FrameRef, PcapError, PcapReader, ReaderStats, link_type_from_pcap};
-use crate::pipeline::{PipelineConfig, PipelineCounters};
-use crate::tracker::TrackerConfig;
+use crate::pipeline::PipelineCounters;
 use crate::view::{PacketView, Timestamp};
 
 /// Frames per batch (a live ring read hands over as many).
@@ -307,13 +306,7 @@ fn read_all<R: Read>(
 /// Worker `index`'s settings.
 fn worker_config(run: &RunConfig, index: usize) -> WorkerConfig {
     WorkerConfig {
-        pipeline: run.pipeline.as_ref().map(|p| PipelineConfig {
-            tracker: TrackerConfig {
-                flow_id_base: (index as u64) << 48,
-                ..p.tracker.clone()
-            },
-            ..p.clone()
-        }),
+        pipeline: run.worker_pipeline(index),
         backpressure: Backpressure::Wait,
     }
 }

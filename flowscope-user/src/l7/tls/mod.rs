@@ -20,9 +20,9 @@ pub(super) mod hello;
 mod record;
 
 pub use self::factory::TlsFactory;
-pub use self::fingerprint::Ja3;
 use self::hello::{ClientHello, ServerHello};
 use self::record::Md5Pair;
+pub use self::fingerprint::Ja3;
 pub use self::record::TlsRecord;
 use super::carry::Carry;
 use crate::session::{RecordSink, Side};
@@ -32,12 +32,18 @@ use crate::session::{RecordSink, Side};
 pub struct TlsConfig {
     /// Largest handshake message buffered when split, in bytes.
     pub max_handshake_bytes: usize,
+    /// Hash every certificate of the server's chain
+    /// ([`TlsRecord::cert_chain_fps`]: Zeek's ssl.log `cert_chain_fps`;
+    /// EVE has no such field). Off by default: the runtime turns it on
+    /// when a Zeek log is written.
+    pub chain_fingerprints: bool,
 }
 
 impl Default for TlsConfig {
     fn default() -> Self {
         Self {
             max_handshake_bytes: 64 * 1024,
+            chain_fingerprints: false,
         }
     }
 }
@@ -136,6 +142,8 @@ struct Summary {
     seen: bool,
     emitted: bool,
     counters: TlsCounters,
+    /// [`TlsConfig::chain_fingerprints`].
+    chain_fingerprints: bool,
 }
 
 /// TLS handshake parser of one flow.
@@ -181,7 +189,10 @@ impl TlsParser {
         Self {
             client: Half::new(config.max_handshake_bytes),
             server: Half::new(config.max_handshake_bytes),
-            summary: Summary::default(),
+            summary: Summary {
+                chain_fingerprints: config.chain_fingerprints,
+                ..Summary::default()
+            },
         }
     }
 
@@ -211,6 +222,7 @@ impl TlsParser {
             seen,
             emitted,
             counters,
+            chain_fingerprints: _,
         } = &mut self.summary;
         record.clear();
         hello.clear();
@@ -410,9 +422,11 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
             });
             let read = match tls_parser::parse_tls_handshake_msg_certificate(body) {
                 Ok((_, tls_parser::TlsMessageHandshake::Certificate(c))) => {
-                    s.record.set_chain(c.cert_chain.iter(), |buf, raw| {
-                        push_hex_sha256(buf, raw.data);
-                    });
+                    if s.chain_fingerprints {
+                        s.record.set_chain(c.cert_chain.iter(), |buf, raw| {
+                            push_hex_sha256(buf, raw.data);
+                        });
+                    }
                     c.cert_chain
                         .first()
                         .is_some_and(|raw| cert::parse(raw.data, &mut s.record))

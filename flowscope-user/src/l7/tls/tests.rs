@@ -83,8 +83,16 @@ fn run_with(config: TlsConfig, steps: &[(Side, &[u8])]) -> (Vec<TlsRecord>, TlsC
     (out, *p.counters())
 }
 
+/// Every field, the chain's fingerprints included.
+fn all_on() -> TlsConfig {
+    TlsConfig {
+        chain_fingerprints: true,
+        ..TlsConfig::default()
+    }
+}
+
 fn run(steps: &[(Side, &[u8])]) -> Vec<TlsRecord> {
-    run_with(TlsConfig::default(), steps).0
+    run_with(all_on(), steps).0
 }
 
 /// A record's fields, owned, to compare with what a test expects.
@@ -177,12 +185,19 @@ fn full_handshake_at_every_split() {
     let steps: [(Side, &[u8]); 2] = [(C, &client), (S, &server)];
     let got = crate::l7::splits::assert_split_invariant(&steps, run);
     assert_eq!(all_fields(&got), vec![expected_1_2()]);
+    // By default the chain is not hashed; nothing else changes.
+    let (plain, _) = run_with(TlsConfig::default(), &steps);
+    let want = Fields {
+        cert_chain_fps: Vec::new(),
+        ..expected_1_2()
+    };
+    assert_eq!(all_fields(&plain), vec![want]);
 }
 
 #[test]
 fn handshake_messages_split_across_records() {
     let (client, server) = (client_flight(), server_flight(37));
-    let mut p = TlsParser::default();
+    let mut p = TlsParser::new(all_on());
     let mut out = Vec::new();
     p.feed(C, &client, &mut out);
     p.feed(S, &server, &mut out);
@@ -235,6 +250,7 @@ fn tls13_server_hello_ends_the_clear_text() {
 fn oversized_split_message_is_counted() {
     let config = TlsConfig {
         max_handshake_bytes: 200,
+        ..TlsConfig::default()
     };
     let (out, counters) = run_with(config, &[(C, &client_flight()), (S, &server_flight(100))]);
     assert_eq!(counters.handshake_too_large, 1);
@@ -265,7 +281,7 @@ fn gaps_and_non_tls_bytes() {
 
 #[test]
 fn a_reused_parser_is_a_fresh_one() {
-    let config = TlsConfig::default();
+    let config = all_on();
     let mut p = TlsParser::new(config);
     let mut out = Vec::new();
     // Mid-flow: the ClientHello read, the server's flight cut inside a
