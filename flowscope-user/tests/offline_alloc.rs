@@ -1,18 +1,19 @@
 //! No allocation per packet in the capture-file path: the reader (records
 //! parsed in place, steering, batches), and with one worker the worker and
 //! the writer stage too (tracker, EVE encoding), all on the test thread,
-//! counted by a global allocator; and with L7 on an HTTP, a DNS and an SSH
-//! capture, none per flow or record either (HTTP and DNS parsers and every
+//! counted by a global allocator; and with L7 on an HTTP, a DNS, an SSH and
+//! a Google QUIC capture, none per flow or record either (parsers and every
 //! record's storage are reused).
 //!
 //! A capture and the same capture followed by a time-shifted copy of its
 //! records (twice the packets, twice the flows) must cost the same
 //! allocations, give or take a few buffers.
 //!
-//! TLS flows still allocate, in the crates that read certificates and
-//! hellos (x509-parser, tls-parser); their records and hellos do not: a
-//! second test holds each TLS capture's flows to the allocations they make
-//! now, so that any new one shows.
+//! TLS and IETF QUIC flows still allocate, in the crates that read
+//! certificates and hellos (x509-parser, tls-parser) and in JA4's sorted
+//! copies of the hello's lists; their records and hellos do not: a second
+//! test holds each such capture's flows to the allocations they make now,
+//! so that any new one shows.
 //!
 //! Allocations are counted per thread; with one worker the whole run is on
 //! the test's thread.
@@ -52,10 +53,18 @@ const SSH: &str = concat!(
     "/../../shared/pcaps/zeek__tunnels_gre-sample.pcap"
 );
 
-/// TLS captures, with the allocations one copy's flows make (one flow
-/// each): the certificate parse (x509-parser's own vectors and the serial's
-/// big integer) and tls-parser's ClientHello and certificate lists.
-const TLS: [(&str, u64); 2] = [
+/// With L7: Google QUIC Q046, its CHLO in clear (one flow).
+const GQUIC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/pcaps/ndpi__quic_q46.pcap"
+);
+
+/// TLS and IETF QUIC captures, with the allocations one copy's flows make
+/// (one flow each): for TLS the certificate parse (x509-parser's own
+/// vectors and the serial's big integer) and tls-parser's ClientHello and
+/// certificate lists; for QUIC tls-parser's ClientHello lists (9) and JA4
+/// (its string and the sorted cipher and extension lists, 6).
+const TLS_AND_QUIC: [(&str, u64); 4] = [
     (
         concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -69,6 +78,20 @@ const TLS: [(&str, u64); 2] = [
             "/../../shared/pcaps/zeek__tls_tls-conn-with-extensions.pcap"
         ),
         32,
+    ),
+    (
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/pcaps/ndpi__quic-29.pcap"
+        ),
+        15,
+    ),
+    (
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/pcaps/ndpi__quic_t51.pcap"
+        ),
+        13,
     ),
 ];
 
@@ -141,6 +164,7 @@ fn twice_the_packets_cost_no_more_allocations() {
         (HTTP, true, 1, false),
         (DNS, true, 1, false),
         (SSH, true, 1, true),
+        (GQUIC, true, 1, false),
     ] {
         let pcap = std::fs::read(capture).expect("shared capture");
         let once = repeated(&pcap, 1, 0);
@@ -159,8 +183,8 @@ fn twice_the_packets_cost_no_more_allocations() {
 }
 
 #[test]
-fn tls_flows_allocate_only_in_the_parsing_crates() {
-    for (capture, per_copy) in TLS {
+fn tls_and_quic_flows_allocate_only_in_hello_and_certificate_parsing() {
+    for (capture, per_copy) in TLS_AND_QUIC {
         let pcap = std::fs::read(capture).expect("shared capture");
         let (a1, p1) = allocations(&repeated(&pcap, 1, 0), 1, true);
         let (a2, p2) = allocations(&repeated(&pcap, 2, 3600), 1, true);

@@ -63,7 +63,7 @@ fn packets_after_the_client_hello_allocate_nothing() {
     let [L7Record::Quic(q)] = sink.l7.as_slice() else {
         panic!("one quic record expected: {:?}", sink.l7);
     };
-    assert_eq!(q.sni.as_deref(), Some("localhost"));
+    assert_eq!(q.sni(), Some("localhost"));
     let counters = pipeline.counters().datagrams;
     assert_eq!(counters.parsers.quic.client_hellos, 1);
     // The parser stopped at the hello: only the first Initial (1252 bytes

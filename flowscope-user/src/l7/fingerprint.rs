@@ -1,5 +1,5 @@
 //! Fingerprints that are the MD5 of a string (JA3, JA3S, HASSH,
-//! HASSH-server), and the lowercase hex and decimal the fingerprints are
+//! HASSH-server, CYU), kept in a record's [`Texts`], and the lowercase hex and decimal the fingerprints are
 //! written in (a table and `itoa`, not `core::fmt`: a TLS flow writes
 //! hundreds of numbers).
 
@@ -7,26 +7,6 @@ use md5::{Digest, Md5};
 use serde::Serialize;
 
 use crate::session::Texts;
-
-/// A fingerprint string and its MD5, as Suricata's EVE writes them
-/// (`{"hash": …, "string": …}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Md5Fingerprint {
-    /// Lowercase hex MD5 of `string`.
-    pub hash: String,
-    /// The fingerprint string.
-    pub string: String,
-}
-
-impl Md5Fingerprint {
-    /// The fingerprint of `string`.
-    pub(crate) fn of(string: String) -> Self {
-        Self {
-            hash: hex(&Md5::digest(string.as_bytes())),
-            string,
-        }
-    }
-}
 
 /// A fingerprint string and its MD5, borrowed from a record's
 /// [`Texts`]; serialises as EVE's `{"hash": …, "string": …}`.
@@ -63,13 +43,6 @@ impl<'a> Md5Text<'a> {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// `bytes` as lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    push_hex(&mut s, bytes);
-    s
-}
-
 /// Appends `bytes` as lowercase hex.
 pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     for &b in bytes {
@@ -104,6 +77,8 @@ mod tests {
         }
         let bytes: Vec<u8> = (0..=255).collect();
         let want: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex(&bytes), want);
+        let mut hex = String::new();
+        push_hex(&mut hex, &bytes);
+        assert_eq!(hex, want);
     }
 }

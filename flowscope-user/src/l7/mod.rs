@@ -26,10 +26,10 @@ pub use self::dns::{
     DnsAnswer, DnsConfig, DnsCounters, DnsFactory, DnsKind, DnsParser, DnsRecord, DnsTcpFactory,
     RrType,
 };
-pub use self::fingerprint::{Md5Fingerprint, Md5Text};
+pub use self::fingerprint::Md5Text;
 pub use self::http::{HttpConfig, HttpCounters, HttpFactory, HttpField, HttpParser, HttpRecord};
 pub use self::quic::{
-    ExtensionValues, QuicConfig, QuicCounters, QuicExtension, QuicFactory, QuicParser, QuicRecord,
+    QuicConfig, QuicCounters, QuicExtension, QuicFactory, QuicParser, QuicRecord, QuicValues,
 };
 pub use self::ssh::{
     SshAlgorithms, SshConfig, SshCounters, SshEndpoint, SshFactory, SshParser, SshRecord,
@@ -93,7 +93,7 @@ impl L7Record {
             Self::Dns(r) => Some(r.into_buffer()),
             Self::Tls(r) => Some(r.into_buffer()),
             Self::Ssh(r) => Some(r.into_buffer()),
-            Self::Quic(_) => None,
+            Self::Quic(r) => Some(r.into_buffer()),
         }
     }
 }

@@ -83,10 +83,10 @@ impl<W: Write> ZeekQuicWriter<W> {
         let version = version_name(r.version_number);
         let rest: [Value<'_>; FIELDS.len()] = [
             Value::Str(&version),
-            Value::text(r.client_initial_dcid.as_deref()),
-            Value::text(r.client_scid.as_deref()),
+            Value::text(r.client_initial_dcid()),
+            Value::text(r.client_scid()),
             Value::Unset,
-            Value::text(r.sni.as_deref()),
+            Value::text(r.sni()),
             r.alpn().next().map_or(Value::Unset, Value::Str),
             Value::Unset,
         ];

@@ -210,7 +210,7 @@ impl FrameTap {
     pub fn l7(&mut self, flow: &FlowRecord<FiveTupleKey>, record: &L7Record) {
         let name = match (&self.flows, record) {
             (PcapFlows::Sni(d), L7Record::Tls(r)) => r.sni().map(|n| (n, d)),
-            (PcapFlows::Sni(d), L7Record::Quic(r)) => r.sni.as_deref().map(|n| (n, d)),
+            (PcapFlows::Sni(d), L7Record::Quic(r)) => r.sni().map(|n| (n, d)),
             (PcapFlows::HttpHost(d), L7Record::Http(r)) => r.hostname().map(|n| (n, d)),
             _ => None,
         };

@@ -177,12 +177,8 @@ impl Texts {
         let count = self.slots.len() - start;
         // Fields are few (bounded by the parsers' own limits): far below
         // 2³²; a list that would not fit is left empty.
-        if let (Ok(start), Ok(count), Some(s)) = (
-            u32::try_from(start),
-            u32::try_from(count),
-            self.slots.get_mut(i),
-        ) {
-            *s = Slot::Numbers(start, count);
+        if let (Ok(start), Ok(count)) = (u32::try_from(start), u32::try_from(count)) {
+            self.set_numbers(i, start, count);
         }
     }
 
@@ -201,6 +197,14 @@ impl Texts {
     /// Appends a field holding two numbers instead of text.
     pub fn push_numbers(&mut self, a: u32, b: u32) {
         self.slots.push(Slot::Numbers(a, b));
+    }
+
+    /// Sets field `i` to two numbers instead of text (such as where a
+    /// list of appended fields lies: first index, count).
+    pub fn set_numbers(&mut self, i: usize, a: u32, b: u32) {
+        if let Some(s) = self.slots.get_mut(i) {
+            *s = Slot::Numbers(a, b);
+        }
     }
 
     fn fields(&self) -> impl Iterator<Item = Field<'_>> {
@@ -356,6 +360,22 @@ mod tests {
         u.slots.pop();
         u.push_numbers(28, 301);
         assert_ne!(t, u);
+    }
+
+    #[test]
+    fn numbers_are_set_in_place() {
+        let mut t = Texts::default();
+        t.reset(2);
+        t.set(0, "text");
+        t.set_numbers(0, 2, 1);
+        t.set_numbers(1, 16, 0);
+        // Past the fields: nothing.
+        t.set_numbers(2, 7, 7);
+        assert_eq!(t.len(), 2);
+        assert_eq!((t.numbers(0), t.get(0)), (Some((2, 1)), None));
+        assert_eq!(t.numbers(1), Some((16, 0)));
+        t.set(1, "again text");
+        assert_eq!((t.numbers(1), t.get(1)), (None, Some("again text")));
     }
 
     #[test]

@@ -13,16 +13,25 @@ const SNI: [u8; 4] = *b"SNI\0";
 /// Tag of the user agent.
 const UAID: [u8; 4] = *b"UAID";
 
-/// What a CHLO says.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Chlo {
+/// What a CHLO says, borrowed from the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Chlo<'a> {
     /// Server name (`SNI`).
-    pub sni: Option<String>,
+    pub sni: Option<&'a [u8]>,
     /// User agent (`UAID`).
-    pub ua: Option<String>,
-    /// The tags in message order, as text (trailing NULs removed): the
-    /// CYU fingerprint's list.
-    pub tags: Vec<String>,
+    pub ua: Option<&'a [u8]>,
+    /// The message's index: (tag, end offset) entries of 8 bytes.
+    index: &'a [u8],
+}
+
+impl<'a> Chlo<'a> {
+    /// The tags in message order, each up to its first NUL: the CYU
+    /// fingerprint's list.
+    pub fn tags(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.index
+            .chunks_exact(8)
+            .map(|entry| entry[..4].split(|&c| c == 0).next().unwrap_or_default())
+    }
 }
 
 fn u32_le(b: &[u8], at: usize) -> Option<u32> {
@@ -49,28 +58,29 @@ pub(super) fn message_len(b: &[u8]) -> Option<usize> {
 }
 
 /// Parses a whole CHLO message.
-pub(super) fn parse(b: &[u8]) -> Option<Chlo> {
+pub(super) fn parse(b: &[u8]) -> Option<Chlo<'_>> {
     if message_len(b)? == 0 {
         return None;
     }
     let entries = usize::from(u16::from_le_bytes(b.get(4..6)?.try_into().ok()?));
+    let index = b.get(8..8 + 8 * entries)?;
     let values = b.get(8 + 8 * entries..)?;
-    let mut out = Chlo::default();
+    let mut out = Chlo {
+        sni: None,
+        ua: None,
+        index,
+    };
     let mut start = 0usize;
-    for i in 0..entries {
-        let at = 8 + 8 * i;
-        let tag: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-        let end = usize::try_from(u32_le(b, at + 4)?).ok()?;
+    for entry in index.chunks_exact(8) {
+        let (tag, end) = entry.split_at(4);
+        let end = usize::try_from(u32_le(end, 0)?).ok()?;
         let value = values.get(start..end)?;
         start = end;
-        let text = || String::from_utf8_lossy(value).into_owned();
-        match tag {
-            SNI => out.sni = Some(text()),
-            UAID => out.ua = Some(text()),
+        match <[u8; 4]>::try_from(tag).ok()? {
+            SNI => out.sni = Some(value),
+            UAID => out.ua = Some(value),
             _ => {}
         }
-        let name = tag.split(|&c| c == 0).next().unwrap_or_default();
-        out.tags.push(String::from_utf8_lossy(name).into_owned());
     }
     Some(out)
 }
@@ -143,9 +153,12 @@ pub(super) mod tests {
         }
         assert_eq!(message_len(&m), Some(m.len()));
         let c = parse(&m).unwrap();
-        assert_eq!(c.sni.as_deref(), Some("www.example.com"));
-        assert_eq!(c.ua.as_deref(), Some("Chrome/70"));
-        assert_eq!(c.tags, ["PAD", "SNI", "VER", "UAID"]);
+        assert_eq!(c.sni, Some(&b"www.example.com"[..]));
+        assert_eq!(c.ua, Some(&b"Chrome/70"[..]));
+        assert_eq!(
+            c.tags().collect::<Vec<_>>(),
+            [&b"PAD"[..], b"SNI", b"VER", b"UAID"]
+        );
         assert_eq!(message_len(b"SHLO\x00\x00\x00\x00"), Some(0));
         assert!(parse(&m[..m.len() - 1]).is_none());
     }

@@ -19,6 +19,31 @@ const TAG_BYTES: usize = 16;
 /// Header protection sample length (RFC 9001 §5.4.2).
 const SAMPLE_BYTES: usize = 16;
 
+/// A connection ID kept in place: at most [`MAX_CID_BYTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ConnectionId {
+    bytes: [u8; MAX_CID_BYTES],
+    len: u8,
+}
+
+impl ConnectionId {
+    /// `cid`, cut to [`MAX_CID_BYTES`].
+    pub(super) fn new(cid: &[u8]) -> Self {
+        let cid = &cid[..cid.len().min(MAX_CID_BYTES)];
+        let mut bytes = [0; MAX_CID_BYTES];
+        bytes[..cid.len()].copy_from_slice(cid);
+        Self {
+            bytes,
+            len: cid.len() as u8,
+        }
+    }
+
+    /// Its bytes.
+    pub(super) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
 /// `HKDF-Expand-Label(secret, label, "", out.len())` (RFC 8446 §7.1).
 fn expand_label(secret: &Hkdf<Sha256>, label: &[u8], out: &mut [u8]) {
     let len = (out.len() as u16).to_be_bytes();
@@ -30,8 +55,7 @@ fn expand_label(secret: &Hkdf<Sha256>, label: &[u8], out: &mut [u8]) {
 /// The client's Initial keys for one version and connection ID.
 pub(super) struct InitialKeys {
     version: u32,
-    dcid: [u8; MAX_CID_BYTES],
-    dcid_len: u8,
+    dcid: ConnectionId,
     packet: Aes128Gcm,
     iv: [u8; 12],
     header: Aes128,
@@ -94,14 +118,11 @@ impl InitialKeys {
     /// Keys for `version` from the Destination Connection ID `dcid`
     /// (at most [`MAX_CID_BYTES`]; longer IDs are cut, and will not open).
     pub(super) fn derive(version: &Protected, dcid: &[u8]) -> Self {
-        let dcid = &dcid[..dcid.len().min(MAX_CID_BYTES)];
-        let m = material(version, dcid);
-        let mut stored = [0; MAX_CID_BYTES];
-        stored[..dcid.len()].copy_from_slice(dcid);
+        let dcid = ConnectionId::new(dcid);
+        let m = material(version, dcid.as_slice());
         Self {
             version: version.number,
-            dcid: stored,
-            dcid_len: dcid.len() as u8,
+            dcid,
             packet: Aes128Gcm::new(&m.key.into()),
             iv: m.iv,
             header: Aes128::new(&m.hp.into()),
@@ -115,7 +136,7 @@ impl InitialKeys {
 
     /// The connection ID these keys come from.
     pub(super) fn dcid(&self) -> &[u8] {
-        &self.dcid[..usize::from(self.dcid_len)]
+        self.dcid.as_slice()
     }
 
     /// Removes header and payload protection from the long-header packet

@@ -29,143 +29,14 @@ mod record;
 mod stream;
 mod version;
 
-use serde::Serialize;
-
 pub use self::factory::QuicFactory;
-use self::keys::{InitialKeys, OpenError};
+use self::keys::{ConnectionId, InitialKeys, OpenError};
 use self::packet::Packet;
+pub use self::record::{QuicExtension, QuicRecord, QuicValues};
 use self::stream::CryptoStream;
 use self::version::{Handshake, PacketType, Protected};
-use super::tls::Ja3;
 use super::tls::hello::{ClientHello, parse_client_hello};
 use crate::session::{RecordSink, Side};
-
-/// One extension of the ClientHello, as Suricata's `quic.extensions` lists
-/// it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QuicExtension {
-    /// IANA name, for the types Suricata names.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<&'static str>,
-    /// Extension type (every GREASE type as 64250, as Suricata writes it).
-    #[serde(rename = "type")]
-    pub kind: u16,
-    /// Values: server names, ALPN protocols, supported versions,
-    /// signature algorithms.
-    #[serde(skip_serializing_if = "ExtensionValues::is_empty")]
-    pub values: ExtensionValues,
-}
-
-/// An extension's values, kept as the ClientHello holds them and written
-/// as Suricata's strings only when serialised.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExtensionValues {
-    /// Names (server names, ALPN protocols).
-    Names(Vec<String>),
-    /// Protocol versions, written by tls-parser's names (`Tls13`).
-    Versions(Vec<u16>),
-    /// Code points, written in decimal (signature algorithms).
-    Codes(Vec<u16>),
-}
-
-impl ExtensionValues {
-    /// True when there are none.
-    pub fn is_empty(&self) -> bool {
-        match self {
-            Self::Names(v) => v.is_empty(),
-            Self::Versions(v) | Self::Codes(v) => v.is_empty(),
-        }
-    }
-}
-
-impl Default for ExtensionValues {
-    fn default() -> Self {
-        Self::Names(Vec::new())
-    }
-}
-
-/// A list of strings.
-impl Serialize for ExtensionValues {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Names(v) => s.collect_seq(v),
-            Self::Versions(v) => s.collect_seq(v.iter().map(|&v| Version(v))),
-            Self::Codes(v) => s.collect_seq(v.iter().map(|&c| Code(c))),
-        }
-    }
-}
-
-/// A version by tls-parser's name.
-struct Version(u16);
-
-impl Serialize for Version {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&tls_parser::TlsVersion(self.0))
-    }
-}
-
-/// A code point as a decimal string.
-struct Code(u16);
-
-impl Serialize for Code {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(itoa::Buffer::new().format(self.0))
-    }
-}
-
-/// The client's hello of one QUIC flow, in Suricata EVE `quic` names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QuicRecord {
-    /// Version of the packet that completed the hello, as Suricata writes
-    /// it: `1`, `ff00001d`, `v2`, `Q046`, `54303531` (T051).
-    pub version: String,
-    /// Server name: the ClientHello's `server_name`, or gQUIC's `SNI` tag.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sni: Option<String>,
-    /// User agent: gQUIC's `UAID` tag, or Chrome's `google_user_agent`
-    /// transport parameter.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ua: Option<String>,
-    /// CYU fingerprint of a gQUIC CHLO (version digits and tag list, and
-    /// its MD5).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub cyu: Vec<Ja3>,
-    /// JA3 of the ClientHello as Suricata writes it for QUIC (GREASE kept).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ja3: Option<Ja3>,
-    /// JA4 of the ClientHello, QUIC variant (`q…`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ja4: Option<String>,
-    /// The ClientHello's extensions in wire order.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub extensions: Vec<QuicExtension>,
-    /// The version number (Zeek's quic.log names it; not in EVE).
-    #[serde(skip)]
-    pub version_number: u32,
-    /// Destination connection ID of the client's first Initial, in hex
-    /// (Zeek's `client_initial_dcid`; not in EVE, whose schema has no such
-    /// field). Unset for gQUIC's clear-text CHLO packets.
-    #[serde(skip)]
-    pub client_initial_dcid: Option<String>,
-    /// Source connection ID of the client's first Initial, in hex (Zeek's
-    /// `client_scid`; not in EVE).
-    #[serde(skip)]
-    pub client_scid: Option<String>,
-}
-
-impl QuicRecord {
-    /// The ALPN protocols the client offered, in its order.
-    pub fn alpn(&self) -> impl Iterator<Item = &str> {
-        self.extensions
-            .iter()
-            .filter(|e| e.kind == 16)
-            .flat_map(|e| match &e.values {
-                ExtensionValues::Names(v) => v.as_slice(),
-                ExtensionValues::Versions(_) | ExtensionValues::Codes(_) => &[],
-            })
-            .map(String::as_str)
-    }
-}
 
 /// Limits of one QUIC parser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,8 +179,8 @@ pub struct QuicParser {
     /// The client has sent an Initial (or a gQUIC CHLO packet).
     seen_initial: bool,
     /// Destination and source connection IDs of the client's first
-    /// Initial, in hex.
-    client_cids: Option<(String, String)>,
+    /// Initial.
+    client_cids: Option<[ConnectionId; 2]>,
     /// The ClientHello, parsed into the room of the last flow's.
     hello: ClientHello,
     done: bool,
@@ -441,12 +312,8 @@ impl QuicParser {
                 } => {
                     match ty {
                         PacketType::Initial => {
-                            self.client_cids.get_or_insert_with(|| {
-                                (
-                                    crate::l7::fingerprint::hex(dcid),
-                                    crate::l7::fingerprint::hex(scid),
-                                )
-                            });
+                            self.client_cids
+                                .get_or_insert_with(|| [dcid, scid].map(ConnectionId::new));
                             self.initial(&version, dcid, &rest[..end], pn_offset, out);
                         }
                         PacketType::Handshake => return self.give_up(),
@@ -466,7 +333,8 @@ impl QuicParser {
             Some(c) => {
                 self.counters.chlos += 1;
                 self.done = true;
-                out.emit(record::from_chlo(version, c));
+                let record = QuicRecord::of_chlo(out.spare_text(), version, &c);
+                out.emit(record);
             }
             None => self.counters.malformed += 1,
         }
@@ -557,19 +425,23 @@ impl QuicParser {
         let record = match version.handshake {
             Handshake::Tls => parse_client_hello(&message[4..], &mut self.hello).then(|| {
                 self.counters.client_hellos += 1;
-                record::from_client_hello(version.number, version.varint_parameters, &self.hello)
+                QuicRecord::of_client_hello(
+                    out.spare_text(),
+                    version.number,
+                    version.varint_parameters,
+                    &self.hello,
+                )
             }),
             Handshake::Chlo => chlo::parse(message).map(|c| {
                 self.counters.chlos += 1;
-                record::from_chlo(version.number, c)
+                QuicRecord::of_chlo(out.spare_text(), version.number, &c)
             }),
         };
         match record {
             Some(mut r) => {
                 self.done = true;
-                if let Some((dcid, scid)) = self.client_cids.take() {
-                    r.client_initial_dcid = Some(dcid);
-                    r.client_scid = Some(scid);
+                if let Some([dcid, scid]) = self.client_cids.take() {
+                    r.set_client_cids(dcid.as_slice(), scid.as_slice());
                 }
                 out.emit(r);
             }

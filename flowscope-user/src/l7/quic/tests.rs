@@ -14,7 +14,7 @@ use super::version::{PacketType, Version};
 use super::*;
 use crate::l7::tls::hello::tests::client_hello_body;
 use crate::l7::{L7Record, QuicFactory};
-use crate::session::{DatagramParserFactory, Probe};
+use crate::session::{DatagramParserFactory, Probe, Texts};
 
 const C: Side = Side::Initiator;
 const S: Side = Side::Responder;
@@ -235,10 +235,10 @@ fn run_default(datagrams: &[(Side, Vec<u8>)]) -> (Vec<QuicRecord>, QuicCounters)
 
 /// The record of the RFC's ClientHello (example.com, ALPN "alpn").
 fn assert_rfc_record(r: &QuicRecord, version: &str) {
-    assert_eq!(r.version, version);
-    assert_eq!(r.sni.as_deref(), Some("example.com"));
+    assert_eq!(r.version(), version);
+    assert_eq!(r.sni(), Some("example.com"));
     assert_eq!(r.alpn().collect::<Vec<_>>(), ["alpn"]);
-    let ja3 = r.ja3.as_ref().expect("ja3");
+    let ja3 = r.ja3().expect("ja3");
     // Read off the RFC's bytes: legacy version 0x0303, two ciphers, eleven
     // extensions in wire order, groups x25519, secp256r1, secp384r1, no
     // point formats extension.
@@ -251,11 +251,8 @@ fn assert_rfc_record(r: &QuicRecord, version: &str) {
     // q, TLS 1.3, SNI, 2 ciphers, 11 extensions, "alpn" → "an"; hashes
     // with sha256sum of "1301,1302" and of the sorted extensions
     // (without 0 and 16) "_" the signature algorithms.
-    assert_eq!(
-        r.ja4.as_deref(),
-        Some("q13d0211an_62ed6f6ca7ad_4d634acda6c0")
-    );
-    assert!(r.ua.is_none() && r.cyu.is_empty());
+    assert_eq!(r.ja4(), Some("q13d0211an_62ed6f6ca7ad_4d634acda6c0"));
+    assert!(r.ua().is_none() && r.cyu().is_none());
 }
 
 #[test]
@@ -266,6 +263,44 @@ fn rfc_sample_initials_give_their_record() {
     assert_eq!((c.initials_opened, c.client_hellos), (1, 1));
     let (out, _) = run_default(&[(C, unhex(RFC9369_CLIENT_INITIAL))]);
     assert_rfc_record(&out[0], "v2");
+}
+
+/// A sink that hands out one spare buffer, as the writer stage hands
+/// written records' back.
+struct Recycling {
+    spare: Texts,
+    out: Vec<QuicRecord>,
+}
+
+impl RecordSink<QuicRecord> for Recycling {
+    fn emit(&mut self, record: QuicRecord) {
+        self.out.push(record);
+    }
+
+    fn spare_text(&mut self) -> Texts {
+        std::mem::take(&mut self.spare)
+    }
+}
+
+#[test]
+fn the_record_is_written_into_the_sinks_spare_buffer() {
+    let initial = unhex(RFC9001_CLIENT_INITIAL);
+    let (fresh, _) = run_default(&[(C, initial.clone())]);
+    // Room for more fields and text than the record needs, so it does not
+    // grow: its footprint tells it apart from a buffer of its own.
+    let mut spare = Texts::default();
+    spare.reset(200);
+    spare.set(0, &"x".repeat(4096));
+    let footprint = spare.footprint();
+    let mut sink = Recycling {
+        spare,
+        out: Vec::new(),
+    };
+    QuicParser::default().datagram(C, &initial, &mut sink);
+    assert_eq!(sink.out, fresh);
+    let record = L7Record::Quic(sink.out.remove(0));
+    let buffer = record.into_buffer().expect("a QUIC record's buffer");
+    assert_eq!(buffer.footprint(), footprint);
 }
 
 fn varint2(v: usize) -> [u8; 2] {
@@ -463,7 +498,7 @@ fn version_negotiation_restarts_with_another_version() {
         (C, v1.initial(0, &crypto_frame(6, 0, &hello))),
     ]);
     assert_eq!(out.len(), 1);
-    assert_eq!(out[0].version, "1");
+    assert_eq!(out[0].version(), "1");
     assert_eq!(counters.version_negotiations, 1);
 }
 
@@ -537,7 +572,7 @@ fn ja3_keeps_grease_as_suricata_writes_it_for_quic() {
     let c = Client::new(V1, b"\x03\x03\x03\x03\x03\x03\x03\x03");
     let (out, _) = run_default(&[(C, c.initial(0, &crypto_frame(6, 0, &message)))]);
     let r = &out[0];
-    let ja3 = r.ja3.as_ref().expect("ja3");
+    let ja3 = r.ja3().expect("ja3");
     // The body's GREASE cipher 0x5a5a and group 0x1a1a stay; its GREASE
     // extension 0x0a0a is written 64250.
     assert_eq!(
@@ -547,10 +582,7 @@ fn ja3_keeps_grease_as_suricata_writes_it_for_quic() {
     // `printf %s <string> | md5sum`
     assert_eq!(ja3.hash, "abcfc01b066c6bde4e7982591ed99178");
     // The TCP JA4 of this body (tls::fingerprint's test) with `q` first.
-    assert_eq!(
-        r.ja4.as_deref(),
-        Some("q13d0307h2_58a34ed92d94_38dbf9c86be1")
-    );
+    assert_eq!(r.ja4(), Some("q13d0307h2_58a34ed92d94_38dbf9c86be1"));
     let json = serde_json::to_value(L7Record::Quic(r.clone())).unwrap();
     assert_eq!(
         json["quic"]["extensions"],
@@ -588,10 +620,10 @@ fn google_quic_q043_chlo_in_clear() {
     p.extend(&m);
     let (out, counters) = run_default(&[(C, p)]);
     let r = &out[0];
-    assert_eq!(r.version, "Q043");
-    assert_eq!(r.sni.as_deref(), Some("www.example.org"));
-    assert_eq!(r.ua.as_deref(), Some("Chrome/70.0 Linux"));
-    assert_eq!(r.cyu[0].string, "43,PAD-SNI-VER-UAID");
+    assert_eq!(r.version(), "Q043");
+    assert_eq!(r.sni(), Some("www.example.org"));
+    assert_eq!(r.ua(), Some("Chrome/70.0 Linux"));
+    assert_eq!(r.cyu().expect("cyu").string, "43,PAD-SNI-VER-UAID");
     assert_eq!(counters.chlos, 1);
 }
 
@@ -607,9 +639,9 @@ fn google_quic_q050_chlo_in_protected_initials() {
         (C, c.initial(1, &crypto_frame(8, 0, &m[..10]))),
     ]);
     assert_eq!(out.len(), 1, "{counters:?}");
-    assert_eq!(out[0].version, "51303530");
-    assert_eq!(out[0].sni.as_deref(), Some("q50.example"));
-    assert_eq!(out[0].cyu[0].string, "50,SNI-UAID");
+    assert_eq!(out[0].version(), "51303530");
+    assert_eq!(out[0].sni(), Some("q50.example"));
+    assert_eq!(out[0].cyu().expect("cyu").string, "50,SNI-UAID");
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! handshake carries, and how transport parameters are encoded; plus the
 //! version's name as Suricata's EVE `quic.version` writes it.
 
+use std::fmt::Write as _;
+
 /// Initial salts, each from the document that defines it.
 mod salt {
     /// draft-ietf-quic-tls-23 §5.2 (drafts 23–28; mvfst's draft-27 versions).
@@ -192,16 +194,20 @@ impl Version {
     }
 }
 
-/// `quic.version` as Suricata writes it (`rust/src/quic/parser.rs`):
-/// `Q039`…`Q046` by name, v2 as `v2`, anything else as lowercase hex
-/// without leading zeros (`1`, `ff00001d`, `54303531`).
-pub(super) fn name(number: u32) -> String {
+/// Appends `quic.version` as Suricata writes it
+/// (`rust/src/quic/parser.rs`): `Q039`…`Q046` by name, v2 as `v2`,
+/// anything else as lowercase hex without leading zeros (`1`, `ff00001d`,
+/// `54303531`).
+pub(super) fn push_name(out: &mut String, number: u32) {
     match number {
         0x5130_3339 | 0x5130_3433..=0x5130_3436 => {
-            String::from_utf8_lossy(&number.to_be_bytes()).into_owned()
+            out.extend(number.to_be_bytes().map(char::from));
         }
-        V2 => "v2".to_owned(),
-        n => format!("{n:x}"),
+        V2 => out.push_str("v2"),
+        // Writing to a `String` does not fail.
+        n => {
+            let _ = write!(out, "{n:x}");
+        }
     }
 }
 
@@ -211,6 +217,11 @@ mod tests {
 
     #[test]
     fn names_as_suricata_writes_them() {
+        let name = |number| {
+            let mut s = String::from("x");
+            push_name(&mut s, number);
+            s.split_off(1)
+        };
         assert_eq!(name(1), "1");
         assert_eq!(name(0xff00_001d), "ff00001d");
         assert_eq!(name(Q_T051), "54303531");

@@ -2,15 +2,12 @@
 //! string, <https://github.com/salesforce/ja3>) and JA4 (FoxIO's
 //! `a_b_c` form, <https://github.com/FoxIO-LLC/ja4/blob/main/technical_details/JA4.md>).
 //! GREASE values are left out of every list, as both specs say, except in
-//! the JA3 Suricata writes for QUIC ([`ja3_quic`]), which keeps them.
+//! the JA3 Suricata writes for QUIC ([`push_ja3_quic`]), which keeps them.
 
 use sha2::{Digest, Sha256};
 
 use super::hello::{ClientHello, ServerHello, is_grease};
-use crate::l7::fingerprint::{Md5Fingerprint, hex_u16, push_dec, push_hex};
-
-/// A JA3 or JA3S fingerprint: the string and its MD5.
-pub type Ja3 = Md5Fingerprint;
+use crate::l7::fingerprint::{hex_u16, push_dec, push_hex};
 
 /// Appends dash-joined decimal values.
 fn join_dec(s: &mut String, values: impl IntoIterator<Item = u16>) {
@@ -59,10 +56,11 @@ pub(super) fn push_ja3(out: &mut String, ch: &ClientHello) {
 /// extension (tls-parser's one `Grease` type).
 const QUIC_JA3_GREASE_EXTENSION: u16 = 0xfafa;
 
-/// JA3 of a ClientHello carried by QUIC, as Suricata writes it
-/// (`rust/src/quic/frames.rs`): unlike [`ja3`], GREASE ciphers and groups
-/// stay in, and each GREASE extension is written as 64250.
-pub(in crate::l7) fn ja3_quic(ch: &ClientHello) -> Ja3 {
+/// Appends the JA3 string of a ClientHello carried by QUIC, as Suricata
+/// writes it (`rust/src/quic/frames.rs`): unlike [`push_ja3`], GREASE
+/// ciphers and groups stay in, and each GREASE extension is written as
+/// 64250.
+pub(in crate::l7) fn push_ja3_quic(out: &mut String, ch: &ClientHello) {
     let mut extensions = ch.extensions.iter().map(|&e| {
         if is_grease(e) {
             QUIC_JA3_GREASE_EXTENSION
@@ -70,9 +68,8 @@ pub(in crate::l7) fn ja3_quic(ch: &ClientHello) -> Ja3 {
             e
         }
     });
-    let mut s = String::with_capacity(256);
     push_ja3_string(
-        &mut s,
+        out,
         ch.version,
         [
             &mut ch.ciphers.iter().copied(),
@@ -81,7 +78,6 @@ pub(in crate::l7) fn ja3_quic(ch: &ClientHello) -> Ja3 {
             &mut ch.point_formats.iter().map(|&f| u16::from(f)),
         ],
     );
-    Ja3::of(s)
 }
 
 /// Appends the JA3S string of a ServerHello.
@@ -207,21 +203,22 @@ mod tests {
     use super::super::hello::tests::parsed;
     use super::super::hello::tests::{client_hello_body, server_hello_body};
     use super::*;
+    use crate::l7::fingerprint::Md5Text;
 
     #[test]
     fn ja3_leaves_grease_out() {
         let ch = parsed(&client_hello_body()).unwrap();
-        let mut f = String::new();
-        push_ja3(&mut f, &ch);
-        let f = Ja3::of(f);
+        let mut t = crate::session::Texts::default();
+        t.reset(4);
+        Md5Text::set(&mut t, 0, 1, |buf| push_ja3(buf, &ch));
+        let f = Md5Text::get(&t, 0, 1).unwrap();
         assert_eq!(f.string, "771,4865-49195-47,0-23-10-11-13-16-43,29-23,0");
         // md5 of that string, computed independently (`printf %s … | md5sum`).
         assert_eq!(f.hash, "e9c51f79d13dfe5012c557c2f2020a5e");
         let mut sh = ServerHello::default();
         assert!(parse_server_hello(&server_hello_body(), &mut sh));
-        let mut s = String::new();
-        push_ja3s(&mut s, &sh);
-        let s = Ja3::of(s);
+        Md5Text::set(&mut t, 2, 3, |buf| push_ja3s(buf, &sh));
+        let s = Md5Text::get(&t, 2, 3).unwrap();
         assert_eq!(s.string, "771,49195,65281-16-11");
         assert_eq!(s.hash, "554786d4c84f8a7953b7e453c6371067");
     }

@@ -22,7 +22,6 @@ mod record;
 pub use self::factory::TlsFactory;
 use self::hello::{ClientHello, ServerHello};
 use self::record::Md5Pair;
-pub use self::fingerprint::Ja3;
 pub use self::record::TlsRecord;
 use super::carry::Carry;
 use crate::session::{RecordSink, Side};
