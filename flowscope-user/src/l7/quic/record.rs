@@ -13,7 +13,7 @@ use super::chlo::Chlo;
 use super::packet::varint;
 use super::version;
 use crate::l7::fingerprint::{Md5Text, push_dec, push_hex};
-use crate::l7::tls::fingerprint::{ja4, push_ja3_quic};
+use crate::l7::tls::fingerprint::{push_ja3_quic, push_ja4};
 use crate::l7::tls::hello::{ClientHello, is_grease};
 use crate::session::{Texts, push_lossy};
 
@@ -234,7 +234,7 @@ impl QuicRecord {
         Md5Text::set(t, field::JA3_HASH, field::JA3_STRING, |buf| {
             push_ja3_quic(buf, ch);
         });
-        t.set(field::JA4, &ja4(ch, 'q'));
+        t.write(field::JA4, |buf| push_ja4(buf, ch, 'q'));
         push_extensions(t, ch);
         r
     }

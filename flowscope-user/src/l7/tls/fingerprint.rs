@@ -148,16 +148,10 @@ fn push_alpn_code(out: &mut String, first: Option<&str>) {
     }
 }
 
-/// JA4 of a ClientHello; `transport` is JA4's first character, `t` for
-/// TCP and `q` for QUIC.
-pub(in crate::l7) fn ja4(ch: &ClientHello, transport: char) -> String {
-    let mut out = String::with_capacity(36);
-    push_ja4(&mut out, ch, transport);
-    out
-}
-
-/// Appends [`ja4`].
-pub(super) fn push_ja4(out: &mut String, ch: &ClientHello, transport: char) {
+/// Appends the JA4 of a ClientHello; `transport` is JA4's first
+/// character, `t` for TCP and `q` for QUIC. The sorted lists are the
+/// hello's own ([`ClientHello::sorted_ciphers`]).
+pub(in crate::l7) fn push_ja4(out: &mut String, ch: &ClientHello, transport: char) {
     let version = ch
         .supported_versions
         .iter()
@@ -165,36 +159,21 @@ pub(super) fn push_ja4(out: &mut String, ch: &ClientHello, transport: char) {
         .filter(|&v| !is_grease(v))
         .max()
         .unwrap_or(ch.version);
-    let mut ciphers: Vec<u16> = ch
-        .ciphers
-        .iter()
-        .copied()
-        .filter(|&c| !is_grease(c))
-        .collect();
-    let exts: Vec<u16> = ch
-        .extensions
-        .iter()
-        .copied()
-        .filter(|&e| !is_grease(e))
-        .collect();
-    let sni = if exts.contains(&0) { 'd' } else { 'i' };
+    let extensions = ch.extensions.iter().filter(|&&e| !is_grease(e)).count();
+    let sni = if ch.extensions.contains(&0) { 'd' } else { 'i' };
     out.push(transport);
     out.push_str(version_code(version));
     out.push(sni);
-    for n in [ciphers.len(), exts.len()] {
+    for n in [ch.sorted_ciphers.len(), extensions] {
         let n = n.min(99) as u8;
         out.push(char::from(b'0' + n / 10));
         out.push(char::from(b'0' + n % 10));
     }
     push_alpn_code(out, ch.alpn().next());
-    ciphers.sort_unstable();
-    let mut sorted = exts;
-    sorted.retain(|&e| e != 0 && e != 16);
-    sorted.sort_unstable();
     out.push('_');
-    push_hash12(out, &ciphers, &[]);
+    push_hash12(out, &ch.sorted_ciphers, &[]);
     out.push('_');
-    push_hash12(out, &sorted, &ch.signature_algorithms);
+    push_hash12(out, &ch.sorted_extensions, &ch.signature_algorithms);
 }
 
 #[cfg(test)]
@@ -226,7 +205,8 @@ mod tests {
     #[test]
     fn ja4_parts() {
         let ch = parsed(&client_hello_body()).unwrap();
-        let f = ja4(&ch, 't');
+        let mut f = String::new();
+        push_ja4(&mut f, &ch, 't');
         // a: TCP, TLS 1.3 (highest supported_versions), SNI, 3 ciphers, 7 extensions, "h2".
         assert!(f.starts_with("t13d0307h2_"), "{f}");
         // sha256 prefixes computed with `printf %s … | sha256sum`.

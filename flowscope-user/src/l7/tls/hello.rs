@@ -1,12 +1,12 @@
 //! ClientHello and ServerHello contents needed for the record and the
-//! fingerprints, read with `tls-parser`. Extensions are walked in wire order
-//! (type and length), and the few whose contents matter are decoded with
-//! `tls-parser`'s extension parsers.
+//! fingerprints. The ServerHello is read with `tls-parser`; the
+//! ClientHello, read for every TLS and QUIC flow, by `tls-parser`'s rules
+//! but into the lists of the parser's own [`ClientHello`] (`tls-parser`
+//! returns new vectors, about ten allocations per hello). Extensions are
+//! walked in wire order (type and length), and the few whose contents
+//! matter are decoded.
 
-use tls_parser::{
-    TlsExtension, parse_tls_extension, parse_tls_handshake_client_hello,
-    parse_tls_handshake_server_hello,
-};
+use tls_parser::{TlsExtension, parse_tls_extension, parse_tls_handshake_server_hello};
 
 use crate::session::{Texts, push_lossy};
 
@@ -49,6 +49,11 @@ pub(in crate::l7) struct ClientHello {
     /// Body of the `quic_transport_parameters` extension (either codepoint),
     /// empty when absent.
     pub transport_parameters: Vec<u8>,
+    /// The ciphers without GREASE, sorted (JA4's second part).
+    pub sorted_ciphers: Vec<u16>,
+    /// The extension types without GREASE, the server name and ALPN,
+    /// sorted (JA4's third part).
+    pub sorted_extensions: Vec<u16>,
 }
 
 /// Fields of [`ClientHello::names`]: the server name, then where the
@@ -70,6 +75,8 @@ impl ClientHello {
             supported_versions,
             names,
             transport_parameters,
+            sorted_ciphers,
+            sorted_extensions,
         } = self;
         *version = 0;
         for list in [
@@ -78,6 +85,8 @@ impl ClientHello {
             groups,
             signature_algorithms,
             supported_versions,
+            sorted_ciphers,
+            sorted_extensions,
         ] {
             list.clear();
         }
@@ -159,68 +168,156 @@ fn walk_extensions(mut bytes: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
+/// A big-endian `u16` at the start of `b`, and the bytes after it.
+fn be_u16(b: &[u8]) -> Option<(u16, &[u8])> {
+    let (v, rest) = b.split_first_chunk::<2>()?;
+    Some((u16::from_be_bytes(*v), rest))
+}
+
+/// Data behind a one-byte length, and the bytes after it.
+fn data_u8(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (&len, rest) = b.split_first()?;
+    let len = usize::from(len);
+    Some((rest.get(..len)?, &rest[len..]))
+}
+
+/// Data behind a two-byte length, and the bytes after it.
+fn data_u16(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = be_u16(b)?;
+    let len = usize::from(len);
+    Some((rest.get(..len)?, &rest[len..]))
+}
+
+/// The big-endian `u16`s of `b` (a last odd byte left out).
+fn u16s(b: &[u8]) -> impl Iterator<Item = u16> + '_ {
+    b.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]))
+}
+
+/// `b`'s `u16`s into `list`, when `b` holds whole ones.
+fn set_u16s(list: &mut Vec<u16>, b: &[u8]) -> Option<()> {
+    b.len().is_multiple_of(2).then(|| {
+        list.clear();
+        list.extend(u16s(b));
+    })
+}
+
+/// The first name of a `server_name` extension's list; `Some(None)` for an
+/// empty list (or one whose first entry is cut).
+fn first_server_name(data: &[u8]) -> Option<Option<&[u8]>> {
+    if data.is_empty() {
+        return Some(None);
+    }
+    let (list, _) = data_u16(data)?;
+    Some(
+        list.split_first()
+            .and_then(|(_type, entry)| data_u16(entry))
+            .map(|(name, _)| name),
+    )
+}
+
+/// The protocol names of an ALPN extension, up to the first cut one.
+fn alpn_names(data: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
+    let (mut list, _) = data_u16(data)?;
+    Some(std::iter::from_fn(move || {
+        let (name, rest) = data_u8(list)?;
+        list = rest;
+        Some(name)
+    }))
+}
+
+/// Reads the contents of extension `ty` into `out`; `None` (and `out`
+/// unchanged) when they do not parse, as `tls-parser` rejects them.
+fn read_extension(out: &mut ClientHello, ty: u16, data: &[u8]) -> Option<()> {
+    match ty {
+        ext::SERVER_NAME => match first_server_name(data)? {
+            Some(name) => out.names.set_lossy(SNI, name),
+            None => out.names.unset(SNI),
+        },
+        ext::SUPPORTED_GROUPS => set_u16s(&mut out.groups, data_u16(data)?.0)?,
+        ext::EC_POINT_FORMATS => {
+            let (formats, _) = data_u8(data)?;
+            out.point_formats.clear();
+            out.point_formats.extend_from_slice(formats);
+        }
+        ext::SIGNATURE_ALGORITHMS => {
+            let (algs, _) = data_u16(data)?;
+            out.signature_algorithms.clear();
+            out.signature_algorithms.extend(u16s(algs));
+        }
+        ext::ALPN => out.names.set_list(ALPN_AT, alpn_names(data)?, push_lossy),
+        ext::SUPPORTED_VERSIONS if data.len() == 2 => {
+            set_u16s(&mut out.supported_versions, data)?;
+        }
+        // A one-byte list length (not checked, as tls-parser does not).
+        ext::SUPPORTED_VERSIONS => set_u16s(&mut out.supported_versions, data.get(1..)?)?,
+        _ => {}
+    }
+    Some(())
+}
+
 /// Parses a ClientHello body (after the 4-byte handshake header): over TCP
 /// from the record layer, over QUIC from the reassembled CRYPTO stream.
 /// Written into `out`, whose lists keep their room (a parser keeps one
 /// for its flows); false, `out` cleared, when the body does not parse.
+/// The rules are `tls-parser`'s: a session ID of at most 32 bytes, whole
+/// cipher suites, the extension block optional (absent when cut).
 pub(in crate::l7) fn parse_client_hello(body: &[u8], out: &mut ClientHello) -> bool {
     out.clear();
-    let Ok((_, ch)) = parse_tls_handshake_client_hello(body) else {
+    if read_client_hello(body, out).is_none() {
         return false;
-    };
+    }
+    let ClientHello {
+        ciphers,
+        extensions,
+        sorted_ciphers,
+        sorted_extensions,
+        ..
+    } = out;
+    sorted_ciphers.extend(ciphers.iter().copied().filter(|&c| !is_grease(c)));
+    sorted_ciphers.sort_unstable();
+    sorted_extensions.extend(
+        extensions
+            .iter()
+            .copied()
+            .filter(|&e| !is_grease(e) && e != ext::SERVER_NAME && e != ext::ALPN),
+    );
+    sorted_extensions.sort_unstable();
+    true
+}
+
+/// [`parse_client_hello`]'s reading: everything that can fail is checked
+/// before `out` is written.
+fn read_client_hello(body: &[u8], out: &mut ClientHello) -> Option<()> {
+    let (version, rest) = be_u16(body)?;
+    let (session_id, rest) = data_u8(rest.get(32..)?)?;
+    if session_id.len() > 32 {
+        return None;
+    }
+    let (ciphers, rest) = data_u16(rest)?;
+    if !ciphers.len().is_multiple_of(2) {
+        return None;
+    }
+    let (_compression, rest) = data_u8(rest)?;
     out.names.reset(ALPN_AT + 1);
-    out.version = ch.version.0;
-    out.ciphers.extend(ch.ciphers.iter().map(|c| c.0));
-    out.session_id
-        .extend_from_slice(ch.session_id.unwrap_or_default());
-    for (ty, whole) in walk_extensions(ch.ext.unwrap_or_default()) {
+    out.version = version;
+    out.ciphers.extend(u16s(ciphers));
+    out.session_id.extend_from_slice(session_id);
+    let block = data_u16(rest).map_or(&[][..], |(block, _)| block);
+    for (ty, whole) in walk_extensions(block) {
         out.extensions.push(ty);
+        let data = &whole[4..];
         if matches!(
             ty,
             ext::QUIC_TRANSPORT_PARAMETERS | ext::QUIC_TRANSPORT_PARAMETERS_DRAFT
         ) {
             out.transport_parameters.clear();
-            out.transport_parameters
-                .extend_from_slice(whole.get(4..).unwrap_or_default());
-            continue;
-        }
-        if !matches!(
-            ty,
-            ext::SERVER_NAME
-                | ext::SUPPORTED_GROUPS
-                | ext::EC_POINT_FORMATS
-                | ext::SIGNATURE_ALGORITHMS
-                | ext::ALPN
-                | ext::SUPPORTED_VERSIONS
-        ) {
-            continue;
-        }
-        match parse_tls_extension(whole).map(|(_, e)| e) {
-            Ok(TlsExtension::SNI(names)) => match names.first() {
-                Some((_, name)) => out.names.set_lossy(SNI, name),
-                None => out.names.unset(SNI),
-            },
-            Ok(TlsExtension::EllipticCurves(groups)) => {
-                out.groups.clear();
-                out.groups.extend(groups.iter().map(|g| g.0));
-            }
-            Ok(TlsExtension::EcPointFormats(formats)) => {
-                out.point_formats.clear();
-                out.point_formats.extend_from_slice(formats);
-            }
-            Ok(TlsExtension::SignatureAlgorithms(algs)) => {
-                out.signature_algorithms.clear();
-                out.signature_algorithms.extend_from_slice(&algs);
-            }
-            Ok(TlsExtension::ALPN(protos)) => out.names.set_list(ALPN_AT, protos, push_lossy),
-            Ok(TlsExtension::SupportedVersions(versions)) => {
-                out.supported_versions.clear();
-                out.supported_versions.extend(versions.iter().map(|v| v.0));
-            }
-            _ => {}
+            out.transport_parameters.extend_from_slice(data);
+        } else {
+            // Contents that do not parse are left out, the hello kept.
+            let _ = read_extension(out, ty, data);
         }
     }
-    true
+    Some(())
 }
 
 /// Parses a ServerHello body (after the 4-byte handshake header) into
@@ -328,6 +425,103 @@ pub(in crate::l7) mod tests {
         body.truncate(40);
         assert!(!parse_client_hello(&body, &mut reused));
         assert_eq!(reused, ClientHello::default());
+    }
+
+    /// The hello as tls-parser reads it (what `parse_client_hello` did
+    /// with it before reading the hello itself): the oracle of
+    /// [`the_hello_is_read_by_tls_parsers_rules`].
+    fn by_tls_parser(body: &[u8]) -> Option<ClientHello> {
+        use tls_parser::parse_tls_handshake_client_hello;
+        let (_, ch) = parse_tls_handshake_client_hello(body).ok()?;
+        let mut out = ClientHello::default();
+        out.names.reset(ALPN_AT + 1);
+        out.version = ch.version.0;
+        out.ciphers.extend(ch.ciphers.iter().map(|c| c.0));
+        out.session_id
+            .extend_from_slice(ch.session_id.unwrap_or_default());
+        for (ty, whole) in walk_extensions(ch.ext.unwrap_or_default()) {
+            out.extensions.push(ty);
+            if matches!(
+                ty,
+                ext::QUIC_TRANSPORT_PARAMETERS | ext::QUIC_TRANSPORT_PARAMETERS_DRAFT
+            ) {
+                out.transport_parameters.clear();
+                out.transport_parameters.extend_from_slice(&whole[4..]);
+                continue;
+            }
+            if !matches!(ty, 0 | 10 | 11 | 13 | 16 | 43) {
+                continue;
+            }
+            match parse_tls_extension(whole).map(|(_, e)| e) {
+                Ok(TlsExtension::SNI(names)) => match names.first() {
+                    Some((_, name)) => out.names.set_lossy(SNI, name),
+                    None => out.names.unset(SNI),
+                },
+                Ok(TlsExtension::EllipticCurves(groups)) => {
+                    out.groups = groups.iter().map(|g| g.0).collect();
+                }
+                Ok(TlsExtension::EcPointFormats(formats)) => out.point_formats = formats.to_vec(),
+                Ok(TlsExtension::SignatureAlgorithms(algs)) => out.signature_algorithms = algs,
+                Ok(TlsExtension::ALPN(protos)) => out.names.set_list(ALPN_AT, protos, push_lossy),
+                Ok(TlsExtension::SupportedVersions(versions)) => {
+                    out.supported_versions = versions.iter().map(|v| v.0).collect();
+                }
+                _ => {}
+            }
+        }
+        Some(out)
+    }
+
+    /// Ours without JA4's sorted lists (not tls-parser's).
+    fn read_lists(body: &[u8]) -> Option<ClientHello> {
+        parsed(body).map(|mut ch| {
+            ch.sorted_ciphers.clear();
+            ch.sorted_extensions.clear();
+            ch
+        })
+    }
+
+    #[test]
+    fn the_hello_is_read_by_tls_parsers_rules() {
+        let whole = client_hello_body();
+        // Each extension's contents cut or changed, the lengths around them
+        // too: every one-byte change of every byte, and every truncation.
+        let mut bodies = vec![whole.clone()];
+        for at in 0..whole.len() {
+            bodies.push(whole[..at].to_vec());
+            for v in [0x00, 0x01, 0x02, 0x03, 0x20, 0x21, 0xff] {
+                let mut b = whole.clone();
+                b[at] = v;
+                bodies.push(b);
+            }
+            let mut b = whole.clone();
+            b[at] = b[at].wrapping_add(1);
+            bodies.push(b);
+        }
+        // A server-form supported_versions, odd and empty lists, a second
+        // server_name whose list is empty.
+        for ext in [
+            &b"\x00\x2b\x00\x02\x03\x04"[..],
+            b"\x00\x2b\x00\x03\x02\x03\x04",
+            b"\x00\x2b\x00\x00",
+            b"\x00\x0a\x00\x03\x00\x01\x17",
+            b"\x00\x00\x00\x00",
+            b"\x00\x00\x00\x02\x00\x00",
+        ] {
+            let mut b = whole.clone();
+            let at = 2 + 32 + 1 + 10 + 2;
+            let len = u16::from_be_bytes([b[at], b[at + 1]]) + ext.len() as u16;
+            b[at..at + 2].copy_from_slice(&len.to_be_bytes());
+            b.extend_from_slice(ext);
+            bodies.push(b);
+        }
+        let mut read = 0;
+        for body in &bodies {
+            let want = by_tls_parser(body);
+            read += usize::from(want.is_some());
+            assert_eq!(read_lists(body), want, "{body:02x?}");
+        }
+        assert!(read > bodies.len() / 2, "{read} of {} read", bodies.len());
     }
 
     #[test]
