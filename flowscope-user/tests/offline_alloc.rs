@@ -11,9 +11,8 @@
 //!
 //! Captures of a single flow or two are held to an exact count per copy
 //! instead (a few buffers of slack would hide a flow's allocations): SSH,
-//! IETF and Google QUIC flows make none; TLS flows only those of the crates
-//! that read the certificate (x509-parser, and tls-parser's certificate
-//! message and ServerHello), so that any new one shows.
+//! IETF and Google QUIC flows make none; TLS flows only those of
+//! x509-parser, which reads the certificate, so that any new one shows.
 //!
 //! Allocations are counted per thread; with one worker the whole run is on
 //! the test's thread.
@@ -49,15 +48,14 @@ const DNS: &str = concat!(
 /// Captures of one or two flows, whether they are read through tunnels,
 /// and the allocations one copy's flows make.
 const PER_COPY: [(&str, bool, u64); 6] = [
-    // x509-parser's own vectors and the serial's big integer, tls-parser's
-    // certificate list and ServerHello extensions.
+    // x509-parser's own vectors and the serial's big integer.
     (
         concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../shared/pcaps/ndpi__tls_long_cert.pcap"
         ),
         false,
-        11,
+        9,
     ),
     (
         concat!(
@@ -65,7 +63,7 @@ const PER_COPY: [(&str, bool, u64); 6] = [
             "/../../shared/pcaps/zeek__tls_tls-conn-with-extensions.pcap"
         ),
         false,
-        20,
+        19,
     ),
     // IETF QUIC: the hello decrypted, reassembled and read in place.
     (

@@ -25,6 +25,36 @@ use super::record::CertField;
 const UPPER: &[u8; 16] = b"0123456789ABCDEF";
 const LOWER: &[u8; 16] = b"0123456789abcdef";
 
+/// The certificates of a Certificate message (TLS 1.2 and before): a list
+/// behind a 3-byte length, each certificate behind its own, read up to the
+/// first cut one, as tls-parser reads them (which collects them into a new
+/// vector). `None` when the list is cut.
+pub(super) fn chain(body: &[u8]) -> Option<Chain<'_>> {
+    let (list, _) = data_u24(body)?;
+    Some(Chain(list))
+}
+
+/// Data behind a three-byte length, and the bytes after it.
+fn data_u24(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let ([l0, l1, l2], rest) = b.split_first_chunk::<3>()?;
+    let len = usize::from(*l0) << 16 | usize::from(*l1) << 8 | usize::from(*l2);
+    Some((rest.get(..len)?, &rest[len..]))
+}
+
+/// The DER certificates of a list ([`chain`]), in order.
+#[derive(Debug, Clone)]
+pub(super) struct Chain<'a>(&'a [u8]);
+
+impl<'a> Iterator for Chain<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (der, rest) = data_u24(self.0)?;
+        self.0 = rest;
+        Some(der)
+    }
+}
+
 /// Reads a DER certificate into `record`'s certificate fields; false (and
 /// `record` untouched) if it does not parse.
 pub(super) fn parse(der: &[u8], record: &mut TlsRecord) -> bool {
@@ -144,6 +174,37 @@ fn push_utc(out: &mut String, t: ASN1Time) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_chain_is_read_by_tls_parsers_rules() {
+        let u24 = |n: usize| (n as u32).to_be_bytes()[1..].to_vec();
+        let certs: [&[u8]; 3] = [b"\x30\x03abc", b"", b"\x30\x01z"];
+        let mut list = Vec::new();
+        for c in certs {
+            list.extend(u24(c.len()));
+            list.extend_from_slice(c);
+        }
+        let whole = [u24(list.len()), list].concat();
+        let mut bodies = vec![whole.clone()];
+        for at in 0..whole.len() {
+            bodies.push(whole[..at].to_vec());
+            for v in [0x00, 0x01, 0x05, 0xff] {
+                let mut b = whole.clone();
+                b[at] = v;
+                bodies.push(b);
+            }
+        }
+        for body in &bodies {
+            let want = match tls_parser::parse_tls_handshake_msg_certificate(body) {
+                Ok((_, tls_parser::TlsMessageHandshake::Certificate(c))) => {
+                    Some(c.cert_chain.iter().map(|r| r.data).collect::<Vec<_>>())
+                }
+                _ => None,
+            };
+            assert_eq!(chain(body).map(Iterator::collect), want, "{body:02x?}");
+        }
+        assert_eq!(chain(&whole).map(Iterator::collect), Some(certs.to_vec()));
+    }
 
     #[test]
     fn times_format_like_suricata() {

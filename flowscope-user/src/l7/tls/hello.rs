@@ -1,12 +1,12 @@
 //! ClientHello and ServerHello contents needed for the record and the
-//! fingerprints. The ServerHello is read with `tls-parser`; the
-//! ClientHello, read for every TLS and QUIC flow, by `tls-parser`'s rules
-//! but into the lists of the parser's own [`ClientHello`] (`tls-parser`
-//! returns new vectors, about ten allocations per hello). Extensions are
-//! walked in wire order (type and length), and the few whose contents
-//! matter are decoded.
+//! fingerprints. The ServerHello's fixed part is read with `tls-parser`;
+//! the ClientHello, read for every TLS and QUIC flow, by `tls-parser`'s
+//! rules but into the lists of the parser's own [`ClientHello`]
+//! (`tls-parser` returns new vectors, about ten allocations per hello).
+//! Extensions are walked in wire order (type and length), and the few
+//! whose contents matter are decoded here, by the same rules.
 
-use tls_parser::{TlsExtension, parse_tls_extension, parse_tls_handshake_server_hello};
+use tls_parser::parse_tls_handshake_server_hello;
 
 use crate::session::{Texts, push_lossy};
 
@@ -341,10 +341,10 @@ pub(super) fn parse_server_hello(body: &[u8], out: &mut ServerHello) -> bool {
             // The server's entry: its group first.
             out.key_share_group = whole.get(4..6).map(|v| u16::from_be_bytes([v[0], v[1]]));
         } else if ty == ext::ALPN
-            && let Ok((_, TlsExtension::ALPN(protos))) = parse_tls_extension(whole)
+            && let Some(mut protos) = alpn_names(&whole[4..])
         {
             out.alpn.clear();
-            out.has_alpn = match protos.first() {
+            out.has_alpn = match protos.next() {
                 Some(p) => {
                     push_lossy(&mut out.alpn, p);
                     true
@@ -431,7 +431,7 @@ pub(in crate::l7) mod tests {
     /// with it before reading the hello itself): the oracle of
     /// [`the_hello_is_read_by_tls_parsers_rules`].
     fn by_tls_parser(body: &[u8]) -> Option<ClientHello> {
-        use tls_parser::parse_tls_handshake_client_hello;
+        use tls_parser::{TlsExtension, parse_tls_extension, parse_tls_handshake_client_hello};
         let (_, ch) = parse_tls_handshake_client_hello(body).ok()?;
         let mut out = ClientHello::default();
         out.names.reset(ALPN_AT + 1);

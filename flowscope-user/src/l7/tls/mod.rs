@@ -419,19 +419,14 @@ fn handshake_message(side: Side, active: &mut bool, s: &mut Summary, m: &[u8]) -
                 tls_parser::TlsCipherSuite::from_id(c)
                     .is_some_and(|c| c.kx == tls_parser::TlsCipherKx::Ecdhe)
             });
-            let read = match tls_parser::parse_tls_handshake_msg_certificate(body) {
-                Ok((_, tls_parser::TlsMessageHandshake::Certificate(c))) => {
-                    if s.chain_fingerprints {
-                        s.record.set_chain(c.cert_chain.iter(), |buf, raw| {
-                            push_hex_sha256(buf, raw.data);
-                        });
-                    }
-                    c.cert_chain
-                        .first()
-                        .is_some_and(|raw| cert::parse(raw.data, &mut s.record))
+            let read = cert::chain(body).is_some_and(|mut chain| {
+                if s.chain_fingerprints {
+                    s.record.set_chain(chain.clone(), push_hex_sha256);
                 }
-                _ => false,
-            };
+                chain
+                    .next()
+                    .is_some_and(|der| cert::parse(der, &mut s.record))
+            });
             if read {
                 s.counters.certificates += 1;
             } else {
