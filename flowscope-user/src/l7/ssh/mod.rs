@@ -167,12 +167,13 @@ impl SshParser {
             && self.counters.banners == 0
     }
 
-    fn half(&mut self, side: Side) -> (&mut Half, &mut SshCounters) {
+    /// `side`'s half, with what the halves share: the record and counters.
+    fn half(&mut self, side: Side) -> (&mut Half, &mut SshRecord, &mut SshCounters) {
         let half = match side {
             Side::Initiator => &mut self.client,
             Side::Responder => &mut self.server,
         };
-        (half, &mut self.counters)
+        (half, &mut self.record, &mut self.counters)
     }
 
     /// Feeds the next in-order bytes of `side`; the record goes to `out` once
@@ -181,10 +182,7 @@ impl SshParser {
         if self.record.is_unstarted() {
             self.record = SshRecord::on(out.spare_text());
         }
-        let (half, record, counters) = match side {
-            Side::Initiator => (&mut self.client, &mut self.record, &mut self.counters),
-            Side::Responder => (&mut self.server, &mut self.record, &mut self.counters),
-        };
+        let (half, record, counters) = self.half(side);
         if half.phase != Phase::Over {
             let phase = &mut half.phase;
             let result = half
@@ -204,7 +202,7 @@ impl SshParser {
     /// `len` bytes of `side` are missing: the side stops, unless it was over
     /// already.
     pub fn gap(&mut self, side: Side, _len: u64, out: &mut dyn RecordSink<SshRecord>) {
-        let (half, counters) = self.half(side);
+        let (half, _, counters) = self.half(side);
         if half.phase != Phase::Over {
             counters.gaps_lost += 1;
             half.stop();
