@@ -14,6 +14,7 @@ mod carry;
 pub mod dns;
 mod fingerprint;
 pub mod http;
+mod prefixed;
 pub mod quic;
 #[cfg(test)]
 mod splits;

@@ -14,7 +14,7 @@ use super::packet::varint;
 use super::version;
 use crate::l7::fingerprint::{Md5Text, push_dec, push_hex};
 use crate::l7::tls::fingerprint::{push_ja3_quic, push_ja4};
-use crate::l7::tls::hello::{ClientHello, is_grease};
+use crate::l7::tls::hello::{ClientHello, ext, suricata_quic_type};
 use crate::session::{Texts, push_lossy};
 
 /// Text fields, by index.
@@ -36,17 +36,6 @@ mod field {
     pub const EXTENSIONS_AT: usize = 10;
     /// Fixed fields; the extensions are appended after them.
     pub const COUNT: usize = 11;
-}
-
-/// TLS extension types whose values are kept.
-mod ext {
-    pub const SERVER_NAME: u16 = 0;
-    pub const SIGNATURE_ALGORITHMS: u16 = 13;
-    pub const ALPN: u16 = 16;
-    pub const SUPPORTED_VERSIONS: u16 = 43;
-    /// The type Suricata writes for every GREASE type (tls-parser's one
-    /// `Grease` type).
-    pub const GREASE: u16 = 0xfafa;
 }
 
 /// Transport parameter carrying Chrome's user agent (`google_user_agent`).
@@ -348,7 +337,7 @@ fn extension_name(ty: u16) -> Option<&'static str> {
 fn push_extensions(t: &mut Texts, ch: &ClientHello) {
     let start = t.len();
     for &ty in &ch.extensions {
-        let kind = if is_grease(ty) { ext::GREASE } else { ty };
+        let kind = suricata_quic_type(ty);
         t.push_numbers(u32::from(kind), 0);
         t.push_unset();
         let list = t.len() - 1;

@@ -20,6 +20,7 @@ use x509_parser::x509::X509Name;
 
 use super::TlsRecord;
 use super::record::CertField;
+use crate::l7::prefixed::prefixed;
 
 /// Hexadecimal digits, upper and lower case.
 const UPPER: &[u8; 16] = b"0123456789ABCDEF";
@@ -30,15 +31,8 @@ const LOWER: &[u8; 16] = b"0123456789abcdef";
 /// first cut one, as tls-parser reads them (which collects them into a new
 /// vector). `None` when the list is cut.
 pub(super) fn chain(body: &[u8]) -> Option<Chain<'_>> {
-    let (list, _) = data_u24(body)?;
+    let (list, _) = prefixed::<3>(body)?;
     Some(Chain(list))
-}
-
-/// Data behind a three-byte length, and the bytes after it.
-fn data_u24(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    let ([l0, l1, l2], rest) = b.split_first_chunk::<3>()?;
-    let len = usize::from(*l0) << 16 | usize::from(*l1) << 8 | usize::from(*l2);
-    Some((rest.get(..len)?, &rest[len..]))
 }
 
 /// The DER certificates of a list ([`chain`]), in order.
@@ -49,7 +43,7 @@ impl<'a> Iterator for Chain<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        let (der, rest) = data_u24(self.0)?;
+        let (der, rest) = prefixed::<3>(self.0)?;
         self.0 = rest;
         Some(der)
     }

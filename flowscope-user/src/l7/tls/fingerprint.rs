@@ -6,7 +6,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::hello::{ClientHello, ServerHello, is_grease};
+use super::hello::{ClientHello, ServerHello, is_grease, suricata_quic_type};
 use crate::l7::fingerprint::{hex_u16, push_dec, push_hex};
 
 /// Appends dash-joined decimal values.
@@ -52,22 +52,12 @@ pub(super) fn push_ja3(out: &mut String, ch: &ClientHello) {
     );
 }
 
-/// GREASE extension type as Suricata's QUIC JA3 writes every GREASE
-/// extension (tls-parser's one `Grease` type).
-const QUIC_JA3_GREASE_EXTENSION: u16 = 0xfafa;
-
 /// Appends the JA3 string of a ClientHello carried by QUIC, as Suricata
 /// writes it (`rust/src/quic/frames.rs`): unlike [`push_ja3`], GREASE
 /// ciphers and groups stay in, and each GREASE extension is written as
 /// 64250.
 pub(in crate::l7) fn push_ja3_quic(out: &mut String, ch: &ClientHello) {
-    let mut extensions = ch.extensions.iter().map(|&e| {
-        if is_grease(e) {
-            QUIC_JA3_GREASE_EXTENSION
-        } else {
-            e
-        }
-    });
+    let mut extensions = ch.extensions.iter().map(|&e| suricata_quic_type(e));
     push_ja3_string(
         out,
         ch.version,

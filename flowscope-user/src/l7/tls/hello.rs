@@ -8,10 +8,11 @@
 
 use tls_parser::parse_tls_handshake_server_hello;
 
+use crate::l7::prefixed::prefixed;
 use crate::session::{Texts, push_lossy};
 
-/// TLS extension numbers read here.
-mod ext {
+/// TLS extension numbers read here (and by the QUIC record).
+pub(in crate::l7) mod ext {
     pub const SERVER_NAME: u16 = 0;
     pub const SUPPORTED_GROUPS: u16 = 10;
     pub const EC_POINT_FORMATS: u16 = 11;
@@ -27,6 +28,13 @@ mod ext {
 /// GREASE values (RFC 8701): `0x?A?A` with equal bytes.
 pub(in crate::l7) fn is_grease(v: u16) -> bool {
     v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
+}
+
+/// Extension type `ty` as Suricata writes it for QUIC (its JA3 and its
+/// extension list): every GREASE type as 64250, tls-parser's one `Grease`
+/// type.
+pub(in crate::l7) fn suricata_quic_type(ty: u16) -> u16 {
+    if is_grease(ty) { 0xfafa } else { ty }
 }
 
 /// What a ClientHello offers.
@@ -174,20 +182,6 @@ fn be_u16(b: &[u8]) -> Option<(u16, &[u8])> {
     Some((u16::from_be_bytes(*v), rest))
 }
 
-/// Data behind a one-byte length, and the bytes after it.
-fn data_u8(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (&len, rest) = b.split_first()?;
-    let len = usize::from(len);
-    Some((rest.get(..len)?, &rest[len..]))
-}
-
-/// Data behind a two-byte length, and the bytes after it.
-fn data_u16(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (len, rest) = be_u16(b)?;
-    let len = usize::from(len);
-    Some((rest.get(..len)?, &rest[len..]))
-}
-
 /// The big-endian `u16`s of `b` (a last odd byte left out).
 fn u16s(b: &[u8]) -> impl Iterator<Item = u16> + '_ {
     b.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]))
@@ -207,19 +201,19 @@ fn first_server_name(data: &[u8]) -> Option<Option<&[u8]>> {
     if data.is_empty() {
         return Some(None);
     }
-    let (list, _) = data_u16(data)?;
+    let (list, _) = prefixed::<2>(data)?;
     Some(
         list.split_first()
-            .and_then(|(_type, entry)| data_u16(entry))
+            .and_then(|(_type, entry)| prefixed::<2>(entry))
             .map(|(name, _)| name),
     )
 }
 
 /// The protocol names of an ALPN extension, up to the first cut one.
 fn alpn_names(data: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
-    let (mut list, _) = data_u16(data)?;
+    let (mut list, _) = prefixed::<2>(data)?;
     Some(std::iter::from_fn(move || {
-        let (name, rest) = data_u8(list)?;
+        let (name, rest) = prefixed::<1>(list)?;
         list = rest;
         Some(name)
     }))
@@ -233,14 +227,14 @@ fn read_extension(out: &mut ClientHello, ty: u16, data: &[u8]) -> Option<()> {
             Some(name) => out.names.set_lossy(SNI, name),
             None => out.names.unset(SNI),
         },
-        ext::SUPPORTED_GROUPS => set_u16s(&mut out.groups, data_u16(data)?.0)?,
+        ext::SUPPORTED_GROUPS => set_u16s(&mut out.groups, prefixed::<2>(data)?.0)?,
         ext::EC_POINT_FORMATS => {
-            let (formats, _) = data_u8(data)?;
+            let (formats, _) = prefixed::<1>(data)?;
             out.point_formats.clear();
             out.point_formats.extend_from_slice(formats);
         }
         ext::SIGNATURE_ALGORITHMS => {
-            let (algs, _) = data_u16(data)?;
+            let (algs, _) = prefixed::<2>(data)?;
             out.signature_algorithms.clear();
             out.signature_algorithms.extend(u16s(algs));
         }
@@ -289,20 +283,20 @@ pub(in crate::l7) fn parse_client_hello(body: &[u8], out: &mut ClientHello) -> b
 /// before `out` is written.
 fn read_client_hello(body: &[u8], out: &mut ClientHello) -> Option<()> {
     let (version, rest) = be_u16(body)?;
-    let (session_id, rest) = data_u8(rest.get(32..)?)?;
+    let (session_id, rest) = prefixed::<1>(rest.get(32..)?)?;
     if session_id.len() > 32 {
         return None;
     }
-    let (ciphers, rest) = data_u16(rest)?;
+    let (ciphers, rest) = prefixed::<2>(rest)?;
     if !ciphers.len().is_multiple_of(2) {
         return None;
     }
-    let (_compression, rest) = data_u8(rest)?;
+    let (_compression, rest) = prefixed::<1>(rest)?;
     out.names.reset(ALPN_AT + 1);
     out.version = version;
     out.ciphers.extend(u16s(ciphers));
     out.session_id.extend_from_slice(session_id);
-    let block = data_u16(rest).map_or(&[][..], |(block, _)| block);
+    let block = prefixed::<2>(rest).map_or(&[][..], |(block, _)| block);
     for (ty, whole) in walk_extensions(block) {
         out.extensions.push(ty);
         let data = &whole[4..];
