@@ -50,6 +50,7 @@ impl TsResol {
     }
 
     /// `units` converted to nanoseconds, saturating.
+    #[inline]
     fn to_ns(self, units: u64) -> u64 {
         /// 10⁰ to 10⁹: a table, not a power computed for every packet.
         const POW10: [u64; 10] = [
@@ -64,11 +65,20 @@ impl TsResol {
             100_000_000,
             1_000_000_000,
         ];
-        let wide = || u128::from(units) * 1_000_000_000;
+        match self {
+            Self::Pow10(n) if n <= 9 => units.saturating_mul(POW10[usize::from(9 - n)]),
+            _ => self.to_ns_finer(units),
+        }
+    }
+
+    /// [`to_ns`](Self::to_ns) for resolutions finer than a nanosecond or
+    /// in powers of two: rare, kept out of the per-packet path.
+    #[cold]
+    fn to_ns_finer(self, units: u64) -> u64 {
+        let wide = u128::from(units) * 1_000_000_000;
         let ns = match self {
-            Self::Pow10(n) if n <= 9 => return units.saturating_mul(POW10[usize::from(9 - n)]),
-            Self::Pow10(n) => 10u128.checked_pow(u32::from(n)).map_or(0, |d| wide() / d),
-            Self::Pow2(n) => wide() >> n,
+            Self::Pow10(n) => 10u128.checked_pow(u32::from(n)).map_or(0, |d| wide / d),
+            Self::Pow2(n) => wide >> n,
         };
         u64::try_from(ns).unwrap_or(u64::MAX)
     }
@@ -82,8 +92,8 @@ struct Interface {
     /// 0 = no limit.
     snaplen: u32,
     resol: TsResol,
-    /// `if_tsoffset`, seconds added to every timestamp.
-    offset_sec: i64,
+    /// `if_tsoffset` (seconds added to every timestamp) in nanoseconds.
+    offset_ns: i64,
 }
 
 /// State of the current section.
@@ -258,7 +268,7 @@ fn parse_idb(block: &[u8], e: Endian, offset: u64) -> Result<Interface, PcapErro
         link: link_type_from_pcap(raw_link),
         snaplen,
         resol: TsResol::Pow10(6),
-        offset_sec: 0,
+        offset_ns: 0,
     };
     let end = block.len() - 4;
     let mut at = 16;
@@ -279,7 +289,8 @@ fn parse_idb(block: &[u8], e: Endian, offset: u64) -> Result<Interface, PcapErro
                 iface.resol = TsResol::from_option(block.get(value.start).copied().unwrap_or(6));
             }
             OPT_IF_TSOFFSET if olen >= 8 => {
-                iface.offset_sec = e.u64_at(block, value.start).unwrap_or(0) as i64
+                let seconds = e.u64_at(block, value.start).unwrap_or(0) as i64;
+                iface.offset_ns = seconds.saturating_mul(1_000_000_000);
             }
             _ => {}
         }
@@ -307,9 +318,21 @@ fn interface(sec: &Section, id: u32, offset: u64) -> Result<Interface, PcapError
 /// block and names what is wrong with a bad one.
 #[inline]
 fn enhanced_packet(avail: &[u8], sec: &mut Section) -> Option<Record> {
+    match sec.endian {
+        Endian::Little => enhanced_packet_in::<false>(avail, sec),
+        Endian::Big => enhanced_packet_in::<true>(avail, sec),
+    }
+}
+
+/// [`enhanced_packet`] for a section of one byte order (`BIG`), so that
+/// each word is one load rather than a load and a choice.
+#[inline(always)]
+fn enhanced_packet_in<const BIG: bool>(avail: &[u8], sec: &mut Section) -> Option<Record> {
     let h = avail.first_chunk::<28>()?;
-    let e = sec.endian;
-    let word = |at: usize| e.u32([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let word = |at: usize| {
+        let w = u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+        if BIG { w.swap_bytes() } else { w }
+    };
     let (len, caplen) = (word(4), word(20));
     if word(0) != EPB_TYPE
         || len > MAX_BLOCK_BYTES
@@ -320,7 +343,7 @@ fn enhanced_packet(avail: &[u8], sec: &mut Section) -> Option<Record> {
         return None;
     }
     let len = len as usize;
-    if e.u32_at(avail, len.checked_sub(4)?)? != len as u32 {
+    if sec.endian.u32_at(avail, len.checked_sub(4)?)? != len as u32 {
         return None;
     }
     let iface = *sec.interfaces.get(word(8) as usize)?;
@@ -349,7 +372,7 @@ fn packet_record(
     let ns = iface
         .resol
         .to_ns(units)
-        .saturating_add_signed(iface.offset_sec.saturating_mul(1_000_000_000));
+        .saturating_add_signed(iface.offset_ns);
     sec.last_ts = Timestamp(ns);
     Record {
         data,
