@@ -73,30 +73,85 @@ struct Fields<'a> {
     framing: Framing,
 }
 
+/// A header name the records use, lower case, kept as words to compare
+/// eight bytes at a time.
+struct Name {
+    len: usize,
+    words: [u64; 3],
+    /// The case bit (0x20) of each letter byte: a letter matches in either
+    /// case, every other byte exactly.
+    case: [u64; 3],
+}
+
+impl Name {
+    /// `lower`: lower-case letters and other bytes, at most 24.
+    const fn new(lower: &[u8]) -> Self {
+        let mut words = [0u64; 3];
+        let mut case = [0u64; 3];
+        let mut i = 0;
+        while i < lower.len() {
+            let shift = (i % 8) * 8;
+            words[i / 8] |= (lower[i] as u64) << shift;
+            if lower[i].is_ascii_lowercase() {
+                case[i / 8] |= 0x20 << shift;
+            }
+            i += 1;
+        }
+        Self {
+            len: lower.len(),
+            words,
+            case,
+        }
+    }
+
+    /// `name` is this name, ignoring ASCII case (as
+    /// [`str::eq_ignore_ascii_case`]).
+    #[inline(always)]
+    fn is(&self, name: &[u8]) -> bool {
+        if name.len() != self.len {
+            return false;
+        }
+        let mut bytes = [0u8; 24];
+        bytes[..self.len].copy_from_slice(name);
+        (0..3).all(|i| {
+            let word = bytes[i * 8..][..8].try_into().map_or(0, u64::from_le_bytes);
+            word | self.case[i] == self.words[i]
+        })
+    }
+}
+
+const HOST: Name = Name::new(b"host");
+const USER_AGENT: Name = Name::new(b"user-agent");
+const REFERER: Name = Name::new(b"referer");
+const XFF: Name = Name::new(b"x-forwarded-for");
+const CONTENT_TYPE: Name = Name::new(b"content-type");
+const CONTENT_LENGTH: Name = Name::new(b"content-length");
+const TRANSFER_ENCODING: Name = Name::new(b"transfer-encoding");
+
 fn read_fields<'a>(headers: &[Header<'a>]) -> Fields<'a> {
     let mut f = Fields::default();
     for h in headers {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("host") {
-            f.host = Some(h.value);
-        } else if name.eq_ignore_ascii_case("user-agent") {
-            f.user_agent = Some(h.value);
-        } else if name.eq_ignore_ascii_case("referer") {
-            f.referer = Some(h.value);
-        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
-            f.xff = Some(h.value);
-        } else if name.eq_ignore_ascii_case("content-type") {
-            f.content_type = Some(h.value);
-        } else if name.eq_ignore_ascii_case("content-length") {
-            f.framing.content_length = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse().ok());
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            f.framing.chunked = h
-                .value
-                .rsplit(|&b| b == b',')
-                .next()
-                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        // The seven names differ in length: one comparison per field.
+        let name = h.name.as_bytes();
+        match name.len() {
+            4 if HOST.is(name) => f.host = Some(h.value),
+            10 if USER_AGENT.is(name) => f.user_agent = Some(h.value),
+            7 if REFERER.is(name) => f.referer = Some(h.value),
+            15 if XFF.is(name) => f.xff = Some(h.value),
+            12 if CONTENT_TYPE.is(name) => f.content_type = Some(h.value),
+            14 if CONTENT_LENGTH.is(name) => {
+                f.framing.content_length = std::str::from_utf8(h.value)
+                    .ok()
+                    .and_then(|v| v.trim().parse().ok());
+            }
+            17 if TRANSFER_ENCODING.is(name) => {
+                f.framing.chunked = h
+                    .value
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            }
+            _ => {}
         }
     }
     f
@@ -340,6 +395,45 @@ Referer: http://example.org/\r\nX-Forwarded-For: 192.0.2.7\r\nContent-Length: 12
         assert_eq!(head.content_type, Some(&b"text/plain"[..]));
         assert_eq!(head.framing, Framing::default(), "invalid length ignored");
         assert_eq!(parse_response(b"GET / HTTP/1.1\r\n\r\n"), Parsed::Invalid);
+    }
+
+    /// Each name against every one-byte change of itself in both cases,
+    /// every other name and every length: as `eq_ignore_ascii_case`.
+    #[test]
+    fn names_match_as_eq_ignore_ascii_case() {
+        let names: [(&Name, &[u8]); 7] = [
+            (&HOST, b"host"),
+            (&USER_AGENT, b"user-agent"),
+            (&REFERER, b"referer"),
+            (&XFF, b"x-forwarded-for"),
+            (&CONTENT_TYPE, b"content-type"),
+            (&CONTENT_LENGTH, b"content-length"),
+            (&TRANSFER_ENCODING, b"transfer-encoding"),
+        ];
+        let mut tried = 0;
+        for (name, text) in names {
+            let mut candidates: Vec<Vec<u8>> = names.iter().map(|(_, t)| t.to_vec()).collect();
+            candidates.push(text.to_ascii_uppercase());
+            candidates.extend((0..=text.len() + 1).map(|n| text.repeat(2)[..n].to_vec()));
+            for i in 0..text.len() {
+                for b in 0..=255u8 {
+                    let mut c = text.to_vec();
+                    c[i] = b;
+                    candidates.push(c);
+                }
+            }
+            for c in candidates {
+                assert_eq!(
+                    name.is(&c),
+                    c.eq_ignore_ascii_case(text),
+                    "{:?} against {:?}",
+                    String::from_utf8_lossy(&c),
+                    String::from_utf8_lossy(text)
+                );
+                tried += 1;
+            }
+        }
+        assert!(tried > 20_000);
     }
 
     #[test]
