@@ -649,10 +649,10 @@ fn escape(out: &mut Vec<u8>, s: &str, also: u8) {
         out,
         s.as_bytes(),
         |w| {
-            !(json::has_control(w)
-                || json::has_byte(w, 0x7f)
-                || json::has_byte(w, b'\\')
-                || json::has_byte(w, also))
+            json::control_bytes(w)
+                | json::bytes_equal(w, 0x7f)
+                | json::bytes_equal(w, b'\\')
+                | json::bytes_equal(w, also)
         },
         |b| (b < 0x20 || b == 0x7f || b == b'\\' || b == also).then(|| json::hex_escape(b"\\x", b)),
     );

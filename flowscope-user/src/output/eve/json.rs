@@ -57,25 +57,28 @@ const fn splat(b: u8) -> u64 {
     u64::from_ne_bytes([b; 8])
 }
 
-/// True if a byte of `w` is a control character (below 0x20; bytes of
-/// 0x80 and above never match).
+/// The high bit of each control byte (below 0x20) of a little-endian word,
+/// exact up to the first one (bits above it may be set by the borrow):
+/// its lowest set bit is the first control byte's. Bytes of 0x80 and
+/// above never match.
 #[inline]
-pub(crate) fn has_control(w: u64) -> bool {
-    w.wrapping_sub(splat(0x20)) & !w & splat(0x80) != 0
+pub(crate) fn control_bytes(w: u64) -> u64 {
+    w.wrapping_sub(splat(0x20)) & !w & splat(0x80)
 }
 
-/// True if a byte of `w` is `b`.
+/// The high bit of each byte of `w` equal to `b`, exact up to the first
+/// one (as [`control_bytes`]).
 #[inline]
-pub(crate) fn has_byte(w: u64, b: u8) -> bool {
+pub(crate) fn bytes_equal(w: u64, b: u8) -> u64 {
     let x = w ^ splat(b);
-    x.wrapping_sub(splat(1)) & !x & splat(0x80) != 0
+    x.wrapping_sub(splat(1)) & !x & splat(0x80)
 }
 
-/// True if a byte of `w` is a control character, `"` or `\\`: the bytes
-/// JSON must escape.
+/// The bytes JSON must escape: control characters, `"` and `\\` (as
+/// [`control_bytes`]).
 #[inline]
-fn needs_escape(w: u64) -> bool {
-    has_control(w) || has_byte(w, b'"') || has_byte(w, b'\\')
+fn needs_escape(w: u64) -> u64 {
+    control_bytes(w) | bytes_equal(w, b'"') | bytes_equal(w, b'\\')
 }
 
 /// Appends `value` as a JSON string, escaped exactly as `serde_json`
@@ -85,25 +88,20 @@ fn needs_escape(w: u64) -> bool {
 pub(crate) fn string(out: &mut Vec<u8>, value: &str) {
     out.reserve(value.len() + 2);
     out.push(b'"');
-    replace_bytes(
-        out,
-        value.as_bytes(),
-        |w| !needs_escape(w),
-        |b| {
-            let short = match b {
-                b'"' => b'"',
-                b'\\' => b'\\',
-                0x08 => b'b',
-                0x0c => b'f',
-                b'\n' => b'n',
-                b'\r' => b'r',
-                b'\t' => b't',
-                _ if b < 0x20 => return Some(hex_escape(b"\\u00", b)),
-                _ => return None,
-            };
-            Some(Replacement::new(&[b'\\', short]))
-        },
-    );
+    replace_bytes(out, value.as_bytes(), needs_escape, |b| {
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x08 => b'b',
+            0x0c => b'f',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            _ if b < 0x20 => return Some(hex_escape(b"\\u00", b)),
+            _ => return None,
+        };
+        Some(Replacement::new(&[b'\\', short]))
+    });
     out.push(b'"');
 }
 
@@ -135,25 +133,36 @@ pub(crate) fn hex_escape(prefix: &[u8], b: u8) -> Replacement {
 }
 
 /// Appends `bytes`, each byte `replace` gives a replacement for written as
-/// that, the runs between copied whole; words of eight bytes that `clean`
-/// says hold no such byte are passed over at once. The one scanning loop
-/// of EVE strings and Zeek's escaped fields.
+/// that, the runs between copied whole. `special` marks, in a word of
+/// eight bytes read little-endian, the bytes that may need replacing
+/// (exact up to its lowest set bit, as [`control_bytes`]): the scan goes
+/// from one marked byte straight to the next, eight bytes at a time, the
+/// last few read as one short word. The one scanning loop of EVE strings
+/// and Zeek's escaped fields.
 #[inline]
 pub(crate) fn replace_bytes(
     out: &mut Vec<u8>,
     bytes: &[u8],
-    clean: impl Fn(u64) -> bool,
+    special: impl Fn(u64) -> u64,
     replace: impl Fn(u8) -> Option<Replacement>,
 ) {
     let (mut run, mut i) = (0, 0);
-    while i < bytes.len() {
-        if let Some(word) = bytes.get(i..i + 8).and_then(|w| w.first_chunk::<8>())
-            && clean(u64::from_ne_bytes(*word))
-        {
+    while let Some(rest) = bytes.get(i..).filter(|r| !r.is_empty()) {
+        let marked = match rest.first_chunk::<8>() {
+            Some(word) => special(u64::from_le_bytes(*word)),
+            None => {
+                // Fewer than eight: the bytes past the end are masked off.
+                let mut word = [0; 8];
+                word[..rest.len()].copy_from_slice(rest);
+                special(u64::from_le_bytes(word)) & ((1 << (8 * rest.len())) - 1)
+            }
+        };
+        if marked == 0 {
             i += 8;
             continue;
         }
-        if let Some(r) = replace(bytes[i]) {
+        i += marked.trailing_zeros() as usize / 8;
+        if let Some(r) = bytes.get(i).and_then(|&b| replace(b)) {
             out.extend_from_slice(&bytes[run..i]);
             out.extend_from_slice(&r.bytes[..r.len]);
             run = i + 1;
