@@ -60,7 +60,7 @@ pub enum StopReason {
     ParseError,
     /// The flow used up [`DriverConfig::budget_bytes`].
     BudgetExhausted,
-    /// The flow ended (both sides' streams, or [`SessionDriver::finish`]).
+    /// The flow ended (both sides' streams, or the driver's `finish`).
     Ended,
 }
 
@@ -197,49 +197,91 @@ fn select(
     }
 }
 
-/// Adds `factory` to a driver's factories and a slot for it to each
-/// per-parser counter; returns its index.
-fn register<F: ?Sized>(
-    factories: &mut Vec<Box<F>>,
-    counters: &mut SessionCounters,
-    factory: Box<F>,
-) -> Result<usize, TooManyParsers> {
-    if factories.len() == MAX_PARSERS {
-        return Err(TooManyParsers);
+/// What a driver needs of its factories and parsers, whichever the
+/// transport: implemented for the TCP and UDP trait objects only.
+mod transport {
+    use super::{
+        DatagramParser, DatagramParserFactory, Probe, SessionParser, SessionParserFactory,
+    };
+    use super::{L7Counters, Side};
+
+    /// A factory of parsers `P`.
+    pub trait Factory<P: ?Sized> {
+        fn name(&self) -> &'static str;
+        fn is_well_known_port(&self, port: u16) -> bool;
+        fn probe(&self, side: Side, bytes: &[u8]) -> Probe;
+        fn new_parser(&mut self) -> Box<P>;
     }
-    factories.push(factory);
-    counters.grow();
-    Ok(factories.len() - 1)
+
+    /// A parser a driver stops.
+    pub trait Parser {
+        fn flush_counters(&mut self, into: &mut L7Counters);
+        fn reset(&mut self) -> bool;
+    }
+
+    macro_rules! forward {
+        ($factory:ident, $parser:ident) => {
+            impl<R> Factory<dyn $parser<R>> for dyn $factory<R> {
+                fn name(&self) -> &'static str {
+                    $factory::name(self)
+                }
+                fn is_well_known_port(&self, port: u16) -> bool {
+                    $factory::is_well_known_port(self, port)
+                }
+                fn probe(&self, side: Side, bytes: &[u8]) -> Probe {
+                    $factory::probe(self, side, bytes)
+                }
+                fn new_parser(&mut self) -> Box<dyn $parser<R>> {
+                    $factory::new_parser(self)
+                }
+            }
+
+            impl<R> Parser for dyn $parser<R> {
+                fn flush_counters(&mut self, into: &mut L7Counters) {
+                    $parser::flush_counters(self, into);
+                }
+                fn reset(&mut self) -> bool {
+                    $parser::reset(self)
+                }
+            }
+        };
+    }
+
+    forward!(SessionParserFactory, SessionParser);
+    forward!(DatagramParserFactory, DatagramParser);
 }
 
-fn port_matches(is_well_known: impl Fn(u16) -> bool, ports: FlowPorts) -> bool {
-    is_well_known(ports.responder) || is_well_known(ports.initiator)
-}
+use transport::{Factory, Parser};
 
-/// Per-flow state of a TCP flow's parsing; lives in the flow table entry.
-pub struct StreamSession<R> {
-    state: StreamState<R>,
-    fed_bytes: u64,
-    ended: [bool; 2],
-}
-
-enum StreamState<R> {
-    Probing {
-        window: ProbeWindow,
-        /// The side whose first bytes fill the window.
-        side: Option<Side>,
-        rejected: u32,
-        /// Bytes per side seen but not kept while probing.
-        missed: [u64; 2],
-    },
+/// Where a flow's parsing stands: probing (with the transport's own
+/// probing state), fed to a parser, or stopped.
+enum Phase<P: ?Sized, Probing> {
+    Probing(Probing),
     Parsing {
-        parser: Box<dyn SessionParser<R>>,
+        parser: Box<P>,
         factory: usize,
     },
     Stopped {
         reason: StopReason,
         factory: Option<usize>,
     },
+}
+
+/// Per-flow state of a TCP flow's parsing; lives in the flow table entry.
+pub struct StreamSession<R> {
+    state: Phase<dyn SessionParser<R>, StreamProbe>,
+    fed_bytes: u64,
+    ended: [bool; 2],
+}
+
+/// A TCP flow's probing.
+struct StreamProbe {
+    window: ProbeWindow,
+    /// The side whose first bytes fill the window.
+    side: Option<Side>,
+    rejected: u32,
+    /// Bytes per side seen but not kept while probing.
+    missed: [u64; 2],
 }
 
 impl<R> Default for StreamSession<R> {
@@ -252,12 +294,12 @@ impl<R> StreamSession<R> {
     /// A flow no byte of which has been seen.
     pub const fn new() -> Self {
         Self {
-            state: StreamState::Probing {
+            state: Phase::Probing(StreamProbe {
                 window: ProbeWindow::new(),
                 side: None,
                 rejected: 0,
                 missed: [0; 2],
-            },
+            }),
             fed_bytes: 0,
             ended: [false; 2],
         }
@@ -265,7 +307,7 @@ impl<R> StreamSession<R> {
 
     /// Parsing stopped for good: the flow's later bytes would yield nothing.
     pub fn is_stopped(&self) -> bool {
-        matches!(self.state, StreamState::Stopped { .. })
+        matches!(self.state, Phase::Stopped { .. })
     }
 
     /// Bytes fed to the parser so far (both sides).
@@ -321,15 +363,28 @@ impl<P> Spares<P> {
     }
 }
 
-/// Picks and feeds a [`SessionParser`] per TCP flow.
-pub struct SessionDriver<R> {
-    factories: Vec<Box<dyn SessionParserFactory<R>>>,
-    spares: Spares<Box<dyn SessionParser<R>>>,
+/// Picks and feeds a parser per flow: [`SessionDriver`] for TCP flows,
+/// [`DatagramDriver`] for UDP flows. It owns the factories `F`, the parsers
+/// `P` kept for reuse and the counters.
+pub struct Driver<F: ?Sized, P: ?Sized> {
+    factories: Vec<Box<F>>,
+    spares: Spares<Box<P>>,
     config: DriverConfig,
     counters: SessionCounters,
 }
 
-impl<R> SessionDriver<R> {
+/// Picks and feeds a [`SessionParser`] per TCP flow.
+pub type SessionDriver<R> = Driver<dyn SessionParserFactory<R>, dyn SessionParser<R>>;
+
+/// Picks and feeds a [`DatagramParser`] per UDP flow.
+///
+/// Each datagram is probed on its own: a [`Probe::Certain`] verdict, or an
+/// [`Probe::Unsure`] one from a factory whose well-known port the flow uses,
+/// chooses the parser (datagrams are whole messages, so more bytes will not
+/// help); otherwise up to [`DATAGRAM_PROBES`] datagrams are probed.
+pub type DatagramDriver<R> = Driver<dyn DatagramParserFactory<R>, dyn DatagramParser<R>>;
+
+impl<F: ?Sized + Factory<P>, P: ?Sized + Parser> Driver<F, P> {
     /// A driver with no parsers: every flow ends up [`StopReason::NoParser`].
     pub fn new(config: DriverConfig) -> Self {
         Self {
@@ -346,13 +401,14 @@ impl<R> SessionDriver<R> {
     /// # Errors
     ///
     /// [`TooManyParsers`] past [`MAX_PARSERS`].
-    pub fn register(
-        &mut self,
-        factory: Box<dyn SessionParserFactory<R>>,
-    ) -> Result<usize, TooManyParsers> {
-        let index = register(&mut self.factories, &mut self.counters, factory)?;
+    pub fn register(&mut self, factory: Box<F>) -> Result<usize, TooManyParsers> {
+        if self.factories.len() == MAX_PARSERS {
+            return Err(TooManyParsers);
+        }
+        self.factories.push(factory);
+        self.counters.grow();
         self.spares.add_factory();
-        Ok(index)
+        Ok(self.factories.len() - 1)
     }
 
     /// Names of the registered parsers, in counter order.
@@ -365,18 +421,77 @@ impl<R> SessionDriver<R> {
         &self.counters
     }
 
-    /// Where `session` stands.
-    pub fn state(&self, session: &StreamSession<R>) -> SessionState {
+    /// Where a flow in `phase` stands.
+    fn state_of<Probing>(&self, phase: &Phase<P, Probing>) -> SessionState {
         let name = |i: usize| self.factories.get(i).map(|f| f.name());
-        match &session.state {
-            StreamState::Probing { .. } => SessionState::Probing,
-            StreamState::Parsing { factory, .. } => {
+        match phase {
+            Phase::Probing(_) => SessionState::Probing,
+            Phase::Parsing { factory, .. } => {
                 SessionState::Parsing(name(*factory).unwrap_or("unknown"))
             }
-            StreamState::Stopped { reason, factory } => {
+            Phase::Stopped { reason, factory } => {
                 SessionState::Stopped(*reason, factory.and_then(name))
             }
         }
+    }
+
+    /// Probes `bytes` of `side` with the factories `rejected` leaves (see
+    /// [`select`]).
+    fn choose(
+        &self,
+        rejected: &mut u32,
+        last_chance: bool,
+        ports: FlowPorts,
+        side: Side,
+        bytes: &[u8],
+    ) -> Selection {
+        let factories = &self.factories;
+        select(
+            factories.len(),
+            rejected,
+            last_chance,
+            |i| {
+                let f = &factories[i];
+                f.is_well_known_port(ports.responder) || f.is_well_known_port(ports.initiator)
+            },
+            |i| factories[i].probe(side, bytes),
+        )
+    }
+
+    /// `factory` was chosen: counted, and its parser (a kept one, or new)
+    /// feeds the flow.
+    fn start<Probing>(&mut self, phase: &mut Phase<P, Probing>, factory: usize) {
+        self.counters.flows_detected[factory] += 1;
+        let parser = self
+            .spares
+            .take(factory, || self.factories[factory].new_parser());
+        *phase = Phase::Parsing { parser, factory };
+    }
+
+    /// Stops `phase` with `reason` and `factory`; a parser it had hands
+    /// over its counters and, when it resets, is kept for another flow.
+    fn retire<Probing>(
+        &mut self,
+        phase: &mut Phase<P, Probing>,
+        reason: StopReason,
+        factory: Option<usize>,
+    ) {
+        let stopped = Phase::Stopped { reason, factory };
+        if let Phase::Parsing {
+            mut parser,
+            factory,
+        } = std::mem::replace(phase, stopped)
+        {
+            parser.flush_counters(&mut self.counters.parsers);
+            self.spares.keep(factory, parser, |p| p.reset());
+        }
+    }
+}
+
+impl<R> SessionDriver<R> {
+    /// Where `session` stands.
+    pub fn state(&self, session: &StreamSession<R>) -> SessionState {
+        self.state_of(&session.state)
     }
 
     /// In-order bytes of `side` from the reassembler.
@@ -393,14 +508,14 @@ impl<R> SessionDriver<R> {
             return;
         }
         match &mut session.state {
-            StreamState::Stopped { .. } => {}
-            StreamState::Parsing { .. } => self.feed(session, side, data, ts, sink),
-            StreamState::Probing {
+            Phase::Stopped { .. } => {}
+            Phase::Parsing { .. } => self.feed(session, side, data, ts, sink),
+            Phase::Probing(StreamProbe {
                 window,
                 side: probe_side,
                 missed,
                 ..
-            } => {
+            }) => {
                 let owner = *probe_side.get_or_insert(side);
                 if owner != side && window.as_slice().is_empty() {
                     // The first side was rejected; probing waits for the
@@ -415,11 +530,11 @@ impl<R> SessionDriver<R> {
                     // losing it.
                     if self.decide(session, ports, true, ts, sink) {
                         self.feed(session, side, data, ts, sink);
-                    } else if let StreamState::Probing {
+                    } else if let Phase::Probing(StreamProbe {
                         side: probed,
                         missed,
                         ..
-                    } = &mut session.state
+                    }) = &mut session.state
                     {
                         if *probed == Some(side) {
                             // Probing moved to this side: probe these bytes
@@ -436,11 +551,11 @@ impl<R> SessionDriver<R> {
                 let rest = data.get(taken..).unwrap_or_default();
                 if self.decide(session, ports, last_chance, ts, sink) {
                     self.feed(session, side, rest, ts, sink);
-                } else if let StreamState::Probing {
+                } else if let Phase::Probing(StreamProbe {
                     side: Some(probed),
                     missed,
                     ..
-                } = &mut session.state
+                }) = &mut session.state
                     && *probed != side
                 {
                     // Probing moved to the other side: these bytes are
@@ -464,11 +579,11 @@ impl<R> SessionDriver<R> {
         if len == 0 || session.ended[side.index()] {
             return;
         }
-        if let StreamState::Probing {
+        if let Phase::Probing(StreamProbe {
             side: probe_side,
             missed,
             ..
-        } = &mut session.state
+        }) = &mut session.state
         {
             if *probe_side != Some(side) {
                 // Before this side's first probed byte: announced when a
@@ -481,7 +596,7 @@ impl<R> SessionDriver<R> {
                 return;
             }
         }
-        if let StreamState::Parsing { parser, .. } = &mut session.state {
+        if let Phase::Parsing { parser, .. } = &mut session.state {
             let status = parser.on_gap(side, len, ts, sink);
             self.after(session, status);
         }
@@ -500,16 +615,16 @@ impl<R> SessionDriver<R> {
         if session.ended[side.index()] {
             return;
         }
-        if let StreamState::Probing {
+        if let Phase::Probing(StreamProbe {
             side: Some(probe_side),
             ..
-        } = session.state
+        }) = session.state
             && probe_side == side
         {
             self.decide(session, ports, true, ts, sink);
         }
         session.ended[side.index()] = true;
-        if let StreamState::Parsing { parser, .. } = &mut session.state {
+        if let Phase::Parsing { parser, .. } = &mut session.state {
             parser.on_end(side, ts, sink);
         }
         if session.ended == [true, true] {
@@ -533,7 +648,7 @@ impl<R> SessionDriver<R> {
 
     /// Runs the probe on the window; on a choice builds the parser and
     /// replays the missed bytes (as gaps) and the window. True if the
-    /// session is now [`StreamState::Parsing`].
+    /// session is now [`Phase::Parsing`].
     fn decide(
         &mut self,
         session: &mut StreamSession<R>,
@@ -542,14 +657,14 @@ impl<R> SessionDriver<R> {
         ts: Timestamp,
         sink: &mut dyn RecordSink<R>,
     ) -> bool {
-        let StreamState::Probing {
+        let Phase::Probing(StreamProbe {
             window,
             side: Some(side),
             rejected,
             missed,
-        } = &mut session.state
+        }) = &mut session.state
         else {
-            return matches!(session.state, StreamState::Parsing { .. });
+            return matches!(session.state, Phase::Parsing { .. });
         };
         let side = *side;
         if window.as_slice().is_empty() {
@@ -559,15 +674,7 @@ impl<R> SessionDriver<R> {
             }
             return false;
         }
-        let factories = &self.factories;
-        let selection = select(
-            factories.len(),
-            rejected,
-            last_chance,
-            |i| port_matches(|p| factories[i].is_well_known_port(p), ports),
-            |i| factories[i].probe(side, window.as_slice()),
-        );
-        match selection {
+        match self.choose(rejected, last_chance, ports, side, window.as_slice()) {
             Selection::Wait => false,
             Selection::NoParser if *missed == [0, 0] => {
                 // No parser wants the first side's bytes and the other side
@@ -577,12 +684,12 @@ impl<R> SessionDriver<R> {
                 // the chosen parser as a gap.
                 let mut missed = [0; 2];
                 missed[side.index()] = window.as_slice().len() as u64;
-                session.state = StreamState::Probing {
+                session.state = Phase::Probing(StreamProbe {
                     window: ProbeWindow::new(),
                     side: Some(side.other()),
                     rejected: 0,
                     missed,
-                };
+                });
                 false
             }
             Selection::NoParser => {
@@ -592,23 +699,19 @@ impl<R> SessionDriver<R> {
             Selection::Chosen(factory) => {
                 let window = window.clone();
                 let missed = *missed;
-                self.counters.flows_detected[factory] += 1;
-                let parser = self
-                    .spares
-                    .take(factory, || self.factories[factory].new_parser());
-                session.state = StreamState::Parsing { parser, factory };
+                self.start(&mut session.state, factory);
                 for gap_side in Side::BOTH {
                     let len = missed[gap_side.index()];
-                    if len > 0 && matches!(session.state, StreamState::Parsing { .. }) {
+                    if len > 0 && matches!(session.state, Phase::Parsing { .. }) {
                         self.counters.bytes_missed_while_probing += len;
-                        if let StreamState::Parsing { parser, .. } = &mut session.state {
+                        if let Phase::Parsing { parser, .. } = &mut session.state {
                             let status = parser.on_gap(gap_side, len, ts, sink);
                             self.after(session, status);
                         }
                     }
                 }
                 self.feed(session, side, window.as_slice(), ts, sink);
-                matches!(session.state, StreamState::Parsing { .. })
+                matches!(session.state, Phase::Parsing { .. })
             }
         }
     }
@@ -622,7 +725,7 @@ impl<R> SessionDriver<R> {
         ts: Timestamp,
         sink: &mut dyn RecordSink<R>,
     ) {
-        let StreamState::Parsing { parser, factory } = &mut session.state else {
+        let Phase::Parsing { parser, factory } = &mut session.state else {
             return;
         };
         if data.is_empty() {
@@ -655,9 +758,7 @@ impl<R> SessionDriver<R> {
             ParseStatus::Done => StopReason::Done,
             ParseStatus::Error => StopReason::ParseError,
         };
-        if let (StopReason::ParseError, StreamState::Parsing { factory, .. }) =
-            (reason, &session.state)
-        {
+        if let (StopReason::ParseError, Phase::Parsing { factory, .. }) = (reason, &session.state) {
             self.counters.parse_errors[*factory] += 1;
         }
         self.stop(session, reason);
@@ -669,8 +770,8 @@ impl<R> SessionDriver<R> {
     /// A parser that resets is kept for another flow.
     fn stop(&mut self, session: &mut StreamSession<R>, reason: StopReason) {
         let (reason, factory) = match &session.state {
-            StreamState::Stopped { .. } => return,
-            StreamState::Probing { window, missed, .. } => {
+            Phase::Stopped { .. } => return,
+            Phase::Probing(StreamProbe { window, missed, .. }) => {
                 if window.as_slice().is_empty() && *missed == [0, 0] {
                     (StopReason::NoPayload, None)
                 } else {
@@ -678,39 +779,22 @@ impl<R> SessionDriver<R> {
                     (StopReason::NoParser, None)
                 }
             }
-            StreamState::Parsing { factory, .. } => (reason, Some(*factory)),
+            Phase::Parsing { factory, .. } => (reason, Some(*factory)),
         };
-        let stopped = StreamState::Stopped { reason, factory };
-        if let StreamState::Parsing {
-            mut parser,
-            factory,
-        } = std::mem::replace(&mut session.state, stopped)
-        {
-            parser.flush_counters(&mut self.counters.parsers);
-            self.spares.keep(factory, parser, |p| p.reset());
-        }
+        self.retire(&mut session.state, reason, factory);
     }
 }
 
 /// Per-flow state of a UDP flow's parsing; lives in the flow table entry.
 pub struct DatagramSession<R> {
-    state: DatagramState<R>,
+    state: Phase<dyn DatagramParser<R>, DatagramProbe>,
     fed_bytes: u64,
 }
 
-enum DatagramState<R> {
-    Probing {
-        rejected: u32,
-        probes: u8,
-    },
-    Parsing {
-        parser: Box<dyn DatagramParser<R>>,
-        factory: usize,
-    },
-    Stopped {
-        reason: StopReason,
-        factory: Option<usize>,
-    },
+/// A UDP flow's probing.
+struct DatagramProbe {
+    rejected: u32,
+    probes: u8,
 }
 
 impl<R> Default for DatagramSession<R> {
@@ -723,10 +807,10 @@ impl<R> DatagramSession<R> {
     /// A flow no datagram of which has been seen.
     pub const fn new() -> Self {
         Self {
-            state: DatagramState::Probing {
+            state: Phase::Probing(DatagramProbe {
                 rejected: 0,
                 probes: 0,
-            },
+            }),
             fed_bytes: 0,
         }
     }
@@ -745,67 +829,10 @@ impl<R> std::fmt::Debug for DatagramSession<R> {
     }
 }
 
-/// Picks and feeds a [`DatagramParser`] per UDP flow.
-///
-/// Each datagram is probed on its own: a [`Probe::Certain`] verdict, or an
-/// [`Probe::Unsure`] one from a factory whose well-known port the flow uses,
-/// chooses the parser (datagrams are whole messages, so more bytes will not
-/// help); otherwise up to [`DATAGRAM_PROBES`] datagrams are probed.
-pub struct DatagramDriver<R> {
-    factories: Vec<Box<dyn DatagramParserFactory<R>>>,
-    spares: Spares<Box<dyn DatagramParser<R>>>,
-    config: DriverConfig,
-    counters: SessionCounters,
-}
-
 impl<R> DatagramDriver<R> {
-    /// A driver with no parsers.
-    pub fn new(config: DriverConfig) -> Self {
-        Self {
-            factories: Vec::new(),
-            spares: Spares::new(),
-            config,
-            counters: SessionCounters::with_parsers(0),
-        }
-    }
-
-    /// Registers a factory; earlier ones win ties. Returns its index in the
-    /// per-parser counters.
-    ///
-    /// # Errors
-    ///
-    /// [`TooManyParsers`] past [`MAX_PARSERS`].
-    pub fn register(
-        &mut self,
-        factory: Box<dyn DatagramParserFactory<R>>,
-    ) -> Result<usize, TooManyParsers> {
-        let index = register(&mut self.factories, &mut self.counters, factory)?;
-        self.spares.add_factory();
-        Ok(index)
-    }
-
-    /// Names of the registered parsers, in counter order.
-    pub fn parser_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.factories.iter().map(|f| f.name())
-    }
-
-    /// What the driver counted.
-    pub fn counters(&self) -> &SessionCounters {
-        &self.counters
-    }
-
     /// Where `session` stands.
     pub fn state(&self, session: &DatagramSession<R>) -> SessionState {
-        let name = |i: usize| self.factories.get(i).map(|f| f.name());
-        match &session.state {
-            DatagramState::Probing { .. } => SessionState::Probing,
-            DatagramState::Parsing { factory, .. } => {
-                SessionState::Parsing(name(*factory).unwrap_or("unknown"))
-            }
-            DatagramState::Stopped { reason, factory } => {
-                SessionState::Stopped(*reason, factory.and_then(name))
-            }
-        }
+        self.state_of(&session.state)
     }
 
     /// One UDP payload sent by `side`.
@@ -818,42 +845,25 @@ impl<R> DatagramDriver<R> {
         ts: Timestamp,
         sink: &mut dyn RecordSink<R>,
     ) {
-        if let DatagramState::Probing { rejected, probes } = &mut session.state {
+        if let Phase::Probing(DatagramProbe { rejected, probes }) = &mut session.state {
             if payload.is_empty() {
                 // Nothing to probe.
                 return;
             }
             *probes = probes.saturating_add(1);
-            let factories = &self.factories;
-            let selection = select(
-                factories.len(),
-                rejected,
-                true,
-                |i| port_matches(|p| factories[i].is_well_known_port(p), ports),
-                |i| factories[i].probe(side, payload),
-            );
-            match selection {
-                Selection::Chosen(factory) => {
-                    self.counters.flows_detected[factory] += 1;
-                    let parser = self
-                        .spares
-                        .take(factory, || self.factories[factory].new_parser());
-                    session.state = DatagramState::Parsing { parser, factory };
-                }
+            match self.choose(rejected, true, ports, side, payload) {
+                Selection::Chosen(factory) => self.start(&mut session.state, factory),
                 Selection::NoParser
                     if *probes >= DATAGRAM_PROBES
-                        || (0..factories.len()).all(|i| *rejected & (1 << i) != 0) =>
+                        || (0..self.factories.len()).all(|i| *rejected & (1 << i) != 0) =>
                 {
                     self.counters.flows_undetected += 1;
-                    session.state = DatagramState::Stopped {
-                        reason: StopReason::NoParser,
-                        factory: None,
-                    };
+                    self.retire(&mut session.state, StopReason::NoParser, None);
                 }
                 Selection::NoParser | Selection::Wait => {}
             }
         }
-        let DatagramState::Parsing { parser, factory } = &mut session.state else {
+        let Phase::Parsing { parser, factory } = &mut session.state else {
             return;
         };
         let factory = *factory;
@@ -880,18 +890,8 @@ impl<R> DatagramDriver<R> {
     /// Stops a parsing session for `reason`: its parser's counters are
     /// added up, and a parser that resets is kept for another flow.
     fn stop(&mut self, session: &mut DatagramSession<R>, reason: StopReason) {
-        let DatagramState::Parsing { factory, .. } = session.state else {
-            return;
-        };
-        let stopped = DatagramState::Stopped {
-            reason,
-            factory: Some(factory),
-        };
-        if let DatagramState::Parsing { mut parser, .. } =
-            std::mem::replace(&mut session.state, stopped)
-        {
-            parser.flush_counters(&mut self.counters.parsers);
-            self.spares.keep(factory, parser, |p| p.reset());
+        if let Phase::Parsing { factory, .. } = session.state {
+            self.retire(&mut session.state, reason, Some(factory));
         }
     }
 
@@ -903,21 +903,18 @@ impl<R> DatagramDriver<R> {
         sink: &mut dyn RecordSink<R>,
     ) {
         let reason = match &mut session.state {
-            DatagramState::Stopped { .. } => return,
-            DatagramState::Probing { probes: 0, .. } => StopReason::NoPayload,
-            DatagramState::Probing { .. } => {
+            Phase::Stopped { .. } => return,
+            Phase::Probing(DatagramProbe { probes: 0, .. }) => StopReason::NoPayload,
+            Phase::Probing(_) => {
                 self.counters.flows_undetected += 1;
                 StopReason::NoParser
             }
-            DatagramState::Parsing { parser, .. } => {
+            Phase::Parsing { parser, .. } => {
                 parser.on_end(ts, sink);
                 return self.stop(session, StopReason::Ended);
             }
         };
-        session.state = DatagramState::Stopped {
-            reason,
-            factory: None,
-        };
+        self.retire(&mut session.state, reason, None);
     }
 }
 
