@@ -44,7 +44,7 @@ pub mod recognise;
 mod texts;
 
 pub use driver::{
-    DATAGRAM_PROBES, DatagramDriver, DatagramSession, DriverConfig, FlowPorts, MAX_PARSERS,
+    DATAGRAM_PROBES, DatagramDriver, DatagramSession, Driver, DriverConfig, FlowPorts, MAX_PARSERS,
     SessionCounters, SessionDriver, SessionState, StopReason, StreamSession, TooManyParsers,
 };
 pub use probe_window::PROBE_WINDOW_BYTES;
