@@ -1,7 +1,7 @@
 //! Fingerprints that are the MD5 of a string (JA3, JA3S, HASSH,
-//! HASSH-server, CYU), kept in a record's [`Texts`], and the lowercase hex and decimal the fingerprints are
-//! written in (a table and `itoa`, not `core::fmt`: a TLS flow writes
-//! hundreds of numbers).
+//! HASSH-server, CYU), kept in a record's [`Texts`], and the lowercase hex
+//! and decimal the fingerprints are written in (a table and `itoa`, not
+//! `core::fmt`: a TLS flow writes hundreds of numbers).
 
 use md5::{Digest, Md5};
 use serde::Serialize;

@@ -6,7 +6,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::hello::{ClientHello, ServerHello, is_grease, suricata_quic_type};
+use super::hello::{ClientHello, ServerHello, ext, is_grease, suricata_quic_type};
 use crate::l7::fingerprint::{hex_u16, push_dec, push_hex};
 
 /// Appends dash-joined decimal values.
@@ -150,7 +150,11 @@ pub(in crate::l7) fn push_ja4(out: &mut String, ch: &ClientHello, transport: cha
         .max()
         .unwrap_or(ch.version);
     let extensions = ch.extensions.iter().filter(|&&e| !is_grease(e)).count();
-    let sni = if ch.extensions.contains(&0) { 'd' } else { 'i' };
+    let sni = if ch.extensions.contains(&ext::SERVER_NAME) {
+        'd'
+    } else {
+        'i'
+    };
     out.push(transport);
     out.push_str(version_code(version));
     out.push(sni);

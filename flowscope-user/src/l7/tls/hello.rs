@@ -330,10 +330,10 @@ pub(super) fn parse_server_hello(body: &[u8], out: &mut ServerHello) -> bool {
         out.extensions.push(ty);
         if ty == ext::SUPPORTED_VERSIONS {
             // The server's form holds one version, no list length.
-            out.selected_version = whole.get(4..6).map(|v| u16::from_be_bytes([v[0], v[1]]));
+            out.selected_version = be_u16(&whole[4..]).map(|(v, _)| v);
         } else if ty == ext::KEY_SHARE {
             // The server's entry: its group first.
-            out.key_share_group = whole.get(4..6).map(|v| u16::from_be_bytes([v[0], v[1]]));
+            out.key_share_group = be_u16(&whole[4..]).map(|(g, _)| g);
         } else if ty == ext::ALPN
             && let Some(mut protos) = alpn_names(&whole[4..])
         {
