@@ -175,11 +175,7 @@ impl Texts {
             self.write(self.slots.len() - 1, |buf| write(buf, item));
         }
         let count = self.slots.len() - start;
-        // Fields are few (bounded by the parsers' own limits): far below
-        // 2³²; a list that would not fit is left empty.
-        if let (Ok(start), Ok(count)) = (u32::try_from(start), u32::try_from(count)) {
-            self.set_numbers(i, start, count);
-        }
+        self.set_span(i, start, count);
     }
 
     /// The items of the list in field `i` ([`set_list`](Self::set_list)),
@@ -199,11 +195,17 @@ impl Texts {
         self.slots.push(Slot::Numbers(a, b));
     }
 
-    /// Sets field `i` to two numbers instead of text (such as where a
-    /// list of appended fields lies: first index, count).
-    pub fn set_numbers(&mut self, i: usize, a: u32, b: u32) {
-        if let Some(s) = self.slots.get_mut(i) {
-            *s = Slot::Numbers(a, b);
+    /// Sets field `i` to where a run of appended fields lies, its first
+    /// index and count, read back by [`numbers`](Self::numbers). Fields
+    /// are few (bounded by the parsers' own limits), far below 2³²: a run
+    /// that would not fit leaves the field as it was.
+    pub fn set_span(&mut self, i: usize, start: usize, count: usize) {
+        if let (Ok(start), Ok(count), Some(s)) = (
+            u32::try_from(start),
+            u32::try_from(count),
+            self.slots.get_mut(i),
+        ) {
+            *s = Slot::Numbers(start, count);
         }
     }
 
@@ -363,14 +365,16 @@ mod tests {
     }
 
     #[test]
-    fn numbers_are_set_in_place() {
+    fn spans_are_set_in_place() {
         let mut t = Texts::default();
         t.reset(2);
         t.set(0, "text");
-        t.set_numbers(0, 2, 1);
-        t.set_numbers(1, 16, 0);
-        // Past the fields: nothing.
-        t.set_numbers(2, 7, 7);
+        t.set_span(0, 2, 1);
+        t.set_span(1, 16, 0);
+        // Past the fields, or a run past 2³²: nothing.
+        t.set_span(2, 7, 7);
+        t.set_span(0, usize::MAX, 1);
+        t.set_span(1, 3, usize::MAX);
         assert_eq!(t.len(), 2);
         assert_eq!((t.numbers(0), t.get(0)), (Some((2, 1)), None));
         assert_eq!(t.numbers(1), Some((16, 0)));

@@ -354,10 +354,7 @@ fn push_extensions(t: &mut Texts, ch: &ClientHello) {
             _ => {}
         }
     }
-    // Fields are few (bounded by the hello's size): far below 2³².
-    if let (Ok(start), Ok(count)) = (u32::try_from(start), u32::try_from(ch.extensions.len())) {
-        t.set_numbers(field::EXTENSIONS_AT, start, count);
-    }
+    t.set_span(field::EXTENSIONS_AT, start, ch.extensions.len());
 }
 
 /// The `google_user_agent` transport parameter: varint id/length pairs, or
