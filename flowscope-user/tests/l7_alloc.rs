@@ -2,7 +2,8 @@
 //! allocator:
 //! - HTTP exchanges of a kept-alive connection go through a worker (tracker,
 //!   reassembly, HTTP parser) and the writer stage (EVE and Zeek's http.log
-//!   to files);
+//!   to files); so do those of hundreds of connections in step, whose
+//!   requests all wait for their responses at once;
 //! - DNS queries and answers go through a worker (tracker, DNS parser) and
 //!   the writer stage (EVE and Zeek's dns.log, which keeps each query until
 //!   its answer), on one UDP flow (a resolver and its upstream) and as one
@@ -68,8 +69,12 @@ struct Session {
 
 impl Session {
     fn new() -> Self {
+        Self::from_port(40_001)
+    }
+
+    fn from_port(client_port: u16) -> Self {
         let conn = Conn {
-            client_port: 40_001,
+            client_port,
             server_port: 80,
             client_isn: 5_000,
             server_isn: 9_000_000,
@@ -117,6 +122,13 @@ impl Traffic for Session {
 
     /// One request and its response, `i` in the URL and the body.
     fn exchange<O: RecordOut>(&mut self, w: &mut FlowWorker<FiveTuple, O>, i: u32) {
+        self.request(w, i);
+        self.response(w, i);
+    }
+}
+
+impl Session {
+    fn request<O: RecordOut>(&mut self, w: &mut FlowWorker<FiveTuple, O>, i: u32) {
         self.payload.clear();
         write!(
             self.payload,
@@ -125,6 +137,9 @@ User-Agent: flowscope-alloc-test/1.0\r\nReferer: http://www.example.org/list\r\n
         )
         .unwrap();
         self.segment(w, true);
+    }
+
+    fn response<O: RecordOut>(&mut self, w: &mut FlowWorker<FiveTuple, O>, i: u32) {
         self.payload.clear();
         write!(
             self.payload,
@@ -133,6 +148,45 @@ User-Agent: flowscope-alloc-test/1.0\r\nReferer: http://www.example.org/list\r\n
         )
         .unwrap();
         self.segment(w, false);
+    }
+}
+
+/// Connections of [`InStep`]: more records waiting at once than a pool of
+/// a few hundred spare buffers holds.
+const IN_STEP_FLOWS: u16 = 600;
+
+/// [`IN_STEP_FLOWS`] kept-alive connections moving in step: every client
+/// sends its request, then every server answers, as many concurrent
+/// flows' exchanges line up. Fewer rounds than the other traffic (each
+/// is hundreds of exchanges).
+struct InStep {
+    flows: Vec<Session>,
+}
+
+impl InStep {
+    fn new() -> Self {
+        Self {
+            flows: (0..IN_STEP_FLOWS)
+                .map(|i| Session::from_port(41_000 + i))
+                .collect(),
+        }
+    }
+}
+
+impl Traffic for InStep {
+    fn start<O: RecordOut>(&mut self, w: &mut FlowWorker<FiveTuple, O>) {
+        for s in &mut self.flows {
+            s.start(w);
+        }
+    }
+
+    fn exchange<O: RecordOut>(&mut self, w: &mut FlowWorker<FiveTuple, O>, i: u32) {
+        for s in &mut self.flows {
+            s.request(w, i);
+        }
+        for s in &mut self.flows {
+            s.response(w, i);
+        }
     }
 }
 
@@ -260,13 +314,34 @@ fn drain(end: &mut WriterEnd, outputs: &mut Outputs) {
 /// temporary files and the harness's output are kept out of the count.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// Exchanges before counting and counted, and the record ring's capacity.
+#[derive(Clone, Copy)]
+struct Plan {
+    warm: u32,
+    counted: u32,
+    ring: usize,
+}
+
+/// What the single-connection and DNS traffic runs.
+const PLAN: Plan = Plan {
+    warm: WARM,
+    counted: COUNTED,
+    ring: 64,
+};
+
 /// Allocations over the counted exchanges of `traffic`, inline and through
 /// the ring; the directories the two runs wrote their logs into.
 fn allocations<T: Traffic>(
     traffic: impl Fn() -> T,
     zeek: bool,
     name: &str,
+    plan: Plan,
 ) -> ((u64, u64), [TempDir; 2]) {
+    let Plan {
+        warm,
+        counted,
+        ring,
+    } = plan;
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Inline: the worker writes (`read --workers 1`).
     let inline_dir = TempDir::new(&format!("l7-alloc-{name}-inline"));
@@ -278,11 +353,11 @@ fn allocations<T: Traffic>(
     );
     let mut t = traffic();
     t.start(&mut w);
-    for i in 0..WARM {
+    for i in 0..warm {
         t.exchange(&mut w, i);
     }
     let before = alloc_support::allocations();
-    for i in WARM..WARM + COUNTED {
+    for i in warm..warm + counted {
         t.exchange(&mut w, i);
     }
     let inline = alloc_support::allocations() - before;
@@ -292,17 +367,17 @@ fn allocations<T: Traffic>(
     // Through the ring: the writer's end drained after every exchange.
     let ring_dir = TempDir::new(&format!("l7-alloc-{name}-ring"));
     let mut out = outputs(ring_dir.path(), zeek);
-    let (mut workers, mut ends) = rings(1, 64);
+    let (mut workers, mut ends) = rings(1, ring);
     let (ring, mut end) = (workers.remove(0), ends.remove(0));
     let mut w = FlowWorker::new(FiveTuple::bidirectional(), config(), ring, None);
     let mut t = traffic();
     t.start(&mut w);
-    for i in 0..WARM {
+    for i in 0..warm {
         t.exchange(&mut w, i);
         drain(&mut end, &mut out);
     }
     let before = alloc_support::allocations();
-    for i in WARM..WARM + COUNTED {
+    for i in warm..warm + counted {
         t.exchange(&mut w, i);
         drain(&mut end, &mut out);
     }
@@ -334,7 +409,7 @@ fn eve_record(dir: &Path, event_type: &str, needle: &str) -> serde_json::Value {
 
 #[test]
 fn http_records_allocate_nothing_once_their_buffers_circulate() {
-    let (counts, dirs) = allocations(Session::new, true, "http");
+    let (counts, dirs) = allocations(Session::new, true, "http", PLAN);
     for dir in &dirs {
         let dir = dir.path();
         let total = (WARM + COUNTED) as usize;
@@ -361,8 +436,40 @@ fn http_records_allocate_nothing_once_their_buffers_circulate() {
 }
 
 #[test]
+fn http_flows_in_step_allocate_nothing_once_their_buffers_circulate() {
+    // Each round's records go through the ring at once, drained after it.
+    let plan = Plan {
+        warm: 2,
+        counted: 3,
+        ring: 2 * usize::from(IN_STEP_FLOWS),
+    };
+    let (counts, dirs) = allocations(InStep::new, true, "http-in-step", plan);
+    let rounds = plan.warm + plan.counted;
+    for dir in &dirs {
+        let dir = dir.path();
+        let total = rounds as usize * usize::from(IN_STEP_FLOWS);
+        assert_eq!(
+            lines_with(dir, "eve.json", "\"event_type\":\"http\""),
+            total
+        );
+        assert_eq!(lines_with(dir, "http.log", "www.example.org"), total);
+        let last = format!("/items/{}?q=alloc", rounds - 1);
+        assert_eq!(
+            lines_with(dir, "http.log", &last),
+            usize::from(IN_STEP_FLOWS)
+        );
+    }
+    assert_eq!(
+        counts,
+        (0, 0),
+        "allocations over {} rounds of {IN_STEP_FLOWS} HTTP exchanges in step (inline, through the ring)",
+        plan.counted
+    );
+}
+
+#[test]
 fn dns_records_allocate_nothing_once_their_storage_circulates() {
-    let (counts, dirs) = allocations(Resolver::one_flow, true, "dns");
+    let (counts, dirs) = allocations(Resolver::one_flow, true, "dns", PLAN);
     check_dns(&dirs);
     assert_eq!(
         counts,
@@ -373,7 +480,7 @@ fn dns_records_allocate_nothing_once_their_storage_circulates() {
 
 #[test]
 fn dns_flows_allocate_nothing_once_their_parsers_circulate() {
-    let (counts, dirs) = allocations(Resolver::flow_per_query, true, "dns-flows");
+    let (counts, dirs) = allocations(Resolver::flow_per_query, true, "dns-flows", PLAN);
     check_dns(&dirs);
     for dir in &dirs {
         // The flows that timed out are in conn.log and EVE.

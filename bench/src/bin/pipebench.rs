@@ -40,7 +40,7 @@ use flowscope::capture::HANDLER_BATCH;
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::L7Record;
 use flowscope::pipeline::{Carrier, FlowSummary, Pipeline, PipelineConfig, PipelineSink};
-use flowscope::session::Texts;
+use flowscope::session::{TextPool, Texts};
 use flowscope::tracker::{EndReason, FlowRecord, TrackerConfig};
 use flowscope::{LinkType, PacketView, Timestamp};
 
@@ -111,25 +111,20 @@ struct Counting {
     flows: u64,
     /// Text buffers of records seen, handed back to the parsers as the
     /// writer stage hands them back to a worker.
-    spares: Vec<Texts>,
+    spares: TextPool,
 }
-
-/// Spare text buffers kept, at most (a worker's ring holds as many).
-const SPARES: usize = 256;
 
 impl PipelineSink<FiveTupleKey> for Counting {
     fn l7(&mut self, _flow: &FlowRecord<FiveTupleKey>, _ts: Timestamp, record: L7Record) {
         self.l7 += 1;
         std::hint::black_box(&record);
-        if self.spares.len() < SPARES
-            && let Some(text) = record.into_buffer()
-        {
-            self.spares.push(text);
+        if let Some(text) = record.into_buffer() {
+            self.spares.keep(text);
         }
     }
 
     fn spare_text(&mut self) -> Texts {
-        self.spares.pop().unwrap_or_default()
+        self.spares.take()
     }
 
     fn flow_ended(

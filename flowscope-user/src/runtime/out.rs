@@ -8,14 +8,15 @@
 //! reader, not the wire, sets the pace, so nothing needs to be lost), and
 //! at shutdown live workers wait too, up to a deadline.
 //!
-//! Written L7 records' text buffers come back to their worker (a small
-//! return ring beside each record ring; kept by the inline output), so that
-//! its parsers build the next records without allocating.
+//! Written L7 records' text buffers come back to their worker's
+//! [`TextPool`] (through a return ring beside each record ring; straight
+//! from the inline output), so that its parsers build the next records
+//! without allocating.
 
 use std::time::{Duration, Instant};
 
 use crate::output::{Outputs, Record};
-use crate::session::Texts;
+use crate::session::{TextPool, Texts};
 
 /// What to do with a record when the ring is full.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,13 +29,6 @@ pub enum Backpressure {
     /// Wait as long as it takes: offline.
     Wait,
 }
-
-/// Text storage a worker keeps for its next L7 records, at most.
-const SPARE_TEXTS: usize = 256;
-
-/// Largest text storage worth handing back ([`Texts::footprint`]): bounds
-/// a worker's spares to `SPARE_TEXTS` × this (1 MiB).
-const SPARE_TEXT_BYTES: usize = 4096;
 
 /// Takes a worker's records.
 pub trait RecordOut: Send {
@@ -51,10 +45,11 @@ pub trait RecordOut: Send {
 }
 
 /// A worker's end of its way to the writer thread: records go out, the
-/// text buffers of written records come back.
+/// text buffers of written records come back into its pool.
 pub struct RecordRing {
     records: rtrb::Producer<Record>,
-    spares: rtrb::Consumer<Texts>,
+    returned: rtrb::Consumer<Texts>,
+    pool: TextPool,
 }
 
 /// The writer's end of one [`RecordRing`].
@@ -64,13 +59,19 @@ pub struct WriterEnd {
 }
 
 /// A ring of `capacity` records and the way back for their text buffers.
+///
+/// The way back holds as many buffers as the ring holds records, and the
+/// worker empties it into its pool before each push: every buffer the
+/// writer returns finds room, none is freed only to be allocated again.
 pub fn record_ring(capacity: usize) -> (RecordRing, WriterEnd) {
-    let (rp, rc) = rtrb::RingBuffer::new(capacity.max(1));
-    let (sp, sc) = rtrb::RingBuffer::new(SPARE_TEXTS);
+    let capacity = capacity.max(1);
+    let (rp, rc) = rtrb::RingBuffer::new(capacity);
+    let (sp, sc) = rtrb::RingBuffer::new(capacity);
     (
         RecordRing {
             records: rp,
-            spares: sc,
+            returned: sc,
+            pool: TextPool::new(),
         },
         WriterEnd {
             records: rc,
@@ -79,16 +80,27 @@ pub fn record_ring(capacity: usize) -> (RecordRing, WriterEnd) {
     )
 }
 
+impl RecordRing {
+    /// Moves the buffers the writer returned into the pool.
+    fn collect(&mut self) {
+        while let Ok(text) = self.returned.pop() {
+            self.pool.keep(text);
+        }
+    }
+}
+
 impl RecordOut for RecordRing {
     #[inline]
     fn push(&mut self, record: Record) -> Result<(), Record> {
+        self.collect();
         self.records
             .push(record)
             .map_err(|rtrb::PushError::Full(r)| r)
     }
 
     fn spare_text(&mut self) -> Texts {
-        self.spares.pop().unwrap_or_default()
+        self.collect();
+        self.pool.take()
     }
 }
 
@@ -99,25 +111,19 @@ impl WriterEnd {
     }
 
     /// Hands a written record's text buffer back to its worker (dropped
-    /// when it is large or the worker has enough).
+    /// here when it is not [worth keeping](TextPool::worth_keeping)).
     pub fn recycle(&mut self, record: Record) {
-        if let Some(text) = spare(record) {
+        if let Some(text) = record.into_buffer().filter(TextPool::worth_keeping) {
             let _ = self.spares.push(text);
         }
     }
-}
-
-/// A written record's text storage, if it is worth keeping.
-fn spare(record: Record) -> Option<Texts> {
-    let text = record.into_buffer()?;
-    (text.footprint() > 0 && text.footprint() <= SPARE_TEXT_BYTES).then_some(text)
 }
 
 /// Inline: the worker is the writer; written records' text buffers wait
 /// here for its next records.
 pub struct InlineOut {
     outputs: Outputs,
-    spares: Vec<Texts>,
+    pool: TextPool,
 }
 
 impl InlineOut {
@@ -125,7 +131,7 @@ impl InlineOut {
     pub fn new(outputs: Outputs) -> Self {
         Self {
             outputs,
-            spares: Vec::with_capacity(SPARE_TEXTS),
+            pool: TextPool::new(),
         }
     }
 
@@ -139,16 +145,14 @@ impl RecordOut for InlineOut {
     #[inline]
     fn push(&mut self, record: Record) -> Result<(), Record> {
         self.outputs.write(&record);
-        if self.spares.len() < SPARE_TEXTS
-            && let Some(text) = spare(record)
-        {
-            self.spares.push(text);
+        if let Some(text) = record.into_buffer() {
+            self.pool.keep(text);
         }
         Ok(())
     }
 
     fn spare_text(&mut self) -> Texts {
-        self.spares.pop().unwrap_or_default()
+        self.pool.take()
     }
 }
 

@@ -41,6 +41,7 @@
 mod driver;
 mod probe_window;
 pub mod recognise;
+mod spares;
 mod texts;
 
 pub use driver::{
@@ -49,6 +50,7 @@ pub use driver::{
 };
 pub use probe_window::PROBE_WINDOW_BYTES;
 pub use recognise::{RecogniseFactory, Recognised};
+pub use spares::{POOL_BYTES, SPARE_TEXT_BYTES, TextPool};
 pub use texts::Texts;
 pub(crate) use texts::push_lossy;
 
