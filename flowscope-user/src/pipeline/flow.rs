@@ -254,6 +254,15 @@ impl<S: PipelineSink<FiveTupleKey>> EventSink<FiveTupleKey> for Stage<'_, S> {
             crate::tracker::prefetch(state, FLOW_STATE_BYTES);
         }
     }
+
+    #[inline(always)]
+    fn prefetch_deep(&mut self, slot: u32) {
+        match self.core.flows.get(slot as usize).map(|s| &s.0) {
+            Some(FlowState::Stream(f)) => f.session.prefetch(),
+            Some(FlowState::Datagram(d)) => d.prefetch(),
+            Some(FlowState::Empty) | None => {}
+        }
+    }
 }
 
 /// Delivers one reassembler output to the sink and the parser.

@@ -267,6 +267,22 @@ enum Phase<P: ?Sized, Probing> {
     },
 }
 
+/// Bytes of a parser [`Phase::prefetch`] brings in, at most: the fields a
+/// parser reads first on each call lie in its first lines.
+const PARSER_PREFETCH_BYTES: usize = 256;
+
+impl<P: ?Sized, Probing> Phase<P, Probing> {
+    /// Prefetches the parser's own state (it lives apart from the flow's
+    /// slot), if there is a parser.
+    #[inline(always)]
+    fn prefetch(&self) {
+        if let Self::Parsing { parser, .. } = self {
+            let len = std::mem::size_of_val::<P>(parser).min(PARSER_PREFETCH_BYTES);
+            crate::tracker::prefetch(std::ptr::from_ref::<P>(parser).cast::<u8>(), len);
+        }
+    }
+}
+
 /// Per-flow state of a TCP flow's parsing; lives in the flow table entry.
 pub struct StreamSession<R> {
     state: Phase<dyn SessionParser<R>, StreamProbe>,
@@ -291,6 +307,12 @@ impl<R> Default for StreamSession<R> {
 }
 
 impl<R> StreamSession<R> {
+    /// Prefetches the flow's parser, if it has one: its next packet is due.
+    #[inline(always)]
+    pub fn prefetch(&self) {
+        self.state.prefetch();
+    }
+
     /// A flow no byte of which has been seen.
     pub const fn new() -> Self {
         Self {
@@ -804,6 +826,12 @@ impl<R> Default for DatagramSession<R> {
 }
 
 impl<R> DatagramSession<R> {
+    /// Prefetches the flow's parser, if it has one: its next packet is due.
+    #[inline(always)]
+    pub fn prefetch(&self) {
+        self.state.prefetch();
+    }
+
     /// A flow no datagram of which has been seen.
     pub const fn new() -> Self {
         Self {

@@ -294,6 +294,15 @@ pub trait EventSink<K> {
     fn prefetch(&mut self, slot: u32) {
         let _ = slot;
     }
+
+    /// Half a prefetch distance after [`prefetch`](Self::prefetch) of the
+    /// same `slot`, when what it asked for has probably arrived: a sink
+    /// whose per-slot state points elsewhere prefetches that now. Default:
+    /// nothing.
+    #[inline(always)]
+    fn prefetch_deep(&mut self, slot: u32) {
+        let _ = slot;
+    }
 }
 
 impl<K, F: FnMut(FlowEvent<'_, K>)> EventSink<K> for F {

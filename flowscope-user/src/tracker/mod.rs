@@ -352,6 +352,15 @@ impl<E: FlowExtractor> FlowTracker<E> {
             {
                 self.prefetch_record(p, sink);
             }
+            if i >= LEAD + LEAD / 2
+                && i - LEAD - LEAD / 2 < n
+                && let Some(Pending {
+                    record: Some((slot, _)),
+                    ..
+                }) = ring.get((i - LEAD - LEAD / 2) % PIPELINE)
+            {
+                sink.prefetch_deep(*slot);
+            }
             if i >= 2 * LEAD
                 && let (Some(view), Some(p)) =
                     (views.get(i - 2 * LEAD), ring.get((i - 2 * LEAD) % PIPELINE))
