@@ -320,7 +320,8 @@ impl Datapath {
     }
 
     /// Class counters summed over every CPU (one per-CPU map lookup; the
-    /// program counts frames by kind, see [`KindBlock::add_classes`]).
+    /// program counts frames by kind, see
+    /// [`flowscope_common::counters::KindBlock::add_classes`]).
     ///
     /// # Errors
     ///

@@ -204,7 +204,9 @@ impl Output {
     }
 }
 
-/// The writer stage. See the [module docs](self).
+/// The writer stage: every output opened from the `--output`
+/// specifications; each record is encoded once per format, given to every
+/// output of that format and counted per output.
 pub struct Outputs {
     outputs: Vec<Output>,
     files: FileOptions,

@@ -159,7 +159,7 @@ const CONN_ID_TYPES: [&str; 6] = ["time", "string", "addr", "port", "addr", "por
 pub trait ZeekLogKind {
     /// `#path`, the file's name without `.log`.
     const PATH: &'static str;
-    /// `#fields` after [`CONN_ID_FIELDS`], in Zeek's order.
+    /// `#fields` after `ts`, `uid` and the four `id.*` fields, in Zeek's order.
     const FIELDS: &'static [&'static str];
     /// `#types` of those fields.
     const TYPES: &'static [&'static str];

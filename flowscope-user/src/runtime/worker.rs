@@ -149,8 +149,9 @@ impl<O: RecordOut> PipelineSink<FiveTupleKey> for Emit<'_, O> {
     }
 }
 
-/// A worker's pipeline, its way to the writer, its shard. See the
-/// [module docs](self).
+/// A worker: the pipeline (tracker, fragment and stream reassembly, session
+/// parsers) of one share of the traffic, its way to the writer, its metric
+/// shard. One per AF_XDP socket live, one per steering slot offline.
 pub struct FlowWorker<E: FlowExtractor<Key = FiveTupleKey>, O> {
     pipeline: Option<Pipeline<E>>,
     out: O,

@@ -313,11 +313,13 @@ impl<E: FlowExtractor> FlowTracker<E> {
     }
 
     /// Tracks packets in order, software-pipelined: packet `i` is extracted
-    /// and hashed and its index entry prefetched; [`LEAD`] packets later the
-    /// record that entry points at is prefetched, and after another [`LEAD`]
-    /// the packet is processed. The cache misses of about sixteen packets
-    /// are in flight at once instead of being paid one after the other. The
-    /// headers of each frame are prefetched [`LEAD`] packets before it is
+    /// and hashed and its index entry prefetched; `LEAD` (8) packets later
+    /// the record that entry points at is prefetched, half a `LEAD` later
+    /// what the sink's per-slot state points to
+    /// ([`EventSink::prefetch_deep`]), and after another half the packet is
+    /// processed. The cache misses of about sixteen packets are in flight at
+    /// once instead of being paid one after the other. The headers of each
+    /// frame are prefetched `LEAD` packets before it is
     /// extracted (frames fresh from a NIC ring or a capture file are rarely
     /// in the core's caches).
     pub fn track_batch(&mut self, views: &[PacketView<'_>], sink: &mut impl EventSink<E::Key>) {

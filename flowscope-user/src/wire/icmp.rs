@@ -61,8 +61,9 @@ impl<'a> IcmpMessage<'a> {
         self.rest
     }
 
-    /// The flow key's ports of this message (ICMPv6 when `v6`): see the
-    /// [module docs](self).
+    /// The flow key's ports of this message (ICMPv6 when `v6`), as Zeek and
+    /// the Community ID spec key ICMP: its type, then the counterpart type
+    /// of a request/reply type or the code of a one-way type.
     #[inline]
     pub fn flow_ports(&self, v6: bool) -> (u16, u16) {
         let t = self.msg_type();

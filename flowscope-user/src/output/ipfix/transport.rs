@@ -139,7 +139,9 @@ enum Command {
     Flush,
 }
 
-/// An IPFIX exporter to one collector. See the [module docs](self).
+/// An IPFIX exporter to one collector: the caller copies each record into
+/// a bounded queue without blocking (a full queue drops the record and
+/// counts it), and a sender thread packs them into messages over UDP or TCP.
 #[derive(Debug)]
 pub struct IpfixExporter {
     tx: Option<SyncSender<Command>>,
