@@ -12,7 +12,7 @@
 //! they were (nothing on the path verifies them).
 //!
 //! The replay is generated chunk by chunk into one reused buffer
-//! ([`Replay::fill`]), so a million flows need the templates and one chunk
+//! ([`Sessions::fill`]), so a million flows need the templates and one chunk
 //! in memory, not every frame of every copy.
 
 use std::collections::HashMap;

@@ -5,7 +5,7 @@
 //! in-memory frames in the same process, runs interleaved.
 //!
 //! [`workload`] builds or loads the frames, [`run`] times one contender on
-//! one workload, and [`bench`] runs everything and prints a Markdown table
+//! one workload, and [`bench()`] runs everything and prints a Markdown table
 //! of medians (min–max) and median ratios. [`hint`] compares plain and
 //! XDP-hinted extraction alone (`trackbench --hints`).
 

@@ -18,7 +18,7 @@ const CALLER_BATCH: usize = 64;
 pub enum Contender {
     /// Our `FlowTracker::track`, one packet per call.
     Track,
-    /// Our `FlowTracker::track_batch`, [`CALLER_BATCH`] packets per call.
+    /// Our `FlowTracker::track_batch`, 64 packets per call (`CALLER_BATCH`).
     TrackBatch,
     /// flowscope 0.3.0's `FlowTracker::track`.
     V03,
