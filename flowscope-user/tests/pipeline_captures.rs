@@ -311,6 +311,51 @@ fn fragmented_dns_answers_match_zeek() {
     }
 }
 
+#[test]
+fn flows_only_holds_no_fragments_and_tracks_the_same_flows() {
+    for pcap in [
+        "ndpi__dns_fragmented.pcap",
+        "zeek__ipv4_fragmented-3.pcap",
+        "zeek__ipv6-fragmented-dns.pcap",
+        "sanders__ipv6_fragments.pcapng",
+    ] {
+        let counters = |l7| {
+            let config = PipelineConfig {
+                l7,
+                ..PipelineConfig::default()
+            };
+            let mut reader = PcapReader::open(format!("{PCAPS}/{pcap}")).expect("open capture");
+            let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), config);
+            let mut out = Output::default();
+            while let Some(view) = reader.next_packet().expect("capture reads to the end") {
+                pipeline.process(view, &mut out);
+            }
+            pipeline.finish(&mut out);
+            pipeline.counters()
+        };
+        let (full, flows_only) = (counters(PipelineConfig::default().l7), counters(None));
+        assert!(
+            full.fragments.fragments > 0,
+            "{pcap}: fragments reassembled with L7"
+        );
+        assert_eq!(
+            flows_only.fragments.fragments, 0,
+            "{pcap}: no parser, so no fragment is held"
+        );
+        let (a, b) = (&full.tracker, &flows_only.tracker);
+        assert_eq!(
+            (a.packets, a.packets_matched, a.packets_unmatched),
+            (b.packets, b.packets_matched, b.packets_unmatched),
+            "{pcap}: the same packets in flows"
+        );
+        assert_eq!(
+            (a.flows_created, a.flows_ended),
+            (b.flows_created, b.flows_ended),
+            "{pcap}: the same flows"
+        );
+    }
+}
+
 /// sha256 of `b`, first 16 hex digits (the oracle's format).
 fn sha16(b: &[u8]) -> String {
     Sha256::digest(b)

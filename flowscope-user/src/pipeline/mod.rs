@@ -123,7 +123,8 @@ pub struct PipelineConfig {
     pub stream_depth: Option<u64>,
     /// IP fragment reassembly, whose datagrams go to the parsers; `None`
     /// gives them none (the tracker takes fragments as they are either
-    /// way). Default on.
+    /// way). Default on; off whatever it says when `l7` is `None` (no
+    /// parser would take a datagram).
     pub fragments: Option<FragConfig>,
     /// Session parsing; `None` tracks flows only (no TCP reassembly, no
     /// parsers). Default on.
@@ -290,7 +291,11 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
             tunnels: tunnels::Tunnels::default(),
         };
         Self {
-            fragments: config.fragments.map(FragmentReassembler::new),
+            fragments: config
+                .l7
+                .as_ref()
+                .and(config.fragments)
+                .map(FragmentReassembler::new),
             tracker,
             core,
             frames: 0,
