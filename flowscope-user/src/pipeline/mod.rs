@@ -366,6 +366,11 @@ impl<E: FlowExtractor<Key = FiveTupleKey>> Pipeline<E> {
         views: &[PacketView<'_>],
         sink: &mut impl PipelineSink<FiveTupleKey>,
     ) {
+        if self.fragments.is_none() {
+            // No frame leaves the batch: the tracker reads each first.
+            self.track_run(views, sink);
+            return;
+        }
         let mut run = 0;
         for (i, view) in views.iter().enumerate() {
             // This scan is the first to read each frame: have the next
