@@ -17,6 +17,7 @@ use flowscope_common::{
     config::{JUMP_FILTER, JUMP_SLOTS, MAX_XSK_SLOTS, MODE_COUNT_ONLY},
     counters::{CpuBlock, KindBlock, frame_kind},
     frag::{FRAG_SLOTS, FragEntry, frag_slot},
+    frame::L4Class,
     hash::xsk_slot,
     meta::{self, Parsed, XdpMeta},
 };
@@ -135,7 +136,11 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
         bump(slot, len);
     }
     if anomalies != 0 {
-        count_anomalies(parsed, anomaly_block, anomalies);
+        count_anomalies(anomaly_block, anomalies);
+    }
+    let syn = anomalies & Anomaly::Syn.bit() != 0;
+    if syn || l4 == L4Class::Udp as u8 {
+        count_scans(parsed, syn);
     }
     if global(&FILTER_ON) != 0 {
         // SAFETY: a tail call with the context the kernel passed in; it
@@ -235,7 +240,7 @@ fn write_meta(ctx: &XdpContext, m: &XdpMeta) {
 }
 
 #[inline(always)]
-fn count_anomalies(p: &Parsed, block: &mut AnomalyBlock, mask: u64) {
+fn count_anomalies(block: &mut AnomalyBlock, mask: u64) {
     // One step per bit set (a frame raises one or two kinds), the bit's
     // index computed without branches so the verifier sees one state.
     let mut rest = mask;
@@ -247,10 +252,17 @@ fn count_anomalies(p: &Parsed, block: &mut AnomalyBlock, mask: u64) {
         rest ^= low;
         block.counts[bit_index(low)] += 1;
     }
-    if mask & Anomaly::Syn.bit() != 0 {
+}
+
+/// Feeds the scan sketches: a SYN's destination, and the destination port
+/// of a SYN or of a UDP datagram (a probe, whether or not it raised an
+/// anomaly) once per (source, port) pair.
+#[inline(always)]
+fn count_scans(p: &Parsed, syn: bool) {
+    if syn {
         sketch_add(SKETCH_SYN_DST, &p.dst, p.family);
     }
-    let probe = mask & Anomaly::Syn.bit() != 0 || (p.meta.ip_proto == 17 && p.dport != 0);
+    let probe = syn || (p.meta.ip_proto == 17 && p.dport != 0);
     if probe && first_time_pair(p) {
         sketch_add(SKETCH_SRC_PORTS, &p.src, p.family);
     }

@@ -278,14 +278,15 @@ fn sketches_rank_syn_targets_and_port_scanners() {
             );
         }
     }
-    // One scanner touches 40 distinct ports, twice each; another host 3 ports.
+    // One scanner touches 40 distinct ports with SYNs, twice each; another
+    // 20 ports with plain UDP datagrams (no anomaly kind), twice each.
     for _ in 0..2 {
         for port in 1..=40u16 {
             run(&mut dp, &tcp_frame(v4a(66), v4b(5), 50000, port, 0x02, &[]));
         }
-    }
-    for port in [53u16, 123, 161] {
-        run(&mut dp, &udp_frame(v4a(7), 5000, port));
+        for port in 1000..1020u16 {
+            run(&mut dp, &udp_frame(v4a(7), 5000, port));
+        }
     }
     let snap = dp.take_sketches().unwrap();
     let syn = flowscope::anomaly::top_offenders(&snap.syn_dst, 3);
@@ -310,6 +311,16 @@ fn sketches_rank_syn_targets_and_port_scanners() {
         (36..=42).contains(&scanners[0].estimate),
         "distinct ports {}",
         scanners[0].estimate
+    );
+    assert_eq!(
+        scanners[1].addr,
+        std::net::IpAddr::from(v4a(7)),
+        "the UDP scanner is next: {scanners:?}"
+    );
+    assert!(
+        (17..=22).contains(&scanners[1].estimate),
+        "distinct UDP ports {}",
+        scanners[1].estimate
     );
     // Reset: the next interval starts empty.
     let empty = dp.take_sketches().unwrap();
