@@ -68,6 +68,11 @@ fn run(pcap: &str) -> Output {
 }
 
 fn run_with(pcap: &str, config: PipelineConfig) -> Output {
+    replay(pcap, config).0
+}
+
+/// What the pipeline produced for `pcap`, and the pipeline after it.
+fn replay(pcap: &str, config: PipelineConfig) -> (Output, Pipeline<FiveTuple>) {
     let mut reader = PcapReader::open(format!("{PCAPS}/{pcap}")).expect("open capture");
     let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), config);
     let mut out = Output::default();
@@ -75,7 +80,7 @@ fn run_with(pcap: &str, config: PipelineConfig) -> Output {
         pipeline.process(view, &mut out);
     }
     pipeline.finish(&mut out);
-    out
+    (out, pipeline)
 }
 
 fn http(out: &Output) -> Vec<&HttpRecord> {
@@ -324,14 +329,7 @@ fn flows_only_holds_no_fragments_and_tracks_the_same_flows() {
                 l7,
                 ..PipelineConfig::default()
             };
-            let mut reader = PcapReader::open(format!("{PCAPS}/{pcap}")).expect("open capture");
-            let mut pipeline = Pipeline::new(FiveTuple::bidirectional(), config);
-            let mut out = Output::default();
-            while let Some(view) = reader.next_packet().expect("capture reads to the end") {
-                pipeline.process(view, &mut out);
-            }
-            pipeline.finish(&mut out);
-            pipeline.counters()
+            replay(pcap, config).1.counters()
         };
         let (full, flows_only) = (counters(PipelineConfig::default().l7), counters(None));
         assert!(
