@@ -139,8 +139,9 @@ pub fn flowscope(ctx: XdpContext) -> u32 {
         count_anomalies(anomaly_block, anomalies);
     }
     let syn = anomalies & Anomaly::Syn.bit() != 0;
-    if syn || l4 == L4Class::Udp as u8 {
-        count_scans(parsed, syn);
+    let udp = l4 == L4Class::Udp as u8;
+    if syn || udp {
+        count_scans(parsed, syn, udp);
     }
     if global(&FILTER_ON) != 0 {
         // SAFETY: a tail call with the context the kernel passed in; it
@@ -258,11 +259,11 @@ fn count_anomalies(block: &mut AnomalyBlock, mask: u64) {
 /// of a SYN or of a UDP datagram (a probe, whether or not it raised an
 /// anomaly) once per (source, port) pair.
 #[inline(always)]
-fn count_scans(p: &Parsed, syn: bool) {
+fn count_scans(p: &Parsed, syn: bool, udp: bool) {
     if syn {
         sketch_add(SKETCH_SYN_DST, &p.dst, p.family);
     }
-    let probe = syn || (p.meta.ip_proto == 17 && p.dport != 0);
+    let probe = syn || (udp && p.dport != 0);
     if probe && first_time_pair(p) {
         sketch_add(SKETCH_SRC_PORTS, &p.src, p.family);
     }
