@@ -4,21 +4,11 @@
 //! status comes from the parser's `status()`.
 
 /// Implements `SessionParser<R>` for `$parser`, which emits `$record` and
-/// counts into `L7Counters::$counters`; with `reusable`, the parser's own
-/// `reuse()` lets the driver take it for another flow.
+/// counts into `L7Counters::$counters`. Optional methods after that: with
+/// `reusable`, the parser's own `reuse()` lets the driver take it for
+/// another flow; with `prefetch`, its own `prefetch()` is the trait's.
 macro_rules! impl_stream_session_parser {
-    ($parser:ty, $record:ty, $counters:ident, reusable) => {
-        impl_stream_session_parser!($parser, $record, $counters, {
-            fn reset(&mut self) -> bool {
-                self.reuse();
-                true
-            }
-        });
-    };
-    ($parser:ty, $record:ty, $counters:ident) => {
-        impl_stream_session_parser!($parser, $record, $counters, {});
-    };
-    ($parser:ty, $record:ty, $counters:ident, { $($extra:tt)* }) => {
+    ($parser:ty, $record:ty, $counters:ident $(, $optional:ident)*) => {
         impl<R: From<$record>> $crate::session::SessionParser<R> for $parser {
             fn on_data(
                 &mut self,
@@ -55,7 +45,23 @@ macro_rules! impl_stream_session_parser {
                 into.$counters.add(self.counters());
             }
 
-            $($extra)*
+            $(stream_parser_method!($parser, $optional);)*
+        }
+    };
+}
+
+/// One optional method of [`impl_stream_session_parser`].
+macro_rules! stream_parser_method {
+    ($parser:ty, reusable) => {
+        fn reset(&mut self) -> bool {
+            self.reuse();
+            true
+        }
+    };
+    ($parser:ty, prefetch) => {
+        #[inline(always)]
+        fn prefetch(&self) {
+            <$parser>::prefetch(self);
         }
     };
 }

@@ -256,11 +256,12 @@ impl<S: PipelineSink<FiveTupleKey>> EventSink<FiveTupleKey> for Stage<'_, S> {
     }
 
     #[inline(always)]
-    fn prefetch_deep(&mut self, slot: u32) {
-        match self.core.flows.get(slot as usize).map(|s| &s.0) {
-            Some(FlowState::Stream(f)) => f.session.prefetch(),
-            Some(FlowState::Datagram(d)) => d.prefetch(),
-            Some(FlowState::Empty) | None => {}
+    fn prefetch_deep(&mut self, slot: u32, depth: usize) {
+        match (self.core.flows.get(slot as usize).map(|s| &s.0), depth) {
+            (Some(FlowState::Stream(f)), 1) => f.session.prefetch(),
+            (Some(FlowState::Stream(f)), _) => f.session.prefetch_parser_data(),
+            (Some(FlowState::Datagram(d)), 1) => d.prefetch(),
+            _ => {}
         }
     }
 }

@@ -191,6 +191,12 @@ pub trait SessionParser<R>: Send {
     fn reset(&mut self) -> bool {
         false
     }
+
+    /// The flow's next bytes are due soon, and this parser is probably in
+    /// the cache already: prefetch what it keeps elsewhere that they will
+    /// read (the pipeline calls this a few packets ahead). Default:
+    /// nothing.
+    fn prefetch(&self) {}
 }
 
 /// Parses one UDP flow's datagrams. One instance per flow.

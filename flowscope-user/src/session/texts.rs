@@ -56,6 +56,14 @@ impl Texts {
         self.slots.resize(fields, Slot::Unset);
     }
 
+    /// Prefetches its fields and the start of its text, which live apart
+    /// from it.
+    #[inline(always)]
+    pub fn prefetch(&self) {
+        crate::tracker::prefetch(self.slots.as_ptr(), size_of_val(self.slots.as_slice()));
+        crate::tracker::prefetch(self.buf.as_ptr(), FIRST_CAPACITY.min(self.buf.len()));
+    }
+
     /// Bytes of memory it holds, text and fields.
     pub fn footprint(&self) -> usize {
         self.buf.capacity() + self.slots.capacity() * size_of::<Slot>()

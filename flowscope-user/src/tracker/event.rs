@@ -295,13 +295,14 @@ pub trait EventSink<K> {
         let _ = slot;
     }
 
-    /// Half a prefetch distance after [`prefetch`](Self::prefetch) of the
-    /// same `slot`, when what it asked for has probably arrived: a sink
-    /// whose per-slot state points elsewhere prefetches that now. Default:
-    /// nothing.
+    /// Called twice after [`prefetch`](Self::prefetch) of the same `slot`,
+    /// a few packets apart, when what the call before asked for has
+    /// probably arrived: at `depth` 1 a sink whose per-slot state points
+    /// elsewhere prefetches that, at `depth` 2 what that points to.
+    /// Default: nothing.
     #[inline(always)]
-    fn prefetch_deep(&mut self, slot: u32) {
-        let _ = slot;
+    fn prefetch_deep(&mut self, slot: u32, depth: usize) {
+        let _ = (slot, depth);
     }
 }
 

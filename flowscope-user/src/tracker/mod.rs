@@ -88,6 +88,15 @@ const CACHED_RECORDS_BYTES: usize = 256 << 10;
 const PIPELINE: usize = 32;
 const _: () = assert!(2 * LEAD < PIPELINE);
 
+/// The calls of [`EventSink::prefetch_deep`] for one packet, after the
+/// record's prefetch and before the packet is processed.
+const DEEP_STAGES: usize = 2;
+
+/// Packets between the record's prefetch and the first deep stage, and
+/// between one deep stage and the next.
+const DEEP_STEP: usize = LEAD / (DEEP_STAGES + 1);
+const _: () = assert!(DEEP_STEP > 0);
+
 /// Buckets of the timer wheel (one tick each).
 const WHEEL_BUCKETS: usize = 4096;
 
@@ -314,11 +323,12 @@ impl<E: FlowExtractor> FlowTracker<E> {
 
     /// Tracks packets in order, software-pipelined: packet `i` is extracted
     /// and hashed and its index entry prefetched; `LEAD` (8) packets later
-    /// the record that entry points at is prefetched, half a `LEAD` later
-    /// what the sink's per-slot state points to
-    /// ([`EventSink::prefetch_deep`]), and after another half the packet is
-    /// processed. The cache misses of about sixteen packets are in flight at
-    /// once instead of being paid one after the other. The headers of each
+    /// the record that entry points at is prefetched (and the sink's
+    /// per-slot state), [`DEEP_STEP`] packets later what that state points
+    /// to, as many packets later what that points to
+    /// ([`EventSink::prefetch_deep`]), and `LEAD` packets after the record
+    /// the packet is processed. The cache misses of about sixteen packets
+    /// are in flight at once instead of being paid one after the other. The headers of each
     /// frame are prefetched `LEAD` packets before it is
     /// extracted (frames fresh from a NIC ring or a capture file are rarely
     /// in the core's caches).
@@ -354,14 +364,17 @@ impl<E: FlowExtractor> FlowTracker<E> {
             {
                 self.prefetch_record(p, sink);
             }
-            if i >= LEAD + LEAD / 2
-                && i - LEAD - LEAD / 2 < n
-                && let Some(Pending {
-                    record: Some((slot, _)),
-                    ..
-                }) = ring.get((i - LEAD - LEAD / 2) % PIPELINE)
-            {
-                sink.prefetch_deep(*slot);
+            for depth in 1..=DEEP_STAGES {
+                let ahead = LEAD + depth * DEEP_STEP;
+                if i >= ahead
+                    && i - ahead < n
+                    && let Some(Pending {
+                        record: Some((slot, _)),
+                        ..
+                    }) = ring.get((i - ahead) % PIPELINE)
+                {
+                    sink.prefetch_deep(*slot, depth);
+                }
             }
             if i >= 2 * LEAD
                 && let (Some(view), Some(p)) =

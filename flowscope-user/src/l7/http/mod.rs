@@ -26,15 +26,15 @@
 mod body;
 mod factory;
 mod head;
+mod queue;
 
 pub use self::factory::HttpFactory;
-
-use std::collections::VecDeque;
 
 use serde::Serialize;
 
 use self::body::{Body, BodyStep, Chunk};
 use self::head::{Framing, Parsed, Start};
+use self::queue::Requests;
 use super::carry::Carry;
 use crate::session::{RecordSink, Side, Texts};
 
@@ -135,6 +135,12 @@ impl HttpRecord {
     /// The storage its text fields were written into, for another record.
     pub fn into_buffer(self) -> Texts {
         self.text
+    }
+
+    /// Prefetches its text, which pairing with a response reads and extends.
+    #[inline(always)]
+    fn prefetch_text(&self) {
+        self.text.prefetch();
     }
 
     fn set_lossy(&mut self, field: HttpField, value: Option<&[u8]>) {
@@ -384,7 +390,7 @@ impl Half {
 #[derive(Debug)]
 struct Pairing {
     max_pending: usize,
-    pending: VecDeque<HttpRecord>,
+    pending: Requests,
     /// Exchange whose response body is being read.
     current: Option<HttpRecord>,
     counters: HttpCounters,
@@ -450,7 +456,7 @@ impl HttpParser {
             server: Half::new(config.max_header_bytes),
             pairing: Pairing {
                 max_pending: config.max_pending_requests,
-                pending: VecDeque::new(),
+                pending: Requests::default(),
                 current: None,
                 counters: HttpCounters::default(),
                 tunnel: false,
@@ -489,6 +495,13 @@ impl HttpParser {
         *current = None;
         *counters = HttpCounters::default();
         (*tunnel, *responses_lost, *pipelining, *requests) = (false, false, false, 0);
+    }
+
+    /// Prefetches what the next message reads beyond the parser itself:
+    /// the text of the request the next response answers.
+    #[inline(always)]
+    pub fn prefetch(&self) {
+        self.pairing.pending.prefetch();
     }
 
     /// Counters of this flow so far.
@@ -570,7 +583,7 @@ impl HttpParser {
             let p = &mut self.pairing;
             p.finish_current(out);
             p.counters.unanswered_requests += p.pending.len() as u64;
-            for rec in p.pending.drain(..) {
+            for rec in p.pending.drain() {
                 out.emit(rec);
             }
         }
