@@ -324,12 +324,12 @@ impl<E: FlowExtractor> FlowTracker<E> {
     /// Tracks packets in order, software-pipelined: packet `i` is extracted
     /// and hashed and its index entry prefetched; `LEAD` (8) packets later
     /// the record that entry points at is prefetched (and the sink's
-    /// per-slot state), [`DEEP_STEP`] packets later what that state points
-    /// to, as many packets later what that points to
+    /// per-slot state), `DEEP_STEP` (2) packets later what that state
+    /// points to, as many packets later what that points to
     /// ([`EventSink::prefetch_deep`]), and `LEAD` packets after the record
     /// the packet is processed. The cache misses of about sixteen packets
-    /// are in flight at once instead of being paid one after the other. The headers of each
-    /// frame are prefetched `LEAD` packets before it is
+    /// are in flight at once instead of being paid one after the other.
+    /// The headers of each frame are prefetched `LEAD` packets before it is
     /// extracted (frames fresh from a NIC ring or a capture file are rarely
     /// in the core's caches).
     pub fn track_batch(&mut self, views: &[PacketView<'_>], sink: &mut impl EventSink<E::Key>) {
