@@ -137,6 +137,13 @@ pub(super) struct FlowSlot(FlowState);
 /// the [module docs](super)).
 pub const FLOW_STATE_BYTES: usize = std::mem::size_of::<FlowSlot>();
 
+/// Bytes from the start of a frame the parsers read, as far as the
+/// tracker's batch path prefetches them: an HTTP request or response head
+/// in its segment (a few hundred bytes; a response's body is skipped
+/// unread, and the rest of a long head follows by the hardware's own
+/// prefetch).
+const PARSED_FRAME_BYTES: usize = 640;
+
 /// The state of `slot`, `flows` grown to it if it is the first use of that
 /// slot (within the capacity reserved: never a reallocation).
 fn slot_state(flows: &mut Vec<FlowSlot>, slot: u32) -> Option<&mut FlowState> {
@@ -245,6 +252,15 @@ impl<S: PipelineSink<FiveTupleKey>> EventSink<FiveTupleKey> for Stage<'_, S> {
                 }
             }
             other => self.sink.event(&other),
+        }
+    }
+
+    #[inline(always)]
+    fn frame_bytes(&self) -> usize {
+        if self.core.enabled {
+            PARSED_FRAME_BYTES
+        } else {
+            0
         }
     }
 

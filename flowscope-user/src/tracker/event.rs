@@ -285,6 +285,16 @@ pub trait EventSink<K> {
     /// Called once per event, in order.
     fn event(&mut self, event: FlowEvent<'_, K>);
 
+    /// Bytes from the start of each frame that the sink reads when it
+    /// takes the packet (payload parsers), which
+    /// [`FlowTracker::track_batch`](super::FlowTracker::track_batch)
+    /// prefetches with the headers when it prefetches records. Default: 0,
+    /// the headers only.
+    #[inline(always)]
+    fn frame_bytes(&self) -> usize {
+        0
+    }
+
     /// A packet of the flow in `slot` (probably: the tracker's guess before
     /// it compares keys) will soon be an event:
     /// [`FlowTracker::track_batch`](super::FlowTracker::track_batch) calls

@@ -166,8 +166,16 @@ fn nanos(d: std::time::Duration) -> u64 {
 /// Prefetches the headers of `views[i]`, if there is one.
 #[inline(always)]
 pub(crate) fn prefetch_frame(views: &[PacketView<'_>], i: usize) {
+    prefetch_frame_bytes(views, i, FRAME_HEADERS);
+}
+
+/// Prefetches the first `bytes` of frame `i` (its headers at least), if
+/// there is one.
+#[inline(always)]
+fn prefetch_frame_bytes(views: &[PacketView<'_>], i: usize, bytes: usize) {
     if let Some(view) = views.get(i) {
-        prefetch::prefetch(view.frame.as_ptr(), FRAME_HEADERS);
+        let len = view.frame.len().min(bytes).max(FRAME_HEADERS);
+        prefetch::prefetch(view.frame.as_ptr(), len);
     }
 }
 
@@ -329,9 +337,10 @@ impl<E: FlowExtractor> FlowTracker<E> {
     /// ([`EventSink::prefetch_deep`]), and `LEAD` packets after the record
     /// the packet is processed. The cache misses of about sixteen packets
     /// are in flight at once instead of being paid one after the other.
-    /// The headers of each frame are prefetched `LEAD` packets before it is
-    /// extracted (frames fresh from a NIC ring or a capture file are rarely
-    /// in the core's caches).
+    /// The headers of each frame, and as much more as the sink reads
+    /// ([`EventSink::frame_bytes`]), are prefetched `LEAD` packets before it
+    /// is extracted (frames fresh from a NIC ring or a capture file are
+    /// rarely in the core's caches).
     pub fn track_batch(&mut self, views: &[PacketView<'_>], sink: &mut impl EventSink<E::Key>) {
         if self
             .live
@@ -349,8 +358,9 @@ impl<E: FlowExtractor> FlowTracker<E> {
         let mut ring = std::mem::take(&mut self.pending);
         ring.clear();
         let n = views.len();
+        let frame_bytes = sink.frame_bytes();
         for i in 0..n + 2 * LEAD {
-            prefetch_frame(views, i + LEAD);
+            prefetch_frame_bytes(views, i + LEAD, frame_bytes);
             if let Some(view) = views.get(i) {
                 let p = self.extract_prefetched(*view);
                 match ring.get_mut(i % PIPELINE) {
