@@ -137,12 +137,6 @@ impl HttpRecord {
         self.text
     }
 
-    /// Prefetches its text, which pairing with a response reads and extends.
-    #[inline(always)]
-    fn prefetch_text(&self) {
-        self.text.prefetch();
-    }
-
     fn set_lossy(&mut self, field: HttpField, value: Option<&[u8]>) {
         if let Some(v) = value {
             self.text.set_lossy(field as usize, v);

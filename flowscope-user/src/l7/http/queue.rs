@@ -61,7 +61,7 @@ impl Requests {
     #[inline(always)]
     pub fn prefetch(&self) {
         if let Some(rec) = &self.first {
-            rec.prefetch_text();
+            rec.text.prefetch();
         }
     }
 }
