@@ -49,6 +49,10 @@ fn frames(name: &str) -> Vec<Vec<u8>> {
 fn send(bed: &TestBed, frames: Vec<Vec<u8>>) {
     let ifname = bed.gen_if.clone();
     bed.in_gen_ns(move || {
+        // The veth peer runs the program on the sending CPU: one CPU, as
+        // one NIC queue's frames, keeps a datagram's fragments on one
+        // per-CPU fragment table.
+        common::xdp::pinned_cpu();
         let name = std::ffi::CString::new(ifname).unwrap();
         // SAFETY: if_nametoindex reads a NUL-terminated name.
         let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };

@@ -49,9 +49,12 @@ pub fn metadata_block_enabled(test: &str) -> bool {
     }
 }
 
-/// Pins the calling thread to the CPU it runs on (once), so the per-CPU
-/// `COUNTERS` value read after a run is the one the run wrote; that CPU.
-fn pinned_cpu() -> usize {
+/// Pins the calling thread to the CPU it runs on (once); that CPU. The
+/// program's per-CPU state that the thread's frames meet is then one CPU's:
+/// the `COUNTERS` value read after a test run is the one the run wrote, and
+/// frames a thread sends through a veth pair meet one fragment table, as a
+/// NIC queue's frames do on the one CPU its interrupt is bound to.
+pub fn pinned_cpu() -> usize {
     thread_local! {
         static CPU: usize = {
             // SAFETY: sched_getcpu has no preconditions.
