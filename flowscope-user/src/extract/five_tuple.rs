@@ -3,6 +3,7 @@
 use super::{FrameHint, parse};
 use crate::extractor::{Extracted, FlowExtractor, L4Proto, Orientation, Unmatched};
 use crate::view::{LinkType, PacketView};
+use std::cmp::Ordering;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -52,41 +53,121 @@ impl Default for FiveTuple {
 ///
 /// In a bidirectional key, `src` is the lower endpoint (address, then port)
 /// and `dst` the higher; [`FiveTupleKey::oriented`] gives the packet's
-/// direction back. In a directional key they are the packet's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// direction back. In a directional key they are the packet's. Keys are
+/// ordered by source address, destination address, source port,
+/// destination port, protocol, then family.
+///
+/// Each field is written whole and read whole, at one width: the hash and
+/// the comparison read a key right after extraction wrote it, and a read
+/// wider than the stores it spans (the two ports as one word, written as
+/// two) waits for them to retire instead of taking its bytes from them.
+/// Byte arrays keep the key at 38 bytes, aligned to 1, so that it shares
+/// its record's first cache line with what every packet updates.
+#[derive(Clone, Copy, Eq)]
 pub struct FiveTupleKey {
     /// Source address; IPv4 in the first 4 bytes, the rest 0.
     src: [u8; 16],
     dst: [u8; 16],
-    src_port: u16,
-    dst_port: u16,
-    proto: u8,
-    ipv6: bool,
+    /// Source port | destination port << 16, native byte order.
+    ports: [u8; 4],
+    /// Protocol | 1 for IPv6 << 8, native byte order.
+    meta: [u8; 2],
 }
 
-/// Every field in as few words as they fit rather than the derive's eight
-/// calls, the flow table hashes a key per packet: one 128-bit word for an
-/// IPv4 key (whose address bytes past the fourth are always zero), three for
+impl FiveTupleKey {
+    /// A key from its fields.
+    #[inline(always)]
+    const fn of(
+        src: [u8; 16],
+        dst: [u8; 16],
+        sport: u16,
+        dport: u16,
+        proto: u8,
+        ipv6: bool,
+    ) -> Self {
+        Self {
+            src,
+            dst,
+            ports: (sport as u32 | (dport as u32) << 16).to_ne_bytes(),
+            meta: (proto as u16 | (ipv6 as u16) << 8).to_ne_bytes(),
+        }
+    }
+
+    /// Ports, protocol and family in one word: ports in bits 0–31,
+    /// protocol 32–39, IPv6 bit 40.
+    #[inline(always)]
+    fn rest(&self) -> u64 {
+        u64::from(u32::from_ne_bytes(self.ports)) | u64::from(u16::from_ne_bytes(self.meta)) << 32
+    }
+}
+
+impl PartialEq for FiveTupleKey {
+    /// Field by field at the widths they are stored with, without
+    /// branches.
+    #[inline(always)]
+    fn eq(&self, other: &Self) -> bool {
+        (u128::from_ne_bytes(self.src) == u128::from_ne_bytes(other.src))
+            & (u128::from_ne_bytes(self.dst) == u128::from_ne_bytes(other.dst))
+            & (self.ports == other.ports)
+            & (self.meta == other.meta)
+    }
+}
+
+/// Every field in as few words as they fit rather than one call per field,
+/// the flow table hashes a key per packet: one 128-bit word for an IPv4
+/// key (whose address bytes past the fourth are always zero), three for
 /// IPv6.
 impl Hash for FiveTupleKey {
     #[inline]
     fn hash<H: Hasher>(&self, h: &mut H) {
-        let rest = u64::from(self.src_port)
-            | u64::from(self.dst_port) << 16
-            | u64::from(self.proto) << 32
-            | u64::from(self.ipv6) << 40;
-        match (self.ipv6, self.src.first_chunk(), self.dst.first_chunk()) {
+        match (
+            self.is_ipv6(),
+            self.src.first_chunk(),
+            self.dst.first_chunk(),
+        ) {
             (false, Some(&src), Some(&dst)) => {
                 let addrs =
                     u64::from(u32::from_ne_bytes(src)) | u64::from(u32::from_ne_bytes(dst)) << 32;
-                h.write_u128(u128::from(addrs) | u128::from(rest) << 64);
+                h.write_u128(u128::from(addrs) | u128::from(self.rest()) << 64);
             }
             _ => {
                 h.write_u128(u128::from_ne_bytes(self.src));
                 h.write_u128(u128::from_ne_bytes(self.dst));
-                h.write_u64(rest);
+                h.write_u64(self.rest());
             }
         }
+    }
+}
+
+impl Ord for FiveTupleKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let fields = |k: &Self| {
+            (
+                k.src,
+                k.dst,
+                k.src_port(),
+                k.dst_port(),
+                k.protocol(),
+                k.is_ipv6(),
+            )
+        };
+        fields(self).cmp(&fields(other))
+    }
+}
+
+impl PartialOrd for FiveTupleKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::fmt::Debug for FiveTupleKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FiveTupleKey")
+            .field("src", &self.src())
+            .field("dst", &self.dst())
+            .field("proto", &self.protocol())
+            .finish()
     }
 }
 
@@ -97,26 +178,12 @@ impl FiveTupleKey {
         let mut d = [0; 16];
         s[..4].copy_from_slice(&src.octets());
         d[..4].copy_from_slice(&dst.octets());
-        Self {
-            src: s,
-            dst: d,
-            src_port,
-            dst_port,
-            proto,
-            ipv6: false,
-        }
+        Self::of(s, d, src_port, dst_port, proto, false)
     }
 
     /// An IPv6 key in the given order.
     pub fn from_v6(src: Ipv6Addr, src_port: u16, dst: Ipv6Addr, dst_port: u16, proto: u8) -> Self {
-        Self {
-            src: src.octets(),
-            dst: dst.octets(),
-            src_port,
-            dst_port,
-            proto,
-            ipv6: true,
-        }
+        Self::of(src.octets(), dst.octets(), src_port, dst_port, proto, true)
     }
 
     /// A key in the given order; `None` when the families differ.
@@ -133,7 +200,7 @@ impl FiveTupleKey {
     }
 
     fn addr(&self, a: [u8; 16]) -> IpAddr {
-        if self.ipv6 {
+        if self.is_ipv6() {
             IpAddr::V6(Ipv6Addr::from(a))
         } else {
             IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))
@@ -152,42 +219,42 @@ impl FiveTupleKey {
 
     /// Source port (0 for protocols without ports).
     pub fn src_port(&self) -> u16 {
-        self.src_port
+        u32::from_ne_bytes(self.ports) as u16
     }
 
     /// Destination port (0 for protocols without ports).
     pub fn dst_port(&self) -> u16 {
-        self.dst_port
+        (u32::from_ne_bytes(self.ports) >> 16) as u16
     }
 
     /// Source address and port.
     pub fn src(&self) -> SocketAddr {
-        SocketAddr::new(self.src_ip(), self.src_port)
+        SocketAddr::new(self.src_ip(), self.src_port())
     }
 
     /// Destination address and port.
     pub fn dst(&self) -> SocketAddr {
-        SocketAddr::new(self.dst_ip(), self.dst_port)
+        SocketAddr::new(self.dst_ip(), self.dst_port())
     }
 
     /// IP protocol number.
     pub fn protocol(&self) -> u8 {
-        self.proto
+        u16::from_ne_bytes(self.meta) as u8
     }
 
     /// Transport protocol.
     pub fn proto(&self) -> L4Proto {
-        L4Proto::from_number(self.proto)
+        L4Proto::from_number(self.protocol())
     }
 
     /// True for IPv6.
     pub fn is_ipv6(&self) -> bool {
-        self.ipv6
+        u16::from_ne_bytes(self.meta) >> 8 == 1
     }
 
     /// True if either side uses `port`.
     pub fn either_port(&self, port: u16) -> bool {
-        self.src_port == port || self.dst_port == port
+        self.src_port() == port || self.dst_port() == port
     }
 
     /// Source and destination swapped.
@@ -196,9 +263,8 @@ impl FiveTupleKey {
         Self {
             src: self.dst,
             dst: self.src,
-            src_port: self.dst_port,
-            dst_port: self.src_port,
-            ..*self
+            ports: u32::from_ne_bytes(self.ports).rotate_left(16).to_ne_bytes(),
+            meta: self.meta,
         }
     }
 
@@ -216,8 +282,8 @@ impl FiveTupleKey {
     #[inline]
     pub fn canonical(&self) -> (Self, Orientation) {
         // Big-endian u128 order is the byte order of the addresses.
-        let src = (u128::from_be_bytes(self.src), self.src_port);
-        let dst = (u128::from_be_bytes(self.dst), self.dst_port);
+        let src = (u128::from_be_bytes(self.src), self.src_port());
+        let dst = (u128::from_be_bytes(self.dst), self.dst_port());
         if dst < src {
             (self.reversed(), Orientation::Reverse)
         } else {
@@ -271,14 +337,7 @@ impl FiveTuple {
     /// What the tracker gets for a packet with these headers.
     #[inline(always)]
     fn extracted(&self, vlan: [u16; 2], ip: &parse::Ip, l4: &parse::L4) -> Extracted<FiveTupleKey> {
-        let key = FiveTupleKey {
-            src: ip.src,
-            dst: ip.dst,
-            src_port: l4.src_port,
-            dst_port: l4.dst_port,
-            proto: ip.proto,
-            ipv6: ip.ipv6,
-        };
+        let key = FiveTupleKey::of(ip.src, ip.dst, l4.src_port, l4.dst_port, ip.proto, ip.ipv6);
         let (key, orientation) = if self.bidirectional {
             key.canonical()
         } else {
@@ -330,6 +389,53 @@ impl FlowExtractor for FiveTuple {
         match view.hint {
             Some(hint) => self.extract_with(view, Some(&hint)),
             None => self.extract_with(view, None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A key's fields, as the key was built from them.
+    type Fields = ([u8; 16], [u8; 16], u16, u16, u8, bool);
+
+    fn key(f: Fields) -> FiveTupleKey {
+        FiveTupleKey::of(f.0, f.1, f.2, f.3, f.4, f.5)
+    }
+
+    fn fields() -> impl Strategy<Value = Fields> {
+        // Few distinct values per field, so that equal fields are common.
+        let addr = prop_oneof![Just([0; 16]), Just([1; 16]), any::<[u8; 16]>()];
+        let port = prop_oneof![Just(0u16), Just(80), any::<u16>()];
+        (
+            addr.clone(),
+            addr,
+            port.clone(),
+            port,
+            0u8..3,
+            any::<bool>(),
+        )
+    }
+
+    proptest! {
+        /// The packed key reads back its fields, swaps them when reversed,
+        /// and orders, compares and hashes as the tuple of its fields.
+        #[test]
+        fn the_key_behaves_as_its_fields(a in fields(), b in fields()) {
+            let (ka, kb) = (key(a), key(b));
+            prop_assert_eq!(
+                (ka.src, ka.dst, ka.src_port(), ka.dst_port(), ka.protocol(), ka.is_ipv6()),
+                a
+            );
+            prop_assert_eq!(ka.reversed(), key((a.1, a.0, a.3, a.2, a.4, a.5)));
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            prop_assert_eq!(ka == kb, a == b);
+            if a == b {
+                let h = ahash::RandomState::with_seeds(1, 2, 3, 4);
+                prop_assert_eq!(h.hash_one(ka), h.hash_one(kb));
+            }
         }
     }
 }
