@@ -207,6 +207,19 @@ fn captured_longer_than_original_is_counted_malformed() {
     );
 }
 
+/// Worker counts outside 1..=1024 are refused before any worker (and its
+/// preallocated table) exists: a flow ID keeps its worker's index in 16
+/// bits.
+#[test]
+fn worker_counts_out_of_range() {
+    let path = Path::new(PCAPS).join(GOOD);
+    for n in ["0", "1025", "70000"] {
+        let o = flowscope(&["read", "--workers", n, path.to_str().unwrap()]);
+        assert_one_error(&o, &["--workers", n, "1..=1024"]);
+        assert!(o.stdout.is_empty(), "--workers {n}: records written");
+    }
+}
+
 #[test]
 fn unknown_format() {
     let path = Path::new(PCAPS).join(GOOD);

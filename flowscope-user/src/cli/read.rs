@@ -15,6 +15,7 @@ use crate::extractor::Unmatched;
 use crate::pcap::{PcapReader, ReaderStats};
 use crate::pipeline::PipelineCounters;
 use crate::reassembly::ipfrag::FragDrop;
+use crate::runtime::MAX_WORKERS;
 use crate::runtime::frames::PcapReport;
 use crate::runtime::offline::{self, OfflineConfig, OfflineReport};
 use crate::tracker::EndReason;
@@ -38,8 +39,8 @@ pub struct ReadArgs {
     /// Record format of `-o -` and `-o FILE`.
     #[arg(long, value_enum, default_value_t = OutputFormat::Eve)]
     pub format: OutputFormat,
-    /// Worker threads (default: one per core); 1 reads, tracks and writes
-    /// on one thread.
+    /// Worker threads, at most 1024 (default: one per core); 1 reads,
+    /// tracks and writes on one thread.
     #[arg(long)]
     pub workers: Option<usize>,
     /// Keep only the frames this tcpdump expression matches (pcap-filter(7)
@@ -81,9 +82,11 @@ pub fn run(args: ReadArgs) -> anyhow::Result<ExitCode> {
         record_ring: 4096,
     })?;
     let workers = match args.workers {
-        Some(0) => anyhow::bail!("--workers 0: must be at least 1"),
+        Some(n) if !(1..=MAX_WORKERS).contains(&n) => {
+            anyhow::bail!("--workers {n}: must be 1..={MAX_WORKERS}")
+        }
         Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS)),
     };
     signal::install(false);
     let file = if args.file.as_os_str() == "-" {

@@ -44,6 +44,12 @@ impl Default for RunConfig {
     }
 }
 
+/// Most workers one run may have. A flow ID keeps its worker's index in
+/// its top 16 bits, and each worker preallocates its whole flow table
+/// before the first packet, so workers far past the cores only cost
+/// memory: 1 024 is more than the cores of the largest hosts.
+pub const MAX_WORKERS: usize = 1024;
+
 impl RunConfig {
     /// Worker `index`'s pipeline: flow IDs from the worker's own range
     /// (its index in the top 16 bits), and the TLS chain's fingerprints

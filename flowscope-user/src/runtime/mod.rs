@@ -30,7 +30,7 @@ mod shard;
 mod worker;
 mod writer;
 
-pub use config::RunConfig;
+pub use config::{MAX_WORKERS, RunConfig};
 #[cfg(target_os = "linux")]
 pub use live::{LiveCapture, LiveReport, LiveSnapshot, LiveWorker};
 #[cfg(target_os = "linux")]

@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::config::{RunConfig, decap, plain};
+use super::config::{MAX_WORKERS, RunConfig, decap, plain};
 use super::frames::{self, FrameTapCounts, PcapReport};
 use super::out::{Backpressure, InlineOut, RecordOut};
 use super::worker::{FlowWorker, WorkerConfig};
@@ -327,6 +327,11 @@ pub fn run<R: Read>(
     stop: &AtomicBool,
     ready: impl FnOnce(),
 ) -> anyhow::Result<OfflineReport> {
+    anyhow::ensure!(
+        (1..=MAX_WORKERS).contains(&cfg.workers),
+        "{} workers: must be 1..={MAX_WORKERS}",
+        cfg.workers
+    );
     if cfg.run.decap {
         run_with(decap, reader, cfg, stop, ready)
     } else {
