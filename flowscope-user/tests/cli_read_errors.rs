@@ -220,6 +220,18 @@ fn worker_counts_out_of_range() {
     }
 }
 
+/// A table far larger than any memory is refused with its flag, not
+/// attempted (every worker preallocates its table).
+#[test]
+fn flow_tables_out_of_range() {
+    let path = Path::new(PCAPS).join(GOOD);
+    for n in ["0", "16777217", "1000000000"] {
+        let o = flowscope(&["read", "--max-flows", n, path.to_str().unwrap()]);
+        assert_one_error(&o, &["--max-flows", n, "1..=16777216"]);
+        assert!(o.stdout.is_empty(), "--max-flows {n}: records written");
+    }
+}
+
 #[test]
 fn unknown_format() {
     let path = Path::new(PCAPS).join(GOOD);

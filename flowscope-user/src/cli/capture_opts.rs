@@ -456,6 +456,7 @@ mod tests {
             ("rotate_secs = 0.0", "--rotate-secs"),
             ("metrics_listen = \"nowhere\"", "--metrics-listen"),
             ("max_flows = 0", "--max-flows"),
+            ("max_flows = 16777217", "--max-flows"),
             ("tcp_timeout = 0.0", "--tcp-timeout"),
             ("udp_timeout = -5.0", "--udp-timeout"),
             ("other_timeout = 0.0", "--other-timeout"),

@@ -33,6 +33,12 @@ use crate::runtime::frames::{PcapConfig, PcapFlows};
 use crate::tracker::TrackerConfig;
 use crate::view::LinkType;
 
+/// Most flows a worker's table may hold. The table and every slot's
+/// pipeline state are allocated whole when the worker starts, so a value
+/// far beyond any memory is refused with its flag instead of aborting in
+/// that allocation.
+const MAX_FLOWS: usize = 1 << 24;
+
 /// Defines an options struct whose fields are all `Option`s, with its
 /// config-file keys and the flags-over-file merge.
 macro_rules! options {
@@ -75,8 +81,9 @@ options! {
         /// `capture` writes nothing.
         #[arg(long, short, value_name = "SPEC")]
         pub output: Option<Vec<String>>,
-        /// Flow table capacity per worker (default 262144); when full the
-        /// least valuable flow is evicted and counted.
+        /// Flow table capacity per worker (default 262144, at most
+        /// 16777216: the table and each flow's state are preallocated);
+        /// when full the least valuable flow is evicted and counted.
         #[arg(long)]
         pub max_flows: Option<usize>,
         /// TCP idle timeout, seconds (default 300).
@@ -209,8 +216,8 @@ impl RunOpts {
     /// A bad value, named with its flag.
     pub fn settings(self, d: Defaults) -> anyhow::Result<RunConfig> {
         let max_flows = self.max_flows.unwrap_or(1 << 18);
-        if max_flows == 0 {
-            bail!("--max-flows 0: must be at least 1");
+        if !(1..=MAX_FLOWS).contains(&max_flows) {
+            bail!("--max-flows {max_flows}: must be 1..={MAX_FLOWS} (per worker)");
         }
         let record_ring = self.record_ring.unwrap_or(d.record_ring);
         if record_ring == 0 {
