@@ -44,10 +44,11 @@ impl Default for RunConfig {
     }
 }
 
-/// Most workers one run may have. A flow ID keeps its worker's index in
-/// its top 16 bits, and each worker preallocates its whole flow table
-/// before the first packet, so workers far past the cores only cost
-/// memory: 1 024 is more than the cores of the largest hosts.
+/// Most workers an offline run (`read`) may have. A flow ID keeps its
+/// worker's index in its top 16 bits, and each worker preallocates its
+/// whole flow table before the first packet, so workers far past the
+/// cores only cost memory: 1 024 is more than the cores of the largest
+/// hosts. (Live workers are one per socket: queues × at most 64.)
 pub const MAX_WORKERS: usize = 1024;
 
 impl RunConfig {
