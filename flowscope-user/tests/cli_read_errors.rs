@@ -207,29 +207,34 @@ fn captured_longer_than_original_is_counted_malformed() {
     );
 }
 
+/// `read FLAG VALUE` on the good capture refuses each value with one line
+/// naming the flag, the value and the allowed `range`, and writes nothing.
+fn refused(flag: &str, values: &[&str], range: &str) {
+    let path = Path::new(PCAPS).join(GOOD);
+    for v in values {
+        let o = flowscope(&["read", flag, v, path.to_str().unwrap()]);
+        assert_one_error(&o, &[flag, v, range]);
+        assert!(o.stdout.is_empty(), "{flag} {v}: records written");
+    }
+}
+
 /// Worker counts outside 1..=1024 are refused before any worker (and its
 /// preallocated table) exists: a flow ID keeps its worker's index in 16
 /// bits.
 #[test]
 fn worker_counts_out_of_range() {
-    let path = Path::new(PCAPS).join(GOOD);
-    for n in ["0", "1025", "70000"] {
-        let o = flowscope(&["read", "--workers", n, path.to_str().unwrap()]);
-        assert_one_error(&o, &["--workers", n, "1..=1024"]);
-        assert!(o.stdout.is_empty(), "--workers {n}: records written");
-    }
+    refused("--workers", &["0", "1025", "70000"], "1..=1024");
 }
 
 /// A table far larger than any memory is refused with its flag, not
 /// attempted (every worker preallocates its table).
 #[test]
 fn flow_tables_out_of_range() {
-    let path = Path::new(PCAPS).join(GOOD);
-    for n in ["0", "16777217", "1000000000"] {
-        let o = flowscope(&["read", "--max-flows", n, path.to_str().unwrap()]);
-        assert_one_error(&o, &["--max-flows", n, "1..=16777216"]);
-        assert!(o.stdout.is_empty(), "--max-flows {n}: records written");
-    }
+    refused(
+        "--max-flows",
+        &["0", "16777217", "1000000000"],
+        "1..=16777216",
+    );
 }
 
 #[test]
