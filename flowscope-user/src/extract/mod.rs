@@ -24,13 +24,14 @@
 //! (see `parse.rs` tests). Given a [`FrameHint`] (what the XDP program found:
 //! VLAN tags, IPv6 extension chain) in [`crate::PacketView::hint`], [`FiveTuple`] reads
 //! tagged frames and IPv6 extension chains at known offsets too, with the
-//! same result again (see `hint.rs` tests and `tests/kernel_meta_hint.rs`).
+//! same result again (see `hint_tests.rs` and `tests/kernel_meta_hint.rs`).
 
 mod auto_detect;
 mod decap;
 mod five_tuple;
 mod flow_label;
-mod hint;
+#[cfg(test)]
+mod hint_tests;
 mod ip_pair;
 mod mac_pair;
 mod parse;
@@ -38,6 +39,7 @@ mod steer;
 #[cfg(test)]
 pub(crate) mod test_frames;
 
+pub use crate::view::FrameHint;
 pub use auto_detect::{AutoDetectEncap, AutoEncapVariants, MAX_ENCAP_DEPTH};
 pub use decap::{
     ETH_P_TEB, Encap, IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_IPV6, InnerGeneve, InnerGre, InnerGtpU,
@@ -45,7 +47,6 @@ pub use decap::{
 };
 pub use five_tuple::{FiveTuple, FiveTupleKey};
 pub use flow_label::{FlowLabel, FlowLabelKey};
-pub use hint::FrameHint;
 pub use ip_pair::{IpPair, IpPairKey};
 pub use mac_pair::{MacPair, MacPairKey};
 pub use parse::{MAX_MPLS_LABELS, MAX_VLAN_TAGS};

@@ -6,7 +6,7 @@
 use md5::{Digest, Md5};
 use serde::Serialize;
 
-use crate::session::Texts;
+use crate::l7::session::Texts;
 
 /// A fingerprint string and its MD5, borrowed from a record's
 /// [`Texts`]; serialises as EVE's `{"hash": …, "string": …}`.

@@ -1,7 +1,8 @@
-//! L7 session parsers: HTTP/1.x, TLS, DNS, QUIC and SSH.
+//! L7: the [`session`] layer that drives parsers over each flow's streams
+//! and datagrams, and its parsers for HTTP/1.x, TLS, DNS, QUIC and SSH.
 //!
 //! Each parser is an incremental core fed by the session layer with in-order
-//! bytes per [`Side`](crate::session::Side), explicit gaps and end of stream (or, for DNS and
+//! bytes per [`Side`](session::Side), explicit gaps and end of stream (or, for DNS and
 //! QUIC over UDP, whole datagrams). They emit records shaped like Suricata EVE's `http`,
 //! `tls`, `dns`, `quic` and `ssh` objects ([`L7Record`] serialises as `{"http": {…}}` etc.),
 //! keep their memory bounded, and count every drop in per-protocol counters.
@@ -16,6 +17,7 @@ mod fingerprint;
 pub mod http;
 mod prefixed;
 pub mod quic;
+pub mod session;
 #[cfg(test)]
 mod splits;
 pub mod ssh;
@@ -36,7 +38,7 @@ pub use self::ssh::{
     SshAlgorithms, SshConfig, SshCounters, SshEndpoint, SshFactory, SshParser, SshRecord,
 };
 pub use self::tls::{TlsConfig, TlsCounters, TlsFactory, TlsParser, TlsRecord};
-use crate::session::{RecordSink, Texts};
+use crate::l7::session::{RecordSink, Texts};
 
 /// One L7 record, serialised as its EVE object keyed by protocol name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -102,7 +104,7 @@ impl L7Record {
 /// What the L7 parsers counted, all protocols; add them up per worker.
 ///
 /// Parsers hand their counters over through
-/// [`SessionParser::flush_counters`](crate::session::SessionParser::flush_counters)
+/// [`SessionParser::flush_counters`](crate::l7::session::SessionParser::flush_counters)
 /// when the session driver drops them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct L7Counters {

@@ -1,7 +1,7 @@
 //! Test helper of the stream parsers: the same result whatever the segment
 //! boundaries.
 
-use crate::session::Side;
+use crate::l7::session::Side;
 
 /// Runs `steps` (bytes per side, in order) through `run`, then again with
 /// any one step cut in two anywhere and with every step fed byte by byte;

@@ -1,4 +1,4 @@
-//! The [`SessionParser`](crate::session::SessionParser) glue shared by the
+//! The [`SessionParser`](crate::l7::session::SessionParser) glue shared by the
 //! stream parsers (HTTP, TLS): bytes, gaps and ends go to the parser's own
 //! `feed`/`gap`/`end`, records through [`Convert`](super::Convert), and the
 //! status comes from the parser's `status()`.
@@ -9,34 +9,34 @@
 /// another flow; with `prefetch`, its own `prefetch()` is the trait's.
 macro_rules! impl_stream_session_parser {
     ($parser:ty, $record:ty, $counters:ident $(, $optional:ident)*) => {
-        impl<R: From<$record>> $crate::session::SessionParser<R> for $parser {
+        impl<R: From<$record>> $crate::l7::session::SessionParser<R> for $parser {
             fn on_data(
                 &mut self,
-                side: $crate::session::Side,
+                side: $crate::l7::session::Side,
                 data: &[u8],
                 _ts: $crate::view::Timestamp,
-                sink: &mut dyn $crate::session::RecordSink<R>,
-            ) -> $crate::session::ParseStatus {
+                sink: &mut dyn $crate::l7::session::RecordSink<R>,
+            ) -> $crate::l7::session::ParseStatus {
                 self.feed(side, data, &mut $crate::l7::Convert(sink));
                 self.status()
             }
 
             fn on_gap(
                 &mut self,
-                side: $crate::session::Side,
+                side: $crate::l7::session::Side,
                 len: u64,
                 _ts: $crate::view::Timestamp,
-                sink: &mut dyn $crate::session::RecordSink<R>,
-            ) -> $crate::session::ParseStatus {
+                sink: &mut dyn $crate::l7::session::RecordSink<R>,
+            ) -> $crate::l7::session::ParseStatus {
                 self.gap(side, len, &mut $crate::l7::Convert(sink));
                 self.status()
             }
 
             fn on_end(
                 &mut self,
-                side: $crate::session::Side,
+                side: $crate::l7::session::Side,
                 _ts: $crate::view::Timestamp,
-                sink: &mut dyn $crate::session::RecordSink<R>,
+                sink: &mut dyn $crate::l7::session::RecordSink<R>,
             ) {
                 self.end(side, &mut $crate::l7::Convert(sink));
             }

@@ -1,4 +1,4 @@
-//! The `flowscope_*` metric vocabulary and `tracing` events.
+//! The `flowscope_*` metric vocabulary.
 //!
 //! Counting is split from publishing. Each tracker (one per worker) counts
 //! into its own plain [`TrackerCounters`] — no atomics, no facade call per
@@ -30,22 +30,21 @@
 //! exported as they are (see [`Exposition`]); durations are recorded in
 //! nanoseconds and exported in seconds.
 //!
-//! `tracing` events (feature `tracing`) go to the targets `flowscope.flow`
-//! (flow start and end, debug level), `flowscope.anomaly` (warn) and
-//! `flowscope.message` (L7 messages, debug).
+//! The tracker's `tracing` events (feature `tracing`) go to the targets
+//! `flowscope.flow` (flow start and end, debug level) and
+//! `flowscope.anomaly` (warn).
 
-mod counters;
 mod exposition;
 mod publish;
 mod sink;
-mod trace;
 mod vocabulary;
 
-pub use counters::{Log2Histogram, TrackerCounters};
 pub use exposition::{CONTENT_TYPE, Exposition};
 pub use publish::MetricsPublisher;
 pub use sink::{Family, Labels, MetricKind, MetricSink};
-pub use trace::{trace_anomaly, trace_flow_ended, trace_flow_started, trace_message};
+
+pub use crate::histogram::Log2Histogram;
+pub use crate::tracker::TrackerCounters;
 
 /// `flowscope_flows_created_total{l4}`.
 pub const METRIC_FLOWS_CREATED: &str = "flowscope_flows_created_total";

@@ -179,7 +179,7 @@ pub enum Record {
 impl Record {
     /// The text storage of an L7 record, for another record (see
     /// [`L7Record::into_buffer`]).
-    pub fn into_buffer(self) -> Option<crate::session::Texts> {
+    pub fn into_buffer(self) -> Option<crate::l7::session::Texts> {
         match self {
             Self::L7 { record, .. } => record.into_buffer(),
             _ => None,

@@ -842,8 +842,8 @@ mod tests {
 
     #[test]
     fn missed_bytes_are_both_sides_gaps() {
+        use crate::l7::session::SessionState;
         use crate::pipeline::SideReassembly;
-        use crate::session::SessionState;
         let side = |gap_bytes| SideReassembly {
             counters: crate::reassembly::SideCounters {
                 gap_bytes,

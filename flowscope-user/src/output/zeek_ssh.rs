@@ -100,8 +100,8 @@ mod tests {
     use super::*;
     use crate::extract::FiveTupleKey;
     use crate::extractor::{L4Proto, Orientation};
+    use crate::l7::session::{Side, Texts};
     use crate::output::zeek::ZeekFormat;
-    use crate::session::{Side, Texts};
 
     fn flow() -> FlowHeader {
         FlowHeader {

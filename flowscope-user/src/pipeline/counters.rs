@@ -3,10 +3,10 @@
 //! parsers, anomalies). One per worker; merged on scrape. No atomics.
 
 use crate::l7::counter_sum::add_counters;
+use crate::l7::session::SessionCounters;
 use crate::obs::{Log2Histogram, TrackerCounters};
 use crate::reassembly::SideCounters;
 use crate::reassembly::ipfrag::FragCounters;
-use crate::session::SessionCounters;
 
 use super::PipelineAnomaly;
 

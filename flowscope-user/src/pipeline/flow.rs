@@ -8,13 +8,13 @@ use crate::extract::FiveTupleKey;
 use crate::extractor::FlowExtractor;
 use crate::extractor::{Extracted, L4Proto, TcpFlags};
 use crate::l7::L7Record;
+use crate::l7::session::{
+    DatagramDriver, DatagramSession, FlowPorts, RecordSink, SessionDriver, SessionState, Side,
+    StopReason, StreamSession, Texts,
+};
 use crate::reassembly::{
     Delivery, Reassembler, ReassemblyAnomaly, ReassemblyBudget, ReassemblyConfig, SideCounters,
     StreamStatus,
-};
-use crate::session::{
-    DatagramDriver, DatagramSession, FlowPorts, RecordSink, SessionDriver, SessionState, Side,
-    StopReason, StreamSession, Texts,
 };
 use crate::tracker::{EndReason, EventSink, FlowEvent, FlowRecord, FlowSide, FlowTracker};
 use crate::view::{PacketView, Timestamp};

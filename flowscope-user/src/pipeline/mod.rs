@@ -70,13 +70,13 @@ pub use tunnels::Carrier;
 use crate::extract::FiveTupleKey;
 use crate::extractor::FlowExtractor;
 use crate::l7::dns;
+use crate::l7::session::{DatagramDriver, DriverConfig, RecogniseFactory, SessionDriver, Side};
 use crate::l7::{
     DnsConfig, DnsFactory, DnsTcpFactory, HttpConfig, HttpFactory, L7Record, QuicConfig,
     QuicFactory, SshConfig, SshFactory, TlsConfig, TlsFactory,
 };
 use crate::reassembly::ipfrag::{FragConfig, FragOutcome, FragmentReassembler};
 use crate::reassembly::{Delivery, ReassemblyBudget, ReassemblyConfig};
-use crate::session::{DatagramDriver, DriverConfig, RecogniseFactory, SessionDriver, Side};
 use crate::tracker::{EndReason, FlowEvent, FlowRecord, FlowTracker, TrackerConfig};
 use crate::view::{LinkType, PacketView, Timestamp};
 
@@ -208,10 +208,10 @@ pub trait PipelineSink<K> {
     fn l7(&mut self, flow: &FlowRecord<K>, ts: Timestamp, record: L7Record);
 
     /// Text storage for a parser's next record (see
-    /// [`RecordSink::spare_text`](crate::session::RecordSink::spare_text)).
+    /// [`RecordSink::spare_text`](crate::l7::session::RecordSink::spare_text)).
     /// Default: a new, unallocated one.
-    fn spare_text(&mut self) -> crate::session::Texts {
-        crate::session::Texts::default()
+    fn spare_text(&mut self) -> crate::l7::session::Texts {
+        crate::l7::session::Texts::default()
     }
 
     /// Reassembled bytes or a gap of one side of a TCP flow, in stream

@@ -15,8 +15,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::l7::session::{TextPool, Texts};
 use crate::output::{Outputs, Record};
-use crate::session::{TextPool, Texts};
 
 /// What to do with a record when the ring is full.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -13,12 +13,12 @@ use super::shard::{Shard, TOP_FLOWS, TopFlow};
 use crate::extract::FiveTupleKey;
 use crate::extractor::FlowExtractor;
 use crate::l7::L7Record;
+use crate::l7::session::Texts;
 use crate::obs::Log2Histogram;
 use crate::output::{FlowHeader, Record};
 use crate::pipeline::{
     Carrier, FlowAnomaly, FlowSummary, Pipeline, PipelineConfig, PipelineCounters, PipelineSink,
 };
-use crate::session::Texts;
 use crate::tracker::{EndReason, FlowEvent, FlowRecord};
 use crate::view::{PacketView, Timestamp};
 

@@ -36,11 +36,12 @@
 //!   flows with `Fin`/`Rst`, every other one with
 //!   [`EndReason::ForceClosed`].
 //!
-//! Counting (see [`crate::obs::TrackerCounters`]): every packet given to the
+//! Counting (see [`TrackerCounters`]): every packet given to the
 //! tracker is counted once as matched or unmatched; every record created
 //! ends exactly once, so `created = ended + active` at all times.
 
 mod config;
+mod counters;
 mod event;
 mod history;
 pub(crate) mod hugepage;
@@ -49,8 +50,10 @@ mod record;
 mod table;
 mod tcp;
 mod timer;
+mod trace;
 
 pub use config::{IdleTimeoutFn, TrackerConfig};
+pub use counters::TrackerCounters;
 pub(crate) use event::L4_LABELS;
 pub use event::{AnomalyKind, EndReason, EventSink, FlowEvent, FlowSide, FlowState, NoSink};
 pub use history::{History, HistoryLetter};
@@ -61,7 +64,6 @@ pub use tcp::{EndpointState, TcpTrack};
 use crate::extractor::{
     Extracted, FlowExtractor, L4Proto, Orientation, TcpFlags, TcpInfo, Tunnelled, Unmatched,
 };
-use crate::obs::{self, TrackerCounters};
 use crate::view::PacketView;
 use event::l4_index;
 use table::Index;
@@ -727,7 +729,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
         let deadline = now.saturating_add(m.idle_ns);
         self.counters.flows_created[l4_index(rec.l4)] += 1;
         self.wheel.schedule(slot, deadline);
-        obs::trace_flow_started(rec);
+        trace::trace_flow_started(rec);
         sink.event(FlowEvent::Started { flow: rec });
     }
 
@@ -737,7 +739,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
             return;
         };
         self.counters.count_ended(rec, reason);
-        obs::trace_flow_ended(rec, reason);
+        trace::trace_flow_ended(rec, reason);
         sink.event(FlowEvent::Ended {
             flow: rec,
             slot,
@@ -799,7 +801,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
         let ts = crate::view::Timestamp(self.clock);
         self.counters.anomalies[AnomalyKind::FlowTableEviction.index()] += 1;
         if let Some(r) = self.slots.get(victim) {
-            obs::trace_anomaly(Some(r.flow_id), AnomalyKind::FlowTableEviction);
+            trace::trace_anomaly(Some(r.flow_id), AnomalyKind::FlowTableEviction);
             sink.event(FlowEvent::Anomaly {
                 flow: Some(r),
                 kind: AnomalyKind::FlowTableEviction,
@@ -861,7 +863,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
         }
         if let Some(t) = transition {
             if t.flag_combo {
-                obs::trace_anomaly(Some(rec.flow_id), AnomalyKind::TcpFlagCombo);
+                trace::trace_anomaly(Some(rec.flow_id), AnomalyKind::TcpFlagCombo);
                 sink.event(FlowEvent::Anomaly {
                     flow: Some(rec),
                     kind: AnomalyKind::TcpFlagCombo,

@@ -5,11 +5,11 @@
 //! records.
 
 use super::{DnsConfig, DnsParser, DnsRecord, message};
-use crate::l7::{Convert, L7Counters};
-use crate::session::{
+use crate::l7::session::{
     DatagramParser, DatagramParserFactory, ParseStatus, Probe, RecogniseFactory, RecordSink,
     SessionParser, SessionParserFactory, Side,
 };
+use crate::l7::{Convert, L7Counters};
 use crate::view::Timestamp;
 
 /// A message that parses and has at least one question is DNS. mDNS and

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{DnsKind, DnsRecord, QUESTION};
-use crate::session::{Texts, push_lossy};
+use crate::l7::session::{Texts, push_lossy};
 
 /// Smallest wire size of a question (root name, type, class).
 const MIN_QUESTION_BYTES: usize = 5;

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 pub use self::factory::{DnsFactory, DnsTcpFactory, LLMNR, MDNS};
 use super::carry::Carry;
-use crate::session::{RecordSink, Side, Texts};
+use crate::l7::session::{RecordSink, Side, Texts};
 
 /// Query or answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

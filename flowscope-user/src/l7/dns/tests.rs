@@ -119,7 +119,9 @@ fn announcement() -> Vec<u8> {
 
 #[test]
 fn mdns_and_llmnr_win_on_their_ports_and_dns_keeps_the_rest() {
-    use crate::session::{DatagramDriver, DatagramSession, DriverConfig, FlowPorts, SessionState};
+    use crate::l7::session::{
+        DatagramDriver, DatagramSession, DriverConfig, FlowPorts, SessionState,
+    };
     let mut d: DatagramDriver<L7Record> = DatagramDriver::new(DriverConfig::default());
     d.register(Box::new(DnsFactory::default())).unwrap();
     d.register(Box::new(MDNS)).unwrap();

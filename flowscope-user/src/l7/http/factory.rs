@@ -3,7 +3,7 @@
 
 use super::head::{self, Start};
 use super::{HttpConfig, HttpParser, HttpRecord};
-use crate::session::{ParseStatus, Probe, SessionParser, SessionParserFactory, Side};
+use crate::l7::session::{ParseStatus, Probe, SessionParser, SessionParserFactory, Side};
 
 /// Methods that make a probe certain (others only look like a request).
 const KNOWN_METHODS: [&[u8]; 9] = [

@@ -36,7 +36,7 @@ use self::body::{Body, BodyStep, Chunk};
 use self::head::{Framing, Parsed, Start};
 use self::queue::Requests;
 use super::carry::Carry;
-use crate::session::{RecordSink, Side, Texts};
+use crate::l7::session::{RecordSink, Side, Texts};
 
 /// A text field of an [`HttpRecord`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

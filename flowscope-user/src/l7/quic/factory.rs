@@ -4,8 +4,10 @@
 
 use super::packet::{self, Packet};
 use super::{QuicConfig, QuicParser, QuicRecord};
+use crate::l7::session::{
+    DatagramParser, DatagramParserFactory, ParseStatus, Probe, RecordSink, Side,
+};
 use crate::l7::{Convert, L7Counters};
-use crate::session::{DatagramParser, DatagramParserFactory, ParseStatus, Probe, RecordSink, Side};
 use crate::view::Timestamp;
 
 impl<R: From<QuicRecord>> DatagramParser<R> for QuicParser {

@@ -36,7 +36,7 @@ pub use self::record::{QuicExtension, QuicRecord, QuicValues};
 use self::stream::CryptoStream;
 use self::version::{Handshake, PacketType, Protected};
 use super::tls::hello::{ClientHello, parse_client_hello};
-use crate::session::{RecordSink, Side};
+use crate::l7::session::{RecordSink, Side};
 
 /// Limits of one QUIC parser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

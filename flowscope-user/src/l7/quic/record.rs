@@ -13,9 +13,9 @@ use super::chlo::Chlo;
 use super::packet::varint;
 use super::version;
 use crate::l7::fingerprint::{Md5Text, push_dec, push_hex};
+use crate::l7::session::{Texts, push_lossy};
 use crate::l7::tls::fingerprint::{push_ja3_quic, push_ja4};
 use crate::l7::tls::hello::{ClientHello, ext, suricata_quic_type};
-use crate::session::{Texts, push_lossy};
 
 /// Text fields, by index.
 mod field {
@@ -31,7 +31,7 @@ mod field {
     pub const CLIENT_SCID: usize = 9;
     /// Where the extensions lie among the appended fields: first index
     /// and count. Each extension is a numbers field (its type, 0), then a
-    /// list field of its values ([`Texts::list`](crate::session::Texts::list)),
+    /// list field of its values ([`Texts::list`](crate::l7::session::Texts::list)),
     /// then the values' fields.
     pub const EXTENSIONS_AT: usize = 10;
     /// Fixed fields; the extensions are appended after them.

@@ -12,9 +12,9 @@ use super::keys::{self, InitialKeys};
 use super::packet::{self, Packet};
 use super::version::{PacketType, Version};
 use super::*;
+use crate::l7::session::{DatagramParserFactory, Probe, Texts};
 use crate::l7::tls::hello::tests::client_hello_body;
 use crate::l7::{L7Record, QuicFactory};
-use crate::session::{DatagramParserFactory, Probe, Texts};
 
 const C: Side = Side::Initiator;
 const S: Side = Side::Responder;

@@ -2,7 +2,7 @@
 //! factory that recognises an identification line by port and first bytes.
 
 use super::{SshConfig, SshParser, SshRecord};
-use crate::session::{ParseStatus, Probe, SessionParser, SessionParserFactory, Side};
+use crate::l7::session::{ParseStatus, Probe, SessionParser, SessionParserFactory, Side};
 
 impl SshParser {
     fn status(&self) -> ParseStatus {

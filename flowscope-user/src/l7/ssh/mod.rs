@@ -25,7 +25,7 @@ mod record;
 pub use self::factory::SshFactory;
 pub use self::record::{SshAlgorithms, SshEndpoint, SshRecord};
 use super::carry::Carry;
-use crate::session::{RecordSink, Side};
+use crate::l7::session::{RecordSink, Side};
 
 /// Lines a side may send before its identification line.
 pub const MAX_LINES_BEFORE_BANNER: u8 = 32;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
 use crate::l7::fingerprint::Md5Text;
-use crate::session::{Side, Texts, push_lossy};
+use crate::l7::session::{Side, Texts, push_lossy};
 
 /// Text fields of one side, by index from the side's first field.
 mod field {

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::l7::L7Record;
-use crate::session::{ParseStatus, Probe, SessionParser, SessionParserFactory};
+use crate::l7::session::{ParseStatus, Probe, SessionParser, SessionParserFactory};
 use crate::view::Timestamp;
 
 const C: Side = Side::Initiator;

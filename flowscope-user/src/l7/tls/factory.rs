@@ -2,7 +2,7 @@
 //! factory that recognises a TLS handshake record by port and first bytes.
 
 use super::{TlsConfig, TlsParser, TlsRecord};
-use crate::session::{ParseStatus, Probe, SessionParser, SessionParserFactory, Side};
+use crate::l7::session::{ParseStatus, Probe, SessionParser, SessionParserFactory, Side};
 
 impl TlsParser {
     fn status(&self) -> ParseStatus {

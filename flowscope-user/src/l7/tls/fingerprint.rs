@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn ja3_leaves_grease_out() {
         let ch = parsed(&client_hello_body()).unwrap();
-        let mut t = crate::session::Texts::default();
+        let mut t = crate::l7::session::Texts::default();
         t.reset(4);
         Md5Text::set(&mut t, 0, 1, |buf| push_ja3(buf, &ch));
         let f = Md5Text::get(&t, 0, 1).unwrap();

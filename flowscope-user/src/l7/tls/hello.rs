@@ -9,7 +9,7 @@
 use tls_parser::parse_tls_handshake_server_hello;
 
 use crate::l7::prefixed::prefixed;
-use crate::session::{Texts, push_lossy};
+use crate::l7::session::{Texts, push_lossy};
 
 /// TLS extension numbers read here (and by the QUIC record).
 pub(in crate::l7) mod ext {

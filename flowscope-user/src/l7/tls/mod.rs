@@ -24,7 +24,7 @@ use self::hello::{ClientHello, ServerHello};
 use self::record::Md5Pair;
 pub use self::record::TlsRecord;
 use super::carry::Carry;
-use crate::session::{RecordSink, Side};
+use crate::l7::session::{RecordSink, Side};
 
 /// Limits of one TLS parser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
 use crate::l7::fingerprint::Md5Text;
-use crate::session::Texts;
+use crate::l7::session::Texts;
 
 /// Text fields, by index.
 mod field {

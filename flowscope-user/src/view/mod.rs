@@ -1,8 +1,10 @@
 //! A borrowed frame and its capture time: the input of every extractor.
 
+mod hint;
+
 use std::time::Duration;
 
-use crate::extract::FrameHint;
+pub use hint::FrameHint;
 
 /// Capture time in nanoseconds since the Unix epoch.
 ///

@@ -1,11 +1,11 @@
-//! `tracing` events on the `flowscope.flow`, `flowscope.anomaly` and
-//! `flowscope.message` targets; empty functions without the `tracing` feature.
+//! `tracing` events on the `flowscope.flow` and `flowscope.anomaly`
+//! targets; empty functions without the `tracing` feature.
 
-use crate::tracker::{AnomalyKind, EndReason, FlowRecord};
+use super::{AnomalyKind, EndReason, FlowRecord};
 
 /// A flow record started (target `flowscope.flow`, debug).
 #[inline]
-pub fn trace_flow_started<K>(flow: &FlowRecord<K>) {
+pub(crate) fn trace_flow_started<K>(flow: &FlowRecord<K>) {
     #[cfg(feature = "tracing")]
     tracing::debug!(target: "flowscope.flow", flow_id = flow.flow_id, l4 = flow.l4.label(), "flow started");
     #[cfg(not(feature = "tracing"))]
@@ -14,7 +14,7 @@ pub fn trace_flow_started<K>(flow: &FlowRecord<K>) {
 
 /// A flow record ended (target `flowscope.flow`, debug).
 #[inline]
-pub fn trace_flow_ended<K>(flow: &FlowRecord<K>, reason: EndReason) {
+pub(crate) fn trace_flow_ended<K>(flow: &FlowRecord<K>, reason: EndReason) {
     #[cfg(feature = "tracing")]
     tracing::debug!(
         target: "flowscope.flow",
@@ -32,19 +32,9 @@ pub fn trace_flow_ended<K>(flow: &FlowRecord<K>, reason: EndReason) {
 
 /// An anomaly (target `flowscope.anomaly`, warn).
 #[inline]
-pub fn trace_anomaly(flow_id: Option<u64>, kind: AnomalyKind) {
+pub(crate) fn trace_anomaly(flow_id: Option<u64>, kind: AnomalyKind) {
     #[cfg(feature = "tracing")]
     tracing::warn!(target: "flowscope.anomaly", flow_id, kind = kind.label(), "anomaly");
-    #[cfg(not(feature = "tracing"))]
-    let _ = (flow_id, kind);
-}
-
-/// An L7 message of a flow (target `flowscope.message`, debug); for the
-/// session parsers. `kind` is a static name such as `"http_request"`.
-#[inline]
-pub fn trace_message(flow_id: u64, kind: &'static str) {
-    #[cfg(feature = "tracing")]
-    tracing::debug!(target: "flowscope.message", flow_id, kind, "message");
     #[cfg(not(feature = "tracing"))]
     let _ = (flow_id, kind);
 }
