@@ -13,6 +13,7 @@
 //! that live keys ICMP by type and code as offline does. Every record of
 //! both runs validates against Suricata's EVE schema, and every live one
 //! names the capture interface (`in_iface`), which offline records lack.
+//! The L7 parsers count alike in both (`l7` of `--summary-json`).
 
 mod common;
 
@@ -204,13 +205,23 @@ fn live_and_offline(
     );
 
     let offline_eve = dir.join("read.json");
+    let offline_summary = dir.join("read-summary.json");
     let o = Command::new(BIN)
         .args(["read", "--workers", "1", "-o"])
         .arg(format!("eve:{}", offline_eve.display()))
+        .arg("--summary-json")
+        .arg(&offline_summary)
         .arg(file)
         .output()
         .unwrap();
     assert!(o.status.success(), "{name}: read");
+    let offline_summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&offline_summary).unwrap()).unwrap();
+    assert!(s["l7"]["tcp"]["flows"].is_object(), "{name}: {s}");
+    assert_eq!(
+        s["l7"], offline_summary["l7"],
+        "{name}: the parsers' counts"
+    );
     common::eve_schema::assert_valid(&format!("{name} live"), std::slice::from_ref(&live_eve));
     common::eve_schema::assert_valid(
         &format!("{name} offline"),

@@ -3,12 +3,14 @@
 //! Zeek logs (../shared/pcaps/expected), and the reassembled streams
 //! against tcptrace, tcpflow and tshark (`tcp_reassembly.csv`).
 
+mod common;
 mod l7_oracles;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use flowscope::extract::{FiveTuple, FiveTupleKey};
 use flowscope::l7::{DnsKind, DnsRecord, HttpRecord, L7Record, TlsRecord};
+use flowscope::obs::Exposition;
 use flowscope::pcap::PcapReader;
 use flowscope::pipeline::{Carrier, FlowSummary, Pipeline, PipelineConfig, PipelineSink};
 use flowscope::reassembly::{Delivery, OverlapPolicy, ReassemblyConfig};
@@ -251,6 +253,109 @@ fn http_1000_requests_with_one_dropped_response() {
     );
 }
 
+/// The parsers' own counters (`--summary-json`'s `l7`, the
+/// `flowscope_l7_*` families) count the messages tshark lists, and every
+/// flow with an HTTP record as an HTTP flow; the families render as text
+/// promtool accepts.
+#[test]
+fn parser_counters_count_what_tshark_lists() {
+    for pcap in [
+        "zeek__http_methods.pcap",
+        "zeek__http_pipelined-requests.pcap",
+        "zeek__http_1000-requests-one-dropped-response.pcap",
+    ] {
+        let (out, pipeline) = replay(pcap, PipelineConfig::default());
+        let (requests, responses) = check_http(pcap, &http(&out), "");
+        let c = pipeline.counters();
+        let h = c.parsers().http;
+        assert_eq!(
+            (h.requests, h.responses + h.interim_responses),
+            (requests as u64, responses as u64),
+            "{pcap}"
+        );
+        let flows: HashSet<u64> = out
+            .l7
+            .iter()
+            .filter(|(_, r)| matches!(r, L7Record::Http(_)))
+            .map(|(flow, _)| *flow)
+            .collect();
+        let http = c.streams.names.iter().position(|n| *n == "http");
+        assert_eq!(
+            http.map(|i| c.streams.flows_detected[i]),
+            Some(flows.len() as u64),
+            "{pcap}"
+        );
+    }
+    for pcap in [
+        "ws__dns+icmp.pcapng",
+        "tcpdump__dns_tcp.pcap",
+        "ndpi__bad-dns-traffic.pcap",
+        "ndpi__dns_fragmented.pcap",
+    ] {
+        let rows = tsv(pcap, "dns.tsv");
+        let answers = rows
+            .iter()
+            .filter(|r| r["dns.flags.response"] == "1")
+            .count();
+        let d = replay(pcap, PipelineConfig::default())
+            .1
+            .counters()
+            .parsers()
+            .dns;
+        assert_eq!(
+            (d.queries, d.answers),
+            ((rows.len() - answers) as u64, answers as u64),
+            "{pcap}"
+        );
+    }
+    let pcap = "zeek__http_1000-requests-one-dropped-response.pcap";
+    // `read` merges the workers' counts into its summaries.
+    let json = std::env::temp_dir().join(format!("l7-summary-{}.json", std::process::id()));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_flowscope"))
+        .args([
+            "read",
+            "--workers",
+            "2",
+            "-o",
+            "eve:/dev/null",
+            "--summary-json",
+        ])
+        .arg(&json)
+        .arg(format!("{PCAPS}/{pcap}"))
+        .output()
+        .expect("run flowscope read");
+    assert!(o.status.success());
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("summary")).expect("JSON");
+    std::fs::remove_file(&json).expect("remove summary");
+    let l7 = &summary["l7"];
+    assert_eq!(
+        (
+            &l7["tcp"]["flows"]["http"],
+            &l7["parsers"]["http"]["requests"]
+        ),
+        (&1.into(), &1000.into()),
+        "{l7}"
+    );
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.lines().any(|l| l == "l7 flows: tcp http=1"), "{said}");
+    let mut text = Exposition::new();
+    replay(pcap, PipelineConfig::default())
+        .1
+        .counters()
+        .visit(&mut text);
+    let text = text.into_text();
+    common::scrape::promtool_accepts(&text);
+    for series in [
+        r#"flowscope_l7_flows_total{transport="tcp",parser="http"} 1"#,
+        r#"flowscope_l7_parser_events_total{parser="http",event="requests"} 1000"#,
+        r#"flowscope_l7_parser_events_total{parser="http",event="unanswered_requests"} 1"#,
+        r#"flowscope_ip_datagrams_dropped_total{reason="timeout"} 0"#,
+    ] {
+        assert!(text.lines().any(|l| l == series), "{series} not in\n{text}");
+    }
+}
+
 #[test]
 fn tls_matches_tshark_ndpi_and_zeek() {
     for pcap in [
@@ -377,6 +482,41 @@ fn our_stream(out: &Output, a: &str, b: &str) -> (usize, String, u64) {
         return (bytes.len(), sha16(&bytes), gaps);
     }
     (0, sha16(b""), 0)
+}
+
+/// `flowscope_reassembly_gap_bytes_total` adds up the holes the parsers
+/// were handed (whose sizes the test above holds to tcptrace's missed
+/// bytes), side by side.
+#[test]
+fn gap_counters_add_up_the_gaps_delivered() {
+    let whole = PipelineConfig {
+        stream_depth: None,
+        ..PipelineConfig::default()
+    };
+    let mut total = 0;
+    for pcap in [
+        "zeek__tcp_reassembly.pcap",
+        "tcpflow__test5-lines-randomized.pcap",
+        "zeek__http_1000-requests-one-dropped-response.pcap",
+        "ws__tcp-badsegments.pcap",
+    ] {
+        let (out, pipeline) = replay(pcap, whole.clone());
+        let mut delivered = [0u64; 2];
+        for ((_, side), (_, gaps)) in &out.streams {
+            delivered[*side] += gaps;
+        }
+        let c = pipeline.counters();
+        let counted = c.reassembly.sides.map(|s| s.gap_bytes);
+        assert_eq!(counted, delivered, "{pcap}");
+        let mut text = Exposition::new();
+        c.visit(&mut text);
+        for (side, n) in ["initiator", "responder"].iter().zip(counted) {
+            let series = format!("flowscope_reassembly_gap_bytes_total{{side=\"{side}\"}} {n}");
+            assert!(text.text().lines().any(|l| l == series), "{pcap}: {series}");
+        }
+        total += counted.iter().sum::<u64>();
+    }
+    assert!(total > 0);
 }
 
 /// Our reassembled streams against tcp_reassembly.csv.

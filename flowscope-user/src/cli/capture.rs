@@ -334,6 +334,7 @@ fn summary_json(r: &LiveReport, s: &Settings) -> serde_json::Value {
         "reopens": r.writer.reopens,
         "outputs": super::read::outputs_json(&r.writer.outputs),
         "pcap": r.pcap.as_ref().map(crate::runtime::frames::PcapReport::json),
+        "l7": last.total.pipeline.as_ref().map(super::read::l7_json),
     })
 }
 
@@ -377,6 +378,9 @@ fn summary_text(r: &LiveReport) -> String {
         r.writer.records,
         t.records_dropped
     ));
+    for line in t.pipeline.iter().flat_map(super::read::l7_lines) {
+        out.push_str(&format!("\n  {line}"));
+    }
     for o in &r.writer.outputs {
         out.push_str(&format!("\n  {}", o.line()));
     }

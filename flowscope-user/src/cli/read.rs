@@ -12,6 +12,7 @@ use anyhow::Context;
 use super::opts::{Defaults, RunOpts, config_text, parse_config};
 use super::signal;
 use crate::extractor::Unmatched;
+use crate::l7::session::SessionCounters;
 use crate::pcap::{PcapReader, ReaderStats};
 use crate::pipeline::PipelineCounters;
 use crate::reassembly::ipfrag::FragDrop;
@@ -218,6 +219,10 @@ fn summary_json(file: &std::path::Path, r: &OfflineReport) -> serde_json::Value 
         "ip_fragments": f.fragments,
         "ip_fragments_unsteered": r.fragments_unsteered,
         "ip_datagrams_reassembled": f.completed,
+        "ip_datagrams_dropped": FragDrop::ALL.iter()
+            .map(|d| (d.label().to_owned(), json!(f.dropped(*d))))
+            .collect::<serde_json::Map<_, _>>(),
+        "l7": l7_json(&r.counters),
         "records": r.writer.records,
         "outputs": outputs_json(&r.writer.outputs),
         "pcap": r.pcap.as_ref().map(PcapReport::json),
@@ -296,6 +301,10 @@ pub fn summary(p: &PipelineCounters, reader: &ReaderStats) -> String {
             r.bypassed_bytes.iter().sum::<u64>()
         ));
     }
+    for line in l7_lines(p) {
+        s.push_str(&line);
+        s.push('\n');
+    }
     if reader.skipped_link_type > 0 {
         s.push_str(&format!(
             "skipped: {} packets of unsupported link type {}\n",
@@ -304,6 +313,61 @@ pub fn summary(p: &PipelineCounters, reader: &ReaderStats) -> String {
         ));
     }
     s
+}
+
+/// The L7 lines of the summaries (`l7 flows: tcp http=22; udp dns=5`,
+/// then parse errors and exhausted budgets), non-zero counts only.
+pub(super) fn l7_lines(p: &PipelineCounters) -> Vec<String> {
+    let detected: fn(&SessionCounters) -> &[u64] = |c| &c.flows_detected;
+    let mut lines = Vec::new();
+    for (what, of) in [
+        ("l7 flows", detected),
+        ("l7 parse errors", |c| &c.parse_errors),
+        ("l7 budget exhausted", |c| &c.budget_exhausted),
+    ] {
+        let mut line = String::new();
+        for (transport, c) in [("tcp", &p.streams), ("udp", &p.datagrams)] {
+            let mut counts: Vec<String> = (c.names.iter().zip(of(c)))
+                .filter(|(_, n)| **n > 0)
+                .map(|(name, n)| format!("{name}={n}"))
+                .collect();
+            if what == "l7 flows" && c.flows_undetected > 0 {
+                counts.push(format!("undetected={}", c.flows_undetected));
+            }
+            if !counts.is_empty() {
+                line.push_str(&format!("; {transport} {}", counts.join(" ")));
+            }
+        }
+        if let Some(line) = line.strip_prefix("; ") {
+            lines.push(format!("{what}: {line}"));
+        }
+    }
+    lines
+}
+
+/// The L7 session layer's counts, as `--summary-json` gives them: per
+/// transport, each parser's flows, parse errors, exhausted budgets and
+/// bytes; per parser, what it counted (the `flowscope_l7_*` families).
+pub(super) fn l7_json(p: &PipelineCounters) -> serde_json::Value {
+    use serde_json::json;
+    let transport = |c: &SessionCounters| {
+        let per_parser = |v: &[u64]| {
+            c.names
+                .iter()
+                .zip(v)
+                .map(|(name, n)| ((*name).to_owned(), json!(n)))
+                .collect::<serde_json::Map<_, _>>()
+        };
+        json!({
+            "flows": per_parser(&c.flows_detected),
+            "flows_undetected": c.flows_undetected,
+            "parse_errors": per_parser(&c.parse_errors),
+            "budget_exhausted": per_parser(&c.budget_exhausted),
+            "bytes": per_parser(&c.bytes_parsed),
+            "bytes_missed_while_probing": c.bytes_missed_while_probing,
+        })
+    };
+    json!({"tcp": transport(&p.streams), "udp": transport(&p.datagrams), "parsers": p.parsers()})
 }
 
 /// Every output's counts, as `--summary-json` gives them.

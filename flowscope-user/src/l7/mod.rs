@@ -106,7 +106,7 @@ impl L7Record {
 /// Parsers hand their counters over through
 /// [`SessionParser::flush_counters`](crate::l7::session::SessionParser::flush_counters)
 /// when the session driver drops them.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct L7Counters {
     /// HTTP parsers.
     pub http: HttpCounters,

@@ -61,6 +61,7 @@
 mod counters;
 mod flow;
 mod fragments;
+mod metrics;
 mod tunnels;
 
 pub use counters::{PipelineCounters, ReassemblyCounters};

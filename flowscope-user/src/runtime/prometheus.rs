@@ -1,9 +1,11 @@
-//! The live runtime's metric families: the tracker's (merged shards), the
-//! XDP program's counters and anomaly totals, the AF_XDP sockets (drops,
-//! batches, ring levels per worker), the record ring, the flow tables and
-//! the datapath. Written from a [`LiveSnapshot`] by the control thread, once
-//! per interval and at exit: absolute values, never from a worker, never
-//! per packet.
+//! The live runtime's metric families: the tracker's and the pipeline's
+//! (merged shards; IP fragments and the L7 parsers, see
+//! [`PipelineCounters::visit`](crate::pipeline::PipelineCounters::visit)),
+//! the XDP program's counters and anomaly totals, the AF_XDP sockets
+//! (drops, batches, ring levels per worker), the record ring, the flow
+//! tables and the datapath. Written from a [`LiveSnapshot`] by the control
+//! thread, once per interval and at exit: absolute values, never from a
+//! worker, never per packet.
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -109,6 +111,9 @@ const RING_MAX: u64 = u32::MAX as u64;
 /// and with a fixed set of series (every label value, every worker).
 pub fn visit(snap: &LiveSnapshot, datapath: &DatapathInfo, sink: &mut impl MetricSink) {
     snap.total.tracker.visit(sink);
+    if let Some(pipeline) = &snap.total.pipeline {
+        pipeline.visit(sink);
+    }
     crate::anomaly::publish_xdp_totals(&snap.anomalies, sink);
     for c in Counter::ALL {
         sink.counter(

@@ -166,14 +166,16 @@ pub struct FlowWorker<E: FlowExtractor<Key = FiveTupleKey>, O> {
 impl<E: FlowExtractor<Key = FiveTupleKey>, O: RecordOut> FlowWorker<E, O> {
     /// A worker keying flows with `extractor`, sending its records to
     /// `out`. With a `shard` it keeps its heaviest flows and publishes its
-    /// counters there a few times per second (live).
+    /// counters there at once (so that a scrape before any traffic lists
+    /// every series, the parsers' included) and then a few times per
+    /// second (live).
     pub fn new(
         extractor: E,
         config: WorkerConfig,
         out: O,
         shard: Option<Arc<Mutex<Shard>>>,
     ) -> Self {
-        Self {
+        let mut worker = Self {
             pipeline: config.pipeline.map(|c| Pipeline::new(extractor, c)),
             out,
             sink: SinkState {
@@ -186,7 +188,9 @@ impl<E: FlowExtractor<Key = FiveTupleKey>, O: RecordOut> FlowWorker<E, O> {
             in_batch: 0,
             frames_with_meta: 0,
             last_publish: Timestamp::default(),
-        }
+        };
+        worker.publish();
+        worker
     }
 
     /// Hands the frames of chosen flows to `tap` (`--write-pcap`).

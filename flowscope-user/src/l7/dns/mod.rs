@@ -293,7 +293,7 @@ impl Default for DnsConfig {
 }
 
 /// What happened inside one DNS parser; add them up per worker.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct DnsCounters {
     /// Queries parsed.
     pub queries: u64,

@@ -296,7 +296,7 @@ impl Default for HttpConfig {
 }
 
 /// What happened inside one HTTP parser; add them up per worker.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct HttpCounters {
     /// Request heads parsed.
     pub requests: u64,

@@ -55,7 +55,7 @@ impl Default for QuicConfig {
 }
 
 /// What happened inside one QUIC parser; add them up per worker.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct QuicCounters {
     /// TLS ClientHellos read.
     pub client_hellos: u64,

@@ -92,6 +92,8 @@ pub enum SessionState {
 /// What a driver counted, per parser in registration order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionCounters {
+    /// Each parser's name, in counter order.
+    pub names: Vec<&'static str>,
     /// Flows each parser was chosen for.
     pub flows_detected: Vec<u64>,
     /// Flows each parser stopped with [`ParseStatus::Error`].
@@ -110,16 +112,6 @@ pub struct SessionCounters {
 }
 
 impl SessionCounters {
-    fn with_parsers(n: usize) -> Self {
-        Self {
-            flows_detected: vec![0; n],
-            parse_errors: vec![0; n],
-            budget_exhausted: vec![0; n],
-            bytes_parsed: vec![0; n],
-            ..Self::default()
-        }
-    }
-
     /// Adds `other` (another worker's driver, with the same parsers
     /// registered in the same order) into `self`.
     pub fn merge(&mut self, other: &Self) {
@@ -131,6 +123,9 @@ impl SessionCounters {
                 *x += y;
             }
         }
+        if let Some(more) = other.names.get(self.names.len()..) {
+            self.names.extend_from_slice(more);
+        }
         add(&mut self.flows_detected, &other.flows_detected);
         add(&mut self.parse_errors, &other.parse_errors);
         add(&mut self.budget_exhausted, &other.budget_exhausted);
@@ -140,7 +135,8 @@ impl SessionCounters {
         self.parsers.add(&other.parsers);
     }
 
-    fn grow(&mut self) {
+    fn grow(&mut self, name: &'static str) {
+        self.names.push(name);
         self.flows_detected.push(0);
         self.parse_errors.push(0);
         self.budget_exhausted.push(0);
@@ -426,7 +422,7 @@ impl<F: ?Sized + Factory<P>, P: ?Sized + Parser> Driver<F, P> {
             factories: Vec::new(),
             spares: Spares::new(),
             config,
-            counters: SessionCounters::with_parsers(0),
+            counters: SessionCounters::default(),
         }
     }
 
@@ -440,15 +436,10 @@ impl<F: ?Sized + Factory<P>, P: ?Sized + Parser> Driver<F, P> {
         if self.factories.len() == MAX_PARSERS {
             return Err(TooManyParsers);
         }
+        self.counters.grow(factory.name());
         self.factories.push(factory);
-        self.counters.grow();
         self.spares.add_factory();
         Ok(self.factories.len() - 1)
-    }
-
-    /// Names of the registered parsers, in counter order.
-    pub fn parser_names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.factories.iter().map(|f| f.name())
     }
 
     /// What the driver counted.

@@ -48,7 +48,7 @@ impl Default for SshConfig {
 }
 
 /// What happened inside one SSH parser; add them up per worker.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct SshCounters {
     /// Identification lines read.
     pub banners: u64,

@@ -48,7 +48,7 @@ impl Default for TlsConfig {
 }
 
 /// What happened inside one TLS parser; add them up per worker.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct TlsCounters {
     /// ClientHellos parsed.
     pub client_hellos: u64,
