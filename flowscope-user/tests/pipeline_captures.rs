@@ -337,8 +337,15 @@ fn parser_counters_count_what_tshark_lists() {
         (&1.into(), &1000.into()),
         "{l7}"
     );
+    // The one response the capture lost is the one hole handed on.
+    assert_eq!(summary["tcp_gaps"], 1, "{summary}");
     let said = String::from_utf8_lossy(&o.stderr);
     assert!(said.lines().any(|l| l == "l7 flows: tcp http=1"), "{said}");
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("tcp gaps handed to the parsers (bytes never captured): 1 (")),
+        "{said}"
+    );
     let mut text = Exposition::new();
     replay(pcap, PipelineConfig::default())
         .1

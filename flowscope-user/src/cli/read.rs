@@ -216,6 +216,8 @@ fn summary_json(file: &std::path::Path, r: &OfflineReport) -> serde_json::Value 
         "packets_unmatched": unmatched,
         "flows": c.ended_total(),
         "flows_ended": ended,
+        "tcp_gaps": r.counters.reassembly.sides.iter().map(|s| s.gaps).sum::<u64>(),
+        "tcp_gap_bytes": r.counters.reassembly.sides.iter().map(|s| s.gap_bytes).sum::<u64>(),
         "ip_fragments": f.fragments,
         "ip_fragments_unsteered": r.fragments_unsteered,
         "ip_datagrams_reassembled": f.completed,
@@ -299,6 +301,13 @@ pub fn summary(p: &PipelineCounters, reader: &ReaderStats) -> String {
             "tcp bypassed (stream depth or parser done): {} segments, {} bytes\n",
             r.bypassed_segments.iter().sum::<u64>(),
             r.bypassed_bytes.iter().sum::<u64>()
+        ));
+    }
+    let holes: u64 = r.sides.iter().map(|s| s.gaps).sum();
+    if holes > 0 {
+        s.push_str(&format!(
+            "tcp gaps handed to the parsers (bytes never captured): {holes} ({} bytes)\n",
+            r.sides.iter().map(|s| s.gap_bytes).sum::<u64>()
         ));
     }
     for line in l7_lines(p) {
