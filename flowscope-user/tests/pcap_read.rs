@@ -542,3 +542,41 @@ mod props {
         }
     }
 }
+
+/// `skipped_blocks` (`pcapng_blocks_skipped` in `read --summary-json`)
+/// counts the blocks of each shared pcapng file that describe neither a
+/// section, an interface nor a packet (statistics, name resolution, …),
+/// as a plain walk of the block headers finds them.
+#[test]
+fn pcapng_skipped_blocks_are_the_blocks_without_packets() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(PCAPS).expect("shared captures") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "pcapng") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).expect("read");
+        let (mut at, mut big, mut want) = (0, false, 0);
+        while at + 12 <= bytes.len() {
+            let word = |i: usize, big: bool| {
+                let b: [u8; 4] = bytes[i..i + 4].try_into().expect("4 bytes");
+                if big {
+                    u32::from_be_bytes(b)
+                } else {
+                    u32::from_le_bytes(b)
+                }
+            };
+            if bytes[at..at + 4] == [0x0A, 0x0D, 0x0D, 0x0A] {
+                big = word(at + 8, true) == 0x1A2B_3C4D;
+            } else if !matches!(word(at, big), 1 | 2 | 3 | 6) {
+                want += 1;
+            }
+            at += word(at + 4, big) as usize;
+        }
+        let mut r = PcapReader::open(&path).expect("open");
+        while r.next_packet().expect("read").is_some() {}
+        assert_eq!(r.stats().skipped_blocks, want, "{}", path.display());
+        seen += want;
+    }
+    assert!(seen > 0, "some shared pcapng file has a block to skip");
+}

@@ -206,6 +206,7 @@ fn summary_json(file: &std::path::Path, r: &OfflineReport) -> serde_json::Value 
         "worker_packets": r.worker_packets,
         "frames_read": r.reader.packets,
         "skipped_link_type": r.reader.skipped_link_type,
+        "pcapng_blocks_skipped": r.reader.skipped_blocks,
         "filter": r.filter.as_ref().map(|f| json!({
             "expression": f.expression(),
             "rejected_frames": f.rejected().frames,
