@@ -196,7 +196,7 @@ fn live_and_offline(
     // SAFETY: plain kill(2) on our child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(o.status.success(), "{name}: capture: {err}");
     let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(
@@ -215,6 +215,19 @@ fn live_and_offline(
         .output()
         .unwrap();
     assert!(o.status.success(), "{name}: read");
+    let l7_lines = |text: &str| -> Vec<String> {
+        (text.lines().map(str::trim))
+            .filter(|l| l.starts_with("l7 "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let offline_lines = l7_lines(&String::from_utf8_lossy(&o.stderr));
+    assert!(!offline_lines.is_empty(), "{name}: no l7 line");
+    assert_eq!(
+        l7_lines(&err),
+        offline_lines,
+        "{name}: the summaries' l7 lines"
+    );
     let offline_summary: Value =
         serde_json::from_str(&std::fs::read_to_string(&offline_summary).unwrap()).unwrap();
     assert!(s["l7"]["tcp"]["flows"].is_object(), "{name}: {s}");
