@@ -253,6 +253,40 @@ fn http_1000_requests_with_one_dropped_response() {
     );
 }
 
+/// A request line without a version (HTTP/0.9) answered without a status
+/// line: the answer is the response body up to the close, its length what
+/// Zeek logs as `response_body_len` (3429 bytes), not a parse error.
+#[test]
+fn http_09_answers_are_bodies_as_zeek_reads_them() {
+    let pcap = "zeek__mixed-vlan-mpls.pcap";
+    let (out, pipeline) = replay(pcap, PipelineConfig::default());
+    let mut ours: Vec<(String, String, String)> = http(&out)
+        .iter()
+        .map(|r| (s(r.http_method()), s(r.url()), r.length.to_string()))
+        .collect();
+    let rows = zeek_log(pcap, "core.vlan-mpls.http.log");
+    assert!(rows.iter().any(|r| r["version"] == "0.9"));
+    for row in &rows {
+        let key = (
+            row["method"].clone(),
+            row["uri"].clone(),
+            row["response_body_len"].clone(),
+        );
+        let at = ours.iter().position(|r| *r == key);
+        assert!(
+            at.is_some(),
+            "{pcap}: zeek exchange {key:?} not among {ours:?}"
+        );
+        ours.swap_remove(at.unwrap_or_default());
+    }
+    assert!(ours.is_empty(), "{pcap}: ours only: {ours:?}");
+    let h = pipeline.counters().parsers().http;
+    assert_eq!(
+        (h.requests, h.responses, h.header_errors, h.not_http),
+        (2, 2, 0, 0)
+    );
+}
+
 /// The parsers' own counters (`--summary-json`'s `l7`, the
 /// `flowscope_l7_*` families) count the messages tshark lists, and every
 /// flow with an HTTP record as an HTTP flow; the families render as text

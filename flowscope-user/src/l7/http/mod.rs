@@ -19,7 +19,10 @@
 //! been seen pipelining, it answers the oldest instead (best effort).
 //! Requests beyond [`HttpConfig::max_pending_requests`] push the oldest out
 //! unanswered, so none is lost.
-//! A side whose first bytes are not HTTP stops ([`HttpCounters::not_http`]),
+//! The answer to an HTTP/0.9 request (a request line without a version)
+//! that starts with no status line is that request's response body, up to
+//! the close. Any other side whose first bytes are not HTTP stops
+//! ([`HttpCounters::not_http`]),
 //! and so do both sides after `101 Switching Protocols` or a successful
 //! `CONNECT` ([`HttpCounters::tunnels`]).
 
@@ -690,6 +693,17 @@ fn step(
                         p.counters.header_errors += 1;
                         p.counters.resyncs += 1;
                         *phase = Phase::Resync { line_start: false };
+                    }
+                    // An HTTP/0.9 request (no version) is answered by the
+                    // bare body, up to the close (RFC 1945, section 3.1;
+                    // Zeek logs it so); a status line still parses first.
+                    None if !request
+                        && p.pending.front().is_some_and(|r| r.protocol().is_none()) =>
+                    {
+                        *seen = true;
+                        p.counters.responses += 1;
+                        p.current = p.answered(out);
+                        *phase = Phase::Body(Body::UntilClose);
                     }
                     None => {
                         p.counters.header_errors += 1;

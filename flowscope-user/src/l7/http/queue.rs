@@ -41,6 +41,11 @@ impl Requests {
         oldest
     }
 
+    /// The oldest.
+    pub fn front(&self) -> Option<&HttpRecord> {
+        self.first.as_ref()
+    }
+
     /// The newest.
     pub fn back_mut(&mut self) -> Option<&mut HttpRecord> {
         self.later.back_mut().or(self.first.as_mut())
