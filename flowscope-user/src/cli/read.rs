@@ -217,8 +217,8 @@ fn summary_json(file: &std::path::Path, r: &OfflineReport) -> serde_json::Value 
         "packets_unmatched": unmatched,
         "flows": c.ended_total(),
         "flows_ended": ended,
-        "tcp_gaps": r.counters.reassembly.sides.iter().map(|s| s.gaps).sum::<u64>(),
-        "tcp_gap_bytes": r.counters.reassembly.sides.iter().map(|s| s.gap_bytes).sum::<u64>(),
+        "tcp_gaps": r.counters.reassembly.gaps().0,
+        "tcp_gap_bytes": r.counters.reassembly.gaps().1,
         "ip_fragments": f.fragments,
         "ip_fragments_unsteered": r.fragments_unsteered,
         "ip_datagrams_reassembled": f.completed,
@@ -304,11 +304,10 @@ pub fn summary(p: &PipelineCounters, reader: &ReaderStats) -> String {
             r.bypassed_bytes.iter().sum::<u64>()
         ));
     }
-    let holes: u64 = r.sides.iter().map(|s| s.gaps).sum();
+    let (holes, hole_bytes) = r.gaps();
     if holes > 0 {
         s.push_str(&format!(
-            "tcp gaps handed to the parsers (bytes never captured): {holes} ({} bytes)\n",
-            r.sides.iter().map(|s| s.gap_bytes).sum::<u64>()
+            "tcp gaps handed to the parsers (bytes never captured): {holes} ({hole_bytes} bytes)\n"
         ));
     }
     for line in l7_lines(p) {
@@ -337,8 +336,8 @@ pub(super) fn l7_lines(p: &PipelineCounters) -> Vec<String> {
     ] {
         let mut line = String::new();
         for (transport, c) in [("tcp", &p.streams), ("udp", &p.datagrams)] {
-            let mut counts: Vec<String> = (c.names.iter().zip(of(c)))
-                .filter(|(_, n)| **n > 0)
+            let mut counts: Vec<String> = (c.by_name(of(c)))
+                .filter(|(_, n)| *n > 0)
                 .map(|(name, n)| format!("{name}={n}"))
                 .collect();
             if what == "l7 flows" && c.flows_undetected > 0 {
@@ -362,10 +361,8 @@ pub(super) fn l7_json(p: &PipelineCounters) -> serde_json::Value {
     use serde_json::json;
     let transport = |c: &SessionCounters| {
         let per_parser = |v: &[u64]| {
-            c.names
-                .iter()
-                .zip(v)
-                .map(|(name, n)| ((*name).to_owned(), json!(n)))
+            c.by_name(v)
+                .map(|(name, n)| (name.to_owned(), json!(n)))
                 .collect::<serde_json::Map<_, _>>()
         };
         json!({

@@ -37,6 +37,13 @@ pub struct ReassemblyCounters {
 }
 
 impl ReassemblyCounters {
+    /// Holes handed to the parsers as gaps, and the bytes they stood for,
+    /// both sides.
+    pub fn gaps(&self) -> (u64, u64) {
+        let [a, b] = &self.sides;
+        (a.gaps + b.gaps, a.gap_bytes + b.gap_bytes)
+    }
+
     /// Adds one ended side's counters.
     pub(super) fn add_side(&mut self, side: usize, c: &SideCounters, global_overflows: u64) {
         if let Some(s) = self.sides.get_mut(side) {

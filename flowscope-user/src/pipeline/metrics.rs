@@ -170,8 +170,8 @@ fn per_parser(
     of: fn(&SessionCounters) -> &[u64],
 ) {
     for (transport, c) in drivers {
-        for (parser, n) in c.names.iter().zip(of(c)) {
-            sink.counter(family, &[("transport", transport), ("parser", parser)], *n);
+        for (parser, n) in c.by_name(of(c)) {
+            sink.counter(family, &[("transport", transport), ("parser", parser)], n);
         }
     }
 }

@@ -112,6 +112,15 @@ pub struct SessionCounters {
 }
 
 impl SessionCounters {
+    /// `per_parser` (one of the per-parser vectors) with each parser's
+    /// name.
+    pub fn by_name<'a>(
+        &'a self,
+        per_parser: &'a [u64],
+    ) -> impl Iterator<Item = (&'static str, u64)> + 'a {
+        self.names.iter().copied().zip(per_parser.iter().copied())
+    }
+
     /// Adds `other` (another worker's driver, with the same parsers
     /// registered in the same order) into `self`.
     pub fn merge(&mut self, other: &Self) {
