@@ -6,7 +6,8 @@
 //! - `ts` is the time the exchange was complete (Zeek's: the request).
 //! - `host` is the `Host` header without its port, as Zeek splits it;
 //!   `version` the response's (`1.1`; the request's when no response came),
-//!   as Zeek's `http_reply` sets it.
+//!   as Zeek's `http_reply` sets it; `0.9` with status 0 `<empty>` for
+//!   an HTTP/0.9 answer (a bare body, no status line), as Zeek writes it.
 //! - `request_body_len`/`response_body_len` are the body bytes seen after
 //!   de-chunking, as Zeek counts them.
 //! - `referrer` is the `Referer` header.
@@ -102,6 +103,12 @@ impl<W: Write> ZeekHttpWriter<W> {
             .response_protocol()
             .or(r.protocol())
             .map(|p| p.strip_prefix("HTTP/").unwrap_or(p));
+        // Zeek gives an HTTP/0.9 answer (no status line) status 0 `<empty>`.
+        let (status, status_msg) = if r.answered_as_http09() {
+            (Some(0), Some("<empty>"))
+        } else {
+            (r.status, r.status_msg())
+        };
         let rest: [Value<'_>; FIELDS.len()] = [
             Value::Count(u64::from(r.trans_depth)),
             Value::text(r.http_method()),
@@ -113,9 +120,8 @@ impl<W: Write> ZeekHttpWriter<W> {
             Value::Unset,
             Value::Count(r.request_body_len),
             Value::Count(r.length),
-            r.status
-                .map_or(Value::Unset, |s| Value::Count(u64::from(s))),
-            Value::text(r.status_msg()),
+            status.map_or(Value::Unset, |s| Value::Count(u64::from(s))),
+            Value::text(status_msg),
             Value::Unset,
             Value::Unset,
             Value::Strs(&[]),

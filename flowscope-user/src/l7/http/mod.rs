@@ -63,10 +63,15 @@ pub enum HttpField {
     ContentType,
     /// Reason phrase of the final response (Zeek's `status_msg`; not in EVE).
     StatusMsg,
-    /// Protocol version of the final response (`HTTP/1.1`; Zeek's
+    /// Protocol version of the final response (`HTTP/1.1`; `HTTP/0.9`
+    /// for a bare body answering a request without a version; Zeek's
     /// `version` is the response's; not in EVE).
     ResponseProtocol,
 }
+
+/// The [`HttpField::ResponseProtocol`] of an HTTP/0.9 answer: a bare body,
+/// no status line.
+const HTTP_09: &str = "HTTP/0.9";
 
 /// How many [`HttpField`]s there are.
 const HTTP_FIELDS: usize = HttpField::ResponseProtocol as usize + 1;
@@ -206,6 +211,12 @@ impl HttpRecord {
     /// [`HttpField::ResponseProtocol`].
     pub fn response_protocol(&self) -> Option<&str> {
         self.get(HttpField::ResponseProtocol)
+    }
+
+    /// Whether the response was an HTTP/0.9 answer: a bare body, no status
+    /// line.
+    pub fn answered_as_http09(&self) -> bool {
+        self.response_protocol() == Some(HTTP_09)
     }
 }
 
@@ -703,6 +714,9 @@ fn step(
                         *seen = true;
                         p.counters.responses += 1;
                         p.current = p.answered(out);
+                        if let Some(rec) = p.current.as_mut() {
+                            rec.set(HttpField::ResponseProtocol, HTTP_09);
+                        }
                         *phase = Phase::Body(Body::UntilClose);
                     }
                     None => {
