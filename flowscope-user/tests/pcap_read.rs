@@ -1,7 +1,7 @@
 //! The pcap/pcapng reader on every shared capture (counts and first timestamps
 //! from SOURCES.md) and on crafted, truncated and corrupt files.
 
-use flowscope::pcap::{FileFormat, PcapError, PcapReader};
+use flowscope::pcap::{FileFormat, FrameRef, PcapError, PcapReader};
 use flowscope::{LinkType, Timestamp};
 use std::io::Read;
 
@@ -297,6 +297,62 @@ fn reads_a_real_file_through_a_slow_stream() {
     }
     assert!(slow.next_packet().unwrap().is_none());
     assert_eq!(n, 653);
+}
+
+/// Batches ([`PcapReader::next_frames`]) of every size from one to 64 give
+/// every shared capture's packets as [`PcapReader::next_packet`] does, with
+/// the same counts, from the mapped file and from a stream.
+#[test]
+fn batches_read_what_one_packet_at_a_time_reads() {
+    let mut files = 0;
+    for e in std::fs::read_dir(PCAPS).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.ends_with(".pcap") || name.ends_with(".pcapng")) {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let mut one = PcapReader::new(&bytes[..]).unwrap();
+        let mut expected = Vec::new();
+        let end = loop {
+            match one.next_packet() {
+                Ok(Some(p)) => expected.push((p.frame.to_vec(), p.timestamp, p.link, p.orig_len)),
+                Ok(None) => break None,
+                Err(e) => break Some(e.to_string()),
+            }
+        };
+        for (batch, mapped) in [(64, true), (1, false), (7, true), (33, false)] {
+            let mut r = if mapped {
+                PcapReader::open(&path).unwrap()
+            } else {
+                PcapReader::new(std::fs::File::open(&path).unwrap()).unwrap()
+            };
+            let mut frames = vec![FrameRef::default(); batch];
+            let mut got = Vec::new();
+            let got_end = loop {
+                match r.next_frames(&mut frames) {
+                    Ok(0) => break None,
+                    Ok(n) => {
+                        let bytes = r.chunk().bytes();
+                        got.extend(frames[..n].iter().map(|f| {
+                            let p = f.view(bytes);
+                            (p.frame.to_vec(), p.timestamp, p.link, p.orig_len)
+                        }));
+                    }
+                    Err(e) => break Some(e.to_string()),
+                }
+            };
+            assert_eq!(got.len(), expected.len(), "{name}: batches of {batch}");
+            assert!(
+                got == expected,
+                "{name}: batches of {batch}: packets differ"
+            );
+            assert_eq!(got_end, end, "{name}: batches of {batch}: the end");
+            assert_eq!(r.stats(), one.stats(), "{name}: batches of {batch}: counts");
+        }
+        files += 1;
+    }
+    assert!(files >= 40, "{files} captures read");
 }
 
 // ---- pcapng ----

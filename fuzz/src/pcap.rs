@@ -1,10 +1,11 @@
 //! Target `pcap`: [`PcapReader`] over arbitrary bytes until an error or the
-//! end, once from one buffer and once through reads of a few bytes each;
-//! both must yield the same packets and the same error.
+//! end, once from one buffer, once through reads of a few bytes each and
+//! once in batches ([`PcapReader::next_frames`]); all must yield the same
+//! packets and the same error.
 
 use std::io::Read;
 
-use flowscope::pcap::{MAX_PACKET_BYTES, PcapReader};
+use flowscope::pcap::{FrameRef, MAX_PACKET_BYTES, PcapReader};
 
 /// What a read produced: each packet (bytes, time, link, wire length) and
 /// the error that ended it, if any.
@@ -19,6 +20,41 @@ pub fn run(data: &[u8]) {
         whole, trickled,
         "reading {step} bytes at a time changed the result"
     );
+    let batch = usize::from(data.get(1).copied().unwrap_or(0) % 64) + 1;
+    assert_eq!(
+        whole,
+        read_batches(data, batch),
+        "reading in batches of {batch} changed the result"
+    );
+}
+
+fn read_batches(data: &[u8], batch: usize) -> Outcome {
+    let mut reader = match PcapReader::new(data) {
+        Ok(r) => r,
+        Err(e) => return (Vec::new(), Some(e.to_string())),
+    };
+    let mut frames = vec![FrameRef::default(); batch];
+    let mut packets = Vec::new();
+    let error = loop {
+        match reader.next_frames(&mut frames) {
+            Ok(0) => break None,
+            Ok(n) => {
+                let bytes = reader.chunk().bytes();
+                for f in &frames[..n] {
+                    let p = f.view(bytes);
+                    packets.push((
+                        p.frame.to_vec(),
+                        p.timestamp.0,
+                        format!("{:?}", p.link),
+                        p.orig_len,
+                    ));
+                }
+            }
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    assert_eq!(reader.stats().packets, packets.len() as u64);
+    (packets, error)
 }
 
 fn read_all<R: Read>(src: R) -> Outcome {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 const BUFFER_BYTES: usize = 1 << 20;
 /// How far ahead of the record being parsed the reader prefetches: a few
 /// records of ordinary frames, so each line arrives before it is needed.
-const PREFETCH_AHEAD: usize = 16384;
+pub(super) const PREFETCH_AHEAD: usize = 16384;
 /// Retired buffers kept for reuse.
 const RETIRED_KEPT: usize = 8;
 
@@ -135,6 +135,12 @@ impl<R: Read> StreamBuf<R> {
             at += LINE;
         }
         self.prefetched = at;
+    }
+
+    /// Where the first unconsumed byte lies in [`chunk`](Self::chunk).
+    #[inline]
+    pub(super) fn position(&self) -> usize {
+        self.start
     }
 
     /// The unconsumed bytes.

@@ -2,7 +2,7 @@
 //! (<https://www.ietf.org/archive/id/draft-ietf-opsawg-pcap-04.html>).
 
 use super::buffer::StreamBuf;
-use super::{Endian, MAX_PACKET_BYTES, PcapError, Record, link_type_from_pcap};
+use super::{Endian, FrameRef, MAX_PACKET_BYTES, PcapError, Record, link_type_from_pcap};
 use crate::view::Timestamp;
 use std::io::Read;
 
@@ -71,19 +71,12 @@ pub(super) fn next_record<R: Read>(
             available: have,
         });
     };
-    let e = hdr.endian;
-    let sec = u64::from(e.u32([h[0], h[1], h[2], h[3]]));
-    let frac = u64::from(e.u32([h[4], h[5], h[6], h[7]]));
-    let incl_len = e.u32([h[8], h[9], h[10], h[11]]);
-    let orig_len = e.u32([h[12], h[13], h[14], h[15]]);
-    if incl_len > MAX_PACKET_BYTES {
-        return Err(PcapError::RecordTooLong {
-            offset,
-            len: incl_len.into(),
-            max: MAX_PACKET_BYTES.into(),
-        });
-    }
-    let total = RECORD_HEADER_BYTES + incl_len as usize;
+    let record = record(h, hdr).map_err(|incl_len| PcapError::RecordTooLong {
+        offset,
+        len: incl_len.into(),
+        max: MAX_PACKET_BYTES.into(),
+    })?;
+    let total = record.consume;
     let have = src.fill_to(total).map_err(io)?;
     if have < total {
         return Err(PcapError::TruncatedPacket {
@@ -92,13 +85,68 @@ pub(super) fn next_record<R: Read>(
             available: have,
         });
     }
+    Ok(Some(record))
+}
+
+/// The record whose header is `h`; `Err` with its captured length when
+/// that is over [`MAX_PACKET_BYTES`].
+#[inline]
+fn record(h: &[u8; RECORD_HEADER_BYTES], hdr: &Header) -> Result<Record, u32> {
+    let e = hdr.endian;
+    let sec = u64::from(e.u32([h[0], h[1], h[2], h[3]]));
+    let frac = u64::from(e.u32([h[4], h[5], h[6], h[7]]));
+    let incl_len = e.u32([h[8], h[9], h[10], h[11]]);
+    let orig_len = e.u32([h[12], h[13], h[14], h[15]]);
+    if incl_len > MAX_PACKET_BYTES {
+        return Err(incl_len);
+    }
+    let total = RECORD_HEADER_BYTES + incl_len as usize;
     let frac_ns = if hdr.nanos { frac } else { frac * 1_000 };
-    Ok(Some(Record {
+    Ok(Record {
         data: RECORD_HEADER_BYTES..total,
         consume: total,
         timestamp: Timestamp(sec.saturating_mul(1_000_000_000).saturating_add(frac_ns)),
         link: link_type_from_pcap(hdr.raw_link),
         raw_link: hdr.raw_link,
         orig_len,
-    }))
+    })
+}
+
+/// Reads the records wholly at the start of `avail` into `out`, as
+/// [`super::ng::packets_at_once`] does (none when the file's link type is
+/// not one flowscope reads: those records are skipped one by one).
+#[inline]
+pub(super) fn packets_at_once(
+    avail: &[u8],
+    base: usize,
+    max_bytes: usize,
+    hdr: &Header,
+    out: &mut [FrameRef],
+) -> (usize, usize) {
+    let (mut n, mut at) = (0, 0);
+    while n < out.len() && at < max_bytes {
+        let Some(Ok(r)) = avail
+            .get(at..)
+            .and_then(|b| b.first_chunk::<RECORD_HEADER_BYTES>())
+            .map(|h| record(h, hdr))
+        else {
+            break;
+        };
+        let (Some(link), Some(slot)) = (r.link, out.get_mut(n)) else {
+            break;
+        };
+        if avail.len() - at < r.consume {
+            break;
+        }
+        *slot = FrameRef {
+            start: base + at + r.data.start,
+            len: r.data.len() as u32,
+            orig_len: r.orig_len,
+            timestamp: r.timestamp,
+            link,
+        };
+        n += 1;
+        at += r.consume;
+    }
+    (n, at)
 }

@@ -146,7 +146,7 @@ enum Format {
 
 /// Where a packet lies in the reader's [`Chunk`], and what its record
 /// says: a packet that outlives the next read, for another thread.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct FrameRef {
     /// Offset of its first byte in the chunk.
     pub start: usize,
@@ -348,6 +348,44 @@ impl<R: Read> PcapReader<R> {
             timestamp: record.timestamp,
             link: record.link.unwrap_or_default(),
         }))
+    }
+
+    /// Up to `out.len()` packets as [`next_frame`](Self::next_frame) reads
+    /// them, all in [`chunk`](Self::chunk) (take it before the next call);
+    /// 0 at the end of the file. The packet records (pcap) or Enhanced
+    /// Packet Blocks (pcapng) wholly in the buffer are read in one pass,
+    /// without a call per packet; anything else (a refill, another block,
+    /// a link type skipped, an error) takes one
+    /// [`next_frame`](Self::next_frame).
+    ///
+    /// # Errors
+    ///
+    /// As [`next_packet`](Self::next_packet).
+    #[inline]
+    pub fn next_frames(&mut self, out: &mut [FrameRef]) -> Result<usize, PcapError> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let (avail, base) = (self.src.available(), self.src.position());
+        // At most half the prefetch distance: the next call prefetches on.
+        let most = buffer::PREFETCH_AHEAD / 2;
+        let (n, bytes) = match &mut self.format {
+            Format::Ng(sec) => ng::packets_at_once(avail, base, most, sec, out),
+            Format::Classic(h) => classic::packets_at_once(avail, base, most, h, out),
+        };
+        if n > 0 {
+            self.src.consume(bytes);
+            self.src.prefetch_ahead();
+            self.stats.packets += n as u64;
+            return Ok(n);
+        }
+        match (self.next_frame()?, out.first_mut()) {
+            (Some(f), Some(slot)) => {
+                *slot = f;
+                Ok(1)
+            }
+            _ => Ok(0),
+        }
     }
 
     /// The chunk the last packet of [`next_frame`](Self::next_frame) lies in.

@@ -8,7 +8,8 @@
 //!                                                                     writer thread ─► outputs
 //! ```
 //!
-//! The reader parses records in place and steers each frame by the XDP
+//! The reader parses records in place, up to a batch at a time
+//! ([`PcapReader::next_frames`]), and steers each frame by the XDP
 //! program's symmetric policy ([`crate::extract::Steering`]: the outer
 //! five-tuple, or the address pair and protocol for tunnels and frames
 //! without ports, and the program's fragment table, so both directions of a
@@ -243,14 +244,15 @@ fn read_all<R: Read>(
         interrupted: false,
         unsteered: 0,
     };
-    loop {
+    let mut frames = [FrameRef::default(); BATCH];
+    'read: loop {
         if stop.load(Ordering::Relaxed) {
             end.interrupted = true;
             break;
         }
-        let f = match reader.next_frame() {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
+        let n = match reader.next_frames(&mut frames) {
+            Ok(0) => break,
+            Ok(n) => n,
             Err(e) if e.is_interrupted() => continue,
             Err(e) => {
                 end.error = Some(e);
@@ -258,36 +260,38 @@ fn read_all<R: Read>(
             }
         };
         let chunk = reader.chunk();
-        let v = f.view(chunk.bytes());
-        if let Some(filter) = filter.as_deref_mut() {
-            match filter.pass(v.frame, v.orig_len, v.link) {
-                Ok(true) => {}
-                Ok(false) => continue,
-                Err(e) => {
-                    end.filter_error = Some(e);
-                    break;
+        for f in frames.get(..n).unwrap_or_default() {
+            let v = f.view(chunk.bytes());
+            if let Some(filter) = filter.as_deref_mut() {
+                match filter.pass(v.frame, v.orig_len, v.link) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        end.filter_error = Some(e);
+                        break 'read;
+                    }
                 }
             }
-        }
-        let w = if workers > 1 {
-            let steer = steering.steer(v.frame, v.link);
-            flowscope_common::hash::xsk_slot(0, workers as u32, steer) as usize
-        } else {
-            0
-        };
-        let Some(b) = open.get_mut(w) else { continue };
-        let late = f.timestamp < clock && b.clock < clock;
-        if b.len == BATCH || late || !b.chunk.same(chunk) {
-            let full = std::mem::replace(b, Batch::new(chunk.clone(), clock));
-            if full.len > 0 {
-                to.send(w, full);
+            let w = if workers > 1 {
+                let steer = steering.steer(v.frame, v.link);
+                flowscope_common::hash::xsk_slot(0, workers as u32, steer) as usize
+            } else {
+                0
+            };
+            let Some(b) = open.get_mut(w) else { continue };
+            let late = f.timestamp < clock && b.clock < clock;
+            if b.len == BATCH || late || !b.chunk.same(chunk) {
+                let full = std::mem::replace(b, Batch::new(chunk.clone(), clock));
+                if full.len > 0 {
+                    to.send(w, full);
+                }
+            } else if b.len == 0 {
+                b.clock = clock;
             }
-        } else if b.len == 0 {
-            b.clock = clock;
+            b.frames[b.len] = *f;
+            b.len += 1;
+            clock = clock.max(f.timestamp);
         }
-        b.frames[b.len] = f;
-        b.len += 1;
-        clock = clock.max(f.timestamp);
     }
     // What is left, then the last clock to every worker: a flow whose
     // idle timeout passed before the end of the file ends idle, whichever
