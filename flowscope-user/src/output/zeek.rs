@@ -152,6 +152,24 @@ pub(super) fn column(fields: &[&str], name: &str) -> usize {
         .expect("a field of the log")
 }
 
+/// A TCP flow from 192.0.2.1:40000 to 198.51.100.2:`port`, for the
+/// writers' tests.
+#[cfg(test)]
+pub(super) fn test_flow(port: u16) -> FlowHeader {
+    FlowHeader {
+        key: crate::extract::FiveTupleKey::from_v4(
+            [192, 0, 2, 1].into(),
+            40000,
+            [198, 51, 100, 2].into(),
+            port,
+            6,
+        ),
+        flow_id: 62,
+        l4: crate::extractor::L4Proto::Tcp,
+        initiator: crate::extractor::Orientation::Forward,
+    }
+}
+
 /// `#types` of those fields.
 const CONN_ID_TYPES: [&str; 6] = ["time", "string", "addr", "port", "addr", "port"];
 

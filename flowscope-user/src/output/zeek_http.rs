@@ -4,17 +4,21 @@
 //! Fields are those of Zeek's http.log, in Zeek's order; what the parser
 //! does not know is unset (`-`) rather than guessed:
 //! - `ts` is the time the exchange was complete (Zeek's: the request).
-//! - `host` is the `Host` header without its port, as Zeek splits it;
+//! - `host` is the `Host` header's value as sent, its port included, as
+//!   Zeek writes it since 4.2 (zeek/zeek#1844);
 //!   `version` the response's (`1.1`; the request's when no response came),
 //!   as Zeek's `http_reply` sets it; `0.9` with status 0 `<empty>` for
 //!   an HTTP/0.9 answer (a bare body, no status line), as Zeek writes it.
 //! - `request_body_len`/`response_body_len` are the body bytes seen after
 //!   de-chunking, as Zeek counts them.
 //! - `referrer` is the `Referer` header.
-//! - `origin`, `username`, `password`, `proxied` and the `info_*` fields
-//!   of interim responses are unset: the parser keeps none of those
-//!   headers. `tags` is empty, as Zeek leaves it without policy
-//!   scripts.
+//! - `origin`, `username` (of `Basic` credentials), `proxied` (the
+//!   headers of Zeek's `HTTP::proxy_headers`, as `NAME -> value`, in the
+//!   order they came) and `info_code`/`info_msg` (the last 1xx response,
+//!   101 included) as Zeek's `http_header` and `http_reply` handlers set
+//!   them; `password` is unset, as Zeek leaves it by default
+//!   (`HTTP::default_capture_password`). `tags` is empty, as Zeek leaves
+//!   it without policy scripts.
 //! - The file-analysis fields (`*_fuids`, `*_filenames`, `*_mime_types`)
 //!   are unset: Zeek fills them by running its file analysis (libmagic
 //!   sniffing) on the bodies, which flowscope does not do.
@@ -96,8 +100,6 @@ impl<W: Write> ZeekHttpWriter<W> {
         ts: Timestamp,
         r: &HttpRecord,
     ) -> io::Result<()> {
-        // Zeek keeps what precedes the first `:` of the Host header.
-        let host = r.hostname().map(|h| h.split(':').next().unwrap_or(h));
         // Zeek's is the response's (the request's while none came).
         let version = r
             .response_protocol()
@@ -109,25 +111,33 @@ impl<W: Write> ZeekHttpWriter<W> {
         } else {
             (r.status, r.status_msg())
         };
+        // A set: its elements as Strings (a record with proxy headers is
+        // rare; none allocates nothing).
+        let proxied: Vec<String> = r.proxied().map(String::from).collect();
         let rest: [Value<'_>; FIELDS.len()] = [
             Value::Count(u64::from(r.trans_depth)),
             Value::text(r.http_method()),
-            host.map_or(Value::Unset, Value::Str),
+            Value::text(r.hostname()),
             Value::text(r.url()),
             Value::text(r.http_refer()),
             version.map_or(Value::Unset, Value::Str),
             Value::text(r.http_user_agent()),
-            Value::Unset,
+            Value::text(r.origin()),
             Value::Count(r.request_body_len),
             Value::Count(r.length),
             status.map_or(Value::Unset, |s| Value::Count(u64::from(s))),
             Value::text(status_msg),
-            Value::Unset,
-            Value::Unset,
+            r.info_code
+                .map_or(Value::Unset, |c| Value::Count(u64::from(c))),
+            Value::text(r.info_msg()),
             Value::Strs(&[]),
+            Value::text(r.username()),
             Value::Unset,
-            Value::Unset,
-            Value::Unset,
+            if proxied.is_empty() {
+                Value::Unset
+            } else {
+                Value::Strs(&proxied)
+            },
             Value::Unset,
             Value::Unset,
             Value::Unset,
@@ -136,5 +146,86 @@ impl<W: Write> ZeekHttpWriter<W> {
             Value::Unset,
         ];
         self.write_conn(ts, flow, &rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::l7::HttpParser;
+    use crate::l7::session::Side;
+    use crate::output::zeek::{CONN_ID_FIELDS, ZeekFormat, column};
+
+    fn flow() -> FlowHeader {
+        crate::output::zeek::test_flow(8080)
+    }
+
+    /// The record of one exchange the parser reads from `request` and
+    /// `responses`.
+    fn exchange(request: &[u8], responses: &[u8]) -> HttpRecord {
+        let mut p = HttpParser::default();
+        let mut out = Vec::new();
+        p.feed(Side::Initiator, request, &mut out);
+        p.feed(Side::Responder, responses, &mut out);
+        p.end(Side::Initiator, &mut out);
+        p.end(Side::Responder, &mut out);
+        assert_eq!(out.len(), 1);
+        out.remove(0)
+    }
+
+    /// The fields of `r`'s row in a TSV http.log.
+    fn tsv_row(r: &HttpRecord) -> Vec<String> {
+        let mut w = ZeekHttpWriter::new(Vec::new(), ZeekFormat::Tsv).unwrap();
+        w.write_http(&flow(), Timestamp(1), r).unwrap();
+        let out = String::from_utf8(w.finish().unwrap()).unwrap();
+        let row = out.lines().nth(8).unwrap();
+        row.split('\t').map(String::from).collect()
+    }
+
+    /// The request-header and 1xx fields in Zeek's forms: `host` with its
+    /// port, a `proxied` set joined by `,` (one inside an element written
+    /// `\x2c`), `password` unset.
+    #[test]
+    fn request_headers_and_informational_fields() {
+        let r = exchange(
+            b"GET / HTTP/1.1\r\nHost: h.example:8080\r\nOrigin: http://o.example\r\n\
+Authorization: Basic dXNlcjpwYXNz\r\nVia: 1.1 a, 1.1 b\r\nClient-IP: 192.0.2.9\r\n\r\n",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        );
+        let row = tsv_row(&r);
+        assert_eq!(row.len(), CONN_ID_FIELDS.len() + FIELDS.len());
+        let field = |name: &str| row[column(&FIELDS, name)].as_str();
+        assert_eq!(field("host"), "h.example:8080");
+        assert_eq!(field("origin"), "http://o.example");
+        assert_eq!(field("status_code"), "200");
+        assert_eq!(field("info_code"), "100");
+        assert_eq!(field("info_msg"), "Continue");
+        assert_eq!(field("username"), "user");
+        assert_eq!(field("password"), "-");
+        assert_eq!(
+            field("proxied"),
+            "VIA -> 1.1 a\\x2c 1.1 b,CLIENT-IP -> 192.0.2.9"
+        );
+
+        let mut w = ZeekHttpWriter::new(Vec::new(), ZeekFormat::Json).unwrap();
+        w.write_http(&flow(), Timestamp(1), &r).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&w.finish().unwrap()).expect("one JSON line");
+        assert_eq!(
+            json["proxied"],
+            serde_json::json!(["VIA -> 1.1 a, 1.1 b", "CLIENT-IP -> 192.0.2.9"])
+        );
+        assert_eq!(json["info_code"], 100);
+        assert!(json.get("password").is_none());
+
+        // Without those headers and responses, the fields are unset.
+        let plain = exchange(
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+        );
+        let row = tsv_row(&plain);
+        for name in ["origin", "info_code", "info_msg", "username", "proxied"] {
+            assert_eq!(row[column(&FIELDS, name)], "-", "{name}");
+        }
     }
 }

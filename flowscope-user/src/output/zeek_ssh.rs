@@ -98,24 +98,11 @@ impl<W: Write> ZeekSshWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::extract::FiveTupleKey;
-    use crate::extractor::{L4Proto, Orientation};
     use crate::l7::session::{Side, Texts};
     use crate::output::zeek::ZeekFormat;
 
     fn flow() -> FlowHeader {
-        FlowHeader {
-            key: FiveTupleKey::from_v4(
-                [192, 0, 2, 1].into(),
-                40000,
-                [198, 51, 100, 2].into(),
-                22,
-                6,
-            ),
-            flow_id: 62,
-            l4: L4Proto::Tcp,
-            initiator: Orientation::Forward,
-        }
+        crate::output::zeek::test_flow(22)
     }
 
     /// A record with `side`'s identification line.

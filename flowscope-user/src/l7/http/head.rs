@@ -42,12 +42,7 @@ pub(super) struct RequestHead<'a> {
     pub method: &'a str,
     pub uri: Option<Cow<'a, str>>,
     pub protocol: Option<Cow<'a, str>>,
-    pub host: Option<&'a [u8]>,
-    pub user_agent: Option<&'a [u8]>,
-    pub referer: Option<&'a [u8]>,
-    /// `X-Forwarded-For`.
-    pub xff: Option<&'a [u8]>,
-    pub framing: Framing,
+    pub fields: Fields<'a>,
 }
 
 /// A response head, borrowed from the bytes it was parsed from.
@@ -58,19 +53,45 @@ pub(super) struct ResponseHead<'a> {
     pub protocol: Option<&'static str>,
     /// As `httparse` read it (empty when it held obs-text).
     pub reason: Option<&'a str>,
+    pub fields: Fields<'a>,
+}
+
+/// Proxy headers a request's record keeps, at most (Zeek's
+/// `HTTP::proxy_headers` are seven names).
+pub(super) const MAX_PROXIED: usize = 8;
+
+/// Header fields the records use; of a repeated header, the last (as Zeek
+/// keeps it).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Fields<'a> {
+    pub host: Option<&'a [u8]>,
+    pub user_agent: Option<&'a [u8]>,
+    pub referer: Option<&'a [u8]>,
+    /// `X-Forwarded-For`.
+    pub xff: Option<&'a [u8]>,
     pub content_type: Option<&'a [u8]>,
+    pub origin: Option<&'a [u8]>,
+    /// `Authorization` or `Proxy-Authorization`.
+    pub authorization: Option<&'a [u8]>,
+    /// The headers of Zeek's `HTTP::proxy_headers`, each as its upper-case
+    /// name and value, in order, the first [`MAX_PROXIED`].
+    pub proxied: [(&'static str, &'a [u8]); MAX_PROXIED],
+    pub proxied_len: usize,
     pub framing: Framing,
 }
 
-/// Header fields the records use.
-#[derive(Default)]
-struct Fields<'a> {
-    host: Option<&'a [u8]>,
-    user_agent: Option<&'a [u8]>,
-    referer: Option<&'a [u8]>,
-    xff: Option<&'a [u8]>,
-    content_type: Option<&'a [u8]>,
-    framing: Framing,
+impl<'a> Fields<'a> {
+    fn proxy(&mut self, name: &'static str, value: &'a [u8]) {
+        if let Some(slot) = self.proxied.get_mut(self.proxied_len) {
+            *slot = (name, value);
+            self.proxied_len += 1;
+        }
+    }
+
+    /// The proxy headers ([`Fields::proxied`]).
+    pub fn proxied(&self) -> &[(&'static str, &'a [u8])] {
+        self.proxied.get(..self.proxied_len).unwrap_or_default()
+    }
 }
 
 /// A header name the records use, lower case, kept as words to compare
@@ -125,32 +146,56 @@ const USER_AGENT: Name = Name::new(b"user-agent");
 const REFERER: Name = Name::new(b"referer");
 const XFF: Name = Name::new(b"x-forwarded-for");
 const CONTENT_TYPE: Name = Name::new(b"content-type");
+const ORIGIN: Name = Name::new(b"origin");
+const AUTHORIZATION: Name = Name::new(b"authorization");
+const PROXY_AUTHORIZATION: Name = Name::new(b"proxy-authorization");
+// Zeek's `HTTP::proxy_headers`, X-Forwarded-For aside (above).
+const VIA: Name = Name::new(b"via");
+const FORWARDED: Name = Name::new(b"forwarded");
+const CLIENT_IP: Name = Name::new(b"client-ip");
+const X_FORWARDED_FROM: Name = Name::new(b"x-forwarded-from");
+const XROXY_CONNECTION: Name = Name::new(b"xroxy-connection");
+const PROXY_CONNECTION: Name = Name::new(b"proxy-connection");
 const CONTENT_LENGTH: Name = Name::new(b"content-length");
 const TRANSFER_ENCODING: Name = Name::new(b"transfer-encoding");
 
+#[inline(always)]
 fn read_fields<'a>(headers: &[Header<'a>]) -> Fields<'a> {
     let mut f = Fields::default();
     for h in headers {
-        // The seven names differ in length: one comparison per field.
+        // Names are told apart by their length first: one or two
+        // comparisons per field.
         let name = h.name.as_bytes();
+        let v = h.value;
         match name.len() {
-            4 if HOST.is(name) => f.host = Some(h.value),
-            10 if USER_AGENT.is(name) => f.user_agent = Some(h.value),
-            7 if REFERER.is(name) => f.referer = Some(h.value),
-            15 if XFF.is(name) => f.xff = Some(h.value),
-            12 if CONTENT_TYPE.is(name) => f.content_type = Some(h.value),
+            3 if VIA.is(name) => f.proxy("VIA", v),
+            4 if HOST.is(name) => f.host = Some(v),
+            6 if ORIGIN.is(name) => f.origin = Some(v),
+            7 if REFERER.is(name) => f.referer = Some(v),
+            9 if FORWARDED.is(name) => f.proxy("FORWARDED", v),
+            9 if CLIENT_IP.is(name) => f.proxy("CLIENT-IP", v),
+            10 if USER_AGENT.is(name) => f.user_agent = Some(v),
+            12 if CONTENT_TYPE.is(name) => f.content_type = Some(v),
+            13 if AUTHORIZATION.is(name) => f.authorization = Some(v),
             14 if CONTENT_LENGTH.is(name) => {
-                f.framing.content_length = std::str::from_utf8(h.value)
+                f.framing.content_length = std::str::from_utf8(v)
                     .ok()
                     .and_then(|v| v.trim().parse().ok());
             }
+            15 if XFF.is(name) => {
+                f.xff = Some(v);
+                f.proxy("X-FORWARDED-FOR", v);
+            }
+            16 if X_FORWARDED_FROM.is(name) => f.proxy("X-FORWARDED-FROM", v),
+            16 if XROXY_CONNECTION.is(name) => f.proxy("XROXY-CONNECTION", v),
+            16 if PROXY_CONNECTION.is(name) => f.proxy("PROXY-CONNECTION", v),
             17 if TRANSFER_ENCODING.is(name) => {
-                f.framing.chunked = h
-                    .value
+                f.framing.chunked = v
                     .rsplit(|&b| b == b',')
                     .next()
                     .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             }
+            19 if PROXY_AUTHORIZATION.is(name) => f.authorization = Some(v),
             _ => {}
         }
     }
@@ -174,26 +219,20 @@ fn uninit_headers<'b>() -> [MaybeUninit<Header<'b>>; MAX_HEADERS] {
 }
 
 /// Parses a request head at the start of `buf`.
+#[inline(always)]
 pub(super) fn parse_request(buf: &[u8]) -> Parsed<RequestHead<'_>> {
     let mut headers = uninit_headers();
     let mut req = httparse::Request::new(&mut []);
     match req.parse_with_uninit_headers(buf, &mut headers) {
-        Ok(Status::Complete(len)) => {
-            let f = read_fields(req.headers);
-            Parsed::Complete(
-                len,
-                RequestHead {
-                    method: req.method.unwrap_or_default(),
-                    uri: req.path.map(Cow::Borrowed),
-                    protocol: version_text(req.version).map(Cow::Borrowed),
-                    host: f.host,
-                    user_agent: f.user_agent,
-                    referer: f.referer,
-                    xff: f.xff,
-                    framing: f.framing,
-                },
-            )
-        }
+        Ok(Status::Complete(len)) => Parsed::Complete(
+            len,
+            RequestHead {
+                method: req.method.unwrap_or_default(),
+                uri: req.path.map(Cow::Borrowed),
+                protocol: version_text(req.version).map(Cow::Borrowed),
+                fields: read_fields(req.headers),
+            },
+        ),
         Ok(Status::Partial) => Parsed::Partial,
         Err(httparse::Error::Token | httparse::Error::Version | httparse::Error::NewLine) => {
             parse_lenient_request(buf)
@@ -239,45 +278,35 @@ fn parse_lenient_request(buf: &[u8]) -> Parsed<RequestHead<'_>> {
     let rest = buf.get(nl + 1..).unwrap_or_default();
     let mut headers = [EMPTY_HEADER; MAX_HEADERS];
     match httparse::parse_headers(rest, &mut headers) {
-        Ok(Status::Complete((len, headers))) => {
-            let f = read_fields(headers);
-            Parsed::Complete(
-                nl + 1 + len,
-                RequestHead {
-                    method,
-                    uri: uri.map(String::from_utf8_lossy),
-                    protocol: version.map(String::from_utf8_lossy),
-                    host: f.host,
-                    user_agent: f.user_agent,
-                    referer: f.referer,
-                    xff: f.xff,
-                    framing: f.framing,
-                },
-            )
-        }
+        Ok(Status::Complete((len, headers))) => Parsed::Complete(
+            nl + 1 + len,
+            RequestHead {
+                method,
+                uri: uri.map(String::from_utf8_lossy),
+                protocol: version.map(String::from_utf8_lossy),
+                fields: read_fields(headers),
+            },
+        ),
         Ok(Status::Partial) => Parsed::Partial,
         Err(_) => Parsed::Invalid,
     }
 }
 
 /// Parses a response head at the start of `buf`.
+#[inline(always)]
 pub(super) fn parse_response(buf: &[u8]) -> Parsed<ResponseHead<'_>> {
     let mut headers = uninit_headers();
     let mut resp = httparse::Response::new(&mut []);
     match ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
-        Ok(Status::Complete(len)) => {
-            let f = read_fields(resp.headers);
-            Parsed::Complete(
-                len,
-                ResponseHead {
-                    status: resp.code.unwrap_or_default(),
-                    protocol: version_text(resp.version),
-                    reason: resp.reason,
-                    content_type: f.content_type,
-                    framing: f.framing,
-                },
-            )
-        }
+        Ok(Status::Complete(len)) => Parsed::Complete(
+            len,
+            ResponseHead {
+                status: resp.code.unwrap_or_default(),
+                protocol: version_text(resp.version),
+                reason: resp.reason,
+                fields: read_fields(resp.headers),
+            },
+        ),
         Ok(Status::Partial) => Parsed::Partial,
         Err(_) => Parsed::Invalid,
     }
@@ -334,12 +363,12 @@ Referer: http://example.org/\r\nX-Forwarded-For: 192.0.2.7\r\nContent-Length: 12
         assert_eq!(head.method, "POST");
         assert_eq!(head.uri.as_deref(), Some("/up?x=1"));
         assert_eq!(head.protocol.as_deref(), Some("HTTP/1.1"));
-        assert_eq!(head.host, Some(&b"example.org:8080"[..]));
-        assert_eq!(head.user_agent, Some(&b"curl/8"[..]));
-        assert_eq!(head.referer, Some(&b"http://example.org/"[..]));
-        assert_eq!(head.xff, Some(&b"192.0.2.7"[..]));
+        assert_eq!(head.fields.host, Some(&b"example.org:8080"[..]));
+        assert_eq!(head.fields.user_agent, Some(&b"curl/8"[..]));
+        assert_eq!(head.fields.referer, Some(&b"http://example.org/"[..]));
+        assert_eq!(head.fields.xff, Some(&b"192.0.2.7"[..]));
         assert_eq!(
-            head.framing,
+            head.fields.framing,
             Framing {
                 chunked: true,
                 content_length: Some(12)
@@ -376,7 +405,7 @@ Referer: http://example.org/\r\nX-Forwarded-For: 192.0.2.7\r\nContent-Length: 12
             assert_eq!(head.method, method);
             assert_eq!(head.uri.as_deref(), uri);
             assert_eq!(head.protocol.as_deref(), version);
-            assert_eq!(head.host, Some(&b"h"[..]));
+            assert_eq!(head.fields.host, Some(&b"h"[..]));
         }
         assert_eq!(parse_request(b"OPTIONSHTTP/1.1\r\n\r\n"), Parsed::Invalid);
         assert_eq!(parse_request(b"GET/ HTTP/1.1\r\n\r\n"), Parsed::Invalid);
@@ -392,8 +421,12 @@ Referer: http://example.org/\r\nX-Forwarded-For: 192.0.2.7\r\nContent-Length: 12
         };
         assert_eq!(len, raw.len());
         assert_eq!(head.status, 404);
-        assert_eq!(head.content_type, Some(&b"text/plain"[..]));
-        assert_eq!(head.framing, Framing::default(), "invalid length ignored");
+        assert_eq!(head.fields.content_type, Some(&b"text/plain"[..]));
+        assert_eq!(
+            head.fields.framing,
+            Framing::default(),
+            "invalid length ignored"
+        );
         assert_eq!(parse_response(b"GET / HTTP/1.1\r\n\r\n"), Parsed::Invalid);
     }
 

@@ -67,6 +67,20 @@ pub enum HttpField {
     /// for a bare body answering a request without a version; Zeek's
     /// `version` is the response's; not in EVE).
     ResponseProtocol,
+    /// `Origin` header of the request (Zeek's `origin`; not in EVE).
+    Origin,
+    /// The user name of the request's `Authorization` or
+    /// `Proxy-Authorization` header of the `Basic` scheme (Zeek's
+    /// `username`; not in EVE); `<problem-decoding> (VALUE)` when the
+    /// decoded credentials hold no `:`, as Zeek writes it.
+    Username,
+    /// The request's proxy headers (Zeek's `HTTP::proxy_headers`), a list
+    /// of `NAME -> value` in upper-case names, each once (Zeek's `proxied`
+    /// set; not in EVE).
+    Proxied,
+    /// Reason phrase of the last informational (1xx) response (Zeek's
+    /// `info_msg`; not in EVE).
+    InfoMsg,
 }
 
 /// The [`HttpField::ResponseProtocol`] of an HTTP/0.9 answer: a bare body,
@@ -74,7 +88,7 @@ pub enum HttpField {
 const HTTP_09: &str = "HTTP/0.9";
 
 /// How many [`HttpField`]s there are.
-const HTTP_FIELDS: usize = HttpField::ResponseProtocol as usize + 1;
+const HTTP_FIELDS: usize = HttpField::InfoMsg as usize + 1;
 
 /// One request/response exchange, in Suricata EVE `http` names.
 ///
@@ -86,6 +100,9 @@ pub struct HttpRecord {
     text: Texts,
     /// The port the `Host` header names, if any.
     pub http_port: Option<u16>,
+    /// Status of the last informational (1xx) response (Zeek's
+    /// `info_code`; not in EVE).
+    pub info_code: Option<u16>,
     /// Final response status; absent for an unanswered request.
     pub status: Option<u16>,
     /// Response body bytes seen (after de-chunking; gaps inside it included).
@@ -111,6 +128,7 @@ impl HttpRecord {
         Self {
             text,
             http_port: None,
+            info_code: None,
             status: None,
             length: 0,
             request_body_len: 0,
@@ -155,6 +173,65 @@ impl HttpRecord {
         if let Some(v) = value {
             self.set(field, v);
         }
+    }
+
+    /// [`HttpField::Username`] from an `Authorization` value, as Zeek's
+    /// `http_header` handler reads it: the `Basic` scheme (any case, then
+    /// a space), its credentials decoded from base64 (characters outside
+    /// the alphabet skipped, as Zeek's decoder skips them; the first 1 KiB
+    /// of them) and cut at the first `:`. Other schemes leave it unset.
+    fn set_username(&mut self, value: &[u8]) {
+        use base64::Engine;
+        const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone)
+                .with_decode_allow_trailing_bits(true),
+        );
+        let (Some(scheme), Some(rest)) = (value.get(..6), value.get(6..)) else {
+            return;
+        };
+        if !(scheme[..5].eq_ignore_ascii_case(b"basic") && scheme[5] == b' ') {
+            return;
+        }
+        let mut clean = [0u8; 1024];
+        let mut n = 0;
+        for &b in rest.iter().take_while(|&&b| b != b'=') {
+            if (b.is_ascii_alphanumeric() || b == b'+' || b == b'/') && n < clean.len() {
+                clean[n] = b;
+                n += 1;
+            }
+        }
+        // A last lone character holds no whole byte.
+        n -= usize::from(n % 4 == 1);
+        let mut decoded = [0u8; 768];
+        let userpass = BASE64
+            .decode_slice(&clean[..n], &mut decoded)
+            .map_or(&[][..], |k| &decoded[..k]);
+        match userpass.iter().position(|&b| b == b':') {
+            Some(colon) => self.set_lossy(HttpField::Username, Some(&userpass[..colon])),
+            None => self.text.write(HttpField::Username as usize, |buf| {
+                buf.push_str("<problem-decoding> (");
+                crate::l7::session::push_lossy(buf, value);
+                buf.push(')');
+            }),
+        }
+    }
+
+    /// [`HttpField::Proxied`] from the proxy headers, each `NAME -> value`
+    /// once.
+    fn set_proxied(&mut self, headers: &[(&str, &[u8])]) {
+        let unique = headers
+            .iter()
+            .enumerate()
+            .filter(|&(i, h)| !headers[..i].contains(h))
+            .map(|(_, h)| h);
+        self.text
+            .set_list(HttpField::Proxied as usize, unique, |buf, (name, value)| {
+                buf.push_str(name);
+                buf.push_str(" -> ");
+                crate::l7::session::push_lossy(buf, value);
+            });
     }
 
     /// [`HttpField::Hostname`].
@@ -211,6 +288,26 @@ impl HttpRecord {
     /// [`HttpField::ResponseProtocol`].
     pub fn response_protocol(&self) -> Option<&str> {
         self.get(HttpField::ResponseProtocol)
+    }
+
+    /// [`HttpField::Origin`].
+    pub fn origin(&self) -> Option<&str> {
+        self.get(HttpField::Origin)
+    }
+
+    /// [`HttpField::Username`].
+    pub fn username(&self) -> Option<&str> {
+        self.get(HttpField::Username)
+    }
+
+    /// [`HttpField::Proxied`], in the order the headers came.
+    pub fn proxied(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.text.list(HttpField::Proxied as usize)
+    }
+
+    /// [`HttpField::InfoMsg`].
+    pub fn info_msg(&self) -> Option<&str> {
+        self.get(HttpField::InfoMsg)
     }
 
     /// Whether the response was an HTTP/0.9 answer: a bare body, no status
@@ -761,16 +858,24 @@ fn request_head(
             p.requests = p.requests.saturating_add(1);
             let mut rec = HttpRecord::on(out.spare_text());
             rec.trans_depth = p.requests;
-            rec.set_lossy(HttpField::Hostname, h.host);
+            let f = &h.fields;
+            rec.set_lossy(HttpField::Hostname, f.host);
             rec.http_port = rec.hostname().and_then(|v| split_host(v).1);
             rec.set_some(HttpField::Url, h.uri.as_deref());
             rec.set(HttpField::Method, h.method);
             rec.set_some(HttpField::Protocol, h.protocol.as_deref());
-            rec.set_lossy(HttpField::UserAgent, h.user_agent);
-            rec.set_lossy(HttpField::Refer, h.referer);
-            rec.set_lossy(HttpField::Xff, h.xff);
+            rec.set_lossy(HttpField::UserAgent, f.user_agent);
+            rec.set_lossy(HttpField::Refer, f.referer);
+            rec.set_lossy(HttpField::Xff, f.xff);
+            rec.set_lossy(HttpField::Origin, f.origin);
+            if let Some(auth) = f.authorization {
+                rec.set_username(auth);
+            }
+            if f.proxied_len > 0 {
+                rec.set_proxied(f.proxied());
+            }
             p.pending.push_back(rec);
-            *phase = body_of(h.framing, false).map_or(Phase::Head, Phase::Body);
+            *phase = body_of(h.fields.framing, false).map_or(Phase::Head, Phase::Body);
             Some(len)
         }
         Parsed::Partial => Some(0),
@@ -789,6 +894,11 @@ fn response_head(
         Parsed::Complete(len, h) => {
             if (100..200).contains(&h.status) && h.status != 101 {
                 p.counters.interim_responses += 1;
+                // Zeek logs the last one with the request it answers.
+                if let Some(r) = p.pending.front_mut() {
+                    r.info_code = Some(h.status);
+                    r.set_some(HttpField::InfoMsg, h.reason);
+                }
                 return Some(len);
             }
             p.counters.responses += 1;
@@ -800,9 +910,14 @@ fn response_head(
                 rec
             });
             rec.status = Some(h.status);
+            if h.status == 101 {
+                // Zeek's `info_*` hold every 1xx response, 101 too.
+                rec.info_code = Some(h.status);
+                rec.set_some(HttpField::InfoMsg, h.reason);
+            }
             rec.set_some(HttpField::StatusMsg, h.reason);
             rec.set_some(HttpField::ResponseProtocol, h.protocol);
-            rec.set_lossy(HttpField::ContentType, h.content_type);
+            rec.set_lossy(HttpField::ContentType, h.fields.content_type);
             let method = rec.http_method().unwrap_or_default();
             let no_body = method == "HEAD" || h.status == 204 || h.status == 304;
             let tunnel = h.status == 101 || (method == "CONNECT" && (200..300).contains(&h.status));
@@ -812,7 +927,7 @@ fn response_head(
                 p.tunnel = true;
                 p.finish_current(out);
                 *phase = Phase::Stopped;
-            } else if let Some(body) = body_of(h.framing, true).filter(|_| !no_body) {
+            } else if let Some(body) = body_of(h.fields.framing, true).filter(|_| !no_body) {
                 *phase = Phase::Body(body);
             } else {
                 p.finish_current(out);

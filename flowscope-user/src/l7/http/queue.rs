@@ -46,6 +46,11 @@ impl Requests {
         self.first.as_ref()
     }
 
+    /// The oldest, to change.
+    pub fn front_mut(&mut self) -> Option<&mut HttpRecord> {
+        self.first.as_mut()
+    }
+
     /// The newest.
     pub fn back_mut(&mut self) -> Option<&mut HttpRecord> {
         self.later.back_mut().or(self.first.as_mut())

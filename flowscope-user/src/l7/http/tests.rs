@@ -33,10 +33,19 @@ fn eve_fields(records: &[HttpRecord]) -> Vec<HttpRecord> {
             let mut r = HttpRecord {
                 request_body_len: 0,
                 trans_depth: 0,
+                info_code: None,
                 ..r.clone()
             };
-            r.unset(HttpField::StatusMsg);
-            r.unset(HttpField::ResponseProtocol);
+            for f in [
+                HttpField::StatusMsg,
+                HttpField::ResponseProtocol,
+                HttpField::Origin,
+                HttpField::Username,
+                HttpField::Proxied,
+                HttpField::InfoMsg,
+            ] {
+                r.unset(f);
+            }
             r
         })
         .collect()
@@ -198,6 +207,91 @@ fn continue_interim_response_is_skipped() {
         run_with(HttpConfig::default(), &steps).1.interim_responses,
         1
     );
+}
+
+/// The fields Zeek's `http_header` and `http_reply` handlers
+/// (`base/protocols/http/main.zeek`) take from the request's headers and
+/// the 1xx responses: `origin`, `username` of `Basic` credentials,
+/// `proxied` (each `NAME -> value` of `HTTP::proxy_headers` once, the name
+/// upper case), `info_code`/`info_msg` of the last 1xx response.
+#[test]
+fn zeek_request_fields_and_informational_responses() {
+    // "user:pa:ss" in base64, with a character outside the alphabet.
+    let req = b"POST /up HTTP/1.1\r\nHost: h.example:8080\r\nOrigin: http://o.example\r\n\
+Authorization: basic dXNlcjpw*YTpzcw==\r\nVia: 1.1 proxy\r\nX-Forwarded-For: 192.0.2.9\r\n\
+x-forwarded-for: 192.0.2.9\r\nProxy-Connection: keep-alive\r\nExpect: 100-continue\r\n\
+Content-Length: 3\r\n\r\n";
+    let steps: [(Side, &[u8]); 5] = [
+        (C, req),
+        (S, b"HTTP/1.1 100 Continue\r\n\r\n"),
+        (S, b"HTTP/1.1 102 Processing\r\n\r\n"),
+        (C, b"abc"),
+        (
+            S,
+            b"HTTP/1.1 200 OK\r\nVia: 1.1 other\r\nContent-Length: 2\r\n\r\nok",
+        ),
+    ];
+    let got = crate::l7::splits::assert_split_invariant(&steps, |steps| {
+        run_whole(HttpConfig::default(), steps).0
+    });
+    let [r] = &got[..] else {
+        panic!("one record: {got:?}")
+    };
+    assert_eq!(r.hostname(), Some("h.example:8080"));
+    assert_eq!(r.origin(), Some("http://o.example"));
+    assert_eq!(r.username(), Some("user"));
+    assert_eq!(
+        r.proxied().collect::<Vec<_>>(),
+        [
+            "VIA -> 1.1 proxy",
+            "X-FORWARDED-FOR -> 192.0.2.9",
+            "PROXY-CONNECTION -> keep-alive"
+        ],
+        "the request's only, each once"
+    );
+    assert_eq!((r.info_code, r.info_msg()), (Some(102), Some("Processing")));
+    assert_eq!((r.status, r.status_msg()), (Some(200), Some("OK")));
+    // A 101 is a 1xx response too.
+    let (up, _) = run_whole(
+        HttpConfig::default(),
+        &[
+            (
+                C,
+                b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n",
+            ),
+            (S, b"HTTP/1.1 101 Switching Protocols\r\n\r\n"),
+        ],
+    );
+    let up: Vec<_> = up
+        .iter()
+        .map(|r| (r.status, r.info_code, r.info_msg()))
+        .collect();
+    assert_eq!(up, [(Some(101), Some(101), Some("Switching Protocols"))]);
+}
+
+/// Zeek reads only the `Basic` scheme followed by a space; credentials
+/// without a `:` give `<problem-decoding> (VALUE)`.
+#[test]
+fn basic_credentials_as_zeek_reads_them() {
+    for (value, want) in [
+        ("Basic dXNlcjpwYXNz", Some("user")),
+        ("BASIC  dXNlcjpwYXNz", Some("user")),
+        ("Basic OnB3", Some("")),
+        (
+            "Basic dXNlcg==",
+            Some("<problem-decoding> (Basic dXNlcg==)"),
+        ),
+        ("Basic", None),
+        ("Basic\tdXNlcjpwYXNz", None),
+        ("Bearer dXNlcjpwYXNz", None),
+        ("Digest username=\"u\"", None),
+    ] {
+        for header in ["Authorization", "Proxy-Authorization"] {
+            let req = format!("GET / HTTP/1.1\r\nHost: h\r\n{header}: {value}\r\n\r\n");
+            let got = run_whole(HttpConfig::default(), &[(C, req.as_bytes())]).0;
+            assert_eq!(got[0].username(), want, "{header}: {value}");
+        }
+    }
 }
 
 #[test]
@@ -593,5 +687,27 @@ proptest::proptest! {
         proptest::prop_assert_eq!(reused, fresh);
         proptest::prop_assert_eq!(p.counters(), q.counters());
         proptest::prop_assert_eq!(p.is_done(), q.is_done());
+    }
+}
+
+proptest::proptest! {
+    /// `Basic` credentials of any user name without `:` and any password
+    /// give the user name back; any bytes after `Basic ` give a value
+    /// without a panic.
+    #[test]
+    fn basic_credentials_give_the_user_name(
+        user in "[ -9;-~]{0,60}",
+        pass in "[ -~]{0,60}",
+        junk in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+    ) {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        let mut r = HttpRecord::default();
+        r.set_username(format!("Basic {encoded}").as_bytes());
+        proptest::prop_assert_eq!(r.username(), Some(user.as_str()));
+        let mut value = b"Basic ".to_vec();
+        value.extend_from_slice(&junk);
+        r.set_username(&value);
+        proptest::prop_assert!(r.username().is_some());
     }
 }
