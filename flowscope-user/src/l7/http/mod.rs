@@ -177,15 +177,17 @@ impl HttpRecord {
 
     /// [`HttpField::Username`] from an `Authorization` value, as Zeek's
     /// `http_header` handler reads it: the `Basic` scheme (any case, then
-    /// a space), its credentials decoded from base64 (characters outside
-    /// the alphabet skipped, as Zeek's decoder skips them; the first 1 KiB
-    /// of them) and cut at the first `:`. Other schemes leave it unset.
+    /// a space), its credentials decoded from base64 and cut at the first
+    /// `:`; `<problem-decoding> (VALUE)` when they hold none or do not
+    /// decode (a character outside the alphabet fails Zeek's decoder).
+    /// Only the first 1 KiB of credentials is decoded: a longer user name
+    /// than 767 bytes is not found. Other schemes leave it unset.
     fn set_username(&mut self, value: &[u8]) {
         use base64::Engine;
         const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
             &base64::alphabet::STANDARD,
             base64::engine::GeneralPurposeConfig::new()
-                .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone)
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
                 .with_decode_allow_trailing_bits(true),
         );
         let (Some(scheme), Some(rest)) = (value.get(..6), value.get(6..)) else {
@@ -194,20 +196,18 @@ impl HttpRecord {
         if !(scheme[..5].eq_ignore_ascii_case(b"basic") && scheme[5] == b' ') {
             return;
         }
-        let mut clean = [0u8; 1024];
-        let mut n = 0;
-        for &b in rest.iter().take_while(|&&b| b != b'=') {
-            if (b.is_ascii_alphanumeric() || b == b'+' || b == b'/') && n < clean.len() {
-                clean[n] = b;
-                n += 1;
-            }
-        }
-        // A last lone character holds no whole byte.
-        n -= usize::from(n % 4 == 1);
+        let encoded = rest.trim_ascii_start();
+        let valid = encoded
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+        // A last lone character holds no whole byte (Zeek pads it away).
+        let n = encoded.len().min(1024);
+        let n = n - usize::from(n % 4 == 1);
         let mut decoded = [0u8; 768];
-        let userpass = BASE64
-            .decode_slice(&clean[..n], &mut decoded)
-            .map_or(&[][..], |k| &decoded[..k]);
+        let userpass = match BASE64.decode_slice(&encoded[..n], &mut decoded) {
+            Ok(k) if valid => &decoded[..k],
+            _ => &[],
+        };
         match userpass.iter().position(|&b| b == b':') {
             Some(colon) => self.set_lossy(HttpField::Username, Some(&userpass[..colon])),
             None => self.text.write(HttpField::Username as usize, |buf| {

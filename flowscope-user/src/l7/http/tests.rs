@@ -216,9 +216,9 @@ fn continue_interim_response_is_skipped() {
 /// upper case), `info_code`/`info_msg` of the last 1xx response.
 #[test]
 fn zeek_request_fields_and_informational_responses() {
-    // "user:pa:ss" in base64, with a character outside the alphabet.
+    // "user:pa:ss" in base64.
     let req = b"POST /up HTTP/1.1\r\nHost: h.example:8080\r\nOrigin: http://o.example\r\n\
-Authorization: basic dXNlcjpw*YTpzcw==\r\nVia: 1.1 proxy\r\nX-Forwarded-For: 192.0.2.9\r\n\
+Authorization: basic dXNlcjpwYTpzcw==\r\nVia: 1.1 proxy\r\nX-Forwarded-For: 192.0.2.9\r\n\
 x-forwarded-for: 192.0.2.9\r\nProxy-Connection: keep-alive\r\nExpect: 100-continue\r\n\
 Content-Length: 3\r\n\r\n";
     let steps: [(Side, &[u8]); 5] = [
@@ -270,7 +270,8 @@ Content-Length: 3\r\n\r\n";
 }
 
 /// Zeek reads only the `Basic` scheme followed by a space; credentials
-/// without a `:` give `<problem-decoding> (VALUE)`.
+/// without a `:`, or that its decoder rejects, give
+/// `<problem-decoding> (VALUE)`.
 #[test]
 fn basic_credentials_as_zeek_reads_them() {
     for (value, want) in [
@@ -280,6 +281,17 @@ fn basic_credentials_as_zeek_reads_them() {
         (
             "Basic dXNlcg==",
             Some("<problem-decoding> (Basic dXNlcg==)"),
+        ),
+        ("Basic dXNlcjpwYXNz=", Some("user")),
+        ("Basic dXNlcjpwYXN", Some("user")),
+        // Zeek's decoder fails on a character outside the alphabet.
+        (
+            "Basic dXNl*cjpwYXNz",
+            Some("<problem-decoding> (Basic dXNl*cjpwYXNz)"),
+        ),
+        (
+            "Basic dXNl=cjpwYXNz",
+            Some("<problem-decoding> (Basic dXNl=cjpwYXNz)"),
         ),
         ("Basic", None),
         ("Basic\tdXNlcjpwYXNz", None),
