@@ -251,6 +251,60 @@ fn http_vlan_mpls() {
     assert!(equal >= 2 * 17, "{equal} fields equal");
 }
 
+/// A URI percent-decoded (`%XX`; nothing else to decode in the capture
+/// below), its bytes read as UTF-8 (invalid ones U+FFFD) and written as
+/// Zeek's TSV writer escapes them (control bytes and `\\` as `\\xNN`).
+fn zeek_uri(raw: &str) -> String {
+    let b = raw.as_bytes();
+    let mut bytes = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(v) if b[i] == b'%' => {
+                bytes.push(v);
+                i += 3;
+            }
+            _ => {
+                bytes.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes)
+        .chars()
+        .map(|c| match c {
+            '\u{0}'..='\u{1f}' | '\u{7f}' | '\\' => format!("\\x{:02x}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// Zeek's http.log `uri` is the request target unescaped (main.zeek:
+/// `c$http$uri = unescaped_URI`): every request of the XSS capture, 874 of
+/// them with escapes, against tshark's raw targets decoded here.
+#[test]
+fn http_uris_unescaped() {
+    let capture = "ndpi__WebattackXSS.pcap";
+    let logs = ours_logs(capture, &[]);
+    let mut ours: Vec<String> = logs["http.log"]
+        .all
+        .iter()
+        .map(|r| r["uri"].clone())
+        .filter(|u| u != "-")
+        .collect();
+    let raw = tshark_fields(capture, &[], "http.request", &["http.request.uri"]);
+    let escaped = raw.iter().filter(|r| r[0].contains('%')).count();
+    let mut want: Vec<String> = raw.iter().map(|r| zeek_uri(&r[0])).collect();
+    ours.sort();
+    want.sort();
+    assert_eq!(ours.len(), 1778);
+    assert_eq!(escaped, 874);
+    assert!(ours == want, "unescaped URIs differ");
+}
+
 #[test]
 fn http_in_vxlan() {
     let capture = "zeek__tunnels_vxlan-encapsulated-http.pcap";

@@ -127,6 +127,9 @@ pub struct ZeekLog<W: Write, K> {
     format: ZeekFormat,
     fields: &'static [&'static str],
     line: Vec<u8>,
+    /// Text a record's writer builds before writing it (see
+    /// [`ZeekLog::take_scratch`]), kept for the next record.
+    scratch: Vec<u8>,
     records: u64,
     conns: ConnCache,
     kind: PhantomData<K>,
@@ -374,6 +377,7 @@ impl<W: Write, K: ZeekLogKind> ZeekLog<W, K> {
             format,
             fields: K::FIELDS,
             line: Vec::with_capacity(1024),
+            scratch: Vec::new(),
             records: 0,
             conns: ConnCache::new(),
             kind: PhantomData,
@@ -474,6 +478,20 @@ impl<W: Write, K: ZeekLogKind> ZeekLog<W, K> {
     /// # Errors
     ///
     /// The underlying writer's I/O error.
+    /// The scratch buffer, emptied, to build a field's text in while the
+    /// record's values borrow it; give it back with
+    /// [`put_scratch`](Self::put_scratch).
+    pub(super) fn take_scratch(&mut self) -> Vec<u8> {
+        let mut s = std::mem::take(&mut self.scratch);
+        s.clear();
+        s
+    }
+
+    /// Keeps `scratch` (its memory) for the next record.
+    pub(super) fn put_scratch(&mut self, scratch: Vec<u8>) {
+        self.scratch = scratch;
+    }
+
     pub(super) fn write_conn(
         &mut self,
         ts: Timestamp,

@@ -114,11 +114,13 @@ impl<W: Write> ZeekHttpWriter<W> {
         // A set: its elements as Strings (a record with proxy headers is
         // rare; none allocates nothing).
         let proxied: Vec<String> = r.proxied().map(String::from).collect();
+        let mut scratch = self.take_scratch();
+        let uri = r.url().map(|u| unescape_uri(u, &mut scratch));
         let rest: [Value<'_>; FIELDS.len()] = [
             Value::Count(u64::from(r.trans_depth)),
             Value::text(r.http_method()),
             Value::text(r.hostname()),
-            Value::text(r.url()),
+            Value::text(uri.as_deref()),
             Value::text(r.http_refer()),
             version.map_or(Value::Unset, Value::Str),
             Value::text(r.http_user_agent()),
@@ -145,8 +147,60 @@ impl<W: Write> ZeekHttpWriter<W> {
             Value::Unset,
             Value::Unset,
         ];
-        self.write_conn(ts, flow, &rest)
+        let written = self.write_conn(ts, flow, &rest);
+        drop(uri);
+        self.put_scratch(scratch);
+        written
     }
+}
+
+/// `uri` as Zeek's HTTP analyzer unescapes it for http.log
+/// (`unescape_URI`): `%XX` decoded, IIS's `%uXXXX` decoded to its two
+/// bytes (the first left out when it is `00`), the first `%` of `%%`
+/// dropped, any other `%` kept with what follows. Built in `buf`; bytes
+/// that are not UTF-8 become U+FFFD (Zeek writes them `\xNN`).
+fn unescape_uri<'a>(uri: &'a str, buf: &'a mut Vec<u8>) -> std::borrow::Cow<'a, str> {
+    fn hex(b: u8) -> Option<u8> {
+        char::from(b).to_digit(16).map(|d| d as u8)
+    }
+    let s = uri.as_bytes();
+    if !s.contains(&b'%') {
+        return std::borrow::Cow::Borrowed(uri);
+    }
+    let mut i = 0;
+    while let Some(&c) = s.get(i) {
+        i += 1;
+        if c != b'%' {
+            buf.push(c);
+            continue;
+        }
+        match s.get(i..) {
+            Some([]) | None => buf.push(b'%'),
+            Some([last]) => {
+                buf.extend_from_slice(&[b'%', *last]);
+                i += 1;
+            }
+            // `%%`: this `%` is dropped, the next one read as an escape.
+            Some([b'%', ..]) => {}
+            Some([a, b, ..]) if hex(*a).is_some() && hex(*b).is_some() => {
+                buf.push(hex(*a).unwrap_or(0) << 4 | hex(*b).unwrap_or(0));
+                i += 2;
+            }
+            Some([b'u', a, b, c, d, ..]) if [a, b, c, d].iter().all(|x| hex(**x).is_some()) => {
+                let byte = |x: u8, y: u8| hex(x).unwrap_or(0) << 4 | hex(y).unwrap_or(0);
+                if !(*a == b'0' && *b == b'0') {
+                    buf.push(byte(*a, *b));
+                }
+                buf.push(byte(*c, *d));
+                i += 5;
+            }
+            Some([next, ..]) => {
+                buf.extend_from_slice(&[b'%', *next]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(buf)
 }
 
 #[cfg(test)]
@@ -171,6 +225,27 @@ mod tests {
         p.end(Side::Responder, &mut out);
         assert_eq!(out.len(), 1);
         out.remove(0)
+    }
+
+    /// `unescape_URI` of Zeek's HTTP analyzer, case by case.
+    #[test]
+    fn uris_are_unescaped_as_zeek_unescapes_them() {
+        for (raw, want) in [
+            ("/plain", "/plain"),
+            ("/a%20b?q=%3Cscript%3E", "/a b?q=<script>"),
+            ("/%c3%A9", "/\u{e9}"),
+            ("/x%", "/x%"),
+            ("/x%4", "/x%4"),
+            ("/x%%41", "/xA"),
+            ("/x%%", "/x%%"),
+            ("/%u0041%u263A", "/A&:"),
+            ("/%u004", "/%u004"),
+            ("/%zz%4g", "/%zz%4g"),
+            ("/%FF", "/\u{fffd}"),
+        ] {
+            let mut buf = Vec::new();
+            assert_eq!(unescape_uri(raw, &mut buf), want, "{raw}");
+        }
     }
 
     /// The fields of `r`'s row in a TSV http.log.
