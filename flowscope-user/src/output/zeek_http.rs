@@ -6,8 +6,8 @@
 //! - `ts` is the time the exchange was complete (Zeek's: the request).
 //! - `host` is the `Host` header's value as sent, its port included, as
 //!   Zeek writes it since 4.2 (zeek/zeek#1844);
-//!   `version` the response's (`1.1`; the request's when no response came),
-//!   as Zeek's `http_reply` sets it; `0.9` with status 0 `<empty>` for
+//!   `version` the response's (`1.1`; unset when no response came), as
+//!   only Zeek's `http_reply` sets it; `0.9` with status 0 `<empty>` for
 //!   an HTTP/0.9 answer (a bare body, no status line), as Zeek writes it.
 //! - `request_body_len`/`response_body_len` are the body bytes seen after
 //!   de-chunking, as Zeek counts them.
@@ -100,10 +100,9 @@ impl<W: Write> ZeekHttpWriter<W> {
         ts: Timestamp,
         r: &HttpRecord,
     ) -> io::Result<()> {
-        // Zeek's is the response's (the request's while none came).
+        // Zeek's is the response's: only `http_reply` sets it.
         let version = r
             .response_protocol()
-            .or(r.protocol())
             .map(|p| p.strip_prefix("HTTP/").unwrap_or(p));
         // Zeek gives an HTTP/0.9 answer (no status line) status 0 `<empty>`.
         let (status, status_msg) = if r.answered_as_http09() {
@@ -300,6 +299,14 @@ Authorization: Basic dXNlcjpwYXNz\r\nVia: 1.1 a, 1.1 b\r\nClient-IP: 192.0.2.9\r
         );
         let row = tsv_row(&plain);
         for name in ["origin", "info_code", "info_msg", "username", "proxied"] {
+            assert_eq!(row[column(&FIELDS, name)], "-", "{name}");
+        }
+        assert_eq!(row[column(&FIELDS, "version")], "1.1");
+        // A request no response answered: only `http_reply` sets
+        // `version` and the status in Zeek.
+        let unanswered = exchange(b"GET / HTTP/1.0\r\nHost: h\r\n\r\n", b"");
+        let row = tsv_row(&unanswered);
+        for name in ["version", "status_code", "status_msg"] {
             assert_eq!(row[column(&FIELDS, name)], "-", "{name}");
         }
     }
