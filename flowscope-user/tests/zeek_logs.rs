@@ -305,6 +305,37 @@ fn http_uris_unescaped() {
     assert!(ours == want, "unescaped URIs differ");
 }
 
+/// Zeek's http.log `ts` is when the exchange began: the time of the
+/// packet that completed the request's head, the frame tshark shows each
+/// request in, for every request of three captures (pipelined requests
+/// share their packet's).
+#[test]
+fn http_ts_is_the_request_time() {
+    for (capture, requests) in [
+        ("ndpi__WebattackXSS.pcap", 1778),
+        ("zeek__http_1000-requests-one-dropped-response.pcap", 1000),
+        ("zeek__http_pipelined-requests.pcap", 5),
+    ] {
+        let logs = ours_logs(capture, &[]);
+        let mut ours: Vec<u64> = logs["http.log"]
+            .all
+            .iter()
+            .filter(|r| r["method"] != "-")
+            .map(|r| micros(&r["ts"]))
+            .collect();
+        let fields = ["frame.time_epoch", "http.request.method"];
+        let mut want: Vec<u64> = tshark_fields(capture, &[], "http.request", &fields)
+            .iter()
+            // A frame with several requests names each one's method.
+            .flat_map(|r| std::iter::repeat_n(micros(&r[0]), r[1].split(',').count()))
+            .collect();
+        ours.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(ours.len(), requests, "{capture}");
+        assert_eq!(ours, want, "{capture}");
+    }
+}
+
 #[test]
 fn http_in_vxlan() {
     let capture = "zeek__tunnels_vxlan-encapsulated-http.pcap";

@@ -6,7 +6,8 @@
 /// Implements `SessionParser<R>` for `$parser`, which emits `$record` and
 /// counts into `L7Counters::$counters`. Optional methods after that: with
 /// `reusable`, the parser's own `reuse()` lets the driver take it for
-/// another flow; with `prefetch`, its own `prefetch()` is the trait's.
+/// another flow; with `prefetch`, its own `prefetch()` is the trait's;
+/// with `clocked`, its own `set_time()` learns each data's time.
 macro_rules! impl_stream_session_parser {
     ($parser:ty, $record:ty, $counters:ident $(, $optional:ident)*) => {
         impl<R: From<$record>> $crate::l7::session::SessionParser<R> for $parser {
@@ -14,9 +15,11 @@ macro_rules! impl_stream_session_parser {
                 &mut self,
                 side: $crate::l7::session::Side,
                 data: &[u8],
-                _ts: $crate::view::Timestamp,
+                ts: $crate::view::Timestamp,
                 sink: &mut dyn $crate::l7::session::RecordSink<R>,
             ) -> $crate::l7::session::ParseStatus {
+                $(stream_parser_clock!(self, ts, $optional);)*
+                let _ = ts;
                 self.feed(side, data, &mut $crate::l7::Convert(sink));
                 self.status()
             }
@@ -50,6 +53,15 @@ macro_rules! impl_stream_session_parser {
     };
 }
 
+/// With `clocked`, the parser's own `set_time()` takes the time of the
+/// bytes it is fed next (for its records' own times).
+macro_rules! stream_parser_clock {
+    ($parser:expr, $ts:expr, clocked) => {
+        $parser.set_time($ts)
+    };
+    ($parser:expr, $ts:expr, $other:ident) => {};
+}
+
 /// One optional method of [`impl_stream_session_parser`].
 macro_rules! stream_parser_method {
     ($parser:ty, reusable) => {
@@ -58,6 +70,7 @@ macro_rules! stream_parser_method {
             true
         }
     };
+    ($parser:ty, clocked) => {};
     ($parser:ty, prefetch) => {
         #[inline(always)]
         fn prefetch(&self) {

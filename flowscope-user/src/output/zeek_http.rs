@@ -3,7 +3,8 @@
 //!
 //! Fields are those of Zeek's http.log, in Zeek's order; what the parser
 //! does not know is unset (`-`) rather than guessed:
-//! - `ts` is the time the exchange was complete (Zeek's: the request).
+//! - `ts` is when the request's head was complete (Zeek's: its request
+//!   line; the same packet unless the head spans several).
 //! - `host` is the `Host` header's value as sent, its port included, as
 //!   Zeek writes it since 4.2 (zeek/zeek#1844);
 //!   `version` the response's (`1.1`; unset when no response came), as
@@ -28,7 +29,6 @@ use std::io::{self, Write};
 use super::record::FlowHeader;
 use super::zeek::Value;
 use crate::l7::HttpRecord;
-use crate::view::Timestamp;
 
 /// `#fields` after `ts`, `uid` and `id` of Zeek's http.log.
 const FIELDS: [&str; 24] = [
@@ -89,17 +89,13 @@ const TYPES: [&str; 24] = [
 super::zeek::log_kind!(Http, "http", ZeekHttpWriter);
 
 impl<W: Write> ZeekHttpWriter<W> {
-    /// Writes the record of one exchange of `flow`, completed at `ts`.
+    /// Writes the record of one exchange of `flow`, stamped with the time
+    /// it began ([`HttpRecord::started`]).
     ///
     /// # Errors
     ///
     /// The underlying writer's I/O error.
-    pub fn write_http(
-        &mut self,
-        flow: &FlowHeader,
-        ts: Timestamp,
-        r: &HttpRecord,
-    ) -> io::Result<()> {
+    pub fn write_http(&mut self, flow: &FlowHeader, r: &HttpRecord) -> io::Result<()> {
         // Zeek's is the response's: only `http_reply` sets it.
         let version = r
             .response_protocol()
@@ -146,7 +142,7 @@ impl<W: Write> ZeekHttpWriter<W> {
             Value::Unset,
             Value::Unset,
         ];
-        let written = self.write_conn(ts, flow, &rest);
+        let written = self.write_conn(r.started, flow, &rest);
         drop(uri);
         self.put_scratch(scratch);
         written
@@ -250,7 +246,7 @@ mod tests {
     /// The fields of `r`'s row in a TSV http.log.
     fn tsv_row(r: &HttpRecord) -> Vec<String> {
         let mut w = ZeekHttpWriter::new(Vec::new(), ZeekFormat::Tsv).unwrap();
-        w.write_http(&flow(), Timestamp(1), r).unwrap();
+        w.write_http(&flow(), r).unwrap();
         let out = String::from_utf8(w.finish().unwrap()).unwrap();
         let row = out.lines().nth(8).unwrap();
         row.split('\t').map(String::from).collect()
@@ -282,7 +278,7 @@ Authorization: Basic dXNlcjpwYXNz\r\nVia: 1.1 a, 1.1 b\r\nClient-IP: 192.0.2.9\r
         );
 
         let mut w = ZeekHttpWriter::new(Vec::new(), ZeekFormat::Json).unwrap();
-        w.write_http(&flow(), Timestamp(1), &r).unwrap();
+        w.write_http(&flow(), &r).unwrap();
         let json: serde_json::Value =
             serde_json::from_slice(&w.finish().unwrap()).expect("one JSON line");
         assert_eq!(

@@ -165,7 +165,7 @@ impl ZeekLogs {
             L7Record::Ssh(r) => Self::log(at, &mut self.ssh)?
                 .write_ssh(header, ts, r)
                 .map(drop),
-            L7Record::Http(r) => Self::log(at, &mut self.http)?.write_http(header, ts, r),
+            L7Record::Http(r) => Self::log(at, &mut self.http)?.write_http(header, r),
             L7Record::Tls(r) => Self::log(at, &mut self.ssl)?.write_ssl(header, ts, r),
             // Created by its first IETF QUIC record only.
             L7Record::Quic(r) if !super::zeek_quic::logs(r) => Ok(()),

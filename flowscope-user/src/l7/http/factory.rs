@@ -25,7 +25,7 @@ impl HttpParser {
     }
 }
 
-impl_stream_session_parser!(HttpParser, HttpRecord, http, reusable, prefetch);
+impl_stream_session_parser!(HttpParser, HttpRecord, http, reusable, prefetch, clocked);
 
 /// Builds [`HttpParser`]s; well-known ports 80, 8000, 8080 and 3128.
 #[derive(Debug, Default, Clone)]

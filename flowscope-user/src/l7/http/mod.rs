@@ -40,6 +40,7 @@ use self::head::{Framing, Parsed, Start};
 use self::queue::Requests;
 use super::carry::Carry;
 use crate::l7::session::{RecordSink, Side, Texts};
+use crate::view::Timestamp;
 
 /// A text field of an [`HttpRecord`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +104,12 @@ pub struct HttpRecord {
     /// Status of the last informational (1xx) response (Zeek's
     /// `info_code`; not in EVE).
     pub info_code: Option<u16>,
+    /// Packet time of the bytes that completed its request's head (its
+    /// response's, for a response without request): when the exchange
+    /// began, Zeek's http.log `ts` (not in EVE, whose record is stamped
+    /// when it completes). Zero from a parser no one told the time
+    /// ([`HttpParser::set_time`]).
+    pub started: Timestamp,
     /// Final response status; absent for an unanswered request.
     pub status: Option<u16>,
     /// Response body bytes seen (after de-chunking; gaps inside it included).
@@ -129,6 +136,7 @@ impl HttpRecord {
             text,
             http_port: None,
             info_code: None,
+            started: Timestamp(0),
             status: None,
             length: 0,
             request_body_len: 0,
@@ -507,6 +515,8 @@ struct Pairing {
     pipelining: bool,
     /// Requests parsed so far on this connection.
     requests: u32,
+    /// Packet time of the bytes being fed ([`HttpParser::set_time`]).
+    now: Timestamp,
 }
 
 impl Pairing {
@@ -568,6 +578,7 @@ impl HttpParser {
                 responses_lost: false,
                 pipelining: false,
                 requests: 0,
+                now: Timestamp(0),
             },
         }
     }
@@ -589,6 +600,7 @@ impl HttpParser {
                     responses_lost,
                     pipelining,
                     requests,
+                    now,
                 },
         } = self;
         for Half { carry, phase, seen } in [client, server] {
@@ -600,6 +612,15 @@ impl HttpParser {
         *current = None;
         *counters = HttpCounters::default();
         (*tunnel, *responses_lost, *pipelining, *requests) = (false, false, false, 0);
+        *now = Timestamp(0);
+    }
+
+    /// The packet time of the bytes fed next: the records' [`started`]
+    /// times.
+    ///
+    /// [`started`]: HttpRecord::started
+    pub fn set_time(&mut self, ts: Timestamp) {
+        self.pairing.now = ts;
     }
 
     /// Prefetches what the next message reads beyond the parser itself:
@@ -858,6 +879,7 @@ fn request_head(
             p.requests = p.requests.saturating_add(1);
             let mut rec = HttpRecord::on(out.spare_text());
             rec.trans_depth = p.requests;
+            rec.started = p.now;
             let f = &h.fields;
             rec.set_lossy(HttpField::Hostname, f.host);
             rec.http_port = rec.hostname().and_then(|v| split_host(v).1);
@@ -907,6 +929,7 @@ fn response_head(
                 p.requests = p.requests.saturating_add(1);
                 let mut rec = HttpRecord::on(out.spare_text());
                 rec.trans_depth = p.requests;
+                rec.started = p.now;
                 rec
             });
             rec.status = Some(h.status);
