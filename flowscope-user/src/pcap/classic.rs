@@ -2,7 +2,7 @@
 //! (<https://www.ietf.org/archive/id/draft-ietf-opsawg-pcap-04.html>).
 
 use super::buffer::StreamBuf;
-use super::{Endian, FrameRef, MAX_PACKET_BYTES, PcapError, Record, link_type_from_pcap};
+use super::{Endian, MAX_PACKET_BYTES, PcapError, Record, link_type_from_pcap};
 use crate::view::Timestamp;
 use std::io::Read;
 
@@ -112,41 +112,10 @@ fn record(h: &[u8; RECORD_HEADER_BYTES], hdr: &Header) -> Result<Record, u32> {
     })
 }
 
-/// Reads the records wholly at the start of `avail` into `out`, as
-/// [`super::ng::packets_at_once`] does (none when the file's link type is
-/// not one flowscope reads: those records are skipped one by one).
+/// The record at the start of `avail` if it is wholly there (`None` for
+/// anything [`next_record`] has to read or name as wrong).
 #[inline]
-pub(super) fn packets_at_once(
-    avail: &[u8],
-    base: usize,
-    max_bytes: usize,
-    hdr: &Header,
-    out: &mut [FrameRef],
-) -> (usize, usize) {
-    let (mut n, mut at) = (0, 0);
-    while n < out.len() && at < max_bytes {
-        let Some(Ok(r)) = avail
-            .get(at..)
-            .and_then(|b| b.first_chunk::<RECORD_HEADER_BYTES>())
-            .map(|h| record(h, hdr))
-        else {
-            break;
-        };
-        let (Some(link), Some(slot)) = (r.link, out.get_mut(n)) else {
-            break;
-        };
-        if avail.len() - at < r.consume {
-            break;
-        }
-        *slot = FrameRef {
-            start: base + at + r.data.start,
-            len: r.data.len() as u32,
-            orig_len: r.orig_len,
-            timestamp: r.timestamp,
-            link,
-        };
-        n += 1;
-        at += r.consume;
-    }
-    (n, at)
+pub(super) fn whole_record(avail: &[u8], hdr: &Header) -> Option<Record> {
+    let h = avail.first_chunk::<RECORD_HEADER_BYTES>()?;
+    record(h, hdr).ok().filter(|r| r.consume <= avail.len())
 }

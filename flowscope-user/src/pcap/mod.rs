@@ -177,6 +177,39 @@ impl FrameRef {
     }
 }
 
+/// Reads the records `whole` finds one after the other at the start of
+/// `avail` (each wholly there, of a link type flowscope reads) into `out`,
+/// each at `base` plus its place in `avail`, until `out` is full or they
+/// take half the prefetch distance (the next call prefetches on); returns
+/// how many, and the bytes they take.
+#[inline(always)]
+fn packets_at_once(
+    avail: &[u8],
+    base: usize,
+    out: &mut [FrameRef],
+    mut whole: impl FnMut(&[u8]) -> Option<Record>,
+) -> (usize, usize) {
+    let (mut n, mut at) = (0, 0);
+    while n < out.len() && at < buffer::PREFETCH_AHEAD / 2 {
+        let Some(r) = avail.get(at..).and_then(&mut whole) else {
+            break;
+        };
+        let (Some(link), Some(slot)) = (r.link, out.get_mut(n)) else {
+            break;
+        };
+        *slot = FrameRef {
+            start: base + at + r.data.start,
+            len: r.data.len() as u32,
+            orig_len: r.orig_len,
+            timestamp: r.timestamp,
+            link,
+        };
+        n += 1;
+        at += r.consume;
+    }
+    (n, at)
+}
+
 /// A streaming reader of pcap and pcapng files.
 #[derive(Debug)]
 pub struct PcapReader<R> {
@@ -367,11 +400,11 @@ impl<R: Read> PcapReader<R> {
             return Ok(0);
         }
         let (avail, base) = (self.src.available(), self.src.position());
-        // At most half the prefetch distance: the next call prefetches on.
-        let most = buffer::PREFETCH_AHEAD / 2;
         let (n, bytes) = match &mut self.format {
-            Format::Ng(sec) => ng::packets_at_once(avail, base, most, sec, out),
-            Format::Classic(h) => classic::packets_at_once(avail, base, most, h, out),
+            Format::Ng(sec) => packets_at_once(avail, base, out, |b| ng::enhanced_packet(b, sec)),
+            Format::Classic(h) => {
+                packets_at_once(avail, base, out, |b| classic::whole_record(b, h))
+            }
         };
         if n > 0 {
             self.src.consume(bytes);

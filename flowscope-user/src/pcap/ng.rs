@@ -8,8 +8,8 @@
 
 use super::buffer::StreamBuf;
 use super::{
-    Endian, FrameRef, MAX_BLOCK_BYTES, MAX_INTERFACES, MAX_PACKET_BYTES, PcapError, ReaderStats,
-    Record, link_type_from_pcap,
+    Endian, MAX_BLOCK_BYTES, MAX_INTERFACES, MAX_PACKET_BYTES, PcapError, ReaderStats, Record,
+    link_type_from_pcap,
 };
 use crate::view::{LinkType, Timestamp};
 use std::io::Read;
@@ -317,7 +317,7 @@ fn interface(sec: &Section, id: u32, offset: u64) -> Result<Interface, PcapError
 /// block to the general path ([`next_record`]), which reads every other
 /// block and names what is wrong with a bad one.
 #[inline]
-fn enhanced_packet(avail: &[u8], sec: &mut Section) -> Option<Record> {
+pub(super) fn enhanced_packet(avail: &[u8], sec: &mut Section) -> Option<Record> {
     match sec.endian {
         Endian::Little => enhanced_packet_in::<false>(avail, sec),
         Endian::Big => enhanced_packet_in::<true>(avail, sec),
@@ -355,40 +355,6 @@ fn enhanced_packet_in<const BIG: bool>(avail: &[u8], sec: &mut Section) -> Optio
         len,
         word(24),
     ))
-}
-
-/// Reads the Enhanced Packet Blocks at the start of `avail` that
-/// [`enhanced_packet`] takes (wholly there, consistent, of an interface of
-/// a link type flowscope reads) into `out`, each at `base` plus its place
-/// in `avail`, until `out` is full or they take `max_bytes`; returns how
-/// many, and the bytes they take.
-#[inline]
-pub(super) fn packets_at_once(
-    avail: &[u8],
-    base: usize,
-    max_bytes: usize,
-    sec: &mut Section,
-    out: &mut [FrameRef],
-) -> (usize, usize) {
-    let (mut n, mut at) = (0, 0);
-    while n < out.len() && at < max_bytes {
-        let Some(r) = avail.get(at..).and_then(|b| enhanced_packet(b, sec)) else {
-            break;
-        };
-        let (Some(link), Some(slot)) = (r.link, out.get_mut(n)) else {
-            break;
-        };
-        *slot = FrameRef {
-            start: base + at + r.data.start,
-            len: r.data.len() as u32,
-            orig_len: r.orig_len,
-            timestamp: r.timestamp,
-            link,
-        };
-        n += 1;
-        at += r.consume;
-    }
-    (n, at)
 }
 
 /// A packet block's record, its timestamp (`[high, low]` units of the
