@@ -231,3 +231,54 @@ fn extras_on_request() {
         "the schema rejects the extras: that is why they are optional"
     );
 }
+
+/// EVE's `http.redirect` is the response's `Location` header, as
+/// Suricata writes it: every one tshark reads in the shared captures that
+/// carry one, with its status, and valid against Suricata's schema.
+#[test]
+fn http_redirect_is_the_location_tshark_reads() {
+    let dir = TempDir::new("eve-redirect");
+    for (capture, n) in [("ndpi__6in4tunnel.pcap", 1), ("ndpi__WebattackXSS.pcap", 6)] {
+        let out = dir.path().join(format!("{capture}.json"));
+        let run = flowscope_read(&PathBuf::from(PCAPS).join(capture), &["--decap"], &out);
+        assert!(run.status.success(), "{capture}: {run:?}");
+        assert_valid(capture, std::slice::from_ref(&out));
+        let mut ours: Vec<(String, String)> = records(&out)
+            .iter()
+            .filter_map(|r| {
+                let h = r.get("http")?;
+                Some((
+                    h["status"].to_string(),
+                    h.get("redirect")?.as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        let tshark = std::process::Command::new("tshark")
+            .args([
+                "-n",
+                "-r",
+                &format!("{PCAPS}/{capture}"),
+                "-Y",
+                "http.location",
+            ])
+            .args([
+                "-T",
+                "fields",
+                "-e",
+                "http.response.code",
+                "-e",
+                "http.location",
+            ])
+            .output()
+            .expect("tshark runs");
+        let mut want: Vec<(String, String)> = String::from_utf8_lossy(&tshark.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(code, location)| (code.to_owned(), location.to_owned()))
+            .collect();
+        ours.sort();
+        want.sort();
+        assert_eq!(want.len(), n, "{capture}: tshark's Location headers");
+        assert_eq!(ours, want, "{capture}");
+    }
+}

@@ -70,6 +70,7 @@ pub(super) struct Fields<'a> {
     /// `X-Forwarded-For`.
     pub xff: Option<&'a [u8]>,
     pub content_type: Option<&'a [u8]>,
+    pub location: Option<&'a [u8]>,
     pub origin: Option<&'a [u8]>,
     /// `Authorization` or `Proxy-Authorization`.
     pub authorization: Option<&'a [u8]>,
@@ -146,6 +147,7 @@ const USER_AGENT: Name = Name::new(b"user-agent");
 const REFERER: Name = Name::new(b"referer");
 const XFF: Name = Name::new(b"x-forwarded-for");
 const CONTENT_TYPE: Name = Name::new(b"content-type");
+const LOCATION: Name = Name::new(b"location");
 const ORIGIN: Name = Name::new(b"origin");
 const AUTHORIZATION: Name = Name::new(b"authorization");
 const PROXY_AUTHORIZATION: Name = Name::new(b"proxy-authorization");
@@ -172,6 +174,7 @@ fn read_fields<'a>(headers: &[Header<'a>]) -> Fields<'a> {
             4 if HOST.is(name) => f.host = Some(v),
             6 if ORIGIN.is(name) => f.origin = Some(v),
             7 if REFERER.is(name) => f.referer = Some(v),
+            8 if LOCATION.is(name) => f.location = Some(v),
             9 if FORWARDED.is(name) => f.proxy("FORWARDED", v),
             9 if CLIENT_IP.is(name) => f.proxy("CLIENT-IP", v),
             10 if USER_AGENT.is(name) => f.user_agent = Some(v),

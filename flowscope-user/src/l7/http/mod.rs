@@ -82,6 +82,8 @@ pub enum HttpField {
     /// Reason phrase of the last informational (1xx) response (Zeek's
     /// `info_msg`; not in EVE).
     InfoMsg,
+    /// `Location` header of the final response (EVE's `redirect`).
+    Redirect,
 }
 
 /// The [`HttpField::ResponseProtocol`] of an HTTP/0.9 answer: a bare body,
@@ -89,7 +91,7 @@ pub enum HttpField {
 const HTTP_09: &str = "HTTP/0.9";
 
 /// How many [`HttpField`]s there are.
-const HTTP_FIELDS: usize = HttpField::InfoMsg as usize + 1;
+const HTTP_FIELDS: usize = HttpField::Redirect as usize + 1;
 
 /// One request/response exchange, in Suricata EVE `http` names.
 ///
@@ -318,6 +320,11 @@ impl HttpRecord {
         self.get(HttpField::InfoMsg)
     }
 
+    /// [`HttpField::Redirect`].
+    pub fn redirect(&self) -> Option<&str> {
+        self.get(HttpField::Redirect)
+    }
+
     /// Whether the response was an HTTP/0.9 answer: a bare body, no status
     /// line.
     pub fn answered_as_http09(&self) -> bool {
@@ -347,7 +354,7 @@ impl HttpRecord {
     /// The fields of its EVE `http` object in Suricata's order, `None`
     /// for those left out: what both its `Serialize` and the EVE encoder
     /// write.
-    pub fn eve_fields(&self) -> [(&'static str, Option<EveValue<'_>>); 11] {
+    pub fn eve_fields(&self) -> [(&'static str, Option<EveValue<'_>>); 12] {
         fn text(t: Option<&str>) -> Option<EveValue<'_>> {
             t.map(EveValue::Text)
         }
@@ -359,6 +366,11 @@ impl HttpRecord {
             ("http_method", text(self.http_method())),
             ("protocol", text(self.protocol())),
             ("status", count(self.status)),
+            // Suricata writes it only with a status.
+            (
+                "redirect",
+                text(self.redirect().filter(|_| self.status.is_some())),
+            ),
             ("http_user_agent", text(self.http_user_agent())),
             ("http_refer", text(self.http_refer())),
             ("xff", text(self.xff())),
@@ -941,6 +953,7 @@ fn response_head(
             rec.set_some(HttpField::StatusMsg, h.reason);
             rec.set_some(HttpField::ResponseProtocol, h.protocol);
             rec.set_lossy(HttpField::ContentType, h.fields.content_type);
+            rec.set_lossy(HttpField::Redirect, h.fields.location);
             let method = rec.http_method().unwrap_or_default();
             let no_body = method == "HEAD" || h.status == 204 || h.status == 304;
             let tunnel = h.status == 101 || (method == "CONNECT" && (200..300).contains(&h.status));

@@ -41,6 +41,7 @@ mod tests {
             ContentType,
             StatusMsg,
             ResponseProtocol,
+            Redirect,
         ];
         let values = [
             "h.example:8080",
