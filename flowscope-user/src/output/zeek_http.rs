@@ -155,8 +155,10 @@ impl<W: Write> ZeekHttpWriter<W> {
 /// dropped, any other `%` kept with what follows. Built in `buf`; bytes
 /// that are not UTF-8 become U+FFFD (Zeek writes them `\xNN`).
 fn unescape_uri<'a>(uri: &'a str, buf: &'a mut Vec<u8>) -> std::borrow::Cow<'a, str> {
-    fn hex(b: u8) -> Option<u8> {
-        char::from(b).to_digit(16).map(|d| d as u8)
+    /// The byte two hex digits spell.
+    fn byte(hi: u8, lo: u8) -> Option<u8> {
+        let digit = |b: u8| char::from(b).to_digit(16);
+        Some((digit(hi)? << 4 | digit(lo)?) as u8)
     }
     let s = uri.as_bytes();
     if !s.contains(&b'%') {
@@ -177,16 +179,15 @@ fn unescape_uri<'a>(uri: &'a str, buf: &'a mut Vec<u8>) -> std::borrow::Cow<'a, 
             }
             // `%%`: this `%` is dropped, the next one read as an escape.
             Some([b'%', ..]) => {}
-            Some([a, b, ..]) if hex(*a).is_some() && hex(*b).is_some() => {
-                buf.push(hex(*a).unwrap_or(0) << 4 | hex(*b).unwrap_or(0));
+            Some([a, b, ..]) if byte(*a, *b).is_some() => {
+                buf.extend(byte(*a, *b));
                 i += 2;
             }
-            Some([b'u', a, b, c, d, ..]) if [a, b, c, d].iter().all(|x| hex(**x).is_some()) => {
-                let byte = |x: u8, y: u8| hex(x).unwrap_or(0) << 4 | hex(y).unwrap_or(0);
+            Some([b'u', a, b, c, d, ..]) if byte(*a, *b).and(byte(*c, *d)).is_some() => {
                 if !(*a == b'0' && *b == b'0') {
-                    buf.push(byte(*a, *b));
+                    buf.extend(byte(*a, *b));
                 }
-                buf.push(byte(*c, *d));
+                buf.extend(byte(*c, *d));
                 i += 5;
             }
             Some([next, ..]) => {

@@ -185,6 +185,13 @@ impl HttpRecord {
         }
     }
 
+    /// `info_code` and [`HttpField::InfoMsg`] from an informational (1xx)
+    /// response.
+    fn set_informational(&mut self, status: u16, reason: Option<&str>) {
+        self.info_code = Some(status);
+        self.set_some(HttpField::InfoMsg, reason);
+    }
+
     /// [`HttpField::Username`] from an `Authorization` value, as Zeek's
     /// `http_header` handler reads it: the `Basic` scheme (any case, then
     /// a space), its credentials decoded from base64 and cut at the first
@@ -930,8 +937,7 @@ fn response_head(
                 p.counters.interim_responses += 1;
                 // Zeek logs the last one with the request it answers.
                 if let Some(r) = p.pending.front_mut() {
-                    r.info_code = Some(h.status);
-                    r.set_some(HttpField::InfoMsg, h.reason);
+                    r.set_informational(h.status, h.reason);
                 }
                 return Some(len);
             }
@@ -947,8 +953,7 @@ fn response_head(
             rec.status = Some(h.status);
             if h.status == 101 {
                 // Zeek's `info_*` hold every 1xx response, 101 too.
-                rec.info_code = Some(h.status);
-                rec.set_some(HttpField::InfoMsg, h.reason);
+                rec.set_informational(h.status, h.reason);
             }
             rec.set_some(HttpField::StatusMsg, h.reason);
             rec.set_some(HttpField::ResponseProtocol, h.protocol);
