@@ -1,7 +1,7 @@
 //! `cargo xtask deps`: checks the build and test toolchain and installs only
 //! what is missing (Debian packages, the nightly's `rust-src`,
 //! `bpf-linker` built against the nightly's LLVM major, cargo-deb for the
-//! package, virtme-ng for the kernel matrix's VM, and jsonschema for the
+//! package, cargo-fuzz for the fuzz targets, virtme-ng for the kernel matrix's VM, and jsonschema for the
 //! EVE schema test).
 
 use std::process::{Command, Stdio};
@@ -13,8 +13,6 @@ use crate::cmd;
 /// LLVM major of the nightly this project pins; bpf-linker must use the same.
 pub const LLVM_MAJOR: u32 = 22;
 const BPF_LINKER_VERSION: &str = "0.13.0";
-/// cargo-deb, which makes the Debian package (MSRV 1.85).
-const CARGO_DEB_VERSION: &str = "3.8.0";
 /// virtme-ng (PyPI), which boots the kernel matrix's VM.
 const VIRTME_NG_VERSION: &str = "1.42";
 /// jsonschema (PyPI), which checks EVE records against Suricata's schema
@@ -136,17 +134,8 @@ pub fn ensure(verbosity: Verbosity) -> Result<()> {
         }
     }
 
-    match cargo_deb() {
-        Some(version) if version == CARGO_DEB_VERSION => {
-            say(format!("ok      cargo-deb {version}"));
-        }
-        found => {
-            println!(
-                "install cargo-deb {CARGO_DEB_VERSION} ({}; takes minutes)",
-                found.map_or("not installed".to_owned(), |v| format!("{v} installed"))
-            );
-            install_cargo_deb()?;
-        }
+    for tool in [CARGO_DEB, CARGO_FUZZ] {
+        ensure_cargo_tool(tool, say)?;
     }
 
     match virtme_ng() {
@@ -380,52 +369,79 @@ fn install_packages(missing: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// The installed cargo-deb's version (`cargo deb --version`: `cargo-deb
-/// 3.8.0`).
-fn cargo_deb() -> Option<String> {
-    let out = cmd::stdout(Command::new("cargo").args(["deb", "--version"]))?;
-    Some(out.trim().strip_prefix("cargo-deb ")?.to_owned())
+/// A cargo subcommand installed with `cargo install --locked` at a pinned
+/// version.
+#[derive(Clone, Copy)]
+pub struct CargoTool {
+    /// The crate, also the binary (`cargo-deb`).
+    krate: &'static str,
+    /// The subcommand (`deb`).
+    sub: &'static str,
+    version: &'static str,
+    /// What it is for, said while installing.
+    purpose: &'static str,
 }
 
-/// `cargo install cargo-deb` at [`CARGO_DEB_VERSION`] with its own lock file.
-fn install_cargo_deb() -> Result<()> {
+/// cargo-deb, which makes the Debian package (MSRV 1.85).
+const CARGO_DEB: CargoTool = CargoTool {
+    krate: "cargo-deb",
+    sub: "deb",
+    version: "3.8.0",
+    purpose: "the Debian package",
+};
+
+/// cargo-fuzz, which builds and runs the libFuzzer targets (on the nightly).
+pub const CARGO_FUZZ: CargoTool = CargoTool {
+    krate: "cargo-fuzz",
+    sub: "fuzz",
+    version: "0.13.2",
+    purpose: "the fuzz targets",
+};
+
+/// The installed version of `tool` (`cargo deb --version`: `cargo-deb
+/// 3.8.0`).
+fn cargo_tool_version(tool: CargoTool) -> Option<String> {
+    let out = cmd::stdout(
+        Command::new("cargo")
+            .args([tool.sub, "--version"])
+            .env_remove("RUSTUP_TOOLCHAIN"),
+    )?;
+    Some(out.trim().strip_prefix(tool.krate)?.trim_start().to_owned())
+}
+
+/// Installs `tool` at its pinned version unless that version is there.
+///
+/// # Errors
+/// When `cargo install` fails or leaves another version on PATH.
+pub fn ensure_cargo_tool(tool: CargoTool, say: impl Fn(String)) -> Result<()> {
+    let found = cargo_tool_version(tool);
+    if found.as_deref() == Some(tool.version) {
+        say(format!("ok      {} {}", tool.krate, tool.version));
+        return Ok(());
+    }
+    println!(
+        "install {} {} for {} ({}; takes minutes)",
+        tool.krate,
+        tool.version,
+        tool.purpose,
+        found.map_or("not installed".to_owned(), |v| format!("{v} installed"))
+    );
     cmd::run(
         Command::new("cargo")
-            .args(["install", "cargo-deb", "--version", CARGO_DEB_VERSION])
+            .args(["install", tool.krate, "--version", tool.version])
             .args(["--locked", "--force"])
             .env_remove("RUSTUP_TOOLCHAIN")
             .stdin(Stdio::null()),
     )
-    .context("installing cargo-deb failed")?;
-    match cargo_deb() {
-        Some(v) if v == CARGO_DEB_VERSION => Ok(()),
+    .with_context(|| format!("installing {} failed", tool.krate))?;
+    match cargo_tool_version(tool) {
+        Some(v) if v == tool.version => Ok(()),
         found => bail!(
-            "cargo-deb after install: {found:?}; is ~/.cargo/bin on PATH, before any other cargo-deb?"
+            "{} after install: {found:?}; is ~/.cargo/bin on PATH, before any other {}?",
+            tool.krate,
+            tool.krate
         ),
     }
-}
-
-/// Installs cargo-fuzz unless `cargo +nightly fuzz` already runs (only the
-/// fuzz tasks need it).
-///
-/// # Errors
-/// When `cargo install cargo-fuzz` fails.
-pub fn ensure_cargo_fuzz() -> Result<()> {
-    let mut probe = Command::new("cargo");
-    probe
-        .args(["+nightly", "fuzz", "--version"])
-        .env_remove("RUSTUP_TOOLCHAIN");
-    if cmd::stdout(&mut probe).is_some() {
-        return Ok(());
-    }
-    println!("install cargo-fuzz");
-    cmd::run(
-        Command::new("cargo")
-            .args(["install", "cargo-fuzz", "--locked"])
-            .env_remove("RUSTUP_TOOLCHAIN")
-            .stdin(Stdio::null()),
-    )
-    .context("installing cargo-fuzz failed")
 }
 
 /// `rustc +nightly -vV`, or `None` when the nightly is not usable.

@@ -68,7 +68,7 @@ pub fn run(args: &Args) -> Result<()> {
 /// When cargo-fuzz is missing and cannot be installed, the build fails or
 /// a target finds a crash.
 pub fn fuzz(targets: &[String], seconds: u64) -> Result<()> {
-    deps::ensure_cargo_fuzz()?;
+    deps::ensure_cargo_tool(deps::CARGO_FUZZ, |_| ())?;
     // No sanitizer (the library is safe Rust), overflow checks on.
     let flags = ["--sanitizer", "none", "--debug-assertions"];
     cmd::run(nightly_cargo().args(["fuzz", "build"]).args(flags))?;

@@ -138,7 +138,8 @@ impl CaptureConfig {
 pub enum Metadata {
     /// Written in front of every redirected frame.
     On,
-    /// The kernel refused `bpf_xdp_adjust_meta` (the probe's answer).
+    /// `bpf_xdp_adjust_meta` refused, or the probe could not ask; why, as
+    /// the probe gave it.
     Refused(String),
     /// Forced off (`--no-xdp-meta`).
     Disabled,
@@ -159,7 +160,7 @@ impl std::fmt::Display for Metadata {
             Self::On => f.write_str("metadata on"),
             Self::Refused(why) => write!(
                 f,
-                "metadata off because the kernel refused bpf_xdp_adjust_meta ({why}); workers parse headers themselves"
+                "metadata off, bpf_xdp_adjust_meta unavailable ({why}); workers parse headers themselves"
             ),
             Self::Disabled => f.write_str("metadata off (--no-xdp-meta)"),
             Self::CountOnly => f.write_str("metadata off (count-only)"),

@@ -268,7 +268,7 @@ fn print_verifier_log(e: &anyhow::Error) {
 fn datapath_json(d: &DatapathInfo) -> serde_json::Value {
     let reason = match &d.metadata {
         Metadata::On => None,
-        Metadata::Refused(why) => Some(format!("the kernel refused bpf_xdp_adjust_meta: {why}")),
+        Metadata::Refused(why) => Some(format!("bpf_xdp_adjust_meta unavailable: {why}")),
         Metadata::Disabled => Some("--no-xdp-meta".to_owned()),
         Metadata::CountOnly => Some("count-only".to_owned()),
     };
