@@ -106,11 +106,11 @@ pub struct HttpRecord {
     /// Status of the last informational (1xx) response (Zeek's
     /// `info_code`; not in EVE).
     pub info_code: Option<u16>,
-    /// Packet time of the bytes that completed its request's head (its
-    /// response's, for a response without request): when the exchange
-    /// began, Zeek's http.log `ts` (not in EVE, whose record is stamped
-    /// when it completes). Zero from a parser no one told the time
-    /// ([`HttpParser::set_time`]).
+    /// Packet time of the bytes that completed its request's first line
+    /// (its response's status line, for a response without request): when
+    /// the exchange began, Zeek's http.log `ts` (not in EVE, whose record
+    /// is stamped when it completes). Zero from a parser no one told the
+    /// time ([`HttpParser::set_time`]).
     pub started: Timestamp,
     /// Final response status; absent for an unanswered request.
     pub status: Option<u16>,
@@ -536,9 +536,31 @@ struct Pairing {
     requests: u32,
     /// Packet time of the bytes being fed ([`HttpParser::set_time`]).
     now: Timestamp,
+    /// Packet time of the bytes that ended the first line of the head in
+    /// progress, by side (responses, requests), once a packet left the
+    /// head partial after that line.
+    line_at: [Option<Timestamp>; 2],
 }
 
 impl Pairing {
+    /// When the head of this side that just completed began, as Zeek
+    /// stamps it: the packet that completed its first line (the request
+    /// or status line).
+    fn head_started(&mut self, request: bool) -> Timestamp {
+        self.line_at[usize::from(request)]
+            .take()
+            .unwrap_or(self.now)
+    }
+
+    /// A head of this side is still partial after `b`: note when its first
+    /// line ended, if `b` holds it and this is the first time.
+    fn head_partial(&mut self, request: bool, b: &[u8]) {
+        let at = &mut self.line_at[usize::from(request)];
+        if at.is_none() && b.contains(&b'\n') {
+            *at = Some(self.now);
+        }
+    }
+
     fn finish_current(&mut self, out: &mut dyn RecordSink<HttpRecord>) {
         if let Some(rec) = self.current.take() {
             out.emit(rec);
@@ -598,6 +620,7 @@ impl HttpParser {
                 pipelining: false,
                 requests: 0,
                 now: Timestamp(0),
+                line_at: [None; 2],
             },
         }
     }
@@ -620,6 +643,7 @@ impl HttpParser {
                     pipelining,
                     requests,
                     now,
+                    line_at,
                 },
         } = self;
         for Half { carry, phase, seen } in [client, server] {
@@ -632,6 +656,7 @@ impl HttpParser {
         *counters = HttpCounters::default();
         (*tunnel, *responses_lost, *pipelining, *requests) = (false, false, false, 0);
         *now = Timestamp(0);
+        *line_at = [None; 2];
     }
 
     /// The packet time of the bytes fed next: the records' [`started`]
@@ -831,8 +856,15 @@ fn step(
                 } else {
                     response_head(phase, p, b, out)
                 };
+                if used.is_none() {
+                    // Not a head: whatever line it began with is no start.
+                    p.line_at[usize::from(request)] = None;
+                }
                 match used {
-                    Some(0) => return 0,
+                    Some(0) => {
+                        p.head_partial(request, b);
+                        return 0;
+                    }
                     Some(n) => {
                         *seen = true;
                         return n;
@@ -890,6 +922,7 @@ fn request_head(
 ) -> Option<usize> {
     match head::parse_request(b) {
         Parsed::Complete(len, h) => {
+            let started = p.head_started(true);
             p.counters.requests += 1;
             if p.pending.len() >= p.max_pending {
                 p.counters.pending_evicted += 1;
@@ -898,7 +931,7 @@ fn request_head(
             p.requests = p.requests.saturating_add(1);
             let mut rec = HttpRecord::on(out.spare_text());
             rec.trans_depth = p.requests;
-            rec.started = p.now;
+            rec.started = started;
             let f = &h.fields;
             rec.set_lossy(HttpField::Hostname, f.host);
             rec.http_port = rec.hostname().and_then(|v| split_host(v).1);
@@ -933,6 +966,7 @@ fn response_head(
 ) -> Option<usize> {
     match head::parse_response(b) {
         Parsed::Complete(len, h) => {
+            let started = p.head_started(false);
             if (100..200).contains(&h.status) && h.status != 101 {
                 p.counters.interim_responses += 1;
                 // Zeek logs the last one with the request it answers.
@@ -947,7 +981,7 @@ fn response_head(
                 p.requests = p.requests.saturating_add(1);
                 let mut rec = HttpRecord::on(out.spare_text());
                 rec.trans_depth = p.requests;
-                rec.started = p.now;
+                rec.started = started;
                 rec
             });
             rec.status = Some(h.status);

@@ -723,3 +723,51 @@ proptest::proptest! {
         proptest::prop_assert!(r.username().is_some());
     }
 }
+
+/// `started` of the records of `steps`, each fed at its packet time.
+fn started_times(steps: &[(u64, Side, &[u8])]) -> Vec<u64> {
+    let mut p = HttpParser::default();
+    let mut out = Vec::new();
+    for (t, side, bytes) in steps {
+        p.set_time(Timestamp(*t));
+        p.feed(*side, bytes, &mut out);
+    }
+    p.end(C, &mut out);
+    p.end(S, &mut out);
+    out.iter().map(|r| r.started.0).collect()
+}
+
+#[test]
+fn an_exchange_starts_with_the_packet_ending_its_first_line() {
+    // Zeek stamps an http.log entry when the request line is read, however
+    // many packets the rest of the head takes.
+    let times = started_times(&[
+        (1, C, b"GET /a HT"),
+        (2, C, b"TP/1.1\r\nHost: h.example\r\n"),
+        (3, C, b"User-Agent: u\r\n"),
+        (4, C, b"\r\n"),
+        (5, S, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        (6, C, b"GET /b HTTP/1.1\r\n\r\n"),
+        (7, S, b"HTTP/1.1 200 OK\r\n"),
+        (8, S, b"Content-Length: 0\r\n\r\n"),
+        // A response no request asked for: its status line's packet.
+        (9, S, b"HTTP/1.1 204 No Content\r\n"),
+        (10, S, b"\r\n"),
+    ]);
+    assert_eq!(times, [2, 6, 9]);
+}
+
+#[test]
+fn a_line_that_was_no_head_leaves_no_start_behind() {
+    // The line ending at 3 begins no head (a bad header follows); the
+    // request the resync finds starts at 5.
+    let times = started_times(&[
+        (1, C, b"GET /ok HTTP/1.1\r\n\r\n"),
+        (2, S, b"HTTP/1.1 204 No Content\r\n\r\n"),
+        (3, C, b"GET /a HTTP/1.1\r\n"),
+        (4, C, b"Bad Header Line\r\n"),
+        (5, C, b"\r\nGET /b HTTP/1.1\r\n"),
+        (6, C, b"\r\n"),
+    ]);
+    assert_eq!(times, [1, 5]);
+}
