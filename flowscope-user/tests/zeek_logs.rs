@@ -252,8 +252,8 @@ fn http_vlan_mpls() {
 }
 
 /// A URI percent-decoded (`%XX`; nothing else to decode in the capture
-/// below), its bytes read as UTF-8 (invalid ones U+FFFD) and written as
-/// Zeek's TSV writer escapes them (control bytes and `\\` as `\\xNN`).
+/// below) and written as Zeek's TSV writer writes it: UTF-8 as it is,
+/// control bytes, `\\` and each byte of an invalid UTF-8 sequence as `\\xNN`.
 fn zeek_uri(raw: &str) -> String {
     let b = raw.as_bytes();
     let mut bytes = Vec::new();
@@ -273,13 +273,19 @@ fn zeek_uri(raw: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&bytes)
-        .chars()
-        .map(|c| match c {
-            '\u{0}'..='\u{1f}' | '\u{7f}' | '\\' => format!("\\x{:02x}", c as u32),
-            c => c.to_string(),
-        })
-        .collect()
+    let mut out = String::new();
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\u{0}'..='\u{1f}' | '\u{7f}' | '\\' => out += &format!("\\x{:02x}", c as u32),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out += &format!("\\x{b:02x}");
+        }
+    }
+    out
 }
 
 /// Zeek's http.log `uri` is the request target unescaped (main.zeek:
@@ -306,9 +312,9 @@ fn http_uris_unescaped() {
 }
 
 /// Zeek's http.log `ts` is when the exchange began: the time of the
-/// packet that completed the request's head, the frame tshark shows each
-/// request in, for every request of three captures (pipelined requests
-/// share their packet's).
+/// packet that completed the request line, here (no head spans packets)
+/// the frame tshark shows each request in, for every request of three
+/// captures (pipelined requests share their packet's).
 #[test]
 fn http_ts_is_the_request_time() {
     for (capture, requests) in [

@@ -98,6 +98,10 @@ pub(super) enum Value<'a> {
     /// A string; in TSV, control characters and backslashes are written
     /// `\xNN`, as Zeek escapes them.
     Str(&'a str),
+    /// A string of bytes that may not be UTF-8: written as [`Value::Str`]
+    /// but each byte of an invalid sequence as `\xNN` (in JSON, `\\xNN`),
+    /// as Zeek writes them.
+    Bytes(&'a [u8]),
     Count(u64),
     /// Seconds with microseconds (`time`, `interval`).
     Secs(u64),
@@ -597,6 +601,10 @@ impl<W: Write, K> ZeekLog<W, K> {
             match v {
                 Value::Str("") => self.line.extend_from_slice(b"(empty)"),
                 Value::Str(s) => escape(&mut self.line, s, b'\\'),
+                Value::Bytes([]) => self.line.extend_from_slice(b"(empty)"),
+                Value::Bytes(b) => utf8_or_hex(&mut self.line, b, b"\\x", |out, s| {
+                    escape(out, s, b'\\');
+                }),
                 Value::Count(n) => json::uint(&mut self.line, *n),
                 Value::Secs(us) => secs(&mut self.line, *us),
                 Value::Bool(b) => self.line.push(if *b { b'T' } else { b'F' }),
@@ -641,6 +649,11 @@ impl<W: Write, K> ZeekLog<W, K> {
             self.line.extend_from_slice(b"\":");
             match v {
                 Value::Str(s) => json::string(&mut self.line, s),
+                Value::Bytes(b) => {
+                    self.line.push(b'"');
+                    utf8_or_hex(&mut self.line, b, b"\\\\x", json::string_body);
+                    self.line.push(b'"');
+                }
                 Value::Count(n) => json::uint(&mut self.line, *n),
                 Value::Secs(us) => secs(&mut self.line, *us),
                 Value::Bool(b) => self
@@ -692,6 +705,17 @@ fn escape(out: &mut Vec<u8>, s: &str, also: u8) {
         },
         |b| (b < 0x20 || b == 0x7f || b == b'\\' || b == also).then(|| json::hex_escape(b"\\x", b)),
     );
+}
+
+/// `bytes`: each run of valid UTF-8 written by `text`, each byte of an
+/// invalid sequence as `prefix` and two hexadecimal digits.
+fn utf8_or_hex(out: &mut Vec<u8>, bytes: &[u8], prefix: &[u8], text: fn(&mut Vec<u8>, &str)) {
+    for chunk in bytes.utf8_chunks() {
+        text(out, chunk.valid());
+        for &b in chunk.invalid() {
+            out.extend_from_slice(json::hex_escape(prefix, b).as_bytes());
+        }
+    }
 }
 
 /// Zeek's `missed_bytes`: the sequence-space bytes of both sides that

@@ -115,7 +115,7 @@ impl<W: Write> ZeekHttpWriter<W> {
             Value::Count(u64::from(r.trans_depth)),
             Value::text(r.http_method()),
             Value::text(r.hostname()),
-            Value::text(uri.as_deref()),
+            uri.map_or(Value::Unset, Value::Bytes),
             Value::text(r.http_refer()),
             version.map_or(Value::Unset, Value::Str),
             Value::text(r.http_user_agent()),
@@ -143,7 +143,6 @@ impl<W: Write> ZeekHttpWriter<W> {
             Value::Unset,
         ];
         let written = self.write_conn(r.started, flow, &rest);
-        drop(uri);
         self.put_scratch(scratch);
         written
     }
@@ -152,9 +151,9 @@ impl<W: Write> ZeekHttpWriter<W> {
 /// `uri` as Zeek's HTTP analyzer unescapes it for http.log
 /// (`unescape_URI`): `%XX` decoded, IIS's `%uXXXX` decoded to its two
 /// bytes (the first left out when it is `00`), the first `%` of `%%`
-/// dropped, any other `%` kept with what follows. Built in `buf`; bytes
-/// that are not UTF-8 become U+FFFD (Zeek writes them `\xNN`).
-fn unescape_uri<'a>(uri: &'a str, buf: &'a mut Vec<u8>) -> std::borrow::Cow<'a, str> {
+/// dropped, any other `%` kept with what follows. Built in `buf`; the
+/// bytes need not be UTF-8 (written as [`Value::Bytes`]).
+fn unescape_uri<'a>(uri: &'a str, buf: &'a mut Vec<u8>) -> &'a [u8] {
     /// The byte two hex digits spell.
     fn byte(hi: u8, lo: u8) -> Option<u8> {
         let digit = |b: u8| char::from(b).to_digit(16);
@@ -162,7 +161,7 @@ fn unescape_uri<'a>(uri: &'a str, buf: &'a mut Vec<u8>) -> std::borrow::Cow<'a, 
     }
     let s = uri.as_bytes();
     if !s.contains(&b'%') {
-        return std::borrow::Cow::Borrowed(uri);
+        return s;
     }
     let mut i = 0;
     while let Some(&c) = s.get(i) {
@@ -196,7 +195,7 @@ fn unescape_uri<'a>(uri: &'a str, buf: &'a mut Vec<u8>) -> std::borrow::Cow<'a, 
             }
         }
     }
-    String::from_utf8_lossy(buf)
+    buf
 }
 
 #[cfg(test)]
@@ -227,17 +226,17 @@ mod tests {
     #[test]
     fn uris_are_unescaped_as_zeek_unescapes_them() {
         for (raw, want) in [
-            ("/plain", "/plain"),
-            ("/a%20b?q=%3Cscript%3E", "/a b?q=<script>"),
-            ("/%c3%A9", "/\u{e9}"),
-            ("/x%", "/x%"),
-            ("/x%4", "/x%4"),
-            ("/x%%41", "/xA"),
-            ("/x%%", "/x%%"),
-            ("/%u0041%u263A", "/A&:"),
-            ("/%u004", "/%u004"),
-            ("/%zz%4g", "/%zz%4g"),
-            ("/%FF", "/\u{fffd}"),
+            ("/plain", &b"/plain"[..]),
+            ("/a%20b?q=%3Cscript%3E", b"/a b?q=<script>"),
+            ("/%c3%A9", "/\u{e9}".as_bytes()),
+            ("/x%", b"/x%"),
+            ("/x%4", b"/x%4"),
+            ("/x%%41", b"/xA"),
+            ("/x%%", b"/x%%"),
+            ("/%u0041%u263A", b"/A&:"),
+            ("/%u004", b"/%u004"),
+            ("/%zz%4g", b"/%zz%4g"),
+            ("/%FF", b"/\xff"),
         ] {
             let mut buf = Vec::new();
             assert_eq!(unescape_uri(raw, &mut buf), want, "{raw}");
@@ -306,5 +305,25 @@ Authorization: Basic dXNlcjpwYXNz\r\nVia: 1.1 a, 1.1 b\r\nClient-IP: 192.0.2.9\r
         for name in ["version", "status_code", "status_msg"] {
             assert_eq!(row[column(&FIELDS, name)], "-", "{name}");
         }
+    }
+
+    /// A decoded URI that is not UTF-8 keeps its bytes as Zeek writes them:
+    /// `\xNN` for each byte of an invalid sequence in TSV (a backslash
+    /// too), the same text in JSON (its backslashes escaped), valid UTF-8
+    /// as it is.
+    #[test]
+    fn uri_bytes_that_are_not_utf8_are_written_as_zeek_writes_them() {
+        let r = exchange(
+            b"GET /a%FFb%5C%C3%A9%E2%82 HTTP/1.1\r\nHost: h\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+        );
+        let row = tsv_row(&r);
+        assert_eq!(row[column(&FIELDS, "uri")], "/a\\xffb\\x5c\u{e9}\\xe2\\x82");
+
+        let mut w = ZeekHttpWriter::new(Vec::new(), ZeekFormat::Json).unwrap();
+        w.write_http(&flow(), &r).unwrap();
+        let line = w.finish().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&line).expect("one JSON line");
+        assert_eq!(json["uri"], "/a\\xffb\\\u{e9}\\xe2\\x82");
     }
 }

@@ -88,6 +88,12 @@ fn needs_escape(w: u64) -> u64 {
 pub(crate) fn string(out: &mut Vec<u8>, value: &str) {
     out.reserve(value.len() + 2);
     out.push(b'"');
+    string_body(out, value);
+    out.push(b'"');
+}
+
+/// [`string`] without the quotes.
+pub(crate) fn string_body(out: &mut Vec<u8>, value: &str) {
     replace_bytes(out, value.as_bytes(), needs_escape, |b| {
         let short = match b {
             b'"' => b'"',
@@ -102,7 +108,6 @@ pub(crate) fn string(out: &mut Vec<u8>, value: &str) {
         };
         Some(Replacement::new(&[b'\\', short]))
     });
-    out.push(b'"');
 }
 
 /// What a byte is written as: at most six bytes.
@@ -112,6 +117,11 @@ pub(crate) struct Replacement {
 }
 
 impl Replacement {
+    /// The bytes to write.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
     fn new(text: &[u8]) -> Self {
         let mut bytes = [0; 6];
         bytes[..text.len()].copy_from_slice(text);
@@ -164,7 +174,7 @@ pub(crate) fn replace_bytes(
         i += marked.trailing_zeros() as usize / 8;
         if let Some(r) = bytes.get(i).and_then(|&b| replace(b)) {
             out.extend_from_slice(&bytes[run..i]);
-            out.extend_from_slice(&r.bytes[..r.len]);
+            out.extend_from_slice(r.as_bytes());
             run = i + 1;
         }
         i += 1;
