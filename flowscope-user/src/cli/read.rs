@@ -200,6 +200,7 @@ fn summary_json(file: &std::path::Path, r: &OfflineReport) -> serde_json::Value 
         .map(|e| (e.label().to_owned(), json!(c.ended(*e))))
         .collect();
     let f = &r.counters.fragments;
+    let (gaps, gap_bytes) = r.counters.reassembly.gaps();
     json!({
         "file": file.display().to_string(),
         "workers": r.workers,
@@ -217,8 +218,8 @@ fn summary_json(file: &std::path::Path, r: &OfflineReport) -> serde_json::Value 
         "packets_unmatched": unmatched,
         "flows": c.ended_total(),
         "flows_ended": ended,
-        "tcp_gaps": r.counters.reassembly.gaps().0,
-        "tcp_gap_bytes": r.counters.reassembly.gaps().1,
+        "tcp_gaps": gaps,
+        "tcp_gap_bytes": gap_bytes,
         "ip_fragments": f.fragments,
         "ip_fragments_unsteered": r.fragments_unsteered,
         "ip_datagrams_reassembled": f.completed,
