@@ -391,15 +391,16 @@ fn the_datapath_line_says_what_was_obtained() {
         .is_yes();
     let bed = TestBed::new(1);
     let json = std::env::temp_dir().join(format!("{}-summary.json", bed.cap_ns));
+    const UNAVAILABLE: &str = "bpf_xdp_adjust_meta unavailable";
     for (args, assume, metadata, why) in [
-        (&[][..], "", if allowed { "on" } else { "off" }, "refused"),
-        (&[][..], "xdp_meta=no", "off", "refused"),
+        (&[][..], "", if allowed { "on" } else { "off" }, UNAVAILABLE),
+        (&[][..], "xdp_meta=no", "off", UNAVAILABLE),
         (&["--no-xdp-meta"][..], "", "off", "--no-xdp-meta"),
         (
             &["--xdp-attach", "netlink"][..],
             "",
             if allowed { "on" } else { "off" },
-            "refused",
+            UNAVAILABLE,
         ),
     ] {
         let mut c = in_ns(
