@@ -131,7 +131,7 @@ fn run(
     let gaps = pipeline.counters().reassembly.sides.map(|s| s.gap_bytes);
     assert_eq!(gaps, [0, 0], "every byte delivered");
     // An HTTP record's start is the time of the segment that completed its
-    // request's head, which the segmentation decides (`zeek_logs` holds
+    // request line, which the segmentation decides (`zeek_logs` holds
     // it to tshark's): within the capture, then left out.
     let times = 1_700_000_000_000_000_000..1_700_000_000_000_000_000 + frames.len() as u64 * 1_000;
     let mut records = sink.l7;

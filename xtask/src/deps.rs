@@ -1,8 +1,8 @@
 //! `cargo xtask deps`: checks the build and test toolchain and installs only
 //! what is missing (Debian packages, the nightly's `rust-src`,
 //! `bpf-linker` built against the nightly's LLVM major, cargo-deb for the
-//! package, cargo-fuzz for the fuzz targets, virtme-ng for the kernel matrix's VM, and jsonschema for the
-//! EVE schema test).
+//! package, cargo-fuzz for the fuzz targets, virtme-ng for the kernel
+//! matrix's VM, and jsonschema for the EVE schema test).
 
 use std::process::{Command, Stdio};
 

@@ -561,6 +561,12 @@ impl Pairing {
         }
     }
 
+    /// What this side began was no head: whatever line it began with is no
+    /// start.
+    fn head_invalid(&mut self, request: bool) {
+        self.line_at[usize::from(request)] = None;
+    }
+
     fn finish_current(&mut self, out: &mut dyn RecordSink<HttpRecord>) {
         if let Some(rec) = self.current.take() {
             out.emit(rec);
@@ -857,8 +863,7 @@ fn step(
                     response_head(phase, p, b, out)
                 };
                 if used.is_none() {
-                    // Not a head: whatever line it began with is no start.
-                    p.line_at[usize::from(request)] = None;
+                    p.head_invalid(request);
                 }
                 match used {
                     Some(0) => {
