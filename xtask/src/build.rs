@@ -103,8 +103,9 @@ pub struct TestBinary {
     pub dir: PathBuf,
 }
 
-/// What `cargo test` builds: the test executables, and the binaries the
-/// integration tests run (`flowscope`).
+/// What the test tiers run: the test executables, and every binary target
+/// (`flowscope`, which the integration tests run; `fsgen`, which the
+/// kernel tests send traffic with).
 pub struct TestBuild {
     /// The test executables.
     pub tests: Vec<TestBinary>,
@@ -112,15 +113,18 @@ pub struct TestBuild {
     pub bins: Vec<TestBinary>,
 }
 
-/// The executables of `cargo test` (the same build as
-/// [`workspace_cargo`]`(obj, "test")`, so nothing is rebuilt after it), as
-/// `cargo test --no-run --message-format=json` reports them.
+/// Builds every target of the workspace in one `cargo build --all-targets`,
+/// as its JSON messages report them: the test executables are those of
+/// [`workspace_cargo`]`(obj, "test")`, so that builds nothing after it, and
+/// the binaries share its dependency features (a separate `cargo build -p`
+/// of one binary resolves other features and compiles some 35 crates a
+/// second time).
 ///
 /// # Errors
 /// When the build fails or its report cannot be read.
 pub fn test_binaries(obj: &std::path::Path) -> Result<TestBuild> {
-    let mut c = workspace_cargo(obj, "test");
-    c.args(["--no-run", "--message-format=json"])
+    let mut c = workspace_cargo(obj, "build");
+    c.args(["--all-targets", "--message-format=json"])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit());
     eprintln!("xtask: $ {}", cmd::display(&c));

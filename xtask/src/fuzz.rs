@@ -6,8 +6,11 @@
 //! `fuzz/artifacts/<target>/` and belong, once fixed, in
 //! `fuzz/regressions/<target>/`, which `tests/fuzz_corpus.rs` replays.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use anyhow::{Context, Result, bail};
 
@@ -62,45 +65,97 @@ pub fn run(args: &Args) -> Result<()> {
     fuzz(&targets, args.seconds)
 }
 
-/// Builds every target and fuzzes each in turn for `seconds`.
+/// Builds every target, then fuzzes each for `seconds`, as many at once as
+/// there are CPUs (libFuzzer runs on one). Each target's output goes to
+/// `target/fuzz-logs/<target>.log`; a failing target's is printed.
 ///
 /// # Errors
 /// When cargo-fuzz is missing and cannot be installed, the build fails or
 /// a target finds a crash.
 pub fn fuzz(targets: &[String], seconds: u64) -> Result<()> {
     deps::ensure_cargo_tool(deps::CARGO_FUZZ, |_| ())?;
-    // No sanitizer (the library is safe Rust), overflow checks on.
-    let flags = ["--sanitizer", "none", "--debug-assertions"];
-    cmd::run(nightly_cargo().args(["fuzz", "build"]).args(flags))?;
-    for target in targets {
-        let scratch = cmd::target_dir().join("fuzz-corpus").join(target);
-        std::fs::create_dir_all(&scratch)
-            .with_context(|| format!("cannot create {}", scratch.display()))?;
-        let mut run = nightly_cargo();
-        run.args(["fuzz", "run"])
-            .args(flags)
-            .arg(target)
-            .arg(&scratch)
-            .arg(fuzz_dir().join("corpus").join(target));
-        let regressions = fuzz_dir().join("regressions").join(target);
-        if regressions.is_dir() {
-            run.arg(regressions);
+    cmd::run(nightly_cargo().args(["fuzz", "build"]).args(FLAGS))?;
+    let logs = cmd::target_dir().join("fuzz-logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    let lanes = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let next = AtomicUsize::new(0);
+    let failed = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..lanes.min(targets.len()) {
+            s.spawn(|| {
+                while let Some(target) = targets.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if let Err(e) = fuzz_one(target, seconds, &logs) {
+                        eprintln!("xtask: {e:#}");
+                        (failed.lock().unwrap_or_else(PoisonError::into_inner))
+                            .push(target.as_str());
+                    }
+                }
+            });
         }
-        run.arg("--").args([
-            format!("-max_total_time={seconds}"),
-            "-timeout=10".into(),
-            "-rss_limit_mb=2048".into(),
-            "-print_final_stats=1".into(),
-        ]);
-        cmd::run(&mut run).with_context(|| {
-            format!(
-                "fuzz target {target} failed: the input is in fuzz/artifacts/{target}/; \
-                 once fixed, copy it to fuzz/regressions/{target}/"
-            )
-        })?;
+    });
+    let failed = failed.into_inner().unwrap_or_else(PoisonError::into_inner);
+    if !failed.is_empty() {
+        bail!("fuzz target(s) failed: {}", failed.join(", "));
     }
     Ok(())
 }
+
+/// No sanitizer (the library is safe Rust), overflow checks on.
+const FLAGS: [&str; 3] = ["--sanitizer", "none", "--debug-assertions"];
+
+/// Fuzzes `target` for `seconds`, its output into `logs/<target>.log`.
+fn fuzz_one(target: &str, seconds: u64, logs: &Path) -> Result<()> {
+    let scratch = cmd::target_dir().join("fuzz-corpus").join(target);
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
+    let mut run = nightly_cargo();
+    run.args(["fuzz", "run"])
+        .args(FLAGS)
+        .arg(target)
+        .arg(&scratch)
+        .arg(fuzz_dir().join("corpus").join(target));
+    let regressions = fuzz_dir().join("regressions").join(target);
+    if regressions.is_dir() {
+        run.arg(regressions);
+    }
+    run.arg("--").args([
+        format!("-max_total_time={seconds}"),
+        "-timeout=10".into(),
+        "-rss_limit_mb=2048".into(),
+        "-print_final_stats=1".into(),
+    ]);
+    let log_path = logs.join(format!("{target}.log"));
+    let log =
+        File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    run.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    eprintln!("xtask: $ {} > {}", cmd::display(&run), log_path.display());
+    let status = run
+        .status()
+        .with_context(|| format!("cannot start `{}`", cmd::display(&run)))?;
+    let out = std::fs::read_to_string(&log_path).unwrap_or_default();
+    if status.success() {
+        let runs = out
+            .lines()
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .map_or("?", str::trim);
+        eprintln!("xtask: fuzz {target}: {runs} runs in {seconds} s, no failure");
+        return Ok(());
+    }
+    let lines: Vec<&str> = out.lines().collect();
+    for line in &lines[lines.len().saturating_sub(OUTPUT_SHOWN)..] {
+        eprintln!("[{target}] {line}");
+    }
+    bail!(
+        "fuzz target {target} failed ({status}; all its output in {}): the input is in \
+         fuzz/artifacts/{target}/; once fixed, copy it to fuzz/regressions/{target}/",
+        log_path.display()
+    )
+}
+
+/// Lines of a failing target's output printed (its crash report).
+const OUTPUT_SHOWN: usize = 80;
 
 /// The targets: the files of `fuzz/fuzz_targets/`, sorted.
 pub fn targets() -> Result<Vec<String>> {

@@ -58,7 +58,6 @@ fn parse_kernel(s: &str) -> Result<Kernel, String> {
 pub fn run(args: &Args) -> Result<()> {
     deps::ensure(deps::Verbosity::Quiet)?;
     let obj = build::build_ebpf()?;
-    let fsgen = build::build_bins(&obj, false, &[("bench", "fsgen")])?.join("fsgen");
     let root = cmd::is_root();
     let host = args.kernels.is_empty() || args.kernels.iter().any(|k| matches!(k, Kernel::Host));
     let mut vms: Vec<vm::Kernel> = args
@@ -90,11 +89,12 @@ pub fn run(args: &Args) -> Result<()> {
     // Built once: what the host tier runs, what the package holds, what
     // the VMs run.
     let built = build::test_binaries(&obj)?;
-    let flowscope = built
-        .bins
-        .iter()
-        .find(|b| b.name == "flowscope")
-        .context("cargo test built no flowscope binary")?;
+    let bin = |name: &str| {
+        (built.bins.iter().find(|b| b.name == name))
+            .with_context(|| format!("the test build made no {name} binary"))
+    };
+    let flowscope = bin("flowscope")?;
+    let fsgen = &bin("fsgen")?.exe;
     let deb = package::make(
         &flowscope.exe,
         package::Kind::Test,
