@@ -54,6 +54,11 @@ fn outputs() -> &'static (TempDir, Vec<PathBuf>) {
 }
 
 #[test]
+fn the_schema_is_a_draft_7_schema() {
+    common::eve_schema::check_schema();
+}
+
+#[test]
 fn every_record_of_every_capture_validates() {
     let (_, files) = outputs();
     let report = assert_valid("read, read --decap, read --no-l7 of every capture", files);

@@ -19,10 +19,21 @@ const VALIDATOR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/eve_schema/v
 /// first file and line, and the message).
 pub fn validate(files: &[PathBuf]) -> Value {
     assert!(!files.is_empty(), "files to validate");
+    run_validator(&[], files)
+}
+
+/// Checks the schema itself against Draft 7's metaschema (the validator
+/// fails if it does not conform).
+pub fn check_schema() {
+    run_validator(&["--check-schema"], &[]);
+}
+
+fn run_validator(flags: &[&str], files: &[PathBuf]) -> Value {
     // `cargo xtask test` names the interpreter `cargo xtask deps` checked.
     let python = std::env::var_os("FLOWSCOPE_PYTHON").unwrap_or_else(|| "python3".into());
     let o = Command::new(python)
         .arg(VALIDATOR)
+        .args(flags)
         .arg(SCHEMA)
         .args(files)
         .output()

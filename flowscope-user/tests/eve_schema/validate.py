@@ -1,8 +1,10 @@
 """Validates EVE lines against Suricata's JSON schema (Draft 7, as Suricata's
-own tests do). Arguments: the schema, then files of one JSON object per line.
-Prints one JSON object: records checked per event_type and every distinct
-violation (event_type, where in the record, which rule) with how often it
-occurred, the first file and line that showed it and its message."""
+own tests do). Arguments: `--check-schema` to first check the schema itself
+against Draft 7's metaschema (most of a short run's time), the schema, then
+files of one JSON object per line. Prints one JSON object: records checked
+per event_type and every distinct violation (event_type, where in the
+record, which rule) with how often it occurred, the first file and line
+that showed it and its message."""
 
 import json
 import sys
@@ -15,12 +17,14 @@ def where(error):
 
 
 def main():
-    schema = json.load(open(sys.argv[1]))
-    Draft7Validator.check_schema(schema)
-    validator = Draft7Validator(schema)
+    args = sys.argv[1:]
+    if args[0] == "--check-schema":
+        args = args[1:]
+        Draft7Validator.check_schema(json.load(open(args[0])))
+    validator = Draft7Validator(json.load(open(args[0])))
     checked = {}
     violations = {}
-    for path in sys.argv[2:]:
+    for path in args[1:]:
         with open(path) as f:
             for n, line in enumerate(f, 1):
                 record = json.loads(line)
