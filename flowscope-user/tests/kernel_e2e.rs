@@ -151,7 +151,7 @@ fn every_frame_once(xdp_meta: bool, expect_meta: bool) {
         ready_tx.send(()).unwrap();
         let sent = sent_rx.recv().unwrap();
         // Wait, bounded, until every frame has been through a worker.
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while cap
             .worker_stats()
             .iter()
@@ -328,7 +328,7 @@ fn filtered_run(action: FilterAction) {
         let (accepted, rejected) = sent_rx.recv().unwrap();
         // Wait, bounded, until XDP has seen every frame and the sockets
         // have the ones it kept.
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while (cap.xdp_counters().unwrap().get(Counter::All).packets < accepted + rejected
             || cap
                 .worker_stats()

@@ -43,7 +43,9 @@ pub fn start(bed: &TestBed, extra: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // A bound, not a timing: in the emulated VM of the kernel matrix the
+    // debug build takes 14 to 18 s to load and attach.
+    let deadline = Instant::now() + Duration::from_secs(120);
     while !xdp_attached(bed) {
         assert!(Instant::now() < deadline, "capture did not attach");
         std::thread::sleep(Duration::from_millis(50));
