@@ -1,4 +1,4 @@
-//! Embeds the XDP object: the file named by `FLOWSCOPE_EBPF_OBJ`, else the
+//! Sets `cfg(live)`, and embeds the XDP object: the file named by `FLOWSCOPE_EBPF_OBJ`, else the
 //! one `cargo xtask build` leaves in `target/bpf/`, else nothing (the capture
 //! subcommand then says how to get it).
 //!
@@ -7,6 +7,14 @@
 use std::{env, fs, path::PathBuf};
 
 fn main() {
+    // `cfg(live)`: the live capture (XDP, AF_XDP, its runtime and
+    // subcommands) is built, on Linux with the `live` feature.
+    println!("cargo::rustc-check-cfg=cfg(live)");
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+        && env::var_os("CARGO_FEATURE_LIVE").is_some()
+    {
+        println!("cargo::rustc-cfg=live");
+    }
     println!("cargo:rerun-if-env-changed=FLOWSCOPE_EBPF_OBJ");
     let manifest =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));

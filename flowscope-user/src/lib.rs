@@ -31,7 +31,7 @@ pub mod tracker;
 pub mod view;
 pub mod wire;
 
-#[cfg(target_os = "linux")]
+#[cfg(live)]
 pub mod capture;
 pub mod runtime;
 

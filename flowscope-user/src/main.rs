@@ -16,14 +16,14 @@ struct Cli {
 enum Command {
     /// Capture live from an interface through XDP and AF_XDP (root, or five
     /// capabilities).
-    #[cfg(target_os = "linux")]
+    #[cfg(live)]
     #[command(after_long_help = flowscope::cli::capture::NOTES)]
     Capture(Box<flowscope::cli::capture::CaptureArgs>),
     /// Run a pcap or pcapng file (`-` for stdin) through the capture's
     /// workers on every core; EVE JSON out.
     Read(Box<flowscope::cli::read::ReadArgs>),
     /// Probe the kernel features the live datapath uses (root).
-    #[cfg(target_os = "linux")]
+    #[cfg(live)]
     Probe,
     /// Write the man pages or a shell's completion script (packaging).
     #[command(subcommand, hide = true)]
@@ -37,10 +37,10 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        #[cfg(target_os = "linux")]
+        #[cfg(live)]
         Command::Capture(args) => flowscope::cli::capture::run(*args),
         Command::Read(args) => flowscope::cli::read::run(*args),
-        #[cfg(target_os = "linux")]
+        #[cfg(live)]
         Command::Probe => Ok(flowscope::cli::probe::run()),
         Command::Generate(what) => flowscope::cli::generate::run(Cli::command(), what),
     };

@@ -7,7 +7,6 @@
 //! per RX queue (sharing that queue's UMEM), and runs one pinned worker thread
 //! per socket. Each worker hands its frames, in batches read straight from the
 //! UMEM, to a [`FrameHandler`] it owns, then returns them to the fill ring.
-//! [`MappedFile`] maps capture files for the offline reader.
 //! This module holds all of the crate's `unsafe` code and syscalls.
 
 pub mod bpf_sys;
@@ -15,7 +14,6 @@ mod cbpf;
 mod datapath;
 mod error;
 mod iface;
-mod mapped;
 mod netlink;
 mod probe;
 mod socket;
@@ -26,7 +24,6 @@ mod xdp_filter;
 pub use datapath::{AttachKind, AttachPolicy, Datapath, SketchSnapshot, XdpAttachMode};
 pub use error::CaptureError;
 pub use iface::{CAPABILITIES, rx_queue_count};
-pub use mapped::MappedFile;
 pub use probe::{Answer, Feature, KernelFeatures};
 pub use stats::{RingLevel, RingLevels, SocketStats, WorkerStats};
 pub use worker::{FrameCtx, FrameHandler, HANDLER_BATCH, RxFrame, WorkerId};

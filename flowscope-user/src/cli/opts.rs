@@ -65,7 +65,7 @@ macro_rules! options {
     };
 }
 // `capture`'s options use it too.
-#[cfg(target_os = "linux")]
+#[cfg(live)]
 pub(crate) use options;
 
 options! {

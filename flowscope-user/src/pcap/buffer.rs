@@ -26,7 +26,7 @@ const RETIRED_KEPT: usize = 8;
 enum Shared {
     Buf(Arc<Vec<u8>>),
     #[cfg(target_os = "linux")]
-    Mapped(Arc<crate::capture::MappedFile>),
+    Mapped(Arc<super::mapped::MappedFile>),
 }
 
 /// A shared handle to the bytes some packets live in: a read buffer or a
@@ -93,7 +93,7 @@ impl<R: Read> StreamBuf<R> {
 
     /// All of a mapped file.
     #[cfg(target_os = "linux")]
-    pub(super) fn mapped(map: crate::capture::MappedFile) -> Self {
+    pub(super) fn mapped(map: super::mapped::MappedFile) -> Self {
         let end = map.bytes().len();
         Self {
             reader: None,

@@ -31,6 +31,8 @@
 mod buffer;
 mod classic;
 mod error;
+#[cfg(target_os = "linux")]
+mod mapped;
 mod ng;
 
 pub use buffer::Chunk;
@@ -242,7 +244,7 @@ impl PcapReader<File> {
     /// As [`PcapReader::new`].
     pub fn from_file(file: File) -> Result<Self, PcapError> {
         #[cfg(target_os = "linux")]
-        if let Ok(Some(map)) = crate::capture::MappedFile::map(&file) {
+        if let Ok(Some(map)) = mapped::MappedFile::map(&file) {
             return Self::with_buf(StreamBuf::mapped(map));
         }
         Self::new(file)

@@ -18,22 +18,22 @@
 
 mod config;
 pub mod frames;
-#[cfg(target_os = "linux")]
+#[cfg(live)]
 mod live;
-#[cfg(target_os = "linux")]
+#[cfg(live)]
 mod metrics_server;
 pub mod offline;
 mod out;
-#[cfg(target_os = "linux")]
+#[cfg(live)]
 pub mod prometheus;
 mod shard;
 mod worker;
 mod writer;
 
 pub use config::{MAX_WORKERS, RunConfig};
-#[cfg(target_os = "linux")]
+#[cfg(live)]
 pub use live::{LiveCapture, LiveReport, LiveSnapshot, LiveWorker};
-#[cfg(target_os = "linux")]
+#[cfg(live)]
 pub use metrics_server::{METRICS_PATH, MetricsServer};
 pub use out::{Backpressure, InlineOut, RecordOut, RecordRing, WriterEnd};
 pub use shard::{Shard, TopFlow};

@@ -12,7 +12,7 @@ use std::os::fd::AsRawFd;
 /// raises SIGBUS, as with every mapped reader. Bytes appended after the
 /// mapping was made are not seen.
 #[derive(Debug)]
-pub struct MappedFile {
+pub(super) struct MappedFile {
     ptr: *const u8,
     len: usize,
 }
