@@ -143,8 +143,13 @@ fn fuzz_one(target: &str, seconds: u64, logs: &Path) -> Result<()> {
         eprintln!("xtask: fuzz {target}: {runs} runs in {seconds} s, no failure");
         return Ok(());
     }
+    // From the crash report's first line (a panic or libFuzzer's own), else
+    // the end of the output.
     let lines: Vec<&str> = out.lines().collect();
-    for line in &lines[lines.len().saturating_sub(OUTPUT_SHOWN)..] {
+    let from = (lines.iter())
+        .position(|l| l.contains("panicked at") || l.contains("ERROR: libFuzzer"))
+        .unwrap_or(lines.len().saturating_sub(OUTPUT_SHOWN));
+    for line in lines.iter().skip(from).take(OUTPUT_SHOWN) {
         eprintln!("[{target}] {line}");
     }
     bail!(
@@ -154,8 +159,8 @@ fn fuzz_one(target: &str, seconds: u64, logs: &Path) -> Result<()> {
     )
 }
 
-/// Lines of a failing target's output printed (its crash report).
-const OUTPUT_SHOWN: usize = 80;
+/// Lines of a failing target's output printed at most (its crash report).
+const OUTPUT_SHOWN: usize = 120;
 
 /// The targets: the files of `fuzz/fuzz_targets/`, sorted.
 pub fn targets() -> Result<Vec<String>> {
