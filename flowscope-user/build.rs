@@ -1,6 +1,7 @@
-//! Sets `cfg(live)`, and embeds the XDP object: the file named by `FLOWSCOPE_EBPF_OBJ`, else the
-//! one `cargo xtask build` leaves in `target/bpf/`, else nothing (the capture
-//! subcommand then says how to get it).
+//! Sets `cfg(live)`, and embeds the XDP object: the file named by
+//! `FLOWSCOPE_EBPF_OBJ`, else the one `cargo xtask build` leaves in
+//! `target/bpf/`, else nothing (the capture subcommand then says how to get
+//! it).
 //!
 //! The embedded copy is rewritten only when its bytes change, so building
 //! with and without the variable does not rebuild the crate each time.
