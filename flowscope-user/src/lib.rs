@@ -4,11 +4,13 @@
 //! reassembly, session parsers, output formats) builds and tests anywhere,
 //! without root, a NIC or the eBPF object. [`runtime`] runs it on every
 //! core, with one of two frame sources: capture files (anywhere), or the
-//! Linux XDP/AF_XDP datapath in [`capture`] (socket and map access; the
-//! live half of the runtime, with its `/metrics` endpoint, is Linux only).
-//! `unsafe` is confined to [`capture`], to two one-function hints in the
-//! tracker (`tracker::prefetch`, `tracker::hugepage`) and to the signal
-//! handlers of [`cli`], each with a SAFETY note.
+//! Linux XDP/AF_XDP datapath in `capture` (socket and map access; the live
+//! half of the runtime, with its `/metrics` endpoint, is Linux only, and
+//! built with the default feature `live`).
+//! `unsafe` is confined to `capture`, the capture-file mapping of [`pcap`],
+//! two one-function hints in the tracker (`tracker::prefetch`,
+//! `tracker::hugepage`), one ASCII conversion in `l7::session::texts` and
+//! the signal handlers of [`cli`], each with a SAFETY note.
 //!
 //! Pipeline: [`PacketView`] → [`FlowExtractor`] → `FlowTracker` → reassembly
 //! → session parsers → [`output::Record`] → writer stage.

@@ -2,7 +2,7 @@
 //! shards, records through bounded single-producer rings to one writer
 //! thread. One runtime for both frame sources:
 //!
-//! - live ([`LiveCapture`], Linux): AF_XDP sockets, one pinned worker per
+//! - live (`LiveCapture`, Linux, feature `live`): AF_XDP sockets, one pinned worker per
 //!   socket, the XDP program steering flows to sockets, Prometheus, and a
 //!   graceful shutdown;
 //! - capture files ([`offline`]): a reader thread steering frames by the
