@@ -7,7 +7,8 @@
 //! per RX queue (sharing that queue's UMEM), and runs one pinned worker thread
 //! per socket. Each worker hands its frames, in batches read straight from the
 //! UMEM, to a [`FrameHandler`] it owns, then returns them to the fill ring.
-//! This module holds all of the crate's `unsafe` code and syscalls.
+//! This module holds the live capture's `unsafe` code and syscalls (the
+//! crate's others are listed in its root documentation).
 
 pub mod bpf_sys;
 mod cbpf;

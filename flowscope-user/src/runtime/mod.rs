@@ -2,9 +2,9 @@
 //! shards, records through bounded single-producer rings to one writer
 //! thread. One runtime for both frame sources:
 //!
-//! - live (`LiveCapture`, Linux, feature `live`): AF_XDP sockets, one pinned worker per
-//!   socket, the XDP program steering flows to sockets, Prometheus, and a
-//!   graceful shutdown;
+//! - live (`LiveCapture`, Linux, feature `live`): AF_XDP sockets, one
+//!   pinned worker per socket, the XDP program steering flows to sockets,
+//!   Prometheus, and a graceful shutdown;
 //! - capture files ([`offline`]): a reader thread steering frames by the
 //!   XDP program's policy to per-worker rings, on every core.
 //!
