@@ -18,10 +18,13 @@ def where(error):
 
 def main():
     args = sys.argv[1:]
-    if args[0] == "--check-schema":
+    check = args[0] == "--check-schema"
+    if check:
         args = args[1:]
-        Draft7Validator.check_schema(json.load(open(args[0])))
-    validator = Draft7Validator(json.load(open(args[0])))
+    schema = json.load(open(args[0]))
+    if check:
+        Draft7Validator.check_schema(schema)
+    validator = Draft7Validator(schema)
     checked = {}
     violations = {}
     for path in args[1:]:
