@@ -87,6 +87,17 @@ impl From<SshRecord> for L7Record {
 }
 
 impl L7Record {
+    /// Its text storage (see [`into_buffer`](Self::into_buffer)).
+    pub(crate) fn texts(&self) -> &Texts {
+        match self {
+            Self::Http(r) => r.texts(),
+            Self::Dns(r) => r.texts(),
+            Self::Tls(r) => r.texts(),
+            Self::Ssh(r) => r.texts(),
+            Self::Quic(r) => r.texts(),
+        }
+    }
+
     /// The storage the record's text fields were written into, for another
     /// record (see [`RecordSink::spare_text`]); `None` for a record whose
     /// fields are owned one by one.

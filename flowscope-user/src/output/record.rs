@@ -177,6 +177,16 @@ pub enum Record {
 }
 
 impl Record {
+    /// Prefetches the record and an L7 record's text, which lives apart
+    /// from it: what encoding it reads first.
+    #[inline]
+    pub(crate) fn prefetch(&self) {
+        crate::tracker::prefetch(self, size_of::<Self>());
+        if let Self::L7 { record, .. } = self {
+            record.texts().prefetch();
+        }
+    }
+
     /// The text storage of an L7 record, for another record (see
     /// [`L7Record::into_buffer`]).
     pub fn into_buffer(self) -> Option<crate::l7::session::Texts> {

@@ -110,6 +110,14 @@ impl WriterEnd {
         self.records.pop().ok()
     }
 
+    /// Prefetches the record after the one just popped, if it is there:
+    /// it was written on another core, and its text lies apart from it.
+    pub(crate) fn prefetch_next(&self) {
+        if let Ok(record) = self.records.peek() {
+            record.prefetch();
+        }
+    }
+
     /// Hands a written record's text buffer back to its worker (dropped
     /// here when it is not [worth keeping](TextPool::worth_keeping)).
     pub fn recycle(&mut self, record: Record) {

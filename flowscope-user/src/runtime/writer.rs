@@ -60,6 +60,7 @@ impl WriterThread {
                     let mut any = false;
                     for c in &mut consumers {
                         while let Some(record) = c.pop() {
+                            c.prefetch_next();
                             outputs.write(&record);
                             c.recycle(record);
                             any = true;

@@ -215,6 +215,11 @@ impl DnsRecord {
         })
     }
 
+    /// Its text storage (to prefetch before it is written).
+    pub(crate) fn texts(&self) -> &Texts {
+        &self.texts
+    }
+
     /// The storage its text was written into, for another record.
     pub fn into_buffer(self) -> Texts {
         self.texts

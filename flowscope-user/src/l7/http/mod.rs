@@ -168,6 +168,11 @@ impl HttpRecord {
         self
     }
 
+    /// Its text storage (to prefetch before it is written).
+    pub(crate) fn texts(&self) -> &Texts {
+        &self.text
+    }
+
     /// The storage its text fields were written into, for another record.
     pub fn into_buffer(self) -> Texts {
         self.text

@@ -185,6 +185,11 @@ impl QuicRecord {
             .flat_map(|e| e.values.iter())
     }
 
+    /// Its text storage (to prefetch before it is written).
+    pub(crate) fn texts(&self) -> &Texts {
+        &self.texts
+    }
+
     /// The text buffer, for the next record to reuse.
     pub fn into_buffer(self) -> Texts {
         self.texts

@@ -121,6 +121,11 @@ impl SshRecord {
         })
     }
 
+    /// Its text storage (to prefetch before it is written).
+    pub(crate) fn texts(&self) -> &Texts {
+        &self.texts
+    }
+
     /// The text buffer, for the next record to reuse.
     pub fn into_buffer(self) -> Texts {
         self.texts

@@ -157,6 +157,11 @@ impl TlsRecord {
         self.list(List::Chain)
     }
 
+    /// Its text storage (to prefetch before it is written).
+    pub(crate) fn texts(&self) -> &Texts {
+        &self.texts
+    }
+
     /// The text buffer, for the next record to reuse.
     pub fn into_buffer(self) -> Texts {
         self.texts
