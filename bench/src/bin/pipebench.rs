@@ -118,9 +118,7 @@ impl PipelineSink<FiveTupleKey> for Counting {
     fn l7(&mut self, _flow: &FlowRecord<FiveTupleKey>, _ts: Timestamp, record: L7Record) {
         self.l7 += 1;
         std::hint::black_box(&record);
-        if let Some(text) = record.into_buffer() {
-            self.spares.keep(text);
-        }
+        self.spares.keep(record.into_buffer());
     }
 
     fn spare_text(&mut self) -> Texts {

@@ -99,15 +99,14 @@ impl L7Record {
     }
 
     /// The storage the record's text fields were written into, for another
-    /// record (see [`RecordSink::spare_text`]); `None` for a record whose
-    /// fields are owned one by one.
-    pub fn into_buffer(self) -> Option<Texts> {
+    /// record (see [`RecordSink::spare_text`]).
+    pub fn into_buffer(self) -> Texts {
         match self {
-            Self::Http(r) => Some(r.into_buffer()),
-            Self::Dns(r) => Some(r.into_buffer()),
-            Self::Tls(r) => Some(r.into_buffer()),
-            Self::Ssh(r) => Some(r.into_buffer()),
-            Self::Quic(r) => Some(r.into_buffer()),
+            Self::Http(r) => r.into_buffer(),
+            Self::Dns(r) => r.into_buffer(),
+            Self::Tls(r) => r.into_buffer(),
+            Self::Ssh(r) => r.into_buffer(),
+            Self::Quic(r) => r.into_buffer(),
         }
     }
 }

@@ -188,10 +188,10 @@ impl Record {
     }
 
     /// The text storage of an L7 record, for another record (see
-    /// [`L7Record::into_buffer`]).
+    /// [`L7Record::into_buffer`]); `None` for other records.
     pub fn into_buffer(self) -> Option<crate::l7::session::Texts> {
         match self {
-            Self::L7 { record, .. } => record.into_buffer(),
+            Self::L7 { record, .. } => Some(record.into_buffer()),
             _ => None,
         }
     }
