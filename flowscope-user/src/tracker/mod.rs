@@ -323,12 +323,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
             Ok(ext) => self.hasher.hash_one(ext.key) as u32,
             Err(_) => 0,
         };
-        let p = Pending {
-            result,
-            hash,
-            record: None,
-        };
-        self.process(view, &p, sink);
+        self.process(view, &result, hash, None, sink);
     }
 
     /// Tracks packets in order, software-pipelined: packet `i` is extracted
@@ -392,7 +387,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
                 && let (Some(view), Some(p)) =
                     (views.get(i - 2 * LEAD), ring.get((i - 2 * LEAD) % PIPELINE))
             {
-                self.process(*view, p, sink);
+                self.process(*view, &p.result, p.hash, p.record, sink);
             }
         }
         self.pending = ring;
@@ -501,12 +496,14 @@ impl<E: FlowExtractor> FlowTracker<E> {
     fn process(
         &mut self,
         view: PacketView<'_>,
-        p: &Pending<E::Key>,
+        result: &Result<Extracted<E::Key>, Unmatched>,
+        hash: u32,
+        hint: Option<(u32, u64)>,
         sink: &mut impl EventSink<E::Key>,
     ) {
         self.counters.packets += 1;
         self.advance(view.timestamp, sink);
-        let ext = match &p.result {
+        let ext = match result {
             Ok(ext) => ext,
             Err(reason) => {
                 self.counters.count_unmatched(*reason);
@@ -519,7 +516,7 @@ impl<E: FlowExtractor> FlowTracker<E> {
                 .map(|parent| InTunnel { parent, tunnel }),
             None => None,
         };
-        let slot = self.slot_for(ext, p.hash, p.record, role, view.timestamp.0, sink);
+        let slot = self.slot_for(ext, hash, hint, role, view.timestamp.0, sink);
         self.update::<true>(slot, view, ext, sink);
     }
 
