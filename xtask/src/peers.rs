@@ -335,8 +335,13 @@ pub fn run(args: &Args, bins: &Path) -> Result<()> {
         machine(),
         loadavg()
     );
+    let workers = args
+        .workers
+        .map(|n| format!(" --workers {n}"))
+        .unwrap_or_default();
+    let tshark = if args.no_tshark { " --no-tshark" } else { "" };
     println!(
-        "Command: `cargo xtask bench peers -- --runs {}`\n",
+        "Command: `cargo xtask bench peers -- --runs {}{workers}{tshark}`\n",
         args.runs
     );
     for (m, packets, bytes, cs, samples, split) in tables {
