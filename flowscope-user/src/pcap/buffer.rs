@@ -45,6 +45,17 @@ impl Chunk {
         }
     }
 
+    /// True for a whole mapped file: every packet of the file lies in this
+    /// one chunk, so holding it costs no memory beyond the mapping.
+    #[inline]
+    pub fn is_whole_file(&self) -> bool {
+        match &self.0 {
+            Shared::Buf(_) => false,
+            #[cfg(target_os = "linux")]
+            Shared::Mapped(_) => true,
+        }
+    }
+
     /// True when both handles name the same bytes.
     #[inline]
     pub fn same(&self, other: &Chunk) -> bool {

@@ -62,8 +62,13 @@ use crate::view::{PacketView, Timestamp};
 /// Frames per batch (a live ring read hands over as many).
 pub const BATCH: usize = 64;
 
-/// Batches buffered per worker between the reader and the worker.
+/// Batches buffered per worker between the reader and the worker, for a
+/// stream: each queued batch may hold a read buffer of its own (1 MiB).
 const BATCH_RING: usize = 64;
+/// The same for a mapped file, whose batches all share the mapping: deep
+/// enough that a worker keeps going while the reader is off its core (the
+/// reader and the workers share the cores); about 1 MiB of batches.
+const BATCH_RING_MAPPED: usize = 512;
 /// Batches waiting that wake a parked worker: half the ring, so that a
 /// worker that keeps up with the reader (the reader is the slower stage on
 /// two cores) is woken once per 2 048 frames, not once per 512.
@@ -208,7 +213,7 @@ impl Dispatch for Threads {
         // Wake a waiting worker once a few batches wait for it (or when
         // it has the last one), not for every batch: each wake-up of a
         // parked thread is a system call on both sides.
-        if ring.slots() <= BATCH_RING - WAKE_AT
+        if ring.slots() + WAKE_AT <= ring.buffer().capacity()
             && let Some(t) = self.threads.get(worker)
         {
             t.unpark();
@@ -405,12 +410,17 @@ where
         });
     }
     let (producers, consumers) = rings(n, cfg.run.record_ring);
+    let depth = if reader.chunk().is_whole_file() {
+        BATCH_RING_MAPPED
+    } else {
+        BATCH_RING
+    };
     let writer = WriterThread::start(consumers, outputs).context("starting the writer thread")?;
     let mut handles: Vec<JoinHandle<(Option<PipelineCounters>, FrameTapCounts)>> =
         Vec::with_capacity(n);
     let mut batch_rings = Vec::with_capacity(n);
     for (index, records) in producers.into_iter().enumerate() {
-        let (tx, mut rx) = rtrb::RingBuffer::<Batch>::new(BATCH_RING);
+        let (tx, mut rx) = rtrb::RingBuffer::<Batch>::new(depth);
         let config = worker_config(&cfg.run, index);
         let tap = tap(index);
         let handle = thread::Builder::new()
