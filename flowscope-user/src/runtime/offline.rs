@@ -69,9 +69,10 @@ const BATCH_RING: usize = 64;
 /// enough that a worker keeps going while the reader is off its core (the
 /// reader and the workers share the cores); about 1 MiB of batches.
 const BATCH_RING_MAPPED: usize = 512;
-/// Batches waiting that wake a parked worker: half the ring, so that a
-/// worker that keeps up with the reader (the reader is the slower stage on
-/// two cores) is woken once per 2 048 frames, not once per 512.
+/// Batches waiting that wake a parked worker (half a stream's ring, a
+/// sixteenth of a mapped file's), so that a worker that keeps up with the
+/// reader (the reader is the slower stage on two cores) is woken once per
+/// 2 048 frames, not once per 512.
 const WAKE_AT: usize = 32;
 
 /// Seed of the steering hash: fixed, so that a file always splits the same
